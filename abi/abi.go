@@ -1,0 +1,233 @@
+// Package abi is the single source of truth for the contract between a
+// pycomms host and its Wasm plugins (ABI v1): the import module name, the
+// names of every export and import, the status codes, the message kinds and
+// the capabilities a config may grant. SPEC.md in this directory is the
+// normative, language-neutral description; a test keeps the two in step.
+//
+// Both the host (host/plugin) and the Go guest SDK (sdk/go) import this
+// package, so a renamed export or a new code changes in exactly one place.
+package abi
+
+import "fmt"
+
+// Version is the ABI version this package describes.
+const Version = 1
+
+// MinVersion and MaxVersion bound the plugin ABI versions a host built from
+// this package accepts. A plugin reports its version through ExportABIVersion;
+// the host refuses any version outside [MinVersion, MaxVersion] and names both.
+const (
+	MinVersion = 1
+	MaxVersion = 1
+)
+
+// ImportModule is the Wasm import module under which the host provides every
+// pycomms host function. It carries owner and major version so that a
+// missing import is diagnosable at a glance.
+const ImportModule = "pycomms:host/v1"
+
+// Guest exports. A plugin must export ExportABIVersion, ExportAlloc and
+// ExportHandle, and a linear memory named ExportMemory.
+const (
+	// ExportABIVersion: () -> i32. Returns the ABI version the plugin was
+	// built against. Called once, after _initialize, when a version loads.
+	ExportABIVersion = "pycomms_abi_version"
+	// ExportAlloc: (size i32) -> i32. Returns a pointer to at least size
+	// writable bytes where the host copies the next message. The buffer
+	// belongs to the guest; the host writes it once, before ExportHandle.
+	ExportAlloc = "pycomms_alloc"
+	// ExportHandle: (kind, ptr, subject_len, payload_len, headers_len i32) -> i32.
+	// Delivers one message laid out at ptr as subject, payload, headers.
+	// Returns a Status.
+	ExportHandle = "pycomms_handle"
+	// ExportMemory is the plugin's linear memory.
+	ExportMemory = "memory"
+	// ExportInitialize is the WASI reactor initializer, called once per
+	// instance before anything else when the plugin exports it.
+	ExportInitialize = "_initialize"
+)
+
+// Host imports, all in ImportModule. Every function that returns i32 returns
+// a non-negative value on success and the negated Status on failure.
+const (
+	// ImportReply: (ptr, len i32) -> i32. Sets the reply to the message being
+	// handled (or, when pycomms_handle returns StatusHandlerError, the error
+	// message). The host copies the bytes before returning. No grant needed.
+	ImportReply = "reply"
+	// ImportLog: (level, ptr, len i32) -> i32. Writes a log line at a Level.
+	// Grant: log.
+	ImportLog = "log"
+	// ImportPublish: (topic_ptr, topic_len, data_ptr, data_len i32) -> i32.
+	// Publishes an event. Grant: publish.
+	ImportPublish = "publish"
+	// ImportSend: (subject_ptr, subject_len, data_ptr, data_len i32) -> i32.
+	// Sends a one-way message to a service. Grant: send.
+	ImportSend = "send"
+	// ImportCall: (subject_ptr, subject_len, data_ptr, data_len, timeout_ms i32) -> i32.
+	// Calls a service and waits for its reply. Returns the reply length;
+	// the reply (or the error message when negative) is read with
+	// ImportResult. Grant: call.
+	ImportCall = "call"
+	// ImportResult: (ptr, cap i32) -> i32. Copies the result of the last
+	// ImportCall (reply or error text) into ptr when it fits in cap, and
+	// returns its full length either way. No grant needed.
+	ImportResult = "result"
+	// ImportConfig: (ptr, cap i32) -> i32. Copies the plugin's config as a
+	// CBOR map into ptr when it fits in cap and returns its full length.
+	// No grant needed.
+	ImportConfig = "config"
+	// ImportConfigGet: (key_ptr, key_len, ptr, cap i32) -> i32. Copies the
+	// string form of one config value (dotted key path) into ptr when it fits
+	// and returns its full length, or -StatusNotFound. No grant needed.
+	ImportConfigGet = "config_get"
+	// ImportHeader: (key_ptr, key_len, ptr, cap i32) -> i32. Copies the value
+	// of one header of the message being handled, as ImportConfigGet does.
+	// No grant needed.
+	ImportHeader = "header"
+)
+
+// Kind says how a message was sent and whether a reply is expected.
+type Kind int32
+
+// Message kinds passed as the first argument of ExportHandle.
+const (
+	KindRequest Kind = 1 // request/reply: the caller waits for ImportReply
+	KindSend    Kind = 2 // one-way send to a service: any reply is dropped
+	KindEvent   Kind = 3 // pub/sub event on a topic: any reply is dropped
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindRequest:
+		return "request"
+	case KindSend:
+		return "send"
+	case KindEvent:
+		return "event"
+	}
+	return fmt.Sprintf("kind(%d)", int32(k))
+}
+
+// Status is the result of a handler and of every host function, and the
+// error class the host reports to callers (control API, CLI exit codes).
+// Host functions return it negated; ExportHandle returns it as is.
+type Status int32
+
+// Status codes. Their numbers are part of ABI v1 and never change.
+const (
+	StatusOK           Status = 0  // success
+	StatusDenied       Status = 1  // the capability is not granted to this plugin
+	StatusInvalid      Status = 2  // bad argument: out-of-bounds pointer, bad subject, unknown level
+	StatusTooLarge     Status = 3  // a size limit was exceeded (reply, payload)
+	StatusNoHandler    Status = 4  // nobody serves the subject
+	StatusTimeout      Status = 5  // the deadline passed
+	StatusBusy         Status = 6  // a bounded queue is full
+	StatusHandlerError Status = 7  // the handler returned an application error
+	StatusTrap         Status = 8  // the plugin trapped, was killed or broke the ABI
+	StatusNoMethod     Status = 9  // the plugin serves the service but not this method
+	StatusNotFound     Status = 10 // a config key or header does not exist
+	StatusUnreachable  Status = 11 // the node that serves the subject cannot be reached
+	StatusInternal     Status = 12 // a host-side failure
+)
+
+var statusNames = map[Status]string{
+	StatusOK:           "ok",
+	StatusDenied:       "denied",
+	StatusInvalid:      "invalid",
+	StatusTooLarge:     "too_large",
+	StatusNoHandler:    "no_handler",
+	StatusTimeout:      "timeout",
+	StatusBusy:         "busy",
+	StatusHandlerError: "handler_error",
+	StatusTrap:         "trap",
+	StatusNoMethod:     "no_method",
+	StatusNotFound:     "not_found",
+	StatusUnreachable:  "unreachable",
+	StatusInternal:     "internal",
+}
+
+// String returns the stable snake_case name of a status, as used in SPEC.md
+// and in the control API's JSON errors.
+func (s Status) String() string {
+	if n, ok := statusNames[s]; ok {
+		return n
+	}
+	return fmt.Sprintf("status(%d)", int32(s))
+}
+
+// Statuses returns every defined status in numeric order.
+func Statuses() []Status {
+	out := make([]Status, 0, len(statusNames))
+	for s := StatusOK; s <= StatusInternal; s++ {
+		out = append(out, s)
+	}
+	return out
+}
+
+// ParseStatus returns the status with the given String name.
+func ParseStatus(name string) (Status, bool) {
+	for s, n := range statusNames {
+		if n == name {
+			return s, true
+		}
+	}
+	return 0, false
+}
+
+// Level is a log level for ImportLog.
+type Level int32
+
+// Log levels.
+const (
+	LevelDebug Level = 0
+	LevelInfo  Level = 1
+	LevelWarn  Level = 2
+	LevelError Level = 3
+)
+
+// Capability names a group of host functions a config may grant.
+type Capability string
+
+// Capabilities. ImportReply, ImportResult, ImportConfig, ImportConfigGet and
+// ImportHeader need no grant.
+const (
+	CapLog     Capability = "log"
+	CapPublish Capability = "publish"
+	CapCall    Capability = "call"
+	CapSend    Capability = "send"
+)
+
+// Capabilities lists every capability a config may grant.
+func Capabilities() []Capability {
+	return []Capability{CapLog, CapPublish, CapCall, CapSend}
+}
+
+// DefaultGrants are granted when a plugin's config lists none.
+func DefaultGrants() []Capability { return []Capability{CapLog} }
+
+// ImportCapability maps each host import to the capability it needs, or ""
+// when it needs none.
+var ImportCapability = map[string]Capability{
+	ImportReply:     "",
+	ImportLog:       CapLog,
+	ImportPublish:   CapPublish,
+	ImportSend:      CapSend,
+	ImportCall:      CapCall,
+	ImportResult:    "",
+	ImportConfig:    "",
+	ImportConfigGet: "",
+	ImportHeader:    "",
+}
+
+// Limits of ABI v1 that do not depend on configuration.
+const (
+	// MaxSubjectLen is the longest subject or topic, in bytes.
+	MaxSubjectLen = 1024
+	// MaxHeadersLen is the largest encoded headers map, in bytes.
+	MaxHeadersLen = 64 << 10
+)
+
+// Headers is the CBOR type of the headers region of a message: a map of
+// text strings to text strings, encoded with definite lengths. An empty
+// headers map is sent as zero bytes (headers_len = 0), not as an empty map.
+type Headers map[string]string

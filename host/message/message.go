@@ -1,0 +1,59 @@
+// Package message defines the in-host representation of a message and the
+// error type that carries an abi.Status from wherever a message fails (the
+// router, a plugin, the control API) to whoever has to report it (a guest
+// host-function return code, an HTTP status, a CLI exit code).
+package message
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pycomms/pycomms-host/abi"
+)
+
+// Message is one request, one-way send or event travelling through the host.
+// The router and the plugin runtime never modify a Message they did not
+// create; Payload and Headers are shared read-only.
+type Message struct {
+	Kind    abi.Kind
+	Subject string
+	Payload []byte
+	Headers abi.Headers
+	// Deadline is when the sender stops waiting. Zero means no deadline
+	// (only allowed for events and sends, which get the receiver's limit).
+	Deadline time.Time
+	// Hops counts how many handlers this message's causal chain has passed
+	// through inside the host; the router refuses chains deeper than its
+	// limit so that a call loop ends with a clear error, not a deadlock.
+	Hops int
+	// From names the origin: a plugin name, "control" or later a node.
+	From string
+}
+
+// Error is a failed message: a status class plus a human-readable text that
+// names what failed and where.
+type Error struct {
+	Status abi.Status
+	Msg    string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Errorf returns an *Error with the given status.
+func Errorf(status abi.Status, format string, args ...any) *Error {
+	return &Error{Status: status, Msg: fmt.Sprintf(format, args...)}
+}
+
+// StatusOf returns the status carried by err, StatusOK for nil, and
+// StatusInternal for an error that carries none.
+func StatusOf(err error) abi.Status {
+	if err == nil {
+		return abi.StatusOK
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return abi.StatusInternal
+}
