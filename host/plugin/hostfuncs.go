@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pycomms/pycomms-host/abi"
+	"github.com/pycomms/pycomms-host/host/fuel"
 	"github.com/pycomms/pycomms-host/host/message"
 	"github.com/tetratelabs/wazero/api"
 )
@@ -54,10 +55,10 @@ func capNames() string {
 
 func neg(s abi.Status) uint64 { return uint64(uint32(-int32(s))) }
 
-func workerOf(ctx context.Context) *worker { return ctx.Value(workerKey{}).(*worker) }
+func instanceOf(ctx context.Context) *instance { return ctx.Value(instanceKey{}).(*instance) }
 
 // instantiateHostModules provides pycomms:host/v1 (the ABI) and
-// pycomms:internal (the trampoline's next and fill) in this version's runtime.
+// pycomms:internal (the fuel tick) in this version's runtime.
 func (v *Version) instantiateHostModules(ctx context.Context) error {
 	b := v.rt.NewHostModuleBuilder(abi.ImportModule)
 	add := func(name string, fn api.GoModuleFunction) {
@@ -76,51 +77,25 @@ func (v *Version) instantiateHostModules(ctx context.Context) error {
 	if _, err := b.Instantiate(ctx); err != nil {
 		return fmt.Errorf("instantiate %s: %w", abi.ImportModule, err)
 	}
-	ib := v.rt.NewHostModuleBuilder(internalModule)
-	ib.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(trampNext), i32s(1), i32s(1)).Export(fnNext)
-	ib.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(trampFill), i32s(1), nil).Export(fnFill)
-	if _, err := ib.Instantiate(ctx); err != nil {
-		return fmt.Errorf("instantiate %s: %w", internalModule, err)
+	tb := v.rt.NewHostModuleBuilder(fuel.ImportModule)
+	tb.NewFunctionBuilder().WithGoModuleFunction(hostTick, nil, i32s(1)).Export(fuel.ImportTick)
+	if _, err := tb.Instantiate(ctx); err != nil {
+		return fmt.Errorf("instantiate %s: %w", fuel.ImportModule, err)
 	}
 	return nil
 }
 
-// trampNext finishes the message in hand with the status pycomms_handle
-// returned, then blocks for the next one. It returns 0 when the version
-// is closing, which ends the trampoline's loop.
-var trampNext = func(ctx context.Context, _ api.Module, stack []uint64) {
-	w := workerOf(ctx)
-	if w.killed.Load() != killNone {
-		panic("instance stopped by the watchdog")
+// hostTick is where an instrumented guest lands every fuel.Period loop
+// iterations and function entries: the host's chance to stop it.
+var hostTick = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
+	w := instanceOf(ctx)
+	if w.killed.Load() {
+		panic(errStopped)
 	}
-	if j := w.job; j != nil {
-		w.complete(j, abi.Status(int32(stack[0])))
-	}
-	for j := range w.v.jobs {
-		if d := j.m.Deadline; !d.IsZero() && time.Now().After(d) {
-			w.endJob(j, nil, message.Errorf(abi.StatusTimeout, "plugin %q: %s: deadline passed while queued", w.v.spec.Name, j.m.Subject))
-			continue
-		}
-		w.begin(j)
-		w.v.calls.Add(1)
-		stack[0] = 1
-		return
-	}
-	stack[0] = 0
-}
+	stack[0] = fuel.Period
+})
 
-// trampFill copies the message in hand to the buffer pycomms_alloc returned.
-var trampFill = func(ctx context.Context, _ api.Module, stack []uint64) {
-	w := workerOf(ctx)
-	j := w.job
-	s, p, h := len(j.m.Subject), len(j.m.Payload), len(j.hdr)
-	buf := w.read(abi.ExportAlloc+" result", uint32(stack[0]), uint32(s+p+h))
-	copy(buf, j.m.Subject)
-	copy(buf[s:], j.m.Payload)
-	copy(buf[s+p:], j.hdr)
-}
-
-func (w *worker) granted(c abi.Capability, stack []uint64) bool {
+func (w *instance) granted(c abi.Capability, stack []uint64) bool {
 	bit, _ := capBit(c)
 	if w.v.grants[bit] {
 		return true
@@ -133,7 +108,7 @@ func (w *worker) granted(c abi.Capability, stack []uint64) bool {
 }
 
 var hostReply = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
-	w := workerOf(ctx)
+	w := instanceOf(ctx)
 	ptr, n := uint32(stack[0]), uint32(stack[1])
 	data := w.read("reply", ptr, n)
 	if uint64(n) > w.v.spec.MaxReply {
@@ -147,7 +122,7 @@ var hostReply = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack [
 })
 
 var hostLog = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
-	w := workerOf(ctx)
+	w := instanceOf(ctx)
 	if !w.granted(abi.CapLog, stack) {
 		return
 	}
@@ -173,7 +148,7 @@ var hostLog = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []u
 
 // outgoing builds a message a handler sends; it inherits the remaining
 // budget and the hop count of the message in hand.
-func (w *worker) outgoing(kind abi.Kind, stack []uint64, what string) (*message.Message, bool) {
+func (w *instance) outgoing(kind abi.Kind, stack []uint64, what string) (*message.Message, bool) {
 	subject := string(w.read(what+" subject", uint32(stack[0]), uint32(stack[1])))
 	data := w.read(what+" data", uint32(stack[2]), uint32(stack[3]))
 	if w.v.host == nil {
@@ -181,15 +156,15 @@ func (w *worker) outgoing(kind abi.Kind, stack []uint64, what string) (*message.
 		return nil, false
 	}
 	m := &message.Message{Kind: kind, Subject: subject, Payload: append([]byte(nil), data...), From: w.v.spec.Name}
-	if j := w.job; j != nil {
-		m.Hops = j.m.Hops + 1
+	if in := w.msg; in != nil {
+		m.Hops = in.Hops + 1
 		m.Deadline = time.Unix(0, w.deadline)
 	}
 	return m, true
 }
 
 var hostPublish = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
-	w := workerOf(ctx)
+	w := instanceOf(ctx)
 	if !w.granted(abi.CapPublish, stack) {
 		return
 	}
@@ -206,7 +181,7 @@ var hostPublish = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack
 })
 
 var hostSend = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
-	w := workerOf(ctx)
+	w := instanceOf(ctx)
 	if !w.granted(abi.CapSend, stack) {
 		return
 	}
@@ -223,7 +198,7 @@ var hostSend = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []
 })
 
 var hostCall = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
-	w := workerOf(ctx)
+	w := instanceOf(ctx)
 	if !w.granted(abi.CapCall, stack) {
 		return
 	}
@@ -254,7 +229,7 @@ var hostCall = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []
 
 // copyOut implements the "copy when it fits, return the full length"
 // convention of result, config, config_get and header.
-func (w *worker) copyOut(what string, data []byte, ptr, capacity uint32, stack []uint64) {
+func (w *instance) copyOut(what string, data []byte, ptr, capacity uint32, stack []uint64) {
 	if uint32(len(data)) <= capacity && len(data) > 0 {
 		if !w.mem.Write(ptr, data) {
 			w.violate("%s: range [%#x, +%d) is outside linear memory (%d bytes)", what, ptr, len(data), w.mem.Size())
@@ -264,17 +239,17 @@ func (w *worker) copyOut(what string, data []byte, ptr, capacity uint32, stack [
 }
 
 var hostResult = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
-	w := workerOf(ctx)
+	w := instanceOf(ctx)
 	w.copyOut("result", w.callRes, uint32(stack[0]), uint32(stack[1]), stack)
 })
 
 var hostConfig = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
-	w := workerOf(ctx)
+	w := instanceOf(ctx)
 	w.copyOut("config", w.v.cfgCBOR, uint32(stack[0]), uint32(stack[1]), stack)
 })
 
 var hostConfigGet = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
-	w := workerOf(ctx)
+	w := instanceOf(ctx)
 	key := w.read("config_get key", uint32(stack[0]), uint32(stack[1]))
 	val, ok := w.v.cfgFlat[string(key)]
 	if !ok {
@@ -285,12 +260,12 @@ var hostConfigGet = api.GoModuleFunc(func(ctx context.Context, _ api.Module, sta
 })
 
 var hostHeader = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
-	w := workerOf(ctx)
+	w := instanceOf(ctx)
 	key := w.read("header key", uint32(stack[0]), uint32(stack[1]))
 	var val string
 	ok := false
-	if j := w.job; j != nil {
-		val, ok = j.m.Headers[string(key)]
+	if in := w.msg; in != nil {
+		val, ok = in.Headers[string(key)]
 	}
 	if !ok {
 		stack[0] = neg(abi.StatusNotFound)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/pycomms/pycomms-host/abi"
+	"github.com/pycomms/pycomms-host/host/fuel"
 	"github.com/pycomms/pycomms-host/host/message"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -21,8 +22,9 @@ import (
 )
 
 // Version is one loaded, immutable version of a plugin: its compiled module
-// and a pool of instances, each owned by one worker goroutine. Messages
-// reach the workers through a bounded queue.
+// and a pool of instances. A request runs on the caller's goroutine with an
+// instance taken from the pool; sends and events wait in a bounded queue
+// for a small set of goroutines that deliver them the same way.
 type Version struct {
 	spec    Spec
 	hash    string
@@ -31,12 +33,15 @@ type Version struct {
 	rt      wazero.Runtime
 	module  wazero.CompiledModule
 	loaded  time.Time
-	grants  [8]bool // indexed by capability bit
+	grants  [8]bool // indexed by capability position
 	cfgCBOR []byte
 	cfgFlat map[string]string
 
-	jobs    chan *job
-	workers []*worker
+	all     []*instance
+	idle    chan *instance
+	alive   atomic.Int64 // instances that exist (a failed restart loses one)
+	waiting atomic.Int64 // requests waiting for an idle instance
+	posts   chan *message.Message
 	wg      sync.WaitGroup
 
 	refs     atomic.Int64
@@ -44,6 +49,7 @@ type Version struct {
 	drained  chan struct{}
 	drainOne sync.Once
 	stopDog  chan struct{}
+	closed   chan struct{}
 
 	restarts atomic.Uint64
 	calls    atomic.Uint64
@@ -88,9 +94,11 @@ func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, erro
 		hash:    hex.EncodeToString(sum[:]),
 		engine:  e,
 		host:    host,
-		jobs:    make(chan *job, spec.Queue),
+		idle:    make(chan *instance, spec.Instances),
+		posts:   make(chan *message.Message, spec.Queue),
 		drained: make(chan struct{}),
 		stopDog: make(chan struct{}),
+		closed:  make(chan struct{}),
 	}
 	for _, g := range spec.Grants {
 		bit, ok := capBit(g)
@@ -108,12 +116,15 @@ func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, erro
 	}
 	v.cfgFlat = flatten(spec.Config)
 
-	pages := uint32(min(spec.Memory/65536, 65536))
-	if pages == 0 {
-		pages = 1
+	if len(spec.Wasm) < 8 || string(spec.Wasm[:4]) != "\x00asm" {
+		return nil, errors.New("not a WebAssembly module (no \\0asm header)")
 	}
+	metered, err := fuel.Instrument(spec.Wasm)
+	if err != nil {
+		return nil, fmt.Errorf("prepare module: %w", err)
+	}
+	pages := uint32(min(max(spec.Memory/65536, 1), 65536))
 	cfg := wazero.NewRuntimeConfigCompiler().
-		WithCloseOnContextDone(true).
 		WithMemoryLimitPages(pages).
 		WithCompilationCache(e.cache)
 	v.rt = wazero.NewRuntimeWithConfig(ctx, cfg)
@@ -123,11 +134,7 @@ func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, erro
 			v.rt.Close(context.Background())
 		}
 	}()
-
-	if len(spec.Wasm) < 8 || string(spec.Wasm[:4]) != "\x00asm" {
-		return nil, errors.New("not a WebAssembly module (no \\0asm header)")
-	}
-	mod, err := v.rt.CompileModule(ctx, spec.Wasm)
+	mod, err := v.rt.CompileModule(ctx, metered)
 	if err != nil {
 		return nil, fmt.Errorf("compile: %w", err)
 	}
@@ -141,24 +148,30 @@ func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, erro
 	if err := v.instantiateHostModules(ctx); err != nil {
 		return nil, err
 	}
-
-	v.workers = make([]*worker, spec.Instances)
-	for i := range v.workers {
-		w := &worker{v: v, slot: i}
+	go v.watchdog()
+	defer func() {
+		if !ok {
+			close(v.stopDog)
+		}
+	}()
+	v.all = make([]*instance, spec.Instances)
+	for i := range v.all {
+		w := &instance{v: v, slot: i}
 		if err := w.instantiate(ctx); err != nil {
-			for _, o := range v.workers[:i] {
-				o.closeInstance()
+			for _, o := range v.all[:i] {
+				o.close()
 			}
 			return nil, err
 		}
-		v.workers[i] = w
+		v.all[i] = w
+		v.idle <- w
+	}
+	v.alive.Store(int64(spec.Instances))
+	for range min(spec.Instances, 4) {
+		v.wg.Add(1)
+		go v.deliverPosts()
 	}
 	v.loaded = time.Now()
-	for _, w := range v.workers {
-		v.wg.Add(1)
-		go w.run()
-	}
-	go v.watchdog()
 	ok = true
 	return v, nil
 }
@@ -195,6 +208,10 @@ func checkModule(mod wazero.CompiledModule) error {
 		modName, name, _ := def.Import()
 		switch modName {
 		case wasi_snapshot_preview1.ModuleName:
+		case fuel.ImportModule:
+			if name != fuel.ImportTick {
+				problems = append(problems, fmt.Sprintf("imports %s.%s from a module reserved for the host", modName, name))
+			}
 		case abi.ImportModule:
 			hf, ok := hostFuncTypes[name]
 			if !ok {
@@ -249,46 +266,110 @@ func (v *Version) release() {
 }
 
 // Close stops accepting messages, lets every accepted message finish, then
-// stops the workers and frees the runtime. It is what "drain the old pool"
-// means on a swap. Safe to call more than once.
+// frees the instances and the runtime. It is what "drain the old pool"
+// means on a swap. Safe to call more than once and concurrently.
 func (v *Version) Close() {
 	if v.closing.Swap(true) {
-		<-v.drained
-		v.wg.Wait()
+		<-v.closed
 		return
 	}
 	if v.refs.Load() == 0 {
 		v.drainOne.Do(func() { close(v.drained) })
 	}
 	<-v.drained
-	close(v.jobs)
+	close(v.posts)
 	v.wg.Wait()
 	close(v.stopDog)
+	for _, w := range v.all {
+		w.close()
+	}
 	v.rt.Close(context.Background())
+	close(v.closed)
 }
 
-// Request queues a request and waits for its reply, ctx or m.Deadline.
+// deadline is when a message must be done: the sender's deadline or the
+// plugin's timeout, whichever comes first.
+func (v *Version) deadline(m *message.Message, now time.Time) time.Time {
+	dl := now.Add(v.spec.Timeout)
+	if d := m.Deadline; !d.IsZero() && d.Before(dl) {
+		return d
+	}
+	return dl
+}
+
+// Request runs a request on an idle instance and returns its reply. It
+// waits for an instance until the deadline; at most Queue requests wait.
 func (v *Version) Request(ctx context.Context, m *message.Message) ([]byte, error) {
 	if !v.acquire() {
 		return nil, errRetired
 	}
-	j := getJob(m)
-	select {
-	case v.jobs <- j:
-	default:
-		v.release()
-		putJob(j)
-		return nil, message.Errorf(abi.StatusBusy, "plugin %q is busy: %d messages queued", v.spec.Name, v.spec.Queue)
+	defer v.release()
+	dl := v.deadline(m, time.Now())
+	w, err := v.checkout(ctx, m, dl)
+	if err != nil {
+		v.errors.Add(1)
+		return nil, err
 	}
+	reply, err := v.run(w, m, dl)
+	return reply, err
+}
+
+func (v *Version) checkout(ctx context.Context, m *message.Message, dl time.Time) (*instance, error) {
 	select {
-	case <-j.done:
-		reply, err := j.reply, j.err
-		putJob(j)
-		return reply, err
+	case w := <-v.idle:
+		return w, nil
+	default:
+	}
+	if v.alive.Load() == 0 {
+		return nil, message.Errorf(abi.StatusTrap, "plugin %q has no instance left: every restart failed (see the log)", v.spec.Name)
+	}
+	if n := v.waiting.Add(1); n > int64(v.spec.Queue) {
+		v.waiting.Add(-1)
+		return nil, message.Errorf(abi.StatusBusy, "plugin %q is busy: %d instances in use and %d requests waiting", v.spec.Name, v.spec.Instances, v.spec.Queue)
+	}
+	defer v.waiting.Add(-1)
+	t := time.NewTimer(time.Until(dl))
+	defer t.Stop()
+	select {
+	case w := <-v.idle:
+		return w, nil
+	case <-t.C:
+		return nil, message.Errorf(abi.StatusTimeout, "plugin %q: %s: deadline passed while waiting for a free instance (%d in use)", v.spec.Name, m.Subject, v.spec.Instances)
 	case <-ctx.Done():
-		// The worker still owns j and will complete it into its buffered
-		// channel; j is simply not recycled.
-		return nil, message.Errorf(abi.StatusTimeout, "%s: %s: %v", v.spec.Name, m.Subject, ctx.Err())
+		return nil, message.Errorf(abi.StatusTimeout, "plugin %q: %s: %v while waiting for a free instance", v.spec.Name, m.Subject, ctx.Err())
+	}
+}
+
+// run delivers m on w, replaces w when the call broke it, and returns w (or
+// its replacement) to the pool.
+func (v *Version) run(w *instance, m *message.Message, dl time.Time) ([]byte, error) {
+	v.busy.Add(1)
+	v.calls.Add(1)
+	reply, err, broken := w.invoke(m, dl)
+	v.busy.Add(-1)
+	if err != nil {
+		v.errors.Add(1)
+	}
+	if broken {
+		v.replace(w, err)
+	}
+	if w.mod != nil {
+		v.idle <- w
+	}
+	return reply, err
+}
+
+// replace swaps a broken instance for a fresh one in the same slot. If the
+// fresh one cannot start, the slot is lost and the pool shrinks.
+func (v *Version) replace(w *instance, cause error) {
+	logger := v.engine.logger
+	v.restarts.Add(1)
+	logger.Warn("plugin instance replaced", "plugin", v.spec.Name, "instance", w.slot, "cause", cause)
+	w.close()
+	if err := w.instantiate(context.Background()); err != nil {
+		v.alive.Add(-1)
+		logger.Error("plugin instance could not be restarted", "plugin", v.spec.Name, "instance", w.slot, "err", err)
+		w.close()
 	}
 }
 
@@ -297,13 +378,29 @@ func (v *Version) Post(m *message.Message) error {
 	if !v.acquire() {
 		return errRetired
 	}
-	j := &job{m: m, post: true}
 	select {
-	case v.jobs <- j:
-		return nil
+	case v.posts <- m:
+		return nil // released by deliverPosts
 	default:
 		v.release()
 		return message.Errorf(abi.StatusBusy, "plugin %q is busy: %d messages queued", v.spec.Name, v.spec.Queue)
+	}
+}
+
+func (v *Version) deliverPosts() {
+	defer v.wg.Done()
+	for m := range v.posts {
+		dl := v.deadline(m, time.Now())
+		w, err := v.checkout(context.Background(), m, dl)
+		if err == nil {
+			_, err = v.run(w, m, dl)
+		} else {
+			v.errors.Add(1)
+		}
+		if err != nil {
+			v.engine.logger.Warn("plugin failed to handle message", "plugin", v.spec.Name, "kind", m.Kind.String(), "subject", m.Subject, "err", err)
+		}
+		v.release()
 	}
 }
 
@@ -317,12 +414,11 @@ func (v *Version) watchdog() {
 		case <-v.stopDog:
 			return
 		case <-t.C:
-			if v.busy.Load() == 0 {
-				continue
-			}
 			now := time.Now().UnixNano()
-			for _, w := range v.workers {
-				w.checkDeadline(now)
+			for _, w := range v.all {
+				if w != nil {
+					w.checkDeadline(now)
+				}
 			}
 		}
 	}

@@ -1,0 +1,155 @@
+package fuel
+
+import "fmt"
+
+// code copies instructions from r to out up to and including the `end` that
+// closes the expression, renumbering function references. In function
+// bodies (checks) it adds a fuel check after every loop header.
+func (in *instrumenter) code(r *reader, out []byte, checks, constExpr bool) ([]byte, error) {
+	depth := 0
+	for {
+		if r.done() {
+			return nil, fmt.Errorf("unexpected end of code (unclosed block)")
+		}
+		start := r.pos
+		op := r.byte()
+		switch {
+		case op == 0x0b: // end
+			out = append(out, op)
+			if depth == 0 {
+				return out, r.err
+			}
+			depth--
+			continue
+		case op == 0x02 || op == 0x04 || op == 0x06: // block, if, try
+			r.leb()
+			depth++
+		case op == 0x03: // loop
+			r.leb()
+			depth++
+			out = append(out, r.b[start:r.pos]...)
+			if checks {
+				out = in.check(out)
+			}
+			continue
+		case op == 0x1f: // try_table
+			r.leb()
+			n := r.u32()
+			for i := uint32(0); i < n && r.err == nil; i++ {
+				kind := r.byte()
+				if kind == 0 || kind == 1 {
+					r.u32() // tag
+				}
+				r.u32() // label
+			}
+			depth++
+		case op == 0x10 || op == 0x12 || op == 0xd2: // call, return_call, ref.func
+			idx := r.u32()
+			out = append(out, op)
+			out = appendU32(out, in.shift(idx))
+			continue
+		case op == 0x0e: // br_table
+			n := r.u32()
+			for i := uint32(0); i <= n && r.err == nil; i++ {
+				r.u32()
+			}
+		case op == 0x11 || op == 0x13: // call_indirect, return_call_indirect
+			r.u32()
+			r.u32()
+		case op == 0x1c: // select with types
+			n := r.u32()
+			for i := uint32(0); i < n && r.err == nil; i++ {
+				r.leb()
+			}
+		case op == 0x18: // delegate closes a try like end does
+			r.u32()
+			depth--
+		case op == 0x0c || op == 0x0d || (op >= 0x20 && op <= 0x26) ||
+			op == 0x07 || op == 0x08 || op == 0x09: // br, br_if, locals, globals, tables, catch, throw, rethrow
+			r.u32()
+		case op >= 0x28 && op <= 0x3e: // loads and stores
+			r.memarg()
+		case op == 0x3f || op == 0x40: // memory.size, memory.grow
+			r.u32()
+		case op == 0x41 || op == 0x42: // i32.const, i64.const
+			r.leb()
+		case op == 0x43:
+			r.bytes(4)
+		case op == 0x44:
+			r.bytes(8)
+		case op == 0xd0: // ref.null
+			r.leb()
+		case op == 0xfc:
+			if err := r.prefixFC(); err != nil {
+				return nil, err
+			}
+		case op == 0xfd:
+			if err := r.prefixFD(); err != nil {
+				return nil, err
+			}
+		case op == 0xfe:
+			if err := r.prefixFE(); err != nil {
+				return nil, err
+			}
+		case op == 0x00 || op == 0x01 || op == 0x05 || op == 0x0a || op == 0x0f ||
+			op == 0x19 || op == 0x1a || op == 0x1b || (op >= 0x45 && op <= 0xc4) || op == 0xd1:
+			// no immediates
+		default:
+			return nil, fmt.Errorf("unknown opcode %#02x at offset %d", op, start)
+		}
+		if r.err != nil {
+			return nil, r.err
+		}
+		out = append(out, r.b[start:r.pos]...)
+	}
+}
+
+func (r *reader) prefixFC() error {
+	sub := r.u32()
+	switch {
+	case sub <= 7: // saturating truncations
+	case sub == 8: // memory.init data, mem
+		r.u32()
+		r.u32()
+	case sub == 9, sub == 11, sub == 13, sub == 15, sub == 16, sub == 17: // data.drop, memory.fill, elem.drop, table.grow/size/fill
+		r.u32()
+	case sub == 10, sub == 12, sub == 14: // memory.copy, table.init, table.copy
+		r.u32()
+		r.u32()
+	default:
+		return fmt.Errorf("unknown opcode 0xfc %d", sub)
+	}
+	return r.err
+}
+
+func (r *reader) prefixFD() error {
+	sub := r.u32()
+	switch {
+	case sub <= 11 || sub == 92 || sub == 93: // v128 loads and stores
+		r.memarg()
+	case sub == 12 || sub == 13: // v128.const, i8x16.shuffle
+		r.bytes(16)
+	case sub >= 21 && sub <= 34: // extract/replace lane
+		r.byte()
+	case sub >= 84 && sub <= 91: // load/store lane
+		r.memarg()
+		r.byte()
+	case sub <= 0x113: // every other SIMD and relaxed-SIMD op has no immediate
+	default:
+		return fmt.Errorf("unknown opcode 0xfd %d", sub)
+	}
+	return r.err
+}
+
+func (r *reader) prefixFE() error {
+	sub := r.u32()
+	switch {
+	case sub == 3: // atomic.fence
+		r.byte()
+	case sub <= 0x4e:
+		r.memarg()
+	default:
+		return fmt.Errorf("unknown opcode 0xfe %d", sub)
+	}
+	return r.err
+}

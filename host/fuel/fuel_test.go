@@ -1,0 +1,71 @@
+package fuel
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+func instantiate(t *testing.T, path string) (api.Module, *int) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Instrument(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	t.Cleanup(func() { rt.Close(ctx) })
+	ticks := new(int)
+	_, err = rt.NewHostModuleBuilder(ImportModule).NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, s []uint64) { *ticks++; s[0] = Period }), nil, []api.ValueType{api.ValueTypeI32}).
+		Export(ImportTick).Instantiate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := rt.Instantiate(ctx, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, ticks
+}
+
+func TestCount(t *testing.T) {
+	m, ticks := instantiate(t, "testdata/count.wasm")
+	ctx := context.Background()
+	call := func(name string, args ...uint64) uint64 {
+		r, err := m.ExportedFunction(name).Call(ctx, args...)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return r[0]
+	}
+	if got := call("started"); got != 1 {
+		t.Fatalf("start function did not run: %d", got)
+	}
+	if got := call("count", 1_000_000); got != 1_000_000 {
+		t.Fatalf("count = %d", got)
+	}
+	if *ticks < 1_000_000/Period || *ticks > 1_000_000/Period+2 {
+		t.Fatalf("ticks = %d, want about %d", *ticks, 1_000_000/Period)
+	}
+	before := *ticks
+	if got := call("fib", 25); got != 75025 {
+		t.Fatalf("fib = %d", got)
+	}
+	if *ticks-before < 200_000/Period { // fib(25) makes ~243k calls
+		t.Fatalf("recursion did not consume fuel: %d ticks", *ticks-before)
+	}
+	if got := call("indirect", 1, 10); got != 55 {
+		t.Fatalf("indirect fib = %d", got)
+	}
+	if got := call("indirect", 0, 7); got != 7 {
+		t.Fatalf("indirect count = %d", got)
+	}
+}

@@ -1,0 +1,149 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pycomms/pycomms-host/abi"
+	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+var sizes = []struct {
+	name string
+	n    int
+}{{"64B", 64}, {"1KiB", 1 << 10}, {"64KiB", 64 << 10}}
+
+// floorNs measures the bare cost of the same echo through raw wazero: write
+// the input into guest memory, CallWithStack on a cached function, read the
+// reply view. No pool, no deadline, no instrumentation.
+func floorNs(b *testing.B, wasm []byte, size int) float64 {
+	ctx := context.Background()
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler())
+	defer rt.Close(ctx)
+	var rptr, rlen uint32
+	_, err := rt.NewHostModuleBuilder(abi.ImportModule).NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, _ api.Module, s []uint64) {
+			rptr, rlen = uint32(s[0]), uint32(s[1])
+			s[0] = 0
+		}), i32s(2), i32s(1)).Export(abi.ImportReply).Instantiate(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mod, err := rt.Instantiate(ctx, wasm)
+	if err != nil {
+		b.Fatal(err)
+	}
+	alloc, handle, mem := mod.ExportedFunction(abi.ExportAlloc), mod.ExportedFunction(abi.ExportHandle), mod.Memory()
+	subject, payload := "echo.upper", make([]byte, size)
+	stack := make([]uint64, 5)
+	stack[0] = uint64(len(subject) + size)
+	if err := alloc.CallWithStack(ctx, stack); err != nil {
+		b.Fatal(err)
+	}
+	ptr := uint32(stack[0])
+	const n = 20000
+	var sink byte
+	start := time.Now()
+	for range n {
+		mem.Write(ptr, []byte(subject))
+		mem.Write(ptr+uint32(len(subject)), payload)
+		stack[0], stack[1], stack[2], stack[3], stack[4] = 1, uint64(ptr), uint64(len(subject)), uint64(size), 0
+		if err := handle.CallWithStack(ctx, stack); err != nil {
+			b.Fatal(err)
+		}
+		out, _ := mem.Read(rptr, rlen)
+		sink += out[0]
+	}
+	_ = sink
+	return float64(time.Since(start).Nanoseconds()) / n
+}
+
+func benchRuntime(b *testing.B, wasm []byte, callers, instances int) {
+	for _, sz := range sizes {
+		b.Run(fmt.Sprintf("%s/callers=%d/instances=%d", sz.name, callers, instances), func(b *testing.B) {
+			floor := floorNs(b, wasm, sz.n)
+			e := newEngine(b)
+			v := load(b, e, Spec{Name: "echo", Wasm: wasm, Instances: instances, Timeout: time.Minute})
+			payload := make([]byte, sz.n)
+			b.SetBytes(int64(sz.n))
+			b.ReportAllocs()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			per := b.N / callers
+			for c := range callers {
+				n := per
+				if c == 0 {
+					n += b.N % callers
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					m := &message.Message{Kind: abi.KindRequest, Subject: "echo.upper", Payload: payload}
+					for range n {
+						if _, err := v.Request(context.Background(), m); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			perMsg := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			b.ReportMetric(floor, "floor-ns")
+			b.ReportMetric(perMsg/floor, "x-floor")
+			b.ReportMetric(1e9/perMsg, "msgs/s")
+		})
+	}
+}
+
+// BenchmarkRequestWAT is the per-message cost of a request through the
+// runtime (pool checkout, deadline armed, payload in, reply out) for the
+// hand-written WAT echo, next to the bare wazero floor.
+func BenchmarkRequestWAT(b *testing.B) {
+	wasm := fixture(b, "echo.wasm")
+	benchRuntime(b, wasm, 1, 1)
+	benchRuntime(b, wasm, 8, 8)
+}
+
+// BenchmarkPoolScaling: 8 callers into one plugin with 1, 2 and 8 instances.
+func BenchmarkPoolScaling(b *testing.B) {
+	wasm := fixture(b, "echo.wasm")
+	for _, n := range []int{1, 2, 8} {
+		b.Run(fmt.Sprintf("instances=%d", n), func(b *testing.B) {
+			e := newEngine(b)
+			v := load(b, e, Spec{Name: "echo", Wasm: wasm, Instances: n, Timeout: time.Minute})
+			payload := make([]byte, 64)
+			b.ResetTimer()
+			b.SetParallelism(4) // 4 x GOMAXPROCS(2) = 8 callers
+			b.RunParallel(func(pb *testing.PB) {
+				m := &message.Message{Kind: abi.KindRequest, Subject: "echo.upper", Payload: payload}
+				for pb.Next() {
+					if _, err := v.Request(context.Background(), m); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+		})
+	}
+}
+
+// BenchmarkRequestGo runs the bundled Go echo plugin (plugins/echo), whose
+// floor is the WAT echo's: the ratio shows the Go guest's own cost too.
+func BenchmarkRequestGo(b *testing.B) {
+	wasm, err := os.ReadFile(filepath.Join("..", "..", "plugins", "echo", "echo.wasm"))
+	if err != nil {
+		b.Skip("plugins/echo/echo.wasm not built:", err)
+	}
+	_ = wasm
+	b.Skip("the Go echo benchmark is wired up with the node")
+}

@@ -1,0 +1,293 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/pycomms/pycomms-host/abi"
+	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+var headerEnc, _ = cbor.EncOptions{Sort: cbor.SortCoreDeterministic}.EncMode()
+
+type instanceKey struct{}
+
+// errStopped is what the fuel tick panics with once the watchdog has
+// marked an instance for stopping.
+var errStopped = errors.New("stopped by the watchdog")
+
+// instance is one Wasm instance of a version. The pool hands it to one
+// caller at a time; that caller's goroutine runs the guest directly, so a
+// message costs no goroutine switch.
+type instance struct {
+	v    *Version
+	slot int
+	ctx  context.Context // carries the instance to host functions
+
+	mod    api.Module
+	alloc  api.Function
+	handle api.Function
+	mem    api.Memory
+	stack  [5]uint64
+
+	// mu orders message switches against the watchdog, so that a stop
+	// meant for one message can never hit the next one.
+	mu       sync.Mutex
+	msg      *message.Message
+	started  time.Time
+	deadline int64 // unix nanos; 0 while idle
+	killed   atomic.Bool
+
+	// Per-message state, touched only by the goroutine holding the instance.
+	reply    []byte
+	tooLarge uint64
+	denied   abi.Capability
+	callRes  []byte
+	fatal    *message.Error
+	hdr      []byte
+}
+
+func (w *instance) instantiate(ctx context.Context) error {
+	v := w.v
+	name := fmt.Sprintf("pycomms.instance.%d", w.slot)
+	out := &lineLogger{logger: v.engine.logger, plugin: v.spec.Name, stream: "stdout"}
+	errOut := &lineLogger{logger: v.engine.logger, plugin: v.spec.Name, stream: "stderr"}
+	cfg := wazero.NewModuleConfig().
+		WithName(name).
+		WithStartFunctions(abi.ExportInitialize).
+		WithStdout(out).WithStderr(errOut).
+		WithSysWalltime().WithSysNanotime().WithSysNanosleep().
+		WithRandSource(rand.Reader)
+
+	// _initialize runs guest code before any message: bound it like one.
+	w.ctx = context.WithValue(context.Background(), instanceKey{}, w)
+	w.arm(time.Now().Add(max(v.spec.Timeout, 10*time.Second)))
+	defer w.disarm()
+	mod, err := v.rt.InstantiateModule(w.ctx, v.module, cfg)
+	if err != nil {
+		return fmt.Errorf("instantiate: %w", w.cause(err))
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			mod.Close(context.Background())
+		}
+	}()
+	if err := mod.ExportedFunction(abi.ExportABIVersion).CallWithStack(w.ctx, w.stack[:1]); err != nil {
+		return fmt.Errorf("call %s: %w", abi.ExportABIVersion, w.cause(err))
+	}
+	if ver := int32(w.stack[0]); ver < abi.MinVersion || ver > abi.MaxVersion {
+		return fmt.Errorf("plugin ABI version %d is not supported: this host accepts %d..%d", ver, abi.MinVersion, abi.MaxVersion)
+	}
+	w.mod, w.mem = mod, mod.Memory()
+	w.alloc = mod.ExportedFunction(abi.ExportAlloc)
+	w.handle = mod.ExportedFunction(abi.ExportHandle)
+	ok = true
+	return nil
+}
+
+func (w *instance) close() {
+	if w.mod != nil {
+		w.mod.Close(context.Background())
+		w.mod = nil
+	}
+}
+
+// arm starts the watchdog clock for guest code about to run.
+func (w *instance) arm(deadline time.Time) {
+	w.mu.Lock()
+	w.started, w.deadline = time.Now(), deadline.UnixNano()
+	w.killed.Store(false)
+	w.mu.Unlock()
+}
+
+func (w *instance) disarm() {
+	w.mu.Lock()
+	w.deadline, w.msg = 0, nil
+	w.mu.Unlock()
+}
+
+// checkDeadline is the watchdog's half of deadline enforcement: the guest
+// stops at its next fuel tick.
+func (w *instance) checkDeadline(now int64) {
+	w.mu.Lock()
+	if w.deadline != 0 && now > w.deadline {
+		w.killed.Store(true)
+	}
+	w.mu.Unlock()
+}
+
+// invoke delivers one message to the guest and turns what happened into a
+// reply or an error. broken reports that the instance must be replaced.
+func (w *instance) invoke(m *message.Message, deadline time.Time) (reply []byte, err error, broken bool) {
+	if len(m.Headers) > 0 {
+		w.hdr, _ = headerEnc.Marshal(m.Headers) // map[string]string always encodes
+	} else {
+		w.hdr = w.hdr[:0]
+	}
+	w.mu.Lock()
+	w.msg, w.started, w.deadline = m, time.Now(), deadline.UnixNano()
+	w.mu.Unlock()
+	w.killed.Store(false)
+	defer w.disarm()
+	defer func() { w.reply, w.tooLarge, w.denied = w.reply[:0], 0, "" }()
+
+	s, p, h := len(m.Subject), len(m.Payload), len(w.hdr)
+	total := uint64(s + p + h)
+	w.stack[0] = total
+	if cerr := w.alloc.CallWithStack(w.ctx, w.stack[:1]); cerr != nil {
+		return nil, w.failure(m, cerr), true
+	}
+	ptr := uint32(w.stack[0])
+	buf, ok := w.mem.Read(ptr, uint32(total))
+	if !ok {
+		return nil, message.Errorf(abi.StatusTrap, "plugin %q: %s: ABI violation: %s(%d) returned out-of-bounds pointer %#x (memory is %d bytes)",
+			w.v.spec.Name, m.Subject, abi.ExportAlloc, total, ptr, w.mem.Size()), true
+	}
+	copy(buf, m.Subject)
+	copy(buf[s:], m.Payload)
+	copy(buf[s+p:], w.hdr)
+	w.stack = [5]uint64{uint64(m.Kind), uint64(ptr), uint64(s), uint64(p), uint64(h)}
+	if cerr := w.handle.CallWithStack(w.ctx, w.stack[:5]); cerr != nil {
+		return nil, w.failure(m, cerr), true
+	}
+	return w.complete(m, abi.Status(int32(w.stack[0])))
+}
+
+// failure turns a failed guest call into the caller's error.
+func (w *instance) failure(m *message.Message, err error) *message.Error {
+	name := w.v.spec.Name
+	subject := m.Subject + ": "
+	if w.fatal != nil {
+		f := w.fatal
+		w.fatal = nil
+		return message.Errorf(f.Status, "plugin %q: %s%s", name, subject, f.Msg)
+	}
+	if w.killed.Load() {
+		took := time.Since(w.started).Round(time.Millisecond)
+		return message.Errorf(abi.StatusTimeout, "plugin %q: %sdid not finish within its deadline (stopped after %v; instance replaced)", name, subject, took)
+	}
+	msg := firstLine(err).Error()
+	if uint64(w.mem.Size())+65536 > w.v.spec.Memory {
+		return message.Errorf(abi.StatusTrap, "plugin %q: %strapped after reaching its memory limit (%d bytes): %s", name, subject, w.v.spec.Memory, msg)
+	}
+	return message.Errorf(abi.StatusTrap, "plugin %q: %strapped: %s", name, subject, msg)
+}
+
+// cause explains a failure outside message handling (instantiation).
+func (w *instance) cause(err error) error {
+	if w.killed.Load() {
+		return fmt.Errorf("did not finish within %v", max(w.v.spec.Timeout, 10*time.Second))
+	}
+	return firstLine(err)
+}
+
+// complete turns the status pycomms_handle returned into the result.
+func (w *instance) complete(m *message.Message, status abi.Status) ([]byte, error, bool) {
+	name := w.v.spec.Name
+	request := m.Kind == abi.KindRequest
+	var err *message.Error
+	switch status {
+	case abi.StatusOK:
+		if !request {
+			return nil, nil, false
+		}
+		if w.tooLarge > 0 {
+			err = message.Errorf(abi.StatusTooLarge, "plugin %q: %s: reply of %d bytes exceeds max_reply (%d bytes)", name, m.Subject, w.tooLarge, w.v.spec.MaxReply)
+			break
+		}
+		return bytes.Clone(w.reply), nil, false
+	case abi.StatusHandlerError:
+		text := string(w.reply)
+		if text == "" {
+			text = "handler failed without a message"
+		}
+		err = message.Errorf(abi.StatusHandlerError, "plugin %q: %s: %s", name, m.Subject, text)
+	case abi.StatusNoMethod:
+		err = message.Errorf(abi.StatusNoMethod, "plugin %q does not implement %q", name, m.Subject)
+	default:
+		if status < abi.StatusOK || status > abi.StatusInternal {
+			return nil, message.Errorf(abi.StatusTrap, "plugin %q: %s: ABI violation: %s returned unknown status %d",
+				name, m.Subject, abi.ExportHandle, int32(status)), true
+		}
+		text := string(w.reply)
+		if text == "" {
+			text = status.String()
+		}
+		err = message.Errorf(status, "plugin %q: %s: %s", name, m.Subject, text)
+	}
+	if w.denied != "" {
+		err.Msg += fmt.Sprintf(" (capability %q not granted to plugin %q)", w.denied, name)
+	}
+	return nil, err, false
+}
+
+// violate ends the call: the guest broke the ABI, so its state can no
+// longer be trusted. The panic unwinds through wazero to invoke.
+func (w *instance) violate(format string, args ...any) {
+	w.fatal = message.Errorf(abi.StatusTrap, "ABI violation: "+format, args...)
+	panic(w.fatal)
+}
+
+// read returns a view of guest memory or ends the call when the guest
+// passed an out-of-bounds range.
+func (w *instance) read(what string, ptr, n uint32) []byte {
+	b, ok := w.mem.Read(ptr, n)
+	if !ok {
+		w.violate("%s: range [%#x, +%d) is outside linear memory (%d bytes)", what, ptr, n, w.mem.Size())
+	}
+	return b
+}
+
+// lineLogger forwards a plugin's WASI stdout/stderr to the host log, one
+// record per line, tagged with the plugin's name.
+type lineLogger struct {
+	mu     sync.Mutex
+	logger *slog.Logger
+	plugin string
+	stream string
+	buf    []byte
+}
+
+func (l *lineLogger) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		l.logger.Info(string(l.buf[:i]), "plugin", l.plugin, "stream", l.stream)
+		l.buf = l.buf[i+1:]
+	}
+	if len(l.buf) > 4096 { // a guest that never writes a newline still gets logged
+		l.logger.Info(string(l.buf), "plugin", l.plugin, "stream", l.stream)
+		l.buf = l.buf[:0]
+	}
+	return len(p), nil
+}
+
+// firstLine drops wazero's multi-line wasm stack trace from err: callers get
+// the cause, the log gets the rest.
+func firstLine(err error) error {
+	if err == nil {
+		return nil
+	}
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return errors.New(strings.TrimSpace(s[:i]))
+	}
+	return err
+}

@@ -1,0 +1,394 @@
+// Package router routes messages inside one host: requests and one-way sends
+// to the single owner of the longest matching service, and events to every
+// endpoint and local subscription whose topic pattern matches.
+//
+// An owner is whatever serves routes under one name — a loaded plugin, the
+// control API, later a remote node — and is reached through an Endpoint.
+//
+// Routing is on the path of every message, so the routing tables are
+// immutable snapshots behind atomic pointers: a lookup takes no lock and
+// allocates nothing, and a change (SetRoutes, Remove, Subscribe, Close)
+// builds a new snapshot under a mutex and swaps it in. Changes are rare
+// (plugin load, reload, unload) and may cost O(routes); lookups may not.
+package router
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pycomms/pycomms-host/abi"
+	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/host/subject"
+)
+
+// DefaultMaxHops is the call chain depth allowed when Options.MaxHops is not
+// set.
+const DefaultMaxHops = 16
+
+// Endpoint is one receiver of routed messages: a plugin, or later a remote
+// node. Its methods are called concurrently. The router hands it the
+// caller's *message.Message, which it must treat as read-only.
+type Endpoint interface {
+	// Request handles a request and returns its reply; it honours m.Deadline
+	// and ctx.
+	Request(ctx context.Context, m *message.Message) ([]byte, error)
+	// Post enqueues a send or an event without waiting for it to be handled;
+	// it returns a *message.Error with abi.StatusBusy when its queue is full.
+	Post(m *message.Message) error
+}
+
+// Options configure a Router.
+type Options struct {
+	// MaxHops is the deepest call chain a message may have travelled
+	// (message.Message.Hops) and still be routed. 0 means DefaultMaxHops.
+	MaxHops int
+	// Logger receives route changes and dropped events. Nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Route is what one owner serves.
+type Route struct {
+	Owner    string
+	Services []string // sorted
+	Topics   []string // sorted
+}
+
+// Stats are the router's counters since New.
+type Stats struct {
+	Calls     uint64 // requests handed to an endpoint
+	Sends     uint64 // one-way sends handed to an endpoint
+	Published uint64 // valid events published
+	Delivered uint64 // event copies accepted by an endpoint or subscription
+	Dropped   uint64 // event copies refused: endpoint busy or subscription buffer full
+	NoHandler uint64 // requests and sends nobody serves
+}
+
+// Router routes messages between the owners registered with SetRoutes and
+// the local subscriptions registered with Subscribe. It is safe for
+// concurrent use.
+type Router struct {
+	maxHops int
+	log     *slog.Logger
+
+	// mu serialises writers so that each builds on the latest snapshot;
+	// readers only load the pointers.
+	mu   sync.Mutex
+	tab  atomic.Pointer[table]
+	subs atomic.Pointer[[]*Subscription]
+
+	calls, sends, published, delivered, dropped, noHandler atomic.Uint64
+}
+
+// entry is one owner's immutable registration.
+type entry struct {
+	name     string
+	ep       Endpoint
+	services []string // sorted, unique
+	topics   []string // sorted, unique
+}
+
+// table is one immutable routing snapshot.
+type table struct {
+	owners   map[string]*entry
+	services map[string]*entry
+	// depth is the most tokens any service has; lookup never probes a
+	// longer prefix, so a long subject costs no more probes than that.
+	depth int
+	// listeners are the owners with at least one topic pattern, sorted by
+	// name so that fan-out order is deterministic.
+	listeners []*entry
+}
+
+// New returns an empty Router.
+func New(opts Options) *Router {
+	r := &Router{maxHops: opts.MaxHops, log: opts.Logger}
+	if r.maxHops <= 0 {
+		r.maxHops = DefaultMaxHops
+	}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	r.tab.Store(build(map[string]*entry{}))
+	r.subs.Store(&[]*Subscription{})
+	return r
+}
+
+// build indexes a set of owners into a snapshot. The map is owned by the
+// result afterwards.
+func build(owners map[string]*entry) *table {
+	t := &table{owners: owners, services: map[string]*entry{}}
+	for _, o := range owners {
+		for _, s := range o.services {
+			t.services[s] = o
+			if n := strings.Count(s, ".") + 1; n > t.depth {
+				t.depth = n
+			}
+		}
+		if len(o.topics) > 0 {
+			t.listeners = append(t.listeners, o)
+		}
+	}
+	slices.SortFunc(t.listeners, func(a, b *entry) int { return strings.Compare(a.name, b.name) })
+	return t
+}
+
+// lookup returns the owner of the longest service that serves s, trying the
+// proper prefixes of s that end at a '.', deepest first.
+func (t *table) lookup(s string) *entry {
+	if t.depth == 0 {
+		return nil
+	}
+	i := -1
+	for j, n := 0, 0; j < len(s); j++ {
+		if s[j] == '.' {
+			i = j
+			if n++; n == t.depth {
+				break
+			}
+		}
+	}
+	for ; i > 0; i = strings.LastIndexByte(s[:i], '.') {
+		if o := t.services[s[:i]]; o != nil {
+			return o
+		}
+	}
+	return nil
+}
+
+// SetRoutes atomically replaces everything owner serves with ep serving the
+// given services and topic patterns: a concurrent Call, Send or Publish sees
+// either the old routes or the new ones, never a mix. Duplicates are
+// ignored. Every service must be a valid subject and every topic a valid
+// pattern; a service already served by another owner is refused. On error
+// nothing changes. A nil ep with no services and no topics is Remove.
+func (r *Router) SetRoutes(owner string, ep Endpoint, services, topics []string) error {
+	if owner == "" {
+		return fmt.Errorf("set routes: owner name is empty")
+	}
+	if ep == nil {
+		if len(services) == 0 && len(topics) == 0 {
+			r.Remove(owner)
+			return nil
+		}
+		return fmt.Errorf("set routes for %q: endpoint is nil but %d services and %d topics are given",
+			owner, len(services), len(topics))
+	}
+	svcs, err := normalise(services, "services", subject.Validate)
+	if err != nil {
+		return fmt.Errorf("set routes for %q: %w", owner, err)
+	}
+	tops, err := normalise(topics, "topics", subject.ValidatePattern)
+	if err != nil {
+		return fmt.Errorf("set routes for %q: %w", owner, err)
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.tab.Load()
+	for _, s := range svcs {
+		if o := old.services[s]; o != nil && o.name != owner {
+			return fmt.Errorf("set routes for %q: service %q is already served by %q", owner, s, o.name)
+		}
+	}
+	owners := maps.Clone(old.owners)
+	owners[owner] = &entry{name: owner, ep: ep, services: svcs, topics: tops}
+	r.tab.Store(build(owners))
+	r.log.Info("routes set", "owner", owner, "services", svcs, "topics", tops)
+	return nil
+}
+
+// normalise validates a list from SetRoutes and returns a sorted copy
+// without duplicates; errors name the list and index ("services[2]: ...")
+// the way config errors do.
+func normalise(in []string, list string, valid func(string) error) ([]string, error) {
+	for i, s := range in {
+		if err := valid(s); err != nil {
+			return nil, fmt.Errorf("%s[%d]: %w", list, i, err)
+		}
+	}
+	out := slices.Clone(in)
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// Remove drops everything owner serves. Removing an unknown owner does
+// nothing. Messages already handed to its endpoint are not affected.
+func (r *Router) Remove(owner string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.tab.Load()
+	if _, ok := old.owners[owner]; !ok {
+		return
+	}
+	owners := make(map[string]*entry, len(old.owners))
+	for name, o := range old.owners {
+		if name != owner {
+			owners[name] = o
+		}
+	}
+	r.tab.Store(build(owners))
+	r.log.Info("routes removed", "owner", owner)
+}
+
+// Routes returns what every owner serves, sorted by owner. The slices are
+// copies the caller may keep.
+func (r *Router) Routes() []Route {
+	t := r.tab.Load()
+	out := make([]Route, 0, len(t.owners))
+	for _, o := range t.owners {
+		out = append(out, Route{Owner: o.name, Services: slices.Clone(o.services), Topics: slices.Clone(o.topics)})
+	}
+	slices.SortFunc(out, func(a, b Route) int { return strings.Compare(a.Owner, b.Owner) })
+	return out
+}
+
+// Call routes a request to the owner of the longest service serving
+// m.Subject and returns its endpoint's reply or error unchanged. It refuses,
+// with a *message.Error, an invalid subject (StatusInvalid), a call chain
+// deeper than MaxHops (StatusInvalid), a deadline that has already passed or
+// a ctx that is already done (StatusTimeout) and a subject nobody serves
+// (StatusNoHandler). It modifies nothing in m: the caller sets Kind,
+// Deadline and Hops.
+func (r *Router) Call(ctx context.Context, m *message.Message) ([]byte, error) {
+	o, err := r.route(ctx, m, "call")
+	if err != nil {
+		return nil, err
+	}
+	r.calls.Add(1)
+	return o.ep.Request(ctx, m)
+}
+
+// Send routes a one-way message like Call but hands it to the endpoint's
+// Post and does not wait for it to be handled. Besides Call's errors it
+// returns the endpoint's Post error (StatusBusy when its queue is full).
+func (r *Router) Send(ctx context.Context, m *message.Message) error {
+	o, err := r.route(ctx, m, "send")
+	if err != nil {
+		return err
+	}
+	r.sends.Add(1)
+	return o.ep.Post(m)
+}
+
+// route finds the owner for a request or send, or the error to return.
+func (r *Router) route(ctx context.Context, m *message.Message, verb string) (*entry, error) {
+	if err := subject.Validate(m.Subject); err != nil {
+		return nil, &message.Error{Status: abi.StatusInvalid, Msg: err.Error()}
+	}
+	if m.Hops > r.maxHops {
+		return nil, r.tooDeep(m)
+	}
+	if !m.Deadline.IsZero() {
+		// time.Until reads only the monotonic clock when the deadline has a
+		// monotonic reading, which halves the cost of the check.
+		if left := time.Until(m.Deadline); left <= 0 {
+			return nil, message.Errorf(abi.StatusTimeout, "%s %q: deadline passed %v before it was routed",
+				verb, m.Subject, -left)
+		}
+	}
+	// Done() is a lock-free load on the standard contexts, unlike Err().
+	select {
+	case <-ctx.Done():
+		return nil, message.Errorf(abi.StatusTimeout, "%s %q: %v before it was routed", verb, m.Subject, ctx.Err())
+	default:
+	}
+	t := r.tab.Load()
+	if o := t.lookup(m.Subject); o != nil {
+		return o, nil
+	}
+	r.noHandler.Add(1)
+	if o := t.services[m.Subject]; o != nil {
+		return nil, message.Errorf(abi.StatusNoHandler,
+			"no handler for %q: it is a service of %q, a subject needs a method (%q)",
+			m.Subject, o.name, m.Subject+".<method>")
+	}
+	return nil, message.Errorf(abi.StatusNoHandler, "no handler for %q", m.Subject)
+}
+
+func (r *Router) tooDeep(m *message.Message) error {
+	return message.Errorf(abi.StatusInvalid, "call chain too deep (%d hops > %d): %q", m.Hops, r.maxHops, m.Subject)
+}
+
+// Publish fans the event m out to every endpoint with a topic pattern
+// matching m.Subject (one Post per endpoint, however many of its patterns
+// match) and to every open Subscription whose pattern matches, and returns
+// how many of them accepted it.
+//
+// Pub/sub is at-most-once: an endpoint that refuses the event (busy) or a
+// subscription whose buffer is full counts as a drop in Stats, and Publish
+// neither blocks nor fails because of it. With no matching receiver it
+// returns 0, nil. It fails only for an invalid topic (wildcards are not
+// allowed) or an event chain deeper than MaxHops, both StatusInvalid.
+//
+// ctx is not consulted: local delivery never waits.
+func (r *Router) Publish(ctx context.Context, m *message.Message) (int, error) {
+	topic := m.Subject
+	if err := subject.Validate(topic); err != nil {
+		return 0, &message.Error{Status: abi.StatusInvalid, Msg: err.Error()}
+	}
+	// A handler that publishes what it subscribes to would loop forever.
+	if m.Hops > r.maxHops {
+		return 0, r.tooDeep(m)
+	}
+	r.published.Add(1)
+	var accepted, dropped uint64
+	for _, o := range r.tab.Load().listeners {
+		if !matchAny(o.topics, topic) {
+			continue
+		}
+		if err := o.ep.Post(m); err != nil {
+			dropped++
+			r.log.Debug("event dropped", "topic", topic, "owner", o.name, "err", err)
+			continue
+		}
+		accepted++
+	}
+	for _, s := range *r.subs.Load() {
+		if !subject.Match(s.pattern, topic) {
+			continue
+		}
+		switch s.deliver(m) {
+		case delivered:
+			accepted++
+		case full:
+			dropped++
+		}
+	}
+	if accepted > 0 {
+		r.delivered.Add(accepted)
+	}
+	if dropped > 0 {
+		r.dropped.Add(dropped)
+	}
+	return int(accepted), nil
+}
+
+func matchAny(patterns []string, topic string) bool {
+	for _, p := range patterns {
+		if subject.Match(p, topic) {
+			return true
+		}
+	}
+	return false
+}
+
+// Stats returns the router's counters. Each counter is read atomically;
+// together they are not one consistent snapshot.
+func (r *Router) Stats() Stats {
+	return Stats{
+		Calls:     r.calls.Load(),
+		Sends:     r.sends.Load(),
+		Published: r.published.Load(),
+		Delivered: r.delivered.Load(),
+		Dropped:   r.dropped.Load(),
+		NoHandler: r.noHandler.Load(),
+	}
+}

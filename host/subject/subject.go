@@ -1,0 +1,130 @@
+// Package subject validates and matches message subjects and topic patterns
+// as defined in section 9 of the ABI specification (abi/SPEC.md).
+//
+// A subject is one or more non-empty tokens separated by '.', at most
+// abi.MaxSubjectLen bytes of printable ASCII (0x21..0x7e). A service "svc"
+// serves every subject "svc.<method...>". A topic pattern is a subject that
+// may also use two wildcards, each as a whole token: '*' matches exactly one
+// token and '>' (last token only) matches one or more tokens.
+//
+// A '*' or '>' inside a longer token ("a*", "x>y") is an ordinary character:
+// only a whole token is a wildcard, so such a token matches itself literally.
+//
+// Every function here runs on the routing hot path, so none of them allocate
+// unless they return an error.
+package subject
+
+import (
+	"fmt"
+
+	"github.com/pycomms/pycomms-host/abi"
+)
+
+// Validate reports whether s is a valid subject: the error says what is wrong
+// and where, for example `subject "a..b": empty token at position 1`
+// (token positions count from 0). Wildcard tokens are refused: a published
+// topic or a request subject names one concrete destination.
+func Validate(s string) error { return check("subject", s, false) }
+
+// ValidatePattern reports whether p is a valid topic pattern: a subject in
+// which '*' may stand for any whole token and '>' may be the last token.
+func ValidatePattern(p string) error { return check("pattern", p, true) }
+
+// check validates s in one left-to-right pass and reports the first problem,
+// so the error points at the earliest offending byte or token.
+func check(what, s string, pattern bool) error {
+	if s == "" {
+		return fmt.Errorf("%s %q: must not be empty", what, s)
+	}
+	if len(s) > abi.MaxSubjectLen {
+		// A subject this long would flood the log line; its head is enough
+		// to recognise it and the length says what is wrong.
+		return fmt.Errorf("%s %q... (%d bytes): longer than the limit of %d bytes",
+			what, s[:64], len(s), abi.MaxSubjectLen)
+	}
+	pos, start := 0, 0
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) && s[i] != '.' {
+			if c := s[i]; c < 0x21 || c > 0x7e {
+				if c == ' ' {
+					return fmt.Errorf("%s %q: space at offset %d: subjects are printable ASCII without spaces", what, s, i)
+				}
+				return fmt.Errorf("%s %q: byte 0x%02x at offset %d is not allowed: subjects are printable ASCII without spaces", what, s, c, i)
+			}
+			continue
+		}
+		switch tok := s[start:i]; tok {
+		case "":
+			return fmt.Errorf("%s %q: empty token at position %d", what, s, pos)
+		case "*", ">":
+			if !pattern {
+				return fmt.Errorf("%s %q: wildcard %q at position %d: wildcards are only allowed in topic patterns", what, s, tok, pos)
+			}
+			if tok == ">" && i != len(s) {
+				return fmt.Errorf("%s %q: wildcard \">\" at position %d must be the last token", what, s, pos)
+			}
+		}
+		pos++
+		start = i + 1
+	}
+	return nil
+}
+
+// Match reports whether subject matches the topic pattern. It does not
+// allocate.
+//
+// Both arguments are expected to be valid (see Validate and ValidatePattern);
+// Match does not check them, because callers validate once when a pattern is
+// registered or a message enters the router rather than on every comparison.
+// On invalid input it still never panics: it compares the tokens as
+// strings.Split(s, ".") would produce them, with '*' matching any one token
+// and a final '>' matching one or more.
+func Match(pattern, subject string) bool {
+	// One pass over both strings with i and j at the start of a token each:
+	// patterns are matched against every published event, so this avoids
+	// splitting or even searching for the next '.' ahead of the comparison,
+	// and a mismatch in the first bytes ends the work at once.
+	i, j := 0, 0
+	for {
+		if wildcardAt(pattern, i) {
+			if pattern[i] == '>' && i+1 == len(pattern) {
+				// The subject always has at least one token left here.
+				return true
+			}
+			if pattern[i] == '*' {
+				for j < len(subject) && subject[j] != '.' {
+					j++
+				}
+				i++
+			}
+			// A '>' that is not last is compared literally below, as
+			// strings.Split would have it.
+		}
+		for i < len(pattern) && j < len(subject) && pattern[i] == subject[j] && pattern[i] != '.' {
+			i++
+			j++
+		}
+		if (i < len(pattern) && pattern[i] != '.') || (j < len(subject) && subject[j] != '.') {
+			return false // the tokens differ
+		}
+		if i == len(pattern) || j == len(subject) {
+			return i == len(pattern) && j == len(subject)
+		}
+		i++ // skip the '.' in both
+		j++
+	}
+}
+
+// wildcardAt reports whether the token starting at i in p is "*" or ">".
+func wildcardAt(p string, i int) bool {
+	return i < len(p) && (p[i] == '*' || p[i] == '>') && (i+1 == len(p) || p[i+1] == '.')
+}
+
+// ServiceOf reports whether service serves subject, that is whether subject
+// is service followed by '.' and a non-empty method ("echo" serves
+// "echo.upper" and "echo.a.b" but not "echo" itself). It does not allocate.
+func ServiceOf(service, subject string) bool {
+	return service != "" && len(subject) > len(service)+1 &&
+		subject[len(service)] == '.' &&
+		subject[:len(service)] == service
+}

@@ -1,0 +1,372 @@
+/*
+ * pycomms.c - guest side of pycomms ABI v1 for C (clang-14 + wasi-libc,
+ * WASI reactor). See pycomms.h for the API and abi/SPEC.md for the ABI.
+ *
+ * Exports: pycomms_abi_version, pycomms_alloc, pycomms_handle.
+ */
+#include "pycomms.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PC_EXPORT(name) __attribute__((export_name(name)))
+
+/* ---- message buffer ------------------------------------------------------
+ *
+ * The host asks pycomms_alloc(n) for room for one message, copies the
+ * message there and calls pycomms_handle. One grow-only buffer is reused
+ * for every message. It always has one spare byte, which pycomms_handle
+ * uses to put a NUL after the payload (moving the headers up by one).
+ */
+static char *g_buf;
+static size_t g_cap;
+
+/* Makes g_buf at least `need` bytes. The old contents are dropped. */
+static int buf_reserve(size_t need) {
+	if (need <= g_cap)
+		return 1;
+	size_t c = g_cap ? g_cap : 1024;
+	while (c < need)
+		c = c > SIZE_MAX / 2 ? need : c * 2;
+	free(g_buf);
+	g_buf = malloc(c);
+	g_cap = g_buf ? c : 0;
+	return g_buf != NULL;
+}
+
+PC_EXPORT("pycomms_abi_version")
+int32_t pycomms_abi_version(void) { return PC_ABI_VERSION; }
+
+PC_EXPORT("pycomms_alloc")
+char *pycomms_alloc(uint32_t size) {
+	if ((size_t)size == SIZE_MAX || !buf_reserve((size_t)size + 1))
+		return NULL; /* the host reports a 0 for a non-zero size */
+	return g_buf;
+}
+
+/* ---- registry ------------------------------------------------------------ */
+
+struct route {
+	char *pattern;
+	size_t len;
+	pc_handler fn;
+};
+
+struct routes {
+	struct route *v;
+	size_t n, cap;
+};
+
+static struct routes g_handlers; /* exact subjects: requests and sends */
+static struct routes g_subs;     /* topic patterns: events */
+
+/* Checks a subject or pattern: 1..PC_MAX_SUBJECT_LEN bytes of printable
+ * ASCII without spaces, non-empty '.'-separated tokens. With wildcards,
+ * "*" may be any token and ">" the last one; without, neither may appear
+ * as a token. */
+static int valid_subject(const char *s, int wildcards) {
+	size_t n = strlen(s);
+	if (n == 0 || n > PC_MAX_SUBJECT_LEN)
+		return 0;
+	size_t start = 0;
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && s[i] != '.') {
+			if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+				return 0;
+			continue;
+		}
+		size_t tl = i - start;
+		if (tl == 0)
+			return 0;
+		if (tl == 1 && (s[start] == '*' || s[start] == '>')) {
+			if (!wildcards)
+				return 0;
+			if (s[start] == '>' && i != n)
+				return 0;
+		}
+		start = i + 1;
+	}
+	return 1;
+}
+
+static int routes_add(struct routes *r, const char *pattern, pc_handler fn, int replace) {
+	size_t len = strlen(pattern);
+	if (replace) {
+		for (size_t i = 0; i < r->n; i++) {
+			if (r->v[i].len == len && memcmp(r->v[i].pattern, pattern, len) == 0) {
+				r->v[i].fn = fn;
+				return PC_OK;
+			}
+		}
+	}
+	if (r->n == r->cap) {
+		size_t c = r->cap ? r->cap * 2 : 8;
+		struct route *v = realloc(r->v, c * sizeof *v);
+		if (!v)
+			return PC_INTERNAL;
+		r->v = v;
+		r->cap = c;
+	}
+	char *p = malloc(len + 1);
+	if (!p)
+		return PC_INTERNAL;
+	memcpy(p, pattern, len + 1);
+	r->v[r->n++] = (struct route){p, len, fn};
+	return PC_OK;
+}
+
+int pc_handle(const char *subject, pc_handler fn) {
+	if (!subject || !fn || !valid_subject(subject, 0))
+		return PC_INVALID;
+	return routes_add(&g_handlers, subject, fn, 1);
+}
+
+int pc_subscribe(const char *pattern, pc_event_handler fn) {
+	if (!pattern || !fn || !valid_subject(pattern, 1))
+		return PC_INVALID;
+	return routes_add(&g_subs, pattern, fn, 0);
+}
+
+int pc_match(const char *p, const char *s, size_t n) {
+	size_t i = 0; /* start of the current subject token */
+	for (;;) {
+		const char *pe = strchr(p, '.');
+		size_t pl = pe ? (size_t)(pe - p) : strlen(p);
+		if (!pe && pl == 1 && p[0] == '>')
+			return i < n; /* one or more tokens left */
+		if (i >= n)
+			return 0;
+		size_t j = i;
+		while (j < n && s[j] != '.')
+			j++;
+		size_t sl = j - i;
+		if (sl == 0)
+			return 0;
+		if (!(pl == 1 && p[0] == '*') && (pl != sl || memcmp(p, s + i, sl) != 0))
+			return 0;
+		if (!pe)
+			return j == n;
+		if (j == n)
+			return 0;
+		p = pe + 1;
+		i = j + 1;
+	}
+}
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+static int g_initialized;
+static char g_subject[PC_MAX_SUBJECT_LEN + 1];
+
+static int normalize(int rc) { return rc < 0 ? -rc : rc; }
+
+static int dispatch(const pc_msg *m) {
+	if (m->kind == PC_KIND_EVENT) {
+		int rc = PC_OK, matched = 0;
+		/* By index: a handler may subscribe more and move g_subs.v. */
+		for (size_t i = 0; i < g_subs.n; i++) {
+			if (!pc_match(g_subs.v[i].pattern, m->subject, m->subject_len))
+				continue;
+			matched = 1;
+			int r = normalize(g_subs.v[i].fn(m));
+			if (rc == PC_OK)
+				rc = r;
+		}
+		return matched ? rc : PC_NO_METHOD;
+	}
+	if (m->kind != PC_KIND_REQUEST && m->kind != PC_KIND_SEND)
+		return PC_INVALID;
+	for (size_t i = 0; i < g_handlers.n; i++) {
+		const struct route *r = &g_handlers.v[i];
+		if (r->len == m->subject_len && memcmp(r->pattern, m->subject, r->len) == 0)
+			return normalize(r->fn(m));
+	}
+	if (m->kind == PC_KIND_REQUEST) {
+		static const char prefix[] = "no method ";
+		char text[sizeof prefix + PC_MAX_SUBJECT_LEN];
+		memcpy(text, prefix, sizeof prefix - 1);
+		memcpy(text + sizeof prefix - 1, m->subject, m->subject_len);
+		pc_reply(text, sizeof prefix - 1 + m->subject_len);
+	}
+	return PC_NO_METHOD;
+}
+
+PC_EXPORT("pycomms_handle")
+int32_t pycomms_handle(int32_t kind, char *ptr, uint32_t subject_len,
+                       uint32_t payload_len, uint32_t headers_len) {
+	uint64_t total64 = (uint64_t)subject_len + payload_len + headers_len;
+	if (subject_len > PC_MAX_SUBJECT_LEN || total64 >= SIZE_MAX)
+		return PC_INVALID;
+	size_t total = (size_t)total64;
+	if (ptr != g_buf || total + 1 > g_cap) {
+		/* Not our buffer (or not our size): copy the message into one. */
+		size_t c = total + 1;
+		char *nb = malloc(c);
+		if (!nb)
+			return PC_INTERNAL;
+		if (total)
+			memcpy(nb, ptr, total);
+		free(g_buf);
+		g_buf = nb;
+		g_cap = c;
+		ptr = nb;
+	}
+	/* subject -> NUL-terminated copy; payload gets a NUL after it by moving
+	 * the headers up one byte into the spare byte. */
+	memcpy(g_subject, ptr, subject_len);
+	g_subject[subject_len] = 0;
+	char *payload = ptr + subject_len;
+	char *headers = payload + payload_len + 1;
+	if (headers_len)
+		memmove(headers, payload + payload_len, headers_len);
+	payload[payload_len] = 0;
+
+	if (!g_initialized) {
+		g_initialized = 1;
+		pc_init();
+	}
+	pc_msg m = {
+	    .kind = kind,
+	    .subject = g_subject,
+	    .subject_len = subject_len,
+	    .payload = payload,
+	    .payload_len = payload_len,
+	    .headers = (const uint8_t *)headers,
+	    .headers_len = headers_len,
+	};
+	return dispatch(&m);
+}
+
+/* ---- host functions ------------------------------------------------------ */
+
+static int status_of(int32_t r) { return r < 0 ? -r : PC_OK; }
+
+/* Lengths passed to the host are i32; anything larger cannot be valid. */
+#define PC_FITS_I32(n) ((n) <= (size_t)INT32_MAX)
+static int32_t cap_i32(size_t cap) { return PC_FITS_I32(cap) ? (int32_t)cap : INT32_MAX; }
+
+int pc_reply(const void *data, size_t len) {
+	if (!PC_FITS_I32(len))
+		return PC_TOO_LARGE;
+	return status_of(pc_host_reply(data, (int32_t)len));
+}
+
+int pc_reply_str(const char *s) { return pc_reply(s, strlen(s)); }
+
+int pc_error(const char *msg) {
+	pc_reply_str(msg);
+	return PC_HANDLER_ERROR;
+}
+
+int pc_publish(const char *topic, const void *data, size_t len) {
+	size_t tl = strlen(topic);
+	if (!PC_FITS_I32(len))
+		return PC_TOO_LARGE;
+	return status_of(pc_host_publish(topic, (int32_t)tl, data, (int32_t)len));
+}
+
+int pc_send(const char *subject, const void *data, size_t len) {
+	size_t sl = strlen(subject);
+	if (!PC_FITS_I32(len))
+		return PC_TOO_LARGE;
+	return status_of(pc_host_send(subject, (int32_t)sl, data, (int32_t)len));
+}
+
+int32_t pc_result(void *buf, size_t cap) { return pc_host_result(buf, cap_i32(cap)); }
+
+int pc_call(const char *subject, const void *data, size_t len, int timeout_ms,
+            char **out, size_t *out_len) {
+	if (out)
+		*out = NULL;
+	if (out_len)
+		*out_len = 0;
+	if (!PC_FITS_I32(len))
+		return PC_TOO_LARGE;
+	int32_t r = pc_host_call(subject, (int32_t)strlen(subject), data, (int32_t)len,
+	                         timeout_ms);
+	int status = status_of(r);
+	int32_t n = r >= 0 ? r : pc_host_result(NULL, 0);
+	if (n < 0)
+		n = 0;
+	if (!out) {
+		if (out_len)
+			*out_len = (size_t)n;
+		return status;
+	}
+	for (;;) {
+		char *b = malloc((size_t)n + 1);
+		if (!b)
+			return status;
+		int32_t got = n ? pc_host_result(b, n) : 0;
+		if (got > n) { /* cannot happen with a conforming host; retry */
+			free(b);
+			n = got;
+			continue;
+		}
+		if (got < 0)
+			got = 0;
+		b[got] = 0;
+		*out = b;
+		if (out_len)
+			*out_len = (size_t)got;
+		return status;
+	}
+}
+
+int pc_log_n(int level, const char *msg, size_t len) {
+	return status_of(pc_host_log(level, msg, cap_i32(len)));
+}
+
+int pc_log(int level, const char *msg) { return pc_log_n(level, msg, strlen(msg)); }
+
+int pc_logf(int level, const char *fmt, ...) {
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return PC_INVALID;
+	if ((size_t)n >= sizeof line)
+		n = sizeof line - 1;
+	return pc_log_n(level, line, (size_t)n);
+}
+
+/* Shared by pc_config_get and pc_header: asks for cap-1 bytes so that a
+ * value that fits always leaves room for the NUL. */
+static int32_t get_string(int32_t (*get)(const void *, int32_t, void *, int32_t),
+                          const char *key, char *buf, size_t cap) {
+	int32_t c = cap ? cap_i32(cap - 1) : 0;
+	int32_t n = get(key, (int32_t)strlen(key), cap ? buf : NULL, c);
+	if (n >= 0 && (size_t)n < cap)
+		buf[n] = 0;
+	return n;
+}
+
+int32_t pc_config_get(const char *key, char *buf, size_t cap) {
+	return get_string(pc_host_config_get, key, buf, cap);
+}
+
+int32_t pc_header(const char *key, char *buf, size_t cap) {
+	return get_string(pc_host_header, key, buf, cap);
+}
+
+char *pc_config_dup(const char *key) {
+	int32_t n = pc_config_get(key, NULL, 0);
+	if (n < 0)
+		return NULL;
+	char *b = malloc((size_t)n + 1);
+	if (!b)
+		return NULL;
+	int32_t got = pc_config_get(key, b, (size_t)n + 1);
+	if (got < 0 || got > n) {
+		free(b);
+		return NULL;
+	}
+	return b;
+}
+
+int32_t pc_config_raw(void *buf, size_t cap) { return pc_host_config(buf, cap_i32(cap)); }

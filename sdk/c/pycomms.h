@@ -1,0 +1,254 @@
+/*
+ * pycomms.h - C guest SDK for pycomms plugins, ABI v1.
+ *
+ * Build a plugin as a WASI reactor with clang-14 and wasi-libc:
+ *
+ *   clang-14 --target=wasm32-wasi -mexec-model=reactor -O2 -Wl,--strip-all \
+ *       -I sdk/c -o plugin.wasm plugin.c sdk/c/pycomms.c
+ *
+ * A plugin defines pc_init() and registers its handlers there:
+ *
+ *   #include "pycomms.h"
+ *
+ *   static int greet(const pc_msg *m) {
+ *       return pc_reply(m->payload, m->payload_len);
+ *   }
+ *
+ *   void pc_init(void) {
+ *       pc_handle("hello.greet", greet);
+ *   }
+ *
+ * The SDK exports pycomms_abi_version, pycomms_alloc and pycomms_handle
+ * (abi/SPEC.md, section 3) and dispatches every message to the handler
+ * registered for its subject. See sdk/c/README.md for the full guide.
+ *
+ * Conventions of this API
+ *  - Functions that only succeed or fail return a status: PC_OK (0) or one
+ *    of the positive PC_* codes below, so a handler can `return rc;`.
+ *  - Functions that return a length (pc_config_get, pc_header, pc_result)
+ *    return it as a value >= 0, or the negated status (< 0) on failure,
+ *    like the raw host functions do.
+ *  - Instances are single-threaded: the host never delivers two messages to
+ *    one instance at the same time, so handlers need no locking.
+ */
+#ifndef PYCOMMS_H
+#define PYCOMMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The ABI version this SDK implements (exported as pycomms_abi_version). */
+#define PC_ABI_VERSION 1
+
+/* Status codes (abi/SPEC.md, section 6). Handlers return one of these; the
+ * host functions return them negated. */
+#define PC_OK 0            /* success */
+#define PC_DENIED 1        /* the capability is not granted to this plugin */
+#define PC_INVALID 2       /* bad argument (subject, level, pointer, ...) */
+#define PC_TOO_LARGE 3     /* a size limit was exceeded (reply, payload) */
+#define PC_NO_HANDLER 4    /* nobody serves the subject */
+#define PC_TIMEOUT 5       /* the deadline passed */
+#define PC_BUSY 6          /* a bounded queue is full */
+#define PC_HANDLER_ERROR 7 /* the handler failed; the reply is the error text */
+#define PC_TRAP 8          /* the plugin trapped, was killed or broke the ABI */
+#define PC_NO_METHOD 9     /* this plugin serves the service but not this method */
+#define PC_NOT_FOUND 10    /* a config key or header does not exist */
+#define PC_UNREACHABLE 11  /* the node that serves the subject cannot be reached */
+#define PC_INTERNAL 12     /* a host-side failure */
+
+/* Message kinds (abi/SPEC.md, section 5). */
+#define PC_KIND_REQUEST 1 /* request/reply: the caller waits for the reply */
+#define PC_KIND_SEND 2    /* one-way message to a service: no reply */
+#define PC_KIND_EVENT 3   /* pub/sub event on a topic: no reply */
+
+/* Log levels (abi/SPEC.md, section 7). */
+#define PC_LOG_DEBUG 0
+#define PC_LOG_INFO 1
+#define PC_LOG_WARN 2
+#define PC_LOG_ERROR 3
+
+/* The longest subject or topic, in bytes (abi/SPEC.md, section 9). */
+#define PC_MAX_SUBJECT_LEN 1024
+
+/*
+ * One message, valid only while its handler runs: the SDK reuses the memory
+ * for the next message. Copy anything you want to keep.
+ */
+typedef struct pc_msg {
+	int32_t kind;          /* PC_KIND_REQUEST, PC_KIND_SEND or PC_KIND_EVENT */
+	const char *subject;   /* subject or topic, NUL-terminated */
+	size_t subject_len;    /* strlen(subject) */
+	const char *payload;   /* payload bytes; a NUL follows them, so text payloads
+	                        * can be used as C strings (binary payloads may
+	                        * contain NULs: use payload_len) */
+	size_t payload_len;    /* payload length in bytes */
+	const uint8_t *headers; /* headers as a CBOR map of text to text (may be
+	                         * empty); pc_header() looks one up for you */
+	size_t headers_len;    /* encoded headers length in bytes (0: none) */
+} pc_msg;
+
+/* A request/send handler. Returns PC_OK, or a status: return
+ * pc_error("...") for an application error. */
+typedef int (*pc_handler)(const pc_msg *m);
+
+/* An event handler. Its status is counted and logged by the host; nobody
+ * waits for it. */
+typedef int (*pc_event_handler)(const pc_msg *m);
+
+/*
+ * Defined by the plugin (required: linking fails without it). The SDK calls
+ * it exactly once per instance, at the start of the instance's first
+ * message, before dispatching that message. Register handlers and
+ * subscriptions here. Host functions work inside pc_init (pc_log,
+ * pc_config_get, ...), and pc_header() refers to that first message.
+ *
+ * It is not called from _initialize on purpose: that runs while the host is
+ * still setting the instance up, before any message exists.
+ */
+void pc_init(void);
+
+/*
+ * Registers fn for requests and sends whose subject is exactly `subject`
+ * (e.g. "hello.greet"; no wildcards). A later registration of the same
+ * subject replaces the earlier one. The subject string is copied.
+ * Returns PC_OK, PC_INVALID (empty token, wildcard, too long) or
+ * PC_INTERNAL (out of memory).
+ */
+int pc_handle(const char *subject, pc_handler fn);
+
+/*
+ * Registers fn for events whose topic matches `pattern`: tokens separated by
+ * '.', where "*" matches exactly one token and ">" (last token only) matches
+ * one or more. Every matching subscription sees the event, in registration
+ * order. The pattern string is copied. Returns PC_OK, PC_INVALID or
+ * PC_INTERNAL.
+ */
+int pc_subscribe(const char *pattern, pc_event_handler fn);
+
+/* Reports whether `subject` (subject_len bytes) matches the topic pattern
+ * (same rules as pc_subscribe). Returns 1 or 0. */
+int pc_match(const char *pattern, const char *subject, size_t subject_len);
+
+/*
+ * Dispatch rules of pycomms_handle:
+ *  - requests and sends go to the pc_handle() handler of their exact
+ *    subject; without one the SDK answers PC_NO_METHOD (for a request with
+ *    the error text "no method <subject>").
+ *  - events go to every matching pc_subscribe() handler; the status is the
+ *    first non-OK status returned, or PC_NO_METHOD when none matches.
+ *  - a handler returning a negative value -s is treated as status s.
+ */
+
+/* Sets the reply to the message being handled (replacing any earlier one).
+ * The host copies the bytes. Returns PC_OK or PC_TOO_LARGE (over the
+ * plugin's max_reply) / PC_INVALID. Ignored by the host for sends and events. */
+int pc_reply(const void *data, size_t len);
+
+/* pc_reply of a NUL-terminated string (without the NUL). */
+int pc_reply_str(const char *s);
+
+/* Sets `msg` (NUL-terminated) as the error text and returns
+ * PC_HANDLER_ERROR: `return pc_error("quantity must be positive");` */
+int pc_error(const char *msg);
+
+/* Publishes an event on `topic` (no wildcards). Grant: publish.
+ * Returns PC_OK, PC_DENIED, PC_BUSY or PC_INVALID. */
+int pc_publish(const char *topic, const void *data, size_t len);
+
+/* Sends a one-way message to the service serving `subject`. Grant: send.
+ * Returns PC_OK, PC_DENIED, PC_NO_HANDLER, PC_BUSY or PC_INVALID. */
+int pc_send(const char *subject, const void *data, size_t len);
+
+/*
+ * Calls the service serving `subject` and waits for its reply, at most
+ * timeout_ms milliseconds (<= 0: whatever remains of the current message's
+ * own deadline). Grant: call.
+ *
+ * Returns PC_OK when the callee replied, or the failure status (PC_DENIED,
+ * PC_TIMEOUT, PC_NO_HANDLER, PC_HANDLER_ERROR, ...).
+ *
+ * Ownership: when `out` is not NULL, *out receives a buffer allocated with
+ * malloc() that the caller owns and must free(). It holds the reply (on
+ * PC_OK) or the error text (on failure), followed by a NUL that is not
+ * counted in *out_len; an empty result is a 1-byte buffer holding the NUL.
+ * *out is NULL only when that allocation failed.
+ *
+ * When `out` is NULL nothing is allocated: *out_len (if given) receives the
+ * result's length, and pc_result() copies it into a buffer of your own
+ * until the next pc_call. out_len may be NULL.
+ */
+int pc_call(const char *subject, const void *data, size_t len, int timeout_ms,
+            char **out, size_t *out_len);
+
+/* Copies the reply (or error text) of the last pc_call into buf when it
+ * fits in cap bytes. Returns its full length either way (call again with a
+ * larger buffer when the result exceeds cap); nothing is written when it
+ * does not fit. */
+int32_t pc_result(void *buf, size_t cap);
+
+/* Writes `msg` (NUL-terminated) to the host log at `level` (PC_LOG_*),
+ * tagged with the plugin's name. Grant: log (granted by default).
+ * Returns PC_OK, PC_DENIED or PC_INVALID. */
+int pc_log(int level, const char *msg);
+
+/* Like pc_log, for a message that is not NUL-terminated. */
+int pc_log_n(int level, const char *msg, size_t len);
+
+/* printf-style pc_log; the formatted line is cut at 1023 bytes. Pulls in
+ * wasi-libc's vsnprintf (a few KiB of code) when used. */
+int pc_logf(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Looks up the string form of one value of the plugin's `config` (dotted key
+ * path for nested maps, e.g. "db.host"). Returns the value's full length
+ * (not counting a NUL), or -PC_NOT_FOUND. When the length is < cap, buf
+ * holds the value followed by a NUL; otherwise buf is not written, and a
+ * buffer of (length + 1) bytes will fit it.
+ */
+int32_t pc_config_get(const char *key, char *buf, size_t cap);
+
+/* pc_config_get into a malloc()'d NUL-terminated string the caller must
+ * free(). Returns NULL when the key does not exist (or out of memory). */
+char *pc_config_dup(const char *key);
+
+/* Copies the whole plugin config, encoded as a CBOR map with text keys,
+ * into buf when it fits in cap. Returns its full length (0: no config). */
+int32_t pc_config_raw(void *buf, size_t cap);
+
+/* Looks up one header of the message being handled; same contract as
+ * pc_config_get (-PC_NOT_FOUND when the header is absent). */
+int32_t pc_header(const char *key, char *buf, size_t cap);
+
+/*
+ * Raw host functions of ABI v1 (module "pycomms:host/v1", abi/SPEC.md
+ * section 4). Pointers are addresses in this module's memory. Each returns
+ * a value >= 0 on success or a negated status. Prefer the pc_* wrappers
+ * above; these are here for code that needs the exact ABI.
+ */
+#define PC__IMPORT(name) __attribute__((import_module("pycomms:host/v1"), import_name(name)))
+PC__IMPORT("reply") int32_t pc_host_reply(const void *ptr, int32_t len);
+PC__IMPORT("log") int32_t pc_host_log(int32_t level, const void *ptr, int32_t len);
+PC__IMPORT("publish") int32_t pc_host_publish(const void *topic, int32_t topic_len,
+                                              const void *data, int32_t data_len);
+PC__IMPORT("send") int32_t pc_host_send(const void *subject, int32_t subject_len,
+                                        const void *data, int32_t data_len);
+PC__IMPORT("call") int32_t pc_host_call(const void *subject, int32_t subject_len,
+                                        const void *data, int32_t data_len,
+                                        int32_t timeout_ms);
+PC__IMPORT("result") int32_t pc_host_result(void *ptr, int32_t cap);
+PC__IMPORT("config") int32_t pc_host_config(void *ptr, int32_t cap);
+PC__IMPORT("config_get") int32_t pc_host_config_get(const void *key, int32_t key_len,
+                                                    void *ptr, int32_t cap);
+PC__IMPORT("header") int32_t pc_host_header(const void *key, int32_t key_len,
+                                            void *ptr, int32_t cap);
+#undef PC__IMPORT
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PYCOMMS_H */

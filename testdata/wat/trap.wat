@@ -1,0 +1,52 @@
+;; trap.wat - a handler that traps on demand.
+;;
+;; What it does: when the payload is exactly "boom" pycomms_handle executes
+;; `unreachable` (any kind); otherwise a request gets the reply "ok", and
+;; sends and events succeed without a reply.
+;;
+;; What the host must answer:
+;;   request payload "boom" -> status trap (the error says the plugin trapped);
+;;                             the instance is discarded and replaced
+;;   request payload "x"    -> status ok, reply "ok" (also right after a "boom":
+;;                             the replacement instance serves)
+(module
+  (import "pycomms:host/v1" "reply" (func $reply (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "ok")
+  (global $base i32 (i32.const 65536))
+
+  (func (export "pycomms_abi_version") (result i32) (i32.const 1))
+
+  ;; pycomms_alloc(size): one reusable region at $base (see echo.wat), grown
+  ;; to hold the message, the reply built after it and 64 spare bytes.
+  (func (export "pycomms_alloc") (param $size i32) (result i32)
+    (local $pages i32)
+    (local.set $pages
+      (i32.wrap_i64
+        (i64.shr_u
+          (i64.add (i64.extend_i32_u (global.get $base))
+                   (i64.add (i64.shl (i64.extend_i32_u (local.get $size)) (i64.const 1))
+                            (i64.const 65599)))   ;; 64 spare + 65535 to round up
+          (i64.const 16))))
+    (if (i32.gt_u (local.get $pages) (memory.size))
+      (then
+        (if (i32.eq (memory.grow (i32.sub (local.get $pages) (memory.size))) (i32.const -1))
+          (then (unreachable)))))
+    (global.get $base))
+
+  (func (export "pycomms_handle")
+        (param $kind i32) (param $ptr i32) (param $slen i32) (param $plen i32) (param $hlen i32)
+        (result i32)
+    (local $r i32)
+    ;; payload == "boom": 4 bytes, little-endian 0x6d6f6f62
+    (if (i32.and (i32.eq (local.get $plen) (i32.const 4))
+                 (i32.eq (i32.load (i32.add (local.get $ptr) (local.get $slen)))
+                         (i32.const 0x6d6f6f62)))
+      (then (unreachable)))
+    (if (i32.ne (local.get $kind) (i32.const 1))
+      (then (return (i32.const 0))))
+    (local.set $r (call $reply (i32.const 16) (i32.const 2)))
+    (if (i32.lt_s (local.get $r) (i32.const 0))
+      (then (return (i32.sub (i32.const 0) (local.get $r)))))
+    (i32.const 0))
+)
