@@ -148,22 +148,25 @@ func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, erro
 	if err := v.instantiateHostModules(ctx); err != nil {
 		return nil, err
 	}
+	// The watchdog reads v.all, so the slice is complete before it starts;
+	// instantiate arms each instance's deadline under its own lock.
+	v.all = make([]*instance, spec.Instances)
+	for i := range v.all {
+		v.all[i] = &instance{v: v, slot: i}
+	}
 	go v.watchdog()
 	defer func() {
 		if !ok {
 			close(v.stopDog)
 		}
 	}()
-	v.all = make([]*instance, spec.Instances)
-	for i := range v.all {
-		w := &instance{v: v, slot: i}
+	for i, w := range v.all {
 		if err := w.instantiate(ctx); err != nil {
 			for _, o := range v.all[:i] {
 				o.close()
 			}
 			return nil, err
 		}
-		v.all[i] = w
 		v.idle <- w
 	}
 	v.alive.Store(int64(spec.Instances))

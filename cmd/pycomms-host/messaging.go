@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pycomms/pycomms-host/abi"
+	"github.com/pycomms/pycomms-host/host/control"
+	"github.com/pycomms/pycomms-host/host/message"
+)
+
+const dataHelp = `DATA is the payload, byte for byte. With DATA "-", or without DATA when stdin
+is not a terminal, the payload is read from stdin. A DATA that starts with
+"-" must follow "--" so that it is not taken for a flag.`
+
+func (a *cli) newCallCmd() *cobra.Command {
+	var (
+		timeout time.Duration
+		headers []string
+		raw     bool
+	)
+	cmd := &cobra.Command{
+		Use:   "call SUBJECT [DATA|-]",
+		Short: "Call a service and print its reply",
+		Long: `Call sends a request to SUBJECT (service.method) through the node and prints
+the reply payload to stdout, followed by a newline unless --raw is given.
+
+` + dataHelp,
+		Example: `  pycomms-host call inventory.reserve '{"sku":"a1","qty":2}'
+  pycomms-host call inventory.reserve - --timeout 2s < request.json
+  pycomms-host call echo.say hi -H trace-id=7 --raw > reply.bin`,
+		Args:              cobra.RangeArgs(1, 2),
+		ValidArgsFunction: a.completeSubjects(servicesOf),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if timeout <= 0 {
+				return usageErrorf("--timeout %v: must be more than 0", timeout)
+			}
+			h, err := parseHeaders(headers)
+			if err != nil {
+				return err
+			}
+			payload, err := a.payload(args[1:])
+			if err != nil {
+				return err
+			}
+			reply, err := a.client().Call(cmd.Context(), args[0], payload, h, timeout)
+			if err != nil {
+				return err
+			}
+			if !raw {
+				reply = append(reply, '\n')
+			}
+			if _, err := a.stdout.Write(reply); err != nil {
+				return fmt.Errorf("write reply: %w", err)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.DurationVarP(&timeout, "timeout", "t", control.DefaultCallTimeout, "how long to wait for the reply (at most 1h)")
+	f.StringArrayVarP(&headers, "header", "H", nil, "message header key=value (repeatable)")
+	f.BoolVar(&raw, "raw", false, "print the reply exactly, without a trailing newline")
+	return cmd
+}
+
+func (a *cli) newSendCmd() *cobra.Command {
+	var headers []string
+	cmd := &cobra.Command{
+		Use:   "send SUBJECT [DATA|-]",
+		Short: "Send a one-way message to a service",
+		Long: `Send delivers a one-way message to SUBJECT (service.method); no reply is
+expected. It prints nothing on success.
+
+` + dataHelp,
+		Example:           `  pycomms-host send mail.queue '{"to":"ops"}' -H prio=high`,
+		Args:              cobra.RangeArgs(1, 2),
+		ValidArgsFunction: a.completeSubjects(servicesOf),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := parseHeaders(headers)
+			if err != nil {
+				return err
+			}
+			payload, err := a.payload(args[1:])
+			if err != nil {
+				return err
+			}
+			return a.client().Send(cmd.Context(), args[0], payload, h)
+		},
+	}
+	cmd.Flags().StringArrayVarP(&headers, "header", "H", nil, "message header key=value (repeatable)")
+	return cmd
+}
+
+func (a *cli) newPubCmd() *cobra.Command {
+	var (
+		headers []string
+		asJSON  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "pub TOPIC [DATA|-]",
+		Short: "Publish an event on a topic",
+		Long: `Pub publishes an event on TOPIC. It prints nothing on success; with --json it
+prints {"receivers":N}, the number of subscribers that received the event.
+
+` + dataHelp,
+		Example:           `  pycomms-host pub orders.eu.new '{"id":1}' --json`,
+		Args:              cobra.RangeArgs(1, 2),
+		ValidArgsFunction: a.completeSubjects(topicsOf),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := parseHeaders(headers)
+			if err != nil {
+				return err
+			}
+			payload, err := a.payload(args[1:])
+			if err != nil {
+				return err
+			}
+			n, err := a.client().Publish(cmd.Context(), args[0], payload, h)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(a.stdout, map[string]int{"receivers": n}, false)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVarP(&headers, "header", "H", nil, "message header key=value (repeatable)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"receivers":N}`)
+	return cmd
+}
+
+// subLine is one line of `sub --json`. Exactly one of Payload and
+// PayloadB64 is set: text stays readable, binary stays intact.
+type subLine struct {
+	Subject    string            `json:"subject"`
+	Headers    map[string]string `json:"headers"`
+	Payload    *string           `json:"payload,omitempty"`
+	PayloadB64 *string           `json:"payload_b64,omitempty"`
+}
+
+func (a *cli) newSubCmd() *cobra.Command {
+	var (
+		asJSON bool
+		buffer int
+	)
+	cmd := &cobra.Command{
+		Use:   "sub PATTERN",
+		Short: "Print the events published on matching topics",
+		Long: `Sub subscribes to PATTERN ('*' matches one token, '>' as the last token one or
+more) and prints each event's payload on its own line until interrupted
+(Ctrl-C exits 0). With --json each line is an object with "subject",
+"headers" and "payload" (the payload as text when it is valid UTF-8) or
+"payload_b64" (base64, otherwise).
+
+The node buffers up to --buffer events for a slow reader and drops newer ones
+beyond that; sub warns on stderr when that happens. If the node ends the
+subscription (it shut down), sub exits 7 (node unreachable).`,
+		Example: `  pycomms-host sub 'orders.>'
+  pycomms-host sub 'sensors.*.temp' --json | jq .payload`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: a.completeSubjects(topicsOf),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if buffer < 0 || buffer > control.MaxSubscribeBuffer {
+				return usageErrorf("--buffer %d: must be from 1 to %d (0: the node's default)", buffer, control.MaxSubscribeBuffer)
+			}
+			ctx := cmd.Context()
+			c := a.client()
+			var warned uint64
+			err := c.SubscribeBuffered(ctx, args[0], buffer, func(m *message.Message, dropped uint64) error {
+				if dropped > warned {
+					fmt.Fprintf(a.stderr, "pycomms-host: warning: %d events dropped so far (reading too slowly; try a larger --buffer)\n", dropped)
+					warned = dropped
+				}
+				if asJSON {
+					return writeJSON(a.stdout, newSubLine(m), false)
+				}
+				// A copy: the payload is shared and must not be appended to.
+				line := append(append(make([]byte, 0, len(m.Payload)+1), m.Payload...), '\n')
+				if _, err := a.stdout.Write(line); err != nil {
+					return fmt.Errorf("write event: %w", err)
+				}
+				return nil
+			})
+			switch {
+			case ctx.Err() != nil:
+				return nil // interrupted: the normal way to stop
+			case err == nil:
+				return message.Errorf(abi.StatusUnreachable, "node at %s ended the subscription", c.Addr())
+			}
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per event")
+	cmd.Flags().IntVar(&buffer, "buffer", 0, "events the node buffers for this subscriber (0: node default, 256)")
+	return cmd
+}
+
+func newSubLine(m *message.Message) subLine {
+	l := subLine{Subject: m.Subject, Headers: m.Headers}
+	if l.Headers == nil {
+		l.Headers = map[string]string{}
+	}
+	if utf8.Valid(m.Payload) {
+		s := string(m.Payload)
+		l.Payload = &s
+	} else {
+		s := base64.StdEncoding.EncodeToString(m.Payload)
+		l.PayloadB64 = &s
+	}
+	return l
+}
+
+func (a *cli) newReloadCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "reload",
+		Short: "Make the node re-read its config and reload its plugins",
+		Long: `Reload asks the running node to re-read its config file and apply it, as
+SIGHUP does. A config that does not validate is refused (exit 1) and the
+running config keeps serving. It prints nothing on success.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.client().Reload(cmd.Context())
+		},
+	}
+}
+
+// writeJSON prints v as JSON followed by a newline: on one line for
+// streams and one-value answers, indented for documents people read.
+func writeJSON(w io.Writer, v any, indent bool) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // payloads and errors are not HTML
+	if indent {
+		enc.SetIndent("", "  ")
+	}
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("write JSON: %w", err)
+	}
+	return nil
+}
+
+// completeSubjects completes the first argument from what the node's
+// plugins serve or subscribe to. Completion must never fail loudly, so any
+// error just means no suggestions.
+func (a *cli) completeSubjects(from func(control.PluginInfo) []string) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveDefault
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
+		defer cancel()
+		plugins, err := a.client().Plugins(ctx)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var out []string
+		for _, p := range plugins {
+			for _, s := range from(p) {
+				if strings.HasPrefix(s, toComplete) {
+					out = append(out, s)
+				}
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace
+	}
+}
+
+// servicesOf suggests "service." so that the user types the method next.
+func servicesOf(p control.PluginInfo) []string {
+	out := make([]string, len(p.Services))
+	for i, s := range p.Services {
+		out[i] = s + "."
+	}
+	return out
+}
+
+func topicsOf(p control.PluginInfo) []string { return p.Topics }

@@ -1,0 +1,483 @@
+// Package config loads and validates pycomms.yaml, the file that says what a
+// pycomms host runs: its node name, its control API address, where compiled
+// modules are cached, how it logs, and which plugins it loads with what
+// limits and grants.
+//
+// Values come in three layers, each overriding the one before: built-in
+// defaults, the YAML file, and environment variables named PYCOMMS_ + the
+// key path upper-cased with "__" between levels (PYCOMMS_LOG__LEVEL=debug,
+// PYCOMMS_PLUGINS__0__INSTANCES=8). Load is strict: unknown keys, wrong
+// types, out-of-range values and unknown PYCOMMS_* variables are all errors,
+// and it reports every problem of a file at once, each with the file, line
+// and column, the key path and, for environment values, the variable name.
+// KEYS.md in this directory lists every key.
+//
+// Design note: koanf (github.com/knadh/koanf/v2) does the layering and
+// merging, as everywhere in pycomms. It flattens values into plain maps and
+// forgets where they came from, so the file is also parsed into a
+// go.yaml.in/yaml/v3 node tree (the same YAML library koanf's parser uses,
+// so both read the file identically) and positions are looked up in it by
+// key path. Lists are leaves to koanf, so overrides of one plugin's keys
+// (PYCOMMS_PLUGINS__0__...) are applied to the plugin list by this package.
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	kyaml "github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/rawbytes"
+	"github.com/knadh/koanf/v2"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/pycomms/pycomms-host/abi"
+)
+
+// Config is a loaded, validated configuration. Treat it as immutable: a
+// reload produces a new Config, and Digest tells whether anything changed.
+type Config struct {
+	File     string // absolute path of the config file, "" for built-in defaults
+	Node     Node
+	Control  string // host:port of the local control API; "" disables it
+	CacheDir string // absolute
+	Log      Log
+	Plugins  []Plugin
+
+	src *source // where each value came from, for At
+}
+
+// Node identifies this host among its peers.
+type Node struct {
+	Name string
+}
+
+// Log configures the host log.
+type Log struct {
+	Level  slog.Level
+	Format string // "text" or "json"
+}
+
+// Plugin is one entry of the plugins list.
+type Plugin struct {
+	Index    int    // position in plugins[]
+	Name     string // unique among the plugins
+	Path     string // absolute path of the .wasm file, or "builtin:NAME"
+	Kind     string // "handler"
+	Services []string
+	Topics   []string
+	// Instances is the size of the instance pool; Queue bounds the messages
+	// waiting for a free instance.
+	Instances int
+	Queue     int
+	Watch     bool // reload the plugin when its file changes
+	Limits    Limits
+	Grants    []abi.Capability
+	// Config is the plugin's own configuration, handed to it as is. Nested
+	// mappings are map[string]any; values set from the environment are
+	// strings.
+	Config map[string]any
+}
+
+// Limits bound what one plugin instance may use.
+type Limits struct {
+	Memory   uint64        // bytes of linear memory per instance
+	Timeout  time.Duration // per message
+	MaxReply uint64        // bytes
+}
+
+// BuiltinPrefix starts a plugin path that names a plugin embedded in the
+// host binary instead of a file.
+const BuiltinPrefix = "builtin:"
+
+// Builtin returns the builtin name when Path is "builtin:NAME".
+func (p Plugin) Builtin() (string, bool) {
+	name, ok := strings.CutPrefix(p.Path, BuiltinPrefix)
+	if !ok {
+		return "", false
+	}
+	return name, true
+}
+
+// DefaultControl is the control API address when the config sets none;
+// clients use it too when neither --control nor PYCOMMS_CONTROL is given.
+const DefaultControl = "127.0.0.1:7480"
+
+// Defaults of plugin keys; KEYS.md documents them.
+const (
+	defaultInstances = 2
+	defaultQueue     = 1024
+)
+
+func defaultLimits() Limits {
+	return Limits{Memory: 16 << 20, Timeout: 5 * time.Second, MaxReply: 1 << 20}
+}
+
+// builtinDefaults is the configuration used when there is no config file:
+// one echo handler, so that a fresh install answers `pycomms-host call
+// echo` and greets on `greetings.>` out of the box.
+func builtinDefaults() map[string]any {
+	return map[string]any{
+		"plugins": []any{map[string]any{
+			"name":      "echo",
+			"path":      BuiltinPrefix + "echo",
+			"kind":      "handler",
+			"services":  []any{"echo"},
+			"topics":    []any{"greetings.>"},
+			"instances": defaultInstances,
+			"grants":    []any{"log", "publish", "call", "send"},
+			"config":    map[string]any{"prefix": ">> "},
+		}},
+	}
+}
+
+// These are variables so that tests can pin the defaults that depend on
+// the machine.
+var (
+	osHostname     = os.Hostname
+	osUserCacheDir = os.UserCacheDir
+	osGetwd        = os.Getwd
+)
+
+// Load reads path (or built-in defaults when path is ""), applies env
+// overrides (only PYCOMMS_* entries of env, which has the form of
+// os.Environ()), validates, and returns either a Config or an *Errors
+// holding every problem.
+func Load(path string, env []string) (*Config, error) {
+	errs := &Errors{}
+	k := koanf.New(".")
+	src := newSource(path)
+	var abs string
+	if path == "" {
+		if err := k.Load(confmap.Provider(builtinDefaults(), ""), nil); err != nil {
+			errs.Add(&Error{Msg: "loading the built-in defaults: " + err.Error(), Err: err})
+			return nil, errs
+		}
+	} else {
+		var err error
+		if abs, err = filepath.Abs(path); err != nil {
+			errs.Add(&Error{File: path, Msg: "cannot resolve the path: " + err.Error(), Err: err})
+			return nil, errs
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			reason := err.Error()
+			if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+				reason = pe.Err.Error()
+			}
+			errs.Add(&Error{File: path, Msg: "cannot read the config file: " + reason, Err: err})
+			return nil, errs
+		}
+		top := parseYAML(data, src, errs)
+		if len(errs.List) == 0 && top != nil {
+			src.duplicateKeys(top, "", errs)
+		}
+		if len(errs.List) > 0 {
+			return nil, errs.orNil()
+		}
+		if err := k.Load(rawbytes.Provider(data), kyaml.Parser()); err != nil {
+			addYAMLError(err, src, errs)
+			return nil, errs.orNil()
+		}
+		src.index(top)
+	}
+
+	applyEnv(k, env, src, path == "", errs)
+
+	d := &decoder{src: src, errs: errs}
+	if abs != "" {
+		d.dir = filepath.Dir(abs)
+	}
+	cfg := d.decode(k.Raw())
+	cfg.File = abs
+	cfg.src = src
+	if err := errs.orNil(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// parseYAML parses data into a node tree and returns the top-level mapping,
+// or nil for an empty file. Syntax errors, a top level that is not a
+// mapping and a second document are added to errs.
+func parseYAML(data []byte, src *source, errs *Errors) *yaml.Node {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if err != io.EOF {
+			addYAMLError(err, src, errs)
+		}
+		return nil
+	}
+	// koanf reads only the first document; anything in a later one would be
+	// silently ignored. An empty trailing document ("---" at the end) is
+	// harmless and accepted.
+	for {
+		var extra yaml.Node
+		err := dec.Decode(&extra)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			addYAMLError(err, src, errs)
+			break
+		}
+		if len(extra.Content) == 0 {
+			continue
+		}
+		if at := extra.Content[0]; at.Kind != yaml.ScalarNode || at.ShortTag() != "!!null" {
+			errs.Add(&Error{File: src.file, Line: at.Line, Col: at.Column,
+				Msg: "a second YAML document: the config file must hold exactly one"})
+			break
+		}
+	}
+	if len(doc.Content) == 0 {
+		return nil
+	}
+	top := resolve(doc.Content[0])
+	switch {
+	case top.Kind == yaml.MappingNode:
+		return top
+	case top.Kind == yaml.ScalarNode && top.ShortTag() == "!!null":
+		return nil
+	}
+	errs.Add(&Error{File: src.file, Line: top.Line, Col: top.Column,
+		Msg: fmt.Sprintf("the config file must be a mapping of keys (%s), not %s", strings.Join(topKeys, ", "), src.describeNode(top))})
+	return nil
+}
+
+// yamlLineRE matches the "line N: problem" form the YAML library uses.
+var yamlLineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
+
+// addYAMLError turns an error of the YAML library into positioned errors.
+// The library knows the line of a problem but not its column.
+func addYAMLError(err error, src *source, errs *Errors) {
+	var lines []string
+	if te := (*yaml.TypeError)(nil); errors.As(err, &te) {
+		lines = te.Errors
+	} else {
+		lines = []string{strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	for _, l := range lines {
+		e := &Error{File: src.file, Msg: "invalid YAML: " + l, Err: err}
+		if m := yamlLineRE.FindStringSubmatch(l); m != nil {
+			e.Line, _ = strconv.Atoi(m[1])
+			e.Msg = "invalid YAML: " + m[2]
+		}
+		errs.Add(e)
+	}
+}
+
+// applyEnv loads the PYCOMMS_* overrides of env into k and records which
+// keys they set. builtin says there is no config file.
+func applyEnv(k *koanf.Koanf, environ []string, src *source, builtin bool, errs *Errors) {
+	overrides, envErrs := parseEnv(environ)
+	for _, e := range envErrs {
+		errs.Add(e)
+	}
+	scalars := map[string]envOverride{}
+	var perPlugin []envOverride
+	for _, ov := range overrides {
+		if ov.plugin < 0 {
+			scalars[ov.name] = ov
+			src.env[ov.key] = ov.name
+		} else {
+			perPlugin = append(perPlugin, ov)
+		}
+	}
+	if len(scalars) > 0 {
+		p := env.Provider(".", env.Opt{
+			Prefix:      EnvPrefix,
+			EnvironFunc: func() []string { return environ },
+			TransformFunc: func(name, value string) (string, any) {
+				if ov, ok := scalars[name]; ok {
+					return ov.koanfKey, value
+				}
+				return "", nil // handled below, or already reported
+			},
+		})
+		if err := k.Load(p, nil); err != nil {
+			errs.Add(&Error{Msg: "loading environment overrides: " + err.Error(), Err: err})
+		}
+	}
+	if len(perPlugin) == 0 {
+		return
+	}
+	if builtin {
+		for _, ov := range perPlugin {
+			errs.Add(&Error{Env: ov.name, Key: ov.key,
+				Msg: "there is no config file, so no listed plugin to override (the built-in plugin list cannot be changed by index)"})
+		}
+		return
+	}
+	raw := k.Get("plugins")
+	list, ok := raw.([]any)
+	if !ok && raw != nil {
+		return // "plugins" is not a list: the decoder reports it in the file
+	}
+	for _, ov := range perPlugin {
+		key, err := applyPluginEnv(list, ov)
+		if err != nil {
+			errs.Add(err)
+			continue
+		}
+		if key != "" {
+			src.env[key] = ov.name
+		}
+	}
+	if list != nil {
+		if err := k.Set("plugins", list); err != nil {
+			errs.Add(&Error{Msg: "applying environment overrides to plugins: " + err.Error(), Err: err})
+		}
+	}
+}
+
+// At returns an *Error positioned at key (for callers such as the loader
+// that validates modules later and wants file/line for "plugins[2].path").
+// A key that the file does not have is placed at its nearest ancestor; a
+// value set from the environment names the variable.
+func (c *Config) At(key string, format string, args ...any) *Error {
+	msg := fmt.Sprintf(format, args...)
+	if c.src == nil {
+		return &Error{File: c.File, Key: key, Msg: msg}
+	}
+	return c.src.errAt(key, false, msg)
+}
+
+// Digest returns a stable sha256 hex digest of the effective configuration:
+// equal for two loads that would run the same host (comments, key order,
+// spelling of sizes and environment-versus-file do not matter), different
+// otherwise. A reload whose digest is unchanged is a no-op.
+func (c *Config) Digest() string {
+	w := digestWriter{h: sha256.New()}
+	w.str("pycomms-config/1")
+	w.str(c.File)
+	w.str(c.Node.Name)
+	w.str(c.Control)
+	w.str(c.CacheDir)
+	w.int(int64(c.Log.Level))
+	w.str(c.Log.Format)
+	w.int(int64(len(c.Plugins)))
+	for _, p := range c.Plugins {
+		w.int(int64(p.Index))
+		w.str(p.Name)
+		w.str(p.Path)
+		w.str(p.Kind)
+		w.strs(p.Services)
+		w.strs(p.Topics)
+		w.int(int64(p.Instances))
+		w.int(int64(p.Queue))
+		w.value(p.Watch)
+		w.uint(p.Limits.Memory)
+		w.int(int64(p.Limits.Timeout))
+		w.uint(p.Limits.MaxReply)
+		w.int(int64(len(p.Grants)))
+		for _, g := range p.Grants {
+			w.str(string(g))
+		}
+		w.value(p.Config)
+	}
+	return hex.EncodeToString(w.h.Sum(nil))
+}
+
+// digestWriter feeds a hash with a self-delimiting encoding: every item is
+// tagged and strings are length-prefixed, so that no two different configs
+// produce the same byte stream.
+type digestWriter struct{ h hash.Hash }
+
+func (w digestWriter) tag(t byte) { w.h.Write([]byte{t}) }
+
+func (w digestWriter) uint(n uint64) {
+	w.tag('u')
+	w.h.Write(binary.BigEndian.AppendUint64(nil, n))
+}
+
+func (w digestWriter) int(n int64) {
+	w.tag('i')
+	w.h.Write(binary.BigEndian.AppendUint64(nil, uint64(n)))
+}
+
+func (w digestWriter) str(s string) {
+	w.tag('s')
+	w.h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(s))))
+	io.WriteString(w.h, s)
+}
+
+func (w digestWriter) strs(list []string) {
+	w.int(int64(len(list)))
+	for _, s := range list {
+		w.str(s)
+	}
+}
+
+// value encodes the values YAML decoding produces; maps in key order.
+func (w digestWriter) value(v any) {
+	switch v := v.(type) {
+	case nil:
+		w.tag('n')
+	case bool:
+		w.tag('b')
+		if v {
+			w.tag(1)
+		} else {
+			w.tag(0)
+		}
+	case int:
+		w.int(int64(v))
+	case int64:
+		w.int(v)
+	case uint64:
+		w.uint(v)
+	case float64:
+		w.tag('f')
+		w.h.Write(binary.BigEndian.AppendUint64(nil, math.Float64bits(v)))
+	case string:
+		w.str(v)
+	case time.Time:
+		w.tag('t')
+		w.str(v.UTC().Format(time.RFC3339Nano))
+	case []byte:
+		w.tag('y')
+		w.str(string(v))
+	case []any:
+		w.tag('l')
+		w.int(int64(len(v)))
+		for _, e := range v {
+			w.value(e)
+		}
+	case map[string]any:
+		w.tag('m')
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		w.int(int64(len(keys)))
+		for _, k := range keys {
+			w.str(k)
+			w.value(v[k])
+		}
+	default:
+		// Not produced by the YAML decoder; encoded so that it still
+		// counts, if less canonically.
+		w.tag('x')
+		w.str(fmt.Sprintf("%T:%#v", v, v))
+	}
+}

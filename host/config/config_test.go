@@ -1,0 +1,197 @@
+package config
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden with the current output")
+
+// pinMachine replaces the machine-dependent defaults (host name, user cache
+// directory, working directory) for the duration of a test, so that golden
+// output is the same everywhere.
+func pinMachine(t *testing.T, wd string) {
+	t.Helper()
+	oldHost, oldCache, oldWd := osHostname, osUserCacheDir, osGetwd
+	osHostname = func() (string, error) { return "testhost", nil }
+	osUserCacheDir = func() (string, error) { return "/home/test/.cache", nil }
+	osGetwd = func() (string, error) { return wd, nil }
+	t.Cleanup(func() { osHostname, osUserCacheDir, osGetwd = oldHost, oldCache, oldWd })
+}
+
+// fixture is a testdata/*.yaml file plus the setup its leading comment
+// lines ask for:
+//
+//	# test: file REL      create an empty file (a stand-in .wasm) at REL
+//	# test: dir REL       create a directory at REL
+//	# test: at REL        place the config file at REL instead of NAME.yaml
+//	# test: env NAME=VAL  pass NAME=VAL in the environment
+//
+// REL is relative to the test's temporary directory, which error output
+// shows as $DIR. The working directory is $DIR/cwd.
+type fixture struct {
+	name  string
+	data  []byte
+	files []string
+	dirs  []string
+	at    string
+	env   []string
+}
+
+func readFixture(t *testing.T, path string) fixture {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimSuffix(filepath.Base(path), ".yaml")
+	f := fixture{name: name, data: data, at: name + ".yaml"}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), "# test: ")
+		if !ok {
+			continue
+		}
+		verb, arg, _ := strings.Cut(line, " ")
+		switch verb {
+		case "file":
+			f.files = append(f.files, arg)
+		case "dir":
+			f.dirs = append(f.dirs, arg)
+		case "at":
+			f.at = arg
+		case "env":
+			f.env = append(f.env, arg)
+		default:
+			t.Fatalf("%s: unknown directive %q", path, line)
+		}
+	}
+	return f
+}
+
+// setUp writes the fixture into dir and returns the config file's path.
+func (f fixture) setUp(t *testing.T, dir string) string {
+	t.Helper()
+	for _, d := range append(f.dirs, "cwd") {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, rel := range append(f.files, f.at) {
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var content []byte
+		if rel == f.at {
+			content = f.data
+		}
+		if err := os.WriteFile(p, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(dir, f.at)
+}
+
+// dump renders a Config in a stable, reviewable form for golden files.
+func dump(t *testing.T, c *Config) string {
+	t.Helper()
+	type plugin struct {
+		Index     int            `json:"index"`
+		Name      string         `json:"name"`
+		Path      string         `json:"path"`
+		Kind      string         `json:"kind"`
+		Services  []string       `json:"services"`
+		Topics    []string       `json:"topics"`
+		Instances int            `json:"instances"`
+		Queue     int            `json:"queue"`
+		Watch     bool           `json:"watch"`
+		Memory    string         `json:"limits.memory"`
+		Timeout   string         `json:"limits.timeout"`
+		MaxReply  string         `json:"limits.max_reply"`
+		Grants    []string       `json:"grants"`
+		Config    map[string]any `json:"config"`
+	}
+	out := struct {
+		File     string   `json:"file"`
+		Node     string   `json:"node.name"`
+		Control  string   `json:"control"`
+		CacheDir string   `json:"cache_dir"`
+		Level    string   `json:"log.level"`
+		Format   string   `json:"log.format"`
+		Plugins  []plugin `json:"plugins"`
+	}{c.File, c.Node.Name, c.Control, c.CacheDir, c.Log.Level.String(), c.Log.Format, []plugin{}}
+	for _, p := range c.Plugins {
+		grants := []string{}
+		for _, g := range p.Grants {
+			grants = append(grants, string(g))
+		}
+		out.Plugins = append(out.Plugins, plugin{p.Index, p.Name, p.Path, p.Kind, p.Services, p.Topics,
+			p.Instances, p.Queue, p.Watch, FormatSize(p.Limits.Memory), formatDuration(p.Limits.Timeout),
+			FormatSize(p.Limits.MaxReply), grants, p.Config})
+	}
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // keep "greetings.>" readable
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(out); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// TestFixtures loads every testdata/*.yaml and compares the result (the
+// effective config, or every error) with testdata/NAME.golden.
+func TestFixtures(t *testing.T) {
+	paths, err := filepath.Glob(filepath.Join("testdata", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) == 0 {
+		t.Fatal("no fixtures")
+	}
+	for _, path := range paths {
+		f := readFixture(t, path)
+		t.Run(f.name, func(t *testing.T) {
+			dir := t.TempDir()
+			pinMachine(t, filepath.Join(dir, "cwd"))
+			cfgPath := f.setUp(t, dir)
+
+			c, err := Load(cfgPath, f.env)
+			var got string
+			if err != nil {
+				if c != nil {
+					t.Errorf("Load returned both a Config and an error")
+				}
+				if _, ok := err.(*Errors); !ok {
+					t.Errorf("error is %T, want *Errors", err)
+				}
+				got = "ERRORS\n" + err.Error() + "\n"
+			} else {
+				got = dump(t, c)
+			}
+			got = strings.ReplaceAll(got, dir, "$DIR")
+
+			golden := filepath.Join("testdata", f.name+".golden")
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("output differs from %s (go test -update rewrites it)\n--- got\n%s--- want\n%s", golden, got, want)
+			}
+		})
+	}
+}

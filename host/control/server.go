@@ -1,0 +1,572 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pycomms/pycomms-host/abi"
+	"github.com/pycomms/pycomms-host/host/message"
+)
+
+// Limits and defaults of the control API.
+const (
+	// DefaultCallTimeout applies to POST /v1/call without ?timeout=.
+	DefaultCallTimeout = 5 * time.Second
+	// MaxCallTimeout is the longest ?timeout= a call may ask for, so that
+	// a typo cannot park a request (and its handler instance) for days.
+	MaxCallTimeout = time.Hour
+	// DefaultMaxBody is the default limit on a request body (the payload
+	// of a call, send or publish); see WithMaxBody.
+	DefaultMaxBody = 64 << 20
+	// DefaultSubscribeBuffer applies to GET /v1/subscribe without ?buffer=.
+	DefaultSubscribeBuffer = 256
+	// MaxSubscribeBuffer bounds ?buffer= so one client cannot make the
+	// node hold an arbitrary number of messages for it.
+	MaxSubscribeBuffer = 65536
+	// HeaderPrefix marks the HTTP request headers that become message
+	// headers: "Pycomms-H-Trace-Id: 7" becomes header "trace-id" = "7".
+	HeaderPrefix = "Pycomms-H-"
+)
+
+// streamWriteTimeout bounds one write of a subscription stream. A client
+// that stops reading without closing its connection would otherwise pin the
+// handler (and delay shutdown) forever; while a write is blocked, newer
+// messages are dropped and counted by the Subscription.
+const streamWriteTimeout = time.Minute
+
+// Server serves the control API for one Backend. Create it with NewServer,
+// then call Serve, or mount Handler in an http.Server of your own.
+type Server struct {
+	backend      Backend
+	version      VersionInfo
+	log          *slog.Logger
+	maxBody      int64
+	allowedHosts map[string]bool
+
+	handler http.Handler
+	http    *http.Server
+
+	// done is closed by Shutdown so that subscription streams, which never
+	// finish on their own, end and let the HTTP server drain.
+	done     chan struct{}
+	doneOnce sync.Once
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithMaxBody sets the largest request body accepted, in bytes; a larger one
+// is answered with 413 and status too_large. n <= 0 keeps DefaultMaxBody.
+func WithMaxBody(n int64) Option {
+	return func(s *Server) {
+		if n > 0 {
+			s.maxBody = n
+		}
+	}
+}
+
+// WithAllowedHosts lists host names (without port) that requests may use in
+// their Host header besides IP literals and "localhost". Any other name is
+// refused, because a browser tricked by DNS rebinding sends the attacker's
+// name; a node whose control API is reached by name (for example from a
+// container network) must list that name here.
+func WithAllowedHosts(names ...string) Option {
+	return func(s *Server) {
+		for _, n := range names {
+			s.allowedHosts[strings.ToLower(n)] = true
+		}
+	}
+}
+
+// NewServer returns a control API server for b that reports v on
+// GET /v1/version and logs to logger (nil discards logs).
+func NewServer(b Backend, v VersionInfo, logger *slog.Logger, opts ...Option) *Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		backend:      b,
+		version:      v,
+		log:          logger,
+		maxBody:      DefaultMaxBody,
+		allowedHosts: map[string]bool{"localhost": true},
+		done:         make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.handler = s.routes()
+	s.http = &http.Server{
+		Handler: s.handler,
+		// Header and idle limits only: calls may legitimately take up to
+		// MaxCallTimeout and subscriptions are unbounded, so there is no
+		// overall read or write timeout.
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// Handler returns the control API as an http.Handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve accepts connections on l until Shutdown is called; it then returns
+// nil. Any other return is the listener's error. Serve may be called for
+// several listeners (say, IPv4 and IPv6 loopback).
+func (s *Server) Serve(l net.Listener) error {
+	s.log.Info("control API listening", "addr", l.Addr().String())
+	if err := s.http.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("control API on %s: %w", l.Addr(), err)
+	}
+	return nil
+}
+
+// Shutdown stops accepting connections, ends every subscription stream and
+// waits for in-flight requests to finish. When ctx ends first, the remaining
+// connections are closed and ctx's error is returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.doneOnce.Do(func() { close(s.done) })
+	if err := s.http.Shutdown(ctx); err != nil {
+		// Graceful drain did not finish in time: cut the rest, so that
+		// Shutdown returning means nothing is served any more.
+		_ = s.http.Close()
+		return fmt.Errorf("control API shutdown: %w", err)
+	}
+	return nil
+}
+
+// routes builds the mux. Every route is registered twice: with its method,
+// and without it as a JSON 405 fallback, because the mux's own 405 answer is
+// plain text and clients expect an ErrorBody from every failure.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	route := func(method, path string, h http.HandlerFunc) {
+		mux.HandleFunc(method+" "+path, h)
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", method)
+			s.writeErrorCode(w, r, http.StatusMethodNotAllowed,
+				message.Errorf(abi.StatusInvalid, "method %s not allowed on %s (use %s)", r.Method, r.URL.Path, method))
+		})
+	}
+	route(http.MethodPost, "/v1/call/{subject}", s.handleCall)
+	route(http.MethodPost, "/v1/send/{subject}", s.handleSend)
+	route(http.MethodPost, "/v1/publish/{topic}", s.handlePublish)
+	route(http.MethodGet, "/v1/subscribe/{pattern}", s.handleSubscribe)
+	route(http.MethodGet, "/v1/plugins", s.handlePlugins)
+	route(http.MethodGet, "/v1/health", s.handleHealth)
+	route(http.MethodGet, "/v1/version", s.handleVersion)
+	route(http.MethodPost, "/v1/reload", s.handleReload)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, message.Errorf(abi.StatusNoHandler, "no control API route %s %s", r.Method, r.URL.Path))
+	})
+	return s.guard(mux)
+}
+
+// guard refuses browser-originated requests and logs every request.
+func (s *Server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		switch {
+		case r.Header.Get("Origin") != "":
+			// Browsers send Origin on cross-site POSTs and fetches; no
+			// legitimate client of this API is a web page.
+			s.writeError(rec, r, message.Errorf(abi.StatusDenied,
+				"control API refuses browser requests (Origin %q)", r.Header.Get("Origin")))
+		case !s.hostAllowed(r.Host):
+			s.writeError(rec, r, message.Errorf(abi.StatusDenied,
+				"control API refuses Host %q: use an IP address or localhost, or allow the name in the node's config", r.Host))
+		default:
+			next.ServeHTTP(rec, r)
+		}
+		s.log.Debug("control request", "method", r.Method, "path", r.URL.Path,
+			"status", rec.status(), "duration", time.Since(start))
+	})
+}
+
+// hostAllowed reports whether a Host header value is an IP literal, an
+// allowed name, or absent (HTTP/1.0 clients; browsers always send it).
+func (s *Server) hostAllowed(hostport string) bool {
+	if hostport == "" {
+		return true
+	}
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if net.ParseIP(host) != nil {
+		return true
+	}
+	return s.allowedHosts[strings.ToLower(strings.TrimSuffix(host, "."))]
+}
+
+func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
+	timeout, err := parseTimeout(r.URL.Query().Get("timeout"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	payload, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	deadline := time.Now().Add(timeout)
+	ctx, cancel := context.WithDeadline(r.Context(), deadline)
+	defer cancel()
+	m := &message.Message{
+		Kind:     abi.KindRequest,
+		Subject:  r.PathValue("subject"),
+		Payload:  payload,
+		Headers:  messageHeaders(r.Header),
+		Deadline: deadline,
+		From:     "control",
+	}
+	reply, err := s.backend.Call(ctx, m)
+	if err != nil {
+		var me *message.Error
+		if !errors.As(err, &me) && errors.Is(err, context.DeadlineExceeded) {
+			// A bare context error says nothing about what timed out.
+			err = message.Errorf(abi.StatusTimeout, "call %s: no reply within %v", m.Subject, timeout)
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.Itoa(len(reply)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(reply) // a client that left cannot be told anything
+}
+
+func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
+	payload, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	m := &message.Message{
+		Kind:    abi.KindSend,
+		Subject: r.PathValue("subject"),
+		Payload: payload,
+		Headers: messageHeaders(r.Header),
+		From:    "control",
+	}
+	if err := s.backend.Send(r.Context(), m); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusAccepted, okBody{OK: true})
+}
+
+func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
+	payload, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	m := &message.Message{
+		Kind:    abi.KindEvent,
+		Subject: r.PathValue("topic"),
+		Payload: payload,
+		Headers: messageHeaders(r.Header),
+		From:    "control",
+	}
+	n, err := s.backend.Publish(r.Context(), m)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, receiversBody{Receivers: n})
+}
+
+func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
+	pattern := r.PathValue("pattern")
+	buffer, err := parseBuffer(r.URL.Query().Get("buffer"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	select {
+	case <-s.done:
+		s.writeError(w, r, message.Errorf(abi.StatusBusy, "control API is shutting down"))
+		return
+	default:
+	}
+	sub, err := s.backend.Subscribe(pattern, buffer)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer sub.Close()
+
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	// Flush the header now: the client learns that the subscription is in
+	// place before the first message, not with it.
+	if err := rc.Flush(); err != nil {
+		return
+	}
+	s.log.Debug("subscription started", "pattern", pattern, "buffer", buffer)
+	delivered := 0
+	end := "client left"
+	defer func() {
+		s.log.Debug("subscription ended", "pattern", pattern, "reason", end,
+			"delivered", delivered, "dropped", sub.Dropped())
+	}()
+	enc := json.NewEncoder(w)
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-s.done:
+			end = "shutdown"
+			return
+		case m, ok := <-sub.C():
+			if !ok {
+				end = "closed by node"
+				return
+			}
+			line := StreamMessage{
+				Subject: m.Subject,
+				Headers: m.Headers,
+				Payload: m.Payload,
+				Dropped: sub.Dropped(),
+			}
+			// Stable JSON for consumers: {} and "" rather than null.
+			if line.Headers == nil {
+				line.Headers = map[string]string{}
+			}
+			if line.Payload == nil {
+				line.Payload = []byte{}
+			}
+			_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+			if err := enc.Encode(line); err != nil {
+				end = "write failed: " + err.Error()
+				return
+			}
+			if err := rc.Flush(); err != nil {
+				end = "flush failed: " + err.Error()
+				return
+			}
+			delivered++
+		}
+	}
+}
+
+func (s *Server) handlePlugins(w http.ResponseWriter, r *http.Request) {
+	list := s.backend.Plugins()
+	if list == nil {
+		list = []PluginInfo{} // "[]", not "null", for an empty node
+	}
+	s.writeJSON(w, r, http.StatusOK, list)
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, r, http.StatusOK, s.backend.Health())
+}
+
+func (s *Server) handleVersion(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, r, http.StatusOK, s.version)
+}
+
+func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
+	rl, ok := s.backend.(Reloader)
+	if !ok {
+		s.writeError(w, r, message.Errorf(abi.StatusNoHandler, "this node does not support reload over the control API"))
+		return
+	}
+	if err := rl.Reload(r.Context()); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, okBody{OK: true})
+}
+
+// okBody and receiversBody are the JSON bodies of send/reload and publish.
+type okBody struct {
+	OK bool `json:"ok"`
+}
+
+type receiversBody struct {
+	Receivers int `json:"receivers"`
+}
+
+// readBody reads the whole request body, refusing one above the limit with
+// too_large before allocating for it when Content-Length tells in advance.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	tooLarge := message.Errorf(abi.StatusTooLarge,
+		"request body exceeds the control API limit of %d bytes", s.maxBody)
+	if r.ContentLength > s.maxBody {
+		return nil, tooLarge
+	}
+	body := http.MaxBytesReader(w, r.Body, s.maxBody)
+	// One spare byte lets the final read see EOF without reallocating.
+	buf := make([]byte, 0, max(r.ContentLength, 0)+1)
+	b, err := readAll(body, buf)
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, tooLarge
+	case err != nil:
+		return nil, message.Errorf(abi.StatusInvalid, "read request body: %v", err)
+	}
+	return b, nil
+}
+
+// readAll is io.ReadAll into a caller-sized buffer, so that a body of known
+// length is read without the repeated growth io.ReadAll starts from zero.
+func readAll(r io.Reader, b []byte) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
+// messageHeaders collects the Pycomms-H-* request headers as message
+// headers with lower-cased names. Repeated headers are joined with ", ", as
+// HTTP itself combines repeated fields.
+func messageHeaders(h http.Header) abi.Headers {
+	var out abi.Headers
+	for k, vs := range h {
+		if len(k) <= len(HeaderPrefix) || !strings.EqualFold(k[:len(HeaderPrefix)], HeaderPrefix) {
+			continue
+		}
+		if out == nil {
+			out = abi.Headers{}
+		}
+		out[strings.ToLower(k[len(HeaderPrefix):])] = strings.Join(vs, ", ")
+	}
+	return out
+}
+
+// parseTimeout parses ?timeout= of a call.
+func parseTimeout(v string) (time.Duration, error) {
+	if v == "" {
+		return DefaultCallTimeout, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, message.Errorf(abi.StatusInvalid,
+			"timeout %q: not a duration (use e.g. 500ms, 5s, 2m)", v)
+	}
+	if d <= 0 || d > MaxCallTimeout {
+		return 0, message.Errorf(abi.StatusInvalid,
+			"timeout %q: must be more than 0 and at most %v", v, MaxCallTimeout)
+	}
+	return d, nil
+}
+
+// parseBuffer parses ?buffer= of a subscription.
+func parseBuffer(v string) (int, error) {
+	if v == "" {
+		return DefaultSubscribeBuffer, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > MaxSubscribeBuffer {
+		return 0, message.Errorf(abi.StatusInvalid,
+			"buffer %q: must be a whole number from 1 to %d", v, MaxSubscribeBuffer)
+	}
+	return n, nil
+}
+
+// statusOf classifies a Backend error. A bare context.DeadlineExceeded is a
+// timeout even when the backend did not wrap it in a *message.Error.
+func statusOf(err error) abi.Status {
+	var me *message.Error
+	if !errors.As(err, &me) && errors.Is(err, context.DeadlineExceeded) {
+		return abi.StatusTimeout
+	}
+	return message.StatusOf(err)
+}
+
+// writeError answers with the ErrorBody for err and the HTTP code of its
+// status.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	s.writeErrorCode(w, r, HTTPStatus(statusOf(err)), err)
+}
+
+func (s *Server) writeErrorCode(w http.ResponseWriter, r *http.Request, code int, err error) {
+	st := statusOf(err)
+	if st == abi.StatusInternal {
+		// Internal failures are the host's fault: worth a line in the log
+		// even when debug logging is off.
+		s.log.Warn("control request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if st == abi.StatusBusy {
+		w.Header().Set("Retry-After", "1")
+	}
+	s.writeJSON(w, r, code, ErrorBody{Error: err.Error(), Status: st.String(), Code: int(st)})
+}
+
+// writeJSON answers with v as JSON.
+func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only a Backend returning unencodable values gets here.
+		s.log.Error("control response encoding failed", "path", r.URL.Path, "err", err)
+		code = http.StatusInternalServerError
+		b, _ = json.Marshal(ErrorBody{
+			Error:  "encode response: " + err.Error(),
+			Status: abi.StatusInternal.String(),
+			Code:   int(abi.StatusInternal),
+		})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// statusRecorder remembers the response code for the request log. Unwrap
+// lets http.ResponseController reach the real writer for Flush and write
+// deadlines.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (r *statusRecorder) status() int {
+	if r.code == 0 {
+		return http.StatusOK
+	}
+	return r.code
+}

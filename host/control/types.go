@@ -1,0 +1,225 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"github.com/pycomms/pycomms-host/abi"
+	"github.com/pycomms/pycomms-host/host/message"
+)
+
+// DefaultAddr is the control address a node listens on and a client talks to
+// when nothing else is configured. Loopback only: the API has no
+// authentication.
+const DefaultAddr = "127.0.0.1:7480"
+
+// Backend is what the node exposes to the control API. Every method may be
+// called concurrently. Errors should be *message.Error values so that the
+// API can report their status; any other error is reported as
+// abi.StatusInternal (context.DeadlineExceeded as abi.StatusTimeout).
+type Backend interface {
+	// Call delivers a request and waits for its reply. The control API sets
+	// m.Kind to abi.KindRequest, m.Deadline and m.From to "control"; ctx
+	// ends at the deadline or when the HTTP client goes away.
+	Call(ctx context.Context, m *message.Message) ([]byte, error)
+	// Send delivers a one-way message (m.Kind abi.KindSend, no deadline).
+	Send(ctx context.Context, m *message.Message) error
+	// Publish delivers an event (m.Kind abi.KindEvent, no deadline) and
+	// returns how many subscribers received it.
+	Publish(ctx context.Context, m *message.Message) (int, error)
+	// Subscribe registers interest in a topic pattern with a bounded buffer
+	// of the given size. The control API always calls Close on the result.
+	Subscribe(pattern string, buffer int) (Subscription, error)
+	// Plugins describes every configured plugin.
+	Plugins() []PluginInfo
+	// Health summarises the node.
+	Health() Health
+}
+
+// Reloader is implemented by a Backend that can re-read its configuration
+// and reload plugins on request (POST /v1/reload). It is optional so that a
+// Backend without reload still satisfies Backend; the route then answers
+// with abi.StatusNoHandler.
+type Reloader interface {
+	Reload(ctx context.Context) error
+}
+
+// Subscription is a live subscription on the node. Messages that arrive
+// while its buffer is full are dropped and counted, never queued without
+// bound: a slow control client must not hold up publishers.
+type Subscription interface {
+	// C delivers matching events. The backend closes it when the node
+	// ends the subscription (for example on shutdown).
+	C() <-chan *message.Message
+	// Dropped is the number of messages dropped so far because the buffer
+	// was full.
+	Dropped() uint64
+	// Close ends the subscription. It is safe to call more than once.
+	Close()
+}
+
+// PluginInfo describes one configured plugin, as listed by GET /v1/plugins.
+type PluginInfo struct {
+	Name string `json:"name"`
+	Kind string `json:"kind"`
+	Path string `json:"path"`
+	// Version is a short hash of the loaded .wasm content, so that two
+	// nodes (or two reloads) can be compared at a glance.
+	Version string `json:"version"`
+	// State is the lifecycle state, e.g. "serving" or "failed".
+	State string `json:"state"`
+	// Error says why the last load or reload failed; when an older version
+	// keeps serving, State still says so and Error explains the refusal.
+	Error     string    `json:"error,omitempty"`
+	Instances int       `json:"instances"`
+	Busy      int       `json:"busy"`
+	Calls     uint64    `json:"calls"`
+	Errors    uint64    `json:"errors"`
+	Services  []string  `json:"services"`
+	Topics    []string  `json:"topics"`
+	Grants    []string  `json:"grants"`
+	LoadedAt  time.Time `json:"loaded_at"`
+}
+
+// Health summarises a node, as returned by GET /v1/health.
+type Health struct {
+	Status  string        `json:"status"`
+	Node    string        `json:"node"`
+	Uptime  time.Duration `json:"uptime"` // a Go duration string in JSON, e.g. "1h2m3s"
+	Plugins int           `json:"plugins"`
+	Version string        `json:"version"`
+}
+
+// healthJSON is Health with Uptime as a string: a duration in nanoseconds is
+// unreadable for the humans who curl this route.
+type healthJSON struct {
+	Status  string `json:"status"`
+	Node    string `json:"node"`
+	Uptime  string `json:"uptime"`
+	Plugins int    `json:"plugins"`
+	Version string `json:"version"`
+}
+
+// MarshalJSON encodes Uptime as a Go duration string.
+func (h Health) MarshalJSON() ([]byte, error) {
+	return json.Marshal(healthJSON{
+		Status: h.Status, Node: h.Node, Uptime: h.Uptime.String(),
+		Plugins: h.Plugins, Version: h.Version,
+	})
+}
+
+// UnmarshalJSON decodes Uptime from a Go duration string.
+func (h *Health) UnmarshalJSON(b []byte) error {
+	var j healthJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	var up time.Duration
+	if j.Uptime != "" {
+		var err error
+		if up, err = time.ParseDuration(j.Uptime); err != nil {
+			return fmt.Errorf("health: uptime: %w", err)
+		}
+	}
+	*h = Health{Status: j.Status, Node: j.Node, Uptime: up, Plugins: j.Plugins, Version: j.Version}
+	return nil
+}
+
+// VersionInfo describes a build of pycomms-host, as returned by
+// GET /v1/version and printed by `pycomms-host version`.
+type VersionInfo struct {
+	Version   string `json:"version"`
+	Commit    string `json:"commit"`
+	GoVersion string `json:"go_version"`
+	// ABIMin and ABIMax bound the plugin ABI versions this build accepts;
+	// ABIVersion is the one it was written against.
+	ABIMin     int `json:"abi_min"`
+	ABIMax     int `json:"abi_max"`
+	ABIVersion int `json:"abi_version"`
+}
+
+// String formats v on one line, e.g.
+// "v0.1.0 (commit 0123456789ab, go1.26.8), ABI 1 (accepts 1..1)".
+func (v VersionInfo) String() string {
+	return v.BuildString() + ", " + v.ABIString()
+}
+
+// BuildString formats the build part of v, e.g.
+// "v0.1.0 (commit 0123456789ab, go1.26.8)".
+func (v VersionInfo) BuildString() string {
+	switch {
+	case v.Commit != "" && v.GoVersion != "":
+		return fmt.Sprintf("%s (commit %s, %s)", v.Version, v.Commit, v.GoVersion)
+	case v.GoVersion != "":
+		return fmt.Sprintf("%s (%s)", v.Version, v.GoVersion)
+	}
+	return v.Version
+}
+
+// ABIString formats the ABI part of v, e.g. "ABI 1 (accepts 1..1)".
+func (v VersionInfo) ABIString() string {
+	return fmt.Sprintf("ABI %d (accepts %d..%d)", v.ABIVersion, v.ABIMin, v.ABIMax)
+}
+
+// BuildVersion describes the running binary. version and commit are the
+// values a release build stamps in with -ldflags -X; when empty they come
+// from the module and VCS information the Go toolchain embeds, so a plain
+// `go build` or `go install` still reports something meaningful.
+func BuildVersion(version, commit string) VersionInfo {
+	if info, ok := debug.ReadBuildInfo(); ok {
+		if version == "" && info.Main.Version != "" {
+			version = info.Main.Version
+		}
+		if commit == "" {
+			var rev string
+			var dirty bool
+			for _, s := range info.Settings {
+				switch s.Key {
+				case "vcs.revision":
+					rev = s.Value
+				case "vcs.modified":
+					dirty = s.Value == "true"
+				}
+			}
+			if len(rev) > 12 {
+				rev = rev[:12]
+			}
+			if rev != "" && dirty {
+				rev += "+dirty"
+			}
+			commit = rev
+		}
+	}
+	if version == "" {
+		version = "(devel)"
+	}
+	return VersionInfo{
+		Version:    version,
+		Commit:     commit,
+		GoVersion:  runtime.Version(),
+		ABIMin:     abi.MinVersion,
+		ABIMax:     abi.MaxVersion,
+		ABIVersion: abi.Version,
+	}
+}
+
+// ErrorBody is the JSON body of every error response.
+type ErrorBody struct {
+	Error  string `json:"error"`  // human-readable: what failed and where
+	Status string `json:"status"` // abi.Status name, e.g. "no_handler"
+	Code   int    `json:"code"`   // abi.Status number
+}
+
+// StreamMessage is one NDJSON line of GET /v1/subscribe.
+type StreamMessage struct {
+	Subject string            `json:"subject"`
+	Headers map[string]string `json:"headers"`
+	Payload []byte            `json:"payload"` // base64 in JSON
+	// Dropped is the running count of messages this subscription has
+	// dropped because the client read too slowly; omitted while zero.
+	Dropped uint64 `json:"dropped,omitempty"`
+}

@@ -1,0 +1,415 @@
+// Package node assembles a running pycomms host from its parts: the config
+// (host/config), the plugin runtime (host/plugin), the in-host router
+// (host/router), the file watcher for hot reload (host/watch) and the local
+// control API (host/control). It owns their lifecycle: start, hot reload of
+// a plugin file, reload of the config, and graceful shutdown.
+//
+// The data path is short on purpose: control API -> Node.Call ->
+// router.Call -> plugin.Plugin.Request -> an instance of the current version
+// -> the guest's pycomms_handle, and back.
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/pycomms/pycomms-host/abi"
+	"github.com/pycomms/pycomms-host/host/config"
+	"github.com/pycomms/pycomms-host/host/control"
+	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/host/plugin"
+	"github.com/pycomms/pycomms-host/host/router"
+	"github.com/pycomms/pycomms-host/host/watch"
+	"github.com/pycomms/pycomms-host/plugins"
+)
+
+// Options say where a node's configuration comes from.
+type Options struct {
+	// ConfigPath is the config file; "" means built-in defaults.
+	ConfigPath string
+	// Env is the environment the PYCOMMS_* overrides are read from
+	// (usually os.Environ()); passed in so tests are hermetic.
+	Env []string
+	// Logger overrides the logger built from the config's log settings.
+	Logger *slog.Logger
+	// LogOutput is where the config-built logger writes; default stderr.
+	LogOutput io.Writer
+	// Version is the build version reported by health and version.
+	Version control.VersionInfo
+	// WatchSettle is how long a changed plugin file must stay unchanged
+	// before it is loaded; default 250ms.
+	WatchSettle time.Duration
+}
+
+// Node is a running (or ready to run) pycomms host.
+type Node struct {
+	opts    Options
+	logger  *slog.Logger
+	engine  *plugin.Engine
+	router  *router.Router
+	started time.Time
+
+	mu      sync.Mutex // guards cfg, plugins and reloads
+	cfg     *config.Config
+	plugins map[string]*managed
+
+	watcher  *watch.Watcher
+	server   *control.Server
+	listener net.Listener
+}
+
+// managed is one configured plugin and its live state.
+type managed struct {
+	cfg    config.Plugin
+	p      *plugin.Plugin
+	sum    [32]byte // sha256 of the bytes serving now
+	reload sync.Mutex
+}
+
+// Validate checks everything short of listening: the config, and that every
+// plugin's module exists, compiles, and matches the ABI. It returns nil or
+// a *config.Errors naming every problem with its file and key.
+func Validate(ctx context.Context, opts Options) error {
+	cfg, err := config.Load(opts.ConfigPath, opts.Env)
+	if err != nil {
+		return err
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	engine, err := plugin.NewEngine(plugin.EngineOptions{CacheDir: cfg.CacheDir, Logger: logger})
+	if err != nil {
+		return &config.Errors{List: []*config.Error{cfg.At("cache_dir", "%v", err)}}
+	}
+	defer engine.Close()
+	errs := &config.Errors{}
+	for _, pc := range cfg.Plugins {
+		wasm, err := readPlugin(pc)
+		if err == nil {
+			err = engine.Check(ctx, spec(pc, wasm))
+		}
+		if err != nil {
+			errs.Add(cfg.At(fmt.Sprintf("plugins[%d].path", pc.Index), "plugin %q: %v", pc.Name, err))
+		}
+	}
+	if len(errs.List) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// New loads the config and every plugin. Nothing listens until Run.
+func New(ctx context.Context, opts Options) (*Node, error) {
+	cfg, err := config.Load(opts.ConfigPath, opts.Env)
+	if err != nil {
+		return nil, err
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = NewLogger(cfg.Log, opts.LogOutput)
+	}
+	engine, err := plugin.NewEngine(plugin.EngineOptions{CacheDir: cfg.CacheDir, Logger: logger})
+	if err != nil {
+		return nil, &config.Errors{List: []*config.Error{cfg.At("cache_dir", "%v", err)}}
+	}
+	n := &Node{
+		opts:    opts,
+		logger:  logger,
+		engine:  engine,
+		router:  router.New(router.Options{Logger: logger}),
+		cfg:     cfg,
+		plugins: map[string]*managed{},
+	}
+	errs := &config.Errors{}
+	for _, pc := range cfg.Plugins {
+		m, err := n.start(ctx, pc)
+		if err != nil {
+			errs.Add(cfg.At(fmt.Sprintf("plugins[%d].path", pc.Index), "plugin %q: %v", pc.Name, err))
+			continue
+		}
+		n.plugins[pc.Name] = m
+	}
+	if len(errs.List) > 0 {
+		n.closePlugins()
+		engine.Close()
+		return nil, errs
+	}
+	return n, nil
+}
+
+// NewLogger builds the host logger from the config's log settings.
+func NewLogger(l config.Log, out io.Writer) *slog.Logger {
+	if out == nil {
+		out = os.Stderr
+	}
+	o := &slog.HandlerOptions{Level: l.Level}
+	if l.Format == "json" {
+		return slog.New(slog.NewJSONHandler(out, o))
+	}
+	return slog.New(slog.NewTextHandler(out, o))
+}
+
+func readPlugin(pc config.Plugin) ([]byte, error) {
+	if name, ok := pc.Builtin(); ok {
+		b, ok := plugins.Builtin(name)
+		if !ok {
+			return nil, fmt.Errorf("no builtin plugin %q (builtins: %v)", name, plugins.BuiltinNames())
+		}
+		return b, nil
+	}
+	b, err := os.ReadFile(pc.Path)
+	if err != nil {
+		return nil, fmt.Errorf("read module: %w", err)
+	}
+	return b, nil
+}
+
+func spec(pc config.Plugin, wasm []byte) plugin.Spec {
+	return plugin.Spec{
+		Name:      pc.Name,
+		Source:    pc.Path,
+		Wasm:      wasm,
+		Instances: pc.Instances,
+		Queue:     pc.Queue,
+		Memory:    pc.Limits.Memory,
+		Timeout:   pc.Limits.Timeout,
+		MaxReply:  pc.Limits.MaxReply,
+		Grants:    pc.Grants,
+		Config:    pc.Config,
+	}
+}
+
+// start loads a plugin's first version and binds its routes.
+func (n *Node) start(ctx context.Context, pc config.Plugin) (*managed, error) {
+	wasm, err := readPlugin(pc)
+	if err != nil {
+		return nil, err
+	}
+	v, err := n.engine.Load(ctx, spec(pc, wasm), n.router)
+	if err != nil {
+		return nil, err
+	}
+	m := &managed{cfg: pc, p: plugin.New(pc.Name, v), sum: sha256.Sum256(wasm)}
+	if err := n.router.SetRoutes(pc.Name, m.p, pc.Services, pc.Topics); err != nil {
+		m.p.Close()
+		return nil, err
+	}
+	n.logger.Info("plugin loaded", "plugin", pc.Name, "version", short(v.Hash()), "instances", pc.Instances,
+		"services", pc.Services, "topics", pc.Topics)
+	return m, nil
+}
+
+// Run listens on the control address, watches plugin files, and serves
+// until ctx ends; then it shuts down gracefully: the control API finishes
+// its requests and every plugin drains.
+func (n *Node) Run(ctx context.Context) error {
+	if err := n.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return n.Close()
+}
+
+// Start begins listening and watching without blocking.
+func (n *Node) Start() error {
+	n.started = time.Now()
+	w, err := watch.New(watch.Options{Settle: n.opts.WatchSettle, Logger: n.logger})
+	if err != nil {
+		return fmt.Errorf("start file watcher: %w", err)
+	}
+	n.watcher = w
+	n.mu.Lock()
+	for _, m := range n.plugins {
+		n.watch(m)
+	}
+	addr := n.cfg.Control
+	n.mu.Unlock()
+	if addr != "" {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			n.watcher.Close()
+			return fmt.Errorf("control: listen on %s: %w", addr, err)
+		}
+		n.listener = l
+		n.server = control.NewServer(n, n.opts.Version, n.logger)
+		go func() {
+			if err := n.server.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				n.logger.Error("control API stopped", "err", err)
+			}
+		}()
+	}
+	n.logger.Info("node started", "node", n.cfg.Node.Name, "control", n.ControlAddr(), "plugins", len(n.plugins), "config", n.cfg.File)
+	return nil
+}
+
+// ControlAddr is the address the control API listens on ("" when disabled).
+func (n *Node) ControlAddr() string {
+	if n.listener == nil {
+		return ""
+	}
+	return n.listener.Addr().String()
+}
+
+// Close stops the control API, the watcher and every plugin.
+func (n *Node) Close() error {
+	if n.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := n.server.Shutdown(ctx); err != nil {
+			n.logger.Warn("control API shutdown", "err", err)
+		}
+		cancel()
+	}
+	if n.watcher != nil {
+		n.watcher.Close()
+	}
+	n.closePlugins()
+	n.logger.Info("node stopped", "node", n.cfg.Node.Name)
+	return n.engine.Close()
+}
+
+func (n *Node) closePlugins() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var wg sync.WaitGroup
+	for name, m := range n.plugins {
+		n.router.Remove(name)
+		wg.Add(1)
+		go func() { defer wg.Done(); m.p.Close() }()
+	}
+	wg.Wait()
+}
+
+// watch registers m's file for hot reload. Builtins have no file.
+func (n *Node) watch(m *managed) {
+	if _, builtin := m.cfg.Builtin(); builtin || !m.cfg.Watch || n.watcher == nil {
+		return
+	}
+	name := m.cfg.Name
+	if err := n.watcher.Add(m.cfg.Path, m.sum, func(data []byte, sum [32]byte) { n.hotReload(name, data, sum) }); err != nil {
+		n.logger.Warn("cannot watch plugin file; hot reload is off for it", "plugin", name, "path", m.cfg.Path, "err", err)
+	}
+}
+
+// hotReload loads a changed module in the background of the watcher and
+// swaps it in; a broken module is refused and the old version keeps serving.
+func (n *Node) hotReload(name string, data []byte, sum [32]byte) {
+	n.mu.Lock()
+	m := n.plugins[name]
+	n.mu.Unlock()
+	if m == nil {
+		return
+	}
+	m.reload.Lock()
+	defer m.reload.Unlock()
+	if sum == m.sum {
+		return
+	}
+	v, err := n.engine.Load(context.Background(), spec(m.cfg, data), n.router)
+	if err != nil {
+		err = fmt.Errorf("new version %s refused, %s keeps serving: %w", short(hex.EncodeToString(sum[:])), short(m.p.Current().Hash()), err)
+		m.p.SetError(err)
+		n.logger.Error("plugin reload failed", "plugin", name, "err", err)
+		return
+	}
+	old := short(m.p.Current().Hash())
+	m.sum = sum
+	m.p.Swap(v)
+	n.logger.Info("plugin reloaded", "plugin", name, "from", old, "to", short(v.Hash()))
+}
+
+func short(hash string) string { return hash[:min(12, len(hash))] }
+
+// Call, Send, Publish and Subscribe implement control.Backend.
+
+// Call routes a request.
+func (n *Node) Call(ctx context.Context, m *message.Message) ([]byte, error) {
+	return n.router.Call(ctx, m)
+}
+
+// Send routes a one-way message.
+func (n *Node) Send(ctx context.Context, m *message.Message) error { return n.router.Send(ctx, m) }
+
+// Publish fans an event out to every subscriber.
+func (n *Node) Publish(ctx context.Context, m *message.Message) (int, error) {
+	return n.router.Publish(ctx, m)
+}
+
+// Subscribe registers a local subscriber.
+func (n *Node) Subscribe(pattern string, buffer int) (control.Subscription, error) {
+	s, err := n.router.Subscribe(pattern, buffer)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Plugins describes every configured plugin.
+func (n *Node) Plugins() []control.PluginInfo {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]control.PluginInfo, 0, len(n.plugins))
+	for _, m := range n.plugins {
+		v := m.p.Current()
+		st := m.p.Stats()
+		info := control.PluginInfo{
+			Name: m.cfg.Name, Kind: m.cfg.Kind, Path: m.cfg.Path,
+			Version: short(v.Hash()), State: "serving", Error: st.LastError,
+			Instances: m.cfg.Instances, Busy: st.Busy, Calls: st.Calls, Errors: st.Errors,
+			Services: slices.Clone(m.cfg.Services), Topics: slices.Clone(m.cfg.Topics),
+			LoadedAt: v.LoadedAt(),
+		}
+		for _, g := range m.cfg.Grants {
+			info.Grants = append(info.Grants, string(g))
+		}
+		if st.LastError != "" {
+			info.State = "serving (reload failed)"
+		}
+		out = append(out, info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Health summarises the node.
+func (n *Node) Health() control.Health {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return control.Health{
+		Status: "ok", Node: n.cfg.Node.Name, Uptime: time.Since(n.started).Round(time.Second),
+		Plugins: len(n.plugins), Version: n.opts.Version.Version,
+	}
+}
+
+// Router exposes the node's router (for tests and embedding).
+func (n *Node) Router() *router.Router { return n.router }
+
+// Plugin returns a loaded plugin by name.
+func (n *Node) Plugin(name string) (*plugin.Plugin, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	m, ok := n.plugins[name]
+	if !ok {
+		return nil, false
+	}
+	return m.p, true
+}
+
+var _ control.Backend = (*Node)(nil)
+var _ = abi.Version
+
+func sumOf(b []byte) [32]byte { return sha256.Sum256(b) }
+
+func newPlugin(name string, v *plugin.Version) *plugin.Plugin { return plugin.New(name, v) }
