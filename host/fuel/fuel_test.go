@@ -69,3 +69,30 @@ func TestCount(t *testing.T) {
 		t.Fatalf("indirect count = %d", got)
 	}
 }
+
+// FuzzInstrument: arbitrary bytes never panic the instrumenter, and a module
+// wazero accepts stays acceptable after instrumenting.
+func FuzzInstrument(f *testing.F) {
+	for _, p := range []string{"testdata/count.wasm", "../../testdata/wat/echo.wasm", "../../testdata/wat/loop.wasm", "../../testdata/wat/caller.wasm"} {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("\x00asm\x01\x00\x00\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ctx := context.Background()
+		rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+		defer rt.Close(ctx)
+		if _, err := rt.CompileModule(ctx, b); err != nil {
+			Instrument(b) // must not panic
+			return
+		}
+		out, err := Instrument(b)
+		if err != nil {
+			return // refused with an error: acceptable
+		}
+		if _, err := rt.CompileModule(ctx, out); err != nil {
+			t.Fatalf("instrumented module no longer compiles: %v", err)
+		}
+	})
+}
