@@ -3,14 +3,13 @@ package plugin
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/plugins"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 )
@@ -137,13 +136,77 @@ func BenchmarkPoolScaling(b *testing.B) {
 	}
 }
 
-// BenchmarkRequestGo runs the bundled Go echo plugin (plugins/echo), whose
-// floor is the WAT echo's: the ratio shows the Go guest's own cost too.
+// BenchmarkRequestGo runs the bundled Go echo plugin (plugins/echo) with
+// the WAT echo's raw-wazero floor: the ratio includes the Go guest's own
+// cost (SDK dispatch, Go runtime) on top of the runtime's.
 func BenchmarkRequestGo(b *testing.B) {
-	wasm, err := os.ReadFile(filepath.Join("..", "..", "plugins", "echo", "echo.wasm"))
-	if err != nil {
-		b.Skip("plugins/echo/echo.wasm not built:", err)
+	wat := fixture(b, "echo.wasm")
+	goEcho, ok := plugins.Builtin("echo")
+	if !ok {
+		b.Fatal("no builtin echo")
 	}
-	_ = wasm
-	b.Skip("the Go echo benchmark is wired up with the node")
+	for _, callers := range []int{1, 8} {
+		for _, sz := range sizes {
+			b.Run(fmt.Sprintf("%s/callers=%d", sz.name, callers), func(b *testing.B) {
+				floor := floorNs(b, wat, sz.n)
+				e := newEngine(b)
+				v := load(b, e, Spec{Name: "echo", Wasm: goEcho, Instances: callers, Timeout: time.Minute})
+				payload := make([]byte, sz.n)
+				b.SetBytes(int64(sz.n))
+				b.ResetTimer()
+				var wg sync.WaitGroup
+				for c := range callers {
+					n := b.N / callers
+					if c == 0 {
+						n += b.N % callers
+					}
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						m := &message.Message{Kind: abi.KindRequest, Subject: "echo.upper", Payload: payload}
+						for range n {
+							if _, err := v.Request(context.Background(), m); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					}()
+				}
+				wg.Wait()
+				perMsg := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+				b.ReportMetric(perMsg/floor, "x-floor")
+			})
+		}
+	}
+}
+
+// BenchmarkStartGoEcho loads the Go echo plugin with an empty compilation
+// cache and with a warm one, and reports cold/warm.
+func BenchmarkStartGoEcho(b *testing.B) {
+	goEcho, _ := plugins.Builtin("echo")
+	start := func(dir string) time.Duration {
+		t0 := time.Now()
+		e, err := NewEngine(EngineOptions{CacheDir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		v, err := e.Load(context.Background(), Spec{Name: "echo", Wasm: goEcho, Instances: 1}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		d := time.Since(t0)
+		v.Close()
+		e.Close()
+		return d
+	}
+	warmDir := b.TempDir()
+	start(warmDir)
+	var cold, warm time.Duration
+	for range b.N {
+		cold += start(b.TempDir())
+		warm += start(warmDir)
+	}
+	b.ReportMetric(float64(cold.Milliseconds())/float64(b.N), "cold-ms")
+	b.ReportMetric(float64(warm.Milliseconds())/float64(b.N), "warm-ms")
+	b.ReportMetric(float64(cold)/float64(warm), "x-cold/warm")
 }
