@@ -35,7 +35,9 @@ plugins:
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var logs bytes.Buffer
-	go func() { done <- execute(ctx, []string{"run", "-c", cfg}, strings.NewReader(""), &bytes.Buffer{}, &logs) }()
+	go func() {
+		done <- execute(ctx, []string{"run", "-c", cfg}, strings.NewReader(""), &bytes.Buffer{}, &logs)
+	}()
 	defer func() {
 		cancel()
 		select {
