@@ -74,26 +74,7 @@ func benchRuntime(b *testing.B, wasm []byte, callers, instances int) {
 			b.SetBytes(int64(sz.n))
 			b.ReportAllocs()
 			b.ResetTimer()
-			var wg sync.WaitGroup
-			per := b.N / callers
-			for c := range callers {
-				n := per
-				if c == 0 {
-					n += b.N % callers
-				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					m := &message.Message{Kind: abi.KindRequest, Subject: "echo.upper", Payload: payload}
-					for range n {
-						if _, err := v.Request(context.Background(), m); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
+			requestFrom(b, v, callers, payload)
 			b.StopTimer()
 			perMsg := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
 			b.ReportMetric(floor, "floor-ns")
@@ -101,6 +82,29 @@ func benchRuntime(b *testing.B, wasm []byte, callers, instances int) {
 			b.ReportMetric(1e9/perMsg, "msgs/s")
 		})
 	}
+}
+
+// requestFrom makes b.N echo.upper requests from callers goroutines.
+func requestFrom(b *testing.B, v *Version, callers int, payload []byte) {
+	var wg sync.WaitGroup
+	for c := range callers {
+		n := b.N / callers
+		if c == 0 {
+			n += b.N % callers
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := &message.Message{Kind: abi.KindRequest, Subject: "echo.upper", Payload: payload}
+			for range n {
+				if _, err := v.Request(context.Background(), m); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // BenchmarkRequestWAT is the per-message cost of a request through the
@@ -154,25 +158,7 @@ func BenchmarkRequestGo(b *testing.B) {
 				payload := make([]byte, sz.n)
 				b.SetBytes(int64(sz.n))
 				b.ResetTimer()
-				var wg sync.WaitGroup
-				for c := range callers {
-					n := b.N / callers
-					if c == 0 {
-						n += b.N % callers
-					}
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						m := &message.Message{Kind: abi.KindRequest, Subject: "echo.upper", Payload: payload}
-						for range n {
-							if _, err := v.Request(context.Background(), m); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					}()
-				}
-				wg.Wait()
+				requestFrom(b, v, callers, payload)
 				perMsg := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
 				b.ReportMetric(perMsg/floor, "x-floor")
 			})
