@@ -25,7 +25,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/config"
 	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/message"
@@ -180,7 +179,6 @@ func readPlugin(pc config.Plugin) ([]byte, error) {
 func spec(pc config.Plugin, wasm []byte) plugin.Spec {
 	return plugin.Spec{
 		Name:      pc.Name,
-		Source:    pc.Path,
 		Wasm:      wasm,
 		Instances: pc.Instances,
 		Queue:     pc.Queue,
@@ -408,8 +406,3 @@ func (n *Node) Plugin(name string) (*plugin.Plugin, bool) {
 }
 
 var _ control.Backend = (*Node)(nil)
-var _ = abi.Version
-
-func sumOf(b []byte) [32]byte { return sha256.Sum256(b) }
-
-func newPlugin(name string, v *plugin.Version) *plugin.Plugin { return plugin.New(name, v) }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -455,5 +454,3 @@ func TestWarmStartUsesCache(t *testing.T) {
 	}
 	n2.Close()
 }
-
-var _ = io.Discard

@@ -2,11 +2,13 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/pycomms/pycomms-host/host/config"
+	"github.com/pycomms/pycomms-host/host/plugin"
 )
 
 // Reload re-reads the config and applies it: new plugins start, removed
@@ -70,13 +72,10 @@ func (n *Node) reload(ctx context.Context) error {
 	errs := &config.Errors{}
 	for _, pc := range cfg.Plugins {
 		old := n.plugins[pc.Name]
-		if old != nil && samePlugin(old.cfg, pc) {
-			wasm, err := readPlugin(pc)
-			if err == nil && old.sum == sumOf(wasm) {
-				continue
-			}
-		}
 		wasm, err := readPlugin(pc)
+		if err == nil && old != nil && samePlugin(old.cfg, pc) && old.sum == sha256.Sum256(wasm) {
+			continue
+		}
 		if err != nil {
 			errs.Add(cfg.At(fmt.Sprintf("plugins[%d].path", pc.Index), "plugin %q: %v", pc.Name, err))
 			continue
@@ -86,8 +85,7 @@ func (n *Node) reload(ctx context.Context) error {
 			errs.Add(cfg.At(fmt.Sprintf("plugins[%d].path", pc.Index), "plugin %q: %v", pc.Name, err))
 			continue
 		}
-		m := &managed{cfg: pc, sum: sumOf(wasm)}
-		m.p = newPlugin(pc.Name, v)
+		m := &managed{cfg: pc, p: plugin.New(pc.Name, v), sum: sha256.Sum256(wasm)}
 		changes = append(changes, change{pc: pc, old: old, new: m})
 	}
 	if len(errs.List) > 0 {

@@ -70,7 +70,6 @@ func (e *Engine) Close() error {
 // Spec describes one plugin version to load.
 type Spec struct {
 	Name      string // plugin name, unique in the node
-	Source    string // where the bytes came from, for messages
 	Wasm      []byte
 	Instances int    // pool size; default 1
 	Queue     int    // waiting messages before "busy"; default 1024

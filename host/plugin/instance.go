@@ -130,14 +130,16 @@ func (w *instance) checkDeadline(now int64) {
 
 // invoke delivers one message to the guest and turns what happened into a
 // reply or an error. broken reports that the instance must be replaced.
-func (w *instance) invoke(m *message.Message, deadline time.Time) (reply []byte, err error, broken bool) {
+// started is when the message arrived; waiting for an instance counts
+// against its deadline, which is what the caller experiences.
+func (w *instance) invoke(m *message.Message, started, deadline time.Time) (reply []byte, err error, broken bool) {
 	if len(m.Headers) > 0 {
 		w.hdr, _ = headerEnc.Marshal(m.Headers) // map[string]string always encodes
 	} else {
 		w.hdr = w.hdr[:0]
 	}
 	w.mu.Lock()
-	w.msg, w.started, w.deadline = m, time.Now(), deadline.UnixNano()
+	w.msg, w.started, w.deadline = m, started, deadline.UnixNano()
 	w.mu.Unlock()
 	w.killed.Store(false)
 	defer w.disarm()

@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -277,5 +276,3 @@ func TestSwapUnderLoad(t *testing.T) {
 		t.Fatalf("stats lost calls: %d < %d", s.Calls, calls)
 	}
 }
-
-var _ = errors.Is

@@ -307,14 +307,14 @@ func (v *Version) Request(ctx context.Context, m *message.Message) ([]byte, erro
 		return nil, errRetired
 	}
 	defer v.release()
-	dl := v.deadline(m, time.Now())
+	now := time.Now()
+	dl := v.deadline(m, now)
 	w, err := v.checkout(ctx, m, dl)
 	if err != nil {
 		v.errors.Add(1)
 		return nil, err
 	}
-	reply, err := v.run(w, m, dl)
-	return reply, err
+	return v.run(w, m, now, dl)
 }
 
 func (v *Version) checkout(ctx context.Context, m *message.Message, dl time.Time) (*instance, error) {
@@ -345,10 +345,10 @@ func (v *Version) checkout(ctx context.Context, m *message.Message, dl time.Time
 
 // run delivers m on w, replaces w when the call broke it, and returns w (or
 // its replacement) to the pool.
-func (v *Version) run(w *instance, m *message.Message, dl time.Time) ([]byte, error) {
+func (v *Version) run(w *instance, m *message.Message, now, dl time.Time) ([]byte, error) {
 	v.busy.Add(1)
 	v.calls.Add(1)
-	reply, err, broken := w.invoke(m, dl)
+	reply, err, broken := w.invoke(m, now, dl)
 	v.busy.Add(-1)
 	if err != nil {
 		v.errors.Add(1)
@@ -393,10 +393,11 @@ func (v *Version) Post(m *message.Message) error {
 func (v *Version) deliverPosts() {
 	defer v.wg.Done()
 	for m := range v.posts {
-		dl := v.deadline(m, time.Now())
+		now := time.Now()
+		dl := v.deadline(m, now)
 		w, err := v.checkout(context.Background(), m, dl)
 		if err == nil {
-			_, err = v.run(w, m, dl)
+			_, err = v.run(w, m, now, dl)
 		} else {
 			v.errors.Add(1)
 		}
