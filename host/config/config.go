@@ -1,7 +1,8 @@
 // Package config loads and validates pycomms.yaml, the file that says what a
 // pycomms host runs: its node name, its control API address, where compiled
-// modules are cached, how it logs, and which plugins it loads with what
-// limits and grants.
+// modules are cached, how it logs, how it joins the mesh of hosts (listen
+// addresses, peers, identity, trust rules and link limits), and which
+// plugins it loads with what limits and grants.
 //
 // Values come in three layers, each overriding the one before: built-in
 // defaults, the YAML file, and environment variables named PYCOMMS_ + the
@@ -59,9 +60,73 @@ type Config struct {
 	Control  string // host:port of the local control API; "" disables it
 	CacheDir string // absolute
 	Log      Log
-	Plugins  []Plugin
+	// DataDir holds the node's persistent state, such as its private key.
+	// Absolute; by default per node name, so that several hosts on one
+	// machine never share a key.
+	DataDir string
+	// Listen is where this host accepts links from other hosts.
+	Listen Listen
+	// Peers are the hosts this host dials, in the order of the file.
+	Peers []Peer
+	// Identity is this node's key and, with trust.ca, its certificate.
+	Identity Identity
+	// Trust says which hosts may join the mesh through this one.
+	Trust Trust
+	// Mesh bounds what one link to a peer may use (the top-level "limits"
+	// key; not to be confused with a plugin's Limits).
+	Mesh    MeshLimits
+	Plugins []Plugin
 
 	src *source // where each value came from, for At
+}
+
+// Listen holds the addresses this host accepts mesh links on, each
+// host:port (port 0: any free port); "" disables that transport.
+type Listen struct {
+	TCP  string
+	QUIC string // UDP, so it may share its port number with TCP
+}
+
+// Peer is one entry of the peers list: a host to dial.
+type Peer struct {
+	Index     int    // position in peers[]
+	Raw       string // as written
+	Transport string // "tcp", "quic", or "" (auto: the host tries TCP, then QUIC)
+	Addr      string // host:port; IP addresses in canonical form, host names lower-case
+}
+
+// Identity is this node's key pair and, optionally, its certificate.
+type Identity struct {
+	// Key is the absolute path of the node's ed25519 private key (PEM,
+	// PKCS#8). The node id derives from it. It is created on first start
+	// when missing.
+	Key string
+	// Cert is the absolute path of the node certificate (PEM) signed by
+	// Trust.CA; "" when not set.
+	Cert string
+}
+
+// Trust holds the rules a host must pass to join the mesh through this
+// one. Rules combine: a peer must pass every rule that is set.
+type Trust struct {
+	Secret string   // shared cluster secret; "" when unset
+	Nodes  []string // pinned node ids (see ValidNodeID); empty when unset
+	CA     string   // absolute path of a PEM CA bundle; "" when unset
+}
+
+// Open reports whether no trust rule is configured: any host that completes
+// the handshake may join.
+func (t Trust) Open() bool {
+	return t.Secret == "" && len(t.Nodes) == 0 && t.CA == ""
+}
+
+// MeshLimits bound what one mesh link may use.
+type MeshLimits struct {
+	MaxFrame uint64 // largest payload of one message on a link, in bytes
+	// SendBuffer is how many bytes may be queued for one peer before
+	// senders wait (requests) or events are dropped. At least MaxFrame.
+	SendBuffer uint64
+	Inflight   int // requests one peer may have waiting on this host at once
 }
 
 // Node identifies this host among its peers.
@@ -126,6 +191,19 @@ const (
 	defaultQueue     = 1024
 )
 
+// Defaults of mesh keys; KEYS.md documents them.
+const (
+	defaultListen     = "0.0.0.0:7400" // for TCP and QUIC alike: QUIC is UDP
+	defaultMaxFrame   = 1 << 20
+	defaultSendBuffer = 8 << 20
+	defaultInflight   = 1024
+	defaultKeyFile    = "node.key" // in the data directory
+)
+
+func defaultMeshLimits() MeshLimits {
+	return MeshLimits{MaxFrame: defaultMaxFrame, SendBuffer: defaultSendBuffer, Inflight: defaultInflight}
+}
+
 func defaultLimits() Limits {
 	return Limits{Memory: 16 << 20, Timeout: 5 * time.Second, MaxReply: 1 << 20}
 }
@@ -153,8 +231,23 @@ func builtinDefaults() map[string]any {
 var (
 	osHostname     = os.Hostname
 	osUserCacheDir = os.UserCacheDir
+	osUserDataDir  = userDataDir
 	osGetwd        = os.Getwd
 )
+
+// userDataDir returns the base directory for user-specific data files:
+// $XDG_DATA_HOME when it is an absolute path (the XDG spec says to ignore
+// a relative one), else ~/.local/share.
+func userDataDir() (string, error) {
+	if dir := os.Getenv("XDG_DATA_HOME"); filepath.IsAbs(dir) {
+		return dir, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(home, ".local", "share"), nil
+}
 
 // Load reads path (or built-in defaults when path is ""), applies env
 // overrides (only PYCOMMS_* entries of env, which has the form of
@@ -361,19 +454,51 @@ func (c *Config) At(key string, format string, args ...any) *Error {
 	return c.src.errAt(key, false, msg)
 }
 
+// openWarning is the Warnings text for a node that runs without trust rules.
+const openWarning = "trust: none configured: this node runs open, any host that completes the handshake may join the mesh (set trust.secret, trust.nodes or trust.ca)"
+
+// Warnings returns problems of a valid configuration that the host should
+// log at start and on reload: settings that work but are probably not what
+// the operator wants. It returns nil when there are none.
+func (c *Config) Warnings() []string {
+	meshing := c.Listen.TCP != "" || c.Listen.QUIC != "" || len(c.Peers) > 0
+	if meshing && c.Trust.Open() {
+		return []string{openWarning}
+	}
+	return nil
+}
+
 // Digest returns a stable sha256 hex digest of the effective configuration:
 // equal for two loads that would run the same host (comments, key order,
 // spelling of sizes and environment-versus-file do not matter), different
 // otherwise. A reload whose digest is unchanged is a no-op.
 func (c *Config) Digest() string {
 	w := digestWriter{h: sha256.New()}
-	w.str("pycomms-config/1")
+	w.str("pycomms-config/2")
 	w.str(c.File)
 	w.str(c.Node.Name)
 	w.str(c.Control)
 	w.str(c.CacheDir)
 	w.int(int64(c.Log.Level))
 	w.str(c.Log.Format)
+	w.str(c.DataDir)
+	w.str(c.Listen.TCP)
+	w.str(c.Listen.QUIC)
+	w.int(int64(len(c.Peers)))
+	for _, p := range c.Peers {
+		// Raw is left out: "tcp://A:7400" and "tcp://a:7400" dial the same.
+		w.int(int64(p.Index))
+		w.str(p.Transport)
+		w.str(p.Addr)
+	}
+	w.str(c.Identity.Key)
+	w.str(c.Identity.Cert)
+	w.str(c.Trust.Secret)
+	w.strs(c.Trust.Nodes)
+	w.str(c.Trust.CA)
+	w.uint(c.Mesh.MaxFrame)
+	w.uint(c.Mesh.SendBuffer)
+	w.int(int64(c.Mesh.Inflight))
 	w.int(int64(len(c.Plugins)))
 	for _, p := range c.Plugins {
 		w.int(int64(p.Index))

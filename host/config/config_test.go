@@ -14,15 +14,16 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/*.golden with the current output")
 
 // pinMachine replaces the machine-dependent defaults (host name, user cache
-// directory, working directory) for the duration of a test, so that golden
+// and data directories, working directory) for the duration of a test, so that golden
 // output is the same everywhere.
 func pinMachine(t *testing.T, wd string) {
 	t.Helper()
-	oldHost, oldCache, oldWd := osHostname, osUserCacheDir, osGetwd
+	oldHost, oldCache, oldData, oldWd := osHostname, osUserCacheDir, osUserDataDir, osGetwd
 	osHostname = func() (string, error) { return "testhost", nil }
 	osUserCacheDir = func() (string, error) { return "/home/test/.cache", nil }
+	osUserDataDir = func() (string, error) { return "/home/test/.local/share", nil }
 	osGetwd = func() (string, error) { return wd, nil }
-	t.Cleanup(func() { osHostname, osUserCacheDir, osGetwd = oldHost, oldCache, oldWd })
+	t.Cleanup(func() { osHostname, osUserCacheDir, osUserDataDir, osGetwd = oldHost, oldCache, oldData, oldWd })
 }
 
 // fixture is a testdata/*.yaml file plus the setup its leading comment
@@ -30,18 +31,20 @@ func pinMachine(t *testing.T, wd string) {
 //
 //	# test: file REL      create an empty file (a stand-in .wasm) at REL
 //	# test: dir REL       create a directory at REL
+//	# test: copy SRC REL  copy testdata/SRC (a certificate, say) to REL
 //	# test: at REL        place the config file at REL instead of NAME.yaml
 //	# test: env NAME=VAL  pass NAME=VAL in the environment
 //
 // REL is relative to the test's temporary directory, which error output
 // shows as $DIR. The working directory is $DIR/cwd.
 type fixture struct {
-	name  string
-	data  []byte
-	files []string
-	dirs  []string
-	at    string
-	env   []string
+	name   string
+	data   []byte
+	files  []string
+	dirs   []string
+	copies [][2]string // testdata file, destination
+	at     string
+	env    []string
 }
 
 func readFixture(t *testing.T, path string) fixture {
@@ -64,6 +67,12 @@ func readFixture(t *testing.T, path string) fixture {
 			f.files = append(f.files, arg)
 		case "dir":
 			f.dirs = append(f.dirs, arg)
+		case "copy":
+			src, dst, ok := strings.Cut(arg, " ")
+			if !ok {
+				t.Fatalf("%s: %q: want copy SRC REL", path, line)
+			}
+			f.copies = append(f.copies, [2]string{src, dst})
 		case "at":
 			f.at = arg
 		case "env":
@@ -96,6 +105,19 @@ func (f fixture) setUp(t *testing.T, dir string) string {
 			t.Fatal(err)
 		}
 	}
+	for _, c := range f.copies {
+		data, err := os.ReadFile(filepath.Join("testdata", c[0]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, c[1])
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return filepath.Join(dir, f.at)
 }
 
@@ -118,15 +140,39 @@ func dump(t *testing.T, c *Config) string {
 		Grants    []string       `json:"grants"`
 		Config    map[string]any `json:"config"`
 	}
+	type peer struct {
+		Index     int    `json:"index"`
+		Raw       string `json:"raw"`
+		Transport string `json:"transport"`
+		Addr      string `json:"addr"`
+	}
 	out := struct {
-		File     string   `json:"file"`
-		Node     string   `json:"node.name"`
-		Control  string   `json:"control"`
-		CacheDir string   `json:"cache_dir"`
-		Level    string   `json:"log.level"`
-		Format   string   `json:"log.format"`
-		Plugins  []plugin `json:"plugins"`
-	}{c.File, c.Node.Name, c.Control, c.CacheDir, c.Log.Level.String(), c.Log.Format, []plugin{}}
+		File       string   `json:"file"`
+		Node       string   `json:"node.name"`
+		Control    string   `json:"control"`
+		CacheDir   string   `json:"cache_dir"`
+		DataDir    string   `json:"data_dir"`
+		Level      string   `json:"log.level"`
+		Format     string   `json:"log.format"`
+		ListenTCP  string   `json:"listen.tcp"`
+		ListenQUIC string   `json:"listen.quic"`
+		Peers      []peer   `json:"peers"`
+		Key        string   `json:"identity.key"`
+		Cert       string   `json:"identity.cert"`
+		Secret     string   `json:"trust.secret"`
+		Nodes      []string `json:"trust.nodes"`
+		CA         string   `json:"trust.ca"`
+		MaxFrame   string   `json:"limits.max_frame"`
+		SendBuffer string   `json:"limits.send_buffer"`
+		Inflight   int      `json:"limits.inflight"`
+		Warnings   []string `json:"warnings"`
+		Plugins    []plugin `json:"plugins"`
+	}{c.File, c.Node.Name, c.Control, c.CacheDir, c.DataDir, c.Log.Level.String(), c.Log.Format,
+		c.Listen.TCP, c.Listen.QUIC, []peer{}, c.Identity.Key, c.Identity.Cert, c.Trust.Secret, c.Trust.Nodes, c.Trust.CA,
+		FormatSize(c.Mesh.MaxFrame), FormatSize(c.Mesh.SendBuffer), c.Mesh.Inflight, c.Warnings(), []plugin{}}
+	for _, p := range c.Peers {
+		out.Peers = append(out.Peers, peer(p))
+	}
 	for _, p := range c.Plugins {
 		grants := []string{}
 		for _, g := range p.Grants {

@@ -23,11 +23,15 @@ import (
 // The schema: the known keys of every mapping, in the order KEYS.md
 // documents them. Everything under plugins[i].config is free-form.
 var (
-	topKeys    = []string{"node", "control", "cache_dir", "log", "plugins"}
-	nodeKeys   = []string{"name"}
-	logKeys    = []string{"level", "format"}
-	pluginKeys = []string{"name", "path", "kind", "services", "topics", "instances", "queue", "watch", "limits", "grants", "config"}
-	limitsKeys = []string{"memory", "timeout", "max_reply"}
+	topKeys        = []string{"node", "control", "cache_dir", "data_dir", "log", "listen", "peers", "identity", "trust", "limits", "plugins"}
+	nodeKeys       = []string{"name"}
+	logKeys        = []string{"level", "format"}
+	listenKeys     = []string{"tcp", "quic"}
+	identityKeys   = []string{"key", "cert"}
+	trustKeys      = []string{"secret", "nodes", "ca"}
+	meshLimitsKeys = []string{"max_frame", "send_buffer", "inflight"}
+	pluginKeys     = []string{"name", "path", "kind", "services", "topics", "instances", "queue", "watch", "limits", "grants", "config"}
+	limitsKeys     = []string{"memory", "timeout", "max_reply"}
 )
 
 var (
@@ -46,6 +50,11 @@ const (
 	minMemory, maxMemory       = 64 << 10, 4 << 30
 	minTimeout, maxTimeout     = time.Millisecond, time.Hour
 	minMaxReply, maxMaxReply   = 1, 64 << 20
+
+	minMaxFrame, maxMaxFrame     = 1 << 10, 64 << 20
+	minSendBuffer, maxSendBuffer = 64 << 10, 1 << 30
+	minInflight, maxInflight     = 1, 1_000_000
+	minSecretLen                 = 16
 )
 
 // knownKinds are the plugin kinds of the architecture, supported or not,
@@ -89,6 +98,10 @@ func (d *decoder) decode(raw map[string]any) *Config {
 		Control:  DefaultControl,
 		CacheDir: defaultCacheDir(),
 		Log:      Log{Level: slog.LevelInfo, Format: "text"},
+		Listen:   Listen{TCP: defaultListen, QUIC: defaultListen},
+		Peers:    []Peer{},
+		Trust:    Trust{Nodes: []string{}},
+		Mesh:     defaultMeshLimits(),
 		Plugins:  []Plugin{},
 	}
 	d.unknownKeys("", raw, topKeys)
@@ -146,6 +159,8 @@ func (d *decoder) decode(raw map[string]any) *Config {
 			}
 		}
 	}
+
+	d.mesh(cfg, raw)
 
 	switch v := raw["plugins"].(type) {
 	case nil:
@@ -268,15 +283,7 @@ func (d *decoder) pluginPath(key, s string) string {
 	if !ok {
 		return ""
 	}
-	fi, err := os.Stat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		d.failCause(key, err, "file %s does not exist", path)
-	case err != nil:
-		d.failCause(key, err, "cannot use %s: %s", path, pathReason(err))
-	case fi.IsDir():
-		d.fail(key, "%s is a directory, not a .wasm file", path)
-	}
+	d.existingFile(key, path, ".wasm file")
 	return path
 }
 

@@ -11,6 +11,17 @@ import (
 // config key: PYCOMMS_ + the key path upper-cased, "__" between levels.
 const EnvPrefix = "PYCOMMS_"
 
+// topMappings are the top-level keys that hold a mapping of plain values,
+// with the keys of each.
+var topMappings = map[string][]string{
+	"node":     nodeKeys,
+	"log":      logKeys,
+	"listen":   listenKeys,
+	"identity": identityKeys,
+	"trust":    trustKeys,
+	"limits":   meshLimitsKeys,
+}
+
 // envOverride is one PYCOMMS_* variable that names a known key.
 type envOverride struct {
 	name, value string
@@ -75,15 +86,14 @@ func classifyEnv(name, value string) (envOverride, *Error) {
 	}
 	ov := envOverride{name: name, value: value, plugin: -1}
 	switch segs[0] {
-	case "control", "cache_dir":
+	case "control", "cache_dir", "data_dir", "peers":
+		// A list such as peers is set whole, comma-separated, as
+		// plugins[i].grants is.
 		if len(segs) > 1 {
 			return noSubKeys(1)
 		}
-	case "node", "log":
-		known := nodeKeys
-		if segs[0] == "log" {
-			known = logKeys
-		}
+	case "node", "log", "listen", "identity", "trust", "limits":
+		known := topMappings[segs[0]]
 		if len(segs) == 1 {
 			return fail(segs[0], "is a mapping: set its keys instead (%s)", envNames(segs[:1], known))
 		}

@@ -47,6 +47,12 @@ func TestLoadBuiltinDefaults(t *testing.T) {
 		Control:  "127.0.0.1:7480",
 		CacheDir: "/home/test/.cache/pycomms-host",
 		Log:      Log{Level: slog.LevelInfo, Format: "text"},
+		DataDir:  "/home/test/.local/share/pycomms-host/testhost",
+		Listen:   Listen{TCP: "0.0.0.0:7400", QUIC: "0.0.0.0:7400"},
+		Peers:    []Peer{},
+		Identity: Identity{Key: "/home/test/.local/share/pycomms-host/testhost/node.key"},
+		Trust:    Trust{Nodes: []string{}},
+		Mesh:     MeshLimits{MaxFrame: 1 << 20, SendBuffer: 8 << 20, Inflight: 1024},
 		Plugins: []Plugin{{
 			Index:     0,
 			Name:      "echo",
@@ -282,11 +288,15 @@ func TestDigest(t *testing.T) {
 		{"comments and layout", "# a comment\nplugins:\n  - name: a\n    path: builtin:a   # trailing\n    config: {y: [a, b], x: 1}\n    limits:\n      memory: 16MiB\n"},
 		{"size spelled differently", "plugins:\n  - {name: a, path: builtin:a, limits: {memory: 16777216}, config: {x: 1, y: [a, b]}}\n"},
 		{"defaults written out", "plugins:\n  - {name: a, path: builtin:a, instances: 2, queue: 1024, watch: true, grants: [log], limits: {memory: 16MiB, timeout: 5s}, config: {x: 1, y: [a, b]}}\n"},
+		{"mesh defaults written out", base + "data_dir: /home/test/.local/share/pycomms-host/testhost\nlisten: {tcp: 0.0.0.0:7400}\npeers: []\nidentity: {key: /home/test/.local/share/pycomms-host/testhost/node.key}\ntrust: {secret: \"\", nodes: []}\nlimits: {max_frame: 1MiB, send_buffer: 8388608, inflight: 1024}\n"},
 	}
 	for _, tt := range same {
 		if d := digest(t, tt.yaml); d != d0 {
 			t.Errorf("%s: digest changed", tt.name)
 		}
+	}
+	if a, b := digest(t, base+"peers: [\"TCP://Node-B:7400\", \"[::0001]:1\"]\n"), digest(t, base+"peers: [\"tcp://node-b:07400\", \"[::1]:1\"]\n"); a != b {
+		t.Errorf("peer spelling: digest changed")
 	}
 	different := []struct {
 		name, yaml string
@@ -299,6 +309,15 @@ func TestDigest(t *testing.T) {
 		{"grants", strings.Replace(base, "limits:", "grants: [log, call], limits:", 1), nil},
 		{"env override", base, []string{"PYCOMMS_LOG__LEVEL=debug"}},
 		{"second plugin", base + "  - {name: b, path: builtin:b}\n", nil},
+		{"data_dir", base + "data_dir: /var/lib/pycomms\n", nil},
+		{"listen", base + "listen: {quic: \"\"}\n", nil},
+		{"peers", base + "peers: [10.0.0.2:7400]\n", nil},
+		{"peer transport", base + "peers: [tcp://10.0.0.2:7400]\n", nil},
+		{"identity", base + "identity: {key: /k}\n", nil},
+		{"trust", base + "trust: {nodes: [" + strings.Repeat("a", 32) + "]}\n", nil},
+		{"secret", base + "trust: {secret: 0123456789abcdef}\n", nil},
+		{"mesh limits", base + "limits: {inflight: 10}\n", nil},
+		{"mesh env", base, []string{"PYCOMMS_LIMITS__MAX_FRAME=2MiB"}},
 	}
 	for _, tt := range different {
 		if d := digest(t, tt.yaml, tt.env...); d == d0 {
@@ -429,18 +448,13 @@ func TestKeysDocumented(t *testing.T) {
 	}
 	var keys []string
 	for _, k := range topKeys {
-		switch k {
-		case "node":
-			for _, s := range nodeKeys {
-				keys = append(keys, "node."+s)
+		if sub, ok := topMappings[k]; ok {
+			for _, s := range sub {
+				keys = append(keys, k+"."+s)
 			}
-		case "log":
-			for _, s := range logKeys {
-				keys = append(keys, "log."+s)
-			}
-		default:
-			keys = append(keys, k)
+			continue
 		}
+		keys = append(keys, k)
 	}
 	for _, k := range pluginKeys {
 		if k == "limits" {
