@@ -27,8 +27,14 @@ type Message struct {
 	// through inside the host; the router refuses chains deeper than its
 	// limit so that a call loop ends with a clear error, not a deadlock.
 	Hops int
-	// From names the origin: a plugin name, "control" or later a node.
+	// From names the origin: a plugin name, "control", or "node:NAME" for
+	// a message that came from another host.
 	From string
+	// FromNode is the id of the host the message came from over the mesh,
+	// "" when it originated on this host. The router never hands a message
+	// with a FromNode back to the mesh, so a message crosses the mesh once
+	// and cannot loop between hosts.
+	FromNode string
 }
 
 // Error is a failed message: a status class plus a human-readable text that

@@ -52,6 +52,29 @@ type Options struct {
 	// Logger receives route changes and dropped events. Nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// OnChange, when set, is called after every change of what this host
+	// serves: SetRoutes, Remove, Subscribe and a subscription's Close. It
+	// runs on the goroutine that made the change, after the change is
+	// visible, so it must not block (the mesh uses it to schedule an
+	// interest advertisement).
+	OnChange func()
+}
+
+// Remote reaches the owners on other hosts. The router hands it what no
+// local owner serves, and every event published on this host, but only for
+// messages that originated here (message.Message.FromNode is ""): a message
+// that arrived from another host is delivered locally or not at all, so a
+// message never travels on from the host that received it.
+type Remote interface {
+	// Call sends a request to a remote provider of m.Subject and returns
+	// its reply; a *message.Error with abi.StatusNoHandler when no host
+	// serves it.
+	Call(ctx context.Context, m *message.Message) ([]byte, error)
+	// Send hands a one-way message to a remote provider.
+	Send(ctx context.Context, m *message.Message) error
+	// Publish fans an event out to every remote host with a matching
+	// interest and returns how many accepted it; it never blocks.
+	Publish(m *message.Message) int
 }
 
 // Route is what one owner serves.
@@ -80,9 +103,12 @@ type Router struct {
 
 	// mu serialises writers so that each builds on the latest snapshot;
 	// readers only load the pointers.
-	mu   sync.Mutex
-	tab  atomic.Pointer[table]
-	subs atomic.Pointer[[]*Subscription]
+	mu     sync.Mutex
+	tab    atomic.Pointer[table]
+	subs   atomic.Pointer[[]*Subscription]
+	remote atomic.Pointer[remoteBox]
+
+	onChange func()
 
 	calls, sends, published, delivered, dropped, noHandler atomic.Uint64
 }
@@ -109,7 +135,7 @@ type table struct {
 
 // New returns an empty Router.
 func New(opts Options) *Router {
-	r := &Router{maxHops: opts.MaxHops, log: opts.Logger}
+	r := &Router{maxHops: opts.MaxHops, log: opts.Logger, onChange: opts.OnChange}
 	if r.maxHops <= 0 {
 		r.maxHops = DefaultMaxHops
 	}
@@ -143,24 +169,8 @@ func build(owners map[string]*entry) *table {
 // lookup returns the owner of the longest service that serves s, trying the
 // proper prefixes of s that end at a '.', deepest first.
 func (t *table) lookup(s string) *entry {
-	if t.depth == 0 {
-		return nil
-	}
-	i := -1
-	for j, n := 0, 0; j < len(s); j++ {
-		if s[j] == '.' {
-			i = j
-			if n++; n == t.depth {
-				break
-			}
-		}
-	}
-	for ; i > 0; i = strings.LastIndexByte(s[:i], '.') {
-		if o := t.services[s[:i]]; o != nil {
-			return o
-		}
-	}
-	return nil
+	v, _ := subject.Longest(t.services, t.depth, s)
+	return v
 }
 
 // SetRoutes atomically replaces everything owner serves with ep serving the
@@ -191,6 +201,7 @@ func (r *Router) SetRoutes(owner string, ep Endpoint, services, topics []string)
 	}
 
 	r.mu.Lock()
+	defer r.changed()
 	defer r.mu.Unlock()
 	old := r.tab.Load()
 	for _, s := range svcs {
@@ -223,11 +234,13 @@ func normalise(in []string, list string, valid func(string) error) ([]string, er
 // nothing. Messages already handed to its endpoint are not affected.
 func (r *Router) Remove(owner string) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	old := r.tab.Load()
 	if _, ok := old.owners[owner]; !ok {
+		r.mu.Unlock()
 		return
 	}
+	defer r.changed()
+	defer r.mu.Unlock()
 	owners := make(map[string]*entry, len(old.owners))
 	for name, o := range old.owners {
 		if name != owner {
@@ -258,11 +271,14 @@ func (r *Router) Routes() []Route {
 // (StatusNoHandler). It modifies nothing in m: the caller sets Kind,
 // Deadline and Hops.
 func (r *Router) Call(ctx context.Context, m *message.Message) ([]byte, error) {
-	o, err := r.route(ctx, m, "call")
+	o, rm, err := r.route(ctx, m, "call")
 	if err != nil {
 		return nil, err
 	}
 	r.calls.Add(1)
+	if rm != nil {
+		return rm.Call(ctx, m)
+	}
 	return o.ep.Request(ctx, m)
 }
 
@@ -270,47 +286,102 @@ func (r *Router) Call(ctx context.Context, m *message.Message) ([]byte, error) {
 // Post and does not wait for it to be handled. Besides Call's errors it
 // returns the endpoint's Post error (StatusBusy when its queue is full).
 func (r *Router) Send(ctx context.Context, m *message.Message) error {
-	o, err := r.route(ctx, m, "send")
+	o, rm, err := r.route(ctx, m, "send")
 	if err != nil {
 		return err
 	}
 	r.sends.Add(1)
+	if rm != nil {
+		return rm.Send(ctx, m)
+	}
 	return o.ep.Post(m)
 }
 
-// route finds the owner for a request or send, or the error to return.
-func (r *Router) route(ctx context.Context, m *message.Message, verb string) (*entry, error) {
+// route finds the local owner for a request or send, else the Remote to
+// hand it to, else the error to return.
+func (r *Router) route(ctx context.Context, m *message.Message, verb string) (*entry, Remote, error) {
 	if err := subject.Validate(m.Subject); err != nil {
-		return nil, &message.Error{Status: abi.StatusInvalid, Msg: err.Error()}
+		return nil, nil, &message.Error{Status: abi.StatusInvalid, Msg: err.Error()}
 	}
 	if m.Hops > r.maxHops {
-		return nil, r.tooDeep(m)
+		return nil, nil, r.tooDeep(m)
 	}
 	if !m.Deadline.IsZero() {
 		// time.Until reads only the monotonic clock when the deadline has a
 		// monotonic reading, which halves the cost of the check.
 		if left := time.Until(m.Deadline); left <= 0 {
-			return nil, message.Errorf(abi.StatusTimeout, "%s %q: deadline passed %v before it was routed",
+			return nil, nil, message.Errorf(abi.StatusTimeout, "%s %q: deadline passed %v before it was routed",
 				verb, m.Subject, -left)
 		}
 	}
 	// Done() is a lock-free load on the standard contexts, unlike Err().
 	select {
 	case <-ctx.Done():
-		return nil, message.Errorf(abi.StatusTimeout, "%s %q: %v before it was routed", verb, m.Subject, ctx.Err())
+		return nil, nil, message.Errorf(abi.StatusTimeout, "%s %q: %v before it was routed", verb, m.Subject, ctx.Err())
 	default:
 	}
 	t := r.tab.Load()
 	if o := t.lookup(m.Subject); o != nil {
-		return o, nil
+		return o, nil, nil
+	}
+	if rm := r.remoteFor(m); rm != nil {
+		return nil, rm, nil
 	}
 	r.noHandler.Add(1)
 	if o := t.services[m.Subject]; o != nil {
-		return nil, message.Errorf(abi.StatusNoHandler,
+		return nil, nil, message.Errorf(abi.StatusNoHandler,
 			"no handler for %q: it is a service of %q, a subject needs a method (%q)",
 			m.Subject, o.name, m.Subject+".<method>")
 	}
-	return nil, message.Errorf(abi.StatusNoHandler, "no handler for %q", m.Subject)
+	return nil, nil, message.Errorf(abi.StatusNoHandler, "no handler for %q", m.Subject)
+}
+
+// remoteBox lets a Remote interface value sit behind an atomic pointer.
+type remoteBox struct{ Remote }
+
+// SetRemote connects the router to other hosts; nil disconnects it.
+func (r *Router) SetRemote(rm Remote) {
+	if rm == nil {
+		r.remote.Store(nil)
+		return
+	}
+	r.remote.Store(&remoteBox{rm})
+}
+
+// remoteFor returns the Remote for m, or nil when m came from another host
+// or there is no Remote.
+func (r *Router) remoteFor(m *message.Message) Remote {
+	if m.FromNode != "" {
+		return nil
+	}
+	if b := r.remote.Load(); b != nil {
+		return b.Remote
+	}
+	return nil
+}
+
+// changed reports a change of what this host serves to Options.OnChange.
+func (r *Router) changed() {
+	if r.onChange != nil {
+		r.onChange()
+	}
+}
+
+// Interest returns what this host serves, for advertising to other hosts:
+// every owner's services, and the topic patterns of every owner and open
+// subscription, each sorted and without duplicates.
+func (r *Router) Interest() (services, topics []string) {
+	t := r.tab.Load()
+	for _, o := range t.owners {
+		services = append(services, o.services...)
+		topics = append(topics, o.topics...)
+	}
+	for _, s := range *r.subs.Load() {
+		topics = append(topics, s.pattern)
+	}
+	slices.Sort(services)
+	slices.Sort(topics)
+	return slices.Compact(services), slices.Compact(topics)
 }
 
 func (r *Router) tooDeep(m *message.Message) error {
@@ -319,8 +390,9 @@ func (r *Router) tooDeep(m *message.Message) error {
 
 // Publish fans the event m out to every endpoint with a topic pattern
 // matching m.Subject (one Post per endpoint, however many of its patterns
-// match) and to every open Subscription whose pattern matches, and returns
-// how many of them accepted it.
+// match), to every open Subscription whose pattern matches and, for an
+// event that originated on this host, to the Remote; it returns how many of
+// them accepted it (a remote host counts once).
 //
 // Pub/sub is at-most-once: an endpoint that refuses the event (busy) or a
 // subscription whose buffer is full counts as a drop in Stats, and Publish
@@ -361,6 +433,9 @@ func (r *Router) Publish(ctx context.Context, m *message.Message) (int, error) {
 		case full:
 			dropped++
 		}
+	}
+	if rm := r.remoteFor(m); rm != nil {
+		accepted += uint64(rm.Publish(m))
 	}
 	if accepted > 0 {
 		r.delivered.Add(accepted)

@@ -38,6 +38,7 @@ func (r *Router) Subscribe(pattern string, buffer int) (*Subscription, error) {
 	}
 	s := &Subscription{r: r, pattern: pattern, ch: make(chan *message.Message, buffer)}
 	r.mu.Lock()
+	defer r.changed()
 	defer r.mu.Unlock()
 	next := append(slices.Clone(*r.subs.Load()), s)
 	r.subs.Store(&next)
@@ -70,6 +71,7 @@ func (s *Subscription) Close() {
 
 	r := s.r
 	r.mu.Lock()
+	defer r.changed()
 	defer r.mu.Unlock()
 	next := slices.DeleteFunc(slices.Clone(*r.subs.Load()), func(x *Subscription) bool { return x == s })
 	r.subs.Store(&next)

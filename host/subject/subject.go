@@ -16,6 +16,7 @@ package subject
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/pycomms/pycomms-host/abi"
 )
@@ -127,4 +128,31 @@ func ServiceOf(service, subject string) bool {
 	return service != "" && len(subject) > len(service)+1 &&
 		subject[len(service)] == '.' &&
 		subject[:len(service)] == service
+}
+
+// Longest returns the value of the longest service in services that serves
+// s: the proper prefixes of s that end at a '.', deepest first, never
+// longer than depth tokens (the most tokens any key has, so a long subject
+// costs no more probes than that). The router and the mesh share it so
+// that a subject resolves to the same service locally and across hosts.
+func Longest[V comparable](services map[string]V, depth int, s string) (V, bool) {
+	var zero V
+	if depth == 0 {
+		return zero, false
+	}
+	i := -1
+	for j, n := 0, 0; j < len(s); j++ {
+		if s[j] == '.' {
+			i = j
+			if n++; n == depth {
+				break
+			}
+		}
+	}
+	for ; i > 0; i = strings.LastIndexByte(s[:i], '.') {
+		if v, ok := services[s[:i]]; ok {
+			return v, true
+		}
+	}
+	return zero, false
 }
