@@ -1,0 +1,546 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pycomms/pycomms-host/abi"
+	"github.com/pycomms/pycomms-host/host/identity"
+	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/host/wire"
+)
+
+// link is one authenticated, handshaken connection to a direct peer. Its
+// frames go out through one writer goroutine that coalesces everything
+// queued since its last write into a single Write, and come in through one
+// reader goroutine; requests are multiplexed on it by id.
+type link struct {
+	m       *Mesh
+	c       conn
+	dialed  bool // this host dialled it
+	peer    identity.ID
+	name    string
+	version uint16
+	listen  []string
+	maxOut  int // largest payload the peer accepts
+	since   time.Time
+	addr    string
+
+	ctx    context.Context // ends when the link closes
+	cancel context.CancelFunc
+
+	w      io.Writer    // main stream, used by the writer goroutine only
+	reader *wire.Reader // main stream; it may hold frames read ahead during the handshake
+
+	wmu     sync.Mutex
+	wbuf    []byte        // frames waiting for the writer
+	spare   []byte        // a drained batch buffer, owned by whoever is writing
+	wake    chan struct{} // cap 1: the writer goroutine takes over writing
+	writing bool          // someone owns the main stream's writes (and spare)
+	// writes counts Writes begun and writeBusy says one is running; the
+	// ping loop compares them between ticks to find a Write stuck for
+	// longer than the dead time (the peer stopped reading). Counters, not
+	// clock readings, because they sit on the path of every message.
+	writes    atomic.Uint64
+	writeBusy atomic.Bool
+	room      chan struct{} // closed when wbuf drains; made by a waiting sender
+	closed    bool
+	leaving   atomic.Bool // GoAway sent or received: no new requests
+
+	pmu     sync.Mutex
+	pending map[uint64]chan *wire.Envelope
+	nextID  uint64
+	downErr error // set when the link closed; fails new requests
+
+	done chan struct{} // closed when the link is down
+
+	inflight                          atomic.Int64
+	msgsIn, msgsOut, dropped, refused atomic.Uint64
+	rtt                               atomic.Int64  // ns
+	framesIn                          atomic.Uint64 // for the liveness check
+	// Kept by the ping loop only: when framesIn last moved and when the
+	// current Write was first seen running.
+	seenFrames, seenWrite uint64
+	seenAt, writeSeenAt   time.Time
+	interest              atomic.Pointer[wire.Interest]
+	sentMu                sync.Mutex
+	lastSent              string // the last Interest sent, to skip repeats
+	closeOnce             sync.Once
+}
+
+func newLink(m *Mesh, c conn, dialed bool) *link {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &link{
+		m: m, c: c, dialed: dialed, addr: c.remoteAddr(),
+		ctx: ctx, cancel: cancel,
+		wake: make(chan struct{}, 1), pending: map[uint64]chan *wire.Envelope{},
+		done: make(chan struct{}),
+	}
+}
+
+// errFull means the link's send buffer is full and the caller chose not to
+// wait.
+var errFull = errors.New("send buffer full")
+
+// enqueue appends e as a frame to the send batch. While more than the send
+// buffer is queued, a sender that may wait blocks until the writer drains
+// the batch, the deadline passes or the link closes; one that may not
+// returns errFull at once. This is what keeps a slow or stuck peer from
+// growing this host's memory.
+func (l *link) enqueue(e *wire.Envelope, wait bool, deadline time.Time) error {
+	l.wmu.Lock()
+	for len(l.wbuf) >= l.m.sendBuffer && !l.closed {
+		if !wait {
+			l.wmu.Unlock()
+			return errFull
+		}
+		if l.room == nil {
+			l.room = make(chan struct{})
+		}
+		room := l.room
+		l.wmu.Unlock()
+		if err := l.waitRoom(room, deadline); err != nil {
+			return err
+		}
+		l.wmu.Lock()
+	}
+	if l.closed {
+		l.wmu.Unlock()
+		return l.downError()
+	}
+	l.wbuf = wire.AppendEnvelope(l.wbuf, e)
+	l.msgsOut.Add(1)
+	if l.writing {
+		// The current writer takes this frame with its next batch.
+		l.wmu.Unlock()
+		return nil
+	}
+	// Nobody is writing: this goroutine writes the batch itself, which
+	// saves a goroutine hand-off (a thread wake-up) per message when the
+	// link is quiet; under load frames pile up behind the running write
+	// and go out together.
+	l.writing = true
+	l.wmu.Unlock()
+	// Let the goroutines that are ready to send (other callers, other
+	// replies) append first: on two cores they would otherwise each pay a
+	// write system call of their own, which is most of the CPU per
+	// message. With nobody else runnable this returns at once.
+	runtime.Gosched()
+	l.wmu.Lock()
+	buf := l.takeBatch()
+	l.wmu.Unlock()
+	l.writeOut(buf, true)
+	return nil
+}
+
+// takeBatch swaps the pending frames out for the spare buffer and releases
+// senders waiting for room; l.wmu is held by the writer.
+func (l *link) takeBatch() []byte {
+	buf := l.wbuf
+	l.wbuf = l.spare[:0]
+	l.spare = nil
+	if l.room != nil {
+		close(l.room)
+		l.room = nil
+	}
+	return buf
+}
+
+// writeOut writes buf and whatever queued meanwhile. A sender that took
+// over writing (handOff) writes at most one more batch and then hands the
+// rest to the writer goroutine, so no caller is kept writing other
+// callers' frames for long.
+func (l *link) writeOut(buf []byte, handOff bool) {
+	for round := 0; ; round++ {
+		l.writes.Add(1)
+		l.writeBusy.Store(true)
+		_, err := l.w.Write(buf)
+		l.writeBusy.Store(false)
+		if err != nil {
+			l.wmu.Lock()
+			l.writing = false
+			l.wmu.Unlock()
+			l.close(fmt.Errorf("write: %w", err))
+			return
+		}
+		// One burst of big frames must not pin its buffer for the life of
+		// the link.
+		if cap(buf) > 4<<20 {
+			buf = nil
+		}
+		l.wmu.Lock()
+		l.spare = buf[:0]
+		if len(l.wbuf) == 0 || l.closed {
+			l.writing = false
+			l.wmu.Unlock()
+			return
+		}
+		if handOff && round >= 1 {
+			l.wmu.Unlock()
+			select {
+			case l.wake <- struct{}{}:
+			default:
+			}
+			return
+		}
+		buf = l.takeBatch()
+		l.wmu.Unlock()
+	}
+}
+
+func (l *link) waitRoom(room chan struct{}, deadline time.Time) error {
+	var timeout <-chan time.Time
+	if !deadline.IsZero() {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-room:
+		return nil
+	case <-l.done:
+		return l.downError()
+	case <-timeout:
+		return message.Errorf(abi.StatusBusy, "link to node %s is congested: %d bytes queued (limits.send_buffer) until the deadline", l.name, l.m.sendBuffer)
+	}
+}
+
+// enqueueControl appends a control frame. Control frames are small and
+// rare, so they bypass the send buffer bound: a ping or an interest update
+// must not be lost to a burst of messages.
+func (l *link) enqueueControl(t wire.FrameType, v any) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if l.closed {
+		return l.downError()
+	}
+	b, err := wire.AppendControl(l.wbuf, t, v)
+	if err != nil {
+		return fmt.Errorf("encode %v frame: %w", t, err)
+	}
+	l.wbuf = b
+	if !l.writing {
+		// Control frames come from the reader and the ping loop, which
+		// must not block on a write: the writer goroutine sends them.
+		l.writing = true
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// writeLoop writes whenever writing is handed to it (l.writing is already
+// true then).
+func (l *link) writeLoop() {
+	for {
+		select {
+		case <-l.wake:
+		case <-l.done:
+			return
+		}
+		runtime.Gosched()
+		l.wmu.Lock()
+		if len(l.wbuf) == 0 {
+			l.writing = false
+			l.wmu.Unlock()
+			continue
+		}
+		buf := l.takeBatch()
+		l.wmu.Unlock()
+		l.writeOut(buf, false)
+	}
+}
+
+// send queues a message envelope; a big non-event frame on QUIC goes on its
+// own stream instead, written by the caller's goroutine.
+func (l *link) send(e *wire.Envelope, wait bool, deadline time.Time) error {
+	if l.c.transport() == QUIC && e.Kind != wire.KindEvent && len(e.Payload) >= soloThreshold {
+		frame := wire.AppendEnvelope(nil, e)
+		ctx := l.ctx
+		if !deadline.IsZero() {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, deadline)
+			defer cancel()
+		}
+		if ok, err := l.c.solo(ctx, frame); ok {
+			if err != nil {
+				return message.Errorf(abi.StatusUnreachable, "node %s: %v", l.name, err)
+			}
+			l.msgsOut.Add(1)
+			return nil
+		}
+	}
+	return l.enqueue(e, wait, deadline)
+}
+
+// readLoop reads the main stream until it fails.
+func (l *link) readLoop(fr *wire.Reader) {
+	for {
+		t, body, err := fr.Next()
+		if err != nil {
+			l.readFailed(err)
+			return
+		}
+		if err := l.handle(t, body); err != nil {
+			l.readFailed(err)
+			return
+		}
+	}
+}
+
+// soloLoop accepts single-frame QUIC streams until the link closes.
+func (l *link) soloLoop() {
+	for {
+		r, err := l.c.acceptSolo(l.ctx)
+		if err != nil {
+			var pe *wire.ProtocolError
+			if errors.As(err, &pe) {
+				l.readFailed(err)
+			}
+			return
+		}
+		go func() {
+			fr := wire.NewReader(r, wire.FrameLimit(l.m.maxFrame))
+			t, body, err := fr.Next()
+			if err == nil && t != wire.FrameMsg {
+				err = &wire.ProtocolError{Code: wire.ErrProtocol, Msg: fmt.Sprintf("a %v frame on a single-frame stream", t)}
+			}
+			if err == nil {
+				// Read to the stream's end: quic-go returns the stream's
+				// credit to the peer only once its FIN has been read, and
+				// the peer can open no more streams without it.
+				body = slices.Clone(body)
+				if _, _, end := fr.Next(); end != io.EOF {
+					err = &wire.ProtocolError{Code: wire.ErrProtocol, Msg: "a single-frame stream holds more than one frame"}
+				}
+			}
+			if err == nil {
+				err = l.handle(t, body)
+			}
+			if err != nil && !isClosed(err) {
+				l.readFailed(err)
+			}
+		}()
+	}
+}
+
+// readFailed closes the link after a read error; a protocol violation is
+// counted, answered with an Error frame naming it, and logged.
+func (l *link) readFailed(err error) {
+	var pe *wire.ProtocolError
+	if errors.As(err, &pe) {
+		l.m.badFrames.Add(1)
+		l.m.log.Warn("closing link after a bad frame", "node", l.name, "id", l.peer.Short(), "addr", l.addr, "transport", l.c.transport(), "err", err)
+		l.enqueueControl(wire.FrameError, &wire.ErrorFrame{Code: pe.Code, Msg: pe.Msg})
+		l.flushAndClose(err)
+		return
+	}
+	if isClosed(err) || errors.Is(err, io.ErrUnexpectedEOF) {
+		l.close(fmt.Errorf("connection closed: %w", err))
+		return
+	}
+	l.close(fmt.Errorf("read: %w", err))
+}
+
+// flushAndClose gives the writer a moment to send a final Error or GoAway
+// frame, then closes.
+func (l *link) flushAndClose(cause error) {
+	go func() {
+		t := time.NewTimer(200 * time.Millisecond)
+		defer t.Stop()
+		for i := 0; i < 20; i++ {
+			l.wmu.Lock()
+			empty := len(l.wbuf) == 0
+			l.wmu.Unlock()
+			if empty {
+				break
+			}
+			select {
+			case <-t.C:
+				i = 20
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		l.close(cause)
+	}()
+}
+
+// handle dispatches one frame from the peer.
+func (l *link) handle(t wire.FrameType, body []byte) error {
+	l.framesIn.Add(1)
+	switch t {
+	case wire.FrameMsg:
+		e := new(wire.Envelope)
+		if err := wire.DecodeEnvelope(body, e); err != nil {
+			return &wire.ProtocolError{Code: wire.ErrProtocol, Msg: err.Error()}
+		}
+		l.msgsIn.Add(1)
+		return l.m.dispatch(l, e)
+	case wire.FramePing:
+		var p wire.Ping
+		if err := wire.DecodeControl(body, &p); err != nil {
+			return &wire.ProtocolError{Code: wire.ErrProtocol, Msg: "ping: " + err.Error()}
+		}
+		l.enqueueControl(wire.FramePong, &p)
+	case wire.FramePong:
+		var p wire.Ping
+		if err := wire.DecodeControl(body, &p); err != nil {
+			return &wire.ProtocolError{Code: wire.ErrProtocol, Msg: "pong: " + err.Error()}
+		}
+		if d := time.Now().UnixNano() - int64(p.Nonce); d > 0 && d < int64(time.Minute) {
+			l.rtt.Store(d)
+		}
+	case wire.FrameInterest:
+		in := new(wire.Interest)
+		if err := wire.DecodeControl(body, in); err != nil {
+			return &wire.ProtocolError{Code: wire.ErrProtocol, Msg: "interest: " + err.Error()}
+		}
+		if old := l.interest.Load(); old != nil && in.Seq <= old.Seq {
+			return nil
+		}
+		l.interest.Store(in)
+		l.m.topologyChanged()
+	case wire.FrameGoAway:
+		var ef wire.ErrorFrame
+		wire.DecodeControl(body, &ef)
+		l.m.log.Info("peer is leaving", "node", l.name, "id", l.peer.Short(), "reason", ef.Msg)
+		l.m.retire(l, wire.ErrShutdown, "")
+	case wire.FrameError:
+		var ef wire.ErrorFrame
+		wire.DecodeControl(body, &ef)
+		return fmt.Errorf("peer reported error %d: %s", ef.Code, ef.Msg)
+	default:
+		return &wire.ProtocolError{Code: wire.ErrProtocol, Msg: fmt.Sprintf("unexpected %v frame after the handshake", t)}
+	}
+	return nil
+}
+
+// request sends a request envelope and waits for its reply, the deadline,
+// ctx, or the link's end, whichever comes first. Request/reply is
+// at-most-once: a request whose link dies is failed, never resent.
+func (l *link) request(ctx context.Context, e *wire.Envelope, deadline time.Time) (*wire.Envelope, error) {
+	ch := replyChans.Get().(chan *wire.Envelope)
+	l.pmu.Lock()
+	if l.downErr != nil {
+		l.pmu.Unlock()
+		replyChans.Put(ch)
+		return nil, l.downError()
+	}
+	l.nextID++
+	id := l.nextID
+	l.pending[id] = ch
+	l.pmu.Unlock()
+	e.ID = id
+	if err := l.send(e, true, deadline); err != nil {
+		l.forget(id, ch)
+		return nil, err
+	}
+	var timeout <-chan time.Time
+	if !deadline.IsZero() {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case r := <-ch:
+		replyChans.Put(ch)
+		return r, nil
+	case <-timeout:
+		l.forget(id, ch)
+		l.cancelRemote(id)
+		return nil, message.Errorf(abi.StatusTimeout, "node %s did not reply to %q within its deadline", l.name, e.Subject)
+	case <-ctx.Done():
+		l.forget(id, ch)
+		l.cancelRemote(id)
+		return nil, message.Errorf(abi.StatusTimeout, "request %q to node %s: %v", e.Subject, l.name, ctx.Err())
+	}
+}
+
+// cancelRemote tells the peer that nobody waits for request id any more,
+// so it can stop working on it.
+func (l *link) cancelRemote(id uint64) {
+	l.enqueue(&wire.Envelope{Version: l.version, Kind: wire.KindCancel, ReplyTo: id}, false, time.Time{})
+}
+
+// forget removes a pending request nobody waits for any more. If the reply
+// is being delivered concurrently, it is drained so the channel can be
+// reused.
+func (l *link) forget(id uint64, ch chan *wire.Envelope) {
+	l.pmu.Lock()
+	_, mine := l.pending[id]
+	delete(l.pending, id)
+	l.pmu.Unlock()
+	if !mine {
+		<-ch
+	}
+	replyChans.Put(ch)
+}
+
+// replyChans recycles the one-slot channels requests wait on.
+var replyChans = sync.Pool{New: func() any { return make(chan *wire.Envelope, 1) }}
+
+// deliverReply hands a reply to the request waiting for it; a reply nobody
+// waits for (the requester gave up) is dropped.
+func (l *link) deliverReply(e *wire.Envelope) {
+	l.pmu.Lock()
+	ch := l.pending[e.ReplyTo]
+	delete(l.pending, e.ReplyTo)
+	l.pmu.Unlock()
+	if ch != nil {
+		ch <- e
+	}
+}
+
+// downError is the error for using a link that has closed.
+func (l *link) downError() error {
+	l.pmu.Lock()
+	err := l.downErr
+	l.pmu.Unlock()
+	if err == nil {
+		err = errors.New("link closed")
+	}
+	return message.Errorf(abi.StatusUnreachable, "node %s (%s) is unreachable: %v", l.name, l.peer.Short(), err)
+}
+
+// close takes the link down: every pending request fails at once with
+// StatusUnreachable, the connection closes, and the mesh forgets the link.
+func (l *link) close(cause error) {
+	l.closeOnce.Do(func() {
+		if cause == nil {
+			cause = errors.New("closed")
+		}
+		l.pmu.Lock()
+		l.downErr = cause
+		pending := l.pending
+		l.pending = map[uint64]chan *wire.Envelope{}
+		l.pmu.Unlock()
+		l.wmu.Lock()
+		l.closed = true
+		l.wmu.Unlock()
+		close(l.done)
+		l.cancel()
+		l.c.close(cause.Error())
+		msg := fmt.Sprintf("node %s went away before replying: %v", l.name, cause)
+		for id, ch := range pending {
+			ch <- &wire.Envelope{Kind: wire.KindReply, ReplyTo: id, Status: uint16(abi.StatusUnreachable), Error: msg}
+		}
+		l.m.linkDown(l, cause)
+	})
+}
+
+// outstanding is how many requests are in flight in either direction.
+func (l *link) outstanding() int {
+	l.pmu.Lock()
+	n := len(l.pending)
+	l.pmu.Unlock()
+	return n + int(l.inflight.Load())
+}

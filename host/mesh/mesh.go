@@ -1,0 +1,940 @@
+// Package mesh connects pycomms hosts into one messaging fabric. Every
+// host listens on TCP (TLS 1.3) and QUIC, dials the peers its config lists,
+// authenticates each connection both ways (host/identity), and then
+// exchanges frames of the wire protocol (host/wire, abi/PROTOCOL.md) over
+// it: which services and topics each host serves (interest), and the
+// requests, replies, sends and events themselves.
+//
+// Routing design. A host knows what its direct peers serve and, through
+// them, what their direct peers serve: each interest advertisement carries
+// the sender's own services and topics plus those of its direct peers. A
+// message goes straight to its destination when there is a link to it, or
+// through the one peer that reported it (a relay), and a relay forwards only
+// to its own direct peers and only messages that have not been relayed yet.
+// So a message crosses at most two links and cannot loop, and a mesh built
+// as a chain (A lists B, B lists C) works without A ever dialling C.
+// Discovery (the next layer) adds direct links where they pay off.
+//
+// Delivery guarantees: request/reply is at-most-once (a request whose
+// provider or link dies fails with StatusUnreachable and is never resent),
+// sends and events are at-most-once (a full send buffer or a busy
+// subscriber drops them, counted), and events from one publisher reach a
+// subscriber host in publish order (they share one ordered stream).
+package mesh
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/pycomms/pycomms-host/host/identity"
+	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/host/wire"
+)
+
+// Local is this host's own router, which the mesh hands the messages that
+// arrive for this host. Messages it passes carry message.Message.FromNode,
+// so the router never sends them back out.
+type Local interface {
+	Call(ctx context.Context, m *message.Message) ([]byte, error)
+	Send(ctx context.Context, m *message.Message) error
+	Publish(ctx context.Context, m *message.Message) (int, error)
+	// Interest returns what this host serves.
+	Interest() (services, topics []string)
+}
+
+// Peer is one configured peer to keep a link to.
+type Peer struct {
+	Transport string // TCP, QUIC, or "" to try TCP, then QUIC
+	Addr      string // host:port
+}
+
+// URL is the peer as written in config.
+func (p Peer) URL() string {
+	if p.Transport == "" {
+		return p.Addr
+	}
+	return p.Transport + "://" + p.Addr
+}
+
+// Options configure a Mesh.
+type Options struct {
+	Identity *identity.Identity
+	Policy   *identity.Policy
+	Name     string // this node's name
+	Local    Local
+	Logger   *slog.Logger
+
+	ListenTCP, ListenQUIC string // host:port; "" disables
+	Peers                 []Peer
+
+	MaxFrame   int // largest payload accepted from and sent to a peer
+	SendBuffer int // bytes queued per link before senders wait
+	Inflight   int // requests one peer may have running here at once
+
+	// PingInterval is how often each link is probed for its RTT and
+	// liveness; a link silent for DeadAfter is closed. Defaults 1s and 5s.
+	PingInterval, DeadAfter time.Duration
+	// Backoff bounds the delay between dial attempts to one peer; each
+	// failure doubles it, with jitter. Defaults 100ms and 5s.
+	BackoffMin, BackoffMax time.Duration
+}
+
+// Mesh is this host's links to other hosts and the routing table built
+// from what they serve. It implements router.Remote.
+type Mesh struct {
+	id         identity.ID
+	name       string
+	idt        *identity.Identity
+	policy     *identity.Policy
+	local      Local
+	log        *slog.Logger
+	maxFrame   int
+	sendBuffer int
+	inflight   int
+	ping, dead time.Duration
+	bmin, bmax time.Duration
+
+	serverTLS, clientTLS *tls.Config
+	tcpL                 net.Listener
+	quicL                *quic.Listener
+	listenTCP, listenQ   string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	links   map[identity.ID]*link
+	dialers map[string]*dialer // by peer URL
+	linkCh  chan struct{}      // closed and replaced when links change
+	closing bool
+
+	table atomic.Pointer[table]
+	seq   atomic.Uint64 // interest advertisement sequence
+
+	advMu    sync.Mutex
+	advTimer *time.Timer
+
+	handshakes chan struct{} // bounds concurrent inbound handshakes
+	workers    workers
+
+	badFrames, refused, relayed atomic.Uint64
+	clashes                     sync.Map // name -> struct{}: clashes already logged
+}
+
+// New checks the options and prepares the mesh; nothing listens or dials
+// until Start.
+func New(o Options) (*Mesh, error) {
+	if o.Identity == nil {
+		return nil, errors.New("mesh: no identity")
+	}
+	if o.Local == nil {
+		return nil, errors.New("mesh: no local router")
+	}
+	if o.Policy == nil {
+		o.Policy = &identity.Policy{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxFrame <= 0 {
+		o.MaxFrame = 1 << 20
+	}
+	if o.SendBuffer <= 0 {
+		o.SendBuffer = 8 << 20
+	}
+	if o.Inflight <= 0 {
+		o.Inflight = 1024
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = time.Second
+	}
+	if o.DeadAfter <= 0 {
+		o.DeadAfter = 5 * time.Second
+	}
+	if o.BackoffMin <= 0 {
+		o.BackoffMin = 100 * time.Millisecond
+	}
+	if o.BackoffMax <= 0 {
+		o.BackoffMax = 5 * time.Second
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Mesh{
+		id: o.Identity.ID, name: o.Name, idt: o.Identity, policy: o.Policy, local: o.Local,
+		log: o.Logger.With("component", "mesh"), maxFrame: o.MaxFrame, sendBuffer: o.SendBuffer, inflight: o.Inflight,
+		ping: o.PingInterval, dead: o.DeadAfter, bmin: o.BackoffMin, bmax: o.BackoffMax,
+		clientTLS: o.Policy.ClientTLS(o.Identity),
+		listenTCP: o.ListenTCP, listenQ: o.ListenQUIC,
+		ctx: ctx, cancel: cancel,
+		links: map[identity.ID]*link{}, dialers: map[string]*dialer{}, linkCh: make(chan struct{}),
+		handshakes: make(chan struct{}, 64),
+	}
+	m.workers = workers{m: m, idle: make(chan job)}
+	// Count and log every peer the trust policy refuses, on both
+	// transports: quic-go never hands a connection that failed its TLS
+	// handshake to Accept, so the verification callback is the one place
+	// that sees them all.
+	m.serverTLS = o.Policy.ServerTLS(o.Identity)
+	if verify := m.serverTLS.VerifyConnection; verify != nil {
+		m.serverTLS.VerifyConnection = func(cs tls.ConnectionState) error {
+			err := verify(cs)
+			if err != nil {
+				m.refused.Add(1)
+				m.log.Warn("refused a host the trust policy does not admit", "err", err)
+			}
+			return err
+		}
+	}
+	m.table.Store(buildTable(m.id, m.name, nil))
+	for _, p := range o.Peers {
+		m.dialers[p.URL()] = &dialer{peer: p, state: "connecting"}
+	}
+	return m, nil
+}
+
+// ID is this node's id.
+func (m *Mesh) ID() identity.ID { return m.id }
+
+// Start listens on the configured addresses and starts dialling peers.
+func (m *Mesh) Start() error {
+	if m.listenTCP != "" {
+		l, err := net.Listen("tcp", m.listenTCP)
+		if err != nil {
+			return fmt.Errorf("listen.tcp: %w", err)
+		}
+		m.tcpL = l
+		m.wg.Add(1)
+		go m.acceptTCP()
+	}
+	if m.listenQ != "" {
+		l, err := quic.ListenAddr(m.listenQ, m.serverTLS, quicConfig(m.dead))
+		if err != nil {
+			if m.tcpL != nil {
+				m.tcpL.Close()
+			}
+			return fmt.Errorf("listen.quic: %w", err)
+		}
+		m.quicL = l
+		m.wg.Add(1)
+		go m.acceptQUIC()
+	}
+	m.mu.Lock()
+	for _, d := range m.dialers {
+		m.startDialer(d)
+	}
+	m.mu.Unlock()
+	m.wg.Add(1)
+	go m.pingLoop()
+	return nil
+}
+
+// Addrs returns the addresses actually listened on ("" when disabled), as
+// URLs: tcp://HOST:PORT and quic://HOST:PORT.
+func (m *Mesh) Addrs() (tcpURL, quicURL string) {
+	if m.tcpL != nil {
+		tcpURL = TCP + "://" + m.tcpL.Addr().String()
+	}
+	if m.quicL != nil {
+		quicURL = QUIC + "://" + m.quicL.Addr().String()
+	}
+	return tcpURL, quicURL
+}
+
+func (m *Mesh) listenURLs() []string {
+	var out []string
+	t, q := m.Addrs()
+	for _, u := range []string{t, q} {
+		if u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// Close leaves the mesh cleanly: every peer is told (GoAway) so it drops
+// this host's routes at once, requests in flight get until ctx ends to
+// finish, then everything closes.
+func (m *Mesh) Close(ctx context.Context) error {
+	m.mu.Lock()
+	if m.closing {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closing = true
+	links := make([]*link, 0, len(m.links))
+	for _, l := range m.links {
+		links = append(links, l)
+	}
+	m.mu.Unlock()
+	if m.tcpL != nil {
+		m.tcpL.Close()
+	}
+	if m.quicL != nil {
+		m.quicL.Close()
+	}
+	for _, l := range links {
+		m.retire(l, wire.ErrShutdown, "node is shutting down")
+	}
+	for _, l := range links {
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			l.close(errors.New("shutdown"))
+		}
+	}
+	m.cancel()
+	m.wg.Wait()
+	m.workers.wg.Wait()
+	return nil
+}
+
+// acceptTCP accepts TLS connections until the listener closes.
+func (m *Mesh) acceptTCP() {
+	defer m.wg.Done()
+	for {
+		c, err := m.tcpL.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				m.log.Error("tcp listener stopped", "err", err)
+			}
+			return
+		}
+		if !m.admitHandshake() {
+			c.Close()
+			continue
+		}
+		go func() {
+			defer m.doneHandshake()
+			ctx, cancel := context.WithTimeout(m.ctx, handshakeTimeout)
+			defer cancel()
+			tc := tls.Server(c, m.serverTLS)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				// A trust refusal was counted by VerifyConnection.
+				m.log.Debug("tls handshake failed", "transport", TCP, "addr", c.RemoteAddr().String(), "err", err)
+				c.Close()
+				return
+			}
+			m.accept(ctx, &tcpConn{c: tc})
+		}()
+	}
+}
+
+// acceptQUIC accepts QUIC connections until the listener closes. quic-go
+// has completed the TLS handshake, including our peer verification, when
+// Accept returns.
+func (m *Mesh) acceptQUIC() {
+	defer m.wg.Done()
+	for {
+		c, err := m.quicL.Accept(m.ctx)
+		if err != nil {
+			if !errors.Is(err, quic.ErrServerClosed) && !errors.Is(err, context.Canceled) {
+				m.log.Error("quic listener stopped", "err", err)
+			}
+			return
+		}
+		if !m.admitHandshake() {
+			c.CloseWithError(0, "too many handshakes in progress")
+			continue
+		}
+		go func() {
+			defer m.doneHandshake()
+			ctx, cancel := context.WithTimeout(m.ctx, handshakeTimeout)
+			defer cancel()
+			m.accept(ctx, &quicConn{c: c})
+		}()
+	}
+}
+
+const handshakeTimeout = 10 * time.Second
+
+func (m *Mesh) admitHandshake() bool {
+	select {
+	case m.handshakes <- struct{}{}:
+		return true
+	default:
+		m.refused.Add(1)
+		return false
+	}
+}
+
+func (m *Mesh) doneHandshake() { <-m.handshakes }
+
+// accept runs the acceptor's side of the Hello exchange.
+func (m *Mesh) accept(ctx context.Context, c conn) {
+	l, err := m.handshake(ctx, c, false)
+	if err != nil {
+		m.refused.Add(1)
+		m.log.Warn("refused a connection", "transport", c.transport(), "addr", c.remoteAddr(), "err", err)
+		c.close(err.Error())
+		return
+	}
+	m.up(l)
+}
+
+// RefusedCount is how many inbound connections failed authentication or
+// the handshake.
+func (m *Mesh) RefusedCount() uint64 { return m.refused.Load() }
+
+// BadFrames is how many links were closed for a malformed or oversized
+// frame.
+func (m *Mesh) BadFrames() uint64 { return m.badFrames.Load() }
+
+// handshake exchanges Hello frames on an authenticated connection. The
+// dialer speaks first; the acceptor checks the dialer's Hello (identity,
+// version, proof) before it says anything, so a host that fails the check
+// learns nothing but the refusal. Interest flows only after both Hellos.
+func (m *Mesh) handshake(ctx context.Context, c conn, dialed bool) (*link, error) {
+	peer, err := peerOf(c)
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := ctx.Deadline(); ok {
+		if tc, ok := c.(*tcpConn); ok {
+			tc.c.SetDeadline(d)
+			defer tc.c.SetDeadline(time.Time{})
+		}
+	}
+	r, w, err := c.openMain(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fr := wire.NewReader(r, wire.FrameLimit(m.maxFrame))
+	ekm, err := exporter(c)
+	if err != nil {
+		return nil, err
+	}
+	my := &wire.Hello{Min: wire.MinVersion, Max: wire.MaxVersion, ID: string(m.id), Name: m.name,
+		Listen: m.listenURLs(), MaxFrame: uint64(m.maxFrame)}
+	role, peerRole := byte('s'), byte('c')
+	if dialed {
+		role, peerRole = 'c', 's'
+	}
+	if m.policy.Secret != nil {
+		my.Proof = identity.Proof(m.policy.Secret, ekm, role, m.id)
+	}
+	refuse := func(code wire.ErrorCode, format string, args ...any) error {
+		msg := fmt.Sprintf(format, args...)
+		b, _ := wire.AppendControl(nil, wire.FrameError, &wire.ErrorFrame{Code: code, Msg: msg})
+		w.Write(b)
+		return errors.New(msg)
+	}
+	if dialed {
+		b, err := wire.AppendControl(nil, wire.FrameHello, my)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := w.Write(b); err != nil {
+			return nil, fmt.Errorf("send hello: %w", err)
+		}
+	}
+	t, body, err := fr.Next()
+	if err != nil {
+		return nil, fmt.Errorf("read hello: %w", err)
+	}
+	if t == wire.FrameError {
+		var ef wire.ErrorFrame
+		wire.DecodeControl(body, &ef)
+		return nil, &RefusedError{Code: ef.Code, Msg: ef.Msg}
+	}
+	if t != wire.FrameHello {
+		return nil, refuse(wire.ErrProtocol, "expected a hello frame, got %v", t)
+	}
+	var h wire.Hello
+	if err := wire.DecodeControl(body, &h); err != nil {
+		return nil, refuse(wire.ErrProtocol, "malformed hello: %v", err)
+	}
+	if h.ID != string(peer) {
+		return nil, refuse(wire.ErrNotTrusted, "hello names node %s but the certificate is node %s", h.ID, peer)
+	}
+	if peer == m.id {
+		return nil, refuse(wire.ErrSelf, "connected to itself (node %s)", m.id)
+	}
+	var version uint16
+	if dialed {
+		version = h.Version
+		if version < wire.MinVersion || version > wire.MaxVersion || version < h.Min || version > h.Max {
+			return nil, refuse(wire.ErrVersion, "the peer chose protocol version %d: this host speaks %d..%d", version, wire.MinVersion, wire.MaxVersion)
+		}
+	} else {
+		version, err = wire.Negotiate(wire.MinVersion, wire.MaxVersion, h.Min, h.Max)
+		if err != nil {
+			return nil, refuse(wire.ErrVersion, "%v", err)
+		}
+	}
+	if m.policy.Secret != nil && !identity.VerifyProof(m.policy.Secret, ekm, peerRole, peer, h.Proof) {
+		what := "a wrong proof"
+		if len(h.Proof) == 0 {
+			what = "no proof"
+		}
+		return nil, refuse(wire.ErrNotTrusted, "node %s sent %s of trust.secret", peer, what)
+	}
+	if h.MaxFrame < 1024 {
+		return nil, refuse(wire.ErrProtocol, "hello: max frame %d is below the minimum of 1024", h.MaxFrame)
+	}
+	if !dialed {
+		my.Version = version
+		b, err := wire.AppendControl(nil, wire.FrameHello, my)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := w.Write(b); err != nil {
+			return nil, fmt.Errorf("send hello: %w", err)
+		}
+	}
+	l := newLink(m, c, dialed)
+	l.peer, l.name, l.version, l.listen = peer, h.Name, version, h.Listen
+	l.maxOut = int(min(h.MaxFrame, uint64(m.maxFrame)))
+	l.w = w
+	l.since = time.Now()
+	l.seenAt = l.since
+	l.reader = fr
+	return l, nil
+}
+
+// RefusedError is a peer's refusal of the handshake.
+type RefusedError struct {
+	Code wire.ErrorCode
+	Msg  string
+}
+
+func (e *RefusedError) Error() string { return "refused by the peer: " + e.Msg }
+
+func exporter(c conn) ([]byte, error) {
+	cs := c.state()
+	ekm, err := cs.ExportKeyingMaterial(identity.ExporterLabel, nil, 32)
+	if err != nil {
+		return nil, fmt.Errorf("tls exporter: %w", err)
+	}
+	return ekm, nil
+}
+
+// up registers a handshaken link, or retires it when a link to the same
+// node exists and wins. Of two links between the same pair, both sides
+// keep the one dialled by the lower node id, so simultaneous dials settle
+// on one link without another round trip; a new link from the same dialer
+// replaces the old one (which is likely half-dead).
+func (m *Mesh) up(l *link) {
+	m.mu.Lock()
+	if m.closing {
+		m.mu.Unlock()
+		l.close(errors.New("node is shutting down"))
+		return
+	}
+	old := m.links[l.peer]
+	loser := old
+	if old != nil && m.dialerOf(old) != m.dialerOf(l) && m.dialerOf(old) < m.dialerOf(l) {
+		loser = l
+	}
+	if loser != l {
+		m.links[l.peer] = l
+	}
+	m.signalLinks()
+	m.mu.Unlock()
+
+	m.wg.Add(2)
+	go func() { defer m.wg.Done(); l.writeLoop() }()
+	go func() { defer m.wg.Done(); l.readLoop(l.reader); l.reader = nil }()
+	if l.c.transport() == QUIC {
+		m.wg.Add(1)
+		go func() { defer m.wg.Done(); l.soloLoop() }()
+	}
+	if loser == l {
+		m.log.Debug("duplicate link retired", "node", l.name, "id", l.peer.Short(), "transport", l.c.transport())
+		m.retire(l, wire.ErrDuplicate, "a link to this node exists already")
+		return
+	}
+	m.log.Info("peer connected", "node", l.name, "id", l.peer.Short(), "addr", l.addr, "transport", l.c.transport(), "dialed", l.dialed, "version", l.version)
+	if old != nil {
+		m.retire(old, wire.ErrDuplicate, "replaced by a newer link")
+	}
+	m.checkName(l.peer, l.name)
+	l.sentMu.Lock()
+	l.lastSent = ""
+	l.sentMu.Unlock()
+	m.topologyChanged()
+}
+
+func (m *Mesh) dialerOf(l *link) identity.ID {
+	if l.dialed {
+		return m.id
+	}
+	return l.peer
+}
+
+// signalLinks wakes whoever waits for a change of links; m.mu is held.
+func (m *Mesh) signalLinks() {
+	close(m.linkCh)
+	m.linkCh = make(chan struct{})
+}
+
+// retire stops routing over l, tells the peer (GoAway with code), and
+// closes l once its requests in both directions are answered, or after a
+// grace period.
+func (m *Mesh) retire(l *link, code wire.ErrorCode, reason string) {
+	if l.leaving.Swap(true) {
+		return
+	}
+	m.mu.Lock()
+	if m.links[l.peer] == l {
+		delete(m.links, l.peer)
+		m.signalLinks()
+	}
+	m.mu.Unlock()
+	m.topologyChanged()
+	if reason != "" {
+		l.enqueueControl(wire.FrameGoAway, &wire.ErrorFrame{Code: code, Msg: reason})
+	}
+	go func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for l.outstanding() > 0 && time.Now().Before(deadline) {
+			select {
+			case <-l.done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		l.flushAndClose(fmt.Errorf("link retired: %s", reasonOr(reason, "peer left")))
+	}()
+}
+
+func reasonOr(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+// linkDown is called once when a link has closed.
+func (m *Mesh) linkDown(l *link, cause error) {
+	m.mu.Lock()
+	was := m.links[l.peer] == l
+	if was {
+		delete(m.links, l.peer)
+		m.signalLinks()
+	}
+	m.mu.Unlock()
+	if was {
+		m.log.Info("peer disconnected", "node", l.name, "id", l.peer.Short(), "transport", l.c.transport(), "cause", cause)
+		m.topologyChanged()
+	}
+}
+
+// pingLoop probes every link for RTT and closes the silent ones.
+func (m *Mesh) pingLoop() {
+	defer m.wg.Done()
+	t := time.NewTicker(m.ping)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case now := <-t.C:
+			for _, l := range m.allLinks() {
+				if n := l.framesIn.Load(); n != l.seenFrames {
+					l.seenFrames, l.seenAt = n, now
+				} else if silent := now.Sub(l.seenAt); silent > m.dead {
+					m.log.Warn("peer silent, closing its link", "node", l.name, "id", l.peer.Short(), "silent", silent.Round(time.Millisecond))
+					l.close(fmt.Errorf("no frame for %v (dead after %v)", silent.Round(time.Millisecond), m.dead))
+					continue
+				}
+				if !l.writeBusy.Load() {
+					l.writeSeenAt = time.Time{}
+				} else if w := l.writes.Load(); w != l.seenWrite || l.writeSeenAt.IsZero() {
+					l.seenWrite, l.writeSeenAt = w, now
+				} else if now.Sub(l.writeSeenAt) > m.dead {
+					m.log.Warn("peer stopped reading, closing its link", "node", l.name, "id", l.peer.Short())
+					l.close(fmt.Errorf("a write blocked for more than %v: the peer stopped reading", m.dead))
+					continue
+				}
+				l.enqueueControl(wire.FramePing, &wire.Ping{Nonce: uint64(now.UnixNano())})
+			}
+		}
+	}
+}
+
+func (m *Mesh) allLinks() []*link {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*link, 0, len(m.links))
+	for _, l := range m.links {
+		out = append(out, l)
+	}
+	return out
+}
+
+// link returns the live link to id, or nil.
+func (m *Mesh) link(id identity.ID) *link {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.links[id]
+}
+
+// dialer keeps one configured peer connected.
+type dialer struct {
+	peer Peer
+
+	mu        sync.Mutex
+	state     string // connecting, up, retrying, stopped
+	lastErr   string
+	transport string
+	id        identity.ID
+	stop      chan struct{}
+}
+
+func (d *dialer) set(f func(d *dialer)) {
+	d.mu.Lock()
+	f(d)
+	d.mu.Unlock()
+}
+
+// startDialer starts d's loop; m.mu is held.
+func (m *Mesh) startDialer(d *dialer) {
+	d.stop = make(chan struct{})
+	m.wg.Add(1)
+	go m.dialLoop(d)
+}
+
+// SetPeers changes the configured peers: new ones are dialled, removed
+// ones stop being redialled (their links stay until they fail).
+func (m *Mesh) SetPeers(peers []Peer) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	want := map[string]Peer{}
+	for _, p := range peers {
+		want[p.URL()] = p
+	}
+	for u, d := range m.dialers {
+		if _, ok := want[u]; !ok {
+			close(d.stop)
+			delete(m.dialers, u)
+		}
+	}
+	for u, p := range want {
+		if _, ok := m.dialers[u]; !ok {
+			d := &dialer{peer: p, state: "connecting"}
+			m.dialers[u] = d
+			if m.tcpL != nil || m.quicL != nil || m.ctx.Err() == nil {
+				m.startDialer(d)
+			}
+		}
+	}
+}
+
+// dialLoop connects to d's peer, waits while the link (or another link to
+// the same node) is up, and reconnects with jittered exponential backoff.
+func (m *Mesh) dialLoop(d *dialer) {
+	defer m.wg.Done()
+	backoff := m.bmin
+	for {
+		if m.ctx.Err() != nil {
+			return
+		}
+		// Connected through a link the peer dialled: nothing to do until it
+		// goes.
+		if d.id != "" {
+			m.mu.Lock()
+			l, ch := m.links[d.id], m.linkCh
+			m.mu.Unlock()
+			if l != nil {
+				d.set(func(d *dialer) { d.state, d.transport = "up", l.c.transport() })
+				select {
+				case <-ch:
+				case <-l.done:
+				case <-d.stop:
+					return
+				case <-m.ctx.Done():
+					return
+				}
+				continue
+			}
+		}
+		l, err := m.dial(d.peer)
+		if err != nil {
+			wait := jitter(backoff)
+			var re *RefusedError
+			if errors.As(err, &re) && re.Code == wire.ErrSelf {
+				m.log.Warn("peer is this host itself; not dialling it again", "peer", d.peer.URL())
+				d.set(func(d *dialer) { d.state, d.lastErr = "stopped", err.Error() })
+				return
+			}
+			m.log.Debug("dial failed", "peer", d.peer.URL(), "err", err, "retry_in", wait)
+			d.set(func(d *dialer) { d.state, d.lastErr = "retrying", err.Error() })
+			backoff = min(backoff*2, m.bmax)
+			select {
+			case <-time.After(wait):
+			case <-d.stop:
+				return
+			case <-m.ctx.Done():
+				return
+			}
+			continue
+		}
+		backoff = m.bmin
+		d.set(func(d *dialer) { d.id, d.state, d.lastErr, d.transport = l.peer, "up", "", l.c.transport() })
+		m.up(l)
+		select {
+		case <-l.done:
+		case <-d.stop:
+			return
+		case <-m.ctx.Done():
+			return
+		}
+		// A short pause so that a peer that accepts and drops at once is not
+		// hammered.
+		select {
+		case <-time.After(jitter(m.bmin)):
+		case <-d.stop:
+			return
+		case <-m.ctx.Done():
+			return
+		}
+	}
+}
+
+// jitter spreads d over [d/2, d) so that peers that lost each other at the
+// same moment do not redial in lockstep.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// dial connects to p and runs the dialer's side of the handshake.
+func (m *Mesh) dial(p Peer) (*link, error) {
+	ctx, cancel := context.WithTimeout(m.ctx, handshakeTimeout)
+	defer cancel()
+	transports := []string{p.Transport}
+	if p.Transport == "" {
+		transports = []string{TCP, QUIC}
+	}
+	var errs []error
+	for _, t := range transports {
+		var c conn
+		var err error
+		if t == TCP {
+			c, err = dialTCP(ctx, p.Addr, m.clientTLS)
+		} else {
+			c, err = dialQUIC(ctx, p.Addr, m.clientTLS, m.dead)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", t, err))
+			continue
+		}
+		l, err := m.handshake(ctx, c, true)
+		if err != nil {
+			c.close(err.Error())
+			return nil, fmt.Errorf("%s://%s: %w", t, p.Addr, err)
+		}
+		return l, nil
+	}
+	return nil, fmt.Errorf("dial %s: %w", p.URL(), errors.Join(errs...))
+}
+
+// checkName logs, once per name, when two nodes of the mesh share a name.
+// Names should be unique; when they are not, the lower node id keeps the
+// name for --node and the others are reached by id.
+func (m *Mesh) checkName(id identity.ID, name string) {
+	t := m.table.Load()
+	ids := []identity.ID{id}
+	if name == m.name && id != m.id {
+		ids = append(ids, m.id)
+	}
+	for _, n := range t.nodes {
+		if n.name == name && n.id != id {
+			ids = append(ids, n.id)
+		}
+	}
+	if len(ids) < 2 {
+		return
+	}
+	if _, seen := m.clashes.LoadOrStore(name, struct{}{}); seen {
+		return
+	}
+	slices.Sort(ids)
+	m.log.Warn("node name clash: names must be unique in a mesh; the lowest id keeps the name, address the others by id",
+		"name", name, "ids", ids, "keeps", ids[0])
+}
+
+// PeerInfo describes one host this host knows: a direct peer, a configured
+// peer not connected yet, or a host reached through a relay.
+type PeerInfo struct {
+	ID        string
+	Name      string
+	Addr      string // remote address of the link, or the configured address
+	Transport string // tcp or quic; "" when not connected
+	State     string // up, leaving, connecting, retrying, stopped, relayed
+	Via       string // name of the relay, for a relayed host
+	Dialed    bool   // this host dialled the link
+	Config    string // the configured peer URL, if any
+	RTT       time.Duration
+	MsgsIn    uint64
+	MsgsOut   uint64
+	Dropped   uint64
+	Since     time.Time
+	Error     string // the last dial error, when not connected
+	Services  []string
+	Topics    []string
+}
+
+// Peers lists what this host knows of the mesh, sorted by name then id.
+func (m *Mesh) Peers() []PeerInfo {
+	m.mu.Lock()
+	links := make([]*link, 0, len(m.links))
+	for _, l := range m.links {
+		links = append(links, l)
+	}
+	dialers := make([]*dialer, 0, len(m.dialers))
+	for _, d := range m.dialers {
+		dialers = append(dialers, d)
+	}
+	m.mu.Unlock()
+	var out []PeerInfo
+	byID := map[identity.ID]int{}
+	for _, l := range links {
+		p := PeerInfo{ID: string(l.peer), Name: l.name, Addr: l.addr, Transport: l.c.transport(), State: "up",
+			Dialed: l.dialed, RTT: time.Duration(l.rtt.Load()), MsgsIn: l.msgsIn.Load(), MsgsOut: l.msgsOut.Load(),
+			Dropped: l.dropped.Load(), Since: l.since}
+		if l.leaving.Load() {
+			p.State = "leaving"
+		}
+		if in := l.interest.Load(); in != nil {
+			p.Services, p.Topics = in.Services, in.Topics
+		}
+		byID[l.peer] = len(out)
+		out = append(out, p)
+	}
+	for _, d := range dialers {
+		d.mu.Lock()
+		id, state, lastErr, u := d.id, d.state, d.lastErr, d.peer.URL()
+		d.mu.Unlock()
+		if i, ok := byID[id]; ok && id != "" {
+			out[i].Config = u
+			continue
+		}
+		out = append(out, PeerInfo{ID: string(id), Addr: d.peer.Addr, Transport: d.peer.Transport, State: state, Error: lastErr, Config: u})
+	}
+	for _, n := range m.table.Load().nodes {
+		if n.direct != nil {
+			continue
+		}
+		out = append(out, PeerInfo{ID: string(n.id), Name: n.name, State: "relayed", Via: n.via.name,
+			Services: n.services, Topics: n.topics})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].ID+out[i].Config < out[j].ID+out[j].Config
+	})
+	return out
+}

@@ -1,0 +1,274 @@
+package mesh
+
+import (
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/pycomms/pycomms-host/host/identity"
+	"github.com/pycomms/pycomms-host/host/subject"
+	"github.com/pycomms/pycomms-host/host/wire"
+)
+
+// node is another host of the mesh as this host sees it.
+type node struct {
+	id       identity.ID
+	name     string
+	services []string
+	topics   []string
+	direct   *link // the link to it, or nil
+	via      *link // the relay's link when direct is nil
+}
+
+// out is the link a message to n leaves on.
+func (n *node) out() *link {
+	if n.direct != nil {
+		return n.direct
+	}
+	return n.via
+}
+
+// providers are the nodes serving one service: the directly linked ones
+// when there are any (fewer links crossed), else the relayed ones.
+// Requests rotate over them.
+type providers struct {
+	nodes []*node
+	next  atomic.Uint32
+}
+
+func (p *providers) pick() *node {
+	if len(p.nodes) == 1 {
+		return p.nodes[0]
+	}
+	return p.nodes[int(p.next.Add(1))%len(p.nodes)]
+}
+
+// table is one immutable snapshot of what the rest of the mesh serves,
+// rebuilt on every change of links or interest. Lookups take no lock.
+type table struct {
+	self      identity.ID
+	selfName  string
+	nodes     map[identity.ID]*node
+	services  map[string]*providers
+	depth     int
+	listeners []*node          // nodes with topics, by id
+	names     map[string]*node // name -> the node with the lowest id of that name
+}
+
+// buildTable indexes the live links and what they advertised.
+func buildTable(self identity.ID, selfName string, links []*link) *table {
+	t := &table{self: self, selfName: selfName, nodes: map[identity.ID]*node{},
+		services: map[string]*providers{}, names: map[string]*node{}}
+	// Links in id order, so that which relay a node is reached through
+	// does not depend on map order.
+	slices.SortFunc(links, func(a, b *link) int { return strings.Compare(string(a.peer), string(b.peer)) })
+	for _, l := range links {
+		n := &node{id: l.peer, name: l.name, direct: l}
+		if in := l.interest.Load(); in != nil {
+			n.services, n.topics = in.Services, in.Topics
+		}
+		t.nodes[l.peer] = n
+	}
+	for _, l := range links {
+		in := l.interest.Load()
+		if in == nil {
+			continue
+		}
+		for _, nb := range in.Neighbours {
+			id := identity.ID(nb.ID)
+			if id == self || t.nodes[id] != nil || !validID(nb.ID) {
+				continue
+			}
+			t.nodes[id] = &node{id: id, name: nb.Name, services: nb.Services, topics: nb.Topics, via: l}
+		}
+	}
+	direct := map[string][]*node{}
+	relayed := map[string][]*node{}
+	for _, n := range t.nodes {
+		for _, s := range n.services {
+			if subject.Validate(s) != nil {
+				continue
+			}
+			if n.direct != nil {
+				direct[s] = append(direct[s], n)
+			} else {
+				relayed[s] = append(relayed[s], n)
+			}
+		}
+		if len(n.topics) > 0 {
+			t.listeners = append(t.listeners, n)
+		}
+		if cur := t.names[n.name]; cur == nil || n.id < cur.id {
+			t.names[n.name] = n
+		}
+	}
+	byID := func(a, b *node) int { return strings.Compare(string(a.id), string(b.id)) }
+	for s, ns := range relayed {
+		if _, ok := direct[s]; !ok {
+			direct[s] = ns
+		}
+	}
+	for s, ns := range direct {
+		slices.SortFunc(ns, byID)
+		t.services[s] = &providers{nodes: ns}
+		if d := strings.Count(s, ".") + 1; d > t.depth {
+			t.depth = d
+		}
+	}
+	slices.SortFunc(t.listeners, byID)
+	return t
+}
+
+// lookup returns the providers of the longest service serving s, trying
+// the proper prefixes of s that end at a '.', deepest first (the same rule
+// as the local router).
+func (t *table) lookup(s string) *providers {
+	v, _ := subject.Longest(t.services, t.depth, s)
+	return v
+}
+
+// resolve finds a node by id, unique id prefix (at least 6 characters) or
+// name. A name shared by several nodes resolves to the lowest id.
+func (t *table) resolve(ref string) (*node, bool) {
+	if n := t.nodes[identity.ID(ref)]; n != nil {
+		return n, true
+	}
+	if n := t.names[ref]; n != nil {
+		return n, true
+	}
+	if len(ref) >= 6 {
+		var found *node
+		for id, n := range t.nodes {
+			if strings.HasPrefix(string(id), ref) {
+				if found != nil {
+					return nil, false
+				}
+				found = n
+			}
+		}
+		return found, found != nil
+	}
+	return nil, false
+}
+
+// isSelf reports whether ref names this host.
+func (t *table) isSelf(ref string) bool {
+	if ref == string(t.self) || (len(ref) >= 6 && strings.HasPrefix(string(t.self), ref)) {
+		return true
+	}
+	if ref != t.selfName {
+		return false
+	}
+	// Another node with the same name and a lower id keeps the name.
+	n := t.names[ref]
+	return n == nil || t.self < n.id
+}
+
+// topologyChanged rebuilds the routing table and schedules an interest
+// advertisement; it is called when a link comes or goes and when a peer
+// advertises.
+func (m *Mesh) topologyChanged() {
+	links := m.allLinks()
+	live := links[:0]
+	for _, l := range links {
+		if !l.leaving.Load() {
+			live = append(live, l)
+		}
+	}
+	t := buildTable(m.id, m.name, live)
+	m.table.Store(t)
+	for _, n := range t.nodes {
+		if n.direct == nil {
+			m.checkName(n.id, n.name)
+		}
+	}
+	m.scheduleAdvert()
+}
+
+// LocalChanged tells the mesh that what this host serves changed (a plugin
+// was loaded, reloaded or removed, a subscription opened or closed).
+func (m *Mesh) LocalChanged() { m.scheduleAdvert() }
+
+// advertDelay coalesces a burst of changes (a config reload loading ten
+// plugins) into one advertisement.
+const advertDelay = 10 * time.Millisecond
+
+func (m *Mesh) scheduleAdvert() {
+	m.advMu.Lock()
+	defer m.advMu.Unlock()
+	if m.advTimer != nil {
+		return
+	}
+	m.advTimer = time.AfterFunc(advertDelay, func() {
+		m.advMu.Lock()
+		m.advTimer = nil
+		m.advMu.Unlock()
+		m.advertise()
+	})
+}
+
+// advertise sends every link this host's interest and its other direct
+// peers' own interest, skipping a link whose last advertisement was the
+// same, so that advertisements stop once the mesh has converged.
+func (m *Mesh) advertise() {
+	services, topics := m.local.Interest()
+	links := m.allLinks()
+	slices.SortFunc(links, func(a, b *link) int { return strings.Compare(string(a.peer), string(b.peer)) })
+	for _, l := range links {
+		if l.leaving.Load() {
+			continue
+		}
+		in := &wire.Interest{Services: services, Topics: topics}
+		for _, o := range links {
+			if o == l || o.leaving.Load() {
+				continue
+			}
+			ni := wire.NodeInterest{ID: string(o.peer), Name: o.name}
+			if oi := o.interest.Load(); oi != nil {
+				ni.Services, ni.Topics = oi.Services, oi.Topics
+			}
+			in.Neighbours = append(in.Neighbours, ni)
+		}
+		key := interestKey(in)
+		l.sentMu.Lock()
+		if key == l.lastSent {
+			l.sentMu.Unlock()
+			continue
+		}
+		l.lastSent = key
+		in.Seq = m.seq.Add(1)
+		err := l.enqueueControl(wire.FrameInterest, in)
+		l.sentMu.Unlock()
+		if err != nil {
+			m.log.Debug("interest not sent", "node", l.name, "err", err)
+		}
+	}
+}
+
+func interestKey(in *wire.Interest) string {
+	var b strings.Builder
+	w := func(ss []string) {
+		for _, s := range ss {
+			b.WriteString(s)
+			b.WriteByte(0)
+		}
+		b.WriteByte(1)
+	}
+	w(in.Services)
+	w(in.Topics)
+	for _, n := range in.Neighbours {
+		b.WriteString(n.ID)
+		b.WriteByte(0)
+		b.WriteString(n.Name)
+		b.WriteByte(0)
+		w(n.Services)
+		w(n.Topics)
+	}
+	return b.String()
+}
+
+func validID(s string) bool {
+	_, err := identity.ParseID(s)
+	return err == nil
+}
