@@ -72,14 +72,99 @@ func (a *cli) printPlugins(plugins []control.PluginInfo) error {
 	return nil
 }
 
+func (a *cli) newPeersCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "peers",
+		Short: "List the mesh hosts the node knows",
+		Long: `Peers prints a table of the hosts the node knows in its mesh: name, id (the
+first 12 characters), state (up, leaving, connecting, retrying, stopped or
+relayed), transport, remote address, round-trip time, messages in and out,
+messages dropped, and a NOTE: the relaying node of a relayed host, the
+configured peer URL, the last connection error. --json prints every field.
+A node that is not part of a mesh exits 2.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			peers, err := a.client().Peers(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if peers == nil {
+					peers = []control.PeerInfo{}
+				}
+				return writeJSON(a.stdout, peers, true)
+			}
+			return a.printPeers(peers)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// peerIDWidth is how much of a node id the peers table shows: enough to
+// tell nodes apart and to use as an id prefix with --node.
+const peerIDWidth = 12
+
+func (a *cli) printPeers(peers []control.PeerInfo) error {
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tID\tSTATE\tTRANSPORT\tADDR\tRTT\tIN\tOUT\tDROPPED\tNOTE")
+	for _, p := range peers {
+		id := p.ID
+		if len(id) > peerIDWidth {
+			id = id[:peerIDWidth]
+		}
+		row := []string{orDash(p.Name), orDash(id), orDash(p.State), orDash(p.Transport), orDash(p.Addr),
+			formatRTT(p.RTT), fmt.Sprint(p.MsgsIn), fmt.Sprint(p.MsgsOut), fmt.Sprint(p.Dropped), peerNote(p)}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write table: %w", err)
+	}
+	return nil
+}
+
+// peerNote is the NOTE column of a peer: "via NODE" for a relayed host, the
+// configured peer URL, and the last error, joined with "; " (one line).
+func peerNote(p control.PeerInfo) string {
+	var parts []string
+	if p.Via != "" {
+		parts = append(parts, "via "+p.Via)
+	}
+	if p.Config != "" {
+		parts = append(parts, p.Config)
+	}
+	if p.Error != "" {
+		parts = append(parts, strings.Join(strings.Fields(p.Error), " "))
+	}
+	return orDash(strings.Join(parts, "; "))
+}
+
+// formatRTT rounds a round-trip time for the table: 0.4ms, 12ms, 2.5s;
+// "-" when none was measured.
+func formatRTT(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "-"
+	case d < 100*time.Microsecond:
+		return "<0.1ms"
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Round(time.Millisecond)/time.Millisecond)
+	}
+	return d.Round(100 * time.Millisecond).String()
+}
+
 func (a *cli) newHealthCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "health",
 		Short: "Show the node's health",
-		Long: `Health prints the node's status, name, uptime, number of plugins and version.
-It exits 0 whenever the node answers (check the status field for its
-verdict) and 7 when the node cannot be reached.`,
+		Long: `Health prints the node's status, name, uptime, number of plugins and version,
+and for a node in a mesh its id and the number of peers that are up. It
+exits 0 whenever the node answers (check the status field for its verdict)
+and 7 when the node cannot be reached.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			h, err := a.client().Health(cmd.Context())
@@ -92,8 +177,14 @@ verdict) and 7 when the node cannot be reached.`,
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 1, ' ', 0)
 			fmt.Fprintf(tw, "status:\t%s\n", h.Status)
 			fmt.Fprintf(tw, "node:\t%s\n", h.Node)
+			if h.ID != "" {
+				fmt.Fprintf(tw, "id:\t%s\n", h.ID)
+			}
 			fmt.Fprintf(tw, "uptime:\t%s\n", h.Uptime.Round(time.Second))
 			fmt.Fprintf(tw, "plugins:\t%d\n", h.Plugins)
+			if h.ID != "" {
+				fmt.Fprintf(tw, "peers:\t%d up\n", h.Peers)
+			}
 			fmt.Fprintf(tw, "version:\t%s\n", h.Version)
 			if err := tw.Flush(); err != nil {
 				return fmt.Errorf("write health: %w", err)
@@ -117,10 +208,10 @@ func (a *cli) newVersionCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Print the build, ABI and node versions",
+		Short: "Print the build, ABI, protocol and node versions",
 		Long: `Version prints this binary's build version, the plugin ABI version it was
-built against and the range it accepts, and the same for the node at
---control when one answers. A node that does not answer is reported, not an
+built against and the range it accepts, the range of mesh protocol versions
+it speaks, and the same for the node at --control when one answers. A node that does not answer is reported, not an
 error: version exits 0 either way.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -138,7 +229,7 @@ error: version exits 0 either way.`,
 			if asJSON {
 				return writeJSON(a.stdout, rep, true)
 			}
-			fmt.Fprintf(a.stdout, "pycomms-host %s\n%s\n", rep.CLI.BuildString(), rep.CLI.ABIString())
+			fmt.Fprintf(a.stdout, "pycomms-host %s\n%s\n%s\n", rep.CLI.BuildString(), rep.CLI.ABIString(), rep.CLI.ProtocolString())
 			switch {
 			case rep.Node != nil:
 				fmt.Fprintf(a.stdout, "node at %s: %s\n", rep.Control, rep.Node)

@@ -1,6 +1,6 @@
-// Command pycomms-host runs a pycomms node (run, validate) and is the
+// Command pycomms-host runs a pycomms node (run, validate, id) and is the
 // command-line client of a running node's control API (call, send, pub, sub,
-// plugins, health, reload, version).
+// plugins, peers, health, reload, version).
 //
 // The CLI is deliberately thin: every client command is one method of
 // host/control's Client, and the exit code comes from the status that method
@@ -30,6 +30,7 @@ import (
 	"syscall"
 
 	"github.com/pycomms/pycomms-host/host/control"
+	"github.com/pycomms/pycomms-host/host/wire"
 )
 
 // version and commit are set at link time by release builds (see the
@@ -39,9 +40,13 @@ var (
 	commit  string
 )
 
-// buildVersion describes this binary; the node reports the same on
-// GET /v1/version.
-func buildVersion() control.VersionInfo { return control.BuildVersion(version, commit) }
+// buildVersion describes this binary, including the mesh protocol range it
+// speaks; the node reports the same on GET /v1/version.
+func buildVersion() control.VersionInfo {
+	v := control.BuildVersion(version, commit)
+	v.ProtocolMin, v.ProtocolMax = wire.MinVersion, wire.MaxVersion
+	return v
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))

@@ -22,6 +22,7 @@ import (
 	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/control/controltest"
 	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/host/wire"
 )
 
 type result struct {
@@ -444,8 +445,8 @@ func TestControlFromEnv(t *testing.T) {
 func TestVersion(t *testing.T) {
 	_, addr := node(t)
 	dead := deadAddr(t)
-	cliLines := fmt.Sprintf("pycomms-host %s\nABI %d (accepts %d..%d)\n",
-		buildVersion().BuildString(), abi.Version, abi.MinVersion, abi.MaxVersion)
+	cliLines := fmt.Sprintf("pycomms-host %s\nABI %d (accepts %d..%d)\nprotocol %d..%d\n",
+		buildVersion().BuildString(), abi.Version, abi.MinVersion, abi.MaxVersion, wire.MinVersion, wire.MaxVersion)
 
 	r := runCLI(t, "", "version", "--control", dead)
 	if want := cliLines + "node at " + dead + ": not running (or not reachable)\n"; r.code != 0 || r.stdout != want {
@@ -459,7 +460,8 @@ func TestVersion(t *testing.T) {
 	var rep versionReport
 	r = runCLI(t, "", "version", "--json", "--control", dead)
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != 0 || rep.Node != nil ||
-		!strings.HasPrefix(rep.NodeError, "cannot reach node at "+dead) || rep.CLI.ABIVersion != abi.Version {
+		!strings.HasPrefix(rep.NodeError, "cannot reach node at "+dead) || rep.CLI.ABIVersion != abi.Version ||
+		rep.CLI.ProtocolMin != wire.MinVersion || rep.CLI.ProtocolMax != wire.MaxVersion {
 		t.Errorf("--json without node: %v %+v", err, r)
 	}
 	rep = versionReport{}
@@ -539,8 +541,185 @@ func TestEveryCommandHasShortHelp(t *testing.T) {
 		names = append(names, c.Name())
 	}
 	sort.Strings(names)
-	want := []string{"call", "health", "plugins", "pub", "reload", "run", "send", "sub", "validate", "version"}
+	want := []string{"call", "health", "id", "peers", "plugins", "pub", "reload", "run", "send", "sub", "validate", "version"}
 	if !reflect.DeepEqual(names, want) {
 		t.Errorf("commands %v, want %v", names, want)
+	}
+}
+
+// meshNode is node(t) as a mesh node with three peers: node-b up over
+// QUIC, node-c relayed through node-b, node-d a configured peer retrying.
+func meshNode(t *testing.T) (*controltest.Backend, string) {
+	b, addr := node(t)
+	b.NodeID = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	b.HealthInfo = control.Health{Status: "ok", Node: "node-a", Uptime: time.Hour, Plugins: 1, Version: "v1.0.0"}
+	b.PeerList = []control.PeerInfo{
+		{ID: "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", Name: "node-b", Addr: "10.0.0.2:7481", Transport: "quic",
+			State: "up", Config: "quic://10.0.0.2:7481", Dialed: true, RTT: 412 * time.Microsecond,
+			MsgsIn: 1200, MsgsOut: 1187, Since: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
+			Services: []string{"inventory"}},
+		{ID: "ccccccccccccccccccccccccccccccccc", Name: "node-c", State: "relayed", Via: "node-b"},
+		{ID: "dddddddddddddddddddddddddddddddd", Name: "node-d", Addr: "10.0.0.9:7481", State: "retrying",
+			Config: "tcp://10.0.0.9:7481", Dialed: true, RTT: 25 * time.Millisecond, Dropped: 3,
+			Error: "dial tcp 10.0.0.9:7481:\nconnection refused"},
+	}
+	return b, addr
+}
+
+func TestPeers(t *testing.T) {
+	b, addr := meshNode(t)
+	r := runCLI(t, "", "peers", "--control", addr)
+	want := "" +
+		"NAME    ID            STATE     TRANSPORT  ADDR           RTT    IN    OUT   DROPPED  NOTE\n" +
+		"node-b  bbbbbbbbbbbb  up        quic       10.0.0.2:7481  0.4ms  1200  1187  0        quic://10.0.0.2:7481\n" +
+		"node-c  cccccccccccc  relayed   -          -              -      0     0     0        via node-b\n" +
+		"node-d  dddddddddddd  retrying  -          10.0.0.9:7481  25ms   0     0     3        tcp://10.0.0.9:7481; dial tcp 10.0.0.9:7481: connection refused\n"
+	if r.code != 0 || r.stdout != want || r.stderr != "" {
+		t.Errorf("exit %d, table:\n%s\nwant:\n%s\nstderr %q", r.code, r.stdout, want, r.stderr)
+	}
+
+	r = runCLI(t, "", "peers", "--json", "--control", addr)
+	var got []control.PeerInfo
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || r.code != 0 || !reflect.DeepEqual(got, b.PeerList) {
+		t.Errorf("--json: %v\n%s", err, r.stdout)
+	}
+	if !strings.Contains(r.stdout, `"rtt_ns": 412000`) {
+		t.Errorf("--json lacks rtt_ns:\n%s", r.stdout)
+	}
+}
+
+func TestPeersEmptyAndErrors(t *testing.T) {
+	_, addr := node(t)
+	if r := runCLI(t, "", "peers", "--json", "--control", addr); r.code != 0 || r.stdout != "[]\n" {
+		t.Errorf("no peers, --json: %+v", r)
+	}
+	if r := runCLI(t, "", "peers", "--control", addr); r.code != 0 ||
+		r.stdout != "NAME  ID  STATE  TRANSPORT  ADDR  RTT  IN  OUT  DROPPED  NOTE\n" {
+		t.Errorf("no peers: %+v", r)
+	}
+
+	_, plain := controltest.Start(t, controltest.NewBackend().NoMesh())
+	r := runCLI(t, "", "peers", "--control", plain)
+	if r.code != control.ExitNoHandler || r.stderr != "pycomms-host: this node is not part of a mesh\n" || r.stdout != "" {
+		t.Errorf("not a mesh: %+v", r)
+	}
+	if r := runCLI(t, "", "peers", "--control", deadAddr(t)); r.code != control.ExitUnreachable {
+		t.Errorf("no node: %+v", r)
+	}
+	if r := runCLI(t, "", "peers", "extra", "--control", addr); r.code != control.ExitUsage {
+		t.Errorf("with an argument: %+v", r)
+	}
+}
+
+func TestFormatRTT(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0:                         "-",
+		30 * time.Microsecond:     "<0.1ms",
+		412 * time.Microsecond:    "0.4ms",
+		2345 * time.Microsecond:   "2.3ms",
+		25 * time.Millisecond:     "25ms",
+		999400 * time.Microsecond: "999ms",
+		2540 * time.Millisecond:   "2.5s",
+	} {
+		if got := formatRTT(d); got != want {
+			t.Errorf("formatRTT(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestCallAndSendToNode(t *testing.T) {
+	b, addr := meshNode(t)
+	b.CallNodeFunc = func(_ context.Context, node string, m *message.Message) ([]byte, error) {
+		return []byte(node + ":" + string(m.Payload)), nil
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{"by name", []string{"call", "inventory.count", "x", "--node", "node-b"}, 0, "node-b:x\n", ""},
+		{"by id prefix", []string{"call", "--node", "bbbbbbbb", "inventory.count", "y"}, 0, "bbbbbbbb:y\n", ""},
+		{"relayed", []string{"call", "inventory.count", "z", "--node", "node-c", "--raw"}, 0, "node-c:z", ""},
+		{"this node", []string{"call", "inventory.count", "s", "--node", "node-a"}, 0, "node-a:s\n", ""},
+		{"no node", []string{"call", "echo.say", "plain", "--node", ""}, 0, "plain\n", ""},
+		{"unknown node", []string{"call", "inventory.count", "--node", "node-z"}, control.ExitUnreachable, "",
+			"pycomms-host: no node \"node-z\" in the mesh"},
+		{"node not up", []string{"call", "inventory.count", "--node", "node-d"}, control.ExitUnreachable, "",
+			"pycomms-host: no node \"node-d\" in the mesh"},
+		{"short prefix", []string{"call", "inventory.count", "--node", "bbbbb"}, control.ExitUnreachable, "", "pycomms-host: no node"},
+		{"send unknown node", []string{"send", "mail.out", "--node", "node-z"}, control.ExitUnreachable, "", "pycomms-host: no node"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCLI(t, "", append(tt.args, "--control", addr)...)
+			if r.code != tt.code || r.stdout != tt.stdout || !strings.HasPrefix(r.stderr, tt.stderr) || (tt.stderr == "" && r.stderr != "") {
+				t.Errorf("exit %d, stdout %q, stderr %q; want %d, %q, %q", r.code, r.stdout, r.stderr, tt.code, tt.stdout, tt.stderr)
+			}
+		})
+	}
+
+	r := runCLI(t, "", "call", "inventory.count", "--control", addr, "--node")
+	if r.code != control.ExitUsage || !strings.HasPrefix(r.stderr, "pycomms-host: flag needs an argument: --node") {
+		t.Errorf("--node without a value: %+v", r)
+	}
+
+	r = runCLI(t, "", "send", "mail.out", "hi", "--node", "node-b", "-H", "k=v", "--control", addr)
+	if r.code != 0 || r.stdout != "" || r.stderr != "" {
+		t.Fatalf("send --node: %+v", r)
+	}
+	r = runCLI(t, "", "send", "mail.out", "any", "--control", addr)
+	if r.code != 0 {
+		t.Fatalf("send: %+v", r)
+	}
+	sent, to := b.Sent(), b.SentTo()
+	if len(sent) != 2 || !reflect.DeepEqual(to, []string{"node-b", ""}) ||
+		string(sent[0].Payload) != "hi" || sent[0].Headers["k"] != "v" || string(sent[1].Payload) != "any" {
+		t.Errorf("node received %+v to %q", sent, to)
+	}
+}
+
+func TestNodeFlagOutsideMesh(t *testing.T) {
+	b := controltest.NewBackend()
+	_, addr := controltest.Start(t, b.NoMesh())
+	for _, args := range [][]string{
+		{"call", "echo.x", "--node", "node-b"},
+		{"send", "echo.x", "--node", "node-b"},
+	} {
+		r := runCLI(t, "", append(args, "--control", addr)...)
+		if r.code != control.ExitNoHandler || r.stderr != "pycomms-host: this node is not part of a mesh\n" {
+			t.Errorf("%v: %+v", args, r)
+		}
+	}
+	if n := len(b.Sent()); n != 0 {
+		t.Errorf("%d refused sends reached the node", n)
+	}
+	// Without --node, nothing changes.
+	if r := runCLI(t, "", "call", "echo.x", "hi", "--control", addr); r.code != 0 || r.stdout != "hi\n" {
+		t.Errorf("call without --node: %+v", r)
+	}
+}
+
+func TestNodeFlagCompletion(t *testing.T) {
+	_, addr := meshNode(t)
+	r := runCLI(t, "", "__complete", "--control", addr, "call", "echo.x", "--node", "node-")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if r.code != 0 || len(lines) < 3 || lines[0] != "node-b" || lines[1] != "node-c" || !strings.HasPrefix(lines[2], ":") {
+		t.Errorf("complete --node: %+v", r)
+	}
+}
+
+func TestHealthOfMeshNode(t *testing.T) {
+	_, addr := meshNode(t)
+	r := runCLI(t, "", "health", "--control", addr)
+	want := "status:  ok\nnode:    node-a\nid:      aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\nuptime:  1h0m0s\nplugins: 1\npeers:   1 up\nversion: v1.0.0\n"
+	if r.code != 0 || r.stdout != want {
+		t.Errorf("exit %d, stdout:\n%s\nwant:\n%s", r.code, r.stdout, want)
+	}
+	r = runCLI(t, "", "health", "--json", "--control", addr)
+	var h control.Health
+	if err := json.Unmarshal([]byte(r.stdout), &h); err != nil || h.ID != "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" || h.Peers != 1 {
+		t.Errorf("--json: %v %+v\n%s", err, h, r.stdout)
 	}
 }

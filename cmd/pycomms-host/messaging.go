@@ -21,22 +21,31 @@ const dataHelp = `DATA is the payload, byte for byte. With DATA "-", or without 
 is not a terminal, the payload is read from stdin. A DATA that starts with
 "-" must follow "--" so that it is not taken for a flag.`
 
+// nodeFlagHelp documents --node of call and send.
+const nodeFlagHelp = "deliver only to this node (name, id or id prefix)"
+
 func (a *cli) newCallCmd() *cobra.Command {
 	var (
 		timeout time.Duration
 		headers []string
 		raw     bool
+		node    string
 	)
 	cmd := &cobra.Command{
 		Use:   "call SUBJECT [DATA|-]",
 		Short: "Call a service and print its reply",
 		Long: `Call sends a request to SUBJECT (service.method) through the node and prints
 the reply payload to stdout, followed by a newline unless --raw is given.
+With --node the request goes to that node of the mesh only (a node name, a
+node id or an id prefix of at least 6 characters; see 'pycomms-host peers'):
+exit 7 when the mesh knows no such node, 2 when the node is not part of a
+mesh.
 
 ` + dataHelp,
 		Example: `  pycomms-host call inventory.reserve '{"sku":"a1","qty":2}'
   pycomms-host call inventory.reserve - --timeout 2s < request.json
-  pycomms-host call echo.say hi -H trace-id=7 --raw > reply.bin`,
+  pycomms-host call echo.say hi -H trace-id=7 --raw > reply.bin
+  pycomms-host call inventory.count --node node-b`,
 		Args:              cobra.RangeArgs(1, 2),
 		ValidArgsFunction: a.completeSubjects(servicesOf),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -51,7 +60,7 @@ the reply payload to stdout, followed by a newline unless --raw is given.
 			if err != nil {
 				return err
 			}
-			reply, err := a.client().Call(cmd.Context(), args[0], payload, h, timeout)
+			reply, err := a.client().CallNode(cmd.Context(), node, args[0], payload, h, timeout)
 			if err != nil {
 				return err
 			}
@@ -68,19 +77,26 @@ the reply payload to stdout, followed by a newline unless --raw is given.
 	f.DurationVarP(&timeout, "timeout", "t", control.DefaultCallTimeout, "how long to wait for the reply (at most 1h)")
 	f.StringArrayVarP(&headers, "header", "H", nil, "message header key=value (repeatable)")
 	f.BoolVar(&raw, "raw", false, "print the reply exactly, without a trailing newline")
+	f.StringVar(&node, "node", "", nodeFlagHelp)
+	_ = cmd.RegisterFlagCompletionFunc("node", a.completeNodes)
 	return cmd
 }
 
 func (a *cli) newSendCmd() *cobra.Command {
-	var headers []string
+	var (
+		headers []string
+		node    string
+	)
 	cmd := &cobra.Command{
 		Use:   "send SUBJECT [DATA|-]",
 		Short: "Send a one-way message to a service",
 		Long: `Send delivers a one-way message to SUBJECT (service.method); no reply is
-expected. It prints nothing on success.
+expected. It prints nothing on success. With --node the message goes to that
+node of the mesh only, as with call.
 
 ` + dataHelp,
-		Example:           `  pycomms-host send mail.queue '{"to":"ops"}' -H prio=high`,
+		Example: `  pycomms-host send mail.queue '{"to":"ops"}' -H prio=high
+  pycomms-host send cache.flush --node 5kq3x7`,
 		Args:              cobra.RangeArgs(1, 2),
 		ValidArgsFunction: a.completeSubjects(servicesOf),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -92,10 +108,12 @@ expected. It prints nothing on success.
 			if err != nil {
 				return err
 			}
-			return a.client().Send(cmd.Context(), args[0], payload, h)
+			return a.client().SendNode(cmd.Context(), node, args[0], payload, h)
 		},
 	}
 	cmd.Flags().StringArrayVarP(&headers, "header", "H", nil, "message header key=value (repeatable)")
+	cmd.Flags().StringVar(&node, "node", "", nodeFlagHelp)
+	_ = cmd.RegisterFlagCompletionFunc("node", a.completeNodes)
 	return cmd
 }
 
@@ -271,6 +289,25 @@ func (a *cli) completeSubjects(from func(control.PluginInfo) []string) cobra.Com
 		}
 		return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace
 	}
+}
+
+// completeNodes completes --node with the names of the peers that are up or
+// relayed, the nodes a message can reach. Like completeSubjects, it never
+// fails loudly.
+func (a *cli) completeNodes(cmd *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
+	defer cancel()
+	peers, err := a.client().Peers(ctx)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var out []string
+	for _, p := range peers {
+		if (p.State == "up" || p.State == "relayed") && p.Name != "" && strings.HasPrefix(p.Name, toComplete) {
+			out = append(out, p.Name)
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
 // servicesOf suggests "service." so that the user types the method next.

@@ -90,12 +90,12 @@ node's control API, selected with --control (env ` + envControl + `).
 Exit codes:
   0    ok
   1    usage or config error; invalid or too large request
-  2    no handler for the subject (or the method)
+  2    no handler for the subject (or the method); not a mesh node (peers, --node)
   3    timeout
   4    plugin error (the handler returned an error)
   5    plugin trap
   6    busy
-  7    node unreachable
+  7    node unreachable (also: --node names no known node)
   8    other error (denied, internal, local I/O)
   130  interrupted (sub exits 0 instead)`,
 		SilenceUsage:  true, // a usage error gets one hint line, not the whole help
@@ -112,16 +112,18 @@ Exit codes:
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.control, "control", defControl, "control API address of the node, host:port or http://host:port (env "+envControl+")")
-	pf.StringP("config", "c", "pycomms.yaml", "config file (run, validate)")
+	pf.StringP("config", "c", "pycomms.yaml", "config file (run, validate, id)")
 
 	root.AddCommand(
 		newRunCmd(),
 		newValidateCmd(),
+		newIDCmd(),
 		a.newCallCmd(),
 		a.newSendCmd(),
 		a.newPubCmd(),
 		a.newSubCmd(),
 		a.newPluginsCmd(),
+		a.newPeersCmd(),
 		a.newHealthCmd(),
 		a.newReloadCmd(),
 		a.newVersionCmd(),

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pycomms/pycomms-host/host/config"
+	"github.com/pycomms/pycomms-host/host/identity"
 	hostnode "github.com/pycomms/pycomms-host/host/node"
 )
 
@@ -101,4 +102,51 @@ line and key; the exit status is 1 when there is any.`,
 			return nil
 		},
 	}
+}
+
+// idReport is the output of `id --json`.
+type idReport struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Key  string `json:"key"`
+}
+
+func newIDCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "id [-c FILE]",
+		Short: "Print this node's id (from its key; no running node needed)",
+		Long: `Id prints the node id that the config's identity key gives, the id other hosts
+pin in trust.nodes and name with --node. It reads the config (-c, as run
+does) and the key file, and creates the key when it does not exist yet,
+exactly as run would, so the id printed is the one the node will have (a
+key file that cannot be read or used is a config error, exit 1). It does not
+talk to a running node. --json prints {"id", "name", "key"}, the
+node name and the key file's path too.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(configPath(cmd), os.Environ())
+			if err != nil {
+				return configError(err)
+			}
+			id, err := identity.LoadOrCreate(cfg.Identity.Key, cfg.Identity.Cert)
+			if err != nil {
+				// A config problem, reported as run reports it: exit 1,
+				// with the key that names the file.
+				key := "identity.key"
+				if cfg.Identity.Cert != "" {
+					key = "identity.cert"
+				}
+				return configError(&config.Errors{List: []*config.Error{cfg.At(key, "%v", err)}})
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				return writeJSON(out, idReport{ID: string(id.ID), Name: cfg.Node.Name, Key: cfg.Identity.Key}, true)
+			}
+			fmt.Fprintln(out, id.ID)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"id","name","key"}`)
+	return cmd
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pycomms/pycomms-host/host/control"
+	"github.com/pycomms/pycomms-host/host/identity"
 )
 
 // TestRunEndToEnd runs a real node with `run -c` in-process (real config,
@@ -105,5 +107,79 @@ func TestValidateCommand(t *testing.T) {
 	os.WriteFile(good, []byte("cache_dir: cache\nplugins:\n  - {name: e, path: builtin:echo, services: [e]}\n"), 0o644)
 	if r := runCLI(t, "", "validate", "-c", good); r.code != 0 || !strings.Contains(r.stdout, "ok") {
 		t.Fatalf("good config: %+v", r)
+	}
+}
+
+func TestIDCommand(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "pycomms.yaml")
+	os.WriteFile(cfg, []byte(`node: {name: node-x}
+cache_dir: cache
+identity: {key: keys/node.key}
+plugins:
+  - {name: e, path: builtin:echo, services: [e]}
+`), 0o644)
+	key := filepath.Join(dir, "keys", "node.key")
+
+	// The first run creates the key, as `run` would; later runs read it.
+	r := runCLI(t, "", "id", "-c", cfg)
+	id := strings.TrimSuffix(r.stdout, "\n")
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("id: %+v", r)
+	}
+	if _, err := identity.ParseID(id); err != nil {
+		t.Errorf("id printed %q: %v", r.stdout, err)
+	}
+	if fi, err := os.Stat(key); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file: %v %v", fi, err)
+	}
+	want, err := identity.LoadOrCreate(key, "")
+	if err != nil || string(want.ID) != id {
+		t.Errorf("id %q, the key's id %q (%v)", id, want.ID, err)
+	}
+	if r := runCLI(t, "", "id", "-c", cfg); r.code != 0 || r.stdout != id+"\n" {
+		t.Errorf("second id: %+v, want %q", r, id)
+	}
+
+	r = runCLI(t, "", "id", "--json", "-c", cfg)
+	var rep idReport
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != 0 ||
+		rep != (idReport{ID: id, Name: "node-x", Key: key}) {
+		t.Errorf("--json: %v %+v", err, r)
+	}
+
+	// An environment override applies, as for run.
+	t.Setenv("PYCOMMS_NODE__NAME", "node-env")
+	r = runCLI(t, "", "id", "--json", "-c", cfg)
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.Name != "node-env" || rep.ID != id {
+		t.Errorf("--json with PYCOMMS_NODE__NAME: %v %+v", err, r)
+	}
+}
+
+func TestIDCommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("identity: {key: \"\"}\n"), 0o644)
+	if r := runCLI(t, "", "id", "-c", bad); r.code != control.ExitUsage || !strings.Contains(r.stderr, "identity.key") {
+		t.Errorf("invalid config: %+v", r)
+	}
+	if r := runCLI(t, "", "id", "-c", filepath.Join(dir, "missing.yaml")); r.code != control.ExitUsage {
+		t.Errorf("missing config: %+v", r)
+	}
+
+	// A key that others may read is refused, as run refuses it.
+	key := filepath.Join(dir, "open.key")
+	if _, err := identity.LoadOrCreate(key, ""); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(key, 0o644)
+	cfg := filepath.Join(dir, "open.yaml")
+	os.WriteFile(cfg, []byte("cache_dir: cache\nidentity: {key: open.key}\n"), 0o644)
+	r := runCLI(t, "", "id", "-c", cfg)
+	if r.code != control.ExitUsage || !strings.Contains(r.stderr, "chmod 600") || r.stdout != "" {
+		t.Errorf("key readable by others: %+v", r)
+	}
+	if r := runCLI(t, "", "id", "extra", "-c", cfg); r.code != control.ExitUsage {
+		t.Errorf("with an argument: %+v", r)
 	}
 }

@@ -98,6 +98,14 @@ func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 // the node waits for the reply (0 means DefaultCallTimeout); headers become
 // message headers and must be valid HTTP field names and values.
 func (c *Client) Call(ctx context.Context, subject string, payload []byte, headers map[string]string, timeout time.Duration) ([]byte, error) {
+	return c.CallNode(ctx, "", subject, payload, headers, timeout)
+}
+
+// CallNode is Call delivered only to the named node of the mesh: a node
+// name, a node id or an id prefix of at least 6 characters. An unknown
+// node is abi.StatusUnreachable, and a node outside a mesh answers
+// abi.StatusNoHandler. node "" means any node, as Call.
+func (c *Client) CallNode(ctx context.Context, node, subject string, payload []byte, headers map[string]string, timeout time.Duration) ([]byte, error) {
 	op := "call " + subject
 	if timeout < 0 {
 		return nil, message.Errorf(abi.StatusInvalid, "%s: timeout %v must not be negative", op, timeout)
@@ -107,6 +115,9 @@ func (c *Client) Call(ctx context.Context, subject string, payload []byte, heade
 	if timeout > 0 {
 		q.Set("timeout", timeout.String())
 		wait = timeout
+	}
+	if node != "" {
+		q.Set("node", node)
 	}
 	var cancel context.CancelFunc
 	ctx, cancel = context.WithTimeout(ctx, wait+callGrace)
@@ -125,8 +136,18 @@ func (c *Client) Call(ctx context.Context, subject string, payload []byte, heade
 
 // Send delivers a one-way message to subject.
 func (c *Client) Send(ctx context.Context, subject string, payload []byte, headers map[string]string) error {
+	return c.SendNode(ctx, "", subject, payload, headers)
+}
+
+// SendNode is Send delivered only to the named node of the mesh (see
+// CallNode). node "" means any node, as Send.
+func (c *Client) SendNode(ctx context.Context, node, subject string, payload []byte, headers map[string]string) error {
 	op := "send " + subject
-	resp, err := c.do(ctx, op, http.MethodPost, "/v1/send/", subject, nil, payload, headers)
+	var q url.Values
+	if node != "" {
+		q = url.Values{"node": {node}}
+	}
+	resp, err := c.do(ctx, op, http.MethodPost, "/v1/send/", subject, q, payload, headers)
 	if err != nil {
 		return err
 	}
@@ -201,6 +222,16 @@ func (c *Client) SubscribeBuffered(ctx context.Context, pattern string, buffer i
 func (c *Client) Plugins(ctx context.Context) ([]PluginInfo, error) {
 	var out []PluginInfo
 	if err := c.get(ctx, "plugins", "/v1/plugins", &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Peers lists the hosts a mesh node knows. A node outside a mesh answers
+// abi.StatusNoHandler.
+func (c *Client) Peers(ctx context.Context) ([]PeerInfo, error) {
+	var out []PeerInfo
+	if err := c.get(ctx, "peers", "/v1/peers", &out); err != nil {
 		return nil, err
 	}
 	return out, nil

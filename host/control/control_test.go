@@ -682,7 +682,7 @@ func TestPluginsHealthVersion(t *testing.T) {
 
 	// The JSON on the wire: snake_case names, uptime as a duration string.
 	r := rawDo(t, "GET", "http://"+addr+"/v1/health", nil, nil)
-	if want := `{"status":"ok","node":"node-a","uptime":"1h30m1.5s","plugins":2,"version":"v1.2.3"}` + "\n"; string(r.body) != want {
+	if want := `{"status":"ok","node":"node-a","uptime":"1h30m1.5s","plugins":2,"peers":0,"version":"v1.2.3"}` + "\n"; string(r.body) != want {
 		t.Errorf("health JSON %s, want %s", r.body, want)
 	}
 	r = rawDo(t, "GET", "http://"+addr+"/v1/plugins", nil, nil)
@@ -692,7 +692,7 @@ func TestPluginsHealthVersion(t *testing.T) {
 		}
 	}
 	r = rawDo(t, "GET", "http://"+addr+"/v1/version", nil, nil)
-	for _, key := range []string{`"go_version":`, `"abi_min":1`, `"abi_max":1`, `"abi_version":1`} {
+	for _, key := range []string{`"go_version":`, `"abi_min":1`, `"abi_max":1`, `"abi_version":1`, `"protocol_min":1`, `"protocol_max":1`} {
 		if !strings.Contains(string(r.body), key) {
 			t.Errorf("version JSON lacks %s: %s", key, r.body)
 		}
@@ -762,6 +762,9 @@ func TestUnreachable(t *testing.T) {
 		"publish":   func() error { _, err := c.Publish(ctx, "a.b", nil, nil); return err },
 		"subscribe": func() error { return c.Subscribe(ctx, "a.b", noop) },
 		"plugins":   func() error { _, err := c.Plugins(ctx); return err },
+		"peers":     func() error { _, err := c.Peers(ctx); return err },
+		"call node": func() error { _, err := c.CallNode(ctx, "node-b", "a.b", nil, nil, 0); return err },
+		"send node": func() error { return c.SendNode(ctx, "node-b", "a.b", nil, nil) },
 		"health":    func() error { _, err := c.Health(ctx); return err },
 		"version":   func() error { _, err := c.Version(ctx); return err },
 		"reload":    func() error { return c.Reload(ctx) },
@@ -1017,6 +1020,10 @@ func TestVersionString(t *testing.T) {
 	if got, want := v.String(), "v1.0.0 (commit abc, go1.26.8), ABI 2 (accepts 1..2)"; got != want {
 		t.Errorf("String = %q, want %q", got, want)
 	}
+	v.ProtocolMin, v.ProtocolMax = 1, 3
+	if got, want := v.String(), "v1.0.0 (commit abc, go1.26.8), ABI 2 (accepts 1..2), protocol 1..3"; got != want {
+		t.Errorf("String = %q, want %q", got, want)
+	}
 	bv := control.BuildVersion("v9.9.9", "deadbeef")
 	if bv.Version != "v9.9.9" || bv.Commit != "deadbeef" || bv.ABIVersion != abi.Version ||
 		bv.ABIMin != abi.MinVersion || bv.ABIMax != abi.MaxVersion || bv.GoVersion == "" {
@@ -1024,5 +1031,277 @@ func TestVersionString(t *testing.T) {
 	}
 	if control.BuildVersion("", "").Version == "" {
 		t.Error("BuildVersion without ldflags has no version")
+	}
+}
+
+// meshBackend is a test backend with this node and three peers: node-b up,
+// node-c relayed through node-b, and node-d, a configured peer retrying.
+func meshBackend() *controltest.Backend {
+	b := controltest.NewBackend()
+	since := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
+	b.NodeID = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	b.HealthInfo = control.Health{Status: "ok", Node: "node-a", Uptime: time.Minute, Plugins: 1, Version: "v1.2.3"}
+	b.PeerList = []control.PeerInfo{
+		{ID: "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", Name: "node-b", Addr: "10.0.0.2:7481", Transport: "quic",
+			State: "up", Config: "quic://10.0.0.2:7481", Dialed: true, RTT: 400 * time.Microsecond,
+			MsgsIn: 12, MsgsOut: 34, Dropped: 1, Since: since,
+			Services: []string{"inventory"}, Topics: []string{"orders.>"}},
+		{ID: "bbbbbbcccccccccccccccccccccccccc", Name: "node-c", State: "relayed", Via: "node-b"},
+		{ID: "dddddddddddddddddddddddddddddddd", Name: "node-d", Addr: "10.0.0.9:7481", State: "retrying", Config: "tcp://10.0.0.9:7481",
+			Dialed: true, Error: "dial tcp 10.0.0.9:7481: connection refused"},
+	}
+	return b
+}
+
+func TestPeers(t *testing.T) {
+	b := meshBackend()
+	_, addr := controltest.Start(t, b)
+	c := control.NewClient(addr)
+	peers, err := c.Peers(context.Background())
+	if err != nil || !reflect.DeepEqual(peers, b.PeerList) {
+		t.Fatalf("Peers = %+v, %v", peers, err)
+	}
+
+	r := rawDo(t, "GET", "http://"+addr+"/v1/peers", nil, nil)
+	if r.code != 200 || r.header.Get("Content-Type") != "application/json" {
+		t.Fatalf("answer %d %q", r.code, r.header.Get("Content-Type"))
+	}
+	var raw []map[string]any
+	if err := json.Unmarshal(r.body, &raw); err != nil || len(raw) != 3 {
+		t.Fatalf("peers JSON %s: %v", r.body, err)
+	}
+	want := `{"id":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","name":"node-b","addr":"10.0.0.2:7481","transport":"quic",` +
+		`"state":"up","config":"quic://10.0.0.2:7481","dialed":true,"rtt_ns":400000,"msgs_in":12,"msgs_out":34,` +
+		`"dropped":1,"since":"2025-03-04T05:06:07Z","services":["inventory"],"topics":["orders.>"]}`
+	if got, _ := json.Marshal(raw[0]); !jsonEqual(t, got, []byte(want)) {
+		t.Errorf("peer JSON %s, want %s", got, want)
+	}
+	// Empty optional fields are left out; the counters never are.
+	if raw[1]["via"] != "node-b" {
+		t.Errorf("relayed peer JSON lacks via: %v", raw[1])
+	}
+	for _, key := range []string{"since", "config", "error", "services", "topics"} {
+		if _, ok := raw[1][key]; ok {
+			t.Errorf("relayed peer JSON has %q: %v", key, raw[1])
+		}
+	}
+	for _, key := range []string{"id", "name", "addr", "transport", "state", "dialed", "rtt_ns", "msgs_in", "msgs_out", "dropped"} {
+		if _, ok := raw[2][key]; !ok {
+			t.Errorf("peer JSON lacks %q: %v", key, raw[2])
+		}
+	}
+
+	// A mesh node without peers lists [], not null.
+	_, addr2 := controltest.Start(t, controltest.NewBackend())
+	if r := rawDo(t, "GET", "http://"+addr2+"/v1/peers", nil, nil); r.code != 200 || string(r.body) != "[]\n" {
+		t.Errorf("empty peer list: %d %q", r.code, r.body)
+	}
+}
+
+// jsonEqual compares two JSON documents by value.
+func jsonEqual(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var va, vb any
+	if err := json.Unmarshal(a, &va); err != nil {
+		t.Fatalf("%s: %v", a, err)
+	}
+	if err := json.Unmarshal(b, &vb); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	return reflect.DeepEqual(va, vb)
+}
+
+func TestHealthOfMeshNode(t *testing.T) {
+	b := meshBackend()
+	_, addr := controltest.Start(t, b)
+	h, err := control.NewClient(addr).Health(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The server fills id and the count of peers that are up.
+	want := b.HealthInfo
+	want.ID, want.Peers = b.NodeID, 1
+	if h != want {
+		t.Errorf("Health = %+v, want %+v", h, want)
+	}
+	r := rawDo(t, "GET", "http://"+addr+"/v1/health", nil, nil)
+	if want := `{"status":"ok","node":"node-a","id":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","uptime":"1m0s","plugins":1,"peers":1,"version":"v1.2.3"}` + "\n"; string(r.body) != want {
+		t.Errorf("health JSON %s, want %s", r.body, want)
+	}
+
+	// What the backend reports itself is kept.
+	b2 := meshBackend()
+	b2.HealthInfo.ID, b2.HealthInfo.Peers = "own-id", 5
+	_, addr2 := controltest.Start(t, b2)
+	h, err = control.NewClient(addr2).Health(context.Background())
+	if err != nil || h.ID != "own-id" || h.Peers != 5 {
+		t.Errorf("Health = %+v, %v; want the backend's id and count", h, err)
+	}
+}
+
+func TestCallAndSendToNode(t *testing.T) {
+	b := meshBackend()
+	type delivery struct {
+		node string
+		m    *message.Message
+	}
+	seen := make(chan delivery, 10)
+	b.CallFunc = func(_ context.Context, m *message.Message) ([]byte, error) {
+		seen <- delivery{"", m}
+		return []byte("any node"), nil
+	}
+	b.CallNodeFunc = func(_ context.Context, node string, m *message.Message) ([]byte, error) {
+		seen <- delivery{node, m}
+		return []byte("from " + node), nil
+	}
+	_, addr := controltest.Start(t, b)
+	c := control.NewClient(addr)
+	ctx := context.Background()
+
+	for _, ref := range []string{
+		"node-b", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "bbbbbbbb", // name, id, prefix
+		"node-c", "bbbbbbc", // relayed
+		"node-a", "aaaaaa", // this node
+	} {
+		t.Run(ref, func(t *testing.T) {
+			before := time.Now()
+			reply, err := c.CallNode(ctx, ref, "inventory.reserve", []byte("p"), map[string]string{"k": "v"}, 2*time.Second)
+			if err != nil || string(reply) != "from "+ref {
+				t.Fatalf("CallNode = %q, %v", reply, err)
+			}
+			d := <-seen
+			if d.node != ref || d.m.Kind != abi.KindRequest || d.m.From != "control" ||
+				d.m.Subject != "inventory.reserve" || string(d.m.Payload) != "p" || d.m.Headers["k"] != "v" ||
+				d.m.Deadline.Before(before) || d.m.Deadline.After(time.Now().Add(2*time.Second)) {
+				t.Errorf("backend got node %q, %+v", d.node, d.m)
+			}
+		})
+	}
+
+	// No node: the ordinary Call, never CallNode.
+	if reply, err := c.CallNode(ctx, "", "a.b", nil, nil, 0); err != nil || string(reply) != "any node" {
+		t.Errorf("CallNode without node = %q, %v", reply, err)
+	}
+	if d := <-seen; d.node != "" {
+		t.Errorf("call without node went to CallNode(%q)", d.node)
+	}
+	r := rawDo(t, "POST", "http://"+addr+"/v1/call/a.b?node=", strings.NewReader("x"), nil)
+	if r.code != 200 || string(r.body) != "any node" {
+		t.Errorf("empty ?node=: %d %q", r.code, r.body)
+	}
+	<-seen
+
+	// The wire format: ?node= next to ?timeout=.
+	r = rawDo(t, "POST", "http://"+addr+"/v1/call/a.b?timeout=1s&node=node-b", strings.NewReader("x"), nil)
+	if r.code != 200 || string(r.body) != "from node-b" {
+		t.Errorf("?node=node-b: %d %q", r.code, r.body)
+	}
+	<-seen
+
+	// Sends.
+	if err := c.SendNode(ctx, "node-b", "mail.out", []byte("hi"), nil); err != nil {
+		t.Fatalf("SendNode: %v", err)
+	}
+	if err := c.Send(ctx, "mail.out", []byte("plain"), nil); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	r = rawDo(t, "POST", "http://"+addr+"/v1/send/mail.out?node=bbbbbbbb", strings.NewReader("raw"), nil)
+	if r.code != http.StatusAccepted {
+		t.Errorf("raw send to node: %d %s", r.code, r.body)
+	}
+	sent, to := b.Sent(), b.SentTo()
+	if len(sent) != 3 || !reflect.DeepEqual(to, []string{"node-b", "", "bbbbbbbb"}) ||
+		string(sent[0].Payload) != "hi" || sent[0].Kind != abi.KindSend || sent[0].From != "control" || !sent[0].Deadline.IsZero() ||
+		string(sent[2].Payload) != "raw" {
+		t.Errorf("sends %+v to %q", sent, to)
+	}
+}
+
+func TestUnknownNode(t *testing.T) {
+	b := meshBackend()
+	_, addr := controltest.Start(t, b)
+	c := control.NewClient(addr)
+	ctx := context.Background()
+	for _, ref := range []string{
+		"node-z",
+		"bbbbb",  // a prefix shorter than 6 characters
+		"bbbbbb", // a prefix of two ids
+		"node-d", // known but not up
+		"dddddd",
+		"10.0.0.9:7481", // an address is not a node reference
+	} {
+		t.Run(ref, func(t *testing.T) {
+			_, err := c.CallNode(ctx, ref, "a.b", nil, nil, 0)
+			wantStatus(t, err, abi.StatusUnreachable)
+			if control.ExitCode(err) != control.ExitUnreachable {
+				t.Errorf("exit code %d, want %d", control.ExitCode(err), control.ExitUnreachable)
+			}
+			if !strings.Contains(err.Error(), fmt.Sprintf("no node %q", ref)) {
+				t.Errorf("error %q does not name the node", err)
+			}
+			wantStatus(t, c.SendNode(ctx, ref, "a.b", nil, nil), abi.StatusUnreachable)
+		})
+	}
+	r := rawDo(t, "POST", "http://"+addr+"/v1/call/a.b?node=node-z", nil, nil)
+	if e := errorBody(t, r); r.code != http.StatusBadGateway || e.Status != "unreachable" {
+		t.Errorf("unknown node: %d %+v", r.code, e)
+	}
+	if n := len(b.Sent()); n != 0 {
+		t.Errorf("%d sends to unknown nodes were delivered", n)
+	}
+}
+
+func TestCallNodeTimeout(t *testing.T) {
+	b := meshBackend()
+	b.CallNodeFunc = func(ctx context.Context, _ string, _ *message.Message) ([]byte, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	_, addr := controltest.Start(t, b)
+	_, err := control.NewClient(addr).CallNode(context.Background(), "node-b", "slow.op", nil, nil, 50*time.Millisecond)
+	wantStatus(t, err, abi.StatusTimeout)
+	if want := "call slow.op on node node-b: no reply within 50ms"; err.Error() != want {
+		t.Errorf("error %q, want %q", err, want)
+	}
+}
+
+func TestNotAMesh(t *testing.T) {
+	b := meshBackend()
+	_, addr := controltest.Start(t, b.NoMesh())
+	c := control.NewClient(addr)
+	ctx := context.Background()
+	const text = "this node is not part of a mesh"
+
+	_, err := c.Peers(ctx)
+	wantStatus(t, err, abi.StatusNoHandler)
+	_, err2 := c.CallNode(ctx, "node-b", "a.b", nil, nil, 0)
+	wantStatus(t, err2, abi.StatusNoHandler)
+	err3 := c.SendNode(ctx, "node-b", "a.b", nil, nil)
+	wantStatus(t, err3, abi.StatusNoHandler)
+	for _, e := range []error{err, err2, err3} {
+		if e.Error() != text {
+			t.Errorf("error %q, want %q", e, text)
+		}
+	}
+	r := rawDo(t, "GET", "http://"+addr+"/v1/peers", nil, nil)
+	if e := errorBody(t, r); r.code != 404 || e.Status != "no_handler" {
+		t.Errorf("GET /v1/peers: %d %+v", r.code, e)
+	}
+	if n := len(b.Sent()); n != 0 {
+		t.Errorf("%d refused sends reached the node", n)
+	}
+
+	// Everything else works as before; health has no id and no peers.
+	if reply, err := c.Call(ctx, "a.b", []byte("x"), nil, 0); err != nil || string(reply) != "x" {
+		t.Errorf("Call = %q, %v", reply, err)
+	}
+	if err := c.Send(ctx, "a.b", nil, nil); err != nil {
+		t.Errorf("Send = %v", err)
+	}
+	if h, err := c.Health(ctx); err != nil || h.ID != "" || h.Peers != 0 {
+		t.Errorf("Health = %+v, %v", h, err)
+	}
+	if err := c.Reload(ctx); err != nil {
+		t.Errorf("Reload = %v", err)
 	}
 }

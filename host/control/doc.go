@@ -2,11 +2,12 @@
 //
 // The control API is how applications that are not plugins — scripts,
 // existing services, the pycomms-host CLI — talk to a running node: call a
-// service, send a one-way message, publish, subscribe to a topic pattern, and
-// inspect plugins, health and versions. It is plain HTTP/1.1 with JSON and raw
-// byte bodies on the node's control address (DefaultAddr unless configured),
-// so curl is a complete client; API.md in this directory is the reference for
-// every route, the error body and the status mapping.
+// service, send a one-way message (to any node that serves it, or to one
+// named node of the mesh), publish, subscribe to a topic pattern, and
+// inspect plugins, mesh peers, health and versions. It is plain HTTP/1.1
+// with JSON and raw byte bodies on the node's control address (DefaultAddr
+// unless configured), so curl is a complete client; API.md in this directory
+// is the reference for every route, the error body and the status mapping.
 //
 // The server side is a Server wrapping a Backend (the node). It is built on
 // net/http from the standard library: the API is small, HTTP/1.1 streaming

@@ -164,6 +164,7 @@ func (s *Server) routes() http.Handler {
 	route(http.MethodPost, "/v1/publish/{topic}", s.handlePublish)
 	route(http.MethodGet, "/v1/subscribe/{pattern}", s.handleSubscribe)
 	route(http.MethodGet, "/v1/plugins", s.handlePlugins)
+	route(http.MethodGet, "/v1/peers", s.handlePeers)
 	route(http.MethodGet, "/v1/health", s.handleHealth)
 	route(http.MethodGet, "/v1/version", s.handleVersion)
 	route(http.MethodPost, "/v1/reload", s.handleReload)
@@ -218,6 +219,11 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	node, mesh, err := s.nodeParam(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	payload, err := s.readBody(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -234,12 +240,21 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 		Deadline: deadline,
 		From:     "control",
 	}
-	reply, err := s.backend.Call(ctx, m)
+	var reply []byte
+	if node != "" {
+		reply, err = mesh.CallNode(ctx, node, m)
+	} else {
+		reply, err = s.backend.Call(ctx, m)
+	}
 	if err != nil {
 		var me *message.Error
 		if !errors.As(err, &me) && errors.Is(err, context.DeadlineExceeded) {
 			// A bare context error says nothing about what timed out.
-			err = message.Errorf(abi.StatusTimeout, "call %s: no reply within %v", m.Subject, timeout)
+			on := ""
+			if node != "" {
+				on = " on node " + node
+			}
+			err = message.Errorf(abi.StatusTimeout, "call %s%s: no reply within %v", m.Subject, on, timeout)
 		}
 		s.writeError(w, r, err)
 		return
@@ -251,6 +266,11 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
+	node, mesh, err := s.nodeParam(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	payload, err := s.readBody(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -263,7 +283,12 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 		Headers: messageHeaders(r.Header),
 		From:    "control",
 	}
-	if err := s.backend.Send(r.Context(), m); err != nil {
+	if node != "" {
+		err = mesh.SendNode(r.Context(), node, m)
+	} else {
+		err = s.backend.Send(r.Context(), m)
+	}
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -375,8 +400,41 @@ func (s *Server) handlePlugins(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, http.StatusOK, list)
 }
 
+func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
+	mesh, ok := s.backend.(Mesh)
+	if !ok {
+		s.writeError(w, r, errNotMesh())
+		return
+	}
+	list := mesh.Peers()
+	if list == nil {
+		list = []PeerInfo{} // "[]", not "null", for a node without peers
+	}
+	s.writeJSON(w, r, http.StatusOK, list)
+}
+
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	s.writeJSON(w, r, http.StatusOK, s.backend.Health())
+	h := s.backend.Health()
+	if mesh, ok := s.backend.(Mesh); ok {
+		if h.ID == "" {
+			h.ID = mesh.ID()
+		}
+		if h.Peers == 0 {
+			h.Peers = peersUp(mesh.Peers())
+		}
+	}
+	s.writeJSON(w, r, http.StatusOK, h)
+}
+
+// peersUp counts the peers in state "up".
+func peersUp(list []PeerInfo) int {
+	n := 0
+	for _, p := range list {
+		if p.State == "up" {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *Server) handleVersion(w http.ResponseWriter, r *http.Request) {
@@ -460,6 +518,26 @@ func messageHeaders(h http.Header) abi.Headers {
 		out[strings.ToLower(k[len(HeaderPrefix):])] = strings.Join(vs, ", ")
 	}
 	return out
+}
+
+// nodeParam reads ?node= of a call or send: "" when absent or empty (the
+// message goes wherever the subject is served), else the node reference and
+// the backend's Mesh, which must exist.
+func (s *Server) nodeParam(r *http.Request) (string, Mesh, error) {
+	node := r.URL.Query().Get("node")
+	if node == "" {
+		return "", nil, nil
+	}
+	mesh, ok := s.backend.(Mesh)
+	if !ok {
+		return "", nil, errNotMesh()
+	}
+	return node, mesh, nil
+}
+
+// errNotMesh answers the mesh routes of a Backend that is not a Mesh.
+func errNotMesh() error {
+	return message.Errorf(abi.StatusNoHandler, "this node is not part of a mesh")
 }
 
 // parseTimeout parses ?timeout= of a call.

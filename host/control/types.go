@@ -48,6 +48,47 @@ type Reloader interface {
 	Reload(ctx context.Context) error
 }
 
+// Mesh is implemented by a Backend that is part of a mesh of hosts
+// (GET /v1/peers, and ?node= on calls and sends). It is optional so that a
+// Backend outside a mesh still satisfies Backend; those routes then answer
+// with abi.StatusNoHandler.
+type Mesh interface {
+	// ID is this node's id.
+	ID() string
+	// Peers lists the hosts this node knows.
+	Peers() []PeerInfo
+	// CallNode / SendNode deliver to the named node only (a node name, a
+	// node id or an id prefix of at least 6 characters); an unknown node
+	// is a *message.Error with abi.StatusUnreachable. The message is
+	// prepared as for Call and Send.
+	CallNode(ctx context.Context, node string, m *message.Message) ([]byte, error)
+	SendNode(ctx context.Context, node string, m *message.Message) error
+}
+
+// PeerInfo describes one host a mesh node knows, as listed by GET /v1/peers.
+type PeerInfo struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Addr      string `json:"addr"`
+	Transport string `json:"transport"` // tcp | quic | "" when not connected
+	// State is one of up, leaving, connecting, retrying, stopped, relayed.
+	State string `json:"state"`
+	Via   string `json:"via,omitempty"` // relay node name for relayed hosts
+	// Config is the configured peer URL this entry was dialed from.
+	Config string `json:"config,omitempty"`
+	// Dialed is true when this node opened the connection.
+	Dialed  bool          `json:"dialed"`
+	RTT     time.Duration `json:"rtt_ns"`
+	MsgsIn  uint64        `json:"msgs_in"`
+	MsgsOut uint64        `json:"msgs_out"`
+	Dropped uint64        `json:"dropped"`
+	Since   time.Time     `json:"since,omitzero"`
+	// Error is the last connection error, e.g. why a dial is retrying.
+	Error    string   `json:"error,omitempty"`
+	Services []string `json:"services,omitempty"`
+	Topics   []string `json:"topics,omitempty"`
+}
+
 // Subscription is a live subscription on the node. Messages that arrive
 // while its buffer is full are dropped and counted, never queued without
 // bound: a slow control client must not hold up publishers.
@@ -87,11 +128,17 @@ type PluginInfo struct {
 
 // Health summarises a node, as returned by GET /v1/health.
 type Health struct {
-	Status  string        `json:"status"`
-	Node    string        `json:"node"`
+	Status string `json:"status"`
+	Node   string `json:"node"`
+	// ID is the node id; "" for a node outside a mesh. The server fills
+	// it from Mesh.ID when the Backend leaves it empty.
+	ID      string        `json:"id,omitempty"`
 	Uptime  time.Duration `json:"uptime"` // a Go duration string in JSON, e.g. "1h2m3s"
 	Plugins int           `json:"plugins"`
-	Version string        `json:"version"`
+	// Peers counts the peers in state "up". The server fills it from
+	// Mesh.Peers when the Backend leaves it zero.
+	Peers   int    `json:"peers"`
+	Version string `json:"version"`
 }
 
 // healthJSON is Health with Uptime as a string: a duration in nanoseconds is
@@ -99,16 +146,18 @@ type Health struct {
 type healthJSON struct {
 	Status  string `json:"status"`
 	Node    string `json:"node"`
+	ID      string `json:"id,omitempty"`
 	Uptime  string `json:"uptime"`
 	Plugins int    `json:"plugins"`
+	Peers   int    `json:"peers"`
 	Version string `json:"version"`
 }
 
 // MarshalJSON encodes Uptime as a Go duration string.
 func (h Health) MarshalJSON() ([]byte, error) {
 	return json.Marshal(healthJSON{
-		Status: h.Status, Node: h.Node, Uptime: h.Uptime.String(),
-		Plugins: h.Plugins, Version: h.Version,
+		Status: h.Status, Node: h.Node, ID: h.ID, Uptime: h.Uptime.String(),
+		Plugins: h.Plugins, Peers: h.Peers, Version: h.Version,
 	})
 }
 
@@ -125,7 +174,7 @@ func (h *Health) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("health: uptime: %w", err)
 		}
 	}
-	*h = Health{Status: j.Status, Node: j.Node, Uptime: up, Plugins: j.Plugins, Version: j.Version}
+	*h = Health{Status: j.Status, Node: j.Node, ID: j.ID, Uptime: up, Plugins: j.Plugins, Peers: j.Peers, Version: j.Version}
 	return nil
 }
 
@@ -140,12 +189,23 @@ type VersionInfo struct {
 	ABIMin     int `json:"abi_min"`
 	ABIMax     int `json:"abi_max"`
 	ABIVersion int `json:"abi_version"`
+	// ProtocolMin and ProtocolMax bound the mesh wire protocol versions
+	// this build speaks (host/wire's MinVersion and MaxVersion); zero when
+	// unknown. BuildVersion leaves them zero: the binary sets them, so
+	// that this package does not depend on the wire protocol.
+	ProtocolMin uint16 `json:"protocol_min"`
+	ProtocolMax uint16 `json:"protocol_max"`
 }
 
 // String formats v on one line, e.g.
-// "v0.1.0 (commit 0123456789ab, go1.26.8), ABI 1 (accepts 1..1)".
+// "v0.1.0 (commit 0123456789ab, go1.26.8), ABI 1 (accepts 1..1), protocol 1..1";
+// the protocol part is left out when ProtocolMax is zero.
 func (v VersionInfo) String() string {
-	return v.BuildString() + ", " + v.ABIString()
+	s := v.BuildString() + ", " + v.ABIString()
+	if p := v.ProtocolString(); p != "" {
+		s += ", " + p
+	}
+	return s
 }
 
 // BuildString formats the build part of v, e.g.
@@ -163,6 +223,15 @@ func (v VersionInfo) BuildString() string {
 // ABIString formats the ABI part of v, e.g. "ABI 1 (accepts 1..1)".
 func (v VersionInfo) ABIString() string {
 	return fmt.Sprintf("ABI %d (accepts %d..%d)", v.ABIVersion, v.ABIMin, v.ABIMax)
+}
+
+// ProtocolString formats the mesh protocol range of v, e.g.
+// "protocol 1..1", or "" when ProtocolMax is zero (unknown).
+func (v VersionInfo) ProtocolString() string {
+	if v.ProtocolMax == 0 {
+		return ""
+	}
+	return fmt.Sprintf("protocol %d..%d", v.ProtocolMin, v.ProtocolMax)
 }
 
 // BuildVersion describes the running binary. version and commit are the

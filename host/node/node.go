@@ -27,6 +27,7 @@ import (
 
 	"github.com/pycomms/pycomms-host/host/config"
 	"github.com/pycomms/pycomms-host/host/control"
+	"github.com/pycomms/pycomms-host/host/mesh"
 	"github.com/pycomms/pycomms-host/host/message"
 	"github.com/pycomms/pycomms-host/host/plugin"
 	"github.com/pycomms/pycomms-host/host/router"
@@ -50,6 +51,9 @@ type Options struct {
 	// WatchSettle is how long a changed plugin file must stay unchanged
 	// before it is loaded; default 250ms.
 	WatchSettle time.Duration
+	// PingInterval and DeadAfter tune how fast a silent peer's link is
+	// closed; zero means the mesh defaults (1s, 5s).
+	PingInterval, DeadAfter time.Duration
 }
 
 // Node is a running (or ready to run) pycomms host.
@@ -58,6 +62,7 @@ type Node struct {
 	logger  *slog.Logger
 	engine  *plugin.Engine
 	router  *router.Router
+	mesh    *mesh.Mesh
 	started time.Time
 
 	mu      sync.Mutex // guards cfg, plugins and reloads
@@ -128,9 +133,18 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 		opts:    opts,
 		logger:  logger,
 		engine:  engine,
-		router:  router.New(router.Options{Logger: logger}),
 		cfg:     cfg,
 		plugins: map[string]*managed{},
+	}
+	// Every change of what this host serves is advertised to its peers.
+	n.router = router.New(router.Options{Logger: logger, OnChange: func() {
+		if m := n.mesh; m != nil {
+			m.LocalChanged()
+		}
+	}})
+	if err := n.newMesh(); err != nil {
+		engine.Close()
+		return nil, err
 	}
 	errs := &config.Errors{}
 	for _, pc := range cfg.Plugins {
@@ -229,6 +243,10 @@ func (n *Node) Start() error {
 		return fmt.Errorf("start file watcher: %w", err)
 	}
 	n.watcher = w
+	if err := n.startMesh(); err != nil {
+		n.watcher.Close()
+		return err
+	}
 	n.mu.Lock()
 	for _, m := range n.plugins {
 		n.watch(m)
@@ -239,6 +257,7 @@ func (n *Node) Start() error {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			n.watcher.Close()
+			n.closeMesh()
 			return fmt.Errorf("control: listen on %s: %w", addr, err)
 		}
 		n.listener = l
@@ -261,8 +280,10 @@ func (n *Node) ControlAddr() string {
 	return n.listener.Addr().String()
 }
 
-// Close stops the control API, the watcher and every plugin.
+// Close leaves the mesh (peers are told, so they drop this node's routes at
+// once), then stops the control API, the watcher and every plugin.
 func (n *Node) Close() error {
+	n.closeMesh()
 	if n.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := n.server.Shutdown(ctx); err != nil {
@@ -405,4 +426,7 @@ func (n *Node) Plugin(name string) (*plugin.Plugin, bool) {
 	return m.p, true
 }
 
-var _ control.Backend = (*Node)(nil)
+var (
+	_ control.Backend = (*Node)(nil)
+	_ control.Mesh    = (*Node)(nil)
+)

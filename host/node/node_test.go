@@ -83,6 +83,13 @@ func startNode(t *testing.T, dir, cfg string) (*Node, *control.Client, *syncBuff
 		// One cache for the package: the Go echo compiles once, not per test.
 		cfg = "cache_dir: " + sharedCache + "\n" + cfg
 	}
+	// Never the default 0.0.0.0:7400: tests run side by side.
+	if !strings.Contains(cfg, "listen:") {
+		cfg = "listen: {tcp: 127.0.0.1:0, quic: 127.0.0.1:0}\n" + cfg
+	}
+	if !strings.Contains(cfg, "data_dir:") {
+		cfg = "data_dir: " + filepath.Join(dir, "data") + "\n" + cfg
+	}
 	cfg = "control: 127.0.0.1:0\n" + cfg
 	path := filepath.Join(dir, "pycomms.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {

@@ -15,8 +15,10 @@ import (
 // ones drain and stop, changed ones load a new version and swap. The new
 // config is checked and every new version built before anything changes,
 // so a broken config is refused whole and the running one keeps serving.
-// Node-level keys (node.name, control, cache_dir, log) cannot change
-// without a restart; a reload that changes them is refused and says so.
+// Node-level keys (node.name, control, cache_dir, log, data_dir, listen,
+// identity, trust, limits) cannot change without a restart; a reload that
+// changes them is refused and says so. Changed peers are applied: new ones
+// are dialled, removed ones are no longer redialled.
 func (n *Node) Reload(ctx context.Context) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -49,6 +51,21 @@ func (n *Node) reload(ctx context.Context) error {
 	}
 	if cfg.Log != n.cfg.Log {
 		fixed = append(fixed, "log")
+	}
+	if cfg.DataDir != n.cfg.DataDir {
+		fixed = append(fixed, "data_dir")
+	}
+	if cfg.Listen != n.cfg.Listen {
+		fixed = append(fixed, "listen")
+	}
+	if cfg.Identity != n.cfg.Identity {
+		fixed = append(fixed, "identity")
+	}
+	if cfg.Trust.Secret != n.cfg.Trust.Secret || cfg.Trust.CA != n.cfg.Trust.CA || !slices.Equal(cfg.Trust.Nodes, n.cfg.Trust.Nodes) {
+		fixed = append(fixed, "trust")
+	}
+	if cfg.Mesh != n.cfg.Mesh {
+		fixed = append(fixed, "limits")
 	}
 	if len(fixed) > 0 {
 		return fmt.Errorf("config reload not supported for %s: restart the node to apply", strings.Join(fixed, ", "))
@@ -138,6 +155,9 @@ func (n *Node) reload(ctx context.Context) error {
 		if m := n.plugins[pc.Name]; m != nil {
 			m.cfg.Index = pc.Index
 		}
+	}
+	if !slices.Equal(cfg.Peers, n.cfg.Peers) {
+		n.mesh.SetPeers(peersOf(cfg.Peers))
 	}
 	n.cfg = cfg
 	n.logger.Info("config reloaded", "changed", len(changes), "removed", len(removed))

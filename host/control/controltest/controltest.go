@@ -4,7 +4,9 @@
 // Backend is tested end to end elsewhere; this one only has to behave like
 // it at the API boundary: subjects are validated with host/subject, events
 // are delivered through bounded per-subscription buffers and dropped (and
-// counted) when a buffer is full.
+// counted) when a buffer is full. It is also a control.Mesh with canned
+// peers (see Backend.PeerList); Backend.NoMesh hides that for tests of a
+// node outside a mesh.
 package controltest
 
 import (
@@ -12,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,20 +24,24 @@ import (
 	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/message"
 	"github.com/pycomms/pycomms-host/host/subject"
+	"github.com/pycomms/pycomms-host/host/wire"
 )
 
 // Version is what Start's server reports on GET /v1/version.
 var Version = control.VersionInfo{
-	Version:    "v0.0.0-test",
-	Commit:     "0123456789ab",
-	GoVersion:  runtime.Version(),
-	ABIMin:     abi.MinVersion,
-	ABIMax:     abi.MaxVersion,
-	ABIVersion: abi.Version,
+	Version:     "v0.0.0-test",
+	Commit:      "0123456789ab",
+	GoVersion:   runtime.Version(),
+	ABIMin:      abi.MinVersion,
+	ABIMax:      abi.MaxVersion,
+	ABIVersion:  abi.Version,
+	ProtocolMin: wire.MinVersion,
+	ProtocolMax: wire.MaxVersion,
 }
 
-// Backend is an in-memory control.Backend (and control.Reloader). Set its
-// exported fields before serving it; they are read concurrently afterwards.
+// Backend is an in-memory control.Backend (and control.Reloader and
+// control.Mesh). Set its exported fields before serving it; they are read
+// concurrently afterwards.
 type Backend struct {
 	// CallFunc answers calls to valid subjects; nil echoes the payload.
 	CallFunc func(ctx context.Context, m *message.Message) ([]byte, error)
@@ -47,9 +54,24 @@ type Backend struct {
 	PluginList []control.PluginInfo
 	HealthInfo control.Health
 
+	// NodeID is returned by ID. CallNode and SendNode take NodeID, an id
+	// prefix of at least 6 characters or HealthInfo.Node as this node.
+	NodeID string
+	// PeerList is returned by Peers. CallNode and SendNode reach the
+	// peers in state "up" or "relayed" by id, name or id prefix of at
+	// least 6 characters; any other node is abi.StatusUnreachable.
+	PeerList []control.PeerInfo
+	// CallNodeFunc answers calls to valid subjects on known nodes, with
+	// node as the client gave it; nil answers as Call does.
+	CallNodeFunc func(ctx context.Context, node string, m *message.Message) ([]byte, error)
+	// SendNodeFunc handles sends to valid subjects on known nodes after
+	// they are recorded; nil answers as Send does.
+	SendNodeFunc func(ctx context.Context, node string, m *message.Message) error
+
 	mu           sync.Mutex
 	subs         map[*Sub]bool
 	sent         []*message.Message
+	sentTo       []string
 	subscribed   chan string
 	unsubscribed chan string
 }
@@ -79,6 +101,14 @@ func (b *Backend) Sent() []*message.Message {
 	return append([]*message.Message(nil), b.sent...)
 }
 
+// SentTo returns the node of every message in Sent: the node given to
+// SendNode, "" for a plain Send.
+func (b *Backend) SentTo() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.sentTo...)
+}
+
 // Call implements control.Backend.
 func (b *Backend) Call(ctx context.Context, m *message.Message) ([]byte, error) {
 	if err := subject.Validate(m.Subject); err != nil {
@@ -95,13 +125,83 @@ func (b *Backend) Send(ctx context.Context, m *message.Message) error {
 	if err := subject.Validate(m.Subject); err != nil {
 		return &message.Error{Status: abi.StatusInvalid, Msg: err.Error()}
 	}
-	b.mu.Lock()
-	b.sent = append(b.sent, m)
-	b.mu.Unlock()
+	b.record("", m)
 	if b.SendFunc != nil {
 		return b.SendFunc(ctx, m)
 	}
 	return nil
+}
+
+func (b *Backend) record(node string, m *message.Message) {
+	b.mu.Lock()
+	b.sent = append(b.sent, m)
+	b.sentTo = append(b.sentTo, node)
+	b.mu.Unlock()
+}
+
+// ID implements control.Mesh.
+func (b *Backend) ID() string { return b.NodeID }
+
+// Peers implements control.Mesh.
+func (b *Backend) Peers() []control.PeerInfo { return b.PeerList }
+
+// CallNode implements control.Mesh.
+func (b *Backend) CallNode(ctx context.Context, node string, m *message.Message) ([]byte, error) {
+	if err := subject.Validate(m.Subject); err != nil {
+		return nil, &message.Error{Status: abi.StatusInvalid, Msg: err.Error()}
+	}
+	if err := b.resolve(node); err != nil {
+		return nil, err
+	}
+	if b.CallNodeFunc != nil {
+		return b.CallNodeFunc(ctx, node, m)
+	}
+	return b.Call(ctx, m)
+}
+
+// SendNode implements control.Mesh.
+func (b *Backend) SendNode(ctx context.Context, node string, m *message.Message) error {
+	if err := subject.Validate(m.Subject); err != nil {
+		return &message.Error{Status: abi.StatusInvalid, Msg: err.Error()}
+	}
+	if err := b.resolve(node); err != nil {
+		return err
+	}
+	b.record(node, m)
+	if b.SendNodeFunc != nil {
+		return b.SendNodeFunc(ctx, node, m)
+	}
+	if b.SendFunc != nil {
+		return b.SendFunc(ctx, m)
+	}
+	return nil
+}
+
+// resolve checks that ref names this node or a reachable peer, as a mesh
+// node does: an exact id, an exact name, or a unique id prefix of at least
+// 6 characters.
+func (b *Backend) resolve(ref string) error {
+	if ref != "" && (ref == b.NodeID || ref == b.HealthInfo.Node || (len(ref) >= 6 && strings.HasPrefix(b.NodeID, ref))) {
+		return nil
+	}
+	names := []string{b.HealthInfo.Node}
+	matches := 0
+	for _, p := range b.PeerList {
+		if p.State != "up" && p.State != "relayed" {
+			continue
+		}
+		names = append(names, p.Name)
+		switch {
+		case ref == p.ID, ref == p.Name:
+			return nil
+		case len(ref) >= 6 && strings.HasPrefix(p.ID, ref):
+			matches++
+		}
+	}
+	if matches == 1 {
+		return nil
+	}
+	return message.Errorf(abi.StatusUnreachable, "no node %q in the mesh (known: %v)", ref, names)
 }
 
 // Publish implements control.Backend: it delivers m to every matching
@@ -163,6 +263,34 @@ func (b *Backend) Reload(ctx context.Context) error {
 	}
 	return nil
 }
+
+// NoMesh returns b as a Backend (and Reloader) that is not a control.Mesh,
+// like a node outside a mesh.
+func (b *Backend) NoMesh() control.Backend { return noMesh{b} }
+
+// noMesh hides the Mesh methods of a Backend.
+type noMesh struct{ b *Backend }
+
+func (n noMesh) Call(ctx context.Context, m *message.Message) ([]byte, error) {
+	return n.b.Call(ctx, m)
+}
+func (n noMesh) Send(ctx context.Context, m *message.Message) error { return n.b.Send(ctx, m) }
+func (n noMesh) Publish(ctx context.Context, m *message.Message) (int, error) {
+	return n.b.Publish(ctx, m)
+}
+func (n noMesh) Subscribe(p string, size int) (control.Subscription, error) {
+	return n.b.Subscribe(p, size)
+}
+func (n noMesh) Plugins() []control.PluginInfo    { return n.b.Plugins() }
+func (n noMesh) Health() control.Health           { return n.b.Health() }
+func (n noMesh) Reload(ctx context.Context) error { return n.b.Reload(ctx) }
+
+var (
+	_ control.Backend  = (*Backend)(nil)
+	_ control.Reloader = (*Backend)(nil)
+	_ control.Mesh     = (*Backend)(nil)
+	_ control.Reloader = noMesh{}
+)
 
 // Sub is a Backend subscription.
 type Sub struct {

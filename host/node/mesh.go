@@ -1,0 +1,166 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/pycomms/pycomms-host/host/config"
+	"github.com/pycomms/pycomms-host/host/control"
+	"github.com/pycomms/pycomms-host/host/identity"
+	"github.com/pycomms/pycomms-host/host/mesh"
+	"github.com/pycomms/pycomms-host/host/message"
+)
+
+// newMesh loads this node's identity and trust policy and prepares its
+// mesh; errors name the config key they come from.
+func (n *Node) newMesh() error {
+	cfg := n.cfg
+	id, err := identity.LoadOrCreate(cfg.Identity.Key, cfg.Identity.Cert)
+	if err != nil {
+		key := "identity.key"
+		if cfg.Identity.Cert != "" {
+			key = "identity.cert"
+		}
+		return &config.Errors{List: []*config.Error{cfg.At(key, "%v", err)}}
+	}
+	policy, err := policyOf(cfg.Trust)
+	if err != nil {
+		return &config.Errors{List: []*config.Error{cfg.At("trust.ca", "%v", err)}}
+	}
+	m, err := mesh.New(mesh.Options{
+		Identity: id, Policy: policy, Name: cfg.Node.Name, Local: n.router, Logger: n.logger,
+		ListenTCP: cfg.Listen.TCP, ListenQUIC: cfg.Listen.QUIC, Peers: peersOf(cfg.Peers),
+		MaxFrame: int(cfg.Mesh.MaxFrame), SendBuffer: int(cfg.Mesh.SendBuffer), Inflight: cfg.Mesh.Inflight,
+		PingInterval: n.opts.PingInterval, DeadAfter: n.opts.DeadAfter,
+	})
+	if err != nil {
+		return err
+	}
+	n.mesh = m
+	n.router.SetRemote(m)
+	return nil
+}
+
+func policyOf(t config.Trust) (*identity.Policy, error) {
+	p := &identity.Policy{}
+	if t.Secret != "" {
+		p.Secret = []byte(t.Secret)
+	}
+	if len(t.Nodes) > 0 {
+		p.Nodes = map[identity.ID]bool{}
+		for _, s := range t.Nodes {
+			p.Nodes[identity.ID(s)] = true
+		}
+	}
+	if t.CA != "" {
+		pool, err := identity.LoadCA(t.CA)
+		if err != nil {
+			return nil, err
+		}
+		p.CA = pool
+	}
+	return p, nil
+}
+
+func peersOf(ps []config.Peer) []mesh.Peer {
+	out := make([]mesh.Peer, len(ps))
+	for i, p := range ps {
+		out[i] = mesh.Peer{Transport: p.Transport, Addr: p.Addr}
+	}
+	return out
+}
+
+// ID is this node's id.
+func (n *Node) ID() string { return string(n.mesh.ID()) }
+
+// Mesh exposes the node's mesh (for tests and embedding).
+func (n *Node) Mesh() *mesh.Mesh { return n.mesh }
+
+// CallNode routes a request to the named node (control.Backend).
+func (n *Node) CallNode(ctx context.Context, ref string, m *message.Message) ([]byte, error) {
+	self, err := n.mesh.Target(ref)
+	if err != nil {
+		return nil, err
+	}
+	if self {
+		return n.router.Call(ctx, local(m))
+	}
+	return n.mesh.CallTo(ctx, ref, m)
+}
+
+// SendNode delivers a one-way message to the named node (control.Backend).
+func (n *Node) SendNode(ctx context.Context, ref string, m *message.Message) error {
+	self, err := n.mesh.Target(ref)
+	if err != nil {
+		return err
+	}
+	if self {
+		return n.router.Send(ctx, local(m))
+	}
+	return n.mesh.SendTo(ctx, ref, m)
+}
+
+// local marks m so that the router serves it here or not at all: a message
+// for this node must not be passed on to another.
+func local(m *message.Message) *message.Message {
+	c := *m
+	c.FromNode = "local"
+	return &c
+}
+
+// Peers lists the hosts this node knows (control.Backend).
+func (n *Node) Peers() []control.PeerInfo {
+	ps := n.mesh.Peers()
+	out := make([]control.PeerInfo, len(ps))
+	for i, p := range ps {
+		out[i] = control.PeerInfo{
+			ID: p.ID, Name: p.Name, Addr: p.Addr, Transport: p.Transport, State: p.State, Via: p.Via,
+			Config: p.Config, Dialed: p.Dialed, RTT: p.RTT, MsgsIn: p.MsgsIn, MsgsOut: p.MsgsOut,
+			Dropped: p.Dropped, Since: p.Since, Error: p.Error,
+			Services: slices.Clone(p.Services), Topics: slices.Clone(p.Topics),
+		}
+	}
+	return out
+}
+
+// startMesh listens and dials; it logs the trust mode, warning when the
+// node runs open.
+func (n *Node) startMesh() error {
+	if err := n.mesh.Start(); err != nil {
+		return fmt.Errorf("mesh: %w", err)
+	}
+	for _, w := range n.cfg.Warnings() {
+		n.logger.Warn(w)
+	}
+	tcpURL, quicURL := n.mesh.Addrs()
+	n.logger.Info("mesh listening", "id", n.mesh.ID(), "tcp", tcpURL, "quic", quicURL, "peers", len(n.cfg.Peers), "trust", trustMode(n.cfg.Trust))
+	return nil
+}
+
+func trustMode(t config.Trust) string {
+	var modes []string
+	if t.Secret != "" {
+		modes = append(modes, "secret")
+	}
+	if len(t.Nodes) > 0 {
+		modes = append(modes, "nodes")
+	}
+	if t.CA != "" {
+		modes = append(modes, "ca")
+	}
+	if len(modes) == 0 {
+		return "open"
+	}
+	return fmt.Sprint(modes)
+}
+
+func (n *Node) closeMesh() {
+	if n.mesh == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n.mesh.Close(ctx)
+}

@@ -1,0 +1,217 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pycomms/pycomms-host/abi"
+	"github.com/pycomms/pycomms-host/host/message"
+)
+
+// meshNode starts a node in its own directory with the given extra config
+// and returns it with its TCP and QUIC listen addresses (host:port).
+func meshNode(t *testing.T, name, extra string) (*Node, string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("node: {name: %s}\ndata_dir: %s\nlisten: {tcp: 127.0.0.1:0, quic: 127.0.0.1:0}\n%s", name, filepath.Join(dir, "data"), extra)
+	n, _, _ := startNode(t, dir, cfg)
+	tcpURL, quicURL := n.Mesh().Addrs()
+	return n, strings.TrimPrefix(tcpURL, "tcp://"), strings.TrimPrefix(quicURL, "quic://")
+}
+
+func watEcho(t *testing.T) string {
+	t.Helper()
+	p, err := filepath.Abs(repo("testdata", "wat", "echo.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+type eventSource interface {
+	C() <-chan *message.Message
+}
+
+// TestThreeHostChain is the issue's acceptance scenario: A lists only B, B
+// lists only C; a call on A is served by a Wasm plugin only C has, a
+// publish on A reaches subscribers on B and C, and a send to node c by name
+// arrives, over TCP and over QUIC.
+func TestThreeHostChain(t *testing.T) {
+	for _, tr := range []string{"tcp", "quic"} {
+		t.Run(tr, func(t *testing.T) {
+			secret := "trust: {secret: this-is-a-test-cluster-secret}\n"
+			c, cTCP, cQUIC := meshNode(t, "c", secret+fmt.Sprintf(`plugins:
+  - name: upper
+    path: %s
+    services: [echo]
+    topics: [news.>]
+    instances: 1
+`, watEcho(t)))
+			cAddr := map[string]string{"tcp": cTCP, "quic": cQUIC}[tr]
+			b, bTCP, bQUIC := meshNode(t, "b", secret+fmt.Sprintf("peers: [%s://%s]\n", tr, cAddr))
+			bAddr := map[string]string{"tcp": bTCP, "quic": bQUIC}[tr]
+			a, _, _ := meshNode(t, "a", secret+fmt.Sprintf("peers: [%s://%s]\n", tr, bAddr))
+
+			eventually(t, "a calls echo.upper served by c", func() error {
+				out, err := a.Call(context.Background(), &message.Message{Kind: abi.KindRequest, Subject: "echo.upper",
+					Payload: []byte("hi"), Deadline: time.Now().Add(2 * time.Second), From: "test"})
+				if err != nil {
+					return err
+				}
+				if string(out) != "HI" {
+					return fmt.Errorf("reply %q", out)
+				}
+				return nil
+			})
+
+			subB, err := b.Router().Subscribe("news.>", 16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer subB.Close()
+			subC, err := c.Router().Subscribe("news.*", 16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer subC.Close()
+			eventually(t, "a learns the subscriptions of b and c", func() error {
+				for _, p := range a.Peers() {
+					if p.Name == "c" && len(p.Topics) < 1 || p.Name == "b" && len(p.Topics) < 1 {
+						return fmt.Errorf("peer %s topics %v", p.Name, p.Topics)
+					}
+				}
+				return nil
+			})
+			// Subscriptions are advertised asynchronously; wait until a
+			// publish reaches both before checking order.
+			eventually(t, "publish on a reaches b and c", func() error {
+				n, err := a.Publish(context.Background(), &message.Message{Kind: abi.KindEvent, Subject: "news.probe"})
+				if err != nil {
+					return err
+				}
+				if n < 2 {
+					return fmt.Errorf("delivered to %d hosts", n)
+				}
+				return nil
+			})
+			drain := func(s eventSource) {
+				for {
+					select {
+					case <-s.C():
+					case <-time.After(300 * time.Millisecond):
+						return
+					}
+				}
+			}
+			drain(subB)
+			drain(subC)
+			for i := range 10 {
+				a.Publish(context.Background(), &message.Message{Kind: abi.KindEvent, Subject: "news.today", Payload: []byte(fmt.Sprint(i))})
+			}
+			for name, s := range map[string]eventSource{"b": subB, "c": subC} {
+				for i := range 10 {
+					select {
+					case m := <-s.C():
+						if string(m.Payload) != fmt.Sprint(i) {
+							t.Fatalf("%s: event %d is %q (out of order)", name, i, m.Payload)
+						}
+					case <-time.After(5 * time.Second):
+						t.Fatalf("%s: event %d never arrived", name, i)
+					}
+				}
+			}
+
+			// send --node c through b.
+			before := c.Plugins()[0].Calls
+			if err := a.SendNode(context.Background(), "c", &message.Message{Kind: abi.KindSend, Subject: "echo.note", Payload: []byte("x")}); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "c's plugin handles the send", func() error {
+				if got := c.Plugins()[0].Calls; got <= before {
+					return fmt.Errorf("calls %d", got)
+				}
+				return nil
+			})
+			for _, p := range a.Peers() {
+				if p.Name == "b" && (p.Transport != tr || p.State != "up") {
+					t.Errorf("a's link to b: %+v", p)
+				}
+				if p.Name == "c" && (p.State != "relayed" || p.Via != "b") {
+					t.Errorf("a's view of c: %+v", p)
+				}
+			}
+		})
+	}
+}
+
+// TestTrustModes checks that every trust mode admits the right hosts and
+// refuses the others on both transports, and that a refused host learns no
+// service.
+func TestTrustModes(t *testing.T) {
+	keyDir := t.TempDir()
+	// Pinned ids need the id before the node starts: make the key first.
+	okKey := filepath.Join(keyDir, "ok.key")
+	okID := nodeIDForKey(t, okKey)
+	tests := []struct {
+		name       string
+		server     string
+		goodClient string
+		badClient  string
+	}{
+		{"secret", "trust: {secret: first-secret-0123456789}\n", "trust: {secret: first-secret-0123456789}\n", "trust: {secret: other-secret-0123456789}\n"},
+		{"nodes", "trust: {nodes: [" + okID + "]}\n", "identity: {key: " + okKey + "}\n", ""},
+	}
+	for _, tt := range tests {
+		for _, tr := range []string{"tcp", "quic"} {
+			t.Run(tt.name+"/"+tr, func(t *testing.T) {
+				s, sTCP, sQUIC := meshNode(t, "s", tt.server+fmt.Sprintf("plugins:\n  - {name: upper, path: %s, services: [private]}\n", watEcho(t)))
+				addr := map[string]string{"tcp": sTCP, "quic": sQUIC}[tr]
+				good, _, _ := meshNode(t, "good", tt.goodClient+fmt.Sprintf("peers: [%s://%s]\n", tr, addr))
+				eventually(t, "the trusted host reaches the service", func() error {
+					_, err := good.Call(context.Background(), &message.Message{Kind: abi.KindRequest, Subject: "private.x", Deadline: time.Now().Add(time.Second)})
+					return err
+				})
+				before := s.Mesh().RefusedCount()
+				bad, _, _ := meshNode(t, "bad", tt.badClient+fmt.Sprintf("peers: [%s://%s]\n", tr, addr))
+				eventually(t, "the untrusted host is refused", func() error {
+					if s.Mesh().RefusedCount() == before {
+						return fmt.Errorf("not refused yet")
+					}
+					return nil
+				})
+				_, err := bad.Call(context.Background(), &message.Message{Kind: abi.KindRequest, Subject: "private.x", Deadline: time.Now().Add(time.Second)})
+				if message.StatusOf(err) != abi.StatusNoHandler {
+					t.Fatalf("untrusted call: %v", err)
+				}
+				for _, p := range bad.Peers() {
+					if p.State == "up" || p.Name != "" || len(p.Services) > 0 {
+						t.Errorf("untrusted host sees %+v", p)
+					}
+				}
+			})
+		}
+	}
+}
+
+// nodeIDForKey creates a key file and returns its node id, by starting a
+// node on it with nothing to listen on.
+func nodeIDForKey(t *testing.T, key string) string {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pycomms.yaml")
+	cfg := fmt.Sprintf("cache_dir: %s\ncontrol: \"\"\nlisten: {tcp: \"\", quic: \"\"}\nidentity: {key: %s}\n", sharedCache, key)
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(context.Background(), Options{ConfigPath: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	return n.ID()
+}
