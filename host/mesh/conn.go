@@ -21,17 +21,15 @@ const (
 	QUIC = "quic"
 )
 
-// QUIC stream type bytes: the first byte of every unidirectional stream
-// (abi/PROTOCOL.md, "QUIC mapping").
+// QUIC stream type bytes and the size from which a non-event message
+// travels on its own stream, so that a big payload does not hold up the
+// small messages behind it on the main stream (abi/PROTOCOL.md, "QUIC
+// mapping").
 const (
-	streamMain  = 'M'
-	streamFrame = 'F'
+	streamMain    = wire.StreamMain
+	streamFrame   = wire.StreamFrame
+	soloThreshold = wire.SeparateStreamAbove
 )
-
-// soloThreshold is the frame size from which a non-event message travels
-// on its own QUIC stream, so that a big payload does not hold up the small
-// messages behind it on the main stream.
-const soloThreshold = 16 << 10
 
 // conn is one authenticated transport connection: TLS over TCP, or a QUIC
 // connection. A link reads and writes frames through it without knowing
