@@ -117,27 +117,25 @@ func (l *link) enqueue(e *wire.Envelope, wait bool, deadline time.Time) error {
 	}
 	l.wbuf = wire.AppendEnvelope(l.wbuf, e)
 	l.msgsOut.Add(1)
-	if l.writing {
-		// The current writer takes this frame with its next batch.
-		l.wmu.Unlock()
-		return nil
-	}
-	// Nobody is writing: this goroutine writes the batch itself, which
-	// saves a goroutine hand-off (a thread wake-up) per message when the
-	// link is quiet; under load frames pile up behind the running write
-	// and go out together.
-	l.writing = true
+	l.wakeWriter()
 	l.wmu.Unlock()
-	// Let the goroutines that are ready to send (other callers, other
-	// replies) append first: on two cores they would otherwise each pay a
-	// write system call of their own, which is most of the CPU per
-	// message. With nobody else runnable this returns at once.
-	runtime.Gosched()
-	l.wmu.Lock()
-	buf := l.takeBatch()
-	l.wmu.Unlock()
-	l.writeOut(buf, true)
 	return nil
+}
+
+// wakeWriter hands the queued frames to the writer goroutine unless it is
+// writing already (then it takes them with its next batch); l.wmu is held.
+// Senders never write themselves: a peer that stops reading blocks the
+// Write, and that must stall neither a publisher nor a caller past its
+// deadline.
+func (l *link) wakeWriter() {
+	if l.writing {
+		return
+	}
+	l.writing = true
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
 }
 
 // takeBatch swaps the pending frames out for the spare buffer and releases
@@ -153,12 +151,10 @@ func (l *link) takeBatch() []byte {
 	return buf
 }
 
-// writeOut writes buf and whatever queued meanwhile. A sender that took
-// over writing (handOff) writes at most one more batch and then hands the
-// rest to the writer goroutine, so no caller is kept writing other
-// callers' frames for long.
-func (l *link) writeOut(buf []byte, handOff bool) {
-	for round := 0; ; round++ {
+// writeOut writes buf and then whatever queued meanwhile, until nothing
+// is left.
+func (l *link) writeOut(buf []byte) {
+	for {
 		l.writes.Add(1)
 		l.writeBusy.Store(true)
 		_, err := l.w.Write(buf)
@@ -175,19 +171,16 @@ func (l *link) writeOut(buf []byte, handOff bool) {
 		if cap(buf) > 4<<20 {
 			buf = nil
 		}
+		// Let the goroutines that are about to send (other callers, other
+		// replies) append first: on two cores they would otherwise each
+		// cost a write system call, most of the CPU per message. With
+		// nobody else runnable this returns at once.
+		runtime.Gosched()
 		l.wmu.Lock()
 		l.spare = buf[:0]
 		if len(l.wbuf) == 0 || l.closed {
 			l.writing = false
 			l.wmu.Unlock()
-			return
-		}
-		if handOff && round >= 1 {
-			l.wmu.Unlock()
-			select {
-			case l.wake <- struct{}{}:
-			default:
-			}
 			return
 		}
 		buf = l.takeBatch()
@@ -226,20 +219,12 @@ func (l *link) enqueueControl(t wire.FrameType, v any) error {
 		return fmt.Errorf("encode %v frame: %w", t, err)
 	}
 	l.wbuf = b
-	if !l.writing {
-		// Control frames come from the reader and the ping loop, which
-		// must not block on a write: the writer goroutine sends them.
-		l.writing = true
-		select {
-		case l.wake <- struct{}{}:
-		default:
-		}
-	}
+	l.wakeWriter()
 	return nil
 }
 
-// writeLoop writes whenever writing is handed to it (l.writing is already
-// true then).
+// writeLoop is the only writer of the main stream; wakeWriter hands it
+// work (l.writing is true until it is done).
 func (l *link) writeLoop() {
 	for {
 		select {
@@ -256,7 +241,7 @@ func (l *link) writeLoop() {
 		}
 		buf := l.takeBatch()
 		l.wmu.Unlock()
-		l.writeOut(buf, false)
+		l.writeOut(buf)
 	}
 }
 
