@@ -88,12 +88,21 @@ func newValidateCmd() *cobra.Command {
 		Long: `Check everything short of listening: the config (keys, types, sizes,
 durations, grants, subjects), and that every plugin file exists, compiles and
 speaks a supported ABI version. Every problem is reported, each with its file,
-line and key; the exit status is 1 when there is any.`,
+line and key; the exit status is 1 when there is any. Warnings (such as a
+mesh with no trust rule, which any host may join) go to stderr and do not
+change the exit status.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			path := configPath(cmd)
 			if err := hostnode.Validate(cmd.Context(), hostnode.Options{ConfigPath: path, Env: os.Environ()}); err != nil {
 				return configError(err)
+			}
+			// Warnings do not fail validation: an open mesh is a choice,
+			// but one the operator must see.
+			if cfg, err := config.Load(path, os.Environ()); err == nil {
+				for _, w := range cfg.Warnings() {
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+				}
 			}
 			if path == "" {
 				path = "built-in defaults"

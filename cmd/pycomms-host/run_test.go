@@ -105,8 +105,18 @@ func TestValidateCommand(t *testing.T) {
 	}
 	good := filepath.Join(dir, "good.yaml")
 	os.WriteFile(good, []byte("cache_dir: cache\nplugins:\n  - {name: e, path: builtin:echo, services: [e]}\n"), 0o644)
-	if r := runCLI(t, "", "validate", "-c", good); r.code != 0 || !strings.Contains(r.stdout, "ok") {
+	r = runCLI(t, "", "validate", "-c", good)
+	if r.code != 0 || !strings.Contains(r.stdout, "ok") {
 		t.Fatalf("good config: %+v", r)
+	}
+	// No trust rule: valid, but the open mesh is called out.
+	if !strings.Contains(r.stderr, "warning: trust: none configured") {
+		t.Errorf("no open-mesh warning: %q", r.stderr)
+	}
+	trusted := filepath.Join(dir, "trusted.yaml")
+	os.WriteFile(trusted, []byte("cache_dir: cache\ntrust: {secret: a-long-enough-secret}\n"), 0o644)
+	if r := runCLI(t, "", "validate", "-c", trusted); r.code != 0 || strings.Contains(r.stderr, "warning") {
+		t.Fatalf("trusted config: %+v", r)
 	}
 }
 
