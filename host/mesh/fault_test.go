@@ -59,6 +59,7 @@ func TestBadFramesCloseOnlyThatLink(t *testing.T) {
 		{"oversized", []byte{0x7f, 0xff, 0xff, 0xff, 16}},
 		{"garbage envelope", append([]byte{0, 0, 0, 4, byte(wire.FrameMsg)}, 0xff, 0xfe, 0xfd)},
 		{"second hello", mustControl(t, wire.FrameHello, &wire.Hello{Min: 1, Max: 1})},
+		{"spoofed origin", wire.AppendEnvelope(nil, &wire.Envelope{Version: 1, Kind: wire.KindSend, From: strings.Repeat("a", 32), Subject: "echo.x"})},
 	}
 	for _, tr := range transports {
 		a := newHost(t, "a")

@@ -177,6 +177,11 @@ func (m *Mesh) dispatch(l *link, e *wire.Envelope) error {
 		// early other than its deadline, so it is accepted and ignored.
 		return nil
 	}
+	// A host speaks only for itself: an envelope that was not relayed must
+	// come from the peer at the other end of the link.
+	if e.Relays == 0 && e.From != "" && e.From != string(l.peer) {
+		return &wire.ProtocolError{Code: wire.ErrProtocol, Msg: fmt.Sprintf("envelope claims to be from node %s on the link of node %s", e.From, l.peer)}
+	}
 	if e.To != "" && e.To != string(m.id) {
 		return m.relay(l, e)
 	}
@@ -207,6 +212,13 @@ func (m *Mesh) dispatch(l *link, e *wire.Envelope) error {
 func (m *Mesh) message(l *link, e *wire.Envelope) *message.Message {
 	msg := &message.Message{Kind: abi.KindRequest, Subject: e.Subject, Payload: e.Payload,
 		Headers: abi.Headers(e.Headers), Hops: int(e.Hops), From: "node:" + l.name, FromNode: e.From}
+	if e.Relays > 0 {
+		// Name the origin, not the relay.
+		msg.From = "node:" + e.From
+		if n := m.table.Load().nodes[identity.ID(e.From)]; n != nil {
+			msg.From = "node:" + n.name
+		}
+	}
 	switch e.Kind {
 	case wire.KindSend:
 		msg.Kind = abi.KindSend
