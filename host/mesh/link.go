@@ -62,6 +62,7 @@ type link struct {
 	done chan struct{} // closed when the link is down
 
 	inflight                          atomic.Int64
+	soloOut                           atomic.Uint64 // frames sent on their own QUIC stream
 	msgsIn, msgsOut, dropped, refused atomic.Uint64
 	rtt                               atomic.Int64  // ns
 	framesIn                          atomic.Uint64 // for the liveness check
@@ -261,6 +262,7 @@ func (l *link) send(e *wire.Envelope, wait bool, deadline time.Time) error {
 				return message.Errorf(abi.StatusUnreachable, "node %s: %v", l.name, err)
 			}
 			l.msgsOut.Add(1)
+			l.soloOut.Add(1)
 			return nil
 		}
 	}

@@ -531,3 +531,45 @@ func TestUnknownNode(t *testing.T) {
 		t.Fatalf("Target(self) = %v %v", self, err)
 	}
 }
+
+// TestSlowAndBigDoNotHoldUpSmall: a slow request and a big payload in
+// flight do not hold up a small request behind them on the same link; over
+// QUIC the big payload travels on its own stream.
+func TestSlowAndBigDoNotHoldUpSmall(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			a := newHost(t, "a")
+			b := newHost(t, "b", withPeers(a.peer(tr)))
+			b.serve("slow", &echoEP{delay: 2 * time.Second}, []string{"slow"}, nil)
+			b.serve("fast", &echoEP{prefix: "f:"}, []string{"fast"}, nil)
+			waitRoute(t, a, "slow.x")
+			waitRoute(t, a, "fast.x")
+			slowDone := make(chan struct{})
+			go func() { call(a, "slow.x", "", 10*time.Second); close(slowDone) }()
+			bigDone := make(chan error, 1)
+			go func() {
+				_, err := call(a, "fast.big", strings.Repeat("x", 900<<10), 10*time.Second)
+				bigDone <- err
+			}()
+			time.Sleep(50 * time.Millisecond)
+			if got, err := call(a, "fast.x", "hi", 5*time.Second); err != nil || got != "f:hi" {
+				t.Fatalf("small call: %q %v", got, err)
+			}
+			select {
+			case <-slowDone:
+				t.Fatal("the slow call finished before the small one: the test proves nothing")
+			default:
+			}
+			if err := <-bigDone; err != nil {
+				t.Fatal(err)
+			}
+			if tr == QUIC {
+				l := a.mesh.link(b.mesh.ID())
+				if l == nil || l.soloOut.Load() == 0 {
+					t.Error("the big payload did not travel on its own QUIC stream")
+				}
+			}
+			<-slowDone
+		})
+	}
+}
