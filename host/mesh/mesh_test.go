@@ -415,19 +415,37 @@ func TestMaxFrameRefusedNotTruncated(t *testing.T) {
 }
 
 func TestReconnectRestoresRoutes(t *testing.T) {
-	a := newHost(t, "a")
-	b := newHost(t, "b", withPeers(a.peer(TCP)))
-	b.serve("echo", &echoEP{prefix: "b:"}, []string{"echo"}, nil)
-	waitRoute(t, a, "echo.x")
-	for i := range 3 {
-		for _, l := range a.mesh.allLinks() {
-			l.c.close("cut")
-		}
-		eventually(t, 5*time.Second, "link back", func() bool {
-			got, err := call(a, "echo.x", "hi", time.Second)
-			return err == nil && got == "b:hi"
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			a := newHost(t, "a")
+			b := newHost(t, "b", withPeers(a.peer(tr)))
+			b.serve("echo", &echoEP{prefix: "b:"}, []string{"echo"}, nil)
+			sub, err := b.router.Subscribe("alerts.>", 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			waitRoute(t, a, "echo.x")
+			for i := range 3 {
+				for _, l := range a.mesh.allLinks() {
+					l.c.close("cut")
+				}
+				eventually(t, 5*time.Second, "routes back after reconnect", func() bool {
+					got, err := call(a, "echo.x", "hi", time.Second)
+					return err == nil && got == "b:hi"
+				})
+				// The subscription is restored too.
+				eventually(t, 5*time.Second, "subscription back after reconnect", func() bool {
+					n, _ := a.router.Publish(context.Background(), &message.Message{Kind: abi.KindEvent, Subject: "alerts.x", Payload: []byte(fmt.Sprint(i))})
+					return n == 1
+				})
+				select {
+				case <-sub.C():
+				case <-time.After(5 * time.Second):
+					t.Fatal("event after reconnect never arrived")
+				}
+			}
 		})
-		_ = i
 	}
 }
 
