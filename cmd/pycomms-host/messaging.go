@@ -126,7 +126,9 @@ func (a *cli) newPubCmd() *cobra.Command {
 		Use:   "pub TOPIC [DATA|-]",
 		Short: "Publish an event on a topic",
 		Long: `Pub publishes an event on TOPIC. It prints nothing on success; with --json it
-prints {"receivers":N}, the number of subscribers that received the event.
+prints {"receivers":N}: how many local subscribers took the event, plus how many
+other hosts it was handed to (at-most-once: a host counts once, when the event
+is queued on its link, whatever its own subscribers then do).
 
 ` + dataHelp,
 		Example:           `  pycomms-host pub orders.eu.new '{"id":1}' --json`,

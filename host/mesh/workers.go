@@ -41,15 +41,21 @@ func (w *workers) run(j job) {
 func (w *workers) work(j job) {
 	defer w.wg.Done()
 	w.m.serve(j.l, j.e)
-	t := time.NewTimer(workerIdle)
+	// A ticker, not a timer reset per request: a worker exits after one to
+	// two idle periods, and the hot path does no timer bookkeeping.
+	t := time.NewTicker(workerIdle)
 	defer t.Stop()
+	busy := true
 	for {
 		select {
 		case j := <-w.idle:
 			w.m.serve(j.l, j.e)
-			t.Reset(workerIdle)
+			busy = true
 		case <-t.C:
-			return
+			if !busy {
+				return
+			}
+			busy = false
 		case <-w.m.ctx.Done():
 			return
 		}
