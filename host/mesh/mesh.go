@@ -24,6 +24,7 @@ package mesh
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -109,6 +110,7 @@ type Mesh struct {
 	serverTLS, clientTLS *tls.Config
 	tcpL                 net.Listener
 	quicL                *quic.Listener
+	quicT                *quic.Transport // the listening UDP socket, also used to dial
 	listenTCP, listenQ   string
 
 	ctx    context.Context
@@ -219,7 +221,7 @@ func (m *Mesh) Start() error {
 		go m.acceptTCP()
 	}
 	if m.listenQ != "" {
-		l, err := quic.ListenAddr(m.listenQ, m.serverTLS, quicConfig(m.dead))
+		l, err := m.listenQUIC()
 		if err != nil {
 			if m.tcpL != nil {
 				m.tcpL.Close()
@@ -297,6 +299,9 @@ func (m *Mesh) Close(ctx context.Context) error {
 	m.cancel()
 	m.wg.Wait()
 	m.workers.wg.Wait()
+	if m.quicT != nil {
+		m.quicT.Close()
+	}
 	return nil
 }
 
@@ -824,7 +829,7 @@ func (m *Mesh) dial(p Peer) (*link, error) {
 		if t == TCP {
 			c, err = dialTCP(ctx, p.Addr, m.clientTLS)
 		} else {
-			c, err = dialQUIC(ctx, p.Addr, m.clientTLS, m.dead)
+			c, err = m.dialQUIC(ctx, p.Addr)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", t, err))
@@ -937,4 +942,47 @@ func (m *Mesh) Peers() []PeerInfo {
 		return out[i].ID+out[i].Config < out[j].ID+out[j].Config
 	})
 	return out
+}
+
+// listenQUIC opens the UDP socket for QUIC through a quic.Transport whose
+// stateless reset key derives from the node key. A host that restarts
+// (same key, same port) can then answer packets for connections it no
+// longer knows with a stateless reset, and its peers notice at once
+// instead of after the idle timeout. Dialling through the same transport
+// sends from the listening port, which is what firewalls and NATs expect.
+func (m *Mesh) listenQUIC() (*quic.Listener, error) {
+	addr, err := net.ResolveUDPAddr("udp", m.listenQ)
+	if err != nil {
+		return nil, err
+	}
+	udp, err := net.ListenUDP("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	key := quic.StatelessResetKey(sha256.Sum256(append([]byte("pycomms quic stateless reset v1"), m.idt.Key.Seed()...)))
+	t := &quic.Transport{Conn: udp, StatelessResetKey: &key}
+	l, err := t.Listen(m.serverTLS, quicConfig(m.dead))
+	if err != nil {
+		udp.Close()
+		return nil, err
+	}
+	m.quicT = t
+	return l, nil
+}
+
+// dialQUIC connects to addr over QUIC, from the listening socket when
+// there is one.
+func (m *Mesh) dialQUIC(ctx context.Context, addr string) (conn, error) {
+	if m.quicT == nil {
+		return dialQUIC(ctx, addr, m.clientTLS, m.dead)
+	}
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c, err := m.quicT.Dial(ctx, ua, m.clientTLS, quicConfig(m.dead))
+	if err != nil {
+		return nil, err
+	}
+	return &quicConn{c: c}, nil
 }
