@@ -639,6 +639,18 @@ func TestProcessFrozenPeer(t *testing.T) {
 			baseRSS := vmKB(t, a.pid(), "VmRSS")
 
 			b.signal(syscall.SIGSTOP)
+			// kill(2) returns before the kernel has stopped every thread:
+			// wait until /proc says the process is stopped ("T").
+			procEventually(t, 10*time.Second, "b is stopped", func() error {
+				stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", b.pid()))
+				if err != nil {
+					return err
+				}
+				if _, rest, ok := strings.Cut(string(stat), ") "); !ok || !strings.HasPrefix(rest, "T") {
+					return fmt.Errorf("state %q", rest[:min(len(rest), 1)])
+				}
+				return nil
+			})
 			stopped := time.Now()
 			t.Cleanup(func() { b.cmd.Process.Signal(syscall.SIGCONT) })
 
