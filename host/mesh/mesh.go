@@ -121,6 +121,7 @@ type Mesh struct {
 	links   map[identity.ID]*link
 	dialers map[string]*dialer // by peer URL
 	linkCh  chan struct{}      // closed and replaced when links change
+	started bool               // Start ran: dialers run
 	closing bool
 
 	table atomic.Pointer[table]
@@ -233,6 +234,7 @@ func (m *Mesh) Start() error {
 		go m.acceptQUIC()
 	}
 	m.mu.Lock()
+	m.started = true
 	for _, d := range m.dialers {
 		m.startDialer(d)
 	}
@@ -730,7 +732,7 @@ func (m *Mesh) SetPeers(peers []Peer) {
 		if _, ok := m.dialers[u]; !ok {
 			d := &dialer{peer: p, state: "connecting"}
 			m.dialers[u] = d
-			if m.tcpL != nil || m.quicL != nil || m.ctx.Err() == nil {
+			if m.started {
 				m.startDialer(d)
 			}
 		}

@@ -259,3 +259,36 @@ func TestRemoteDeadline(t *testing.T) {
 		})
 	}
 }
+
+// TestReloadAppliesPeers: peers is the one mesh key a reload applies; the
+// others need a restart and say so.
+func TestReloadAppliesPeers(t *testing.T) {
+	_, bTCP, _ := meshNode(t, "b", "")
+	a, _, _ := meshNode(t, "a", "")
+	path := a.cfg.File
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, append(orig, []byte(fmt.Sprintf("peers: [tcp://%s]\n", bTCP))...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a dials the peer added by the reload", func() error {
+		for _, p := range a.Peers() {
+			if p.Name == "b" && p.State == "up" {
+				return nil
+			}
+		}
+		return fmt.Errorf("peers %+v", a.Peers())
+	})
+	bad := strings.Replace(string(orig), "quic: 127.0.0.1:0", "quic: \"\"", 1)
+	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reload(context.Background()); err == nil || !strings.Contains(err.Error(), "listen") {
+		t.Fatalf("changing listen on reload: %v", err)
+	}
+}
