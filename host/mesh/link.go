@@ -190,12 +190,8 @@ func (l *link) writeOut(buf []byte) {
 }
 
 func (l *link) waitRoom(room chan struct{}, deadline time.Time) error {
-	var timeout <-chan time.Time
-	if !deadline.IsZero() {
-		t := time.NewTimer(time.Until(deadline))
-		defer t.Stop()
-		timeout = t.C
-	}
+	timeout, stop := after(deadline)
+	defer stop()
 	select {
 	case <-room:
 		return nil
@@ -431,12 +427,8 @@ func (l *link) request(ctx context.Context, e *wire.Envelope, deadline time.Time
 		l.forget(id, ch)
 		return nil, err
 	}
-	var timeout <-chan time.Time
-	if !deadline.IsZero() {
-		t := time.NewTimer(time.Until(deadline))
-		defer t.Stop()
-		timeout = t.C
-	}
+	timeout, stop := after(deadline)
+	defer stop()
 	select {
 	case r := <-ch:
 		replyChans.Put(ch)
@@ -530,4 +522,14 @@ func (l *link) outstanding() int {
 	n := len(l.pending)
 	l.pmu.Unlock()
 	return n + int(l.inflight.Load())
+}
+
+// after returns a channel that fires at deadline (nil, never firing, for a
+// zero deadline) and the function that releases its timer.
+func after(deadline time.Time) (<-chan time.Time, func()) {
+	if deadline.IsZero() {
+		return nil, func() {}
+	}
+	t := time.NewTimer(time.Until(deadline))
+	return t.C, func() { t.Stop() }
 }
