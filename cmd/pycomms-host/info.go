@@ -125,7 +125,8 @@ func (a *cli) printPeers(peers []control.PeerInfo) error {
 }
 
 // peerNote is the NOTE column of a peer: "via NODE" for a relayed host, the
-// configured peer URL, and the last error, joined with "; " (one line).
+// configured peer URL, the last error and a name clash, joined with "; "
+// (one line).
 func peerNote(p control.PeerInfo) string {
 	var parts []string
 	if p.Via != "" {
@@ -136,6 +137,9 @@ func peerNote(p control.PeerInfo) string {
 	}
 	if p.Error != "" {
 		parts = append(parts, strings.Join(strings.Fields(p.Error), " "))
+	}
+	if len(p.Clash) > 0 {
+		parts = append(parts, "name also used by "+strings.Join(p.Clash, ", "))
 	}
 	return orDash(strings.Join(parts, "; "))
 }

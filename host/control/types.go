@@ -84,7 +84,10 @@ type PeerInfo struct {
 	Dropped uint64        `json:"dropped"`
 	Since   time.Time     `json:"since,omitzero"`
 	// Error is the last connection error, e.g. why a dial is retrying.
-	Error    string   `json:"error,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Clash names the other nodes that use this node's name; names should
+	// be unique in a mesh, and the lowest id keeps the name for --node.
+	Clash    []string `json:"clash,omitempty"`
 	Services []string `json:"services,omitempty"`
 	Topics   []string `json:"topics,omitempty"`
 }

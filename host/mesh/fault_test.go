@@ -251,7 +251,12 @@ func TestNameClash(t *testing.T) {
 		t.Fatalf("name b resolves to %v, want the lower id %s", nd, low)
 	}
 	if _, seen := a.mesh.clashes.Load("b"); !seen {
-		t.Fatal("the clash was not reported")
+		t.Fatal("the clash was not logged")
+	}
+	for _, p := range a.mesh.Peers() {
+		if p.Name == "b" && len(p.Clash) != 1 {
+			t.Errorf("peers does not show the clash: %+v", p)
+		}
 	}
 }
 

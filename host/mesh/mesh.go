@@ -888,7 +888,8 @@ type PeerInfo struct {
 	MsgsOut   uint64
 	Dropped   uint64
 	Since     time.Time
-	Error     string // the last dial error, when not connected
+	Error     string   // the last dial error, when not connected
+	Clash     []string // ids of the other known nodes with the same name
 	Services  []string
 	Topics    []string
 }
@@ -936,6 +937,24 @@ func (m *Mesh) Peers() []PeerInfo {
 		}
 		out = append(out, PeerInfo{ID: string(n.id), Name: n.name, State: "relayed", Via: n.via.name,
 			Services: n.services, Topics: n.topics})
+	}
+	// Names must be unique in a mesh; make a clash visible where the
+	// operator looks, not only in the log.
+	byName := map[string][]string{}
+	if m.name != "" {
+		byName[m.name] = []string{string(m.id)}
+	}
+	for _, p := range out {
+		if p.Name != "" && p.ID != "" {
+			byName[p.Name] = append(byName[p.Name], p.ID)
+		}
+	}
+	for i, p := range out {
+		for _, id := range byName[p.Name] {
+			if id != p.ID && p.ID != "" {
+				out[i].Clash = append(out[i].Clash, id)
+			}
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Name != out[j].Name {
