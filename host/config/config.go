@@ -74,8 +74,10 @@ type Config struct {
 	Trust Trust
 	// Mesh bounds what one link to a peer may use (the top-level "limits"
 	// key; not to be confused with a plugin's Limits).
-	Mesh    MeshLimits
-	Plugins []Plugin
+	Mesh MeshLimits
+	// Discovery says how this host finds other hosts beyond its peers.
+	Discovery Discovery
+	Plugins   []Plugin
 
 	src *source // where each value came from, for At
 }
@@ -198,6 +200,25 @@ const (
 	defaultSendBuffer = 8 << 20
 	defaultInflight   = 1024
 	defaultKeyFile    = "node.key" // in the data directory
+)
+
+// Discovery configures how hosts find each other.
+type Discovery struct {
+	// MDNS announces this host and browses for others with mDNS/DNS-SD on
+	// the local network segment. Off by default: a host announces itself
+	// on a network only when asked to.
+	MDNS bool
+	// DeadAfter is how long a peer may stay silent before its link is
+	// closed and its routes removed.
+	DeadAfter time.Duration
+}
+
+// Defaults and bounds of discovery.dead_after: a second is about the
+// shortest that survives a loaded machine's scheduling hiccups; past a
+// minute a dead host keeps its routes for too long to be useful.
+const (
+	defaultDeadAfter           = 5 * time.Second
+	minDeadAfter, maxDeadAfter = time.Second, 10 * time.Minute
 )
 
 func defaultMeshLimits() MeshLimits {
@@ -499,6 +520,8 @@ func (c *Config) Digest() string {
 	w.uint(c.Mesh.MaxFrame)
 	w.uint(c.Mesh.SendBuffer)
 	w.int(int64(c.Mesh.Inflight))
+	w.value(c.Discovery.MDNS)
+	w.int(int64(c.Discovery.DeadAfter))
 	w.int(int64(len(c.Plugins)))
 	for _, p := range c.Plugins {
 		w.int(int64(p.Index))

@@ -165,11 +165,14 @@ func dump(t *testing.T, c *Config) string {
 		MaxFrame   string   `json:"limits.max_frame"`
 		SendBuffer string   `json:"limits.send_buffer"`
 		Inflight   int      `json:"limits.inflight"`
+		MDNS       bool     `json:"discovery.mdns"`
+		DeadAfter  string   `json:"discovery.dead_after"`
 		Warnings   []string `json:"warnings"`
 		Plugins    []plugin `json:"plugins"`
 	}{c.File, c.Node.Name, c.Control, c.CacheDir, c.DataDir, c.Log.Level.String(), c.Log.Format,
 		c.Listen.TCP, c.Listen.QUIC, []peer{}, c.Identity.Key, c.Identity.Cert, c.Trust.Secret, c.Trust.Nodes, c.Trust.CA,
-		FormatSize(c.Mesh.MaxFrame), FormatSize(c.Mesh.SendBuffer), c.Mesh.Inflight, c.Warnings(), []plugin{}}
+		FormatSize(c.Mesh.MaxFrame), FormatSize(c.Mesh.SendBuffer), c.Mesh.Inflight,
+		c.Discovery.MDNS, formatDuration(c.Discovery.DeadAfter), c.Warnings(), []plugin{}}
 	for _, p := range c.Peers {
 		out.Peers = append(out.Peers, peer(p))
 	}

@@ -23,13 +23,14 @@ import (
 // The schema: the known keys of every mapping, in the order KEYS.md
 // documents them. Everything under plugins[i].config is free-form.
 var (
-	topKeys        = []string{"node", "control", "cache_dir", "data_dir", "log", "listen", "peers", "identity", "trust", "limits", "plugins"}
+	topKeys        = []string{"node", "control", "cache_dir", "data_dir", "log", "listen", "peers", "identity", "trust", "limits", "discovery", "plugins"}
 	nodeKeys       = []string{"name"}
 	logKeys        = []string{"level", "format"}
 	listenKeys     = []string{"tcp", "quic"}
 	identityKeys   = []string{"key", "cert"}
 	trustKeys      = []string{"secret", "nodes", "ca"}
 	meshLimitsKeys = []string{"max_frame", "send_buffer", "inflight"}
+	discoveryKeys  = []string{"mdns", "dead_after"}
 	pluginKeys     = []string{"name", "path", "kind", "services", "topics", "instances", "queue", "watch", "limits", "grants", "config"}
 	limitsKeys     = []string{"memory", "timeout", "max_reply"}
 )
@@ -94,15 +95,16 @@ func (d *decoder) fromEnv(key string) bool {
 
 func (d *decoder) decode(raw map[string]any) *Config {
 	cfg := &Config{
-		Node:     Node{Name: defaultNodeName()},
-		Control:  DefaultControl,
-		CacheDir: defaultCacheDir(),
-		Log:      Log{Level: slog.LevelInfo, Format: "text"},
-		Listen:   Listen{TCP: defaultListen, QUIC: defaultListen},
-		Peers:    []Peer{},
-		Trust:    Trust{Nodes: []string{}},
-		Mesh:     defaultMeshLimits(),
-		Plugins:  []Plugin{},
+		Node:      Node{Name: defaultNodeName()},
+		Control:   DefaultControl,
+		CacheDir:  defaultCacheDir(),
+		Log:       Log{Level: slog.LevelInfo, Format: "text"},
+		Listen:    Listen{TCP: defaultListen, QUIC: defaultListen},
+		Peers:     []Peer{},
+		Trust:     Trust{Nodes: []string{}},
+		Mesh:      defaultMeshLimits(),
+		Discovery: Discovery{DeadAfter: defaultDeadAfter},
+		Plugins:   []Plugin{},
 	}
 	d.unknownKeys("", raw, topKeys)
 
@@ -161,6 +163,7 @@ func (d *decoder) decode(raw map[string]any) *Config {
 	}
 
 	d.mesh(cfg, raw)
+	d.discovery(cfg, raw)
 
 	switch v := raw["plugins"].(type) {
 	case nil:

@@ -43,16 +43,17 @@ func TestLoadBuiltinDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Config{
-		Node:     Node{Name: "testhost"},
-		Control:  "127.0.0.1:7480",
-		CacheDir: "/home/test/.cache/pycomms-host",
-		Log:      Log{Level: slog.LevelInfo, Format: "text"},
-		DataDir:  "/home/test/.local/share/pycomms-host/testhost",
-		Listen:   Listen{TCP: "0.0.0.0:7400", QUIC: "0.0.0.0:7400"},
-		Peers:    []Peer{},
-		Identity: Identity{Key: "/home/test/.local/share/pycomms-host/testhost/node.key"},
-		Trust:    Trust{Nodes: []string{}},
-		Mesh:     MeshLimits{MaxFrame: 1 << 20, SendBuffer: 8 << 20, Inflight: 1024},
+		Node:      Node{Name: "testhost"},
+		Control:   "127.0.0.1:7480",
+		CacheDir:  "/home/test/.cache/pycomms-host",
+		Log:       Log{Level: slog.LevelInfo, Format: "text"},
+		DataDir:   "/home/test/.local/share/pycomms-host/testhost",
+		Listen:    Listen{TCP: "0.0.0.0:7400", QUIC: "0.0.0.0:7400"},
+		Peers:     []Peer{},
+		Identity:  Identity{Key: "/home/test/.local/share/pycomms-host/testhost/node.key"},
+		Trust:     Trust{Nodes: []string{}},
+		Mesh:      MeshLimits{MaxFrame: 1 << 20, SendBuffer: 8 << 20, Inflight: 1024},
+		Discovery: Discovery{DeadAfter: 5 * time.Second},
 		Plugins: []Plugin{{
 			Index:     0,
 			Name:      "echo",

@@ -183,6 +183,21 @@ func (d *decoder) mesh(cfg *Config, raw map[string]any) {
 	}
 }
 
+// discovery decodes the discovery mapping.
+func (d *decoder) discovery(cfg *Config, raw map[string]any) {
+	m, ok := d.mapping("discovery", raw["discovery"])
+	if !ok {
+		return
+	}
+	d.unknownKeys("discovery", m, discoveryKeys)
+	if b, ok := d.boolean("discovery.mdns", m["mdns"]); ok {
+		cfg.Discovery.MDNS = b
+	}
+	if v, ok := d.duration("discovery.dead_after", m["dead_after"], minDeadAfter, maxDeadAfter); ok {
+		cfg.Discovery.DeadAfter = v
+	}
+}
+
 // peers validates the peers list; an address listed twice with the same
 // transport is an error because the host would open two links to it.
 func (d *decoder) peers(items []listItem) []Peer {

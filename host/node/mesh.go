@@ -29,11 +29,20 @@ func (n *Node) newMesh() error {
 	if err != nil {
 		return &config.Errors{List: []*config.Error{cfg.At("trust.ca", "%v", err)}}
 	}
+	// discovery.dead_after decides when a silent peer is dropped; pings
+	// go out at a fifth of it so that a few lost ones are not a death.
+	dead, ping := cfg.Discovery.DeadAfter, cfg.Discovery.DeadAfter/5
+	if n.opts.DeadAfter > 0 {
+		dead = n.opts.DeadAfter
+	}
+	if n.opts.PingInterval > 0 {
+		ping = n.opts.PingInterval
+	}
 	m, err := mesh.New(mesh.Options{
 		Identity: id, Policy: policy, Name: cfg.Node.Name, Local: n.router, Logger: n.logger,
 		ListenTCP: cfg.Listen.TCP, ListenQUIC: cfg.Listen.QUIC, Peers: peersOf(cfg.Peers),
 		MaxFrame: int(cfg.Mesh.MaxFrame), SendBuffer: int(cfg.Mesh.SendBuffer), Inflight: cfg.Mesh.Inflight,
-		PingInterval: n.opts.PingInterval, DeadAfter: n.opts.DeadAfter,
+		PingInterval: ping, DeadAfter: dead,
 	})
 	if err != nil {
 		return err

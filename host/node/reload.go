@@ -67,6 +67,9 @@ func (n *Node) reload(ctx context.Context) error {
 	if cfg.Mesh != n.cfg.Mesh {
 		fixed = append(fixed, "limits")
 	}
+	if cfg.Discovery != n.cfg.Discovery {
+		fixed = append(fixed, "discovery")
+	}
 	if len(fixed) > 0 {
 		return fmt.Errorf("config reload not supported for %s: restart the node to apply", strings.Join(fixed, ", "))
 	}
