@@ -8,8 +8,10 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -315,4 +317,43 @@ func TestStuckPeerBoundsMemory(t *testing.T) {
 	// The ping loop closes the link once a write has been stuck too long
 	// (dead time 2s in these tests).
 	eventually(t, 15*time.Second, "a closes the stuck link", func() bool { return len(a.mesh.allLinks()) == 0 })
+}
+
+// TestDiscoveredCandidates: a host reported by discovery is dialled and
+// shows how it was found; one that answers with another id is refused.
+func TestDiscoveredCandidates(t *testing.T) {
+	a := newHost(t, "a")
+	b := newHost(t, "b")
+	port := func(h *host, tr string) int {
+		_, p, _ := net.SplitHostPort(h.peer(tr).Addr)
+		n, _ := strconv.Atoi(p)
+		return n
+	}
+	lo := []net.IP{net.IPv4(127, 0, 0, 1)}
+	// A candidate that claims to be someone else is not linked.
+	impostor := newHost(t, "impostor")
+	a.mesh.Discovered(Candidate{ID: impostor.mesh.ID(), Name: "impostor", Addrs: lo, TCPPort: port(b, TCP), Source: FoundMDNS})
+	// Both report each other, as mDNS would.
+	a.mesh.Discovered(Candidate{ID: b.mesh.ID(), Name: "b", Addrs: lo, TCPPort: port(b, TCP), QUICPort: port(b, QUIC), Source: FoundMDNS})
+	b.mesh.Discovered(Candidate{ID: a.mesh.ID(), Name: "a", Addrs: lo, TCPPort: port(a, TCP), QUICPort: port(a, QUIC), Source: FoundMDNS})
+	eventually(t, 10*time.Second, "a and b linked", func() bool { return a.mesh.link(b.mesh.ID()) != nil && b.mesh.link(a.mesh.ID()) != nil })
+	for _, h := range []*host{a, b} {
+		for _, p := range h.mesh.Peers() {
+			if p.State == "up" && p.Found != FoundMDNS && p.Found != FoundInbound {
+				t.Errorf("%s sees %s found %q", h.name, p.Name, p.Found)
+			}
+		}
+	}
+	// The lower id dialled: its side says mdns.
+	low, high := a, b
+	if b.mesh.ID() < a.mesh.ID() {
+		low, high = b, a
+	}
+	if l := low.mesh.link(high.mesh.ID()); l == nil || l.found != FoundMDNS || !l.dialed {
+		t.Errorf("the lower id's link: %+v", l)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if a.mesh.link(impostor.mesh.ID()) != nil {
+		t.Error("a linked to a host that answered with another id")
+	}
 }

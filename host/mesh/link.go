@@ -24,7 +24,8 @@ import (
 type link struct {
 	m       *Mesh
 	c       conn
-	dialed  bool // this host dialled it
+	dialed  bool   // this host dialled it
+	found   string // how the peer was found: configured, mdns, gossip, inbound
 	peer    identity.ID
 	name    string
 	version uint16

@@ -122,7 +122,9 @@ type Mesh struct {
 	dialers map[string]*dialer // by peer URL
 	linkCh  chan struct{}      // closed and replaced when links change
 	started bool               // Start ran: dialers run
-	closing bool
+	// discovering holds the ids discovery reported that are being dialled.
+	discovering map[identity.ID]bool
+	closing     bool
 
 	table atomic.Pointer[table]
 	seq   atomic.Uint64 // interest advertisement sequence
@@ -182,7 +184,8 @@ func New(o Options) (*Mesh, error) {
 		listenTCP: o.ListenTCP, listenQ: o.ListenQUIC,
 		ctx: ctx, cancel: cancel,
 		links: map[identity.ID]*link{}, dialers: map[string]*dialer{}, linkCh: make(chan struct{}),
-		handshakes: make(chan struct{}, 64),
+		discovering: map[identity.ID]bool{},
+		handshakes:  make(chan struct{}, 64),
 	}
 	m.workers = workers{m: m, idle: make(chan job)}
 	// Count and log every peer the trust policy refuses, on both
@@ -381,6 +384,9 @@ func (m *Mesh) doneHandshake() { <-m.handshakes }
 // accept runs the acceptor's side of the Hello exchange.
 func (m *Mesh) accept(ctx context.Context, c conn) {
 	l, err := m.handshake(ctx, c, false)
+	if err == nil {
+		l.found = FoundInbound
+	}
 	if err != nil {
 		m.refused.Add(1)
 		m.log.Warn("refused a connection", "transport", c.transport(), "addr", c.remoteAddr(), "err", err)
@@ -790,6 +796,7 @@ func (m *Mesh) dialLoop(d *dialer) {
 		}
 		backoff = m.bmin
 		d.set(func(d *dialer) { d.id, d.state, d.lastErr, d.transport = l.peer, "up", "", l.c.transport() })
+		l.found = FoundConfigured
 		m.up(l)
 		select {
 		case <-l.done:
@@ -817,9 +824,28 @@ func jitter(d time.Duration) time.Duration {
 }
 
 // dial connects to p and runs the dialer's side of the handshake.
-func (m *Mesh) dial(p Peer) (*link, error) {
+func (m *Mesh) dial(p Peer) (*link, error) { return m.dialAs(p, "") }
+
+// dialAs is dial that, when expect is set, refuses in the TLS handshake a
+// host that is not node expect: before either side has a link, so that a
+// wrong address cannot replace the peer's link to the right host.
+func (m *Mesh) dialAs(p Peer, expect identity.ID) (*link, error) {
 	ctx, cancel := context.WithTimeout(m.ctx, handshakeTimeout)
 	defer cancel()
+	cfg := m.clientTLS
+	if expect != "" {
+		cfg = cfg.Clone()
+		verify := cfg.VerifyConnection
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if id, err := identity.PeerID(cs); err == nil && id != expect {
+				return fmt.Errorf("announced as node %s, is node %s", expect, id)
+			}
+			if verify != nil {
+				return verify(cs)
+			}
+			return nil
+		}
+	}
 	transports := []string{p.Transport}
 	if p.Transport == "" {
 		transports = []string{TCP, QUIC}
@@ -829,9 +855,9 @@ func (m *Mesh) dial(p Peer) (*link, error) {
 		var c conn
 		var err error
 		if t == TCP {
-			c, err = dialTCP(ctx, p.Addr, m.clientTLS)
+			c, err = dialTCP(ctx, p.Addr, cfg)
 		} else {
-			c, err = m.dialQUIC(ctx, p.Addr)
+			c, err = m.dialQUIC(ctx, p.Addr, cfg)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", t, err))
@@ -882,6 +908,7 @@ type PeerInfo struct {
 	State     string // up, leaving, connecting, retrying, stopped, relayed
 	Via       string // name of the relay, for a relayed host
 	Dialed    bool   // this host dialled the link
+	Found     string // how the host was found: configured, mdns, gossip, inbound (it dialled us), relayed
 	Config    string // the configured peer URL, if any
 	RTT       time.Duration
 	MsgsIn    uint64
@@ -910,7 +937,7 @@ func (m *Mesh) Peers() []PeerInfo {
 	byID := map[identity.ID]int{}
 	for _, l := range links {
 		p := PeerInfo{ID: string(l.peer), Name: l.name, Addr: l.addr, Transport: l.c.transport(), State: "up",
-			Dialed: l.dialed, RTT: time.Duration(l.rtt.Load()), MsgsIn: l.msgsIn.Load(), MsgsOut: l.msgsOut.Load(),
+			Dialed: l.dialed, Found: l.found, RTT: time.Duration(l.rtt.Load()), MsgsIn: l.msgsIn.Load(), MsgsOut: l.msgsOut.Load(),
 			Dropped: l.dropped.Load(), Since: l.since}
 		if l.leaving.Load() {
 			p.State = "leaving"
@@ -929,13 +956,13 @@ func (m *Mesh) Peers() []PeerInfo {
 			out[i].Config = u
 			continue
 		}
-		out = append(out, PeerInfo{ID: string(id), Addr: d.peer.Addr, Transport: d.peer.Transport, State: state, Error: lastErr, Config: u})
+		out = append(out, PeerInfo{ID: string(id), Addr: d.peer.Addr, Transport: d.peer.Transport, State: state, Error: lastErr, Config: u, Found: FoundConfigured})
 	}
 	for _, n := range m.table.Load().nodes {
 		if n.direct != nil {
 			continue
 		}
-		out = append(out, PeerInfo{ID: string(n.id), Name: n.name, State: "relayed", Via: n.via.name,
+		out = append(out, PeerInfo{ID: string(n.id), Name: n.name, State: "relayed", Via: n.via.name, Found: "relayed",
 			Services: n.services, Topics: n.topics})
 	}
 	// Names must be unique in a mesh; make a clash visible where the
@@ -993,15 +1020,15 @@ func (m *Mesh) listenQUIC() (*quic.Listener, error) {
 
 // dialQUIC connects to addr over QUIC, from the listening socket when
 // there is one.
-func (m *Mesh) dialQUIC(ctx context.Context, addr string) (conn, error) {
+func (m *Mesh) dialQUIC(ctx context.Context, addr string, cfg *tls.Config) (conn, error) {
 	if m.quicT == nil {
-		return dialQUIC(ctx, addr, m.clientTLS, m.dead)
+		return dialQUIC(ctx, addr, cfg, m.dead)
 	}
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return nil, err
 	}
-	c, err := m.quicT.Dial(ctx, ua, m.clientTLS, quicConfig(m.dead))
+	c, err := m.quicT.Dial(ctx, ua, cfg, quicConfig(m.dead))
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,109 @@
+package mesh
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/pycomms/pycomms-host/host/identity"
+)
+
+// How a peer was found, as PeerInfo.Found reports it.
+const (
+	FoundConfigured = "configured" // listed in peers:
+	FoundInbound    = "inbound"    // it dialled this host
+	FoundMDNS       = "mdns"       // announced on the local network
+)
+
+// Candidate is a host that discovery reports: who it claims to be and
+// where it says it listens. Nothing about it is trusted: a link to it is
+// authenticated and checked against the trust policy like any other.
+type Candidate struct {
+	ID       identity.ID
+	Name     string
+	Addrs    []net.IP
+	TCPPort  int // 0: no TCP
+	QUICPort int // 0: no QUIC
+	Source   string
+}
+
+// discoveredTries bounds how long a discovered host is dialled before the
+// mesh gives up until discovery reports it again.
+const discoveredTries = 4
+
+// Discovered asks the mesh to connect to a host that discovery found. It
+// returns at once. A host already linked, this host itself, or one being
+// dialled already is ignored. Of two hosts that find each other, the one
+// with the lower id dials first; the other dials only if no link has
+// formed a few seconds later, so that both do not race to open two links
+// for the duplicate rule to settle.
+func (m *Mesh) Discovered(c Candidate) {
+	if c.ID == m.id || (c.TCPPort == 0 && c.QUICPort == 0) || len(c.Addrs) == 0 {
+		return
+	}
+	m.mu.Lock()
+	if m.closing || !m.started || m.links[c.ID] != nil || m.discovering[c.ID] {
+		m.mu.Unlock()
+		return
+	}
+	m.discovering[c.ID] = true
+	m.mu.Unlock()
+	m.log.Info("peer found", "source", c.Source, "node", c.Name, "id", c.ID.Short(), "addrs", c.Addrs)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer func() {
+			m.mu.Lock()
+			delete(m.discovering, c.ID)
+			m.mu.Unlock()
+		}()
+		if m.id > c.ID {
+			select {
+			case <-time.After(jitter(3 * time.Second)):
+			case <-m.ctx.Done():
+				return
+			}
+		}
+		backoff := m.bmin
+		for try := 0; try < discoveredTries; try++ {
+			if m.ctx.Err() != nil || m.link(c.ID) != nil {
+				return
+			}
+			l, err := m.dialCandidate(c)
+			if err == nil {
+				l.found = c.Source
+				m.up(l)
+				return
+			}
+			m.log.Debug("dial of a discovered host failed", "node", c.Name, "id", c.ID.Short(), "err", err)
+			select {
+			case <-time.After(jitter(backoff)):
+			case <-m.ctx.Done():
+				return
+			}
+			backoff = min(backoff*2, m.bmax)
+		}
+	}()
+}
+
+// dialCandidate tries each address, TCP first, and checks that the host
+// that answers is the one that was announced.
+func (m *Mesh) dialCandidate(c Candidate) (*link, error) {
+	var errs []error
+	for _, ip := range c.Addrs {
+		for _, p := range []Peer{{Transport: TCP, Addr: net.JoinHostPort(ip.String(), strconv.Itoa(c.TCPPort))},
+			{Transport: QUIC, Addr: net.JoinHostPort(ip.String(), strconv.Itoa(c.QUICPort))}} {
+			if (p.Transport == TCP && c.TCPPort == 0) || (p.Transport == QUIC && c.QUICPort == 0) {
+				continue
+			}
+			l, err := m.dialAs(p, c.ID)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			return l, nil
+		}
+	}
+	return nil, fmt.Errorf("no address of node %s answered: %v", c.ID.Short(), errs)
+}
