@@ -108,13 +108,13 @@ const peerIDWidth = 12
 
 func (a *cli) printPeers(peers []control.PeerInfo) error {
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tID\tSTATE\tTRANSPORT\tADDR\tRTT\tIN\tOUT\tDROPPED\tNOTE")
+	fmt.Fprintln(tw, "NAME\tID\tSTATE\tFOUND\tTRANSPORT\tADDR\tRTT\tIN\tOUT\tDROPPED\tNOTE")
 	for _, p := range peers {
 		id := p.ID
 		if len(id) > peerIDWidth {
 			id = id[:peerIDWidth]
 		}
-		row := []string{orDash(p.Name), orDash(id), orDash(p.State), orDash(p.Transport), orDash(p.Addr),
+		row := []string{orDash(p.Name), orDash(id), orDash(p.State), orDash(p.Found), orDash(p.Transport), orDash(p.Addr),
 			formatRTT(p.RTT), fmt.Sprint(p.MsgsIn), fmt.Sprint(p.MsgsOut), fmt.Sprint(p.Dropped), peerNote(p)}
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}

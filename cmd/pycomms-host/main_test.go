@@ -555,11 +555,11 @@ func meshNode(t *testing.T) (*controltest.Backend, string) {
 	b.HealthInfo = control.Health{Status: "ok", Node: "node-a", Uptime: time.Hour, Plugins: 1, Version: "v1.0.0"}
 	b.PeerList = []control.PeerInfo{
 		{ID: "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", Name: "node-b", Addr: "10.0.0.2:7481", Transport: "quic",
-			State: "up", Config: "quic://10.0.0.2:7481", Dialed: true, RTT: 412 * time.Microsecond,
+			State: "up", Found: "configured", Config: "quic://10.0.0.2:7481", Dialed: true, RTT: 412 * time.Microsecond,
 			MsgsIn: 1200, MsgsOut: 1187, Since: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
 			Services: []string{"inventory"}},
-		{ID: "ccccccccccccccccccccccccccccccccc", Name: "node-c", State: "relayed", Via: "node-b"},
-		{ID: "dddddddddddddddddddddddddddddddd", Name: "node-d", Addr: "10.0.0.9:7481", State: "retrying",
+		{ID: "ccccccccccccccccccccccccccccccccc", Name: "node-c", State: "relayed", Found: "relayed", Via: "node-b"},
+		{ID: "dddddddddddddddddddddddddddddddd", Name: "node-d", Addr: "10.0.0.9:7481", State: "retrying", Found: "mdns",
 			Config: "tcp://10.0.0.9:7481", Dialed: true, RTT: 25 * time.Millisecond, Dropped: 3,
 			Error: "dial tcp 10.0.0.9:7481:\nconnection refused"},
 	}
@@ -570,10 +570,10 @@ func TestPeers(t *testing.T) {
 	b, addr := meshNode(t)
 	r := runCLI(t, "", "peers", "--control", addr)
 	want := "" +
-		"NAME    ID            STATE     TRANSPORT  ADDR           RTT    IN    OUT   DROPPED  NOTE\n" +
-		"node-b  bbbbbbbbbbbb  up        quic       10.0.0.2:7481  0.4ms  1200  1187  0        quic://10.0.0.2:7481\n" +
-		"node-c  cccccccccccc  relayed   -          -              -      0     0     0        via node-b\n" +
-		"node-d  dddddddddddd  retrying  -          10.0.0.9:7481  25ms   0     0     3        tcp://10.0.0.9:7481; dial tcp 10.0.0.9:7481: connection refused\n"
+		"NAME    ID            STATE     FOUND       TRANSPORT  ADDR           RTT    IN    OUT   DROPPED  NOTE\n" +
+		"node-b  bbbbbbbbbbbb  up        configured  quic       10.0.0.2:7481  0.4ms  1200  1187  0        quic://10.0.0.2:7481\n" +
+		"node-c  cccccccccccc  relayed   relayed     -          -              -      0     0     0        via node-b\n" +
+		"node-d  dddddddddddd  retrying  mdns        -          10.0.0.9:7481  25ms   0     0     3        tcp://10.0.0.9:7481; dial tcp 10.0.0.9:7481: connection refused\n"
 	if r.code != 0 || r.stdout != want || r.stderr != "" {
 		t.Errorf("exit %d, table:\n%s\nwant:\n%s\nstderr %q", r.code, r.stdout, want, r.stderr)
 	}
@@ -594,7 +594,7 @@ func TestPeersEmptyAndErrors(t *testing.T) {
 		t.Errorf("no peers, --json: %+v", r)
 	}
 	if r := runCLI(t, "", "peers", "--control", addr); r.code != 0 ||
-		r.stdout != "NAME  ID  STATE  TRANSPORT  ADDR  RTT  IN  OUT  DROPPED  NOTE\n" {
+		r.stdout != "NAME  ID  STATE  FOUND  TRANSPORT  ADDR  RTT  IN  OUT  DROPPED  NOTE\n" {
 		t.Errorf("no peers: %+v", r)
 	}
 

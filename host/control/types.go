@@ -85,6 +85,9 @@ type PeerInfo struct {
 	Since   time.Time     `json:"since,omitzero"`
 	// Error is the last connection error, e.g. why a dial is retrying.
 	Error string `json:"error,omitempty"`
+	// Found says how this node learnt of the host: configured (peers:),
+	// mdns, gossip, inbound (the host dialled this node), relayed.
+	Found string `json:"found,omitempty"`
 	// Clash names the other nodes that use this node's name; names should
 	// be unique in a mesh, and the lowest id keeps the name for --node.
 	Clash    []string `json:"clash,omitempty"`
