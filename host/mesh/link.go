@@ -64,6 +64,7 @@ type link struct {
 
 	inflight                          atomic.Int64
 	soloOut                           atomic.Uint64 // frames sent on their own QUIC stream
+	bytesOut, controlOut              atomic.Uint64 // bytes written; of them, control frames
 	msgsIn, msgsOut, dropped, refused atomic.Uint64
 	rtt                               atomic.Int64  // ns
 	framesIn                          atomic.Uint64 // for the liveness check
@@ -161,6 +162,7 @@ func (l *link) writeOut(buf []byte) {
 		l.writeBusy.Store(true)
 		_, err := l.w.Write(buf)
 		l.writeBusy.Store(false)
+		l.bytesOut.Add(uint64(len(buf)))
 		if err != nil {
 			l.wmu.Lock()
 			l.writing = false
@@ -216,6 +218,7 @@ func (l *link) enqueueControl(t wire.FrameType, v any) error {
 	if err != nil {
 		return fmt.Errorf("encode %v frame: %w", t, err)
 	}
+	l.controlOut.Add(uint64(len(b) - len(l.wbuf)))
 	l.wbuf = b
 	l.wakeWriter()
 	return nil

@@ -1,0 +1,93 @@
+package mesh
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// startStar starts a seed and n-1 hosts that list only the seed, each
+// serving one service, over TCP.
+func startStar(tb testing.TB, n int) []*host {
+	tb.Helper()
+	only := func(o *Options) { o.ListenQUIC = "" }
+	seed := newHostTB(tb, "seed", only)
+	hosts := []*host{seed}
+	for i := 1; i < n; i++ {
+		h := newHostTB(tb, fmt.Sprintf("h%02d", i), only, func(o *Options) { o.Peers = []Peer{seed.peer(TCP)} })
+		hosts = append(hosts, h)
+	}
+	for i, h := range hosts {
+		if err := h.router.SetRoutes("svc", &echoEP{}, []string{fmt.Sprintf("svc%02d", i)}, nil); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return hosts
+}
+
+// converged reports whether every host knows every other one and what it
+// serves.
+func converged(hosts []*host) bool {
+	for i, h := range hosts {
+		t := h.mesh.table.Load()
+		if len(t.nodes) != len(hosts)-1 {
+			return false
+		}
+		for j := range hosts {
+			if j != i && t.lookup(fmt.Sprintf("svc%02d.x", j)) == nil {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// controlBytes sums the control frames (interest, ping, pong) all hosts
+// have written.
+func controlBytes(hosts []*host) uint64 {
+	var n uint64
+	for _, h := range hosts {
+		for _, l := range h.mesh.allLinks() {
+			n += l.controlOut.Load()
+		}
+	}
+	return n
+}
+
+// TestStarConverges: ten hosts that know only a seed learn of each other
+// and can call each other's services (through the seed).
+func TestStarConverges(t *testing.T) {
+	hosts := startStar(t, 10)
+	eventually(t, 20*time.Second, "every host knows every other", func() bool { return converged(hosts) })
+	got, err := call(hosts[3], "svc07.x", "hi", 5*time.Second)
+	if err != nil || got != "hi" {
+		t.Fatalf("h03 -> h07 through the seed: %q %v", got, err)
+	}
+}
+
+// BenchmarkScale starts 50 hosts from one seed on loopback and reports how
+// long until every host knows every other, and the control traffic
+// (interest, ping, pong) per host per second once the mesh is steady.
+//
+//	go test ./host/mesh -run XXX -bench Scale -benchtime 1x
+func BenchmarkScale(b *testing.B) {
+	for range b.N {
+		start := time.Now()
+		hosts := startStar(b, 50)
+		deadline := time.Now().Add(60 * time.Second)
+		for !converged(hosts) {
+			if time.Now().After(deadline) {
+				b.Fatal("50 hosts did not converge within 60s")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		conv := time.Since(start)
+		startBytes := controlBytes(hosts)
+		const window = 5 * time.Second
+		time.Sleep(window)
+		steady := float64(controlBytes(hosts)-startBytes) / window.Seconds() / float64(len(hosts))
+		b.ReportMetric(conv.Seconds(), "s-to-converge")
+		b.ReportMetric(float64(startBytes)/float64(len(hosts)), "join-bytes/host")
+		b.ReportMetric(steady, "steady-bytes/host/s")
+	}
+}
