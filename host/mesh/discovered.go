@@ -3,7 +3,9 @@ package mesh
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pycomms/pycomms-host/host/identity"
@@ -14,6 +16,7 @@ const (
 	FoundConfigured = "configured" // listed in peers:
 	FoundInbound    = "inbound"    // it dialled this host
 	FoundMDNS       = "mdns"       // announced on the local network
+	FoundGossip     = "gossip"     // learnt from a peer's interest, dialled when first used
 )
 
 // Candidate is a host that discovery reports: who it claims to be and
@@ -26,6 +29,9 @@ type Candidate struct {
 	TCPPort  int // 0: no TCP
 	QUICPort int // 0: no QUIC
 	Source   string
+	// Now skips the lower-id-first wait: the host needs the link (it is
+	// about to send through a relay), not merely knows of it.
+	Now bool
 }
 
 // discoveredTries bounds how long a discovered host is dialled before the
@@ -58,7 +64,7 @@ func (m *Mesh) Discovered(c Candidate) {
 			delete(m.discovering, c.ID)
 			m.mu.Unlock()
 		}()
-		if m.id > c.ID {
+		if m.id > c.ID && !c.Now {
 			select {
 			case <-time.After(jitter(3 * time.Second)):
 			case <-m.ctx.Done():
@@ -107,3 +113,65 @@ func (m *Mesh) dialCandidate(c Candidate) (*link, error) {
 	}
 	return nil, fmt.Errorf("no address of node %s answered: %v", c.ID.Short(), errs)
 }
+
+// reachable returns the peer's listen URLs as this host reaches it: an
+// unspecified listen host (0.0.0.0, ::) becomes the address the peer's
+// link comes from.
+func (l *link) reachable() []string {
+	seen, _, _ := net.SplitHostPort(l.addr)
+	var out []string
+	for _, u := range l.listen {
+		scheme, hostport, ok := strings.Cut(u, "://")
+		if !ok || (scheme != TCP && scheme != QUIC) {
+			continue
+		}
+		host, port, err := net.SplitHostPort(hostport)
+		if err != nil {
+			continue
+		}
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			host = seen
+		}
+		out = append(out, scheme+"://"+net.JoinHostPort(host, port))
+	}
+	return out
+}
+
+// needDirect asks for a direct link to a node this host reaches through a
+// relay, from the listen URLs the relay reported, at most once per
+// redialGap per node: a host links to the members it actually talks to
+// (the "gossip" in peers), and the router prefers the direct link from
+// then on.
+func (m *Mesh) needDirect(nd *node) {
+	if nd.direct != nil || len(nd.listen) == 0 {
+		return
+	}
+	now := time.Now()
+	if last, ok := m.needAt.Load(nd.id); ok && now.Sub(last.(time.Time)) < redialGap {
+		return
+	}
+	m.needAt.Store(nd.id, now)
+	c := Candidate{ID: nd.id, Name: nd.name, Source: FoundGossip, Now: true}
+	for _, u := range nd.listen {
+		scheme, hostport, _ := strings.Cut(u, "://")
+		host, port, err := net.SplitHostPort(hostport)
+		ip := net.ParseIP(host)
+		p, perr := strconv.Atoi(port)
+		if err != nil || ip == nil || perr != nil || p <= 0 || p > 65535 {
+			continue
+		}
+		if !slices.ContainsFunc(c.Addrs, ip.Equal) {
+			c.Addrs = append(c.Addrs, ip)
+		}
+		if scheme == TCP {
+			c.TCPPort = p
+		} else if scheme == QUIC {
+			c.QUICPort = p
+		}
+	}
+	m.Discovered(c)
+}
+
+// redialGap is how long after asking for a direct link to a node the mesh
+// asks again, if messages still go through a relay.
+const redialGap = 30 * time.Second

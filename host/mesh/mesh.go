@@ -136,6 +136,7 @@ type Mesh struct {
 	workers    workers
 
 	badFrames, refused, relayed atomic.Uint64
+	needAt                      sync.Map // node id -> time.Time of the last needDirect
 	clashes                     sync.Map // name -> struct{}: clashes already logged
 }
 

@@ -104,6 +104,7 @@ func (m *Mesh) SendTo(ctx context.Context, ref string, msg *message.Message) err
 
 func (m *Mesh) callNode(ctx context.Context, nd *node, msg *message.Message) ([]byte, error) {
 	l := nd.out()
+	m.needDirect(nd)
 	if err := m.checkSize(l, nd, msg); err != nil {
 		return nil, err
 	}
@@ -120,6 +121,7 @@ func (m *Mesh) callNode(ctx context.Context, nd *node, msg *message.Message) ([]
 
 func (m *Mesh) sendNode(nd *node, msg *message.Message) error {
 	l := nd.out()
+	m.needDirect(nd)
 	if err := m.checkSize(l, nd, msg); err != nil {
 		return err
 	}

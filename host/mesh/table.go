@@ -17,8 +17,9 @@ type node struct {
 	name     string
 	services []string
 	topics   []string
-	direct   *link // the link to it, or nil
-	via      *link // the relay's link when direct is nil
+	direct   *link    // the link to it, or nil
+	via      *link    // the relay's link when direct is nil
+	listen   []string // where the relay says it can be reached
 }
 
 // out is the link a message to n leaves on.
@@ -77,10 +78,19 @@ func buildTable(self identity.ID, selfName string, links []*link) *table {
 		}
 		for _, nb := range in.Neighbours {
 			id := identity.ID(nb.ID)
-			if id == self || t.nodes[id] != nil || !validID(nb.ID) {
+			if id == self || !validID(nb.ID) {
 				continue
 			}
-			t.nodes[id] = &node{id: id, name: nb.Name, services: nb.Services, topics: nb.Topics, via: l}
+			if n := t.nodes[id]; n != nil {
+				// A new direct link whose own interest has not arrived yet:
+				// what the relay said it serves stands in meanwhile, so
+				// that linking directly never makes a service vanish.
+				if n.direct != nil && n.direct.interest.Load() == nil && n.services == nil && n.topics == nil {
+					n.services, n.topics = nb.Services, nb.Topics
+				}
+				continue
+			}
+			t.nodes[id] = &node{id: id, name: nb.Name, services: nb.Services, topics: nb.Topics, via: l, listen: nb.Listen}
 		}
 	}
 	direct := map[string][]*node{}
@@ -224,7 +234,7 @@ func (m *Mesh) advertise() {
 			if o == l || o.leaving.Load() {
 				continue
 			}
-			ni := wire.NodeInterest{ID: string(o.peer), Name: o.name}
+			ni := wire.NodeInterest{ID: string(o.peer), Name: o.name, Listen: o.reachable()}
 			if oi := o.interest.Load(); oi != nil {
 				ni.Services, ni.Topics = oi.Services, oi.Topics
 			}

@@ -34,6 +34,11 @@ type NodeInterest struct {
 	Name     string   `cbor:"2,keyasint,omitempty"`
 	Services []string `cbor:"3,keyasint,omitempty"`
 	Topics   []string `cbor:"4,keyasint,omitempty"`
+	// Listen are the node's listen URLs as the sender can reach them: an
+	// unspecified host (0.0.0.0, ::) is replaced by the address the
+	// sender sees the node at. A receiver may dial them to link to the
+	// node directly instead of through the sender.
+	Listen []string `cbor:"5,keyasint,omitempty"`
 }
 
 // Interest advertises what the sender can route to. Each advertisement
