@@ -91,3 +91,34 @@ func BenchmarkScale(b *testing.B) {
 		b.ReportMetric(steady, "steady-bytes/host/s")
 	}
 }
+
+// TestStarNoticesDeath: with one seed and no mDNS, hosts learn each other;
+// when one dies without a goodbye, every other host drops it and its
+// routes within the dead time (generous margin).
+func TestStarNoticesDeath(t *testing.T) {
+	hosts := startStar(t, 6)
+	eventually(t, 20*time.Second, "every host knows every other", func() bool { return converged(hosts) })
+	victim := hosts[4]
+	start := time.Now()
+	victim.mesh.tcpL.Close()
+	for _, l := range victim.mesh.allLinks() {
+		l.c.close("killed")
+	}
+	victim.mesh.cancel() // no redial: it is dead
+	dead := 2 * time.Second // newHost's DeadAfter
+	eventually(t, 3*dead, "every host drops the dead one", func() bool {
+		for i, h := range hosts {
+			if i == 4 {
+				continue
+			}
+			if h.mesh.table.Load().lookup("svc04.x") != nil {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("dead host dropped everywhere after %v", time.Since(start).Round(time.Millisecond))
+	if got, err := call(hosts[1], "svc05.x", "still", 5*time.Second); err != nil || got != "still" {
+		t.Fatalf("the others keep serving: %q %v", got, err)
+	}
+}
