@@ -292,11 +292,12 @@ func TestChainRelayAndPublish(t *testing.T) {
 					t.Errorf("events out of order: %v", g)
 				}
 			}
-			// a reached c through b, and then, having used it, linked to c
-			// directly with the address b reported.
-			eventually(t, 5*time.Second, "a links to c directly after using it", func() bool {
+			// a and c, which know each other through b, link directly with
+			// the addresses b reported (whichever dials, the other sees an
+			// inbound link).
+			eventually(t, 10*time.Second, "a and c link directly", func() bool {
 				for _, p := range a.mesh.Peers() {
-					if p.Name == "c" && p.State == "up" && p.Found == FoundGossip {
+					if p.Name == "c" && p.State == "up" && (p.Found == FoundGossip || p.Found == FoundInbound) {
 						return true
 					}
 				}
@@ -529,9 +530,10 @@ func TestNoLoops(t *testing.T) {
 	a := newHost(t, "a", withPeers(b.peer(TCP)))
 	c.serve("echo", &echoEP{}, []string{"echo"}, nil)
 	waitRoute(t, a, "echo.x")
+	// Through b even if a has linked to c directly meanwhile.
 	nd, _ := a.mesh.table.Load().resolve("c")
-	l := nd.out()
-	e := a.mesh.envelope(l, nd, 1, &message.Message{Subject: "echo.x", Deadline: time.Now().Add(time.Second)})
+	l := a.mesh.link(b.mesh.ID())
+	e := a.mesh.envelope(l, &node{id: nd.id, name: nd.name, via: l}, 1, &message.Message{Subject: "echo.x", Deadline: time.Now().Add(time.Second)})
 	e.Relays = 1
 	r, err := l.request(context.Background(), e, time.Now().Add(2*time.Second))
 	if err != nil || abi.Status(r.Status) != abi.StatusUnreachable || !strings.Contains(r.Error, "relayed at most once") {

@@ -104,7 +104,7 @@ func TestStarNoticesDeath(t *testing.T) {
 	for _, l := range victim.mesh.allLinks() {
 		l.c.close("killed")
 	}
-	victim.mesh.cancel() // no redial: it is dead
+	victim.mesh.cancel()    // no redial: it is dead
 	dead := 2 * time.Second // newHost's DeadAfter
 	eventually(t, 3*dead, "every host drops the dead one", func() bool {
 		for i, h := range hosts {

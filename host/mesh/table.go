@@ -193,7 +193,27 @@ func (m *Mesh) topologyChanged() {
 			m.checkName(n.id, n.name)
 		}
 	}
+	m.linkLearnt(t, len(live))
 	m.scheduleAdvert()
+}
+
+// AutoLinks is how many links a host keeps before it stops linking to
+// every host it learns of and links only to those it sends to.
+const AutoLinks = 64
+
+// linkLearnt dials the hosts this host knows only through a relay, while
+// it has fewer than AutoLinks links. Each new link brings that host's own
+// neighbours, so from any one seed a host comes to know, and link to, the
+// whole mesh (up to AutoLinks hosts); beyond that, links follow use.
+func (m *Mesh) linkLearnt(t *table, links int) {
+	if links >= AutoLinks {
+		return
+	}
+	for _, n := range t.nodes {
+		if n.direct == nil {
+			m.wantDirect(n, false)
+		}
+	}
 }
 
 // LocalChanged tells the mesh that what this host serves changed (a plugin

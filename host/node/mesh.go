@@ -3,14 +3,19 @@ package node
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pycomms/pycomms-host/host/config"
 	"github.com/pycomms/pycomms-host/host/control"
+	"github.com/pycomms/pycomms-host/host/discovery"
 	"github.com/pycomms/pycomms-host/host/identity"
 	"github.com/pycomms/pycomms-host/host/mesh"
 	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/host/wire"
 )
 
 // newMesh loads this node's identity and trust policy and prepares its
@@ -135,11 +140,17 @@ func (n *Node) Peers() []control.PeerInfo {
 	return out
 }
 
-// startMesh listens and dials; it logs the trust mode, warning when the
-// node runs open.
+// startMesh listens and dials, and starts mDNS discovery when configured;
+// it logs the trust mode, warning when the node runs open.
 func (n *Node) startMesh() error {
 	if err := n.mesh.Start(); err != nil {
 		return fmt.Errorf("mesh: %w", err)
+	}
+	if n.cfg.Discovery.MDNS {
+		if err := n.startMDNS(); err != nil {
+			n.closeMesh()
+			return fmt.Errorf("discovery.mdns: %w", err)
+		}
 	}
 	for _, w := range n.cfg.Warnings() {
 		n.logger.Warn(w)
@@ -166,7 +177,60 @@ func trustMode(t config.Trust) string {
 	return fmt.Sprint(modes)
 }
 
+// startMDNS announces this node on every multicast-capable interface of
+// its network namespace and hands every host it finds to the mesh, which
+// dials it and admits it only if it passes the trust check.
+func (n *Node) startMDNS() error {
+	ifaces, err := discovery.MulticastInterfaces()
+	if err != nil {
+		return err
+	}
+	if len(ifaces) == 0 {
+		return fmt.Errorf("no up, multicast-capable, non-loopback interface to announce on")
+	}
+	rec := discovery.Record{ID: n.ID(), Name: n.cfg.Node.Name, MinProto: wire.MinVersion, MaxProto: wire.MaxVersion}
+	tcpURL, quicURL := n.mesh.Addrs()
+	rec.TCPPort, rec.QUICPort = portOf(tcpURL), portOf(quicURL)
+	svc, err := discovery.Start(discovery.Options{Self: rec, Interfaces: ifaces, Logger: n.logger,
+		OnFound: func(f discovery.Found) {
+			if f.MaxProto < wire.MinVersion || f.MinProto > wire.MaxVersion {
+				n.logger.Debug("mdns: host speaks no common protocol version", "node", f.Name, "proto", fmt.Sprintf("%d..%d", f.MinProto, f.MaxProto))
+				return
+			}
+			n.mesh.Discovered(mesh.Candidate{ID: identity.ID(f.ID), Name: f.Name, Addrs: f.Addrs,
+				TCPPort: f.TCPPort, QUICPort: f.QUICPort, Source: mesh.FoundMDNS})
+		}})
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(ifaces))
+	for i, ifc := range ifaces {
+		names[i] = ifc.Name
+	}
+	n.logger.Info("mdns discovery on", "service", discovery.ServiceType, "interfaces", names)
+	n.mdns = svc
+	return nil
+}
+
+// portOf returns the port of a scheme://host:port URL, 0 for "".
+func portOf(u string) int {
+	_, hostport, ok := strings.Cut(u, "://")
+	if !ok {
+		return 0
+	}
+	_, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return 0
+	}
+	p, _ := strconv.Atoi(port)
+	return p
+}
+
 func (n *Node) closeMesh() {
+	if n.mdns != nil {
+		n.mdns.Close()
+		n.mdns = nil
+	}
 	if n.mesh == nil {
 		return
 	}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/pycomms/pycomms-host/host/config"
 	"github.com/pycomms/pycomms-host/host/control"
+	"github.com/pycomms/pycomms-host/host/discovery"
 	"github.com/pycomms/pycomms-host/host/mesh"
 	"github.com/pycomms/pycomms-host/host/message"
 	"github.com/pycomms/pycomms-host/host/plugin"
@@ -63,6 +64,7 @@ type Node struct {
 	engine  *plugin.Engine
 	router  *router.Router
 	mesh    *mesh.Mesh
+	mdns    *discovery.Service // nil unless discovery.mdns
 	started time.Time
 
 	mu      sync.Mutex // guards cfg, plugins and reloads
