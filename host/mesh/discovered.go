@@ -142,11 +142,7 @@ func (l *link) reachable() []string {
 // redialGap per node: a host links to the members it actually talks to
 // (the "gossip" in peers), and the router prefers the direct link from
 // then on.
-func (m *Mesh) needDirect(nd *node) { m.wantDirect(nd, true) }
-
-// wantDirect is needDirect; urgent says the link is needed at once (a
-// message is about to go through a relay) rather than merely wanted.
-func (m *Mesh) wantDirect(nd *node, urgent bool) {
+func (m *Mesh) needDirect(nd *node) {
 	if nd.direct != nil || len(nd.listen) == 0 {
 		return
 	}
@@ -155,7 +151,7 @@ func (m *Mesh) wantDirect(nd *node, urgent bool) {
 		return
 	}
 	m.needAt.Store(nd.id, now)
-	c := Candidate{ID: nd.id, Name: nd.name, Source: FoundGossip, Now: urgent}
+	c := Candidate{ID: nd.id, Name: nd.name, Source: FoundGossip, Now: true}
 	for _, u := range nd.listen {
 		scheme, hostport, _ := strings.Cut(u, "://")
 		host, port, err := net.SplitHostPort(hostport)
