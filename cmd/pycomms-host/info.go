@@ -138,6 +138,11 @@ func peerNote(p control.PeerInfo) string {
 	if p.Error != "" {
 		parts = append(parts, strings.Join(strings.Fields(p.Error), " "))
 	}
+	// Pings keep a live link talking every fifth of the dead time; a
+	// second of silence on an up link is worth showing.
+	if p.State == "up" && p.Silent >= time.Second {
+		parts = append(parts, "silent "+p.Silent.Round(100*time.Millisecond).String())
+	}
 	if len(p.Clash) > 0 {
 		parts = append(parts, "name also used by "+strings.Join(p.Clash, ", "))
 	}

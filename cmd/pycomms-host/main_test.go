@@ -723,3 +723,22 @@ func TestHealthOfMeshNode(t *testing.T) {
 		t.Errorf("--json: %v %+v\n%s", err, h, r.stdout)
 	}
 }
+
+func TestPeerNote(t *testing.T) {
+	tests := []struct {
+		p    control.PeerInfo
+		want string
+	}{
+		{control.PeerInfo{}, "-"},
+		{control.PeerInfo{State: "relayed", Via: "b"}, "via b"},
+		{control.PeerInfo{State: "up", Silent: 300 * time.Millisecond}, "-"},
+		{control.PeerInfo{State: "up", Silent: 2340 * time.Millisecond, Config: "tcp://h:1"}, "tcp://h:1; silent 2.3s"},
+		{control.PeerInfo{State: "up", Clash: []string{"abc"}}, "name also used by abc"},
+		{control.PeerInfo{State: "retrying", Error: "dial\n  refused"}, "dial refused"},
+	}
+	for _, tt := range tests {
+		if got := peerNote(tt.p); got != tt.want {
+			t.Errorf("peerNote(%+v) = %q, want %q", tt.p, got, tt.want)
+		}
+	}
+}

@@ -85,6 +85,9 @@ type PeerInfo struct {
 	Since   time.Time     `json:"since,omitzero"`
 	// Error is the last connection error, e.g. why a dial is retrying.
 	Error string `json:"error,omitempty"`
+	// Silent is how long ago the link last carried a frame (measured at
+	// the ping interval); a link silent for discovery.dead_after is closed.
+	Silent time.Duration `json:"silent_ns,omitempty"`
 	// Found says how this node learnt of the host: configured (peers:),
 	// mdns, gossip, inbound (the host dialled this node), relayed.
 	Found string `json:"found,omitempty"`

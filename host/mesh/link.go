@@ -72,6 +72,7 @@ type link struct {
 	// current Write was first seen running.
 	seenFrames, seenWrite uint64
 	seenAt, writeSeenAt   time.Time
+	lastSeen              atomic.Int64 // seenAt for other goroutines (unix ns)
 	interest              atomic.Pointer[wire.Interest]
 	sentMu                sync.Mutex
 	lastSent              string // the last Interest sent, to skip repeats

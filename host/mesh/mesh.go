@@ -513,6 +513,7 @@ func (m *Mesh) handshake(ctx context.Context, c conn, dialed bool) (*link, error
 	l.w = w
 	l.since = time.Now()
 	l.seenAt = l.since
+	l.lastSeen.Store(l.since.UnixNano())
 	l.reader = fr
 	return l, nil
 }
@@ -658,6 +659,7 @@ func (m *Mesh) pingLoop() {
 			for _, l := range m.allLinks() {
 				if n := l.framesIn.Load(); n != l.seenFrames {
 					l.seenFrames, l.seenAt = n, now
+					l.lastSeen.Store(now.UnixNano())
 				} else if silent := now.Sub(l.seenAt); silent > m.dead {
 					m.log.Warn("peer silent, closing its link", "node", l.name, "id", l.peer.Short(), "silent", silent.Round(time.Millisecond))
 					l.close(fmt.Errorf("no frame for %v (dead after %v)", silent.Round(time.Millisecond), m.dead))
@@ -916,10 +918,14 @@ type PeerInfo struct {
 	MsgsOut   uint64
 	Dropped   uint64
 	Since     time.Time
-	Error     string   // the last dial error, when not connected
-	Clash     []string // ids of the other known nodes with the same name
-	Services  []string
-	Topics    []string
+	Error     string // the last dial error, when not connected
+	// Silent is how long ago the link last carried a frame, to the ping
+	// interval: liveness at a glance (a link silent for the dead time is
+	// closed).
+	Silent   time.Duration
+	Clash    []string // ids of the other known nodes with the same name
+	Services []string
+	Topics   []string
 }
 
 // Peers lists what this host knows of the mesh, sorted by name then id.
@@ -939,7 +945,7 @@ func (m *Mesh) Peers() []PeerInfo {
 	for _, l := range links {
 		p := PeerInfo{ID: string(l.peer), Name: l.name, Addr: l.addr, Transport: l.c.transport(), State: "up",
 			Dialed: l.dialed, Found: l.found, RTT: time.Duration(l.rtt.Load()), MsgsIn: l.msgsIn.Load(), MsgsOut: l.msgsOut.Load(),
-			Dropped: l.dropped.Load(), Since: l.since}
+			Dropped: l.dropped.Load(), Since: l.since, Silent: time.Since(time.Unix(0, l.lastSeen.Load())).Truncate(time.Millisecond)}
 		if l.leaving.Load() {
 			p.State = "leaving"
 		}

@@ -254,7 +254,7 @@ func TestRequestReplyBothTransports(t *testing.T) {
 					info = p
 				}
 			}
-			if info.Transport != tr || info.State != "up" || info.MsgsIn < 66 || info.MsgsOut < 66 {
+			if info.Transport != tr || info.State != "up" || info.MsgsIn < 66 || info.MsgsOut < 66 || info.Silent > 2*time.Second {
 				t.Errorf("a's view of b: %+v", info)
 			}
 		})
