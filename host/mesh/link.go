@@ -296,7 +296,11 @@ func (l *link) soloLoop() {
 			}
 			return
 		}
+		// Counted with the loops: a frame handled after Close began could
+		// otherwise reach the workers after they are gone.
+		l.m.wg.Add(1)
 		go func() {
+			defer l.m.wg.Done()
 			fr := wire.NewReader(r, wire.FrameLimit(l.m.maxFrame))
 			t, body, err := fr.Next()
 			if err == nil && t != wire.FrameMsg {
@@ -432,20 +436,55 @@ func (l *link) request(ctx context.Context, e *wire.Envelope, deadline time.Time
 		l.forget(id, ch)
 		return nil, err
 	}
-	timeout, stop := after(deadline)
-	defer stop()
-	select {
-	case r := <-ch:
-		replyChans.Put(ch)
-		return r, nil
-	case <-timeout:
-		l.forget(id, ch)
+	// The deadline is a timer callback that answers the request itself,
+	// not a timer channel in a select: that keeps the wait a plain channel
+	// receive, which measured cheaper than a three-way select on every
+	// call.
+	var t *time.Timer
+	if !deadline.IsZero() {
+		t = time.AfterFunc(time.Until(deadline), func() { l.expire(id, ch) })
+	}
+	var r *wire.Envelope
+	if done := ctx.Done(); done == nil {
+		r = <-ch
+	} else {
+		select {
+		case r = <-ch:
+		case <-done:
+			if t != nil {
+				t.Stop()
+			}
+			l.forget(id, ch)
+			l.cancelRemote(id)
+			return nil, message.Errorf(abi.StatusTimeout, "request %q to node %s: %v", e.Subject, l.name, ctx.Err())
+		}
+	}
+	if t != nil {
+		t.Stop()
+	}
+	replyChans.Put(ch)
+	if r == expired {
 		l.cancelRemote(id)
 		return nil, message.Errorf(abi.StatusTimeout, "node %s did not reply to %q within its deadline", l.name, e.Subject)
-	case <-ctx.Done():
-		l.forget(id, ch)
-		l.cancelRemote(id)
-		return nil, message.Errorf(abi.StatusTimeout, "request %q to node %s: %v", e.Subject, l.name, ctx.Err())
+	}
+	return r, nil
+}
+
+// expired is what a request's channel receives when its deadline passes.
+var expired = &wire.Envelope{}
+
+// expire answers request id with expired if it is still waiting. Whoever
+// removes a request from pending (a reply, the link closing, this) is the
+// one that sends on its channel, so each channel gets exactly one value.
+func (l *link) expire(id uint64, ch chan *wire.Envelope) {
+	l.pmu.Lock()
+	mine := l.pending[id] == ch
+	if mine {
+		delete(l.pending, id)
+	}
+	l.pmu.Unlock()
+	if mine {
+		ch <- expired
 	}
 }
 

@@ -243,8 +243,9 @@ func (m *Mesh) Start() error {
 		m.startDialer(d)
 	}
 	m.mu.Unlock()
-	m.wg.Add(1)
+	m.wg.Add(2)
 	go m.pingLoop()
+	go func() { defer m.wg.Done(); m.workers.reap() }()
 	return nil
 }
 
@@ -304,6 +305,10 @@ func (m *Mesh) Close(ctx context.Context) error {
 	}
 	m.cancel()
 	m.wg.Wait()
+	// Readers and the reaper, the only senders on idle, have stopped:
+	// closing it sends every worker home, idle ones at once and busy ones
+	// when their request ends (their link's context has ended).
+	close(m.workers.idle)
 	m.workers.wg.Wait()
 	if m.quicT != nil {
 		m.quicT.Close()

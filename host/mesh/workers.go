@@ -2,12 +2,14 @@ package mesh
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pycomms/pycomms-host/host/wire"
 )
 
-// job is one request from a peer to run on this host.
+// job is one request from a peer to run on this host; a zero job tells
+// the worker that receives it to exit.
 type job struct {
 	l *link
 	e *wire.Envelope
@@ -17,19 +19,25 @@ type job struct {
 // requests. A fresh goroutine per request would pay for growing its stack
 // on every call into wazero (a guest call needs far more than the initial
 // 8 KiB, and copying the stack was a fifth of the CPU of a 64-byte remote
-// call); a warm worker has grown it once. Idle workers exit after a while,
-// so a burst does not leave goroutines behind, and the number that run at
-// once is bounded by each link's in-flight limit.
+// call); a warm worker has grown it once. An idle worker waits on a plain
+// channel receive (a select with an idle timer in it cost measurably on
+// every request); a reaper retires idle workers every couple of seconds,
+// so a burst does not leave goroutines behind. How many run at once is
+// bounded by each link's in-flight limit.
 type workers struct {
 	m    *Mesh
 	idle chan job // unbuffered: a send succeeds only if a worker waits
 	wg   sync.WaitGroup
+
+	waiting atomic.Int64 // workers blocked on idle
+	used    atomic.Bool  // a job was handed over since the last reap
 }
 
-// workerIdle is how long a worker waits for its next request.
+// workerIdle is how often the reaper looks for idle workers.
 const workerIdle = 2 * time.Second
 
 func (w *workers) run(j job) {
+	w.used.Store(true)
 	select {
 	case w.idle <- j:
 	default:
@@ -40,23 +48,38 @@ func (w *workers) run(j job) {
 
 func (w *workers) work(j job) {
 	defer w.wg.Done()
-	w.m.serve(j.l, j.e)
-	// A ticker, not a timer reset per request: a worker exits after one to
-	// two idle periods, and the hot path does no timer bookkeeping.
+	for {
+		w.m.serve(j.l, j.e)
+		w.waiting.Add(1)
+		j = <-w.idle
+		w.waiting.Add(-1)
+		if j.l == nil {
+			return
+		}
+	}
+}
+
+// reap retires the workers that stayed idle for a whole period, and all of
+// them when the mesh closes.
+func (w *workers) reap() {
 	t := time.NewTicker(workerIdle)
 	defer t.Stop()
-	busy := true
 	for {
 		select {
-		case j := <-w.idle:
-			w.m.serve(j.l, j.e)
-			busy = true
 		case <-t.C:
-			if !busy {
-				return
+			if w.used.Swap(false) {
+				continue
 			}
-			busy = false
 		case <-w.m.ctx.Done():
+		}
+		for n := w.waiting.Load(); n > 0; n-- {
+			select {
+			case w.idle <- job{}:
+			default:
+				n = 0
+			}
+		}
+		if w.m.ctx.Err() != nil {
 			return
 		}
 	}
