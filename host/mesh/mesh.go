@@ -12,8 +12,11 @@
 // through the one peer that reported it (a relay), and a relay forwards only
 // to its own direct peers and only messages that have not been relayed yet.
 // So a message crosses at most two links and cannot loop, and a mesh built
-// as a chain (A lists B, B lists C) works without A ever dialling C.
-// Discovery (the next layer) adds direct links where they pay off.
+// as a chain (A lists B, B lists C) works before A has dialled C. A relay
+// also reports where its neighbours listen, and a host that sends to a
+// relayed host links to it directly in the background (Discovered, found
+// "gossip"); mDNS (host/discovery) feeds the same Discovered. Links follow
+// use rather than forming a full mesh: see RATIONALE.md.
 //
 // Delivery guarantees: request/reply is at-most-once (a request whose
 // provider or link dies fails with StatusUnreachable and is never resent),
