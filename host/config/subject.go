@@ -1,48 +1,28 @@
 package config
 
 import (
-	"fmt"
-	"strings"
+	"errors"
 
-	"github.com/pycomms/pycomms-host/abi"
+	"github.com/pycomms/pycomms-host/host/subject"
 )
 
 // checkSubject validates a service name (wildcards=false) or a topic pattern
-// (wildcards=true) against ABI section 9, and returns a reason for the
-// first rule it breaks, or "".
+// (wildcards=true) with the same rules as the router (host/subject, ABI
+// section 9), and returns the rule it breaks, or "": one validator, so a
+// config that loads is one the router accepts.
 func checkSubject(s string, wildcards bool) string {
-	if s == "" {
-		return "it is empty"
+	check := subject.Validate
+	if wildcards {
+		check = subject.ValidatePattern
 	}
-	if len(s) > abi.MaxSubjectLen {
-		return fmt.Sprintf("it is %d bytes long (at most %d)", len(s), abi.MaxSubjectLen)
+	err := check(s)
+	if err == nil {
+		return ""
 	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c > '~' {
-			return fmt.Sprintf("byte %d (%q) is not printable ASCII without space", i, c)
-		}
+	if se := (*subject.Error)(nil); errors.As(err, &se) {
+		return se.Reason
 	}
-	tokens := strings.Split(s, ".")
-	for i, t := range tokens {
-		if t == "" {
-			return fmt.Sprintf("token %d is empty (tokens are separated by single dots)", i)
-		}
-		if !strings.ContainsAny(t, "*>") {
-			continue
-		}
-		if !wildcards {
-			return "wildcards (* and >) are only allowed in topics"
-		}
-		switch {
-		case t == "*":
-		case t == ">" && i == len(tokens)-1:
-		case t == ">":
-			return "'>' is only allowed as the last token"
-		default:
-			return fmt.Sprintf("token %q mixes a wildcard with other characters (* and > must be whole tokens)", t)
-		}
-	}
-	return ""
+	return err.Error()
 }
 
 // suggest returns the candidate closest to word when it is at most two

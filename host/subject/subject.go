@@ -31,39 +31,63 @@ func Validate(s string) error { return check("subject", s, false) }
 // which '*' may stand for any whole token and '>' may be the last token.
 func ValidatePattern(p string) error { return check("pattern", p, true) }
 
+// Error is an invalid subject or pattern: what was checked ("subject" or
+// "pattern"), the value, and the rule it breaks. Callers that report the
+// value their own way (the config loader names the key) use Reason.
+type Error struct {
+	What   string
+	Value  string
+	Reason string
+}
+
+func (e *Error) Error() string {
+	v := e.Value
+	if len(v) > abi.MaxSubjectLen {
+		// A subject this long would flood the log line; its head is enough
+		// to recognise it and the reason says how long it is.
+		return fmt.Sprintf("%s %q... (%d bytes): %s", e.What, v[:64], len(v), e.Reason)
+	}
+	return fmt.Sprintf("%s %q: %s", e.What, v, e.Reason)
+}
+
 // check validates s in one left-to-right pass and reports the first problem,
 // so the error points at the earliest offending byte or token.
 func check(what, s string, pattern bool) error {
+	fail := func(format string, args ...any) error {
+		return &Error{What: what, Value: s, Reason: fmt.Sprintf(format, args...)}
+	}
 	if s == "" {
-		return fmt.Errorf("%s %q: must not be empty", what, s)
+		return fail("must not be empty")
 	}
 	if len(s) > abi.MaxSubjectLen {
-		// A subject this long would flood the log line; its head is enough
-		// to recognise it and the length says what is wrong.
-		return fmt.Errorf("%s %q... (%d bytes): longer than the limit of %d bytes",
-			what, s[:64], len(s), abi.MaxSubjectLen)
+		return fail("longer than the limit of %d bytes", abi.MaxSubjectLen)
 	}
 	pos, start := 0, 0
 	for i := 0; i <= len(s); i++ {
 		if i < len(s) && s[i] != '.' {
 			if c := s[i]; c < 0x21 || c > 0x7e {
 				if c == ' ' {
-					return fmt.Errorf("%s %q: space at offset %d: subjects are printable ASCII without spaces", what, s, i)
+					return fail("space at offset %d: subjects are printable ASCII without spaces", i)
 				}
-				return fmt.Errorf("%s %q: byte 0x%02x at offset %d is not allowed: subjects are printable ASCII without spaces", what, s, c, i)
+				return fail("byte 0x%02x at offset %d is not allowed: subjects are printable ASCII without spaces", c, i)
 			}
 			continue
 		}
-		switch tok := s[start:i]; tok {
-		case "":
-			return fmt.Errorf("%s %q: empty token at position %d", what, s, pos)
-		case "*", ">":
+		switch tok := s[start:i]; {
+		case tok == "":
+			return fail("empty token at position %d", pos)
+		case tok == "*" || tok == ">":
 			if !pattern {
-				return fmt.Errorf("%s %q: wildcard %q at position %d: wildcards are only allowed in topic patterns", what, s, tok, pos)
+				return fail("wildcard %q at position %d: wildcards are only allowed in topic patterns", tok, pos)
 			}
 			if tok == ">" && i != len(s) {
-				return fmt.Errorf("%s %q: wildcard \">\" at position %d must be the last token", what, s, pos)
+				return fail("wildcard \">\" at position %d must be the last token", pos)
 			}
+		case strings.ContainsAny(tok, "*>"):
+			// '*' and '>' are reserved for wildcards: inside a longer token
+			// they would be literal, which a reader of "orders*" or a
+			// guest SDK would not expect.
+			return fail("token %q at position %d mixes a wildcard with other characters: '*' and '>' must be whole tokens", tok, pos)
 		}
 		pos++
 		start = i + 1
