@@ -54,9 +54,11 @@ func (m *Mesh) Discovered(c Candidate) {
 		return
 	}
 	m.discovering[c.ID] = true
+	// Added under m.mu, where Close sets closing: Close's Wait then counts
+	// this dial.
+	m.wg.Add(1)
 	m.mu.Unlock()
 	m.log.Info("peer found", "source", c.Source, "node", c.Name, "id", c.ID.Short(), "addrs", c.Addrs)
-	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		defer func() {

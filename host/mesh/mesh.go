@@ -564,13 +564,18 @@ func (m *Mesh) up(l *link) {
 		m.links[l.peer] = l
 	}
 	m.signalLinks()
+	// Counted under m.mu, where Close sets closing, so that Close's Wait
+	// always includes this link's loops.
+	loops := 2
+	if l.c.transport() == QUIC {
+		loops = 3
+	}
+	m.wg.Add(loops)
 	m.mu.Unlock()
 
-	m.wg.Add(2)
 	go func() { defer m.wg.Done(); l.writeLoop() }()
 	go func() { defer m.wg.Done(); l.readLoop(l.reader); l.reader = nil }()
-	if l.c.transport() == QUIC {
-		m.wg.Add(1)
+	if loops == 3 {
 		go func() { defer m.wg.Done(); l.soloLoop() }()
 	}
 	if loser == l {
