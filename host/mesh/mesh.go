@@ -754,7 +754,7 @@ func (m *Mesh) SetPeers(peers []Peer) {
 		if _, ok := m.dialers[u]; !ok {
 			d := &dialer{peer: p, state: "connecting"}
 			m.dialers[u] = d
-			if m.started {
+			if m.started && !m.closing {
 				m.startDialer(d)
 			}
 		}
