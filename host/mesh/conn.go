@@ -21,16 +21,6 @@ const (
 	QUIC = "quic"
 )
 
-// QUIC stream type bytes and the size from which a non-event message
-// travels on its own stream, so that a big payload does not hold up the
-// small messages behind it on the main stream (abi/PROTOCOL.md, "QUIC
-// mapping").
-const (
-	streamMain    = wire.StreamMain
-	streamFrame   = wire.StreamFrame
-	soloThreshold = wire.SeparateStreamAbove
-)
-
 // conn is one authenticated transport connection: TLS over TCP, or a QUIC
 // connection. A link reads and writes frames through it without knowing
 // which.
@@ -76,7 +66,7 @@ func (q *quicConn) openMain(ctx context.Context) (io.Reader, io.Writer, error) {
 		return nil, nil, fmt.Errorf("open main stream: %w", err)
 	}
 	// The peer only sees a stream once data flows on it.
-	if _, err := s.Write([]byte{streamMain}); err != nil {
+	if _, err := s.Write([]byte{wire.StreamMain}); err != nil {
 		return nil, nil, fmt.Errorf("open main stream: %w", err)
 	}
 	q.main = s
@@ -88,8 +78,8 @@ func (q *quicConn) openMain(ctx context.Context) (io.Reader, io.Writer, error) {
 	if _, err := io.ReadFull(in, b[:]); err != nil {
 		return nil, nil, fmt.Errorf("read the peer's main stream type: %w", err)
 	}
-	if b[0] != streamMain {
-		return nil, nil, fmt.Errorf("the peer's first stream has type %q, want %q (main)", b[0], streamMain)
+	if b[0] != wire.StreamMain {
+		return nil, nil, fmt.Errorf("the peer's first stream has type %q, want %q (main)", b[0], wire.StreamMain)
 	}
 	return in, s, nil
 }
@@ -105,7 +95,7 @@ func (q *quicConn) solo(ctx context.Context, frame []byte) (bool, error) {
 	// One write of the type byte and the frame: the stream is cheap and
 	// short-lived, so coalescing buys nothing here.
 	buf := make([]byte, 0, 1+len(frame))
-	buf = append(append(buf, streamFrame), frame...)
+	buf = append(append(buf, wire.StreamFrame), frame...)
 	if _, err := s.Write(buf); err != nil {
 		s.CancelWrite(0)
 		return true, fmt.Errorf("write a %d-byte frame on its own stream: %w", len(frame), err)
@@ -122,9 +112,9 @@ func (q *quicConn) acceptSolo(ctx context.Context) (io.Reader, error) {
 	if _, err := io.ReadFull(s, b[:]); err != nil {
 		return nil, fmt.Errorf("read stream type: %w", err)
 	}
-	if b[0] != streamFrame {
+	if b[0] != wire.StreamFrame {
 		s.CancelRead(0)
-		return nil, &wire.ProtocolError{Code: wire.ErrProtocol, Msg: fmt.Sprintf("stream of type %q, want %q (single frame)", b[0], streamFrame)}
+		return nil, &wire.ProtocolError{Code: wire.ErrProtocol, Msg: fmt.Sprintf("stream of type %q, want %q (single frame)", b[0], wire.StreamFrame)}
 	}
 	return s, nil
 }

@@ -250,7 +250,7 @@ func (l *link) writeLoop() {
 // send queues a message envelope; a big non-event frame on QUIC goes on its
 // own stream instead, written by the caller's goroutine.
 func (l *link) send(e *wire.Envelope, wait bool, deadline time.Time) error {
-	if l.c.transport() == QUIC && e.Kind != wire.KindEvent && len(e.Payload) > soloThreshold {
+	if l.c.transport() == QUIC && e.Kind != wire.KindEvent && len(e.Payload) > wire.SeparateStreamAbove {
 		frame := wire.AppendEnvelope(nil, e)
 		ctx := l.ctx
 		if !deadline.IsZero() {

@@ -34,7 +34,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -587,7 +586,6 @@ func (m *Mesh) up(l *link) {
 	if old != nil {
 		m.retire(old, wire.ErrDuplicate, "replaced by a newer link")
 	}
-	m.checkName(l.peer, l.name)
 	l.sentMu.Lock()
 	l.lastSent = ""
 	l.sentMu.Unlock()
@@ -889,31 +887,6 @@ func (m *Mesh) dialAs(p Peer, expect identity.ID) (*link, error) {
 	return nil, fmt.Errorf("dial %s: %w", p.URL(), errors.Join(errs...))
 }
 
-// checkName logs, once per name, when two nodes of the mesh share a name.
-// Names should be unique; when they are not, the lower node id keeps the
-// name for --node and the others are reached by id.
-func (m *Mesh) checkName(id identity.ID, name string) {
-	t := m.table.Load()
-	ids := []identity.ID{id}
-	if name == m.name && id != m.id {
-		ids = append(ids, m.id)
-	}
-	for _, n := range t.nodes {
-		if n.name == name && n.id != id {
-			ids = append(ids, n.id)
-		}
-	}
-	if len(ids) < 2 {
-		return
-	}
-	if _, seen := m.clashes.LoadOrStore(name, struct{}{}); seen {
-		return
-	}
-	slices.Sort(ids)
-	m.log.Warn("node name clash: names must be unique in a mesh; the lowest id keeps the name, address the others by id",
-		"name", name, "ids", ids, "keeps", ids[0])
-}
-
 // PeerInfo describes one host this host knows: a direct peer, a configured
 // peer not connected yet, or a host reached through a relay.
 type PeerInfo struct {
@@ -985,21 +958,13 @@ func (m *Mesh) Peers() []PeerInfo {
 		out = append(out, PeerInfo{ID: string(n.id), Name: n.name, State: "relayed", Via: n.via.name, Found: "relayed",
 			Services: n.services, Topics: n.topics})
 	}
-	// Names must be unique in a mesh; make a clash visible where the
-	// operator looks, not only in the log.
-	byName := map[string][]string{}
-	if m.name != "" {
-		byName[m.name] = []string{string(m.id)}
-	}
-	for _, p := range out {
-		if p.Name != "" && p.ID != "" {
-			byName[p.Name] = append(byName[p.Name], p.ID)
-		}
-	}
+	// Make a name clash visible where the operator looks, not only in the
+	// log.
+	clash := m.table.Load().clash
 	for i, p := range out {
-		for _, id := range byName[p.Name] {
-			if id != p.ID && p.ID != "" {
-				out[i].Clash = append(out[i].Clash, id)
+		for _, id := range clash[p.Name] {
+			if p.ID != "" && string(id) != p.ID {
+				out[i].Clash = append(out[i].Clash, string(id))
 			}
 		}
 	}

@@ -55,6 +55,9 @@ type table struct {
 	depth     int
 	listeners []*node          // nodes with topics, by id
 	names     map[string]*node // name -> the node with the lowest id of that name
+	// clash lists, per name used by more than one node (this host
+	// included), every id that uses it, sorted: the first keeps the name.
+	clash map[string][]identity.ID
 }
 
 // buildTable indexes the live links and what they advertised.
@@ -111,6 +114,19 @@ func buildTable(self identity.ID, selfName string, links []*link) *table {
 		}
 		if cur := t.names[n.name]; cur == nil || n.id < cur.id {
 			t.names[n.name] = n
+		}
+	}
+	// Names must be unique in a mesh; a clash is found here once per
+	// rebuild rather than by every caller that needs it.
+	t.clash = map[string][]identity.ID{}
+	ids := map[string][]identity.ID{selfName: {self}}
+	for _, n := range t.nodes {
+		ids[n.name] = append(ids[n.name], n.id)
+	}
+	for name, list := range ids {
+		if len(list) > 1 {
+			slices.Sort(list)
+			t.clash[name] = list
 		}
 	}
 	byID := func(a, b *node) int { return strings.Compare(string(a.id), string(b.id)) }
@@ -188,9 +204,10 @@ func (m *Mesh) topologyChanged() {
 	}
 	t := buildTable(m.id, m.name, live)
 	m.table.Store(t)
-	for _, n := range t.nodes {
-		if n.direct == nil {
-			m.checkName(n.id, n.name)
+	for name, ids := range t.clash {
+		if _, seen := m.clashes.LoadOrStore(name, struct{}{}); !seen {
+			m.log.Warn("node name clash: names must be unique in a mesh; the lowest id keeps the name, address the others by id",
+				"name", name, "ids", ids, "keeps", ids[0])
 		}
 	}
 	m.scheduleAdvert()
