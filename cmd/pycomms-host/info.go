@@ -78,10 +78,16 @@ func (a *cli) newPeersCmd() *cobra.Command {
 		Use:   "peers",
 		Short: "List the mesh hosts the node knows",
 		Long: `Peers prints a table of the hosts the node knows in its mesh: name, id (the
-first 12 characters), state (up, leaving, connecting, retrying, stopped or
-relayed), transport, remote address, round-trip time, messages in and out,
-messages dropped, and a NOTE: the relaying node of a relayed host, the
+first 12 characters), state, how it was found (configured, mdns, gossip,
+inbound, relayed), transport, remote address, round-trip time, messages in
+and out, messages dropped, and a NOTE: the relaying node of a relayed host,
+how many links away a member is, since when a host is lost or left, the
 configured peer URL, the last connection error. --json prints every field.
+
+States: up, leaving, connecting, retrying, stopped (links and configured
+peers); relayed (reached through a direct peer); member (a live host
+further away, linked to when a message needs it); lost (no chain of live
+links reaches it any more); left (it said goodbye).
 A node that is not part of a mesh exits 2.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -131,6 +137,14 @@ func peerNote(p control.PeerInfo) string {
 	var parts []string
 	if p.Via != "" {
 		parts = append(parts, "via "+p.Via)
+	}
+	switch p.State {
+	case "member":
+		parts = append(parts, fmt.Sprintf("%d links away", p.Hops))
+	case "lost", "left":
+		if !p.Since.IsZero() {
+			parts = append(parts, fmt.Sprintf("%s %s ago", p.State, time.Since(p.Since).Round(time.Second)))
+		}
 	}
 	if p.Config != "" {
 		parts = append(parts, p.Config)

@@ -735,6 +735,9 @@ func TestPeerNote(t *testing.T) {
 		{control.PeerInfo{State: "up", Silent: 2340 * time.Millisecond, Config: "tcp://h:1"}, "tcp://h:1; silent 2.3s"},
 		{control.PeerInfo{State: "up", Clash: []string{"abc"}}, "name also used by abc"},
 		{control.PeerInfo{State: "retrying", Error: "dial\n  refused"}, "dial refused"},
+		{control.PeerInfo{State: "member", Hops: 3}, "3 links away"},
+		{control.PeerInfo{State: "lost", Since: time.Now().Add(-12 * time.Second)}, "lost 12s ago"},
+		{control.PeerInfo{State: "left", Since: time.Now().Add(-2 * time.Second)}, "left 2s ago"},
 	}
 	for _, tt := range tests {
 		if got := peerNote(tt.p); got != tt.want {

@@ -71,7 +71,12 @@ type PeerInfo struct {
 	Name      string `json:"name"`
 	Addr      string `json:"addr"`
 	Transport string `json:"transport"` // tcp | quic | "" when not connected
-	// State is one of up, leaving, connecting, retrying, stopped, relayed.
+	// State is up, leaving, connecting, retrying or stopped for a link or
+	// a configured peer; relayed for a host reached through a direct peer;
+	// member for a live host further away, known through membership (the
+	// node links to it when a message needs it); lost for a host no chain
+	// of live links reaches any more, and left for one that said goodbye
+	// (both listed for a minute, or twelve dead times, then forgotten).
 	State string `json:"state"`
 	Via   string `json:"via,omitempty"` // relay node name for relayed hosts
 	// Config is the configured peer URL this entry was dialed from.
@@ -89,11 +94,15 @@ type PeerInfo struct {
 	// the ping interval); a link silent for discovery.dead_after is closed.
 	Silent time.Duration `json:"silent_ns,omitempty"`
 	// Found says how this node learnt of the host: configured (peers:),
-	// mdns, gossip, inbound (the host dialled this node), relayed.
+	// mdns, gossip (membership records passed on by other hosts), inbound
+	// (the host dialled this node), relayed.
 	Found string `json:"found,omitempty"`
 	// Clash names the other nodes that use this node's name; names should
 	// be unique in a mesh, and the lowest id keeps the name for --node.
-	Clash    []string `json:"clash,omitempty"`
+	Clash []string `json:"clash,omitempty"`
+	// Hops is how many links membership says lie between this node and
+	// the host (1 for a direct peer); 0 when not known there (yet).
+	Hops     int      `json:"hops,omitempty"`
 	Services []string `json:"services,omitempty"`
 	Topics   []string `json:"topics,omitempty"`
 }

@@ -159,7 +159,7 @@ func (m *Mesh) needDirect(nd *node) {
 		host, port, err := net.SplitHostPort(hostport)
 		ip := net.ParseIP(host)
 		p, perr := strconv.Atoi(port)
-		if err != nil || ip == nil || perr != nil || p <= 0 || p > 65535 {
+		if err != nil || ip == nil || ip.IsUnspecified() || perr != nil || p <= 0 || p > 65535 {
 			continue
 		}
 		if !slices.ContainsFunc(c.Addrs, ip.Equal) {

@@ -90,7 +90,7 @@ func TestBadFramesCloseOnlyThatLink(t *testing.T) {
 						t.Logf("error frame: %d %s", ef.Code, ef.Msg)
 						break
 					}
-					if typ != wire.FrameInterest && typ != wire.FramePing && typ != wire.FramePong {
+					if typ != wire.FrameInterest && typ != wire.FramePing && typ != wire.FramePong && typ != wire.FrameMembers {
 						t.Errorf("after a bad frame a sent a %v frame", typ)
 					}
 				}

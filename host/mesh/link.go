@@ -401,6 +401,12 @@ func (l *link) handle(t wire.FrameType, body []byte) error {
 		}
 		l.interest.Store(in)
 		l.m.topologyChanged()
+	case wire.FrameMembers:
+		f := new(wire.Members)
+		if err := wire.DecodeControl(body, f); err != nil {
+			return &wire.ProtocolError{Code: wire.ErrProtocol, Msg: "members: " + err.Error()}
+		}
+		return l.m.applyMembers(l, f)
 	case wire.FrameGoAway:
 		var ef wire.ErrorFrame
 		wire.DecodeControl(body, &ef)

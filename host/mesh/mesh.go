@@ -128,11 +128,14 @@ type Mesh struct {
 	discovering map[identity.ID]bool
 	closing     bool
 
-	table atomic.Pointer[table]
-	seq   atomic.Uint64 // interest advertisement sequence
+	table   atomic.Pointer[table]
+	tableMu sync.Mutex
+	tableCh chan struct{} // closed and replaced when the table is rebuilt
+	seq     atomic.Uint64 // interest advertisement sequence
+	members membership
 
-	advMu    sync.Mutex
-	advTimer *time.Timer
+	advert       coalescer // interest advertisements
+	membersFlush coalescer // members frames
 
 	handshakes chan struct{} // bounds concurrent inbound handshakes
 	workers    workers
@@ -189,7 +192,11 @@ func New(o Options) (*Mesh, error) {
 		links: map[identity.ID]*link{}, dialers: map[string]*dialer{}, linkCh: make(chan struct{}),
 		discovering: map[identity.ID]bool{},
 		handshakes:  make(chan struct{}, 64),
+		tableCh:     make(chan struct{}),
 	}
+	m.members.byID = map[identity.ID]*member{}
+	m.members.known = map[*link]map[identity.ID]uint64{}
+	m.members.ttl = memberTTL(o.DeadAfter)
 	m.workers = workers{m: m, idle: make(chan job)}
 	// Count and log every peer the trust policy refuses, on both
 	// transports: quic-go never hands a connection that failed its TLS
@@ -206,7 +213,7 @@ func New(o Options) (*Mesh, error) {
 			return err
 		}
 	}
-	m.table.Store(buildTable(m.id, m.name, nil))
+	m.table.Store(buildTable(m.id, m.name, nil, nil))
 	for _, p := range o.Peers {
 		m.dialers[p.URL()] = &dialer{peer: p, state: "connecting"}
 	}
@@ -239,6 +246,9 @@ func (m *Mesh) Start() error {
 		m.wg.Add(1)
 		go m.acceptQUIC()
 	}
+	// The first own membership record, now that the listen addresses are
+	// known.
+	m.membersChanged(nil)
 	m.mu.Lock()
 	m.started = true
 	for _, d := range m.dialers {
@@ -295,6 +305,7 @@ func (m *Mesh) Close(ctx context.Context) error {
 	if m.quicL != nil {
 		m.quicL.Close()
 	}
+	m.leaveMembers(links)
 	for _, l := range links {
 		m.retire(l, wire.ErrShutdown, "node is shutting down")
 	}
@@ -651,6 +662,7 @@ func (m *Mesh) linkDown(l *link, cause error) {
 		m.signalLinks()
 	}
 	m.mu.Unlock()
+	m.forgetLink(l)
 	if was {
 		m.log.Info("peer disconnected", "node", l.name, "id", l.peer.Short(), "transport", l.c.transport(), "cause", cause)
 		m.topologyChanged()
@@ -667,6 +679,7 @@ func (m *Mesh) pingLoop() {
 		case <-m.ctx.Done():
 			return
 		case now := <-t.C:
+			m.gcMembers(now)
 			for _, l := range m.allLinks() {
 				if n := l.framesIn.Load(); n != l.seenFrames {
 					l.seenFrames, l.seenAt = n, now
@@ -888,28 +901,35 @@ func (m *Mesh) dialAs(p Peer, expect identity.ID) (*link, error) {
 }
 
 // PeerInfo describes one host this host knows: a direct peer, a configured
-// peer not connected yet, or a host reached through a relay.
+// peer not connected yet, a host reached through a relay, or a member known
+// through membership only.
 type PeerInfo struct {
 	ID        string
 	Name      string
-	Addr      string // remote address of the link, or the configured address
+	Addr      string // remote address of the link, the configured address, or a member's first listen URL
 	Transport string // tcp or quic; "" when not connected
-	State     string // up, leaving, connecting, retrying, stopped, relayed
-	Via       string // name of the relay, for a relayed host
-	Dialed    bool   // this host dialled the link
-	Found     string // how the host was found: configured, mdns, gossip, inbound (it dialled us), relayed
-	Config    string // the configured peer URL, if any
-	RTT       time.Duration
-	MsgsIn    uint64
-	MsgsOut   uint64
-	Dropped   uint64
-	Since     time.Time
-	Error     string // the last dial error, when not connected
+	// State is up, leaving, connecting, retrying or stopped for a link or
+	// configured peer; relayed for a host reached through a direct peer;
+	// member for a live host further away (linked to when a message needs
+	// it); lost for a host no chain of live links reaches any more, left
+	// for one that said goodbye (both listed until forgotten).
+	State   string
+	Via     string // name of the relay, for a relayed host
+	Dialed  bool   // this host dialled the link
+	Found   string // how the host was found: configured, mdns, gossip, inbound (it dialled us), relayed
+	Config  string // the configured peer URL, if any
+	RTT     time.Duration
+	MsgsIn  uint64
+	MsgsOut uint64
+	Dropped uint64
+	Since   time.Time
+	Error   string // the last dial error, when not connected
 	// Silent is how long ago the link last carried a frame, to the ping
 	// interval: liveness at a glance (a link silent for the dead time is
 	// closed).
 	Silent   time.Duration
 	Clash    []string // ids of the other known nodes with the same name
+	Hops     int      // links between this host and it by membership (0: not known there yet)
 	Services []string
 	Topics   []string
 }
@@ -952,11 +972,29 @@ func (m *Mesh) Peers() []PeerInfo {
 		out = append(out, PeerInfo{ID: string(id), Addr: d.peer.Addr, Transport: d.peer.Transport, State: state, Error: lastErr, Config: u, Found: FoundConfigured})
 	}
 	for _, n := range m.table.Load().nodes {
-		if n.direct != nil {
+		if n.direct != nil || n.far {
 			continue
 		}
+		byID[n.id] = len(out)
 		out = append(out, PeerInfo{ID: string(n.id), Name: n.name, State: "relayed", Via: n.via.name, Found: "relayed",
 			Services: n.services, Topics: n.topics})
+	}
+	// Everything else membership knows: live members further away, and
+	// the lost and left ones until they are forgotten.
+	for _, mb := range m.Members() {
+		if i, ok := byID[identity.ID(mb.ID)]; ok {
+			out[i].Hops = mb.Hops
+			continue
+		}
+		p := PeerInfo{ID: mb.ID, Name: mb.Name, State: mb.State, Found: FoundGossip, Hops: mb.Hops, Since: mb.Since,
+			Services: mb.Services, Topics: mb.Topics}
+		if mb.State == "alive" {
+			p.State = "member"
+		}
+		if len(mb.Listen) > 0 {
+			p.Addr = mb.Listen[0]
+		}
+		out = append(out, p)
 	}
 	// Make a name clash visible where the operator looks, not only in the
 	// log.

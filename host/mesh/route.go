@@ -30,7 +30,7 @@ func (m *Mesh) Send(ctx context.Context, msg *message.Message) error {
 	if p == nil {
 		return m.noHandler(t, msg.Subject)
 	}
-	return m.sendNode(p.pick(), msg)
+	return m.sendNode(ctx, p.pick(), msg)
 }
 
 func (m *Mesh) noHandler(t *table, subj string) error {
@@ -49,6 +49,13 @@ func (m *Mesh) Publish(msg *message.Message) int {
 			continue
 		}
 		l := nd.out()
+		if l == nil {
+			// A far subscriber: link to it now; events reach it once the
+			// link is up (pub/sub delivers to the interest it knows of, as
+			// a route to a new subscriber always appears a moment late).
+			m.needDirect(nd)
+			continue
+		}
 		e := m.envelope(l, nd, wire.KindEvent, msg)
 		if err := l.enqueue(e, false, time.Time{}); err != nil {
 			l.dropped.Add(1)
@@ -99,11 +106,14 @@ func (m *Mesh) SendTo(ctx context.Context, ref string, msg *message.Message) err
 	if !ok {
 		return m.unknownNode(t, ref)
 	}
-	return m.sendNode(nd, msg)
+	return m.sendNode(ctx, nd, msg)
 }
 
 func (m *Mesh) callNode(ctx context.Context, nd *node, msg *message.Message) ([]byte, error) {
-	l := nd.out()
+	l, nd, err := m.outLink(ctx, nd, msg.Deadline)
+	if err != nil {
+		return nil, err
+	}
 	m.needDirect(nd)
 	if err := m.checkSize(l, nd, msg); err != nil {
 		return nil, err
@@ -119,8 +129,11 @@ func (m *Mesh) callNode(ctx context.Context, nd *node, msg *message.Message) ([]
 	return r.Payload, nil
 }
 
-func (m *Mesh) sendNode(nd *node, msg *message.Message) error {
-	l := nd.out()
+func (m *Mesh) sendNode(ctx context.Context, nd *node, msg *message.Message) error {
+	l, nd, err := m.outLink(ctx, nd, msg.Deadline)
+	if err != nil {
+		return err
+	}
 	m.needDirect(nd)
 	if err := m.checkSize(l, nd, msg); err != nil {
 		return err
@@ -132,6 +145,48 @@ func (m *Mesh) sendNode(nd *node, msg *message.Message) error {
 		dl = time.Now().Add(time.Second)
 	}
 	return l.send(m.envelope(l, nd, wire.KindSend, msg), true, dl)
+}
+
+// farWait bounds how long a message for a node known only through
+// membership waits for the link to it, when its own deadline is later or
+// absent.
+const farWait = handshakeTimeout
+
+// outLink returns the link a message to nd leaves on. For a far node it
+// first links to it, waiting until the link is up, ctx ends, deadline
+// passes or farWait, whichever comes first, and returns the node as the
+// new table has it.
+func (m *Mesh) outLink(ctx context.Context, nd *node, deadline time.Time) (*link, *node, error) {
+	if l := nd.out(); l != nil {
+		return l, nd, nil
+	}
+	m.needDirect(nd)
+	limit := time.Now().Add(farWait)
+	if !deadline.IsZero() && deadline.Before(limit) {
+		limit = deadline
+	}
+	timer := time.NewTimer(time.Until(limit))
+	defer timer.Stop()
+	for {
+		ch := m.tableChanged()
+		n := m.table.Load().nodes[nd.id]
+		if n == nil {
+			return nil, nil, message.Errorf(abi.StatusUnreachable, "node %s is no longer in the mesh", nd.name)
+		}
+		if l := n.out(); l != nil {
+			return l, n, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, nil, message.Errorf(abi.StatusUnreachable, "node %s: no link to it yet: %v", nd.name, ctx.Err())
+		case <-timer.C:
+			if !deadline.IsZero() && !deadline.After(time.Now()) {
+				return nil, nil, message.Errorf(abi.StatusTimeout, "node %s: the deadline passed while linking to it (it is more than two links away)", nd.name)
+			}
+			return nil, nil, message.Errorf(abi.StatusUnreachable, "node %s is a member of the mesh but no link to it came up within %v (dialled %v)", nd.name, farWait, nd.listen)
+		}
+	}
 }
 
 // checkSize refuses a payload the receiving side would refuse: a clear

@@ -3,6 +3,7 @@ package mesh
 import (
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,10 +20,13 @@ type node struct {
 	topics   []string
 	direct   *link    // the link to it, or nil
 	via      *link    // the relay's link when direct is nil
-	listen   []string // where the relay says it can be reached
+	listen   []string // where the relay or membership says it can be reached
+	// far: known only through membership; a message to it waits for a
+	// direct link (out is nil until then).
+	far bool
 }
 
-// out is the link a message to n leaves on.
+// out is the link a message to n leaves on, nil for a far node.
 func (n *node) out() *link {
 	if n.direct != nil {
 		return n.direct
@@ -60,8 +64,10 @@ type table struct {
 	clash map[string][]identity.ID
 }
 
-// buildTable indexes the live links and what they advertised.
-func buildTable(self identity.ID, selfName string, links []*link) *table {
+// buildTable indexes the live links, what they advertised, and the live
+// members known only through membership (far nodes, reached by linking to
+// them when a message needs them).
+func buildTable(self identity.ID, selfName string, links []*link, members map[identity.ID]farNode) *table {
 	t := &table{self: self, selfName: selfName, nodes: map[identity.ID]*node{},
 		services: map[string]*providers{}, names: map[string]*node{}}
 	// Links in id order, so that which relay a node is reached through
@@ -96,16 +102,36 @@ func buildTable(self identity.ID, selfName string, links []*link) *table {
 			t.nodes[id] = &node{id: id, name: nb.Name, services: nb.Services, topics: nb.Topics, via: l, listen: nb.Listen}
 		}
 	}
+	for id, f := range members {
+		if id == self {
+			continue
+		}
+		if n := t.nodes[id]; n != nil {
+			// A link or relay that has not told what the node serves yet
+			// (its interest is on its way): the node's own record stands
+			// in, so that learning a node a second way never makes one
+			// of its services vanish for a moment.
+			if n.services == nil && n.topics == nil {
+				n.services, n.topics = f.services, f.topics
+			}
+			continue
+		}
+		t.nodes[id] = &node{id: id, name: f.name, services: f.services, topics: f.topics, listen: f.listen, far: true}
+	}
 	direct := map[string][]*node{}
 	relayed := map[string][]*node{}
+	far := map[string][]*node{}
 	for _, n := range t.nodes {
 		for _, s := range n.services {
 			if subject.Validate(s) != nil {
 				continue
 			}
-			if n.direct != nil {
+			switch {
+			case n.direct != nil:
 				direct[s] = append(direct[s], n)
-			} else {
+			case n.far:
+				far[s] = append(far[s], n)
+			default:
 				relayed[s] = append(relayed[s], n)
 			}
 		}
@@ -130,9 +156,11 @@ func buildTable(self identity.ID, selfName string, links []*link) *table {
 		}
 	}
 	byID := func(a, b *node) int { return strings.Compare(string(a.id), string(b.id)) }
-	for s, ns := range relayed {
-		if _, ok := direct[s]; !ok {
-			direct[s] = ns
+	for _, tier := range []map[string][]*node{relayed, far} {
+		for s, ns := range tier {
+			if _, ok := direct[s]; !ok {
+				direct[s] = ns
+			}
 		}
 	}
 	for s, ns := range direct {
@@ -191,10 +219,18 @@ func (t *table) isSelf(ref string) bool {
 	return n == nil || t.self < n.id
 }
 
-// topologyChanged rebuilds the routing table and schedules an interest
-// advertisement; it is called when a link comes or goes and when a peer
-// advertises.
+// topologyChanged brings the own membership record up to date, rebuilds
+// the routing table and schedules an interest advertisement; it is called
+// when a link comes or goes and when a peer advertises.
 func (m *Mesh) topologyChanged() {
+	m.logMembers(m.membersChanged(m.allLinks()))
+	m.rebuildTable()
+	m.scheduleAdvert()
+}
+
+// rebuildTable indexes the live links, what they advertised and the live
+// members, and wakes whoever waits for a route.
+func (m *Mesh) rebuildTable() {
 	links := m.allLinks()
 	live := links[:0]
 	for _, l := range links {
@@ -202,37 +238,59 @@ func (m *Mesh) topologyChanged() {
 			live = append(live, l)
 		}
 	}
-	t := buildTable(m.id, m.name, live)
+	t := buildTable(m.id, m.name, live, m.liveMembers())
 	m.table.Store(t)
+	m.tableMu.Lock()
+	close(m.tableCh)
+	m.tableCh = make(chan struct{})
+	m.tableMu.Unlock()
 	for name, ids := range t.clash {
 		if _, seen := m.clashes.LoadOrStore(name, struct{}{}); !seen {
 			m.log.Warn("node name clash: names must be unique in a mesh; the lowest id keeps the name, address the others by id",
 				"name", name, "ids", ids, "keeps", ids[0])
 		}
 	}
-	m.scheduleAdvert()
+}
+
+// tableChanged returns a channel closed at the next rebuild of the table.
+func (m *Mesh) tableChanged() <-chan struct{} {
+	m.tableMu.Lock()
+	defer m.tableMu.Unlock()
+	return m.tableCh
 }
 
 // LocalChanged tells the mesh that what this host serves changed (a plugin
 // was loaded, reloaded or removed, a subscription opened or closed).
-func (m *Mesh) LocalChanged() { m.scheduleAdvert() }
+func (m *Mesh) LocalChanged() {
+	m.membersChanged(m.allLinks())
+	m.scheduleAdvert()
+}
 
 // advertDelay coalesces a burst of changes (a config reload loading ten
 // plugins, a seed that many hosts join at once) into one advertisement;
 // 10ms sent twice the bytes of 50ms when 30 hosts joined one seed.
 const advertDelay = 50 * time.Millisecond
 
-func (m *Mesh) scheduleAdvert() {
-	m.advMu.Lock()
-	defer m.advMu.Unlock()
-	if m.advTimer != nil {
+func (m *Mesh) scheduleAdvert() { m.advert.schedule(advertDelay, m.advertise) }
+
+// coalescer runs a function once after a delay, however many times it is
+// scheduled meanwhile.
+type coalescer struct {
+	mu    sync.Mutex
+	timer *time.Timer
+}
+
+func (c *coalescer) schedule(delay time.Duration, f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.timer != nil {
 		return
 	}
-	m.advTimer = time.AfterFunc(advertDelay, func() {
-		m.advMu.Lock()
-		m.advTimer = nil
-		m.advMu.Unlock()
-		m.advertise()
+	c.timer = time.AfterFunc(delay, func() {
+		c.mu.Lock()
+		c.timer = nil
+		c.mu.Unlock()
+		f()
 	})
 }
 

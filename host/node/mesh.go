@@ -133,7 +133,7 @@ func (n *Node) Peers() []control.PeerInfo {
 			ID: p.ID, Name: p.Name, Addr: p.Addr, Transport: p.Transport, State: p.State, Via: p.Via,
 			Config: p.Config, Dialed: p.Dialed, RTT: p.RTT, MsgsIn: p.MsgsIn, MsgsOut: p.MsgsOut,
 			Dropped: p.Dropped, Since: p.Since, Error: p.Error,
-			Clash: p.Clash, Found: p.Found,
+			Clash: p.Clash, Found: p.Found, Silent: p.Silent, Hops: p.Hops,
 			Services: slices.Clone(p.Services), Topics: slices.Clone(p.Topics),
 		}
 	}

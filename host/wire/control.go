@@ -131,6 +131,13 @@ func controlBody(t FrameType, v any) (any, bool) {
 		case *Ping:
 			return v, v != nil
 		}
+	case FrameMembers:
+		switch v := v.(type) {
+		case Members:
+			return &v, true
+		case *Members:
+			return v, v != nil
+		}
 	}
 	return nil, false
 }
@@ -138,7 +145,8 @@ func controlBody(t FrameType, v any) (any, bool) {
 // AppendControl appends a whole frame of control type t whose body is v
 // encoded as CBOR. v must be the body type of t (a Hello for FrameHello, an
 // ErrorFrame for FrameError and FrameGoAway, an Interest for FrameInterest,
-// a Ping for FramePing and FramePong), as a value or a pointer.
+// a Ping for FramePing and FramePong, Members for FrameMembers), as a value
+// or a pointer.
 func AppendControl(dst []byte, t FrameType, v any) ([]byte, error) {
 	p, ok := controlBody(t, v)
 	if !ok {
@@ -157,7 +165,8 @@ func AppendControl(dst []byte, t FrameType, v any) ([]byte, error) {
 }
 
 // DecodeControl decodes the body of a control frame into v, which must be a
-// *Hello, *ErrorFrame, *Interest or *Ping; v is zeroed first. Unknown keys
+// *Hello, *ErrorFrame, *Interest, *Ping or *Members, or the signed bytes
+// of a membership record into a *MemberRecord; v is zeroed first. Unknown keys
 // are ignored so that a later protocol version can add fields; anything
 // else that is not what the encoder writes is refused with a
 // *[ProtocolError] naming the body type.
@@ -180,9 +189,17 @@ func DecodeControl(body []byte, v any) error {
 		if p != nil {
 			*p, name = Ping{}, "ping"
 		}
+	case *Members:
+		if p != nil {
+			*p, name = Members{}, "members"
+		}
+	case *MemberRecord:
+		if p != nil {
+			*p, name = MemberRecord{}, "member record"
+		}
 	}
 	if name == "" {
-		return fmt.Errorf("wire: DecodeControl into %T: want a non-nil *Hello, *ErrorFrame, *Interest or *Ping", v)
+		return fmt.Errorf("wire: DecodeControl into %T: want a non-nil *Hello, *ErrorFrame, *Interest, *Ping, *Members or *MemberRecord", v)
 	}
 	// Checked here because fxamacker accepts null for a struct and leaves it
 	// untouched, which would let an empty hello pass for a real one.

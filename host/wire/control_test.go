@@ -148,7 +148,7 @@ func TestDecodeControlRejects(t *testing.T) {
 		{"truncated", cat(mp(1), u(6), arr(2), tx("a")), &Hello{}, "hello body: unexpected EOF"},
 		{"nested too deep in an unknown key", deep, &Ping{}, "ping body: cbor: exceeded max nested level 16"},
 		{"too many array elements", cat(mp(1), u(2), wide(majorArray, 200_000)), &Interest{}, "interest body: cbor: exceeded max number of elements 100000"},
-		{"not a body type", mp(0), &Envelope{}, "wire: DecodeControl into *wire.Envelope: want a non-nil *Hello, *ErrorFrame, *Interest or *Ping"},
+		{"not a body type", mp(0), &Envelope{}, "wire: DecodeControl into *wire.Envelope: want a non-nil *Hello, *ErrorFrame, *Interest, *Ping, *Members or *MemberRecord"},
 		{"a value, not a pointer", mp(0), Ping{}, "DecodeControl into wire.Ping"},
 		{"nil pointer", mp(0), (*Hello)(nil), "DecodeControl into *wire.Hello"},
 	}

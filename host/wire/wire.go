@@ -10,7 +10,7 @@
 // concurrency.
 //
 // Two encodings share the frames. Control frames (hello, error, interest,
-// ping, pong, goaway) are rare, so their CBOR bodies go through fxamacker/cbor
+// ping, pong, goaway, members) are rare, so their CBOR bodies go through fxamacker/cbor
 // with strict decoding limits. Message frames carry every request, reply and
 // event, so [AppendEnvelope] and [DecodeEnvelope] encode that one map by
 // hand: no reflection, no allocation when encoding, and when decoding one
@@ -45,6 +45,7 @@ const (
 	FramePing     FrameType = 4  // CBOR Ping
 	FramePong     FrameType = 5  // CBOR Ping, echoing the nonce of the ping it answers
 	FrameGoAway   FrameType = 6  // CBOR ErrorFrame; clean leave, no new requests from now on
+	FrameMembers  FrameType = 7  // CBOR Members; membership records flooded through the mesh
 	FrameMsg      FrameType = 16 // Envelope, hand-coded CBOR
 )
 
@@ -55,6 +56,7 @@ var frameNames = [...]string{
 	FramePing:     "ping",
 	FramePong:     "pong",
 	FrameGoAway:   "goaway",
+	FrameMembers:  "members",
 	FrameMsg:      "msg",
 }
 
