@@ -884,3 +884,97 @@ func TestProcessThreeHostChainCLI(t *testing.T) {
 		})
 	}
 }
+
+// TestProcessGossipChain: five real hosts on loopback, mDNS off, each
+// listing only the host before it (a chain of seeds, beyond what interest
+// reaches). Every host learns every other by membership; a calls the
+// plugin four links away, linking to it first; a frozen host three links
+// from a is shown lost after the dead time, a killed one at once, and a
+// host that stops cleanly is shown left.
+func TestProcessGossipChain(t *testing.T) {
+	names := []string{"a", "b", "c", "d", "e"}
+	hosts := make([]*hostProc, len(names))
+	for i, name := range names {
+		cfg := procConfig{name: name, dir: t.TempDir()}
+		if i > 0 {
+			cfg.peers = []string{hosts[i-1].addr("tcp")}
+		}
+		if name == "e" {
+			cfg.plugins = watPlugin(t, "upper", []string{"echo"}, nil)
+		}
+		hosts[i] = startHost(t, name, cfg.write(t))
+	}
+	a, b, c, d := hosts[0], hosts[1], hosts[2], hosts[3]
+	took := procEventually(t, procRouteTimeout, "a knows e as a member four links away", func() error {
+		p, ok := peerNamed(a.peers(t), "e")
+		if !ok || p.State != "member" || p.Found != "gossip" || p.Hops != 4 {
+			return fmt.Errorf("a's view of e: %+v (listed %v)", p, ok)
+		}
+		return nil
+	})
+	t.Logf("a learnt of e, four links away, %v after the hosts started", took.Round(time.Millisecond))
+	if r := a.cli("peers"); r.code != 0 || !strings.Contains(r.stdout, "4 links away") {
+		t.Errorf("peers table on a: %+v", r)
+	}
+
+	if r := a.cli("call", "echo.upper", "far", "--timeout", "10s"); r.code != 0 || r.stdout != "FAR\n" {
+		t.Fatalf("a calls e's plugin, four links away: %+v", r)
+	}
+	if p, _ := peerNamed(a.peers(t), "e"); p.State != "up" || p.Found != "gossip" {
+		t.Errorf("a's link to e after the call: %+v, want up, found by gossip", p)
+	}
+
+	// A frozen host (SIGSTOP: sockets open, nothing answers) three links
+	// from a: its neighbours close their links after the dead time, and
+	// their records tell a.
+	start := time.Now()
+	d.signal(syscall.SIGSTOP)
+	took = procEventually(t, 3*procDeadAfter, "a shows the frozen d lost", func() error {
+		if p, ok := peerNamed(a.peers(t), "d"); ok && p.State != "lost" {
+			return fmt.Errorf("a's view of d: %+v", p)
+		}
+		return nil
+	})
+	t.Logf("SIGSTOPped d, three links from a, shown lost on a after %v (dead time %v)", took.Round(time.Millisecond), procDeadAfter)
+	if took > procDeadAfter+3*time.Second {
+		t.Errorf("d lost after %v, more than the dead time %v and a margin", took, procDeadAfter)
+	}
+	d.kill()
+
+	// A killed host two links from a: its neighbours' reads end at once.
+	start = time.Now()
+	c.kill()
+	took = procEventually(t, 3*procDeadAfter, "a shows the killed c lost", func() error {
+		if p, ok := peerNamed(a.peers(t), "c"); ok && p.State != "lost" {
+			return fmt.Errorf("a's view of c: %+v", p)
+		}
+		return nil
+	})
+	t.Logf("SIGKILLed c, two links from a, shown lost on a after %v", took.Round(time.Millisecond))
+	if took > procDeadAfter {
+		t.Errorf("c lost after %v, more than the dead time %v", took, procDeadAfter)
+	}
+	if r := a.cli("peers"); r.code != 0 || !strings.Contains(r.stdout, "lost") {
+		t.Errorf("peers table on a after c died: %+v", r)
+	}
+	if at := a.logs.firstAt(start, "peer lost: no chain of live links reaches it"); at.IsZero() {
+		t.Error("a logged no \"peer lost\" for c")
+	}
+
+	// A host that stops cleanly is shown left.
+	start = time.Now()
+	b.signal(syscall.SIGTERM)
+	procEventually(t, 10*time.Second, "a shows b left", func() error {
+		if p, ok := peerNamed(a.peers(t), "b"); ok && p.State != "left" {
+			return fmt.Errorf("a's view of b: %+v", p)
+		}
+		return nil
+	})
+	if at := a.logs.firstAt(start, "peer left"); at.IsZero() {
+		t.Error("a logged no \"peer left\" for b")
+	}
+	// a still reaches e over the link it made.
+	if r := a.cli("call", "echo.upper", "still"); r.code != 0 || r.stdout != "STILL\n" {
+		t.Errorf("a -> e after b, c and d went: %+v", r)
+	}
+}

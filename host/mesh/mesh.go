@@ -87,7 +87,9 @@ type Options struct {
 	Inflight   int // requests one peer may have running here at once
 
 	// PingInterval is how often each link is probed for its RTT and
-	// liveness; a link silent for DeadAfter is closed. Defaults 1s and 5s.
+	// liveness; a silent link is closed before it has been silent for
+	// DeadAfter (after DeadAfter-PingInterval at the earliest). Defaults 1s
+	// and 5s; a PingInterval above half of DeadAfter becomes a fifth of it.
 	PingInterval, DeadAfter time.Duration
 	// Backoff bounds the delay between dial attempts to one peer; each
 	// failure doubles it, with jitter. Defaults 100ms and 5s.
@@ -174,6 +176,11 @@ func New(o Options) (*Mesh, error) {
 	}
 	if o.DeadAfter <= 0 {
 		o.DeadAfter = 5 * time.Second
+	}
+	if o.PingInterval > o.DeadAfter/2 {
+		// A link is closed when it has missed (DeadAfter-PingInterval)/
+		// PingInterval pings: it must be able to miss one.
+		o.PingInterval = o.DeadAfter / 5
 	}
 	if o.BackoffMin <= 0 {
 		o.BackoffMin = 100 * time.Millisecond
@@ -681,10 +688,14 @@ func (m *Mesh) pingLoop() {
 		case now := <-t.C:
 			m.gcMembers(now)
 			for _, l := range m.allLinks() {
+				// seenAt trails the last frame by up to one tick, so a link
+				// is closed once seenAt is dead-ping old: silent for at
+				// least dead-ping and less than dead, which keeps the
+				// promise that a dead peer is noticed within the dead time.
 				if n := l.framesIn.Load(); n != l.seenFrames {
 					l.seenFrames, l.seenAt = n, now
 					l.lastSeen.Store(now.UnixNano())
-				} else if silent := now.Sub(l.seenAt); silent > m.dead {
+				} else if silent := now.Sub(l.seenAt); silent >= m.dead-m.ping {
 					m.log.Warn("peer silent, closing its link", "node", l.name, "id", l.peer.Short(), "silent", silent.Round(time.Millisecond))
 					l.close(fmt.Errorf("no frame for %v (dead after %v)", silent.Round(time.Millisecond), m.dead))
 					continue
