@@ -29,12 +29,21 @@ func startStar(tb testing.TB, n int) []*host {
 	return hosts
 }
 
-// converged reports whether every host knows every other one and what it
-// serves.
+// converged reports whether every host knows every other one as a live
+// member and what it serves.
 func converged(hosts []*host) bool {
 	for i, h := range hosts {
 		t := h.mesh.table.Load()
 		if len(t.nodes) != len(hosts)-1 {
+			return false
+		}
+		alive := 0
+		for _, mb := range h.mesh.Members() {
+			if mb.State == "alive" {
+				alive++
+			}
+		}
+		if alive != len(hosts)-1 {
 			return false
 		}
 		for j := range hosts {
@@ -46,8 +55,8 @@ func converged(hosts []*host) bool {
 	return true
 }
 
-// controlBytes sums the control frames (interest, ping, pong) all hosts
-// have written.
+// controlBytes sums the control frames (interest, members, ping, pong)
+// all hosts have written.
 func controlBytes(hosts []*host) uint64 {
 	var n uint64
 	for _, h := range hosts {
