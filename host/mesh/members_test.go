@@ -17,7 +17,7 @@ import (
 // startChain starts n hosts named h0..h(n-1), each listing only the one
 // before it as a peer over transport, each serving svcI: a chain of seeds,
 // the shape in which interest alone (two links deep) does not reach.
-func startChain(t *testing.T, n int, transport string, opts ...hostOpt) []*host {
+func startChain(t testing.TB, n int, transport string, opts ...hostOpt) []*host {
 	t.Helper()
 	var hosts []*host
 	for i := range n {
@@ -25,7 +25,7 @@ func startChain(t *testing.T, n int, transport string, opts ...hostOpt) []*host 
 		if i > 0 {
 			o = append(append([]hostOpt(nil), opts...), withPeers(hosts[i-1].peer(transport)))
 		}
-		h := newHost(t, fmt.Sprintf("h%d", i), o...)
+		h := newHostTB(t, fmt.Sprintf("h%d", i), o...)
 		h.serve("svc", &echoEP{prefix: h.name + ":"}, []string{fmt.Sprintf("svc%d", i)}, nil)
 		hosts = append(hosts, h)
 	}
