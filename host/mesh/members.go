@@ -96,9 +96,13 @@ func openEntry(e *wire.MemberEntry) (*wire.MemberRecord, error) {
 	if !ed25519.Verify(r.Key, msg, e.Sig) {
 		return nil, fmt.Errorf("member record of node %s: the signature does not verify", r.ID)
 	}
-	for _, id := range r.Links {
+	for i, id := range r.Links {
 		if !validID(id) {
 			return nil, fmt.Errorf("member record of node %s: link to %q, which is not a node id", r.ID, id)
+		}
+		// Sorted and unique, so that liveness can binary-search them.
+		if i > 0 && id <= r.Links[i-1] {
+			return nil, fmt.Errorf("member record of node %s: links not sorted or repeated at %q", r.ID, id)
 		}
 	}
 	return r, nil
@@ -203,7 +207,9 @@ func (m *Mesh) applyMembers(l *link, f *wire.Members) error {
 		}
 		if cur == nil {
 			if len(ms.byID) >= maxMembers {
-				ms.refusedFull++
+				if ms.refusedFull++; ms.refusedFull == 1 {
+					m.log.Warn("member records refused: this host holds the most it keeps", "max", maxMembers, "node", r.Name, "via", l.name)
+				}
 				continue
 			}
 			cur = &member{since: now}
@@ -267,7 +273,7 @@ func (m *Mesh) recomputeAlive() (found, lost []memberEvent) {
 			}
 			// A link counts when both ends list it: the far end's own
 			// record is the proof that it is still there.
-			if nb != m.id && !slices.Contains(links(nb), string(id)) {
+			if _, both := slices.BinarySearch(links(nb), string(id)); nb != m.id && !both {
 				continue
 			}
 			hops[nb] = hops[id] + 1
@@ -409,6 +415,11 @@ func (m *Mesh) gcMembers(now time.Time) {
 	for id, mb := range ms.byID {
 		if !mb.alive && now.Sub(mb.since) > ms.ttl {
 			delete(ms.byID, id)
+			// What each link was sent of it goes too: a host that churns
+			// through ids must not grow these maps on its long-lived links.
+			for _, known := range ms.known {
+				delete(known, id)
+			}
 		}
 	}
 }

@@ -206,6 +206,13 @@ func TestChainDeathAndLeave(t *testing.T) {
 				_, okd := memberOf(a, d)
 				return !okc && !okd
 			})
+			a.mesh.members.mu.Lock()
+			for l, known := range a.mesh.members.known {
+				if _, ok := known[d.id.ID]; ok {
+					t.Errorf("h0's link to %s still records what it was sent of the forgotten h3", l.name)
+				}
+			}
+			a.mesh.members.mu.Unlock()
 			if got, err := call(a, "svc1.x", "still", 5*time.Second); err != nil || got != "h1:still" {
 				t.Fatalf("h0 -> h1 after the others went: %q %v", got, err)
 			}
@@ -264,6 +271,11 @@ func TestBadMemberRecords(t *testing.T) {
 			r.Links = []string{"NOT-AN-ID"}
 			return signedEntry(t, x.id.Key, r)
 		}, "which is not a node id"},
+		{"links out of order", func(x *host) wire.MemberEntry {
+			r := rec(x)
+			r.Links = []string{string(other.id.ID), string(other.id.ID)}
+			return signedEntry(t, x.id.Key, r)
+		}, "links not sorted or repeated"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
