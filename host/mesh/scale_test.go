@@ -112,20 +112,20 @@ func BenchmarkScale(b *testing.B) {
 	}
 }
 
-// TestStarNoticesDeath: with one seed and no mDNS, hosts learn each other;
-// when one dies without a goodbye, every other host drops it and its
-// routes within the dead time (generous margin).
+// TestStarNoticesDeath: with one seed and no mDNS, hosts learn each other
+// and route calls end to end; when one dies without a goodbye, every other
+// host marks it lost and drops its routes within the dead time (generous
+// margin), and the rest keep serving.
 func TestStarNoticesDeath(t *testing.T) {
 	hosts := startStar(t, 6)
 	eventually(t, 20*time.Second, "every host knows every other", func() bool { return converged(hosts) })
+	if got, err := call(hosts[1], "svc04.x", "before", 5*time.Second); err != nil || got != "before" {
+		t.Fatalf("h01 -> h04 through the seed: %q %v", got, err)
+	}
 	victim := hosts[4]
 	start := time.Now()
-	victim.mesh.tcpL.Close()
-	for _, l := range victim.mesh.allLinks() {
-		l.c.close("killed")
-	}
-	victim.mesh.cancel()    // no redial: it is dead
-	dead := 2 * time.Second // newHost's DeadAfter
+	kill(victim)
+	dead := 5 * time.Second // startStar's DeadAfter
 	eventually(t, 3*dead, "every host drops the dead one", func() bool {
 		for i, h := range hosts {
 			if i == 4 {
@@ -134,10 +134,13 @@ func TestStarNoticesDeath(t *testing.T) {
 			if h.mesh.table.Load().lookup("svc04.x") != nil {
 				return false
 			}
+			if mb, ok := memberOf(h, victim); ok && mb.State != "lost" {
+				return false
+			}
 		}
 		return true
 	})
-	t.Logf("dead host dropped everywhere after %v", time.Since(start).Round(time.Millisecond))
+	t.Logf("dead host lost everywhere after %v", time.Since(start).Round(time.Millisecond))
 	if got, err := call(hosts[1], "svc05.x", "still", 5*time.Second); err != nil || got != "still" {
 		t.Fatalf("the others keep serving: %q %v", got, err)
 	}
