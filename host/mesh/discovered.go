@@ -61,10 +61,17 @@ func (m *Mesh) Discovered(c Candidate) {
 	m.log.Info("peer found", "source", c.Source, "node", c.Name, "id", c.ID.Short(), "addrs", c.Addrs)
 	go func() {
 		defer m.wg.Done()
+		var err error // the last dial's, when the dialling gave up
 		defer func() {
 			m.mu.Lock()
 			delete(m.discovering, c.ID)
 			m.mu.Unlock()
+			if err != nil && m.ctx.Err() == nil {
+				// Messages waiting for this link learn at once that it will
+				// not come, instead of at their deadline.
+				m.dialFailed.Store(c.ID, err)
+				m.wakeRouteWaiters()
+			}
 		}()
 		if m.id > c.ID && !c.Now {
 			select {
@@ -76,15 +83,21 @@ func (m *Mesh) Discovered(c Candidate) {
 		backoff := m.bmin
 		for try := 0; try < discoveredTries; try++ {
 			if m.ctx.Err() != nil || m.link(c.ID) != nil {
+				err = nil
 				return
 			}
-			l, err := m.dialCandidate(c)
+			var l *link
+			l, err = m.dialCandidate(c)
 			if err == nil {
+				m.dialFailed.Delete(c.ID)
 				l.found = c.Source
 				m.up(l)
 				return
 			}
 			m.log.Debug("dial of a discovered host failed", "node", c.Name, "id", c.ID.Short(), "err", err)
+			if try == discoveredTries-1 {
+				break
+			}
 			select {
 			case <-time.After(jitter(backoff)):
 			case <-m.ctx.Done():
@@ -93,6 +106,13 @@ func (m *Mesh) Discovered(c Candidate) {
 			backoff = min(backoff*2, m.bmax)
 		}
 	}()
+}
+
+// dialling reports whether a discovered host is being dialled.
+func (m *Mesh) dialling(id identity.ID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.discovering[id]
 }
 
 // dialCandidate tries each address, TCP first, and checks that the host

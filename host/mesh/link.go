@@ -350,8 +350,10 @@ func (l *link) flushAndClose(cause error) {
 		t := time.NewTimer(200 * time.Millisecond)
 		defer t.Stop()
 		for i := 0; i < 20; i++ {
+			// Written, not merely taken by the writer: closing while its
+			// Write runs would cut the final frame off.
 			l.wmu.Lock()
-			empty := len(l.wbuf) == 0
+			empty := len(l.wbuf) == 0 && !l.writing
 			l.wmu.Unlock()
 			if empty {
 				break

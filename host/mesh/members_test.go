@@ -352,3 +352,25 @@ func TestOwnRecordFromEarlierRun(t *testing.T) {
 	}
 	t.Fatal("a never sent a record outdoing the one from its earlier run")
 }
+
+// TestFarMemberThatCannotBeDialled: a message for a member this host
+// cannot link to (its listener is gone, say a firewall) fails as
+// unreachable once the dialling gives up, naming why, instead of waiting
+// for its deadline; the next one within the redial gap fails at once.
+func TestFarMemberThatCannotBeDialled(t *testing.T) {
+	hosts := startChain(t, 4, TCP, func(o *Options) { o.ListenQUIC = "" })
+	a, d := hosts[0], hosts[3]
+	eventually(t, 10*time.Second, "every host knows every other", func() bool { return allAlive(hosts) })
+	d.mesh.tcpL.Close()
+	for range 2 {
+		start := time.Now()
+		_, err := call(a, "svc3.x", "x", 10*time.Second)
+		if message.StatusOf(err) != abi.StatusUnreachable || !strings.Contains(err.Error(), "cannot link to it") {
+			t.Fatalf("call to a member whose listener is gone: %v, want unreachable naming the failed link", err)
+		}
+		t.Logf("failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	if a.mesh.link(d.id.ID) != nil {
+		t.Fatal("a linked to d although d listens nowhere")
+	}
+}

@@ -144,6 +144,7 @@ type Mesh struct {
 
 	badFrames, refused, relayed atomic.Uint64
 	needAt                      sync.Map // node id -> time.Time of the last needDirect
+	dialFailed                  sync.Map // node id -> error: the last dial of a discovered host gave up
 	clashes                     sync.Map // name -> struct{}: clashes already logged
 }
 
@@ -220,7 +221,7 @@ func New(o Options) (*Mesh, error) {
 			return err
 		}
 	}
-	m.table.Store(buildTable(m.id, m.name, nil, nil))
+	m.table.Store(buildTable(m.id, m.name, nil, nil, nil))
 	for _, p := range o.Peers {
 		m.dialers[p.URL()] = &dialer{peer: p, state: "connecting"}
 	}

@@ -176,6 +176,9 @@ func (m *Mesh) outLink(ctx context.Context, nd *node, deadline time.Time) (*link
 		if l := n.out(); l != nil {
 			return l, n, nil
 		}
+		if err, failed := m.dialFailed.Load(nd.id); failed && !m.dialling(nd.id) {
+			return nil, nil, message.Errorf(abi.StatusUnreachable, "node %s is a member of the mesh but this host cannot link to it: %v", nd.name, err)
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():

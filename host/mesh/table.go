@@ -39,7 +39,10 @@ func (n *node) out() *link {
 // Requests rotate over them.
 type providers struct {
 	nodes []*node
-	next  atomic.Uint32
+	// next is shared with the providers of the same service in the
+	// tables before and after, so that a rebuild (a record or interest
+	// arriving) does not restart the rotation.
+	next *atomic.Uint32
 }
 
 func (p *providers) pick() *node {
@@ -67,7 +70,7 @@ type table struct {
 // buildTable indexes the live links, what they advertised, and the live
 // members known only through membership (far nodes, reached by linking to
 // them when a message needs them).
-func buildTable(self identity.ID, selfName string, links []*link, members map[identity.ID]farNode) *table {
+func buildTable(self identity.ID, selfName string, links []*link, members map[identity.ID]farNode, prev *table) *table {
 	t := &table{self: self, selfName: selfName, nodes: map[identity.ID]*node{},
 		services: map[string]*providers{}, names: map[string]*node{}}
 	// Links in id order, so that which relay a node is reached through
@@ -165,7 +168,11 @@ func buildTable(self identity.ID, selfName string, links []*link, members map[id
 	}
 	for s, ns := range direct {
 		slices.SortFunc(ns, byID)
-		t.services[s] = &providers{nodes: ns}
+		p := &providers{nodes: ns, next: new(atomic.Uint32)}
+		if prev != nil && prev.services[s] != nil {
+			p.next = prev.services[s].next
+		}
+		t.services[s] = p
 		if d := strings.Count(s, ".") + 1; d > t.depth {
 			t.depth = d
 		}
@@ -238,12 +245,9 @@ func (m *Mesh) rebuildTable() {
 			live = append(live, l)
 		}
 	}
-	t := buildTable(m.id, m.name, live, m.liveMembers())
+	t := buildTable(m.id, m.name, live, m.liveMembers(), m.table.Load())
 	m.table.Store(t)
-	m.tableMu.Lock()
-	close(m.tableCh)
-	m.tableCh = make(chan struct{})
-	m.tableMu.Unlock()
+	m.wakeRouteWaiters()
 	for name, ids := range t.clash {
 		if _, seen := m.clashes.LoadOrStore(name, struct{}{}); !seen {
 			m.log.Warn("node name clash: names must be unique in a mesh; the lowest id keeps the name, address the others by id",
@@ -252,7 +256,17 @@ func (m *Mesh) rebuildTable() {
 	}
 }
 
-// tableChanged returns a channel closed at the next rebuild of the table.
+// wakeRouteWaiters wakes the messages waiting for a link to a far node:
+// the table changed, or a dial gave up.
+func (m *Mesh) wakeRouteWaiters() {
+	m.tableMu.Lock()
+	close(m.tableCh)
+	m.tableCh = make(chan struct{})
+	m.tableMu.Unlock()
+}
+
+// tableChanged returns a channel closed at the next rebuild of the table
+// or failed dial of a discovered host.
 func (m *Mesh) tableChanged() <-chan struct{} {
 	m.tableMu.Lock()
 	defer m.tableMu.Unlock()
