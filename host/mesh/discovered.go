@@ -173,6 +173,12 @@ func (m *Mesh) needDirect(nd *node) {
 		return
 	}
 	m.needAt.Store(nd.id, now)
+	m.Discovered(candidateOf(nd))
+}
+
+// candidateOf makes a Candidate of the listen URLs a relay or membership
+// reported for nd, keeping only addresses that can be dialled.
+func candidateOf(nd *node) Candidate {
 	c := Candidate{ID: nd.id, Name: nd.name, Source: FoundGossip, Now: true}
 	for _, u := range nd.listen {
 		scheme, hostport, _ := strings.Cut(u, "://")
@@ -191,7 +197,7 @@ func (m *Mesh) needDirect(nd *node) {
 			c.QUICPort = p
 		}
 	}
-	m.Discovered(c)
+	return c
 }
 
 // redialGap is how long after asking for a direct link to a node the mesh

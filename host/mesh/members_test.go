@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -179,15 +180,12 @@ func TestChainDeathAndLeave(t *testing.T) {
 			start := time.Now()
 			kill(d)
 			dead := 2 * time.Second // newHost's DeadAfter
-			eventually(t, 3*dead, "h0 marks h3 lost", func() bool {
+			eventually(t, 3*dead, "h0 marks h3 lost and drops its routes", func() bool {
 				mb, ok := memberOf(a, d)
-				return !ok || mb.State == "lost"
+				return (!ok || mb.State == "lost") && a.mesh.table.Load().lookup("svc3.x") == nil
 			})
 			took := time.Since(start)
 			t.Logf("%s: h3, three links away, lost at h0 after %v", tr, took.Round(time.Millisecond))
-			if a.mesh.table.Load().lookup("svc3.x") != nil {
-				t.Error("h0 still routes to the dead h3")
-			}
 			if _, err := call(a, "svc3.x", "x", time.Second); message.StatusOf(err) != abi.StatusNoHandler {
 				t.Errorf("call to the dead host's service: %v, want no handler", err)
 			}
@@ -372,5 +370,33 @@ func TestFarMemberThatCannotBeDialled(t *testing.T) {
 	}
 	if a.mesh.link(d.id.ID) != nil {
 		t.Fatal("a linked to d although d listens nowhere")
+	}
+}
+
+// TestFarMemberWithoutAddress: a live member whose records carry no
+// address this host can dial (only an unspecified listen host, no
+// reach) fails a message at once, saying so.
+func TestFarMemberWithoutAddress(t *testing.T) {
+	a := newHost(t, "a")
+	x := newHost(t, "x")
+	ghost := newHost(t, "ghost")
+	ghost.mesh.Close(context.Background())
+	l := dialRaw(t, x, a, TCP)
+	links := []string{string(a.id.ID), string(ghost.id.ID)}
+	slices.Sort(links)
+	xr := &wire.MemberRecord{ID: string(x.id.ID), Name: "x", Key: x.id.Key.Public().(ed25519.PublicKey), Version: 1, Links: links}
+	gr := &wire.MemberRecord{ID: string(ghost.id.ID), Name: "ghost", Key: ghost.id.Key.Public().(ed25519.PublicKey), Version: 1,
+		Links: []string{string(x.id.ID)}, Listen: []string{"tcp://0.0.0.0:7400"}, Services: []string{"ghostsvc"}}
+	f := &wire.Members{Entries: []wire.MemberEntry{signedEntry(t, x.id.Key, xr), signedEntry(t, ghost.id.Key, gr)}}
+	if _, err := l.w.Write(mustControl(t, wire.FrameMembers, f)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "a holds ghost as a live member two links away", func() bool {
+		mb, ok := memberOf(a, ghost)
+		return ok && mb.State == "alive" && mb.Hops == 2
+	})
+	_, err := call(a, "ghostsvc.x", "x", 10*time.Second)
+	if message.StatusOf(err) != abi.StatusUnreachable || !strings.Contains(err.Error(), "no address to link to it is known") {
+		t.Fatalf("call to a member with no address: %v", err)
 	}
 }

@@ -160,6 +160,9 @@ func (m *Mesh) outLink(ctx context.Context, nd *node, deadline time.Time) (*link
 	if l := nd.out(); l != nil {
 		return l, nd, nil
 	}
+	if c := candidateOf(nd); len(c.Addrs) == 0 || c.TCPPort == 0 && c.QUICPort == 0 {
+		return nil, nil, message.Errorf(abi.StatusUnreachable, "node %s is a member of the mesh but no address to link to it is known (it announced %v)", nd.name, nd.listen)
+	}
 	m.needDirect(nd)
 	limit := time.Now().Add(farWait)
 	if !deadline.IsZero() && deadline.Before(limit) {
