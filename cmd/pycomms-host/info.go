@@ -207,6 +207,7 @@ and 7 when the node cannot be reached.`,
 			fmt.Fprintf(tw, "plugins:\t%d\n", h.Plugins)
 			if h.ID != "" {
 				fmt.Fprintf(tw, "peers:\t%d up\n", h.Peers)
+				fmt.Fprintf(tw, "mesh:\t%d other hosts alive\n", h.Members)
 			}
 			fmt.Fprintf(tw, "version:\t%s\n", h.Version)
 			if err := tw.Flush(); err != nil {

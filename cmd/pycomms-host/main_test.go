@@ -713,7 +713,7 @@ func TestNodeFlagCompletion(t *testing.T) {
 func TestHealthOfMeshNode(t *testing.T) {
 	_, addr := meshNode(t)
 	r := runCLI(t, "", "health", "--control", addr)
-	want := "status:  ok\nnode:    node-a\nid:      aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\nuptime:  1h0m0s\nplugins: 1\npeers:   1 up\nversion: v1.0.0\n"
+	want := "status:  ok\nnode:    node-a\nid:      aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\nuptime:  1h0m0s\nplugins: 1\npeers:   1 up\nmesh:    2 other hosts alive\nversion: v1.0.0\n"
 	if r.code != 0 || r.stdout != want {
 		t.Errorf("exit %d, stdout:\n%s\nwant:\n%s", r.code, r.stdout, want)
 	}

@@ -916,6 +916,12 @@ func TestProcessGossipChain(t *testing.T) {
 	if r := a.cli("peers"); r.code != 0 || !strings.Contains(r.stdout, "4 links away") {
 		t.Errorf("peers table on a: %+v", r)
 	}
+	procEventually(t, 10*time.Second, "a's health counts the four others", func() error {
+		if r := a.cli("health"); r.code != 0 || !strings.Contains(r.stdout, "4 other hosts alive") {
+			return fmt.Errorf("health on a: %+v", r)
+		}
+		return nil
+	})
 
 	if r := a.cli("call", "echo.upper", "far", "--timeout", "10s"); r.code != 0 || r.stdout != "FAR\n" {
 		t.Fatalf("a calls e's plugin, four links away: %+v", r)

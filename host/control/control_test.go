@@ -1120,12 +1120,12 @@ func TestHealthOfMeshNode(t *testing.T) {
 	}
 	// The server fills id and the count of peers that are up.
 	want := b.HealthInfo
-	want.ID, want.Peers = b.NodeID, 1
+	want.ID, want.Peers, want.Members = b.NodeID, 1, 2
 	if h != want {
 		t.Errorf("Health = %+v, want %+v", h, want)
 	}
 	r := rawDo(t, "GET", "http://"+addr+"/v1/health", nil, nil)
-	if want := `{"status":"ok","node":"node-a","id":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","uptime":"1m0s","plugins":1,"peers":1,"version":"v1.2.3"}` + "\n"; string(r.body) != want {
+	if want := `{"status":"ok","node":"node-a","id":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","uptime":"1m0s","plugins":1,"peers":1,"members":2,"version":"v1.2.3"}` + "\n"; string(r.body) != want {
 		t.Errorf("health JSON %s, want %s", r.body, want)
 	}
 

@@ -419,8 +419,14 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		if h.ID == "" {
 			h.ID = mesh.ID()
 		}
-		if h.Peers == 0 {
-			h.Peers = peersUp(mesh.Peers())
+		if h.Peers == 0 || h.Members == 0 {
+			list := mesh.Peers()
+			if h.Peers == 0 {
+				h.Peers = peersUp(list)
+			}
+			if h.Members == 0 {
+				h.Members = liveHosts(list)
+			}
 		}
 	}
 	s.writeJSON(w, r, http.StatusOK, h)
@@ -431,6 +437,19 @@ func peersUp(list []PeerInfo) int {
 	n := 0
 	for _, p := range list {
 		if p.State == "up" {
+			n++
+		}
+	}
+	return n
+}
+
+// liveHosts counts the hosts a mesh node can reach now: up, relayed or
+// live members further away.
+func liveHosts(list []PeerInfo) int {
+	n := 0
+	for _, p := range list {
+		switch p.State {
+		case "up", "leaving", "relayed", "member":
 			n++
 		}
 	}

@@ -155,7 +155,11 @@ type Health struct {
 	Plugins int           `json:"plugins"`
 	// Peers counts the peers in state "up". The server fills it from
 	// Mesh.Peers when the Backend leaves it zero.
-	Peers   int    `json:"peers"`
+	Peers int `json:"peers"`
+	// Members counts the live hosts this node knows in its mesh, however
+	// reached: peers up, relayed hosts and members further away. The
+	// server fills it from Mesh.Peers when the Backend leaves it zero.
+	Members int    `json:"members,omitempty"`
 	Version string `json:"version"`
 }
 
@@ -168,6 +172,7 @@ type healthJSON struct {
 	Uptime  string `json:"uptime"`
 	Plugins int    `json:"plugins"`
 	Peers   int    `json:"peers"`
+	Members int    `json:"members,omitempty"`
 	Version string `json:"version"`
 }
 
@@ -175,7 +180,7 @@ type healthJSON struct {
 func (h Health) MarshalJSON() ([]byte, error) {
 	return json.Marshal(healthJSON{
 		Status: h.Status, Node: h.Node, ID: h.ID, Uptime: h.Uptime.String(),
-		Plugins: h.Plugins, Peers: h.Peers, Version: h.Version,
+		Plugins: h.Plugins, Peers: h.Peers, Members: h.Members, Version: h.Version,
 	})
 }
 
@@ -192,7 +197,7 @@ func (h *Health) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("health: uptime: %w", err)
 		}
 	}
-	*h = Health{Status: j.Status, Node: j.Node, ID: j.ID, Uptime: up, Plugins: j.Plugins, Peers: j.Peers, Version: j.Version}
+	*h = Health{Status: j.Status, Node: j.Node, ID: j.ID, Uptime: up, Plugins: j.Plugins, Peers: j.Peers, Members: j.Members, Version: j.Version}
 	return nil
 }
 
