@@ -400,3 +400,27 @@ func TestFarMemberWithoutAddress(t *testing.T) {
 		t.Fatalf("call to a member with no address: %v", err)
 	}
 }
+
+// TestConfiguredPeerListedOnce: a configured peer that dies is listed once
+// in peers, with its dialler's state and its name from membership, not a
+// second time as lost.
+func TestConfiguredPeerListedOnce(t *testing.T) {
+	a := newHost(t, "a")
+	b := newHost(t, "b", withPeers(a.peer(TCP)))
+	eventually(t, 5*time.Second, "b holds a as a member", func() bool {
+		mb, ok := memberOf(b, a)
+		return ok && mb.State == "alive"
+	})
+	kill(a)
+	eventually(t, 5*time.Second, "b shows a's dialler retrying", func() bool {
+		n := 0
+		var got PeerInfo
+		for _, p := range b.mesh.Peers() {
+			if p.ID == string(a.id.ID) {
+				n++
+				got = p
+			}
+		}
+		return n == 1 && got.State == "retrying" && got.Name == "a" && got.Config != ""
+	})
+}

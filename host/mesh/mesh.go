@@ -981,6 +981,11 @@ func (m *Mesh) Peers() []PeerInfo {
 			out[i].Config = u
 			continue
 		}
+		if id != "" {
+			// A configured peer known by membership too is listed once,
+			// with the dialler's state (retrying, and why).
+			byID[id] = len(out)
+		}
 		out = append(out, PeerInfo{ID: string(id), Addr: d.peer.Addr, Transport: d.peer.Transport, State: state, Error: lastErr, Config: u, Found: FoundConfigured})
 	}
 	for _, n := range m.table.Load().nodes {
@@ -996,6 +1001,9 @@ func (m *Mesh) Peers() []PeerInfo {
 	for _, mb := range m.Members() {
 		if i, ok := byID[identity.ID(mb.ID)]; ok {
 			out[i].Hops = mb.Hops
+			if out[i].Name == "" {
+				out[i].Name = mb.Name
+			}
 			continue
 		}
 		p := PeerInfo{ID: mb.ID, Name: mb.Name, State: mb.State, Found: FoundGossip, Hops: mb.Hops, Since: mb.Since,
