@@ -46,6 +46,9 @@ type membership struct {
 	// refusedFull counts records refused because maxMembers were held.
 	refusedFull uint64
 	ttl         time.Duration // see memberTTL
+	// selfHold is when the own record may next be sent, while the only
+	// change is new links (see addDelay).
+	selfHold time.Time
 }
 
 // maxMembers bounds the records one host holds: records are signed, but
@@ -59,6 +62,15 @@ const maxMembers = 10_000
 // 100ms 30 KB; 50ms is the interest's delay too, and costs 50ms per hop
 // when a death is passed on.
 const membersDelay = 50 * time.Millisecond
+
+// addDelay is how long a record whose only change is new links is held
+// back: a record lists its links, so a seed that fifty hosts join would
+// otherwise send its growing record to all of them fifty times. New links
+// are not urgent (a new member is known a moment later); lost links, which
+// tell the mesh that a host died, go out after membersDelay.
+func addDelay(links int) time.Duration {
+	return min(max(time.Duration(links)*5*time.Millisecond, membersDelay), time.Second)
+}
 
 // membersFrameBytes is where a flush starts a new frame, well under the
 // smallest max_frame a peer may announce (1 KiB is the minimum, but one
@@ -152,7 +164,29 @@ func (m *Mesh) updateSelf(links []*link, minVersion uint64) bool {
 		m.log.Error("member record not made", "err", err)
 		return false
 	}
+	now := time.Now()
+	if cur != nil && minVersion == 0 && onlyAdds(&cur.rec, &r) {
+		if !ms.selfHold.After(now) {
+			ms.selfHold = now.Add(addDelay(len(r.Links)))
+		}
+	} else {
+		ms.selfHold = time.Time{}
+	}
 	ms.self = &member{rec: r, entry: e, alive: true}
+	return true
+}
+
+// onlyAdds reports whether b differs from a only by more links.
+func onlyAdds(a, b *wire.MemberRecord) bool {
+	if a.Name != b.Name || a.Left != b.Left || !slices.Equal(a.Listen, b.Listen) ||
+		!slices.Equal(a.Services, b.Services) || !slices.Equal(a.Topics, b.Topics) || len(b.Links) <= len(a.Links) {
+		return false
+	}
+	for _, id := range a.Links {
+		if _, ok := slices.BinarySearch(b.Links, id); !ok {
+			return false
+		}
+	}
 	return true
 }
 
@@ -314,7 +348,9 @@ func (m *Mesh) logMembers(found, lost []memberEvent) {
 	}
 }
 
-func (m *Mesh) scheduleMembers() { m.membersFlush.schedule(membersDelay, m.flushMembers) }
+func (m *Mesh) scheduleMembers() { m.scheduleMembersIn(membersDelay) }
+
+func (m *Mesh) scheduleMembersIn(d time.Duration) { m.membersFlush.schedule(d, m.flushMembers) }
 
 // flushMembers sends every link the records it does not hold yet: the own
 // record, those of live nodes and those that announce a leave.
@@ -326,7 +362,14 @@ func (m *Mesh) flushMembers() {
 	if ms.self == nil {
 		return
 	}
-	send := []*member{ms.self}
+	var send []*member
+	if wait := time.Until(ms.selfHold); wait > 0 {
+		// Held back (new links only): the flush at the end of the hold
+		// sends it.
+		defer m.scheduleMembersIn(wait)
+	} else {
+		send = append(send, ms.self)
+	}
 	for _, mb := range ms.byID {
 		if mb.alive || mb.rec.Left {
 			send = append(send, mb)

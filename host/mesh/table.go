@@ -288,18 +288,24 @@ const advertDelay = 50 * time.Millisecond
 func (m *Mesh) scheduleAdvert() { m.advert.schedule(advertDelay, m.advertise) }
 
 // coalescer runs a function once after a delay, however many times it is
-// scheduled meanwhile.
+// scheduled meanwhile; a shorter delay asked for meanwhile brings the run
+// forward.
 type coalescer struct {
 	mu    sync.Mutex
 	timer *time.Timer
+	due   time.Time
 }
 
 func (c *coalescer) schedule(delay time.Duration, f func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	due := time.Now().Add(delay)
 	if c.timer != nil {
-		return
+		if !due.Before(c.due) || !c.timer.Stop() {
+			return
+		}
 	}
+	c.due = due
 	c.timer = time.AfterFunc(delay, func() {
 		c.mu.Lock()
 		c.timer = nil
