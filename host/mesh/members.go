@@ -475,6 +475,7 @@ type farNode struct {
 	services []string
 	topics   []string
 	listen   []string
+	links    []string // sorted, from its record
 	hops     int
 }
 
@@ -492,7 +493,7 @@ func (m *Mesh) liveMembers() map[identity.ID]farNode {
 		if len(listen) == 0 {
 			listen = mb.rec.Listen
 		}
-		out[id] = farNode{id: id, name: mb.rec.Name, services: mb.rec.Services, topics: mb.rec.Topics, listen: listen, hops: mb.hops}
+		out[id] = farNode{id: id, name: mb.rec.Name, services: mb.rec.Services, topics: mb.rec.Topics, listen: listen, links: mb.rec.Links, hops: mb.hops}
 	}
 	return out
 }

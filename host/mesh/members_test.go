@@ -17,7 +17,7 @@ import (
 
 // startChain starts n hosts named h0..h(n-1), each listing only the one
 // before it as a peer over transport, each serving svcI: a chain of seeds,
-// the shape in which interest alone (two links deep) does not reach.
+// the shape in which one relay does not reach.
 func startChain(t testing.TB, n int, transport string, opts ...hostOpt) []*host {
 	t.Helper()
 	var hosts []*host
@@ -379,21 +379,31 @@ func TestFarMemberThatCannotBeDialled(t *testing.T) {
 func TestFarMemberWithoutAddress(t *testing.T) {
 	a := newHost(t, "a")
 	x := newHost(t, "x")
+	y := newHost(t, "y")
 	ghost := newHost(t, "ghost")
+	y.mesh.Close(context.Background())
 	ghost.mesh.Close(context.Background())
 	l := dialRaw(t, x, a, TCP)
-	links := []string{string(a.id.ID), string(ghost.id.ID)}
-	slices.Sort(links)
-	xr := &wire.MemberRecord{ID: string(x.id.ID), Name: "x", Key: x.id.Key.Public().(ed25519.PublicKey), Version: 1, Links: links}
-	gr := &wire.MemberRecord{ID: string(ghost.id.ID), Name: "ghost", Key: ghost.id.Key.Public().(ed25519.PublicKey), Version: 1,
-		Links: []string{string(x.id.ID)}, Listen: []string{"tcp://0.0.0.0:7400"}, Services: []string{"ghostsvc"}}
-	f := &wire.Members{Entries: []wire.MemberEntry{signedEntry(t, x.id.Key, xr), signedEntry(t, ghost.id.Key, gr)}}
+	// a - x - y - ghost: ghost is three links from a, so no relay.
+	rec := func(h *host, links ...*host) wire.MemberEntry {
+		var ids []string
+		for _, o := range links {
+			ids = append(ids, string(o.id.ID))
+		}
+		slices.Sort(ids)
+		r := &wire.MemberRecord{ID: string(h.id.ID), Name: h.name, Key: h.id.Key.Public().(ed25519.PublicKey), Version: 1, Links: ids}
+		if h == ghost {
+			r.Listen, r.Services = []string{"tcp://0.0.0.0:7400"}, []string{"ghostsvc"}
+		}
+		return signedEntry(t, h.id.Key, r)
+	}
+	f := &wire.Members{Entries: []wire.MemberEntry{rec(x, a, y), rec(y, x, ghost), rec(ghost, y)}}
 	if _, err := l.w.Write(mustControl(t, wire.FrameMembers, f)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "a holds ghost as a live member two links away", func() bool {
+	eventually(t, 5*time.Second, "a holds ghost as a live member three links away", func() bool {
 		mb, ok := memberOf(a, ghost)
-		return ok && mb.State == "alive" && mb.Hops == 2
+		return ok && mb.State == "alive" && mb.Hops == 3
 	})
 	_, err := call(a, "ghostsvc.x", "x", 10*time.Second)
 	if message.StatusOf(err) != abi.StatusUnreachable || !strings.Contains(err.Error(), "no address to link to it is known") {
@@ -401,26 +411,38 @@ func TestFarMemberWithoutAddress(t *testing.T) {
 	}
 }
 
-// TestConfiguredPeerListedOnce: a configured peer that dies is listed once
-// in peers, with its dialler's state and its name from membership, not a
-// second time as lost.
-func TestConfiguredPeerListedOnce(t *testing.T) {
-	a := newHost(t, "a")
-	b := newHost(t, "b", withPeers(a.peer(TCP)))
-	eventually(t, 5*time.Second, "b holds a as a member", func() bool {
-		mb, ok := memberOf(b, a)
-		return ok && mb.State == "alive"
-	})
-	kill(a)
-	eventually(t, 5*time.Second, "b shows a's dialler retrying", func() bool {
-		n := 0
-		var got PeerInfo
-		for _, p := range b.mesh.Peers() {
-			if p.ID == string(a.id.ID) {
-				n++
-				got = p
+// TestRelayedEventsInOrder: events to a subscriber two links away go
+// through the relay in publish order; publishing alone does not make the
+// publisher link to it.
+func TestRelayedEventsInOrder(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			hosts := startChain(t, 3, tr)
+			a, c := hosts[0], hosts[2]
+			sub := &echoEP{}
+			c.serve("sub", sub, nil, []string{"news.>"})
+			eventually(t, 10*time.Second, "a reaches c's topic through b", func() bool {
+				for _, n := range a.mesh.table.Load().listeners {
+					if n.id == c.id.ID && n.via != nil {
+						return true
+					}
+				}
+				return false
+			})
+			var want []string
+			for i := range 50 {
+				want = append(want, fmt.Sprint(i))
+				if n := a.mesh.Publish(&message.Message{Kind: abi.KindEvent, Subject: "news.x", Payload: []byte(want[i])}); n != 1 {
+					t.Fatalf("publish %d reached %d hosts, want 1", i, n)
+				}
 			}
-		}
-		return n == 1 && got.State == "retrying" && got.Name == "a" && got.Config != ""
-	})
+			eventually(t, 5*time.Second, "c gets all 50", func() bool { return len(sub.got()) == 50 })
+			if got := sub.got(); strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Errorf("events through the relay out of order: %v", got)
+			}
+			if a.mesh.link(c.id.ID) != nil {
+				t.Error("publishing to a relayed subscriber made a link to it")
+			}
+		})
+	}
 }

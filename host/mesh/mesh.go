@@ -5,24 +5,27 @@
 // it: which services and topics each host serves (interest), and the
 // requests, replies, sends and events themselves.
 //
-// Routing design. A host knows what its direct peers serve and, through
-// them, what their direct peers serve: each interest advertisement carries
-// the sender's own services and topics plus those of its direct peers. A
-// message goes straight to its destination when there is a link to it, or
-// through the one peer that reported it (a relay), and a relay forwards only
-// to its own direct peers and only messages that have not been relayed yet.
-// So a message crosses at most two links and cannot loop, and a mesh built
-// as a chain (A lists B, B lists C) works before A has dialled C. A relay
-// also reports where its neighbours listen, and a host that sends to a
-// relayed host links to it directly in the background (Discovered, found
-// "gossip"); mDNS (host/discovery) feeds the same Discovered. Links follow
-// use rather than forming a full mesh: see RATIONALE.md.
+// Routing design. A host learns what its direct peers serve from their
+// interest advertisements, and what every other host serves, where it
+// listens and whom it links to from signed membership records flooded over
+// the links (members.go, PROTOCOL.md section 14). A message goes straight
+// to its destination when there is a link to it, or through a direct peer
+// linked to the destination (a relay), and a relay forwards only to its
+// own direct peers and only messages that have not been relayed yet. So a
+// message crosses at most two links and cannot loop, and a mesh built as a
+// chain (A lists B, B lists C) works before A has dialled C. A host that
+// sends to a relayed host, or to one further away, links to it directly
+// (Discovered, found "gossip"); mDNS (host/discovery) feeds the same
+// Discovered. Links follow use rather than forming a full mesh: see
+// RATIONALE.md.
 //
 // Delivery guarantees: request/reply is at-most-once (a request whose
 // provider or link dies fails with StatusUnreachable and is never resent),
 // sends and events are at-most-once (a full send buffer or a busy
 // subscriber drops them, counted), and events from one publisher reach a
-// subscriber host in publish order (they share one ordered stream).
+// subscriber host in publish order (they share one ordered stream) while
+// the path stays the same: events sent through a relay and then over a new
+// direct link can overtake each other at the switch.
 package mesh
 
 import (

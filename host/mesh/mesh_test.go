@@ -277,6 +277,10 @@ func TestChainRelayAndPublish(t *testing.T) {
 				t.Fatalf("a -> c through b = %q, %v", got, err)
 			}
 			eventually(t, 5*time.Second, "a knows b's topics", func() bool { return len(a.mesh.table.Load().listeners) == 2 })
+			// The call asked for a direct link to c: publish once the path
+			// to c has settled, since events on the relayed path and the
+			// new direct one could overtake each other at the switch.
+			eventually(t, 10*time.Second, "a and c link directly", func() bool { return a.mesh.link(c.id.ID) != nil })
 			for i := range 50 {
 				if _, err := a.router.Publish(context.Background(), &message.Message{Kind: abi.KindEvent, Subject: "news.today", Payload: []byte(fmt.Sprint(i))}); err != nil {
 					t.Fatal(err)

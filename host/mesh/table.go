@@ -83,43 +83,37 @@ func buildTable(self identity.ID, selfName string, links []*link, members map[id
 		}
 		t.nodes[l.peer] = n
 	}
-	for _, l := range links {
-		in := l.interest.Load()
-		if in == nil {
-			continue
-		}
-		for _, nb := range in.Neighbours {
-			id := identity.ID(nb.ID)
-			if id == self || !validID(nb.ID) {
-				continue
-			}
-			if n := t.nodes[id]; n != nil {
-				// A new direct link whose own interest has not arrived yet:
-				// what the relay said it serves stands in meanwhile, so
-				// that linking directly never makes a service vanish.
-				if n.direct != nil && n.direct.interest.Load() == nil && n.services == nil && n.topics == nil {
-					n.services, n.topics = nb.Services, nb.Topics
-				}
-				continue
-			}
-			t.nodes[id] = &node{id: id, name: nb.Name, services: nb.Services, topics: nb.Topics, via: l, listen: nb.Listen}
-		}
-	}
 	for id, f := range members {
 		if id == self {
 			continue
 		}
 		if n := t.nodes[id]; n != nil {
-			// A link or relay that has not told what the node serves yet
-			// (its interest is on its way): the node's own record stands
-			// in, so that learning a node a second way never makes one
+			// A new link whose interest is on its way: the node's own
+			// record stands in, so that linking to a node never makes one
 			// of its services vanish for a moment.
 			if n.services == nil && n.topics == nil {
 				n.services, n.topics = f.services, f.topics
 			}
 			continue
 		}
-		t.nodes[id] = &node{id: id, name: f.name, services: f.services, topics: f.topics, listen: f.listen, far: true}
+		n := &node{id: id, name: f.name, services: f.services, topics: f.topics, listen: f.listen, far: true}
+		// A relay is a direct peer whose record and the node's list each
+		// other, the lowest id if several: the first messages go through
+		// it while this host links to the node.
+		for _, l := range links {
+			r, ok := members[l.peer]
+			if !ok {
+				continue
+			}
+			if _, ok := slices.BinarySearch(f.links, string(l.peer)); !ok {
+				continue
+			}
+			if _, ok := slices.BinarySearch(r.links, string(id)); ok {
+				n.via, n.far = l, false
+				break
+			}
+		}
+		t.nodes[id] = n
 	}
 	direct := map[string][]*node{}
 	relayed := map[string][]*node{}
@@ -314,38 +308,18 @@ func (c *coalescer) schedule(delay time.Duration, f func()) {
 	})
 }
 
-// advertise sends every link this host's interest and its other direct
-// peers' own interest, skipping a link whose last advertisement was the
-// same, so that advertisements stop once the mesh has converged.
+// advertise sends every link this host's own services and topics,
+// skipping a link whose last advertisement was the same. What hosts
+// further away serve travels in their membership records.
 func (m *Mesh) advertise() {
 	services, topics := m.local.Interest()
-	links := m.allLinks()
-	slices.SortFunc(links, func(a, b *link) int { return strings.Compare(string(a.peer), string(b.peer)) })
-	for _, l := range links {
+	in := &wire.Interest{Services: services, Topics: topics}
+	key := interestKey(in)
+	for _, l := range m.allLinks() {
 		if l.leaving.Load() {
 			continue
 		}
-		// What the peer says it links to directly it needs no word about
-		// from here: leaving those out keeps a full mesh's advertisements
-		// small instead of growing with the square of its size.
-		theirs := map[string]bool{}
-		if pi := l.interest.Load(); pi != nil {
-			for _, nb := range pi.Neighbours {
-				theirs[nb.ID] = true
-			}
-		}
-		in := &wire.Interest{Services: services, Topics: topics}
-		for _, o := range links {
-			if o == l || o.leaving.Load() || theirs[string(o.peer)] {
-				continue
-			}
-			ni := wire.NodeInterest{ID: string(o.peer), Name: o.name, Listen: o.reachable()}
-			if oi := o.interest.Load(); oi != nil {
-				ni.Services, ni.Topics = oi.Services, oi.Topics
-			}
-			in.Neighbours = append(in.Neighbours, ni)
-		}
-		key := interestKey(in)
+		in := *in
 		l.sentMu.Lock()
 		if key == l.lastSent {
 			l.sentMu.Unlock()
@@ -353,7 +327,7 @@ func (m *Mesh) advertise() {
 		}
 		l.lastSent = key
 		in.Seq = m.seq.Add(1)
-		err := l.enqueueControl(wire.FrameInterest, in)
+		err := l.enqueueControl(wire.FrameInterest, &in)
 		l.sentMu.Unlock()
 		if err != nil {
 			m.log.Debug("interest not sent", "node", l.name, "err", err)
@@ -372,14 +346,6 @@ func interestKey(in *wire.Interest) string {
 	}
 	w(in.Services)
 	w(in.Topics)
-	for _, n := range in.Neighbours {
-		b.WriteString(n.ID)
-		b.WriteByte(0)
-		b.WriteString(n.Name)
-		b.WriteByte(0)
-		w(n.Services)
-		w(n.Topics)
-	}
 	return b.String()
 }
 

@@ -28,27 +28,16 @@ type ErrorFrame struct {
 	Msg  string    `cbor:"2,keyasint,omitempty"`
 }
 
-// NodeInterest is what one node serves and subscribes to.
-type NodeInterest struct {
-	ID       string   `cbor:"1,keyasint,omitempty"`
-	Name     string   `cbor:"2,keyasint,omitempty"`
-	Services []string `cbor:"3,keyasint,omitempty"`
-	Topics   []string `cbor:"4,keyasint,omitempty"`
-	// Listen are the node's listen URLs as the sender can reach them: an
-	// unspecified host (0.0.0.0, ::) is replaced by the address the
-	// sender sees the node at. A receiver may dial them to link to the
-	// node directly instead of through the sender.
-	Listen []string `cbor:"5,keyasint,omitempty"`
-}
-
-// Interest advertises what the sender can route to. Each advertisement
-// replaces the previous one whole, so a lost or reordered one is repaired by
-// the next; Seq lets a receiver ignore one that arrives late.
+// Interest advertises what the sender serves. Each advertisement replaces
+// the previous one whole, so a lost or reordered one is repaired by the
+// next; Seq lets a receiver ignore one that arrives late. What hosts
+// further away serve travels in their membership records ([Members]).
 type Interest struct {
-	Seq        uint64         `cbor:"1,keyasint,omitempty"` // grows with each advertisement from the sender
-	Services   []string       `cbor:"2,keyasint,omitempty"` // the sender's own services
-	Topics     []string       `cbor:"3,keyasint,omitempty"` // the sender's own topic patterns
-	Neighbours []NodeInterest `cbor:"4,keyasint,omitempty"` // the sender's direct peers (one relay hop)
+	Seq      uint64   `cbor:"1,keyasint,omitempty"` // grows with each advertisement from the sender
+	Services []string `cbor:"2,keyasint,omitempty"` // the sender's own services
+	Topics   []string `cbor:"3,keyasint,omitempty"` // the sender's own topic patterns
+	// Key 4 is reserved: early drafts sent the direct peers' interest
+	// there. A receiver ignores it like any unknown key.
 }
 
 // Ping is the body of ping and pong frames; a pong echoes the ping's nonce,

@@ -20,8 +20,8 @@ func TestControlRoundTrip(t *testing.T) {
 		{"empty hello", FrameHello, &Hello{}},
 		{"error", FrameError, &ErrorFrame{Code: ErrVersion, Msg: "no common protocol version: this host speaks 1..1, the peer speaks 2..3"}},
 		{"goaway", FrameGoAway, &ErrorFrame{Code: ErrShutdown, Msg: "shutting down"}},
-		{"interest", FrameInterest, &Interest{Seq: 42, Services: []string{"orders", "billing"}, Topics: []string{"orders.>"},
-			Neighbours: []NodeInterest{{ID: nodeB, Name: "core", Services: []string{"auth"}, Topics: []string{"*.created"}}, {ID: "x"}}}},
+		{"interest", FrameInterest, &Interest{Seq: 42, Services: []string{"orders", "billing"}, Topics: []string{"orders.>"}}},
+		{"members", FrameMembers, &Members{Entries: []MemberEntry{{Record: []byte{0xa0}, Sig: make([]byte, 64), Reach: []string{"tcp://10.0.0.1:7400"}}}}},
 		{"empty interest", FrameInterest, &Interest{Seq: 1}},
 		{"ping", FramePing, &Ping{Nonce: 1<<64 - 1}},
 		{"pong", FramePong, &Ping{Nonce: 7}},
@@ -63,7 +63,9 @@ func dirty(v any) {
 	case *ErrorFrame:
 		*v = ErrorFrame{Code: 9, Msg: "old"}
 	case *Interest:
-		*v = Interest{Seq: 9, Services: []string{"old"}, Topics: []string{"old"}, Neighbours: []NodeInterest{{ID: "old"}}}
+		*v = Interest{Seq: 9, Services: []string{"old"}, Topics: []string{"old"}}
+	case *Members:
+		*v = Members{Entries: []MemberEntry{{Record: []byte("old")}}}
 	case *Ping:
 		*v = Ping{Nonce: 9}
 	}

@@ -82,7 +82,7 @@ func controlSeeds() map[string][]byte {
 		"hello_acceptor": frame(FrameHello, Hello{Min: 1, Max: 1, Version: 1, ID: nodeB, MaxFrame: 1 << 20}),
 		"error":          frame(FrameError, ErrorFrame{Code: ErrNotTrusted, Msg: "proof does not match"}),
 		"goaway":         frame(FrameGoAway, ErrorFrame{Code: ErrShutdown}),
-		"interest":       frame(FrameInterest, Interest{Seq: 3, Services: []string{"a"}, Topics: []string{"t.>"}, Neighbours: []NodeInterest{{ID: nodeB, Services: []string{"b"}}}}),
+		"interest":       frame(FrameInterest, Interest{Seq: 3, Services: []string{"a"}, Topics: []string{"t.>"}}),
 		"ping":           frame(FramePing, Ping{Nonce: 1 << 63}),
 		"pong":           frame(FramePong, Ping{Nonce: 2}),
 		"unknown_keys":   typed(FramePing, mp(2), u(1), u(5), u(77), cat(mp(1), tx("x"), arr(0))),

@@ -166,11 +166,10 @@ func TestProtocolControlBodies(t *testing.T) {
 		"### 6.1 Hello":                         Hello{},
 		"### 6.2 ErrorFrame (error and goaway)": ErrorFrame{},
 		"### 6.3 Interest":                      Interest{},
-		"### 6.4 NodeInterest":                  NodeInterest{},
-		"### 6.5 Ping (ping and pong)":          Ping{},
-		"### 6.6 Members":                       Members{},
-		"### 6.7 MemberEntry":                   MemberEntry{},
-		"### 6.8 MemberRecord":                  MemberRecord{},
+		"### 6.4 Ping (ping and pong)":          Ping{},
+		"### 6.5 Members":                       Members{},
+		"### 6.6 MemberEntry":                   MemberEntry{},
+		"### 6.7 MemberRecord":                  MemberRecord{},
 	} {
 		typ := reflect.TypeOf(v)
 		want := map[int]reflect.StructField{}
