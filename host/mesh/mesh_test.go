@@ -280,7 +280,10 @@ func TestChainRelayAndPublish(t *testing.T) {
 			// The call asked for a direct link to c: publish once the path
 			// to c has settled, since events on the relayed path and the
 			// new direct one could overtake each other at the switch.
-			eventually(t, 10*time.Second, "a and c link directly", func() bool { return a.mesh.link(c.id.ID) != nil })
+			eventually(t, 10*time.Second, "a routes to c over a direct link", func() bool {
+				n := a.mesh.table.Load().nodes[c.id.ID]
+				return n != nil && n.direct != nil && n.direct == a.mesh.link(c.id.ID)
+			})
 			for i := range 50 {
 				if _, err := a.router.Publish(context.Background(), &message.Message{Kind: abi.KindEvent, Subject: "news.today", Payload: []byte(fmt.Sprint(i))}); err != nil {
 					t.Fatal(err)
