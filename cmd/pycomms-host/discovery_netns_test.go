@@ -249,51 +249,10 @@ func startNetnsHost(t *testing.T, lab *netnsLab, h *netnsHost, cfg string) *nsPr
 	cmd := exec.Command(lab.ipPath, "netns", "exec", h.ns, exe, "run", "-c", cfg)
 	cmd.Dir = filepath.Dir(cfg)
 	cmd.Env = netnsEnv(h.ns)
-	logs := newProcLogs()
-	cmd.Stdout = logs // nothing expected; kept for the failure report
-	cmd.Stderr = logs
-	cmd.WaitDelay = 5 * time.Second
-	// ip exec's the host: the death signal survives the exec, so a test
-	// binary killed by -timeout takes its hosts with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	hp := &hostProc{t: t, name: h.name, cmd: cmd, exited: make(chan struct{}), logs: logs}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start host %s: %v", h.name, err)
-	}
-	go func() {
-		cmd.Wait()
-		close(hp.exited)
-	}()
-	t.Cleanup(func() {
-		hp.kill()
-		if race := logs.rawIndex("WARNING: DATA RACE"); race >= 0 {
-			t.Errorf("host %s reported a data race:\n%s", h.name, logs.from(race, 80))
-		}
-		if t.Failed() {
-			t.Logf("host %s (pid %d, netns %s), last log lines:\n%s", h.name, cmd.Process.Pid, h.ns, logs.tail(60))
-		}
-	})
-
-	deadline := time.After(procStartTimeout)
-	var listening, started map[string]any
-	for {
-		var changed <-chan struct{}
-		listening, changed = logs.find("mesh listening")
-		started, _ = logs.find("node started")
-		if listening != nil && started != nil {
-			break
-		}
-		select {
-		case <-changed:
-		case <-hp.exited:
-			t.Fatalf("host %s exited during start (%v):\n%s", h.name, cmd.ProcessState, logs.tail(40))
-		case <-deadline:
-			t.Fatalf("host %s not started within %v:\n%s", h.name, procStartTimeout, logs.tail(40))
-		}
-	}
-	hp.tcp = strings.TrimPrefix(fmt.Sprint(listening["tcp"]), "tcp://")
-	hp.quic = strings.TrimPrefix(fmt.Sprint(listening["quic"]), "quic://")
-	hp.control = fmt.Sprint(started["control"])
+	// Stdout stays nil: launchHost keeps it with the logs for the failure
+	// report (nothing is expected there).
+	hp := launchHost(t, h.name, cmd, ", netns "+h.ns)
+	logs := hp.logs
 	for what, want := range map[string]string{"tcp": h.addr.String(), "quic": h.addr.String(), "control": "127.0.0.1"} {
 		addr := map[string]string{"tcp": hp.tcp, "quic": hp.quic, "control": hp.control}[what]
 		if host, _, err := net.SplitHostPort(addr); err != nil || host != want {

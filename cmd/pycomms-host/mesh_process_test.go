@@ -265,8 +265,8 @@ func (l *procLogs) tail(n int) string {
 }
 
 // startHost runs `pycomms-host run -c cfg` and waits until the node has
-// logged its mesh listeners and its control address. The process is
-// killed when the test ends.
+// logged its mesh listeners and its control address, all on loopback. The
+// process is killed when the test ends.
 func startHost(t *testing.T, name, cfg string) *hostProc {
 	t.Helper()
 	cmd := exec.Command(hostBinary(t), "run", "-c", cfg)
@@ -279,12 +279,35 @@ func startHost(t *testing.T, name, cfg string) *hostProc {
 		}
 	}
 	cmd.Env = env
-	logs := newProcLogs()
 	cmd.Stdout = io.Discard
+	h := launchHost(t, name, cmd, "")
+	for what, addr := range map[string]string{"tcp": h.tcp, "quic": h.quic, "control": h.control} {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil || host != "127.0.0.1" {
+			t.Fatalf("host %s: %s address %q is not a loopback host:port (%v)", name, what, addr, err)
+		}
+	}
+	return h
+}
+
+// launchHost starts cmd, a `pycomms-host run` (directly or through a
+// wrapper that execs it), collecting its stderr (and its stdout, unless
+// cmd has one) as logs, and waits until
+// the node has logged its mesh listeners and its control address, which
+// it fills in. The process is killed when the test ends, and a data race
+// it reports fails the test. where names the host's place in failure
+// reports (a network namespace, say).
+func launchHost(t *testing.T, name string, cmd *exec.Cmd, where string) *hostProc {
+	t.Helper()
+	logs := newProcLogs()
 	cmd.Stderr = logs
+	if cmd.Stdout == nil {
+		cmd.Stdout = logs
+	}
 	cmd.WaitDelay = 5 * time.Second
 	// If the test binary dies (a -timeout panic skips cleanups), the kernel
-	// kills the host, even a SIGSTOPped one that cannot notice by itself.
+	// kills the host, even a SIGSTOPped one that cannot notice by itself;
+	// the death signal survives an exec.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	h := &hostProc{t: t, name: name, cmd: cmd, exited: make(chan struct{}), logs: logs}
 	if err := cmd.Start(); err != nil {
@@ -302,13 +325,13 @@ func startHost(t *testing.T, name, cfg string) *hostProc {
 			t.Errorf("host %s reported a data race:\n%s", name, logs.from(race, 80))
 		}
 		if t.Failed() {
-			t.Logf("host %s (pid %d), last log lines:\n%s", name, cmd.Process.Pid, logs.tail(40))
+			t.Logf("host %s (pid %d%s), last log lines:\n%s", name, cmd.Process.Pid, where, logs.tail(60))
 		}
 	})
 
 	deadline := time.After(procStartTimeout)
 	var listening, started map[string]any
-	for listening == nil || started == nil {
+	for {
 		var changed <-chan struct{}
 		listening, changed = logs.find("mesh listening")
 		started, _ = logs.find("node started")
@@ -326,12 +349,6 @@ func startHost(t *testing.T, name, cfg string) *hostProc {
 	h.tcp = strings.TrimPrefix(fmt.Sprint(listening["tcp"]), "tcp://")
 	h.quic = strings.TrimPrefix(fmt.Sprint(listening["quic"]), "quic://")
 	h.control = fmt.Sprint(started["control"])
-	for what, addr := range map[string]string{"tcp": h.tcp, "quic": h.quic, "control": h.control} {
-		host, _, err := net.SplitHostPort(addr)
-		if err != nil || host != "127.0.0.1" {
-			t.Fatalf("host %s: %s address %q is not a loopback host:port (%v)", name, what, addr, err)
-		}
-	}
 	return h
 }
 

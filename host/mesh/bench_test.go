@@ -124,6 +124,22 @@ func newRaw(b *testing.B, tr string) *netbaseline.Echo {
 	return e
 }
 
+// callPair starts the echo pair and the raw baseline for transport tr,
+// warms both paths (instances, buffers, flow-control windows) with
+// payload, and resets the timer.
+func callPair(b *testing.B, tr string, payload []byte) (*host, *netbaseline.Echo) {
+	a, _, _ := benchPair(b, tr, 0)
+	raw := newRaw(b, tr)
+	for range 200 {
+		if err := benchCall(a, payload)(); err != nil {
+			b.Fatal(err)
+		}
+		rawCall(raw, payload)()
+	}
+	b.ResetTimer()
+	return a, raw
+}
+
 // BenchmarkRequestReply: 64 concurrent callers on host a, echo on host b.
 // The baseline is the raw pipelined echo over one connection: TLS for the
 // TCP transport, one long-lived quic-go stream for QUIC.
@@ -132,16 +148,7 @@ func BenchmarkRequestReply(b *testing.B) {
 		for _, size := range benchSizes {
 			b.Run(fmt.Sprintf("%s/%s", tr, sizeName(size)), func(b *testing.B) {
 				payload := bytes.Repeat([]byte("a"), size)
-				a, _, _ := benchPair(b, tr, 0)
-				raw := newRaw(b, tr)
-				// Warm both paths (instances, buffers, flow-control windows).
-				for range 200 {
-					if err := benchCall(a, payload)(); err != nil {
-						b.Fatal(err)
-					}
-					rawCall(raw, payload)()
-				}
-				b.ResetTimer()
+				a, raw := callPair(b, tr, payload)
 				n := b.N
 				rawRate := throughput(n, 64, rawCall(raw, payload))
 				ours := throughput(n, 64, benchCall(a, payload))
@@ -159,13 +166,7 @@ func BenchmarkLatency(b *testing.B) {
 		for _, size := range benchSizes {
 			b.Run(fmt.Sprintf("%s/%s", tr, sizeName(size)), func(b *testing.B) {
 				payload := bytes.Repeat([]byte("a"), size)
-				a, _, _ := benchPair(b, tr, 0)
-				raw := newRaw(b, tr)
-				for range 200 {
-					benchCall(a, payload)()
-					rawCall(raw, payload)()
-				}
-				b.ResetTimer()
+				a, raw := callPair(b, tr, payload)
 				rp50, rp99 := latency(b.N, rawCall(raw, payload))
 				p50, p99 := latency(b.N, benchCall(a, payload))
 				b.ReportMetric(float64(p50.Microseconds()), "p50-µs")

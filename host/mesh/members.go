@@ -33,6 +33,15 @@ type member struct {
 	since time.Time // when alive last changed
 }
 
+// addrs is where mb can be dialled: as last reported beside its record,
+// else its record's own listen URLs.
+func (mb *member) addrs() []string {
+	if len(mb.reach) > 0 {
+		return mb.reach
+	}
+	return mb.rec.Listen
+}
+
 // membership is the mesh's table of members and what each link has been
 // sent.
 type membership struct {
@@ -377,6 +386,25 @@ func (m *Mesh) flushMembers() {
 	}
 	// Deterministic order: a peer sees the same frames for the same state.
 	slices.SortFunc(send, func(a, b *member) int { return strings.Compare(a.rec.ID, b.rec.ID) })
+	// Each record's entry, made once for all the links it goes to: where
+	// this host reaches the origin, when it has a link to it.
+	linked := make(map[identity.ID]*link, len(links))
+	for _, l := range links {
+		linked[l.peer] = l
+	}
+	entries := make(map[*member]wire.MemberEntry, len(send))
+	entryOf := func(mb *member) wire.MemberEntry {
+		e, ok := entries[mb]
+		if !ok {
+			e = mb.entry
+			e.Reach = mb.reach
+			if dl := linked[identity.ID(mb.rec.ID)]; dl != nil {
+				e.Reach = dl.reachable()
+			}
+			entries[mb] = e
+		}
+		return e
+	}
 	for _, l := range links {
 		if l.leaving.Load() {
 			continue
@@ -394,11 +422,7 @@ func (m *Mesh) flushMembers() {
 				continue
 			}
 			known[id] = mb.rec.Version
-			e := mb.entry
-			e.Reach = mb.reach
-			if dl := m.link(id); dl != nil {
-				e.Reach = dl.reachable()
-			}
+			e := entryOf(mb)
 			f.Entries = append(f.Entries, e)
 			size += len(e.Record) + len(e.Sig) + 16
 			if size >= membersFrameBytes {
@@ -467,33 +491,26 @@ func (m *Mesh) gcMembers(now time.Time) {
 	}
 }
 
-// farNode is a live member this host has no link to, as the routing
-// table sees it.
-type farNode struct {
-	id       identity.ID
+// liveMember is what the routing table takes from a live member's record.
+type liveMember struct {
 	name     string
 	services []string
 	topics   []string
 	listen   []string
-	links    []string // sorted, from its record
-	hops     int
+	links    []string // sorted
 }
 
 // liveMembers returns the live members, for the routing table.
-func (m *Mesh) liveMembers() map[identity.ID]farNode {
+func (m *Mesh) liveMembers() map[identity.ID]liveMember {
 	ms := &m.members
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	out := make(map[identity.ID]farNode, len(ms.byID))
+	out := make(map[identity.ID]liveMember, len(ms.byID))
 	for id, mb := range ms.byID {
 		if !mb.alive {
 			continue
 		}
-		listen := mb.reach
-		if len(listen) == 0 {
-			listen = mb.rec.Listen
-		}
-		out[id] = farNode{id: id, name: mb.rec.Name, services: mb.rec.Services, topics: mb.rec.Topics, listen: listen, links: mb.rec.Links, hops: mb.hops}
+		out[id] = liveMember{name: mb.rec.Name, services: mb.rec.Services, topics: mb.rec.Topics, listen: mb.addrs(), links: mb.rec.Links}
 	}
 	return out
 }
@@ -523,12 +540,8 @@ func (m *Mesh) Members() []MemberInfo {
 		case !mb.alive:
 			st = "lost"
 		}
-		listen := mb.reach
-		if len(listen) == 0 {
-			listen = mb.rec.Listen
-		}
 		out = append(out, MemberInfo{ID: string(id), Name: mb.rec.Name, State: st, Hops: mb.hops, Since: mb.since,
-			Listen: listen, Services: mb.rec.Services, Topics: mb.rec.Topics})
+			Listen: mb.addrs(), Services: mb.rec.Services, Topics: mb.rec.Topics})
 	}
 	ms.mu.Unlock()
 	slices.SortFunc(out, func(a, b MemberInfo) int {

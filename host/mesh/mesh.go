@@ -992,7 +992,7 @@ func (m *Mesh) Peers() []PeerInfo {
 		out = append(out, PeerInfo{ID: string(id), Addr: d.peer.Addr, Transport: d.peer.Transport, State: state, Error: lastErr, Config: u, Found: FoundConfigured})
 	}
 	for _, n := range m.table.Load().nodes {
-		if n.direct != nil || n.far {
+		if n.direct != nil || n.far() {
 			continue
 		}
 		byID[n.id] = len(out)

@@ -20,11 +20,12 @@ type node struct {
 	topics   []string
 	direct   *link    // the link to it, or nil
 	via      *link    // the relay's link when direct is nil
-	listen   []string // where the relay or membership says it can be reached
-	// far: known only through membership; a message to it waits for a
-	// direct link (out is nil until then).
-	far bool
+	listen   []string // where membership says it can be reached
 }
+
+// far reports whether n is known only through membership, with neither a
+// link nor a relay: a message to it waits for a direct link.
+func (n *node) far() bool { return n.direct == nil && n.via == nil }
 
 // out is the link a message to n leaves on, nil for a far node.
 func (n *node) out() *link {
@@ -70,7 +71,7 @@ type table struct {
 // buildTable indexes the live links, what they advertised, and the live
 // members known only through membership (far nodes, reached by linking to
 // them when a message needs them).
-func buildTable(self identity.ID, selfName string, links []*link, members map[identity.ID]farNode, prev *table) *table {
+func buildTable(self identity.ID, selfName string, links []*link, members map[identity.ID]liveMember, prev *table) *table {
 	t := &table{self: self, selfName: selfName, nodes: map[identity.ID]*node{},
 		services: map[string]*providers{}, names: map[string]*node{}}
 	// Links in id order, so that which relay a node is reached through
@@ -96,7 +97,7 @@ func buildTable(self identity.ID, selfName string, links []*link, members map[id
 			}
 			continue
 		}
-		n := &node{id: id, name: f.name, services: f.services, topics: f.topics, listen: f.listen, far: true}
+		n := &node{id: id, name: f.name, services: f.services, topics: f.topics, listen: f.listen}
 		// A relay is a direct peer whose record and the node's list each
 		// other, the lowest id if several: the first messages go through
 		// it while this host links to the node.
@@ -109,7 +110,7 @@ func buildTable(self identity.ID, selfName string, links []*link, members map[id
 				continue
 			}
 			if _, ok := slices.BinarySearch(r.links, string(id)); ok {
-				n.via, n.far = l, false
+				n.via = l
 				break
 			}
 		}
@@ -126,7 +127,7 @@ func buildTable(self identity.ID, selfName string, links []*link, members map[id
 			switch {
 			case n.direct != nil:
 				direct[s] = append(direct[s], n)
-			case n.far:
+			case n.far():
 				far[s] = append(far[s], n)
 			default:
 				relayed[s] = append(relayed[s], n)
