@@ -66,7 +66,8 @@ type link struct {
 	soloOut                           atomic.Uint64 // frames sent on their own QUIC stream
 	bytesOut, controlOut              atomic.Uint64 // bytes written; of them, control frames
 	msgsIn, msgsOut, dropped, refused atomic.Uint64
-	rtt                               atomic.Int64  // ns
+	rtt                               atomic.Int64  // ns, the last pong's
+	srtt                              atomic.Int64  // ns, smoothed over pongs
 	framesIn                          atomic.Uint64 // for the liveness check
 	// Kept by the ping loop only: when framesIn last moved and when the
 	// current Write was first seen running.
@@ -77,6 +78,21 @@ type link struct {
 	sentMu                sync.Mutex
 	lastSent              string // the last Interest sent, to skip repeats
 	closeOnce             sync.Once
+
+	// Liveness of a link that has requests waiting (see watch). suspect is
+	// when an unanswered probe made the link suspect (unix ns, 0: not);
+	// gone is set when the link starts closing. Routing skips a link that
+	// is either.
+	suspect atomic.Int64
+	gone    atomic.Bool
+	watched atomic.Bool // the probe timer runs
+	watchMu sync.Mutex
+	watchT  *time.Timer
+	// Kept under watchMu: framesIn at the last check, when the unanswered
+	// probe went out (zero: none), and the write count then.
+	watchFrames uint64
+	probeAt     time.Time
+	probeWrites uint64
 }
 
 func newLink(m *Mesh, c conn, dialed bool) *link {
@@ -371,6 +387,9 @@ func (l *link) flushAndClose(cause error) {
 // handle dispatches one frame from the peer.
 func (l *link) handle(t wire.FrameType, body []byte) error {
 	l.framesIn.Add(1)
+	if l.suspect.Load() != 0 {
+		l.answered()
+	}
 	switch t {
 	case wire.FrameMsg:
 		e := new(wire.Envelope)
@@ -392,6 +411,14 @@ func (l *link) handle(t wire.FrameType, body []byte) error {
 		}
 		if d := time.Now().UnixNano() - int64(p.Nonce); d > 0 && d < int64(time.Minute) {
 			l.rtt.Store(d)
+			// RFC 6298's smoothing (gain 1/8): one slow pong moves the
+			// probe timeout a little, a lasting change moves it all the
+			// way.
+			if s := l.srtt.Load(); s == 0 {
+				l.srtt.Store(d)
+			} else {
+				l.srtt.Store(s + (d-s)/8)
+			}
 		}
 	case wire.FrameInterest:
 		in := new(wire.Interest)
@@ -439,6 +466,9 @@ func (l *link) request(ctx context.Context, e *wire.Envelope, deadline time.Time
 	id := l.nextID
 	l.pending[id] = ch
 	l.pmu.Unlock()
+	if !l.watched.Load() {
+		l.watch()
+	}
 	e.ID = id
 	if err := l.send(e, true, deadline); err != nil {
 		l.forget(id, ch)
@@ -546,6 +576,9 @@ func (l *link) downError() error {
 // StatusUnreachable, the connection closes, and the mesh forgets the link.
 func (l *link) close(cause error) {
 	l.closeOnce.Do(func() {
+		// Before the requests fail: a caller that retries at once must
+		// not be routed onto this link again by a table not rebuilt yet.
+		l.gone.Store(true)
 		if cause == nil {
 			cause = errors.New("closed")
 		}

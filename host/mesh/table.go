@@ -46,11 +46,22 @@ type providers struct {
 	next *atomic.Uint32
 }
 
+// pick returns the next provider in rotation, skipping one whose link is
+// suspect, closing or leaving (liveness.go) while another is usable: such
+// a link would hold the request until it is declared dead. When every
+// provider is avoided the rotation stands.
 func (p *providers) pick() *node {
 	if len(p.nodes) == 1 {
 		return p.nodes[0]
 	}
-	return p.nodes[int(p.next.Add(1))%len(p.nodes)]
+	i := int(p.next.Add(1))
+	for k := range len(p.nodes) {
+		n := p.nodes[(i+k)%len(p.nodes)]
+		if l := n.out(); l == nil || !l.avoid() {
+			return n
+		}
+	}
+	return p.nodes[i%len(p.nodes)]
 }
 
 // table is one immutable snapshot of what the rest of the mesh serves,
