@@ -754,6 +754,15 @@ func (d *dialer) set(f func(d *dialer)) {
 	d.mu.Unlock()
 }
 
+// down records that d's link ended: the peer is being redialled, and the
+// reason is shown until a dial succeeds or fails.
+func (d *dialer) down(l *link) {
+	l.pmu.Lock()
+	cause := l.downErr
+	l.pmu.Unlock()
+	d.set(func(d *dialer) { d.state, d.lastErr = "connecting", fmt.Sprintf("link ended: %v", cause) })
+}
+
 // startDialer starts d's loop; m.mu is held.
 func (m *Mesh) startDialer(d *dialer) {
 	d.stop = make(chan struct{})
@@ -807,6 +816,7 @@ func (m *Mesh) dialLoop(d *dialer) {
 				select {
 				case <-ch:
 				case <-l.done:
+					d.down(l)
 				case <-d.stop:
 					return
 				case <-m.ctx.Done():
@@ -842,6 +852,7 @@ func (m *Mesh) dialLoop(d *dialer) {
 		m.up(l)
 		select {
 		case <-l.done:
+			d.down(l)
 		case <-d.stop:
 			return
 		case <-m.ctx.Done():
@@ -964,11 +975,19 @@ func (m *Mesh) Peers() []PeerInfo {
 	var out []PeerInfo
 	byID := map[identity.ID]int{}
 	for _, l := range links {
+		if l.gone.Load() {
+			// Closed, about to leave m.links: its dialer, if any, says what
+			// happens next.
+			continue
+		}
 		p := PeerInfo{ID: string(l.peer), Name: l.name, Addr: l.addr, Transport: l.c.transport(), State: "up",
 			Dialed: l.dialed, Found: l.found, RTT: time.Duration(l.rtt.Load()), MsgsIn: l.msgsIn.Load(), MsgsOut: l.msgsOut.Load(),
 			Dropped: l.dropped.Load(), Since: l.since, Silent: time.Since(time.Unix(0, l.lastSeen.Load())).Truncate(time.Millisecond)}
 		if l.leaving.Load() {
 			p.State = "leaving"
+		}
+		if at := l.suspect.Load(); at != 0 {
+			p.Error = fmt.Sprintf("no answer to a probe for %v: new requests go to other providers", time.Since(time.Unix(0, at)).Round(time.Millisecond))
 		}
 		if in := l.interest.Load(); in != nil {
 			p.Services, p.Topics = in.Services, in.Topics
@@ -983,6 +1002,10 @@ func (m *Mesh) Peers() []PeerInfo {
 		if i, ok := byID[id]; ok && id != "" {
 			out[i].Config = u
 			continue
+		}
+		if state == "up" {
+			// Its link is gone and the dialer has not caught up yet.
+			state = "connecting"
 		}
 		if id != "" {
 			// A configured peer known by membership too is listed once,

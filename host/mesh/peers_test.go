@@ -1,0 +1,62 @@
+package mesh
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestPeersShowsRedialNotUp: when the link to a configured peer is gone
+// and the host redials it (the new connection hangs), peers shows the
+// peer connecting with why the link ended, never up.
+func TestPeersShowsRedialNotUp(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			b := newHost(t, "b")
+			px := newFaultProxy(t, tr, b.peer(tr).Addr)
+			a := newHost(t, "a", withPeers(px.peer()))
+			eventually(t, 10*time.Second, "a links to b", func() bool { return a.mesh.link(b.mesh.ID()) != nil })
+			view := func() (PeerInfo, bool) {
+				for _, p := range a.mesh.Peers() {
+					if p.Config == px.peer().URL() {
+						return p, true
+					}
+				}
+				return PeerInfo{}, false
+			}
+			if p, ok := view(); !ok || p.State != "up" {
+				t.Fatalf("a's view of b before the fault: %+v", p)
+			}
+			l := a.mesh.link(b.mesh.ID())
+			px.kill()
+			// TCP sees the close at once; a frozen QUIC link is closed within
+			// the dead time (2s in these tests).
+			select {
+			case <-l.done:
+			case <-time.After(3 * 2 * time.Second):
+				t.Fatal("a did not notice the link to b end")
+			}
+			// The redial hangs in its handshake (10s): the view must not say up
+			// meanwhile.
+			var p PeerInfo
+			for range 5 {
+				var ok bool
+				p, ok = view()
+				if !ok {
+					t.Fatal("a no longer lists its configured peer b")
+				}
+				if p.State == "up" {
+					t.Fatalf("a shows b up while its link is gone: %+v", p)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if p.State != "connecting" && p.State != "retrying" {
+				t.Errorf("a shows b %q, want connecting or retrying", p.State)
+			}
+			if p.Error == "" || !strings.Contains(p.Error, "closed") && !strings.Contains(p.Error, "no frame") && !strings.Contains(p.Error, "probe") {
+				t.Errorf("a's view of b does not say why the link ended: %q", p.Error)
+			}
+			t.Logf("a's view of b while redialling: state %s, error %q", p.State, p.Error)
+		})
+	}
+}
