@@ -93,6 +93,8 @@ type Options struct {
 	// liveness; a silent link is closed before it has been silent for
 	// DeadAfter (after DeadAfter-PingInterval at the earliest). Defaults 1s
 	// and 5s; a PingInterval above half of DeadAfter becomes a fifth of it.
+	// A link with requests waiting is probed and closed sooner, from its
+	// RTT (liveness.go).
 	PingInterval, DeadAfter time.Duration
 	// Backoff bounds the delay between dial attempts to one peer; each
 	// failure doubles it, with jitter. Defaults 100ms and 5s.
