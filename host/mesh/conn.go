@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -37,28 +38,52 @@ type conn interface {
 	// frame reader; TCP returns io.EOF at once.
 	acceptSolo(ctx context.Context) (io.Reader, error)
 	state() tls.ConnectionState
+	// received is how many bytes came in on the peer's main stream so
+	// far: a sign of life before they make up a whole frame.
+	received() uint64
 	remoteAddr() string
 	transport() string
 	close(reason string)
 }
 
-// tcpConn is a TLS 1.3 connection over TCP: one ordered byte stream.
-type tcpConn struct{ c *tls.Conn }
+// countReader counts the bytes read through it into n.
+type countReader struct {
+	r io.Reader
+	n *atomic.Uint64
+}
 
-func (t *tcpConn) openMain(context.Context) (io.Reader, io.Writer, error) { return t.c, t.c, nil }
-func (t *tcpConn) solo(context.Context, []byte) (bool, error)             { return false, nil }
-func (t *tcpConn) acceptSolo(context.Context) (io.Reader, error)          { return nil, io.EOF }
-func (t *tcpConn) state() tls.ConnectionState                             { return t.c.ConnectionState() }
-func (t *tcpConn) remoteAddr() string                                     { return t.c.RemoteAddr().String() }
-func (t *tcpConn) transport() string                                      { return TCP }
-func (t *tcpConn) close(string)                                           { t.c.Close() }
+func (c countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(uint64(n))
+	return n, err
+}
+
+// tcpConn is a TLS 1.3 connection over TCP: one ordered byte stream.
+type tcpConn struct {
+	c  *tls.Conn
+	in atomic.Uint64
+}
+
+func (t *tcpConn) openMain(context.Context) (io.Reader, io.Writer, error) {
+	return countReader{t.c, &t.in}, t.c, nil
+}
+func (t *tcpConn) received() uint64                              { return t.in.Load() }
+func (t *tcpConn) solo(context.Context, []byte) (bool, error)    { return false, nil }
+func (t *tcpConn) acceptSolo(context.Context) (io.Reader, error) { return nil, io.EOF }
+func (t *tcpConn) state() tls.ConnectionState                    { return t.c.ConnectionState() }
+func (t *tcpConn) remoteAddr() string                            { return t.c.RemoteAddr().String() }
+func (t *tcpConn) transport() string                             { return TCP }
+func (t *tcpConn) close(string)                                  { t.c.Close() }
 
 // quicConn is a QUIC connection: each side sends on one long-lived
 // unidirectional main stream, plus one short stream per big frame.
 type quicConn struct {
 	c    *quic.Conn
 	main *quic.SendStream
+	in   atomic.Uint64
 }
+
+func (q *quicConn) received() uint64 { return q.in.Load() }
 
 func (q *quicConn) openMain(ctx context.Context) (io.Reader, io.Writer, error) {
 	s, err := q.c.OpenUniStreamSync(ctx)
@@ -81,7 +106,7 @@ func (q *quicConn) openMain(ctx context.Context) (io.Reader, io.Writer, error) {
 	if b[0] != wire.StreamMain {
 		return nil, nil, fmt.Errorf("the peer's first stream has type %q, want %q (main)", b[0], wire.StreamMain)
 	}
-	return in, s, nil
+	return countReader{in, &q.in}, s, nil
 }
 
 func (q *quicConn) solo(ctx context.Context, frame []byte) (bool, error) {

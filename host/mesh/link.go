@@ -69,15 +69,15 @@ type link struct {
 	rtt                               atomic.Int64  // ns, the last pong's
 	srtt                              atomic.Int64  // ns, smoothed over pongs
 	framesIn                          atomic.Uint64 // for the liveness check
-	// Kept by the ping loop only: when framesIn last moved and when the
+	// Kept by the ping loop only: when heard() last moved and when the
 	// current Write was first seen running.
-	seenFrames, seenWrite uint64
-	seenAt, writeSeenAt   time.Time
-	lastSeen              atomic.Int64 // seenAt for other goroutines (unix ns)
-	interest              atomic.Pointer[wire.Interest]
-	sentMu                sync.Mutex
-	lastSent              string // the last Interest sent, to skip repeats
-	closeOnce             sync.Once
+	seenHeard, seenWrite uint64
+	seenAt, writeSeenAt  time.Time
+	lastSeen             atomic.Int64 // seenAt for other goroutines (unix ns)
+	interest             atomic.Pointer[wire.Interest]
+	sentMu               sync.Mutex
+	lastSent             string // the last Interest sent, to skip repeats
+	closeOnce            sync.Once
 
 	// Liveness of a link that has requests waiting (see watch). suspect is
 	// when an unanswered probe made the link suspect (unix ns, 0: not);
@@ -88,9 +88,9 @@ type link struct {
 	watched atomic.Bool // the probe timer runs
 	watchMu sync.Mutex
 	watchT  *time.Timer
-	// Kept under watchMu: framesIn at the last check, when the unanswered
+	// Kept under watchMu: heard() at the last check, when the unanswered
 	// probe went out (zero: none), and the write count then.
-	watchFrames uint64
+	watchHeard  uint64
 	probeAt     time.Time
 	probeWrites uint64
 }
@@ -175,12 +175,7 @@ func (l *link) takeBatch() []byte {
 // is left.
 func (l *link) writeOut(buf []byte) {
 	for {
-		l.writes.Add(1)
-		l.writeBusy.Store(true)
-		_, err := l.w.Write(buf)
-		l.writeBusy.Store(false)
-		l.bytesOut.Add(uint64(len(buf)))
-		if err != nil {
+		if err := l.writeAll(buf); err != nil {
 			l.wmu.Lock()
 			l.writing = false
 			l.wmu.Unlock()
@@ -207,6 +202,29 @@ func (l *link) writeOut(buf []byte) {
 		buf = l.takeBatch()
 		l.wmu.Unlock()
 	}
+}
+
+// writeChunk is the most one Write carries. The liveness checks count
+// Writes to tell a link whose writes move slowly (a big batch on a slow
+// path) from one whose peer takes no more bytes, so a Write must not last
+// for a whole batch of several megabytes.
+const writeChunk = 64 << 10
+
+// writeAll writes buf in chunks of at most writeChunk.
+func (l *link) writeAll(buf []byte) error {
+	for len(buf) > 0 {
+		n := min(len(buf), writeChunk)
+		l.writes.Add(1)
+		l.writeBusy.Store(true)
+		_, err := l.w.Write(buf[:n])
+		l.writeBusy.Store(false)
+		l.bytesOut.Add(uint64(n))
+		if err != nil {
+			return err
+		}
+		buf = buf[n:]
+	}
+	return nil
 }
 
 func (l *link) waitRoom(room chan struct{}, deadline time.Time) error {

@@ -18,10 +18,10 @@ import (
 // waits for replies is watched more closely:
 //
 //  1. every half probe timeout, if nothing at all arrived since the last
-//     look, a ping goes out as a probe;
-//  2. a probe unanswered (no frame of any kind) for the probe timeout
+//     look (not a byte), a ping goes out as a probe;
+//  2. a probe unanswered (nothing arrives) for the probe timeout
 //     makes the link suspect: routing sends new requests to the other
-//     providers (providers.pick), and any frame from the peer clears it;
+//     providers (providers.pick), and anything from the peer clears it;
 //  3. a probe unanswered for probeDeadFactor probe timeouts closes the
 //     link, failing the requests on it as unreachable at once.
 //
@@ -51,6 +51,11 @@ func (l *link) avoid() bool {
 	return l.suspect.Load() != 0 || l.gone.Load() || l.leaving.Load()
 }
 
+// heard grows whenever anything arrives from the peer: a frame on any
+// stream, or bytes of one still arriving on the main stream (a big frame
+// on a slow path, with the pong behind it, is a live peer).
+func (l *link) heard() uint64 { return l.framesIn.Load() + l.c.received() }
+
 // waiting is how many of this host's requests wait for a reply on l.
 func (l *link) waiting() int {
 	l.pmu.Lock()
@@ -66,7 +71,7 @@ func (l *link) watch() {
 		return
 	}
 	l.watched.Store(true)
-	l.watchFrames = l.framesIn.Load()
+	l.watchHeard = l.heard()
 	l.probeAt = time.Time{}
 	l.armWatch(l.probeTimeout() / 2)
 }
@@ -100,9 +105,10 @@ func (l *link) check() {
 	}
 	t := l.probeTimeout()
 	now := time.Now()
-	if f := l.framesIn.Load(); f != l.watchFrames {
-		l.watchFrames = f
+	if f := l.heard(); f != l.watchHeard {
+		l.watchHeard = f
 		l.probeAt = time.Time{}
+		l.answered()
 		if l.waiting() == 0 {
 			l.unwatch()
 			return
@@ -135,12 +141,12 @@ func (l *link) check() {
 		return
 	}
 	// The probe may still sit behind this host's own queue on a link that
-	// is busy but moving (a big upload to a live peer): while writes go
-	// on, the silence proves nothing. A peer that takes no more bytes
-	// stops the writes too.
+	// is busy but moving (a big upload to a live peer on a slow path):
+	// while writes go on (one per writeChunk), the silence proves nothing.
+	// A peer that takes no more bytes stops the writes too.
 	if w := l.writes.Load(); w != l.probeWrites && l.sendingOwn() {
 		l.probeWrites = w
-		l.armWatch(t)
+		l.armWatch(probeDeadFactor * t)
 		return
 	}
 	cause := fmt.Errorf("no answer to a probe for %v (probe timeout %v)", silent.Round(time.Millisecond), t.Round(time.Millisecond))

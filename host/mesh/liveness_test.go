@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,6 +27,7 @@ type faultProxy struct {
 	addr      string // where to dial the far host through the proxy
 	target    string
 	frozen    atomic.Bool
+	slow      int // bytes per second from the far host, 0: unlimited
 	stop      chan struct{}
 	wg        sync.WaitGroup
 
@@ -36,7 +38,16 @@ type faultProxy struct {
 
 func newFaultProxy(t *testing.T, transport, target string) *faultProxy {
 	t.Helper()
+	return newFaultProxyWith(t, transport, target, nil)
+}
+
+// newFaultProxyWith is newFaultProxy with set applied before it starts.
+func newFaultProxyWith(t *testing.T, transport, target string, set func(*faultProxy)) *faultProxy {
+	t.Helper()
 	p := &faultProxy{t: t, transport: transport, target: target, stop: make(chan struct{})}
+	if set != nil {
+		set(p)
+	}
 	if transport == TCP {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -129,15 +140,18 @@ func (p *faultProxy) acceptTCP(l net.Listener) {
 			out.Close()
 			continue
 		}
-		p.wg.Go(func() { p.pipe(out, in) })
-		p.wg.Go(func() { p.pipe(in, out) })
+		p.wg.Go(func() { p.pipe(out, in, 0) })
+		p.wg.Go(func() { p.pipe(in, out, p.slow) })
 	}
 }
 
 // pipe copies src to dst until either fails; once frozen it stops reading,
 // so the sender's buffers fill as with a process that no longer runs.
-func (p *faultProxy) pipe(dst, src net.Conn) {
+func (p *faultProxy) pipe(dst, src net.Conn, rate int) {
 	buf := make([]byte, 64<<10)
+	if rate > 0 {
+		buf = buf[:rate/20]
+	}
 	for {
 		if p.frozen.Load() {
 			<-p.stop
@@ -147,6 +161,10 @@ func (p *faultProxy) pipe(dst, src net.Conn) {
 		if n > 0 && !p.frozen.Load() {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
+			}
+			if rate > 0 {
+				// A slow path: pacing, not waiting for something to happen.
+				time.Sleep(time.Duration(n) * time.Second / time.Duration(rate))
 			}
 		}
 		if err != nil {
@@ -362,5 +380,29 @@ func TestSlowProviderIsNotDead(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSlowPathIsNotDead: a big reply arriving slowly (b to a at 256 KiB/s
+// over TCP, so the 1 MiB reply takes about four seconds and every frame
+// behind it, pongs included, waits) is a live peer: the bytes that keep
+// arriving count, and the call succeeds on the same link.
+func TestSlowPathIsNotDead(t *testing.T) {
+	big := func(o *Options) { o.MaxFrame = 2 << 20 }
+	b := newHost(t, "b", big)
+	b.serve("echo", &echoEP{prefix: "b:"}, []string{"echo"}, nil)
+	px := newFaultProxyWith(t, TCP, b.peer(TCP).Addr, func(p *faultProxy) { p.slow = 256 << 10 })
+	a := newHost(t, "a", big, withPeers(px.peer()))
+	waitRoute(t, a, "echo.x")
+	l := a.mesh.link(b.mesh.ID())
+	payload := strings.Repeat("x", 1<<20)
+	start := time.Now()
+	got, err := call(a, "echo.x", payload, 60*time.Second)
+	if err != nil || got != "b:"+payload {
+		t.Fatalf("a 1 MiB reply over a slow path: %d bytes, %v", len(got), err)
+	}
+	t.Logf("1 MiB reply over 256 KiB/s took %v", time.Since(start).Round(time.Millisecond))
+	if a.mesh.link(b.mesh.ID()) != l {
+		t.Fatal("the link was closed during the slow reply")
 	}
 }

@@ -698,8 +698,8 @@ func (m *Mesh) pingLoop() {
 				// is closed once seenAt is dead-ping old: silent for at
 				// least dead-ping and less than dead, which keeps the
 				// promise that a dead peer is noticed within the dead time.
-				if n := l.framesIn.Load(); n != l.seenFrames {
-					l.seenFrames, l.seenAt = n, now
+				if n := l.heard(); n != l.seenHeard {
+					l.seenHeard, l.seenAt = n, now
 					l.lastSeen.Store(now.UnixNano())
 				} else if silent := now.Sub(l.seenAt); silent >= m.dead-m.ping {
 					m.log.Warn("peer silent, closing its link", "node", l.name, "id", l.peer.Short(), "silent", silent.Round(time.Millisecond))
