@@ -770,7 +770,7 @@ func TestProcessFrozenPeer(t *testing.T) {
 			rss := vmKB(t, a.pid(), "VmRSS")
 			// Keep the calls and the watcher going until a has given up on
 			// the link, so both outcomes are seen.
-			closeMsgs := []string{"peer silent, closing its link", "peer stopped reading, closing its link", "peer disconnected"}
+			closeMsgs := []string{"peer silent, closing its link", "peer stopped reading, closing its link", "peer does not answer probes, closing its link", "peer disconnected"}
 			procEventually(t, 3*procDeadAfter+15*time.Second, "a closes its link to the frozen b", func() error {
 				if a.logs.firstAt(stopped, closeMsgs...).IsZero() {
 					return errors.New("no link close logged")
@@ -793,8 +793,8 @@ func TestProcessFrozenPeer(t *testing.T) {
 			if hwm > 300<<10 {
 				t.Errorf("a's peak RSS %d MiB, want < 300 MiB: a stuck peer grows the sender's memory", hwm>>10)
 			}
-			if maxDropped.Load() == 0 && a.logs.firstAt(stopped, closeMsgs[:2]...).IsZero() {
-				t.Errorf("neither a dropped event for b nor a link closed as silent or stuck")
+			if maxDropped.Load() == 0 && a.logs.firstAt(stopped, closeMsgs[:3]...).IsZero() {
+				t.Errorf("neither a dropped event for b nor a link closed as silent, stuck or not answering probes")
 			}
 			if closedAt.Sub(stopped) > 3*procDeadAfter+10*time.Second {
 				t.Errorf("a closed its link to the frozen b only %v after SIGSTOP", closedAt.Sub(stopped))
@@ -831,7 +831,7 @@ func TestProcessFrozenPeer(t *testing.T) {
 
 // closeReason is the first link-close message a logged, for the test log.
 func closeReason(h *hostProc) string {
-	for _, msg := range []string{"peer silent, closing its link", "peer stopped reading, closing its link"} {
+	for _, msg := range []string{"peer silent, closing its link", "peer stopped reading, closing its link", "peer does not answer probes, closing its link"} {
 		if m, _ := h.logs.find(msg); m != nil {
 			return msg
 		}
