@@ -196,6 +196,16 @@ func (c *countedConn) Close() error {
 	return c.Conn.Close()
 }
 
+// CloseWrite lets net/http half-close the connection before it closes it
+// with an unread body, as it does for a bare TCP connection, so that the
+// client reads the answer (a 413, say) instead of a reset.
+func (c *countedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // refuse answers a connection over the cap with 503 busy and closes it. It
 // waits for the end of the request's headers first: a client that finds an
 // answer before it has asked treats the connection as broken (Go's client
