@@ -22,6 +22,13 @@
 // maps back from the status name only, because several statuses share an
 // HTTP code.
 //
+// The server bounds what clients can hold (limits.go, API.md "Limits"): the
+// time to send a request and to take each write of a response, the number
+// of connections (over it a connection is answered 503 busy and closed, not
+// left in the backlog) and the request-body bytes held across all requests
+// (a node-wide budget; over it, 503 busy). Each limit is a constant with an
+// Option.
+//
 // The API has no authentication: it listens on loopback by default and is as
 // trusted as the local machine. To keep web pages opened in a local browser
 // from using it, the server refuses requests that carry an Origin header

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pycomms/pycomms-host/abi"
@@ -38,12 +39,6 @@ const (
 	HeaderPrefix = "Pycomms-H-"
 )
 
-// streamWriteTimeout bounds one write of a subscription stream. A client
-// that stops reading without closing its connection would otherwise pin the
-// handler (and delay shutdown) forever; while a write is blocked, newer
-// messages are dropped and counted by the Subscription.
-const streamWriteTimeout = time.Minute
-
 // Server serves the control API for one Backend. Create it with NewServer,
 // then call Serve, or mount Handler in an http.Server of your own.
 type Server struct {
@@ -52,6 +47,18 @@ type Server struct {
 	log          *slog.Logger
 	maxBody      int64
 	allowedHosts map[string]bool
+
+	// Limits on what clients hold; see limits.go.
+	headerTimeout time.Duration
+	readTimeout   time.Duration
+	writeTimeout  time.Duration
+	maxConns      int64
+	bodyBudget    budget
+	conns         atomic.Int64 // connections open now
+	refusing      atomic.Int64 // refused connections still being answered
+	refused       atomic.Int64 // connections refused since start
+	refuseLogged  atomic.Int64 // unix nanoseconds of the last refusal warning
+	busyAnswer    []byte       // the raw 503 sent to refused connections
 
 	handler http.Handler
 	http    *http.Server
@@ -95,24 +102,39 @@ func NewServer(b Backend, v VersionInfo, logger *slog.Logger, opts ...Option) *S
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		backend:      b,
-		version:      v,
-		log:          logger,
-		maxBody:      DefaultMaxBody,
-		allowedHosts: map[string]bool{"localhost": true},
-		done:         make(chan struct{}),
+		backend:       b,
+		version:       v,
+		log:           logger,
+		maxBody:       DefaultMaxBody,
+		allowedHosts:  map[string]bool{"localhost": true},
+		headerTimeout: DefaultHeaderTimeout,
+		readTimeout:   DefaultReadTimeout,
+		writeTimeout:  DefaultWriteTimeout,
+		bodyBudget:    budget{size: DefaultBodyBudget},
+		done:          make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(s)
 	}
+	if s.maxConns == 0 {
+		s.maxConns = defaultMaxConns(openFileLimit())
+	}
+	// A budget below the largest body would refuse that body forever and
+	// call it busy; too_large is the honest answer, so raise the budget.
+	s.bodyBudget.size = max(s.bodyBudget.size, s.maxBody+1)
+	s.busyAnswer = busyResponse(s.maxConns)
 	s.handler = s.routes()
 	s.http = &http.Server{
 		Handler: s.handler,
-		// Header and idle limits only: calls may legitimately take up to
-		// MaxCallTimeout and subscriptions are unbounded, so there is no
-		// overall read or write timeout.
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		// ReadTimeout covers reading the request (headers and body) only:
+		// net/http clears the read deadline once the body is read, so a
+		// call waiting for its reply and a subscription stream are not
+		// cut. There is no WriteTimeout, which would bound the whole
+		// response; each write gets its own deadline instead (writeAll,
+		// handleSubscribe).
+		ReadHeaderTimeout: s.headerTimeout,
+		ReadTimeout:       s.readTimeout,
+		IdleTimeout:       DefaultIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	return s
@@ -126,7 +148,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // several listeners (say, IPv4 and IPv6 loopback).
 func (s *Server) Serve(l net.Listener) error {
 	s.log.Info("control API listening", "addr", l.Addr().String())
-	if err := s.http.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+	if err := s.http.Serve(&limitListener{Listener: l, s: s}); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("control API on %s: %w", l.Addr(), err)
 	}
 	return nil
@@ -224,7 +246,8 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	payload, err := s.readBody(w, r)
+	payload, release, err := s.readBody(w, r)
+	defer release()
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -246,6 +269,7 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 	} else {
 		reply, err = s.backend.Call(ctx, m)
 	}
+	release() // handed off: the reply may be written slowly
 	if err != nil {
 		var me *message.Error
 		if !errors.As(err, &me) && errors.Is(err, context.DeadlineExceeded) {
@@ -262,7 +286,7 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.Itoa(len(reply)))
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(reply) // a client that left cannot be told anything
+	s.writeAll(w, reply)
 }
 
 func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
@@ -271,7 +295,8 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	payload, err := s.readBody(w, r)
+	payload, release, err := s.readBody(w, r)
+	defer release()
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -288,6 +313,7 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 	} else {
 		err = s.backend.Send(r.Context(), m)
 	}
+	release()
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -296,7 +322,8 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
-	payload, err := s.readBody(w, r)
+	payload, release, err := s.readBody(w, r)
+	defer release()
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -309,6 +336,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		From:    "control",
 	}
 	n, err := s.backend.Publish(r.Context(), m)
+	release()
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -378,7 +406,7 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 			if line.Payload == nil {
 				line.Payload = []byte{}
 			}
-			_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+			_ = rc.SetWriteDeadline(time.Now().Add(s.writeTimeout))
 			if err := enc.Encode(line); err != nil {
 				end = "write failed: " + err.Error()
 				return
@@ -484,42 +512,129 @@ type receiversBody struct {
 
 // readBody reads the whole request body, refusing one above the limit with
 // too_large before allocating for it when Content-Length tells in advance.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+// The bytes it holds beyond freeBody are reserved in the server's body
+// budget, and busy is the answer when they do not fit. A body of known
+// length reserves its length up front. One of unknown length (chunked)
+// reserves the largest body allowed once it outgrows freeBody, and gives
+// back what it did not use at its end: reserving as its buffer doubles
+// would let many such bodies grow side by side until the budget is full
+// and then leave all but a few, and the garbage of their buffers, behind.
+// The caller must call release, at the latest when it returns, once the
+// payload is handed off; release may be called more than once.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (payload []byte, release func(), err error) {
+	var held int64
+	release = func() {
+		s.bodyBudget.release(held)
+		held = 0
+	}
 	tooLarge := message.Errorf(abi.StatusTooLarge,
 		"request body exceeds the control API limit of %d bytes", s.maxBody)
 	if r.ContentLength > s.maxBody {
-		return nil, tooLarge
+		return nil, release, tooLarge
 	}
 	body := http.MaxBytesReader(w, r.Body, s.maxBody)
-	// One spare byte lets the final read see EOF without reallocating.
-	buf := make([]byte, 0, max(r.ContentLength, 0)+1)
-	b, err := readAll(body, buf)
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe):
-		return nil, tooLarge
-	case err != nil:
-		return nil, message.Errorf(abi.StatusInvalid, "read request body: %v", err)
+	// reserve makes held cover a buffer of capacity bytes, or reads the
+	// rest of the body into nothing and answers busy. Reading the rest
+	// costs no memory, and a client still sending its body (most do not
+	// wait for 100-continue) then reads the answer instead of a reset.
+	reserve := func(capacity int64) error {
+		n := max(capacity-freeBody, 0) - held
+		if n <= 0 || s.bodyBudget.reserve(n) {
+			held += max(n, 0)
+			return nil
+		}
+		inUse := s.bodyBudget.inUse()
+		release()
+		busy := message.Errorf(abi.StatusBusy,
+			"control API busy: request bodies in progress hold %d of its %d-byte budget, this one needs %d more",
+			inUse, s.bodyBudget.size, n)
+		if strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+			return busy // the client has not sent the body, and will not
+		}
+		if _, err := io.Copy(io.Discard, body); err != nil {
+			return s.bodyError(err, tooLarge)
+		}
+		return busy
 	}
-	return b, nil
-}
-
-// readAll is io.ReadAll into a caller-sized buffer, so that a body of known
-// length is read without the repeated growth io.ReadAll starts from zero.
-func readAll(r io.Reader, b []byte) ([]byte, error) {
+	// One spare byte lets the final read see EOF without reallocating.
+	size := r.ContentLength + 1
+	if r.ContentLength < 0 {
+		size = min(chunkedStart, s.maxBody+1)
+	}
+	if err := reserve(size); err != nil {
+		return nil, release, err
+	}
+	b := make([]byte, 0, size)
 	for {
 		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
+			// Only a body of unknown length gets here: MaxBytesReader
+			// stops it at maxBody, so the buffer needs at most one more.
+			grown := min(2*int64(cap(b)), s.maxBody+1)
+			if grown > freeBody {
+				if err := reserve(s.maxBody + 1); err != nil {
+					return nil, release, err
+				}
+			}
+			b = append(make([]byte, 0, grown), b...)
 		}
-		n, err := r.Read(b[len(b):cap(b)])
+		n, err := body.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
 		if err == io.EOF {
-			return b, nil
+			if used := max(int64(cap(b))-freeBody, 0); held > used {
+				s.bodyBudget.release(held - used)
+				held = used
+			}
+			return b, release, nil
 		}
 		if err != nil {
-			return b, err
+			return nil, release, s.bodyError(err, tooLarge)
 		}
 	}
+}
+
+// chunkedStart is the first buffer for a body of unknown length.
+const chunkedStart = 32 << 10
+
+// bodyError classifies a failure to read a request body.
+func (s *Server) bodyError(err, tooLarge error) error {
+	var mbe *http.MaxBytesError
+	var ne net.Error
+	switch {
+	case errors.As(err, &mbe):
+		return tooLarge
+	case errors.As(err, &ne) && ne.Timeout():
+		return &codedError{code: http.StatusRequestTimeout, err: message.Errorf(abi.StatusTimeout,
+			"request not received within %v: send headers and body faster", s.readTimeout)}
+	default:
+		return message.Errorf(abi.StatusInvalid, "read request body: %v", err)
+	}
+}
+
+// codedError is an error answered with an HTTP code other than the one of
+// its status: 408 for a client too slow to send its request, which is a
+// timeout but not the gateway timeout (504) that status maps to.
+type codedError struct {
+	code int
+	err  error
+}
+
+func (e *codedError) Error() string { return e.err.Error() }
+func (e *codedError) Unwrap() error { return e.err }
+
+// writeAll writes b as (the rest of) the response body within the write
+// timeout and flushes it, so that a client that does not read cannot block
+// the handler. After a failure the deadline is left expired: the connection
+// is dead and net/http will not reuse it.
+func (s *Server) writeAll(w http.ResponseWriter, b []byte) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Now().Add(s.writeTimeout))
+	if _, err := w.Write(b); err != nil {
+		return // a client that left cannot be told anything
+	}
+	if err := rc.Flush(); err != nil {
+		return
+	}
+	_ = rc.SetWriteDeadline(time.Time{})
 }
 
 // messageHeaders collects the Pycomms-H-* request headers as message
@@ -602,6 +717,11 @@ func statusOf(err error) abi.Status {
 // writeError answers with the ErrorBody for err and the HTTP code of its
 // status.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ce *codedError
+	if errors.As(err, &ce) {
+		s.writeErrorCode(w, r, ce.code, err)
+		return
+	}
 	s.writeErrorCode(w, r, HTTPStatus(statusOf(err)), err)
 }
 
@@ -634,7 +754,7 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, code int, v a
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
 	w.WriteHeader(code)
-	_, _ = w.Write(append(b, '\n'))
+	s.writeAll(w, append(b, '\n'))
 }
 
 // statusRecorder remembers the response code for the request log. Unwrap
