@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -191,5 +192,24 @@ func TestIDCommandErrors(t *testing.T) {
 	}
 	if r := runCLI(t, "", "id", "extra", "-c", cfg); r.code != control.ExitUsage {
 		t.Errorf("with an argument: %+v", r)
+	}
+}
+
+// TestValidateRefusesCountBomb: the 18-byte module declaring one function
+// type with 2^32-1 parameters made validate die with "fatal error: out of
+// memory" inside wazero; it is now refused with the section and the count.
+func TestValidateRefusesCountBomb(t *testing.T) {
+	dir := t.TempDir()
+	bomb, _ := hex.DecodeString("0061736d0100000001080160ffffffff0f00")
+	os.WriteFile(filepath.Join(dir, "bomb.wasm"), bomb, 0o644)
+	cfg := filepath.Join(dir, "pycomms.yaml")
+	os.WriteFile(cfg, []byte("cache_dir: cache\nplugins:\n  - {name: b, path: bomb.wasm, services: [b]}\n"), 0o644)
+	r := runCLI(t, "", "validate", "-c", cfg)
+	if r.code != control.ExitUsage {
+		t.Fatalf("exit %d, want %d; stderr %q", r.code, control.ExitUsage, r.stderr)
+	}
+	want := `plugins[0].path: plugin "b": prepare module: type section: 4294967295 parameters in type 0 declared, more than the 1000 allowed`
+	if !strings.Contains(r.stderr, want) {
+		t.Fatalf("stderr lacks %q:\n%s", want, r.stderr)
 	}
 }

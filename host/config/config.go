@@ -168,6 +168,10 @@ type Limits struct {
 	Memory   uint64        // bytes of linear memory per instance
 	Timeout  time.Duration // per message
 	MaxReply uint64        // bytes
+	// MaxModule is the largest .wasm file the plugin may be, in bytes:
+	// compiling costs memory and time in proportion to it, and the file
+	// is read whole on every change.
+	MaxModule uint64
 }
 
 // BuiltinPrefix starts a plugin path that names a plugin embedded in the
@@ -186,6 +190,11 @@ func (p Plugin) Builtin() (string, bool) {
 // DefaultControl is the control API address when the config sets none;
 // clients use it too when neither --control nor PYCOMMS_CONTROL is given.
 const DefaultControl = "127.0.0.1:7480"
+
+// DefaultMaxModule is plugins[].limits.max_module when unset: room for a
+// Go plugin with its debug sections (2-30 MB) while keeping what one file
+// can make the compiler chew on bounded.
+const DefaultMaxModule = 64 << 20
 
 // Defaults of plugin keys; KEYS.md documents them.
 const (
@@ -226,7 +235,7 @@ func defaultMeshLimits() MeshLimits {
 }
 
 func defaultLimits() Limits {
-	return Limits{Memory: 16 << 20, Timeout: 5 * time.Second, MaxReply: 1 << 20}
+	return Limits{Memory: 16 << 20, Timeout: 5 * time.Second, MaxReply: 1 << 20, MaxModule: DefaultMaxModule}
 }
 
 // builtinDefaults is the configuration used when there is no config file:
@@ -536,6 +545,7 @@ func (c *Config) Digest() string {
 		w.uint(p.Limits.Memory)
 		w.int(int64(p.Limits.Timeout))
 		w.uint(p.Limits.MaxReply)
+		w.uint(p.Limits.MaxModule)
 		w.int(int64(len(p.Grants)))
 		for _, g := range p.Grants {
 			w.str(string(g))

@@ -32,7 +32,7 @@ var (
 	meshLimitsKeys = []string{"max_frame", "send_buffer", "inflight"}
 	discoveryKeys  = []string{"mdns", "dead_after"}
 	pluginKeys     = []string{"name", "path", "kind", "services", "topics", "instances", "queue", "watch", "limits", "grants", "config"}
-	limitsKeys     = []string{"memory", "timeout", "max_reply"}
+	limitsKeys     = []string{"memory", "timeout", "max_reply", "max_module"}
 )
 
 var (
@@ -51,6 +51,7 @@ const (
 	minMemory, maxMemory       = 64 << 10, 4 << 30
 	minTimeout, maxTimeout     = time.Millisecond, time.Hour
 	minMaxReply, maxMaxReply   = 1, 64 << 20
+	minMaxModule, maxMaxModule = 1 << 10, 1 << 30 // fuel.MaxModule
 
 	minMaxFrame, maxMaxFrame     = 1 << 10, 64 << 20
 	minSendBuffer, maxSendBuffer = 64 << 10, 1 << 30
@@ -254,6 +255,9 @@ func (d *decoder) plugin(i int, m map[string]any) Plugin {
 		}
 		if n, ok := d.size(lkey("max_reply"), lm["max_reply"], minMaxReply, maxMaxReply); ok {
 			p.Limits.MaxReply = n
+		}
+		if n, ok := d.size(lkey("max_module"), lm["max_module"], minMaxModule, maxMaxModule); ok {
+			p.Limits.MaxModule = n
 		}
 	}
 

@@ -64,7 +64,7 @@ func TestLoadBuiltinDefaults(t *testing.T) {
 			Instances: 2,
 			Queue:     1024,
 			Watch:     true,
-			Limits:    Limits{Memory: 16 << 20, Timeout: 5 * time.Second, MaxReply: 1 << 20},
+			Limits:    Limits{Memory: 16 << 20, Timeout: 5 * time.Second, MaxReply: 1 << 20, MaxModule: DefaultMaxModule},
 			Grants:    []abi.Capability{abi.CapLog, abi.CapPublish, abi.CapCall, abi.CapSend},
 			Config:    map[string]any{"prefix": ">> "},
 		}},

@@ -22,10 +22,13 @@ func (in *instrumenter) code(r *reader, out []byte, checks, constExpr bool) ([]b
 			depth--
 			continue
 		case op == 0x02 || op == 0x04 || op == 0x06: // block, if, try
-			r.leb()
+			r.blockType(in.types)
 			depth++
 		case op == 0x03: // loop
-			r.leb()
+			r.blockType(in.types)
+			if r.err != nil {
+				return nil, r.err
+			}
 			depth++
 			out = append(out, r.b[start:r.pos]...)
 			if checks {
@@ -33,7 +36,7 @@ func (in *instrumenter) code(r *reader, out []byte, checks, constExpr bool) ([]b
 			}
 			continue
 		case op == 0x1f: // try_table
-			r.leb()
+			r.blockType(in.types)
 			n := r.u32()
 			for i := uint32(0); i < n && r.err == nil; i++ {
 				kind := r.byte()
@@ -44,7 +47,10 @@ func (in *instrumenter) code(r *reader, out []byte, checks, constExpr bool) ([]b
 			}
 			depth++
 		case op == 0x10 || op == 0x12 || op == 0xd2: // call, return_call, ref.func
-			idx := r.u32()
+			idx := r.index("function", in.funcs)
+			if r.err != nil {
+				return nil, r.err
+			}
 			out = append(out, op)
 			out = appendU32(out, in.shift(idx))
 			continue
@@ -54,17 +60,19 @@ func (in *instrumenter) code(r *reader, out []byte, checks, constExpr bool) ([]b
 				r.u32()
 			}
 		case op == 0x11 || op == 0x13: // call_indirect, return_call_indirect
-			r.u32()
+			r.index("type", in.types)
 			r.u32()
 		case op == 0x1c: // select with types
-			n := r.u32()
+			n := r.count("types in select", 1, 1)
 			for i := uint32(0); i < n && r.err == nil; i++ {
-				r.leb()
+				r.valType(in.types)
 			}
+		case op == 0x23 || op == 0x24: // global.get, global.set
+			r.index("global", in.globalCount())
 		case op == 0x18: // delegate closes a try like end does
 			r.u32()
 			depth--
-		case op == 0x0c || op == 0x0d || (op >= 0x20 && op <= 0x26) ||
+		case op == 0x0c || op == 0x0d || (op >= 0x20 && op <= 0x22) || op == 0x25 || op == 0x26 ||
 			op == 0x07 || op == 0x08 || op == 0x09: // br, br_if, locals, globals, tables, catch, throw, rethrow
 			r.u32()
 		case op >= 0x28 && op <= 0x3e: // loads and stores
@@ -78,7 +86,7 @@ func (in *instrumenter) code(r *reader, out []byte, checks, constExpr bool) ([]b
 		case op == 0x44:
 			r.bytes(8)
 		case op == 0xd0: // ref.null
-			r.leb()
+			r.heapType(in.types)
 		case op == 0xfc:
 			if err := r.prefixFC(); err != nil {
 				return nil, err

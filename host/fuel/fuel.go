@@ -24,6 +24,7 @@ package fuel
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -38,15 +39,20 @@ const (
 const Period = 1 << 14
 
 const (
-	secCustom   = 0
-	secType     = 1
-	secImport   = 2
-	secFunction = 3
-	secGlobal   = 6
-	secExport   = 7
-	secStart    = 8
-	secElement  = 9
-	secCode     = 10
+	secCustom    = 0
+	secType      = 1
+	secImport    = 2
+	secFunction  = 3
+	secTable     = 4
+	secMemory    = 5
+	secGlobal    = 6
+	secExport    = 7
+	secStart     = 8
+	secElement   = 9
+	secCode      = 10
+	secData      = 11
+	secDataCount = 12
+	secTag       = 13
 )
 
 // sectionOrder is the position of each known section id in a valid module,
@@ -58,7 +64,14 @@ type section struct {
 	body []byte
 }
 
-// Instrument returns the instrumented copy of module.
+// Instrument returns the instrumented copy of module. It refuses, with an
+// error naming the section and the count or index, a module larger than
+// MaxModule, one that declares more of anything than the Max constants
+// allow or than its bytes could hold, and one whose indexes reach past what
+// it declares: such an index would otherwise name the type, function or
+// global the rewrite appends (a guest writing its own fuel counter could
+// never be stopped). Everything else is left to wazero's validation, which
+// refuses the instrumented copy of any module it would refuse unrewritten.
 func Instrument(module []byte) ([]byte, error) {
 	if len(module) < 8 || string(module[:4]) != "\x00asm" {
 		return nil, errors.New("not a WebAssembly module (no \\0asm header)")
@@ -66,14 +79,37 @@ func Instrument(module []byte) ([]byte, error) {
 	if module[4] != 1 || module[5] != 0 || module[6] != 0 || module[7] != 0 {
 		return nil, fmt.Errorf("unsupported WebAssembly binary version %x", module[4:8])
 	}
+	if len(module) > MaxModule {
+		return nil, fmt.Errorf("module is %d bytes, more than the %d allowed", len(module), MaxModule)
+	}
 	var secs []section
 	r := &reader{b: module, pos: 8}
+	last := 0
 	for !r.done() {
+		at := r.pos
 		id := r.byte()
 		n := r.u32()
 		body := r.bytes(int(n))
 		if r.err != nil {
-			return nil, fmt.Errorf("section %d: %w", id, r.err)
+			return nil, fmt.Errorf("%s section at offset %d: %w", sectionName(id), at, r.err)
+		}
+		if id != secCustom {
+			o, ok := sectionOrder[id]
+			if !ok {
+				return nil, fmt.Errorf("unknown section id %d at offset %d", id, at)
+			}
+			if o <= last {
+				return nil, fmt.Errorf("%s section at offset %d is out of order or repeated", sectionName(id), at)
+			}
+			last = o
+		} else {
+			// A custom section's name must fit in it; the rewrite keeps
+			// custom sections, so a malformed one is refused, not dropped.
+			cr := &reader{b: body}
+			cr.name()
+			if cr.err != nil {
+				return nil, fmt.Errorf("custom section at offset %d: name: %w", at, cr.err)
+			}
 		}
 		secs = append(secs, section{id, body})
 	}
@@ -121,66 +157,36 @@ func insert(secs []section, s section) []section {
 	return append(secs, s)
 }
 
+// instrumenter holds the counts of the original module: every index is
+// checked against them, and the appended entries sit just past them.
 type instrumenter struct {
 	types         uint32 // number of types before ours
 	funcImports   uint32 // number of function imports before ours
+	funcs         uint32 // functions, imported and defined
+	defined       uint32 // entries of the function section
 	globalImports uint32
 	globals       uint32 // defined globals before ours
+	tables        uint32
+	memories      uint32
+	tags          uint32
+	tableEntries  uint64 // initial elements of every table together
+	elemItems     uint64
+	locals        uint64 // locals declared by every function so far
+	nameCount     uint64 // entries of the name section so far
 }
 
-func (in *instrumenter) tickIndex() uint32 { return in.funcImports }
-func (in *instrumenter) fuelIndex() uint32 { return in.globalImports + in.globals }
+func (in *instrumenter) tickIndex() uint32   { return in.funcImports }
+func (in *instrumenter) fuelIndex() uint32   { return in.globalImports + in.globals }
+func (in *instrumenter) globalCount() uint32 { return in.globalImports + in.globals }
 
 // shift renumbers a function index for the import added after the others.
+// The name section may name indexes past the last function; the largest
+// index stays put rather than wrap around to 0.
 func (in *instrumenter) shift(idx uint32) uint32 {
-	if idx >= in.funcImports {
+	if idx >= in.funcImports && idx != math.MaxUint32 {
 		return idx + 1
 	}
 	return idx
-}
-
-func (in *instrumenter) scan(secs []section) error {
-	for _, s := range secs {
-		r := &reader{b: s.body}
-		switch s.id {
-		case secType:
-			in.types = r.u32()
-		case secImport:
-			n := r.u32()
-			for i := uint32(0); i < n && r.err == nil; i++ {
-				mod := r.name()
-				r.name()
-				if mod == ImportModule {
-					return fmt.Errorf("module imports from %q, which is reserved for the host", ImportModule)
-				}
-				switch kind := r.byte(); kind {
-				case 0:
-					r.u32()
-					in.funcImports++
-				case 1:
-					r.leb() // reftype
-					r.limits()
-				case 2:
-					r.limits()
-				case 3:
-					r.leb() // valtype
-					r.byte()
-					in.globalImports++
-				case 4:
-					r.byte()
-					r.u32()
-				default:
-					return fmt.Errorf("import %d: unknown import kind %#x", i, kind)
-				}
-			}
-		case secGlobal:
-			in.globals = r.u32()
-		}
-		if r.err != nil {
-			return fmt.Errorf("section %d: %w", s.id, r.err)
-		}
-	}
-	return nil
 }
 
 func (in *instrumenter) rewrite(s section) ([]byte, bool, error) {
@@ -201,80 +207,119 @@ func (in *instrumenter) rewrite(s section) ([]byte, bool, error) {
 		out = append(out, 0x00)
 		out = appendU32(out, in.types)
 	case secGlobal:
-		n := r.u32()
+		n := r.u32() // bounded by scan
 		out = appendU32(out, n+1)
 		for i := uint32(0); i < n && r.err == nil; i++ {
-			out = append(out, r.leb()...) // valtype
-			out = append(out, r.byte())   // mutability
+			at := r.pos
+			r.valType(in.types)
+			out = append(out, r.b[at:r.pos]...)
+			out = append(out, r.byte()) // mutability
 			var err error
 			if out, err = in.code(r, out, false, true); err != nil {
-				return nil, false, fmt.Errorf("global %d initializer: %w", i, err)
+				return nil, false, fmt.Errorf("global section: global %d initializer: %w", i, err)
 			}
 		}
 		out = append(out, 0x7f, 1, 0x41) // mut i32 = i32.const Period
 		out = appendS32(out, Period)
 		out = append(out, 0x0b)
 	case secExport:
-		n := r.u32()
+		n := r.count("exports", 3, MaxExports)
 		out = appendU32(out, n)
 		for i := uint32(0); i < n && r.err == nil; i++ {
 			out = appendName(out, r.name())
 			kind := r.byte()
-			idx := r.u32()
-			if kind == 0 {
-				idx = in.shift(idx)
+			var idx uint32
+			switch kind {
+			case 0:
+				idx = in.shift(r.index("function", in.funcs))
+			case 1:
+				idx = r.index("table", in.tables)
+			case 2:
+				idx = r.index("memory", in.memories)
+			case 3:
+				idx = r.index("global", in.globalCount())
+			case 4:
+				idx = r.index("tag", in.tags)
+			default:
+				if r.err == nil {
+					return nil, false, fmt.Errorf("export section: export %d: unknown kind %#x", i, kind)
+				}
 			}
 			out = append(out, kind)
 			out = appendU32(out, idx)
 		}
 	case secStart:
-		out = appendU32(out, in.shift(r.u32()))
+		out = appendU32(out, in.shift(r.index("function", in.funcs)))
 	case secElement:
 		var err error
 		if out, err = in.elements(r); err != nil {
 			return nil, false, fmt.Errorf("element section: %w", err)
 		}
 	case secCode:
-		n := r.u32()
+		n := r.count("function bodies", 2, MaxFunctions)
+		if r.err == nil && n != in.defined {
+			return nil, false, fmt.Errorf("code section: %d function bodies, but the function section declares %d", n, in.defined)
+		}
 		out = appendU32(out, n)
 		for i := uint32(0); i < n && r.err == nil; i++ {
 			size := r.u32()
+			if r.err == nil && size > MaxFunctionSize {
+				return nil, false, fmt.Errorf("code section: function %d: body of %d bytes, more than the %d allowed", in.funcImports+i, size, MaxFunctionSize)
+			}
 			fr := &reader{b: r.bytes(int(size))}
 			var body []byte
-			groups := fr.u32()
+			groups := fr.count("local groups", 2, MaxLocals)
 			body = appendU32(body, groups)
+			var locals uint64
 			for g := uint32(0); g < groups && fr.err == nil; g++ {
-				body = appendU32(body, fr.u32())
-				body = append(body, fr.leb()...)
+				k := fr.u32()
+				locals += uint64(k)
+				body = appendU32(body, k)
+				at := fr.pos
+				fr.valType(in.types)
+				body = append(body, fr.b[at:fr.pos]...)
+			}
+			if fr.err != nil {
+				return nil, false, fmt.Errorf("code section: function %d locals: %w", in.funcImports+i, fr.err)
+			}
+			if locals > MaxLocals {
+				return nil, false, fmt.Errorf("code section: function %d: %d locals declared, more than the %d allowed", in.funcImports+i, locals, MaxLocals)
+			}
+			if in.locals += locals; in.locals > MaxModuleLocals {
+				return nil, false, fmt.Errorf("code section: %d locals declared by functions up to %d, more than the %d allowed in a module", in.locals, in.funcImports+i, MaxModuleLocals)
 			}
 			body = in.check(body)
 			var err error
 			if body, err = in.code(fr, body, true, false); err != nil {
-				return nil, false, fmt.Errorf("function %d: %w", in.funcImports+i, err)
+				return nil, false, fmt.Errorf("code section: function %d: %w", in.funcImports+i, err)
 			}
 			if !fr.done() {
-				return nil, false, fmt.Errorf("function %d: %d bytes after the final end", in.funcImports+i, len(fr.b)-fr.pos)
+				return nil, false, fmt.Errorf("code section: function %d: %d bytes after the final end", in.funcImports+i, len(fr.b)-fr.pos)
 			}
 			out = appendU32(out, uint32(len(body)))
 			out = append(out, body...)
 		}
 	case secCustom:
-		name := r.name()
-		if strings.HasPrefix(name, ".debug_") || r.err != nil {
+		name := r.name() // well-formed: checked when the sections were split
+		if strings.HasPrefix(name, ".debug_") {
 			return nil, false, nil
 		}
 		if name == "name" {
-			return in.names(r, name), true, nil
+			body, err := in.names(r, name)
+			if err != nil {
+				return nil, false, fmt.Errorf("name section: %w", err)
+			}
+			return body, true, nil
 		}
 		return s.body, true, nil
 	default:
 		return s.body, true, nil
 	}
 	if r.err != nil {
-		return nil, false, fmt.Errorf("section %d: %w", s.id, r.err)
+		return nil, false, fmt.Errorf("%s section: %w", sectionName(s.id), r.err)
 	}
 	if !r.done() && s.id != secType && s.id != secImport {
-		return nil, false, fmt.Errorf("section %d: %d trailing bytes", s.id, len(r.b)-r.pos)
+		return nil, false, fmt.Errorf("%s section: %d trailing bytes", sectionName(s.id), len(r.b)-r.pos)
 	}
 	return out, true, nil
 }
@@ -302,7 +347,7 @@ func (in *instrumenter) check(out []byte) []byte {
 // elements rewrites the function indexes of every element segment form.
 func (in *instrumenter) elements(r *reader) ([]byte, error) {
 	var out []byte
-	n := r.u32()
+	n := r.count("element segments", 2, MaxElemSegments)
 	out = appendU32(out, n)
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		flags := r.u32()
@@ -312,21 +357,30 @@ func (in *instrumenter) elements(r *reader) ([]byte, error) {
 			return nil, fmt.Errorf("segment %d: unknown flags %d", i, flags)
 		}
 		if flags&2 != 0 && flags&1 == 0 { // explicit table index
-			out = appendU32(out, r.u32())
+			out = appendU32(out, r.index("table", in.tables))
 		}
 		if flags&1 == 0 { // active: offset expression
 			if out, err = in.code(r, out, false, true); err != nil {
 				return nil, fmt.Errorf("segment %d offset: %w", i, err)
 			}
 		}
-		if flags&3 != 0 { // elemkind or reftype
-			out = append(out, r.leb()...)
+		if flags&3 != 0 { // elemkind (one byte) or reftype
+			at := r.pos
+			if flags&4 != 0 {
+				r.valType(in.types)
+			} else if k := r.byte(); r.err == nil && k != 0 {
+				return nil, fmt.Errorf("segment %d: unknown element kind %#x", i, k)
+			}
+			out = append(out, r.b[at:r.pos]...)
 		}
-		count := r.u32()
+		count := r.count(fmt.Sprintf("items in segment %d", i), 1, MaxElemItems)
+		if in.elemItems += uint64(count); in.elemItems > MaxElemItems {
+			return nil, fmt.Errorf("segments up to %d hold %d items, more than the %d allowed", i, in.elemItems, MaxElemItems)
+		}
 		out = appendU32(out, count)
 		for k := uint32(0); k < count && r.err == nil; k++ {
 			if flags&4 == 0 {
-				out = appendU32(out, in.shift(r.u32()))
+				out = appendU32(out, in.shift(r.index("function", in.funcs)))
 				continue
 			}
 			if out, err = in.code(r, out, false, true); err != nil {
@@ -338,26 +392,33 @@ func (in *instrumenter) elements(r *reader) ([]byte, error) {
 }
 
 // names renumbers the function-indexed subsections of the name section.
-func (in *instrumenter) names(r *reader, name string) []byte {
+// wazero refuses a malformed name section, and so does this, rather than
+// drop it and accept a module wazero would not.
+func (in *instrumenter) names(r *reader, name string) ([]byte, error) {
 	out := appendName(nil, name)
-	for !r.done() && r.err == nil {
+	for !r.done() {
 		id := r.byte()
 		sub := &reader{b: r.bytes(int(r.u32()))}
+		if r.err != nil {
+			return nil, r.err
+		}
 		var body []byte
 		switch id {
 		case 1: // function names
-			n := sub.u32()
+			n := sub.count("function names", 2, MaxFunctions)
+			in.nameCount += uint64(n)
 			body = appendU32(body, n)
 			for i := uint32(0); i < n && sub.err == nil; i++ {
 				body = appendU32(body, in.shift(sub.u32()))
 				body = appendName(body, sub.name())
 			}
 		case 2, 3: // local and label names, keyed by function
-			n := sub.u32()
+			n := sub.count("functions with names", 2, MaxFunctions)
 			body = appendU32(body, n)
 			for i := uint32(0); i < n && sub.err == nil; i++ {
 				body = appendU32(body, in.shift(sub.u32()))
-				m := sub.u32()
+				m := sub.count("names in one function", 2, MaxNames)
+				in.nameCount += uint64(m)
 				body = appendU32(body, m)
 				for k := uint32(0); k < m && sub.err == nil; k++ {
 					body = appendU32(body, sub.u32())
@@ -366,13 +427,20 @@ func (in *instrumenter) names(r *reader, name string) []byte {
 			}
 		default:
 			body = sub.b
+			sub.pos = len(sub.b)
 		}
-		if sub.err != nil || r.err != nil {
-			break // a malformed name section only loses names
+		if sub.err != nil {
+			return nil, fmt.Errorf("subsection %d: %w", id, sub.err)
+		}
+		if !sub.done() {
+			return nil, fmt.Errorf("subsection %d: %d trailing bytes", id, len(sub.b)-sub.pos)
+		}
+		if in.nameCount > MaxNames {
+			return nil, fmt.Errorf("%d names, more than the %d allowed", in.nameCount, MaxNames)
 		}
 		out = append(out, id)
 		out = appendU32(out, uint32(len(body)))
 		out = append(out, body...)
 	}
-	return out
+	return out, r.err
 }

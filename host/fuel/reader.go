@@ -99,14 +99,6 @@ func (r *reader) name() string {
 	return string(r.bytes(int(n)))
 }
 
-func (r *reader) limits() {
-	flags := r.byte()
-	r.leb()
-	if flags&1 != 0 {
-		r.leb()
-	}
-}
-
 // memarg skips align, an optional memory index (multi-memory sets bit 6 of
 // align) and offset.
 func (r *reader) memarg() {

@@ -185,9 +185,22 @@ func readPlugin(pc config.Plugin) ([]byte, error) {
 		}
 		return b, nil
 	}
-	b, err := os.ReadFile(pc.Path)
+	// The size is checked before the file is read whole: a file past
+	// limits.max_module is refused without holding it in memory.
+	f, err := os.Open(pc.Path)
 	if err != nil {
 		return nil, fmt.Errorf("read module: %w", err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && uint64(st.Size()) > pc.Limits.MaxModule {
+		return nil, &plugin.TooLargeError{Size: uint64(st.Size()), Limit: pc.Limits.MaxModule}
+	}
+	b, err := io.ReadAll(io.LimitReader(f, int64(pc.Limits.MaxModule)+1))
+	if err != nil {
+		return nil, fmt.Errorf("read module: %w", err)
+	}
+	if uint64(len(b)) > pc.Limits.MaxModule { // grew after the stat
+		return nil, &plugin.TooLargeError{Size: uint64(len(b)), Limit: pc.Limits.MaxModule}
 	}
 	return b, nil
 }
@@ -201,6 +214,7 @@ func spec(pc config.Plugin, wasm []byte) plugin.Spec {
 		Memory:    pc.Limits.Memory,
 		Timeout:   pc.Limits.Timeout,
 		MaxReply:  pc.Limits.MaxReply,
+		MaxModule: pc.Limits.MaxModule,
 		Grants:    pc.Grants,
 		Config:    pc.Config,
 	}

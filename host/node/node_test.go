@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -460,4 +461,48 @@ func TestWarmStartUsesCache(t *testing.T) {
 		t.Fatalf("warm node: %q %v", r, err)
 	}
 	n2.Close()
+}
+
+// paramsBomb is 18 bytes: one function type declaring 2^32-1 parameters.
+// Before package fuel bounded counts, wazero allocated from that count and
+// the node died with "fatal error: out of memory" on the hot reload.
+const paramsBomb = "0061736d0100000001080160ffffffff0f00"
+
+func TestHotReloadRefusesHostileModules(t *testing.T) {
+	dir := t.TempDir()
+	wasm := filepath.Join(dir, "ab.wasm")
+	copyFile(t, repo("testdata", "wat", "echo_a.wasm"), wasm)
+	_, c, _ := startNode(t, dir, "plugins:\n  - {name: ab, path: ab.wasm, services: [ab], limits: {max_module: 1KiB}}\n")
+	ctx := context.Background()
+	serving := func() {
+		t.Helper()
+		if r, err := c.Call(ctx, "ab.x", []byte("hi"), nil, 5*time.Second); string(r) != "A:hi" || err != nil {
+			t.Fatalf("old version not serving: %q %v", r, err)
+		}
+	}
+	refused := func(want string) {
+		t.Helper()
+		eventually(t, "refusal reported", func() error {
+			ps, err := c.Plugins(ctx)
+			if err != nil {
+				return err
+			}
+			if len(ps) != 1 || !strings.Contains(ps[0].Error, want) {
+				return fmt.Errorf("plugins: %+v", ps)
+			}
+			return nil
+		})
+		serving()
+	}
+	serving()
+	bomb, _ := hex.DecodeString(paramsBomb)
+	tmp := filepath.Join(dir, "bomb.wasm")
+	os.WriteFile(tmp, bomb, 0o644)
+	replaceFile(t, tmp, wasm)
+	refused("type section: 4294967295 parameters in type 0 declared, more than the 1000 allowed")
+
+	big := append(bytes.Clone(bomb[:8]), make([]byte, 2000)...) // header + 2000 bytes: past 1KiB
+	os.WriteFile(tmp, big, 0o644)
+	replaceFile(t, tmp, wasm)
+	refused("module is 2008 bytes, more than limits.max_module (1024 bytes)")
 }

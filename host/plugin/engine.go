@@ -76,6 +76,7 @@ type Spec struct {
 	Memory    uint64 // bytes of linear memory per instance; default 16 MiB
 	Timeout   time.Duration
 	MaxReply  uint64
+	MaxModule uint64 // largest module in bytes; default config.DefaultMaxModule's 64 MiB
 	Grants    []abi.Capability
 	Config    map[string]any
 }
@@ -95,6 +96,9 @@ func (s *Spec) defaults() {
 	}
 	if s.MaxReply == 0 {
 		s.MaxReply = 1 << 20
+	}
+	if s.MaxModule == 0 {
+		s.MaxModule = 64 << 20
 	}
 	if s.Grants == nil {
 		s.Grants = abi.DefaultGrants()

@@ -72,6 +72,14 @@ func (v *Version) Spec() Spec { s := v.spec; s.Wasm = nil; return s }
 // LoadedAt is when the version finished loading.
 func (v *Version) LoadedAt() time.Time { return v.loaded }
 
+// TooLargeError refuses a module larger than its plugin's
+// limits.max_module.
+type TooLargeError struct{ Size, Limit uint64 }
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("module is %d bytes, more than limits.max_module (%d bytes)", e.Size, e.Limit)
+}
+
 // Check compiles spec.Wasm and verifies its exports, imports and ABI version
 // without starting a pool: what `validate` runs.
 func (e *Engine) Check(ctx context.Context, spec Spec) error {
@@ -119,6 +127,11 @@ func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, erro
 	if len(spec.Wasm) < 8 || string(spec.Wasm[:4]) != "\x00asm" {
 		return nil, errors.New("not a WebAssembly module (no \\0asm header)")
 	}
+	if uint64(len(spec.Wasm)) > spec.MaxModule {
+		return nil, &TooLargeError{Size: uint64(len(spec.Wasm)), Limit: spec.MaxModule}
+	}
+	// Instrument bounds every count and index before wazero, whose decoder
+	// allocates from declared counts, sees a byte (see package fuel).
 	metered, err := fuel.Instrument(spec.Wasm)
 	if err != nil {
 		return nil, fmt.Errorf("prepare module: %w", err)

@@ -1,0 +1,6 @@
+//go:build race
+
+package fuel
+
+// raceEnabled is true under -race; see TestSpecSuite.
+const raceEnabled = true
