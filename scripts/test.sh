@@ -24,14 +24,20 @@ go test -race -count=1 ./host/plugin/ ./host/router/ ./host/subject/ ./host/watc
 echo "== go test (everything)"
 go test -count=1 ./...
 
-# Each fuzz target of host/fuel runs a few seconds on every run, under an
-# address-space cap: a soft limit (GOMEMLIMIT) only makes the GC work
-# harder, while RLIMIT_AS makes a runaway allocation (wazero once asked
-# for 8 GiB from an 18-byte module) fail at once with "out of memory",
-# which the fuzzer reports as a crasher and saves in testdata/fuzz/ to be
-# committed. 4 GiB leaves room for the fuzz coordinator's mappings and the
-# compiler; 2 GiB was too little for the coordinator.
-echo "== fuzz (host/fuel, 5s per target, ulimit -v 4GiB)"
-for target in $(go test -list '^Fuzz' ./host/fuel/ | grep '^Fuzz'); do
-	(ulimit -v $((4 << 20)) && go test -count=1 -run '^$' -fuzz "^${target}\$" -fuzztime 5s ./host/fuel/)
-done
+# Every fuzz target (the decoders of untrusted bytes) runs a few seconds on
+# every run, under an address-space cap: a soft limit (GOMEMLIMIT) only
+# makes the GC work harder, while RLIMIT_AS makes a runaway allocation
+# (wazero once asked for 8 GiB from an 18-byte module) fail at once with
+# "out of memory", which the fuzzer reports as a crasher and saves in the
+# package's testdata/fuzz/ to be committed. 4 GiB leaves room for the fuzz
+# coordinator's mappings and the compiler; 2 GiB was too little.
+# FUZZTIME=0 skips this step (for quick local runs).
+fuzztime=${FUZZTIME:-4s}
+if [ "$fuzztime" != 0 ]; then
+	echo "== fuzz (every target, $fuzztime each, ulimit -v 4GiB)"
+	for pkg in $(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do
+		for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz'); do
+			(ulimit -v $((4 << 20)) && go test -count=1 -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg")
+		done
+	done
+fi

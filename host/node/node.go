@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -333,7 +334,13 @@ func (n *Node) watch(m *managed) {
 		return
 	}
 	name := m.cfg.Name
-	if err := n.watcher.Add(m.cfg.Path, m.sum, func(data []byte, sum [32]byte) { n.hotReload(name, data, sum) }); err != nil {
+	err := n.watcher.AddFile(m.cfg.Path, watch.File{
+		Initial:    m.sum,
+		OnChange:   func(data []byte, sum [32]byte) { n.hotReload(name, data, sum) },
+		MaxSize:    func() int64 { return n.maxModule(name) },
+		OnOversize: func(size int64) { n.refuseOversize(name, size) },
+	})
+	if err != nil {
 		n.logger.Warn("cannot watch plugin file; hot reload is off for it", "plugin", name, "path", m.cfg.Path, "err", err)
 	}
 }
@@ -363,6 +370,35 @@ func (n *Node) hotReload(name string, data []byte, sum [32]byte) {
 	m.sum = sum
 	m.p.Swap(v)
 	n.logger.Info("plugin reloaded", "plugin", name, "from", old, "to", short(v.Hash()))
+}
+
+// maxModule is the current limits.max_module of the named plugin, read on
+// the watcher's goroutine, so a config reload that changes it applies to
+// the next file change.
+func (n *Node) maxModule(name string) int64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if m := n.plugins[name]; m != nil {
+		return int64(min(m.cfg.Limits.MaxModule, math.MaxInt64))
+	}
+	return math.MaxInt64
+}
+
+// refuseOversize records that the plugin's new file was too large to read;
+// the serving version stays.
+func (n *Node) refuseOversize(name string, size int64) {
+	n.mu.Lock()
+	m := n.plugins[name]
+	n.mu.Unlock()
+	if m == nil {
+		return
+	}
+	m.reload.Lock()
+	defer m.reload.Unlock()
+	err := fmt.Errorf("new version refused, %s keeps serving: %w", short(m.p.Current().Hash()),
+		&plugin.TooLargeError{Size: uint64(size), Limit: m.cfg.Limits.MaxModule})
+	m.p.SetError(err)
+	n.logger.Error("plugin reload failed", "plugin", name, "err", err)
 }
 
 func short(hash string) string { return hash[:min(12, len(hash))] }

@@ -505,4 +505,19 @@ func TestHotReloadRefusesHostileModules(t *testing.T) {
 	os.WriteFile(tmp, big, 0o644)
 	replaceFile(t, tmp, wasm)
 	refused("module is 2008 bytes, more than limits.max_module (1024 bytes)")
+
+	// A sparse 1 TiB file costs no disk; read whole (as the watcher did
+	// before it checked the size) it kills the process with "out of memory".
+	huge, err := os.Create(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := huge.Truncate(1 << 40); err != nil {
+		t.Skipf("no sparse files here: %v", err)
+	}
+	huge.Close()
+	if err := os.Rename(tmp, wasm); err != nil {
+		t.Fatal(err)
+	}
+	refused("module is 1099511627776 bytes, more than limits.max_module (1024 bytes)")
 }

@@ -105,10 +105,12 @@ type Watcher struct {
 
 // file is one watched path. Only its own goroutine touches last.
 type file struct {
-	path     string
-	dir      string
-	onChange func(data []byte, sum [32]byte)
-	last     [32]byte
+	path       string
+	dir        string
+	onChange   func(data []byte, sum [32]byte)
+	maxSize    func() int64
+	onOversize func(size int64)
+	last       [32]byte
 
 	kick chan struct{} // capacity 1: pending events for this path collapse into one
 	stop chan struct{} // closed by Remove or Close
@@ -133,6 +135,7 @@ const (
 	outcomeGone                      // the file does not exist
 	outcomeUnreadable                // stat or read failed, or it is not a regular file
 	outcomeGaveUp                    // still changing after MaxWait
+	outcomeOversize                  // stable but over File.MaxSize: not read, OnOversize called
 )
 
 func (o outcome) String() string {
@@ -147,6 +150,8 @@ func (o outcome) String() string {
 		return "unreadable"
 	case outcomeGaveUp:
 		return "gave up"
+	case outcomeOversize:
+		return "oversize"
 	}
 	return fmt.Sprintf("outcome(%d)", int(o))
 }
@@ -197,9 +202,36 @@ func New(opts Options) (*Watcher, error) {
 // for its own path, because both wait for that goroutine to exit.
 // A panic in onChange is logged and does not stop the watcher.
 func (w *Watcher) Add(path string, initial [32]byte, onChange func(data []byte, sum [32]byte)) error {
+	return w.AddFile(path, File{Initial: initial, OnChange: onChange})
+}
+
+// File describes one watched file for AddFile.
+type File struct {
+	// Initial is the hash of the content the caller already has.
+	Initial [32]byte
+	// OnChange gets the full new content, as in Add.
+	OnChange func(data []byte, sum [32]byte)
+	// MaxSize, when set, returns the largest file the watcher may read. A
+	// stable file above it is never read, so a huge file renamed over a
+	// watched one costs a stat, not its size in memory; OnOversize gets
+	// its size instead. It is a function so that a limit changed by a
+	// config reload applies to the next change.
+	MaxSize func() int64
+	// OnOversize is called, on the path's goroutine, for a stable file
+	// larger than MaxSize. Required when MaxSize is set.
+	OnOversize func(size int64)
+}
+
+// AddFile is Add with a size limit (see File).
+func (w *Watcher) AddFile(path string, spec File) error {
+	onChange := spec.OnChange
 	if onChange == nil {
 		return fmt.Errorf("watch: add %q: onChange is nil", path)
 	}
+	if spec.MaxSize != nil && spec.OnOversize == nil {
+		return fmt.Errorf("watch: add %q: MaxSize without OnOversize", path)
+	}
+	initial := spec.Initial
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return fmt.Errorf("watch: add %q: make path absolute: %w", path, err)
@@ -231,13 +263,15 @@ func (w *Watcher) Add(path string, initial [32]byte, onChange func(data []byte, 
 	w.dirs[dir]++
 
 	f := &file{
-		path:     abs,
-		dir:      dir,
-		onChange: onChange,
-		last:     initial,
-		kick:     make(chan struct{}, 1),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+		path:       abs,
+		dir:        dir,
+		onChange:   onChange,
+		maxSize:    spec.MaxSize,
+		onOversize: spec.OnOversize,
+		last:       initial,
+		kick:       make(chan struct{}, 1),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 	w.mu.Lock()
 	if w.closed {
@@ -474,6 +508,14 @@ func (w *Watcher) readStable(f *file, st fs.FileInfo) (o outcome, settled bool) 
 			"path", f.path, "mode", st.Mode().String())
 		return outcomeUnreadable, true
 	}
+	if f.maxSize != nil {
+		if limit := f.maxSize(); st.Size() > limit {
+			w.log.Debug("plugin file is over its size limit; not read", "path", f.path, "size", st.Size(), "limit", limit)
+			f.last = [32]byte{} // the file that comes back after this one is new, whatever it holds
+			w.deliverOversize(f, st.Size())
+			return outcomeOversize, true
+		}
+	}
 	data, err := os.ReadFile(f.path)
 	if err != nil {
 		if isNotExist(err) {
@@ -511,6 +553,16 @@ func (w *Watcher) deliver(f *file, data []byte, sum [32]byte) {
 		}
 	}()
 	f.onChange(data, sum)
+}
+
+func (w *Watcher) deliverOversize(f *file, size int64) {
+	defer func() {
+		if r := recover(); r != nil {
+			w.log.Error("plugin file oversize callback panicked", "path", f.path, "panic", r,
+				"stack", string(debug.Stack()))
+		}
+	}()
+	f.onOversize(size)
 }
 
 // sameState reports whether two stats show the same, unmodified file. The

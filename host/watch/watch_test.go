@@ -816,3 +816,69 @@ func TestCloseStopsGoroutines(t *testing.T) {
 	}
 	w.Remove(filepath.Join(d1, "a.wasm")) // must not block or panic
 }
+
+// TestOversizeFileIsNotRead: a stable file above MaxSize is reported to
+// OnOversize by its size and never read, and the limit is asked for again
+// on every change, so raising it lets the same size through.
+func TestOversizeFileIsNotRead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{Settle: 50 * time.Millisecond})
+	path := filepath.Join(t.TempDir(), "plugin.wasm")
+	old := []byte("old plugin")
+	writeFile(t, path, old)
+
+	var limit atomic.Int64
+	limit.Store(1 << 10)
+	sizes := make(chan int64, 8)
+	s := newSink()
+	from := e.checks.mark()
+	err := e.w.AddFile(path, File{
+		Initial:    sha256.Sum256(old),
+		OnChange:   s.onChange,
+		MaxSize:    limit.Load,
+		OnOversize: func(n int64) { sizes <- n },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.checks.waitFor(t, from, path, outcomeUnchanged)
+
+	// 1 TiB, sparse: reading it would take the process down.
+	tmp := filepath.Join(filepath.Dir(path), "huge.tmp")
+	f, err := os.Create(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(1 << 40); err != nil {
+		t.Skipf("no sparse files here: %v", err)
+	}
+	f.Close()
+	from = e.checks.mark()
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	e.checks.waitFor(t, from, path, outcomeOversize)
+	select {
+	case n := <-sizes:
+		if n != 1<<40 {
+			t.Fatalf("OnOversize got %d, want %d", n, 1<<40)
+		}
+	case <-time.After(waitBound):
+		t.Fatal("OnOversize not called")
+	}
+	s.none(t, 10*50*time.Millisecond)
+
+	mid := randomBytes(t, 4<<10)
+	writeAtomic(t, path, mid)
+	e.checks.waitFor(t, from, path, outcomeOversize)
+	if n := <-sizes; n != int64(len(mid)) {
+		t.Fatalf("OnOversize got %d, want %d", n, len(mid))
+	}
+	limit.Store(1 << 20)
+	writeAtomic(t, path, append(mid, 'x'))
+	s.wantReport(t, append(mid, 'x'))
+
+	if err := e.w.AddFile(filepath.Join(filepath.Dir(path), "other.wasm"), File{OnChange: s.onChange, MaxSize: limit.Load}); err == nil {
+		t.Fatal("AddFile accepted MaxSize without OnOversize")
+	}
+}
