@@ -315,6 +315,11 @@ func TestNameClashRefused(t *testing.T) {
 	if self, err := a.mesh.Target(string(a.mesh.ID())); !self || err != nil {
 		t.Fatalf("Target(own id) = %v, %v", self, err)
 	}
+	for _, p := range a.mesh.Peers() {
+		if p.ID == string(imp.mesh.ID()) && (len(p.Clash) != 1 || p.Clash[0] != string(a.mesh.ID())) {
+			t.Errorf("peers does not show that %s claims this host's name: %+v", p.ID, p)
+		}
+	}
 
 	// A member named after the start of b1's id, as the peers table
 	// shows it: the prefix matches both, the full id only b1.
