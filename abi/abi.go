@@ -35,6 +35,8 @@ const (
 	// ExportAlloc: (size i32) -> i32. Returns a pointer to at least size
 	// writable bytes where the host copies the next message. The buffer
 	// belongs to the guest; the host writes it once, before ExportHandle.
+	// 0 for a non-zero size means the guest cannot allocate it: the message
+	// fails with StatusTooLarge and the instance is kept.
 	ExportAlloc = "pycomms_alloc"
 	// ExportHandle: (kind, ptr, subject_len, payload_len, headers_len i32) -> i32.
 	// Delivers one message laid out at ptr as subject, payload, headers.

@@ -632,6 +632,10 @@ func TestCallAndSendToNode(t *testing.T) {
 	b.CallNodeFunc = func(_ context.Context, node string, m *message.Message) ([]byte, error) {
 		return []byte(node + ":" + string(m.Payload)), nil
 	}
+	// Two members claim the name twin: the name reaches neither.
+	b.PeerList = append(b.PeerList,
+		control.PeerInfo{ID: "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee", Name: "twin", State: "up", Clash: []string{"ffffffffffffffffffffffffffffffff"}},
+		control.PeerInfo{ID: "ffffffffffffffffffffffffffffffff", Name: "twin", State: "up", Clash: []string{"eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"}})
 	tests := []struct {
 		name   string
 		args   []string
@@ -650,6 +654,10 @@ func TestCallAndSendToNode(t *testing.T) {
 			"pycomms-host: no node \"node-d\" in the mesh"},
 		{"short prefix", []string{"call", "inventory.count", "--node", "bbbbb"}, control.ExitUnreachable, "", "pycomms-host: no node"},
 		{"send unknown node", []string{"send", "mail.out", "--node", "node-z"}, control.ExitUnreachable, "", "pycomms-host: no node"},
+		{"claimed name", []string{"call", "inventory.count", "--node", "twin"}, control.ExitUsage, "",
+			"pycomms-host: node \"twin\" is ambiguous: it matches the name or id of 2 nodes (eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee, ffffffffffffffffffffffffffffffff)"},
+		{"send claimed name", []string{"send", "mail.out", "--node", "twin"}, control.ExitUsage, "", "pycomms-host: node \"twin\" is ambiguous"},
+		{"id of a claimed name", []string{"call", "inventory.count", "t", "--node", "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"}, 0, "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee:t\n", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -103,8 +103,9 @@ func (c *Client) Call(ctx context.Context, subject string, payload []byte, heade
 
 // CallNode is Call delivered only to the named node of the mesh: a node
 // name, a node id or an id prefix of at least 6 characters. An unknown
-// node is abi.StatusUnreachable, and a node outside a mesh answers
-// abi.StatusNoHandler. node "" means any node, as Call.
+// node is abi.StatusUnreachable, a name or prefix that several nodes match
+// is abi.StatusInvalid (the error lists their ids), and a node outside a
+// mesh answers abi.StatusNoHandler. node "" means any node, as Call.
 func (c *Client) CallNode(ctx context.Context, node, subject string, payload []byte, headers map[string]string, timeout time.Duration) ([]byte, error) {
 	op := "call " + subject
 	if timeout < 0 {

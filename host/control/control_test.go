@@ -1225,7 +1225,6 @@ func TestUnknownNode(t *testing.T) {
 	for _, ref := range []string{
 		"node-z",
 		"bbbbb",  // a prefix shorter than 6 characters
-		"bbbbbb", // a prefix of two ids
 		"node-d", // known but not up
 		"dddddd",
 		"10.0.0.9:7481", // an address is not a node reference
@@ -1241,6 +1240,13 @@ func TestUnknownNode(t *testing.T) {
 			}
 			wantStatus(t, c.SendNode(ctx, ref, "a.b", nil, nil), abi.StatusUnreachable)
 		})
+	}
+	// A prefix of two ids names neither: refused as invalid, listing both,
+	// as a name that two nodes claim is.
+	_, err := c.CallNode(ctx, "bbbbbb", "a.b", nil, nil, 0)
+	wantStatus(t, err, abi.StatusInvalid)
+	if !strings.Contains(err.Error(), "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb, bbbbbbcccccccccccccccccccccccccc") {
+		t.Errorf("ambiguous prefix: %q does not list both ids", err)
 	}
 	r := rawDo(t, "POST", "http://"+addr+"/v1/call/a.b?node=node-z", nil, nil)
 	if e := errorBody(t, r); r.code != http.StatusBadGateway || e.Status != "unreachable" {

@@ -237,29 +237,99 @@ func newCA(t *testing.T) (*x509.CertPool, func(ed25519.PublicKey) []byte) {
 	}
 }
 
-// TestNameClash: two hosts with the same name; the clash is logged and the
-// lower id keeps the name for --node.
-func TestNameClash(t *testing.T) {
+// TestNameClashRefused: a member that claims another node's name, this
+// host's name, or the start of another node's id captures no message meant
+// for that node. The reference is refused with status invalid listing the
+// ids that match, in Target, CallTo and SendTo alike; each id still
+// reaches its own node; peers shows the clash. (Before, the lowest id kept
+// the name: an imposter with a lower id received every --node call.)
+func TestNameClashRefused(t *testing.T) {
 	a := newHost(t, "a")
 	b1 := newHost(t, "b", withPeers(a.peer(TCP)))
 	b2 := newHost(t, "b", withPeers(a.peer(TCP)))
-	eventually(t, 5*time.Second, "both b connected", func() bool { return len(a.mesh.table.Load().nodes) == 2 })
-	low := b1.mesh.ID()
-	if b2.mesh.ID() < low {
-		low = b2.mesh.ID()
+	b1.serve("echo", &echoEP{prefix: "b1:"}, []string{"echo"}, nil)
+	b2.serve("echo", &echoEP{prefix: "b2:"}, []string{"echo"}, nil)
+	eventually(t, 5*time.Second, "a learns both b and what they serve", func() bool {
+		p := a.mesh.table.Load().lookup("echo.x")
+		return p != nil && len(p.nodes) == 2
+	})
+	msg := func() *message.Message {
+		return &message.Message{Kind: abi.KindRequest, Subject: "echo.x", Payload: []byte("hi"), Deadline: time.Now().Add(5 * time.Second), From: "test"}
 	}
-	nd, ok := a.mesh.table.Load().resolve("b")
-	if !ok || nd.id != low {
-		t.Fatalf("name b resolves to %v, want the lower id %s", nd, low)
+	refused := func(ref string, ids ...identity.ID) {
+		t.Helper()
+		check := func(path string, err error) {
+			t.Helper()
+			if message.StatusOf(err) != abi.StatusInvalid {
+				t.Fatalf("%s(%q): status %v (%v), want invalid", path, ref, message.StatusOf(err), err)
+			}
+			for _, id := range ids {
+				if !strings.Contains(err.Error(), string(id)) {
+					t.Fatalf("%s(%q): error %q does not list id %s", path, ref, err, id)
+				}
+			}
+		}
+		self, err := a.mesh.Target(ref)
+		if self {
+			t.Fatalf("Target(%q) resolved to this host", ref)
+		}
+		check("Target", err)
+		out, err := a.mesh.CallTo(context.Background(), ref, msg())
+		if err == nil {
+			t.Fatalf("CallTo(%q) answered %q", ref, out)
+		}
+		check("CallTo", err)
+		check("SendTo", a.mesh.SendTo(context.Background(), ref, msg()))
 	}
+	reaches := func(ref, want string) {
+		t.Helper()
+		if self, err := a.mesh.Target(ref); self || err != nil {
+			t.Fatalf("Target(%q) = %v, %v", ref, self, err)
+		}
+		out, err := a.mesh.CallTo(context.Background(), ref, msg())
+		if err != nil || string(out) != want {
+			t.Fatalf("CallTo(%q) = %q, %v; want %q", ref, out, err, want)
+		}
+	}
+
+	refused("b", b1.mesh.ID(), b2.mesh.ID())
+	reaches(string(b1.mesh.ID()), "b1:hi")
+	reaches(string(b2.mesh.ID()), "b2:hi")
 	if _, seen := a.mesh.clashes.Load("b"); !seen {
 		t.Fatal("the clash was not logged")
 	}
 	for _, p := range a.mesh.Peers() {
-		if p.Name == "b" && len(p.Clash) != 1 {
+		other := map[string]string{string(b1.mesh.ID()): string(b2.mesh.ID()), string(b2.mesh.ID()): string(b1.mesh.ID())}[p.ID]
+		if p.Name == "b" && (len(p.Clash) != 1 || p.Clash[0] != other) {
 			t.Errorf("peers does not show the clash: %+v", p)
 		}
 	}
+
+	// A member that claims this host's own name: the name addresses
+	// neither, the own id still means this host.
+	imp := newHost(t, "a", withPeers(a.peer(TCP)))
+	eventually(t, 5*time.Second, "a learns the member that claims its name", func() bool {
+		return a.mesh.table.Load().nodes[imp.mesh.ID()] != nil
+	})
+	refused("a", a.mesh.ID(), imp.mesh.ID())
+	if self, err := a.mesh.Target(string(a.mesh.ID())); !self || err != nil {
+		t.Fatalf("Target(own id) = %v, %v", self, err)
+	}
+	for _, p := range a.mesh.Peers() {
+		if p.ID == string(imp.mesh.ID()) && (len(p.Clash) != 1 || p.Clash[0] != string(a.mesh.ID())) {
+			t.Errorf("peers does not show that %s claims this host's name: %+v", p.ID, p)
+		}
+	}
+
+	// A member named after the start of b1's id, as the peers table
+	// shows it: the prefix matches both, the full id only b1.
+	short := string(b1.mesh.ID())[:12]
+	pre := newHost(t, short, withPeers(a.peer(TCP)))
+	eventually(t, 5*time.Second, "a learns the member named "+short, func() bool {
+		return a.mesh.table.Load().nodes[pre.mesh.ID()] != nil
+	})
+	refused(short, b1.mesh.ID(), pre.mesh.ID())
+	reaches(string(b1.mesh.ID()), "b1:hi")
 }
 
 // TestStuckPeerBoundsMemory: a peer that stops reading cannot make the

@@ -538,7 +538,7 @@ func TestNoLoops(t *testing.T) {
 	c.serve("echo", &echoEP{}, []string{"echo"}, nil)
 	waitRoute(t, a, "echo.x")
 	// Through b even if a has linked to c directly meanwhile.
-	nd, _ := a.mesh.table.Load().resolve("c")
+	nd, _, _ := a.mesh.table.Load().resolve("c")
 	l := a.mesh.link(b.mesh.ID())
 	e := a.mesh.envelope(l, &node{id: nd.id, name: nd.name, via: l}, 1, &message.Message{Subject: "echo.x", Deadline: time.Now().Add(time.Second)})
 	e.Relays = 1

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pycomms/pycomms-host/abi"
@@ -68,16 +69,31 @@ func (m *Mesh) Publish(msg *message.Message) int {
 }
 
 // Target resolves a node reference (name, id or id prefix) for --node.
-// self is true when it names this host.
+// self is true when it names this host. A name several nodes claim is
+// refused with status invalid, listing their ids (see table.resolve).
 func (m *Mesh) Target(ref string) (self bool, err error) {
-	t := m.table.Load()
-	if t.isSelf(ref) {
-		return true, nil
+	_, self, err = m.target(m.table.Load(), ref)
+	return self, err
+}
+
+// target resolves ref in t: the node it names, or self for this host.
+func (m *Mesh) target(t *table, ref string) (*node, bool, error) {
+	nd, self, ambiguous := t.resolve(ref)
+	switch {
+	case len(ambiguous) > 0:
+		return nil, false, message.Errorf(abi.StatusInvalid, "node %q is ambiguous: it matches the name or id of %d nodes (%s); node names are claimed, not proved, so address the node by its id", ref, len(ambiguous), joinIDs(ambiguous))
+	case self, nd != nil:
+		return nd, self, nil
 	}
-	if _, ok := t.resolve(ref); ok {
-		return false, nil
+	return nil, false, m.unknownNode(t, ref)
+}
+
+func joinIDs(ids []identity.ID) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = string(id)
 	}
-	return false, m.unknownNode(t, ref)
+	return strings.Join(s, ", ")
 }
 
 func (m *Mesh) unknownNode(t *table, ref string) error {
@@ -91,22 +107,33 @@ func (m *Mesh) unknownNode(t *table, ref string) error {
 // CallTo sends a request to the named node, whatever else serves the
 // subject. The caller handles a reference to this host (see Target).
 func (m *Mesh) CallTo(ctx context.Context, ref string, msg *message.Message) ([]byte, error) {
-	t := m.table.Load()
-	nd, ok := t.resolve(ref)
-	if !ok {
-		return nil, m.unknownNode(t, ref)
+	nd, err := m.remoteTarget(ref)
+	if err != nil {
+		return nil, err
 	}
 	return m.callNode(ctx, nd, msg)
 }
 
 // SendTo delivers a one-way message to the named node.
 func (m *Mesh) SendTo(ctx context.Context, ref string, msg *message.Message) error {
-	t := m.table.Load()
-	nd, ok := t.resolve(ref)
-	if !ok {
-		return m.unknownNode(t, ref)
+	nd, err := m.remoteTarget(ref)
+	if err != nil {
+		return err
 	}
 	return m.sendNode(ctx, nd, msg)
+}
+
+// remoteTarget resolves ref to another node for CallTo and SendTo; a
+// reference to this host is refused, as the mesh cannot deliver to it.
+func (m *Mesh) remoteTarget(ref string) (*node, error) {
+	nd, self, err := m.target(m.table.Load(), ref)
+	if err != nil {
+		return nil, err
+	}
+	if self {
+		return nil, message.Errorf(abi.StatusInvalid, "node %q is this host: deliver through the local router (see Target)", ref)
+	}
+	return nd, nil
 }
 
 func (m *Mesh) callNode(ctx context.Context, nd *node, msg *message.Message) ([]byte, error) {

@@ -73,9 +73,10 @@ type table struct {
 	services  map[string]*providers
 	depth     int
 	listeners []*node          // nodes with topics, by id
-	names     map[string]*node // name -> the node with the lowest id of that name
+	names     map[string]*node // name -> a node of that name (see clash)
 	// clash lists, per name used by more than one node (this host
-	// included), every id that uses it, sorted: the first keeps the name.
+	// included), every id that uses it, sorted. Such a name addresses no
+	// node (see resolve).
 	clash map[string][]identity.ID
 }
 
@@ -147,9 +148,7 @@ func buildTable(self identity.ID, selfName string, links []*link, members map[id
 		if len(n.topics) > 0 {
 			t.listeners = append(t.listeners, n)
 		}
-		if cur := t.names[n.name]; cur == nil || n.id < cur.id {
-			t.names[n.name] = n
-		}
+		t.names[n.name] = n
 	}
 	// Names must be unique in a mesh; a clash is found here once per
 	// rebuild rather than by every caller that needs it.
@@ -195,41 +194,66 @@ func (t *table) lookup(s string) *providers {
 	return v
 }
 
-// resolve finds a node by id, unique id prefix (at least 6 characters) or
-// name. A name shared by several nodes resolves to the lowest id.
-func (t *table) resolve(ref string) (*node, bool) {
+// resolve finds the node a reference names: an id, a name, or a prefix
+// of an id of at least 6 characters. self is true when it names this
+// host. A full id names its node even when another node has a name equal
+// to it: ids are proved in every handshake, names are only claimed. Any
+// other reference must match exactly one node, as a name or as an id
+// prefix: a name that several nodes claim (any member can claim any name,
+// including this host's) or a prefix that several ids share resolves to
+// none, and ambiguous lists the ids that match, so that the caller can
+// refuse with them instead of silently picking one.
+func (t *table) resolve(ref string) (n *node, self bool, ambiguous []identity.ID) {
+	if ref == string(t.self) {
+		return nil, true, nil
+	}
 	if n := t.nodes[identity.ID(ref)]; n != nil {
-		return n, true
+		return n, false, nil
 	}
-	if n := t.names[ref]; n != nil {
-		return n, true
+	var match []identity.ID
+	if ids, ok := t.clash[ref]; ok {
+		match = append(match, ids...)
+	} else if ref == t.selfName {
+		match = append(match, t.self)
+	} else if n := t.names[ref]; n != nil {
+		match = append(match, n.id)
 	}
-	if len(ref) >= 6 {
-		var found *node
-		for id, n := range t.nodes {
+	// A reference that is also an id prefix matches those ids too: a
+	// member named after the start of another node's id (the peers table
+	// shows 12 characters of each id) must not capture the calls meant
+	// for that node.
+	if len(ref) >= 6 && isIDPrefix(ref) {
+		if strings.HasPrefix(string(t.self), ref) {
+			match = append(match, t.self)
+		}
+		for id := range t.nodes {
 			if strings.HasPrefix(string(id), ref) {
-				if found != nil {
-					return nil, false
-				}
-				found = n
+				match = append(match, id)
 			}
 		}
-		return found, found != nil
 	}
-	return nil, false
+	slices.Sort(match)
+	match = slices.Compact(match)
+	switch {
+	case len(match) == 0:
+		return nil, false, nil
+	case len(match) > 1:
+		return nil, false, match
+	case match[0] == t.self:
+		return nil, true, nil
+	}
+	return t.nodes[match[0]], false, nil
 }
 
-// isSelf reports whether ref names this host.
-func (t *table) isSelf(ref string) bool {
-	if ref == string(t.self) || (len(ref) >= 6 && strings.HasPrefix(string(t.self), ref)) {
-		return true
+// isIDPrefix reports whether s uses only the characters of a node id, so
+// that the prefix scan is skipped for names that cannot be one.
+func isIDPrefix(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 'a' || c > 'z') && (c < '2' || c > '7') {
+			return false
+		}
 	}
-	if ref != t.selfName {
-		return false
-	}
-	// Another node with the same name and a lower id keeps the name.
-	n := t.names[ref]
-	return n == nil || t.self < n.id
+	return true
 }
 
 // topologyChanged brings the own membership record up to date, rebuilds
@@ -256,8 +280,8 @@ func (m *Mesh) rebuildTable() {
 	m.wakeRouteWaiters()
 	for name, ids := range t.clash {
 		if _, seen := m.clashes.LoadOrStore(name, struct{}{}); !seen {
-			m.log.Warn("node name clash: names must be unique in a mesh; the lowest id keeps the name, address the others by id",
-				"name", name, "ids", ids, "keeps", ids[0])
+			m.log.Warn("node name clash: names must be unique in a mesh; the name addresses none of these nodes, address them by id",
+				"name", name, "ids", ids)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pycomms/pycomms-host/abi"
+	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/message"
 )
 
@@ -292,5 +293,68 @@ func TestReloadAppliesPeers(t *testing.T) {
 	}
 	if err := a.Reload(context.Background()); err == nil || !strings.Contains(err.Error(), "listen") {
 		t.Fatalf("changing listen on reload: %v", err)
+	}
+}
+
+// TestNodeNameClashOverControlAPI: two nodes named b join a. A call or
+// send with ?node=b through a's control API is refused with status
+// invalid (CLI exit code 1) listing both ids, and reaches neither plugin;
+// each id still reaches its own node; GET /v1/peers shows the clash.
+func TestNodeNameClashOverControlAPI(t *testing.T) {
+	aDir := t.TempDir()
+	a, ac, _ := startNode(t, aDir, "node: {name: a}\n")
+	aTCP, _ := a.Mesh().Addrs()
+	plugin := fmt.Sprintf("peers: [%s]\nplugins:\n  - {name: upper, path: %s, services: [echo], instances: 1}\n", aTCP, watEcho(t))
+	b1, _, _ := meshNode(t, "b", plugin)
+	b2, _, _ := meshNode(t, "b", plugin)
+	ctx := context.Background()
+	eventually(t, "a learns both b and their services", func() error {
+		n := 0
+		for _, p := range a.Peers() {
+			if p.Name == "b" && len(p.Services) == 1 {
+				n++
+			}
+		}
+		if n != 2 {
+			return fmt.Errorf("%d of 2", n)
+		}
+		return nil
+	})
+	calls := func() [2]uint64 { return [2]uint64{b1.Plugins()[0].Calls, b2.Plugins()[0].Calls} }
+	before := calls()
+	_, callErr := ac.CallNode(ctx, "b", "echo.x", []byte("hi"), nil, 2*time.Second)
+	sendErr := ac.SendNode(ctx, "b", "echo.x", []byte("hi"), nil)
+	for what, err := range map[string]error{"call": callErr, "send": sendErr} {
+		if code := control.ExitCode(err); message.StatusOf(err) != abi.StatusInvalid || code != control.ExitUsage {
+			t.Fatalf("%s --node b: status %v, exit code %d (%v); want invalid, %d", what, message.StatusOf(err), code, err, control.ExitUsage)
+		}
+		for _, id := range []string{b1.ID(), b2.ID()} {
+			if !strings.Contains(err.Error(), id) {
+				t.Errorf("%s --node b: %q does not list %s", what, err, id)
+			}
+		}
+	}
+	if got := calls(); got != before {
+		t.Fatalf("a refused reference reached a plugin: calls %v -> %v", before, got)
+	}
+	for i, b := range []*Node{b1, b2} {
+		out, err := ac.CallNode(ctx, b.ID(), "echo.x", []byte("hi"), nil, 5*time.Second)
+		if err != nil || string(out) != "HI" {
+			t.Fatalf("call --node %s: %q, %v", b.ID(), out, err)
+		}
+		if got := calls(); got[i] != before[i]+1 || got[1-i] != before[1-i] {
+			t.Fatalf("call --node %s was served by the wrong node: calls %v -> %v", b.ID(), before, got)
+		}
+		before = calls()
+	}
+	peers, err := ac.Peers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range peers {
+		want := map[string]string{b1.ID(): b2.ID(), b2.ID(): b1.ID()}[p.ID]
+		if p.Name == "b" && (len(p.Clash) != 1 || p.Clash[0] != want) {
+			t.Errorf("peers does not show the clash: %+v", p)
+		}
 	}
 }

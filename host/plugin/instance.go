@@ -147,11 +147,27 @@ func (w *instance) invoke(m *message.Message, started, deadline time.Time) (repl
 
 	s, p, h := len(m.Subject), len(m.Payload), len(w.hdr)
 	total := uint64(s + p + h)
+	limit := uint64(memoryPages(w.v.spec.Memory)) * 65536
+	if total > limit {
+		// The region must lie in linear memory, which can never grow past
+		// the limit: refuse before running guest code, so the instance
+		// stays as it was.
+		return nil, message.Errorf(abi.StatusTooLarge, "plugin %q: %s: message of %d bytes (payload %d, subject %d, headers %d) exceeds limits.memory (%d bytes): it cannot fit in the plugin's memory",
+			w.v.spec.Name, m.Subject, total, p, s, h, limit), false
+	}
 	w.stack[0] = total
 	if cerr := w.alloc.CallWithStack(w.ctx, w.stack[:1]); cerr != nil {
-		return nil, w.failure(m, cerr), true
+		return nil, w.allocFailure(m, cerr, total, limit), true
 	}
 	ptr := uint32(w.stack[0])
+	if ptr == 0 && total > 0 {
+		// The guest says it cannot allocate (a failed memory.grow, a NULL
+		// from malloc) and returned normally, so its state is consistent:
+		// keep the instance. Nothing is written: address 0 is not a
+		// buffer.
+		return nil, message.Errorf(abi.StatusTooLarge, "plugin %q: %s: message of %d bytes (payload %d, subject %d, headers %d) does not fit in the plugin's memory: %s(%d) could not allocate it (memory %d of limits.memory %d bytes)",
+			w.v.spec.Name, m.Subject, total, p, s, h, abi.ExportAlloc, total, w.mem.Size(), limit), false
+	}
 	buf, ok := w.mem.Read(ptr, uint32(total))
 	if !ok {
 		return nil, message.Errorf(abi.StatusTrap, "plugin %q: %s: ABI violation: %s(%d) returned out-of-bounds pointer %#x (memory is %d bytes)",
@@ -185,6 +201,26 @@ func (w *instance) failure(m *message.Message, err error) *message.Error {
 		return message.Errorf(abi.StatusTrap, "plugin %q: %strapped after reaching its memory limit (%d bytes): %s", name, subject, w.v.spec.Memory, msg)
 	}
 	return message.Errorf(abi.StatusTrap, "plugin %q: %strapped: %s", name, subject, msg)
+}
+
+// allocFailure turns a trap inside pycomms_alloc into the caller's error.
+// When the message needs more memory than the guest could still grow to,
+// the trap is the allocator giving up under the limit (the Go runtime
+// aborts, a hand-written allocator hits unreachable): the message is
+// too_large, naming the limit. The instance is replaced all the same: a
+// trap may leave the guest's state half-updated.
+func (w *instance) allocFailure(m *message.Message, err error, total, limit uint64) *message.Error {
+	if w.fatal != nil || w.killed.Load() || uint64(w.mem.Size())+total <= limit {
+		return w.failure(m, err)
+	}
+	return message.Errorf(abi.StatusTooLarge, "plugin %q: %s: message of %d bytes (payload %d, subject %d, headers %d) does not fit in the plugin's memory: %s(%d) trapped with memory %d of limits.memory %d bytes (instance replaced): %s",
+		w.v.spec.Name, m.Subject, total, len(m.Payload), len(m.Subject), len(w.hdr), abi.ExportAlloc, total, w.mem.Size(), limit, firstLine(err))
+}
+
+// memoryPages is the number of 64 KiB pages limits.memory allows, at least
+// one and at most the 4 GiB a 32-bit memory can address.
+func memoryPages(limit uint64) uint32 {
+	return uint32(min(max(limit/65536, 1), 65536))
 }
 
 // cause explains a failure outside message handling (instantiation).

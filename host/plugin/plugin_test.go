@@ -13,6 +13,7 @@ import (
 
 	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/plugins"
 )
 
 func fixture(t testing.TB, name string) []byte {
@@ -274,5 +275,67 @@ func TestSwapUnderLoad(t *testing.T) {
 	}
 	if s := p.Stats(); s.Calls < uint64(calls) {
 		t.Fatalf("stats lost calls: %d < %d", s.Calls, calls)
+	}
+}
+
+// TestPayloadLargerThanMemory: a message that cannot fit in the plugin's
+// memory fails with too_large naming limits.memory and the sizes, not with
+// trap. For the WAT echo and the Go echo, a message larger than the whole
+// memory cap is refused before pycomms_alloc runs and the same instance
+// (no restart) serves the next message. For the WAT echo, a message that
+// fits the cap but not the memory its allocator can still grow to (it
+// needs twice the message) gets 0 from pycomms_alloc: the instance is kept
+// too. The Go runtime aborts instead (a trap inside pycomms_alloc): still
+// too_large, but that instance is replaced.
+func TestPayloadLargerThanMemory(t *testing.T) {
+	e := newEngine(t)
+	goEcho, ok := plugins.Builtin("echo")
+	if !ok {
+		t.Fatal("no builtin Go echo")
+	}
+	const limit = 4 << 20
+	for _, tc := range []struct {
+		name     string
+		wasm     []byte
+		memory   uint64
+		warm     int // a message sent first, to grow the memory
+		payload  int
+		contains []string
+		restarts uint64
+	}{
+		{"wat over the cap", fixture(t, "echo.wasm"), 4 * 65536, 0, 300 << 10, []string{"exceeds limits.memory (262144 bytes)"}, 0},
+		{"wat allocator out of memory", fixture(t, "echo.wasm"), 4 * 65536, 0, 150 << 10,
+			[]string{"pycomms_alloc(153610) could not allocate it (memory 65536 of limits.memory 262144 bytes)"}, 0},
+		// The memory is at the cap, so address 0 plus the message is in
+		// bounds: the 0 from pycomms_alloc must not be taken as a buffer.
+		{"wat allocator returns 0 within memory", fixture(t, "echo.wasm"), 4 * 65536, 90 << 10, 100 << 10,
+			[]string{"pycomms_alloc(102410) could not allocate it (memory 262144 of limits.memory 262144 bytes)"}, 0},
+		{"go over the cap", goEcho, limit, 0, limit + 1, []string{fmt.Sprintf("exceeds limits.memory (%d bytes)", limit)}, 0},
+		{"go allocator out of memory", goEcho, limit, 0, 3 << 20,
+			[]string{"pycomms_alloc(3145738) trapped with memory ", fmt.Sprintf(" of limits.memory %d bytes (instance replaced)", limit)}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := load(t, e, Spec{Name: "echo", Wasm: tc.wasm, Instances: 1, Memory: tc.memory, Timeout: time.Minute})
+			if tc.warm > 0 {
+				if _, err := request(v, "echo.upper", strings.Repeat("w", tc.warm), time.Minute); err != nil {
+					t.Fatalf("warm-up message of %d bytes: %v", tc.warm, err)
+				}
+			}
+			_, err := request(v, "echo.upper", strings.Repeat("x", tc.payload), time.Minute)
+			if message.StatusOf(err) != abi.StatusTooLarge {
+				t.Fatalf("payload of %d bytes: status %v (%v), want too_large", tc.payload, message.StatusOf(err), err)
+			}
+			for _, want := range append(tc.contains, fmt.Sprintf("payload %d,", tc.payload)) {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not contain %q", err, want)
+				}
+			}
+			if r, err := request(v, "echo.upper", "still here", time.Minute); err != nil || string(r) != "STILL HERE" {
+				t.Fatalf("next message: %q, %v", r, err)
+			}
+			if n := v.Restarts(); n != tc.restarts {
+				t.Fatalf("the instance was replaced %d times, want %d", n, tc.restarts)
+			}
+		})
 	}
 }

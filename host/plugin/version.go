@@ -136,7 +136,7 @@ func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, erro
 	if err != nil {
 		return nil, fmt.Errorf("prepare module: %w", err)
 	}
-	pages := uint32(min(max(spec.Memory/65536, 1), 65536))
+	pages := memoryPages(spec.Memory)
 	cfg := wazero.NewRuntimeConfigCompiler().
 		WithMemoryLimitPages(pages).
 		WithCompilationCache(e.cache)

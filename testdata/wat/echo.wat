@@ -8,6 +8,8 @@
 ;;   request "any.subject" payload "hello, World 1" -> status ok, reply "HELLO, WORLD 1"
 ;;   request with an empty payload                  -> status ok, empty reply
 ;;   send / event                                   -> status ok, no reply
+;;   a message that memory cannot hold twice over under limits.memory
+;;                                                  -> status too_large, instance kept
 ;;
 ;; This module shows that ABI v1 needs no language runtime, SDK or CBOR:
 ;; one import, three exported functions and the memory.
@@ -26,7 +28,9 @@
     (i32.const 1))
 
   ;; pycomms_alloc(size): a bump allocator that resets on every message: it
-  ;; always returns $base, after growing memory to hold 2*size bytes there.
+  ;; returns $base after growing memory to hold 2*size bytes there, or 0
+  ;; when memory cannot grow that far (the host then fails the message with
+  ;; too_large and keeps this instance, which is still consistent).
   (func (export "pycomms_alloc") (param $size i32) (result i32)
     (local $pages i32)
     ;; pages needed = ceil((base + 2*size) / 64 KiB), computed in i64
@@ -40,7 +44,7 @@
     (if (i32.gt_u (local.get $pages) (memory.size))
       (then
         (if (i32.eq (memory.grow (i32.sub (local.get $pages) (memory.size))) (i32.const -1))
-          (then (unreachable)))))   ;; over the memory limit: trap
+          (then (return (i32.const 0))))))   ;; over the memory limit
     (global.get $base))
 
   ;; pycomms_handle(kind, ptr, subject_len, payload_len, headers_len) -> status

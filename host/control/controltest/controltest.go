@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -178,30 +179,39 @@ func (b *Backend) SendNode(ctx context.Context, node string, m *message.Message)
 }
 
 // resolve checks that ref names this node or a reachable peer, as a mesh
-// node does: an exact id, an exact name, or a unique id prefix of at least
-// 6 characters.
+// node does: an exact id, or else a name or an id prefix of at least 6
+// characters that matches exactly one node; a reference that matches
+// several (a name two nodes claim) is invalid and lists their ids.
 func (b *Backend) resolve(ref string) error {
-	if ref != "" && (ref == b.NodeID || ref == b.HealthInfo.Node || (len(ref) >= 6 && strings.HasPrefix(b.NodeID, ref))) {
+	if ref != "" && ref == b.NodeID {
 		return nil
 	}
 	names := []string{b.HealthInfo.Node}
-	matches := 0
+	var match []string
+	add := func(id, name string) {
+		if (ref == name || len(ref) >= 6 && strings.HasPrefix(id, ref)) && !slices.Contains(match, id) {
+			match = append(match, id)
+		}
+	}
+	add(b.NodeID, b.HealthInfo.Node)
 	for _, p := range b.PeerList {
 		if p.State != "up" && p.State != "relayed" {
 			continue
 		}
-		names = append(names, p.Name)
-		switch {
-		case ref == p.ID, ref == p.Name:
+		if ref == p.ID {
 			return nil
-		case len(ref) >= 6 && strings.HasPrefix(p.ID, ref):
-			matches++
 		}
+		names = append(names, p.Name)
+		add(p.ID, p.Name)
 	}
-	if matches == 1 {
+	switch len(match) {
+	case 0:
+		return message.Errorf(abi.StatusUnreachable, "no node %q in the mesh (known: %v)", ref, names)
+	case 1:
 		return nil
 	}
-	return message.Errorf(abi.StatusUnreachable, "no node %q in the mesh (known: %v)", ref, names)
+	slices.Sort(match)
+	return message.Errorf(abi.StatusInvalid, "node %q is ambiguous: it matches the name or id of %d nodes (%s)", ref, len(match), strings.Join(match, ", "))
 }
 
 // Publish implements control.Backend: it delivers m to every matching
