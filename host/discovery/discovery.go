@@ -89,6 +89,7 @@
 package discovery
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -201,9 +202,24 @@ type ifaceState struct {
 	pendingAt time.Time // when the delayed multicast answer is due; zero: none
 	pendingQ  []dns.Question
 
+	// The last query sent on it: the same bytes coming back from this
+	// host's own address (multicast loopback) are not answered.
+	lastQuery   []byte
+	lastQueryAt time.Time
+
 	cache    map[string]*cached
 	present  map[string]Found // instances reported to OnFound, by instance name
 	followUp map[string]time.Time
+}
+
+// own reports whether ip is one of ifc's addresses.
+func (ifc *ifaceState) own(ip net.IP) bool {
+	for _, n := range ifc.nets {
+		if n.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // onLink reports whether ip is on one of ifc's subnets or IPv4 link-local.
@@ -511,6 +527,9 @@ func (s *Service) handle(p packet, now time.Time) {
 		s.handleResponse(ifc, &m, now)
 		return
 	}
+	if p.src.Port == mdnsPort && now.Sub(ifc.lastQueryAt) < time.Second && bytes.Equal(p.data, ifc.lastQuery) && ifc.own(p.src.IP) {
+		return
+	}
 	s.handleQuery(ifc, &m, p.src, p.toGroup, now)
 }
 
@@ -531,6 +550,8 @@ func (s *Service) send(ifc *ifaceState, m *dns.Msg, dst *net.UDPAddr, what strin
 	}
 	if m.Response {
 		s.responses.Add(1)
+	} else {
+		ifc.lastQuery, ifc.lastQueryAt = b, time.Now()
 	}
 	return true
 }
