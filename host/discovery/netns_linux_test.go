@@ -350,7 +350,9 @@ func (l *lab) ns(name string) string {
 }
 
 // addr is 10.x.subnet.host.
-func (l *lab) addr(subnet, host int) net.IP { return net.IPv4(10, byte(l.x), byte(subnet), byte(host)).To4() }
+func (l *lab) addr(subnet, host int) net.IP {
+	return net.IPv4(10, byte(l.x), byte(subnet), byte(host)).To4()
+}
 
 // bridge creates a namespace holding bridge br0.
 func (l *lab) bridge(name string) string {
