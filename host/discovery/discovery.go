@@ -73,7 +73,7 @@
 // libraries (grandcat/zeroconf, libp2p/zeroconf, pion/mdns) also announce
 // one address set on all interfaces or lack a TTL-honouring browser.
 // miekg/dns, which hashicorp/mdns was built on, does the DNS message
-// encoding; the mDNS rules above are this package's, in about 600 lines,
+// encoding; the mDNS rules above are this package's, in about 1 000 lines,
 // and golang.org/x/net/ipv4 gives the per-packet interface.
 //
 // # Where it sends
