@@ -265,7 +265,8 @@ func (s *Service) report(ifc *ifaceState, inst string, now time.Time) {
 			clear(ifc.followUp)
 		}
 		ifc.followUp[inst] = now
-		s.multicast(ifc, &dns.Msg{Question: missing}, "follow-up query")
+		// Not s.multicast: that times this host's own records.
+		s.send(ifc, &dns.Msg{Question: missing}, &net.UDPAddr{IP: mdnsGroup, Port: mdnsPort}, "follow-up query")
 	case f.ID == "":
 		// A goodbye or a PTR that went: handled when it expires.
 	case f.ID == s.opts.Self.ID:
