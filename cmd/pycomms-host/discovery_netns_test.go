@@ -101,6 +101,11 @@ type netnsHost struct {
 	name string // the node name; also the namespace suffix
 	ns   string
 	addr net.IP
+	// listen is the mesh's listen address when not addr (0.0.0.0 for a
+	// host on two links); ifaces the interfaces mDNS must run on when not
+	// just veth0.
+	listen net.IP
+	ifaces string
 }
 
 func (l *netnsLab) ip(args ...string) error {
@@ -171,9 +176,8 @@ func newNetnsLab(t *testing.T) *netnsLab {
 }
 
 // addHost creates namespace PREFIX-NAME joined to the bridge, with address
-// 10.x.0.n/24 on its veth0 and a route for multicast (the namespace has no
-// default route; the mDNS library joins 224.0.0.251 on the interface the
-// routing table picks, see host/discovery).
+// 10.x.0.n/24 on its veth0. It has no route at all beyond its subnet:
+// mDNS needs none (see host/discovery).
 func (l *netnsLab) addHost(name string, n int) *netnsHost {
 	l.t.Helper()
 	h := &netnsHost{name: name, ns: l.prefix + "-" + name, addr: net.IPv4(10, byte(l.x), 0, byte(n)).To4()}
@@ -186,7 +190,6 @@ func (l *netnsLab) addHost(name string, n int) *netnsHost {
 	l.must("-n", l.bridge, "link", "set", port, "up")
 	l.must("-n", h.ns, "addr", "add", h.addr.String()+"/24", "dev", "veth0")
 	l.must("-n", h.ns, "link", "set", "veth0", "up")
-	l.must("-n", h.ns, "route", "add", "224.0.0.0/4", "dev", "veth0")
 	return h
 }
 
@@ -208,7 +211,11 @@ func netnsEnv(ns string) []string {
 func (h *netnsHost) writeConfig(t *testing.T, secret, plugins string) string {
 	t.Helper()
 	dir := t.TempDir()
-	listen := net.JoinHostPort(h.addr.String(), "0")
+	listenIP := h.addr
+	if h.listen != nil {
+		listenIP = h.listen
+	}
+	listen := net.JoinHostPort(listenIP.String(), "0")
 	var b strings.Builder
 	fmt.Fprintf(&b, "node: {name: %s}\n", h.name)
 	fmt.Fprintf(&b, "control: 127.0.0.1:0\n")
@@ -253,14 +260,26 @@ func startNetnsHost(t *testing.T, lab *netnsLab, h *netnsHost, cfg string) *nsPr
 	// report (nothing is expected there).
 	hp := launchHost(t, h.name, cmd, ", netns "+h.ns)
 	logs := hp.logs
-	for what, want := range map[string]string{"tcp": h.addr.String(), "quic": h.addr.String(), "control": "127.0.0.1"} {
+	listenIP := h.addr
+	if h.listen != nil {
+		listenIP = h.listen
+	}
+	for what, want := range map[string]string{"tcp": listenIP.String(), "quic": listenIP.String(), "control": "127.0.0.1"} {
 		addr := map[string]string{"tcp": hp.tcp, "quic": hp.quic, "control": hp.control}[what]
-		if host, _, err := net.SplitHostPort(addr); err != nil || host != want {
+		host, _, err := net.SplitHostPort(addr)
+		if err == nil && what != "control" && listenIP.IsUnspecified() && net.ParseIP(host).IsUnspecified() {
+			continue // 0.0.0.0 is printed as [::]
+		}
+		if err != nil || host != want {
 			t.Fatalf("host %s: %s address %q, want on %s (%v)", h.name, what, addr, want, err)
 		}
 	}
-	if m, _ := logs.find("mdns discovery on"); m == nil || fmt.Sprint(m["interfaces"]) != "[veth0]" {
-		t.Fatalf("host %s: mDNS not on exactly veth0: %v", h.name, m)
+	wantIfaces := "[veth0]"
+	if h.ifaces != "" {
+		wantIfaces = h.ifaces
+	}
+	if m, _ := logs.find("mdns discovery on"); m == nil || fmt.Sprint(m["interfaces"]) != wantIfaces {
+		t.Fatalf("host %s: mDNS not on exactly %s: %v", h.name, wantIfaces, m)
 	}
 
 	// The pid the test signals is the host's: ip exec'ed this binary, in
@@ -618,5 +637,75 @@ func TestNetnsMDNSDiscovery(t *testing.T) {
 	}
 	if r := a.cli("call", "echo.upper", "x", "--timeout", "2s"); r.code == 0 {
 		t.Errorf("a still reaches echo on c, cut off the LAN: %+v", r)
+	}
+}
+
+// TestNetnsMDNSMultiHomed: host m is on two links: veth0 on the bridged
+// LAN with host a, veth1 on a point-to-point link with host b, and its
+// mesh listens on 0.0.0.0. a and b each find m by mDNS at m's address on
+// their own link only, and m finds each of them on the link that leads to
+// it, so every host is dialled only on an address its peer can reach:
+// no dial between them fails, and both links come up.
+func TestNetnsMDNSMultiHomed(t *testing.T) {
+	lab := newNetnsLab(t)
+	nsA, nsM := lab.addHost("a", 1), lab.addHost("m", 2)
+	nsM.listen, nsM.ifaces = net.IPv4zero, "[veth0 veth1]"
+	nsB := &netnsHost{name: "b", ns: lab.prefix + "-b", addr: net.IPv4(10, byte(lab.x), 1, 2).To4()}
+	mOnB := net.IPv4(10, byte(lab.x), 1, 1).To4()
+	if err := lab.addNS(nsB.ns); err != nil {
+		t.Fatal(err)
+	}
+	lab.must("-n", nsM.ns, "link", "add", "veth1", "type", "veth", "peer", "name", "veth0", "netns", nsB.ns)
+	lab.must("-n", nsM.ns, "addr", "add", mOnB.String()+"/24", "dev", "veth1")
+	lab.must("-n", nsB.ns, "addr", "add", nsB.addr.String()+"/24", "dev", "veth0")
+	lab.must("-n", nsM.ns, "link", "set", "veth1", "up")
+	lab.must("-n", nsB.ns, "link", "set", "veth0", "up")
+
+	m := startNetnsHost(t, lab, nsM, nsM.writeConfig(t, procSecret, ""))
+	a := startNetnsHost(t, lab, nsA, nsA.writeConfig(t, procSecret, ""))
+	b := startNetnsHost(t, lab, nsB, nsB.writeConfig(t, procSecret, ""))
+
+	procEventually(t, netnsFindTimeout, "a and b each list m as up, m lists both", func() error {
+		var errs []error
+		for _, pair := range [][2]*nsProc{{a, m}, {b, m}, {m, a}, {m, b}} {
+			ps, err := pair[0].peers()
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if p, ok := peerNamed(ps, pair[1].name); !ok || p.State != "up" {
+				errs = append(errs, fmt.Errorf("host %s: %s is %+v", pair[0].name, pair[1].name, p))
+			}
+		}
+		return errors.Join(errs...)
+	})
+	// Every mDNS find names only the address on the finder's link.
+	want := map[[2]string]string{
+		{"a", "m"}: "[" + nsM.addr.String() + "]",
+		{"b", "m"}: "[" + mOnB.String() + "]",
+		{"m", "a"}: "[" + nsA.addr.String() + "]",
+		{"m", "b"}: "[" + nsB.addr.String() + "]",
+	}
+	finds := 0
+	for _, h := range []*nsProc{a, b, m} {
+		h.logs.mu.Lock()
+		for _, rec := range h.logs.lines {
+			if rec["msg"] == "peer found" && rec["source"] == "mdns" {
+				key := [2]string{h.name, fmt.Sprint(rec["node"])}
+				if got := fmt.Sprint(rec["addrs"]); got != want[key] {
+					t.Errorf("host %s found %s by mDNS at %s, want %s (the address on its link)", key[0], key[1], got, want[key])
+				} else {
+					t.Logf("host %s found %s by mDNS at %s", key[0], key[1], got)
+				}
+				finds++
+			}
+			if rec["msg"] == "dial of a discovered host failed" && (h == m || rec["node"] == "m") {
+				t.Errorf("host %s: a dial failed: %v", h.name, rec)
+			}
+		}
+		h.logs.mu.Unlock()
+	}
+	if finds < 2 {
+		t.Errorf("%d mDNS finds logged, want one per link at least", finds)
 	}
 }

@@ -191,7 +191,15 @@ func (n *Node) startMDNS() error {
 	rec := discovery.Record{ID: n.ID(), Name: n.cfg.Node.Name, MinProto: wire.MinVersion, MaxProto: wire.MaxVersion}
 	tcpURL, quicURL := n.mesh.Addrs()
 	rec.TCPPort, rec.QUICPort = portOf(tcpURL), portOf(quicURL)
-	svc, err := discovery.Start(discovery.Options{Self: rec, Interfaces: ifaces, Logger: n.logger,
+	// Announce only addresses the listeners are bound to: a host listening
+	// on one interface's address must not send peers to another's.
+	var listen []net.IP
+	for _, u := range []string{tcpURL, quicURL} {
+		if ip := hostOf(u); ip != nil {
+			listen = append(listen, ip)
+		}
+	}
+	svc, err := discovery.Start(discovery.Options{Self: rec, Interfaces: ifaces, Listen: listen, Logger: n.logger,
 		OnFound: func(f discovery.Found) {
 			if f.MaxProto < wire.MinVersion || f.MinProto > wire.MaxVersion {
 				n.logger.Debug("mdns: host speaks no common protocol version", "node", f.Name, "proto", fmt.Sprintf("%d..%d", f.MinProto, f.MaxProto))
@@ -210,6 +218,19 @@ func (n *Node) startMDNS() error {
 	n.logger.Info("mdns discovery on", "service", discovery.ServiceType, "interfaces", names)
 	n.mdns = svc
 	return nil
+}
+
+// hostOf returns the IP of a scheme://host:port URL, nil for "" or a name.
+func hostOf(u string) net.IP {
+	_, hostport, ok := strings.Cut(u, "://")
+	if !ok {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return nil
+	}
+	return net.ParseIP(host)
 }
 
 // portOf returns the port of a scheme://host:port URL, 0 for "".
