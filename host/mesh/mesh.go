@@ -142,8 +142,9 @@ type Mesh struct {
 	advert       coalescer // interest advertisements
 	membersFlush coalescer // members frames
 
-	handshakes chan struct{} // bounds concurrent inbound handshakes
-	workers    workers
+	slots       *slots       // inbound connections in the handshake (accept.go)
+	slotsWarned atomic.Int64 // unix nanoseconds of the last "slots full" warning
+	workers     workers
 
 	badFrames, refused, relayed atomic.Uint64
 	needAt                      sync.Map // node id -> time.Time of the last needDirect
@@ -202,7 +203,7 @@ func New(o Options) (*Mesh, error) {
 		ctx: ctx, cancel: cancel,
 		links: map[identity.ID]*link{}, dialers: map[string]*dialer{}, linkCh: make(chan struct{}),
 		discovering: map[identity.ID]bool{},
-		handshakes:  make(chan struct{}, 64),
+		slots:       newSlots(),
 		tableCh:     make(chan struct{}),
 	}
 	m.members.byID = map[identity.ID]*member{}
@@ -338,92 +339,6 @@ func (m *Mesh) Close(ctx context.Context) error {
 		m.quicT.Close()
 	}
 	return nil
-}
-
-// acceptTCP accepts TLS connections until the listener closes.
-func (m *Mesh) acceptTCP() {
-	defer m.wg.Done()
-	for {
-		c, err := m.tcpL.Accept()
-		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				m.log.Error("tcp listener stopped", "err", err)
-			}
-			return
-		}
-		if !m.admitHandshake() {
-			c.Close()
-			continue
-		}
-		go func() {
-			defer m.doneHandshake()
-			ctx, cancel := context.WithTimeout(m.ctx, handshakeTimeout)
-			defer cancel()
-			tc := tls.Server(c, m.serverTLS)
-			if err := tc.HandshakeContext(ctx); err != nil {
-				// A trust refusal was counted by VerifyConnection.
-				m.log.Debug("tls handshake failed", "transport", TCP, "addr", c.RemoteAddr().String(), "err", err)
-				c.Close()
-				return
-			}
-			m.accept(ctx, &tcpConn{c: tc})
-		}()
-	}
-}
-
-// acceptQUIC accepts QUIC connections until the listener closes. quic-go
-// has completed the TLS handshake, including our peer verification, when
-// Accept returns.
-func (m *Mesh) acceptQUIC() {
-	defer m.wg.Done()
-	for {
-		c, err := m.quicL.Accept(m.ctx)
-		if err != nil {
-			if !errors.Is(err, quic.ErrServerClosed) && !errors.Is(err, context.Canceled) {
-				m.log.Error("quic listener stopped", "err", err)
-			}
-			return
-		}
-		if !m.admitHandshake() {
-			c.CloseWithError(0, "too many handshakes in progress")
-			continue
-		}
-		go func() {
-			defer m.doneHandshake()
-			ctx, cancel := context.WithTimeout(m.ctx, handshakeTimeout)
-			defer cancel()
-			m.accept(ctx, &quicConn{c: c})
-		}()
-	}
-}
-
-const handshakeTimeout = 10 * time.Second
-
-func (m *Mesh) admitHandshake() bool {
-	select {
-	case m.handshakes <- struct{}{}:
-		return true
-	default:
-		m.refused.Add(1)
-		return false
-	}
-}
-
-func (m *Mesh) doneHandshake() { <-m.handshakes }
-
-// accept runs the acceptor's side of the Hello exchange.
-func (m *Mesh) accept(ctx context.Context, c conn) {
-	l, err := m.handshake(ctx, c, false)
-	if err == nil {
-		l.found = FoundInbound
-	}
-	if err != nil {
-		m.refused.Add(1)
-		m.log.Warn("refused a connection", "transport", c.transport(), "addr", c.remoteAddr(), "err", err)
-		c.close(err.Error())
-		return
-	}
-	m.up(l)
 }
 
 // RefusedCount is how many inbound connections failed authentication or
