@@ -248,17 +248,24 @@ func (m *Mesh) acceptTCP() {
 
 // acceptQUIC accepts QUIC connections until the listener closes. quic-go
 // has completed the TLS handshake, including our peer verification, when
-// Accept returns; it retries temporary socket errors itself, so an error
-// here means the listener is gone.
+// Accept returns. quic-go retries temporary socket errors itself; any
+// other (ENOMEM from recvmsg, say) closes its whole transport, and then
+// this loop listens again on the same address, with backoff, rather than
+// leave QUIC peers locked out until a restart.
 func (m *Mesh) acceptQUIC() {
 	defer m.wg.Done()
 	for {
-		c, err := m.quicL.Accept(m.ctx)
+		l, _ := m.quic()
+		c, err := l.Accept(m.ctx)
 		if err != nil {
-			if !errors.Is(err, quic.ErrServerClosed) && !errors.Is(err, context.Canceled) {
-				m.log.Error("quic listener stopped", "err", err)
+			if errors.Is(err, quic.ErrServerClosed) || m.ctx.Err() != nil {
+				return
 			}
-			return
+			m.log.Error("quic listener failed; listening again", "addr", l.Addr().String(), "err", err)
+			if !m.relistenQUIC(l.Addr().String()) {
+				return
+			}
+			continue
 		}
 		s := m.admit(c.RemoteAddr(), levelHello, func() { c.CloseWithError(0, "too many handshakes in progress") })
 		go func() {
@@ -267,6 +274,32 @@ func (m *Mesh) acceptQUIC() {
 			defer cancel()
 			m.accept(ctx, s, &quicConn{c: c})
 		}()
+	}
+}
+
+// relistenQUIC replaces the failed QUIC transport with a new one on addr
+// (the address actually bound, so a configured port 0 keeps its port),
+// retrying with backoff; false when the mesh closes first.
+func (m *Mesh) relistenQUIC(addr string) bool {
+	if _, old := m.quic(); old != nil {
+		old.Close()
+		old.Conn.Close()
+	}
+	var delay time.Duration
+	for failures := 1; ; failures++ {
+		l, t, err := m.listenQUIC(addr)
+		if err == nil {
+			m.setQUIC(l, t)
+			m.log.Info("quic listening again", "addr", addr, "attempts", failures)
+			return true
+		}
+		delay = min(max(2*delay, 5*time.Millisecond), acceptBackoffMax)
+		m.log.Debug("quic listen failed", "addr", addr, "err", err, "retry_in", delay)
+		select {
+		case <-time.After(delay):
+		case <-m.ctx.Done():
+			return false
+		}
 	}
 }
 

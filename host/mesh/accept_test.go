@@ -277,3 +277,21 @@ func TestIdleConnectionsCannotLockHandshakes(t *testing.T) {
 		})
 	}
 }
+
+// TestQUICListenerComesBack breaks the QUIC listener's UDP socket, as a
+// receive error quic-go does not count as temporary would (it then closes
+// the whole transport), and has a new host join over QUIC: the accept loop
+// must listen again on the same address instead of ending.
+func TestQUICListenerComesBack(t *testing.T) {
+	a := newHost(t, "a")
+	addr := a.peer(QUIC).Addr
+	_, tr := a.mesh.quic()
+	tr.Conn.Close()
+	b := newHost(t, "b", withPeers(Peer{Transport: QUIC, Addr: addr}))
+	eventually(t, 10*time.Second, "b joins a over QUIC after a's socket broke", func() bool {
+		return a.mesh.link(b.id.ID) != nil && b.mesh.link(a.id.ID) != nil
+	})
+	if got := a.peer(QUIC).Addr; got != addr {
+		t.Fatalf("a listens on %s after the break, want %s", got, addr)
+	}
+}

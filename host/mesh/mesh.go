@@ -116,6 +116,7 @@ type Mesh struct {
 
 	serverTLS, clientTLS *tls.Config
 	tcpL                 net.Listener
+	qmu                  sync.Mutex // guards quicL and quicT, which acceptQUIC replaces when the socket fails
 	quicL                *quic.Listener
 	quicT                *quic.Transport // the listening UDP socket, also used to dial
 	listenTCP, listenQ   string
@@ -247,14 +248,14 @@ func (m *Mesh) Start() error {
 		go m.acceptTCP()
 	}
 	if m.listenQ != "" {
-		l, err := m.listenQUIC()
+		l, t, err := m.listenQUIC(m.listenQ)
 		if err != nil {
 			if m.tcpL != nil {
 				m.tcpL.Close()
 			}
 			return fmt.Errorf("listen.quic: %w", err)
 		}
-		m.quicL = l
+		m.setQUIC(l, t)
 		m.wg.Add(1)
 		go m.acceptQUIC()
 	}
@@ -279,8 +280,8 @@ func (m *Mesh) Addrs() (tcpURL, quicURL string) {
 	if m.tcpL != nil {
 		tcpURL = TCP + "://" + m.tcpL.Addr().String()
 	}
-	if m.quicL != nil {
-		quicURL = QUIC + "://" + m.quicL.Addr().String()
+	if l, _ := m.quic(); l != nil {
+		quicURL = QUIC + "://" + l.Addr().String()
 	}
 	return tcpURL, quicURL
 }
@@ -314,8 +315,8 @@ func (m *Mesh) Close(ctx context.Context) error {
 	if m.tcpL != nil {
 		m.tcpL.Close()
 	}
-	if m.quicL != nil {
-		m.quicL.Close()
+	if l, _ := m.quic(); l != nil {
+		l.Close()
 	}
 	m.leaveMembers(links)
 	for _, l := range links {
@@ -335,8 +336,10 @@ func (m *Mesh) Close(ctx context.Context) error {
 	// when their request ends (their link's context has ended).
 	close(m.workers.idle)
 	m.workers.wg.Wait()
-	if m.quicT != nil {
-		m.quicT.Close()
+	if _, t := m.quic(); t != nil {
+		t.Close()
+		// quic-go leaves a socket it was given open.
+		t.Conn.Close()
 	}
 	return nil
 }
@@ -959,37 +962,50 @@ func (m *Mesh) Peers() []PeerInfo {
 // longer knows with a stateless reset, and its peers notice at once
 // instead of after the idle timeout. Dialling through the same transport
 // sends from the listening port, which is what firewalls and NATs expect.
-func (m *Mesh) listenQUIC() (*quic.Listener, error) {
-	addr, err := net.ResolveUDPAddr("udp", m.listenQ)
+func (m *Mesh) listenQUIC(hostport string) (*quic.Listener, *quic.Transport, error) {
+	addr, err := net.ResolveUDPAddr("udp", hostport)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	udp, err := net.ListenUDP("udp", addr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	key := quic.StatelessResetKey(sha256.Sum256(append([]byte("pycomms quic stateless reset v1"), m.idt.Key.Seed()...)))
 	t := &quic.Transport{Conn: udp, StatelessResetKey: &key}
 	l, err := t.Listen(m.serverTLS, quicConfig(m.dead))
 	if err != nil {
 		udp.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	m.quicT = t
-	return l, nil
+	return l, t, nil
+}
+
+// quic returns the QUIC listener and its transport, nil when QUIC is off.
+func (m *Mesh) quic() (*quic.Listener, *quic.Transport) {
+	m.qmu.Lock()
+	defer m.qmu.Unlock()
+	return m.quicL, m.quicT
+}
+
+func (m *Mesh) setQUIC(l *quic.Listener, t *quic.Transport) {
+	m.qmu.Lock()
+	m.quicL, m.quicT = l, t
+	m.qmu.Unlock()
 }
 
 // dialQUIC connects to addr over QUIC, from the listening socket when
 // there is one.
 func (m *Mesh) dialQUIC(ctx context.Context, addr string, cfg *tls.Config) (conn, error) {
-	if m.quicT == nil {
+	_, t := m.quic()
+	if t == nil {
 		return dialQUIC(ctx, addr, cfg, m.dead)
 	}
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return nil, err
 	}
-	c, err := m.quicT.Dial(ctx, ua, cfg, quicConfig(m.dead))
+	c, err := t.Dial(ctx, ua, cfg, quicConfig(m.dead))
 	if err != nil {
 		return nil, err
 	}
