@@ -81,6 +81,9 @@ type quicConn struct {
 	c    *quic.Conn
 	main *quic.SendStream
 	in   atomic.Uint64
+	// spoke, on an accepted connection, is told when the peer's main
+	// stream arrives; an error refuses the connection.
+	spoke func() error
 }
 
 func (q *quicConn) received() uint64 { return q.in.Load() }
@@ -105,6 +108,11 @@ func (q *quicConn) openMain(ctx context.Context) (io.Reader, io.Writer, error) {
 	}
 	if b[0] != wire.StreamMain {
 		return nil, nil, fmt.Errorf("the peer's first stream has type %q, want %q (main)", b[0], wire.StreamMain)
+	}
+	if q.spoke != nil {
+		if err := q.spoke(); err != nil {
+			return nil, nil, err
+		}
 	}
 	return countReader{in, &q.in}, s, nil
 }

@@ -118,6 +118,7 @@ type Mesh struct {
 
 	serverTLS, clientTLS *tls.Config
 	tcpL                 net.Listener
+	qmu                  sync.Mutex // guards quicL and quicT, which acceptQUIC replaces when the socket fails
 	quicL                *quic.Listener
 	quicT                *quic.Transport // the listening UDP socket, also used to dial
 	listenTCP, listenQ   string
@@ -144,8 +145,9 @@ type Mesh struct {
 	advert       coalescer // interest advertisements
 	membersFlush coalescer // members frames
 
-	handshakes chan struct{} // bounds concurrent inbound handshakes
-	workers    workers
+	slots       *slots       // inbound connections in the handshake (accept.go)
+	slotsWarned atomic.Int64 // unix nanoseconds of the last "slots full" warning
+	workers     workers
 
 	badFrames, refused, relayed atomic.Uint64
 	needAt                      sync.Map // node id -> time.Time of the last needDirect
@@ -204,7 +206,7 @@ func New(o Options) (*Mesh, error) {
 		ctx: ctx, cancel: cancel,
 		links: map[identity.ID]*link{}, dialers: map[string]*dialer{}, linkCh: make(chan struct{}),
 		discovering: map[identity.ID]bool{},
-		handshakes:  make(chan struct{}, 64),
+		slots:       newSlots(),
 		tableCh:     make(chan struct{}),
 	}
 	m.members.byID = map[identity.ID]*member{}
@@ -248,14 +250,14 @@ func (m *Mesh) Start() error {
 		go m.acceptTCP()
 	}
 	if m.listenQ != "" {
-		l, err := m.listenQUIC()
+		l, t, err := m.listenQUIC(m.listenQ)
 		if err != nil {
 			if m.tcpL != nil {
 				m.tcpL.Close()
 			}
 			return fmt.Errorf("listen.quic: %w", err)
 		}
-		m.quicL = l
+		m.setQUIC(l, t)
 		m.wg.Add(1)
 		go m.acceptQUIC()
 	}
@@ -280,8 +282,8 @@ func (m *Mesh) Addrs() (tcpURL, quicURL string) {
 	if m.tcpL != nil {
 		tcpURL = TCP + "://" + m.tcpL.Addr().String()
 	}
-	if m.quicL != nil {
-		quicURL = QUIC + "://" + m.quicL.Addr().String()
+	if l, _ := m.quic(); l != nil {
+		quicURL = QUIC + "://" + l.Addr().String()
 	}
 	return tcpURL, quicURL
 }
@@ -315,8 +317,8 @@ func (m *Mesh) Close(ctx context.Context) error {
 	if m.tcpL != nil {
 		m.tcpL.Close()
 	}
-	if m.quicL != nil {
-		m.quicL.Close()
+	if l, _ := m.quic(); l != nil {
+		l.Close()
 	}
 	m.leaveMembers(links)
 	for _, l := range links {
@@ -336,96 +338,12 @@ func (m *Mesh) Close(ctx context.Context) error {
 	// when their request ends (their link's context has ended).
 	close(m.workers.idle)
 	m.workers.wg.Wait()
-	if m.quicT != nil {
-		m.quicT.Close()
+	if _, t := m.quic(); t != nil {
+		t.Close()
+		// quic-go leaves a socket it was given open.
+		t.Conn.Close()
 	}
 	return nil
-}
-
-// acceptTCP accepts TLS connections until the listener closes.
-func (m *Mesh) acceptTCP() {
-	defer m.wg.Done()
-	for {
-		c, err := m.tcpL.Accept()
-		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				m.log.Error("tcp listener stopped", "err", err)
-			}
-			return
-		}
-		if !m.admitHandshake() {
-			c.Close()
-			continue
-		}
-		go func() {
-			defer m.doneHandshake()
-			ctx, cancel := context.WithTimeout(m.ctx, handshakeTimeout)
-			defer cancel()
-			tc := tls.Server(c, m.serverTLS)
-			if err := tc.HandshakeContext(ctx); err != nil {
-				// A trust refusal was counted by VerifyConnection.
-				m.log.Debug("tls handshake failed", "transport", TCP, "addr", c.RemoteAddr().String(), "err", err)
-				c.Close()
-				return
-			}
-			m.accept(ctx, &tcpConn{c: tc})
-		}()
-	}
-}
-
-// acceptQUIC accepts QUIC connections until the listener closes. quic-go
-// has completed the TLS handshake, including our peer verification, when
-// Accept returns.
-func (m *Mesh) acceptQUIC() {
-	defer m.wg.Done()
-	for {
-		c, err := m.quicL.Accept(m.ctx)
-		if err != nil {
-			if !errors.Is(err, quic.ErrServerClosed) && !errors.Is(err, context.Canceled) {
-				m.log.Error("quic listener stopped", "err", err)
-			}
-			return
-		}
-		if !m.admitHandshake() {
-			c.CloseWithError(0, "too many handshakes in progress")
-			continue
-		}
-		go func() {
-			defer m.doneHandshake()
-			ctx, cancel := context.WithTimeout(m.ctx, handshakeTimeout)
-			defer cancel()
-			m.accept(ctx, &quicConn{c: c})
-		}()
-	}
-}
-
-const handshakeTimeout = 10 * time.Second
-
-func (m *Mesh) admitHandshake() bool {
-	select {
-	case m.handshakes <- struct{}{}:
-		return true
-	default:
-		m.refused.Add(1)
-		return false
-	}
-}
-
-func (m *Mesh) doneHandshake() { <-m.handshakes }
-
-// accept runs the acceptor's side of the Hello exchange.
-func (m *Mesh) accept(ctx context.Context, c conn) {
-	l, err := m.handshake(ctx, c, false)
-	if err == nil {
-		l.found = FoundInbound
-	}
-	if err != nil {
-		m.refused.Add(1)
-		m.log.Warn("refused a connection", "transport", c.transport(), "addr", c.remoteAddr(), "err", err)
-		c.close(err.Error())
-		return
-	}
-	m.up(l)
 }
 
 // RefusedCount is how many inbound connections failed authentication or
@@ -1069,37 +987,50 @@ func (m *Mesh) Peers() []PeerInfo {
 // longer knows with a stateless reset, and its peers notice at once
 // instead of after the idle timeout. Dialling through the same transport
 // sends from the listening port, which is what firewalls and NATs expect.
-func (m *Mesh) listenQUIC() (*quic.Listener, error) {
-	addr, err := net.ResolveUDPAddr("udp", m.listenQ)
+func (m *Mesh) listenQUIC(hostport string) (*quic.Listener, *quic.Transport, error) {
+	addr, err := net.ResolveUDPAddr("udp", hostport)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	udp, err := net.ListenUDP("udp", addr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	key := quic.StatelessResetKey(sha256.Sum256(append([]byte("pycomms quic stateless reset v1"), m.idt.Key.Seed()...)))
 	t := &quic.Transport{Conn: udp, StatelessResetKey: &key}
 	l, err := t.Listen(m.serverTLS, quicConfig(m.dead))
 	if err != nil {
 		udp.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	m.quicT = t
-	return l, nil
+	return l, t, nil
+}
+
+// quic returns the QUIC listener and its transport, nil when QUIC is off.
+func (m *Mesh) quic() (*quic.Listener, *quic.Transport) {
+	m.qmu.Lock()
+	defer m.qmu.Unlock()
+	return m.quicL, m.quicT
+}
+
+func (m *Mesh) setQUIC(l *quic.Listener, t *quic.Transport) {
+	m.qmu.Lock()
+	m.quicL, m.quicT = l, t
+	m.qmu.Unlock()
 }
 
 // dialQUIC connects to addr over QUIC, from the listening socket when
 // there is one.
 func (m *Mesh) dialQUIC(ctx context.Context, addr string, cfg *tls.Config) (conn, error) {
-	if m.quicT == nil {
+	_, t := m.quic()
+	if t == nil {
 		return dialQUIC(ctx, addr, cfg, m.dead)
 	}
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return nil, err
 	}
-	c, err := m.quicT.Dial(ctx, ua, cfg, quicConfig(m.dead))
+	c, err := t.Dial(ctx, ua, cfg, quicConfig(m.dead))
 	if err != nil {
 		return nil, err
 	}

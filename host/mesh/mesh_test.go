@@ -29,6 +29,7 @@ type host struct {
 	router *router.Router
 	mesh   *Mesh
 	id     *identity.Identity
+	logs   *syncBuffer // the mesh's log, when the test is not verbose
 }
 
 type hostOpt func(*Options)
@@ -75,7 +76,7 @@ func newHostTB(t testing.TB, name string, opts ...hostOpt) *host {
 	} else if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("host", name)
 	}
-	h := &host{t: t, name: name, id: id}
+	h := &host{t: t, name: name, id: id, logs: logs}
 	var m *Mesh
 	h.router = router.New(router.Options{Logger: logger, OnChange: func() {
 		if m != nil {
