@@ -110,12 +110,15 @@ func (w *instance) arm(deadline time.Time) {
 	w.started, w.deadline = time.Now(), deadline.UnixNano()
 	w.killed.Store(false)
 	w.mu.Unlock()
+	w.v.dogArm()
 }
 
+// disarm ends what arm or invoke started: the instance is idle again.
 func (w *instance) disarm() {
 	w.mu.Lock()
 	w.deadline, w.msg = 0, nil
 	w.mu.Unlock()
+	w.v.dogDisarm()
 }
 
 // checkDeadline is the watchdog's half of deadline enforcement: the guest
@@ -142,6 +145,7 @@ func (w *instance) invoke(m *message.Message, started, deadline time.Time) (repl
 	w.msg, w.started, w.deadline = m, started, deadline.UnixNano()
 	w.mu.Unlock()
 	w.killed.Store(false)
+	w.v.dogArm()
 	defer w.disarm()
 	defer func() { w.reply, w.tooLarge, w.denied = w.reply[:0], 0, "" }()
 

@@ -50,6 +50,12 @@ type Version struct {
 	drainOne sync.Once
 	stopDog  chan struct{}
 	closed   chan struct{}
+	// armed counts instances running guest code under a deadline; the
+	// watchdog ticks only while it is above zero, and wakeDog (capacity 1)
+	// tells a sleeping watchdog that it went up from zero.
+	armed    atomic.Int64
+	wakeDog  chan struct{}
+	dogWakes atomic.Uint64 // watchdog passes over the instances, for tests
 
 	restarts atomic.Uint64
 	calls    atomic.Uint64
@@ -106,6 +112,7 @@ func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, erro
 		posts:   make(chan *message.Message, spec.Queue),
 		drained: make(chan struct{}),
 		stopDog: make(chan struct{}),
+		wakeDog: make(chan struct{}, 1),
 		closed:  make(chan struct{}),
 	}
 	for _, g := range spec.Grants {
@@ -423,23 +430,56 @@ func (v *Version) deliverPosts() {
 
 var errRetired = errors.New("plugin version retired")
 
+// watchdog enforces deadlines: while any instance runs guest code it looks
+// at every instance once per tick and marks those past their deadline, so
+// that the guest stops at its next fuel check. With nothing in flight it
+// holds no timer and sleeps until dogArm wakes it: an idle version costs
+// no CPU. A deadline is enforced at most one tick late either way, as the
+// first tick comes one period after the wake.
 func (v *Version) watchdog() {
-	t := time.NewTicker(v.engine.watchdogTick(v.spec.Timeout))
-	defer t.Stop()
+	tick := v.engine.watchdogTick(v.spec.Timeout)
 	for {
 		select {
 		case <-v.stopDog:
 			return
-		case <-t.C:
-			now := time.Now().UnixNano()
-			for _, w := range v.all {
-				if w != nil {
-					w.checkDeadline(now)
+		case <-v.wakeDog:
+		}
+		t := time.NewTicker(tick)
+		for running := true; running; {
+			select {
+			case <-v.stopDog:
+				t.Stop()
+				return
+			case <-t.C:
+				v.dogWakes.Add(1)
+				now := time.Now().UnixNano()
+				for _, w := range v.all {
+					if w != nil {
+						w.checkDeadline(now)
+					}
 				}
+				// Sleep once nothing runs. An instance armed after this
+				// load left a token in wakeDog, so none is missed.
+				running = v.armed.Load() > 0
 			}
+		}
+		t.Stop()
+	}
+}
+
+// dogArm counts an instance that starts running guest code and wakes the
+// watchdog when it was asleep. Under load the count rarely drops to zero,
+// so the channel is touched only when calls start after a quiet spell.
+func (v *Version) dogArm() {
+	if v.armed.Add(1) == 1 {
+		select {
+		case v.wakeDog <- struct{}{}:
+		default: // a wake is already pending
 		}
 	}
 }
+
+func (v *Version) dogDisarm() { v.armed.Add(-1) }
 
 // flatten turns a nested config map into dotted keys with string values,
 // for config_get: the form a C or WAT plugin can use without a CBOR parser.
