@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pycomms/pycomms-host/abi"
@@ -206,6 +207,14 @@ var hostCall = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []
 	if !ok {
 		return
 	}
+	// The nested request belongs to this handler's chain; the chain gets
+	// its id here, on its first call, so that a message that calls nothing
+	// costs nothing.
+	m.Chain = w.chain.Load()
+	if m.Chain == 0 {
+		m.Chain = nextChain.Add(1)
+		w.chain.Store(m.Chain)
+	}
 	if ms := int32(stack[4]); ms > 0 {
 		if d := time.Now().Add(time.Duration(ms) * time.Millisecond); m.Deadline.IsZero() || d.Before(m.Deadline) {
 			m.Deadline = d
@@ -219,13 +228,17 @@ var hostCall = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []
 	}
 	reply, err := w.v.host.Call(cctx, m)
 	if err != nil {
-		w.callRes = append(w.callRes[:0], err.Error()...)
+		w.callErr = err.Error()
+		w.callRes = append(w.callRes[:0], w.callErr...)
 		stack[0] = neg(message.StatusOf(err))
 		return
 	}
 	w.callRes = append(w.callRes[:0], reply...)
 	stack[0] = uint64(len(reply))
 })
+
+// nextChain numbers call chains, from 1 (0 is "no chain yet").
+var nextChain atomic.Uint64
 
 // copyOut implements the "copy when it fits, return the full length"
 // convention of result, config, config_get and header.

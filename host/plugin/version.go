@@ -346,6 +346,11 @@ func (v *Version) checkout(ctx context.Context, m *message.Message, dl time.Time
 	if v.alive.Load() == 0 {
 		return nil, message.Errorf(abi.StatusTrap, "plugin %q has no instance left: every restart failed (see the log)", v.spec.Name)
 	}
+	if m.Chain != 0 {
+		if err := v.loop(m); err != nil {
+			return nil, err
+		}
+	}
 	if n := v.waiting.Add(1); n > int64(v.spec.Queue) {
 		v.waiting.Add(-1)
 		return nil, message.Errorf(abi.StatusBusy, "plugin %q is busy: %d instances in use and %d requests waiting", v.spec.Name, v.spec.Instances, v.spec.Queue)
@@ -361,6 +366,43 @@ func (v *Version) checkout(ctx context.Context, m *message.Message, dl time.Time
 	case <-ctx.Done():
 		return nil, message.Errorf(abi.StatusTimeout, "plugin %q: %s: %v while waiting for a free instance", v.spec.Name, m.Subject, ctx.Err())
 	}
+}
+
+// loop refuses a nested request when every live instance is held by the
+// request's own call chain. A chain is synchronous: each instance it holds
+// is blocked in a call waiting for the chain's deeper end, which is this
+// request, so none of them can come free and waiting could only end at the
+// deadline. When some instance is held by anything else, it will come free:
+// the request waits as usual.
+func (v *Version) loop(m *message.Message) error {
+	held := 0
+	var subjects []string
+	for _, w := range v.all {
+		if w.chain.Load() != m.Chain {
+			continue
+		}
+		held++
+		w.mu.Lock()
+		if w.msg != nil && !slices.Contains(subjects, w.msg.Subject) {
+			subjects = append(subjects, w.msg.Subject)
+		}
+		w.mu.Unlock()
+	}
+	if held == 0 || int64(held) < v.alive.Load() {
+		return nil
+	}
+	v.engine.logger.Warn("call loop refused", "plugin", v.spec.Name, "subject", m.Subject, "from", m.From,
+		"hops", m.Hops, "instances", held, "held_for", subjects)
+	return message.Errorf(abi.StatusInvalid, "call loop: %q (called by plugin %q at call depth %d) needs an instance of plugin %q, but all %d are held by its own call chain (handling %s), each waiting for the call it made; a handler that calls back into its own plugin needs an instance free for it",
+		m.Subject, m.From, m.Hops, v.spec.Name, held, quoteAll(subjects))
+}
+
+func quoteAll(s []string) string {
+	q := make([]string, len(s))
+	for i, x := range s {
+		q[i] = fmt.Sprintf("%q", x)
+	}
+	return strings.Join(q, ", ")
 }
 
 // run delivers m on w, replaces w when the call broke it, and returns w (or
