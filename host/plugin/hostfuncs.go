@@ -80,6 +80,7 @@ func (v *Version) instantiateHostModules(ctx context.Context) error {
 	}
 	tb := v.rt.NewHostModuleBuilder(fuel.ImportModule)
 	tb.NewFunctionBuilder().WithGoModuleFunction(hostTick, nil, i32s(1)).Export(fuel.ImportTick)
+	tb.NewFunctionBuilder().WithGoModuleFunction(hostGrow, i32s(1), i32s(1)).Export(fuel.ImportGrow)
 	if _, err := tb.Instantiate(ctx); err != nil {
 		return fmt.Errorf("instantiate %s: %w", fuel.ImportModule, err)
 	}
@@ -94,6 +95,20 @@ var hostTick = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []
 		panic(errStopped)
 	}
 	stack[0] = fuel.Period
+})
+
+// hostGrow is every memory.grow of the guest (see fuel.ImportGrow): the
+// same result, and a failed grow is remembered for the rest of the
+// message, so that a trap after it names the memory cap even when memory
+// ended far below it (one large grow refused).
+var hostGrow = api.GoModuleFunc(func(ctx context.Context, mod api.Module, stack []uint64) {
+	prev, ok := mod.Memory().Grow(uint32(stack[0]))
+	if !ok {
+		instanceOf(ctx).growFailed = true
+		stack[0] = uint64(uint32(0xffffffff)) // -1
+		return
+	}
+	stack[0] = uint64(prev)
 })
 
 func (w *instance) granted(c abi.Capability, stack []uint64) bool {

@@ -59,8 +59,11 @@ type instance struct {
 	denied   abi.Capability
 	callRes  []byte
 	callErr  string // error text of the last failed call of this message
-	fatal    *message.Error
-	hdr      []byte
+	// growFailed: a memory.grow failed during this message (or, before
+	// the first message, during instantiation).
+	growFailed bool
+	fatal      *message.Error
+	hdr        []byte
 }
 
 func (w *instance) instantiate(ctx context.Context) error {
@@ -158,6 +161,7 @@ func (w *instance) invoke(m *message.Message, started, deadline time.Time) (repl
 	}
 	w.v.dogArm()
 	defer w.disarm()
+	w.growFailed = false
 	defer func() { w.reply, w.tooLarge, w.denied, w.callErr = w.reply[:0], 0, "", "" }()
 
 	s, p, h := len(m.Subject), len(m.Payload), len(w.hdr)
@@ -212,8 +216,11 @@ func (w *instance) failure(m *message.Message, err error) *message.Error {
 		return message.Errorf(abi.StatusTimeout, "plugin %q: %sdid not finish within its deadline (stopped after %v; instance replaced)", name, subject, took)
 	}
 	msg := firstLine(err).Error()
-	if uint64(w.mem.Size())+65536 > w.v.spec.Memory {
-		return message.Errorf(abi.StatusTrap, "plugin %q: %strapped after reaching its memory limit (%d bytes): %s", name, subject, w.v.spec.Memory, msg)
+	if w.growFailed || uint64(w.mem.Size())+65536 > w.v.spec.Memory {
+		// A failed memory.grow is the likely cause of what followed, even
+		// when memory ended far below the cap (one large grow refused).
+		return message.Errorf(abi.StatusTrap, "plugin %q: %strapped after memory.grow failed at its memory limit (%d bytes, limits.memory; memory is %d bytes): %s",
+			name, subject, w.v.spec.Memory, w.mem.Size(), msg)
 	}
 	return message.Errorf(abi.StatusTrap, "plugin %q: %strapped: %s", name, subject, msg)
 }

@@ -87,7 +87,9 @@ func TestHostile(t *testing.T) {
 		restart  bool
 	}{
 		{"loop.wasm", Spec{Timeout: 300 * time.Millisecond}, "x", abi.StatusTimeout, "did not finish within its deadline", true},
-		{"memgrow.wasm", Spec{Memory: 1 << 20}, "x", abi.StatusTrap, "memory limit (1048576 bytes)", true},
+		{"memgrow.wasm", Spec{Memory: 1 << 20}, "x", abi.StatusTrap, "memory.grow failed at its memory limit (1048576 bytes, limits.memory; memory is 1048576 bytes)", true},
+		// One refused grow, memory far below the cap: still named.
+		{"biggrow.wasm", Spec{Memory: 1 << 20}, "x", abi.StatusTrap, "memory.grow failed at its memory limit (1048576 bytes, limits.memory; memory is 131072 bytes)", true},
 		{"trap.wasm", Spec{}, "boom", abi.StatusTrap, "trapped: wasm error: unreachable", true},
 		{"badptr.wasm", Spec{}, "x", abi.StatusTrap, "ABI violation: reply: range [0xfffffff0, +64) is outside linear memory", true},
 		{"badalloc.wasm", Spec{}, "x", abi.StatusTrap, "ABI violation: pycomms_alloc(", true},

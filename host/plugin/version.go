@@ -232,7 +232,7 @@ func checkModule(mod wazero.CompiledModule) error {
 		switch modName {
 		case wasi_snapshot_preview1.ModuleName:
 		case fuel.ImportModule:
-			if name != fuel.ImportTick {
+			if name != fuel.ImportTick && name != fuel.ImportGrow {
 				problems = append(problems, fmt.Sprintf("imports %s.%s from a module reserved for the host", modName, name))
 			}
 		case abi.ImportModule:
