@@ -27,10 +27,25 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 	return l.b.Write(p)
 }
 
+// Reset empties the buffer; tests sharing an engine run one at a time.
+func (l *lockedBuffer) Reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.Reset()
+}
+
 func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// loopEngine is shared by the tests here, so that the Go echo compiles
+// once (seconds under -race); each test gets its own log through it.
+var loopEngine struct {
+	sync.Mutex
+	e    *Engine
+	logs *lockedBuffer
 }
 
 // serveGoEcho loads the Go echo plugin with the call grant behind a real
@@ -41,12 +56,18 @@ func serveGoEcho(t *testing.T, instances int) (*router.Router, *Plugin, *lockedB
 	if !ok {
 		t.Fatal("no builtin Go echo")
 	}
-	logs := &lockedBuffer{}
-	e, err := NewEngine(EngineOptions{WatchdogTick: 5 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
+	loopEngine.Lock()
+	if loopEngine.e == nil {
+		loopEngine.logs = &lockedBuffer{}
+		e, err := NewEngine(EngineOptions{WatchdogTick: 5 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(loopEngine.logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		loopEngine.e = e // lives as long as the test binary
 	}
-	t.Cleanup(func() { e.Close() })
+	e, logs := loopEngine.e, loopEngine.logs
+	loopEngine.Unlock()
+	logs.Reset()
 	r := router.New(router.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	v, err := e.Load(context.Background(), Spec{Name: "echo", Wasm: wasm, Instances: instances, Timeout: time.Minute,
 		Grants: []abi.Capability{abi.CapCall, abi.CapLog}}, r)
