@@ -93,6 +93,7 @@ func TestHostile(t *testing.T) {
 		{"trap.wasm", Spec{}, "boom", abi.StatusTrap, "trapped: wasm error: unreachable", true},
 		{"badptr.wasm", Spec{}, "x", abi.StatusTrap, "ABI violation: reply: range [0xfffffff0, +64) is outside linear memory", true},
 		{"badalloc.wasm", Spec{}, "x", abi.StatusTrap, "ABI violation: pycomms_alloc(", true},
+		{"badwrite.wasm", Spec{Config: map[string]any{"k": "v"}}, "x", abi.StatusTrap, "ABI violation: config: range [0xfffffff0, +5) is outside linear memory", true},
 		{"nogrant.wasm", Spec{}, "x", abi.StatusDenied, `capability "publish" not granted to plugin "nogrant"`, false},
 		{"bigreply.wasm", Spec{MaxReply: 1 << 20}, "x", abi.StatusTooLarge, "reply of 2097152 bytes exceeds max_reply (1048576 bytes)", false},
 	} {
