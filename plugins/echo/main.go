@@ -124,8 +124,8 @@ func splitTarget(m *pycomms.Msg) (target string, data []byte, err error) {
 	return string(t), d, nil
 }
 
-// loop calls itself: the host ends the chain at once with invalid (a call
-// loop, or the hop limit), never with a deadlock.
+// loop calls itself: the host's hop limit or the shrinking deadline must
+// end the chain with an error, never a deadlock.
 func loop(m *pycomms.Msg) ([]byte, error) {
 	return pycomms.Call("echo.loop", m.Payload(), 0)
 }
