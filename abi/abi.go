@@ -119,13 +119,13 @@ type Status int32
 const (
 	StatusOK           Status = 0  // success
 	StatusDenied       Status = 1  // the capability is not granted to this plugin
-	StatusInvalid      Status = 2  // bad argument: bad subject, unknown log level, call chain too deep
+	StatusInvalid      Status = 2  // bad argument: bad subject, unknown log level, call chain too deep, call loop
 	StatusTooLarge     Status = 3  // a size limit was exceeded (reply, payload)
 	StatusNoHandler    Status = 4  // nobody serves the subject
 	StatusTimeout      Status = 5  // the deadline passed
 	StatusBusy         Status = 6  // a bounded queue is full
 	StatusHandlerError Status = 7  // the handler returned an application error
-	StatusTrap         Status = 8  // the plugin trapped, was killed or broke the ABI
+	StatusTrap         Status = 8  // the plugin trapped, was killed or broke the ABI (out-of-bounds pointer, unknown status)
 	StatusNoMethod     Status = 9  // the plugin serves the service but not this method
 	StatusNotFound     Status = 10 // a config key or header does not exist
 	StatusUnreachable  Status = 11 // the node that serves the subject cannot be reached

@@ -48,7 +48,7 @@ const (
 
 // wantFixtures are the WAT fixtures other packages' tests rely on.
 var wantFixtures = []string{
-	"echo", "echo_a", "echo_b", "loop", "memgrow", "trap", "badptr", "badalloc",
+	"echo", "echo_a", "echo_b", "loop", "memgrow", "biggrow", "status", "initloop", "badwrite", "trap", "badptr", "badalloc",
 	"nogrant", "bigreply", "wrongabi", "noexport", "caller", "publisher",
 }
 

@@ -77,7 +77,21 @@ func (in *instrumenter) code(r *reader, out []byte, checks, constExpr bool) ([]b
 			r.u32()
 		case op >= 0x28 && op <= 0x3e: // loads and stores
 			r.memarg()
-		case op == 0x3f || op == 0x40: // memory.size, memory.grow
+		case op == 0x40: // memory.grow
+			mem := r.u32()
+			if r.err != nil {
+				return nil, r.err
+			}
+			// Only where it is valid as written: in a function body, on
+			// memory 0 of a module that has one, encoded as the single
+			// byte 0 (a longer encoding is malformed). Anything else stays
+			// as it is, for wazero to refuse.
+			if checks && mem == 0 && r.pos-start == 2 && in.memories > 0 {
+				out = append(out, 0x10)
+				out = appendU32(out, in.growIndex())
+				continue
+			}
+		case op == 0x3f: // memory.size
 			r.u32()
 		case op == 0x41 || op == 0x42: // i32.const, i64.const
 			r.leb()

@@ -12,11 +12,11 @@
 // Period iterations, which also gives Go's scheduler and garbage collector
 // a preemption point at least that often. See RATIONALE.md.
 //
-// The rewrite adds one type, one function import (appended after the other
-// imports, so every defined function's index grows by one and every
-// reference to it is renumbered: calls, ref.func, exports, start, element
-// segments, the name section) and one global (appended, so nothing else
-// moves). Instructions the rewriter does not know make Instrument fail with
+// The rewrite adds two types, two function imports (tick and grow,
+// appended after the other imports, so every defined function's index
+// grows by two and every reference to it is renumbered: calls, ref.func,
+// exports, start, element segments, the name section) and one global
+// (appended, so nothing else moves). Instructions the rewriter does not know make Instrument fail with
 // an error naming the opcode: a module is never half-instrumented. DWARF
 // sections are dropped, since code offsets move.
 package fuel
@@ -28,10 +28,17 @@ import (
 	"strings"
 )
 
-// Names of the import the instrumented module expects.
+// Names of the imports the instrumented module expects.
 const (
 	ImportModule = "pycomms:internal"
 	ImportTick   = "tick" // () -> i32: returns the new fuel
+	// ImportGrow replaces every memory.grow of memory 0 in a function
+	// body: (delta i32) -> i32, with memory.grow's meaning (the previous
+	// size in pages, or -1). It lets the host see a grow that failed,
+	// which leaves no other trace, so that a trap after it can be
+	// reported as the memory cap. memory.grow is rare: the call costs
+	// nothing that matters.
+	ImportGrow = "grow"
 )
 
 // Period is the fuel a module starts with and the host refills on a tick:
@@ -176,15 +183,16 @@ type instrumenter struct {
 }
 
 func (in *instrumenter) tickIndex() uint32   { return in.funcImports }
+func (in *instrumenter) growIndex() uint32   { return in.funcImports + 1 }
 func (in *instrumenter) fuelIndex() uint32   { return in.globalImports + in.globals }
 func (in *instrumenter) globalCount() uint32 { return in.globalImports + in.globals }
 
-// shift renumbers a function index for the import added after the others.
-// The name section may name indexes past the last function; the largest
-// index stays put rather than wrap around to 0.
+// shift renumbers a function index for the two imports added after the
+// others. The name section may name indexes past the last function; the
+// largest indexes stay put rather than wrap around to 0.
 func (in *instrumenter) shift(idx uint32) uint32 {
-	if idx >= in.funcImports && idx != math.MaxUint32 {
-		return idx + 1
+	if idx >= in.funcImports && idx < math.MaxUint32-1 {
+		return idx + 2
 	}
 	return idx
 }
@@ -195,17 +203,22 @@ func (in *instrumenter) rewrite(s section) ([]byte, bool, error) {
 	switch s.id {
 	case secType:
 		n := r.u32()
-		out = appendU32(out, n+1)
+		out = appendU32(out, n+2)
 		out = append(out, r.rest()...)
-		out = append(out, 0x60, 0, 1, 0x7f) // () -> i32
+		out = append(out, 0x60, 0, 1, 0x7f)       // () -> i32: tick
+		out = append(out, 0x60, 1, 0x7f, 1, 0x7f) // (i32) -> i32: grow
 	case secImport:
 		n := r.u32()
-		out = appendU32(out, n+1)
+		out = appendU32(out, n+2)
 		out = append(out, r.rest()...)
 		out = appendName(out, ImportModule)
 		out = appendName(out, ImportTick)
 		out = append(out, 0x00)
 		out = appendU32(out, in.types)
+		out = appendName(out, ImportModule)
+		out = appendName(out, ImportGrow)
+		out = append(out, 0x00)
+		out = appendU32(out, in.types+1)
 	case secGlobal:
 		n := r.u32() // bounded by scan
 		out = appendU32(out, n+1)

@@ -2,6 +2,7 @@ package fuel
 
 import (
 	"context"
+	"math"
 	"os"
 	"testing"
 
@@ -25,7 +26,8 @@ func instantiate(t *testing.T, path string) (api.Module, *int) {
 	ticks := new(int)
 	_, err = rt.NewHostModuleBuilder(ImportModule).NewFunctionBuilder().
 		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, s []uint64) { *ticks++; s[0] = Period }), nil, []api.ValueType{api.ValueTypeI32}).
-		Export(ImportTick).Instantiate(ctx)
+		Export(ImportTick).
+		NewFunctionBuilder().WithGoModuleFunction(growImport, i32, i32).Export(ImportGrow).Instantiate(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,3 +105,16 @@ func FuzzInstrument(f *testing.F) {
 		}
 	})
 }
+
+var i32 = []api.ValueType{api.ValueTypeI32}
+
+// growImport is memory.grow done by the host, as the instrumented module
+// expects it (ImportGrow).
+var growImport = api.GoModuleFunc(func(_ context.Context, m api.Module, s []uint64) {
+	prev, ok := m.Memory().Grow(uint32(s[0]))
+	if !ok {
+		s[0] = uint64(math.MaxUint32) // -1
+		return
+	}
+	s[0] = uint64(prev)
+})

@@ -160,7 +160,8 @@ func TestGuestWritingEveryGlobalIsStopped(t *testing.T) {
 			}
 			s[0] = Period
 		}), nil, []api.ValueType{api.ValueTypeI32}).
-		Export(ImportTick).Instantiate(ctx)
+		Export(ImportTick).
+		NewFunctionBuilder().WithGoModuleFunction(growImport, i32, i32).Export(ImportGrow).Instantiate(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

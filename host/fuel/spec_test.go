@@ -118,7 +118,8 @@ func newSpecSide(ctx context.Context, t *testing.T, features api.CoreFeatures, s
 	if instrument {
 		_, err := rt.NewHostModuleBuilder(ImportModule).NewFunctionBuilder().
 			WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, s []uint64) { s[0] = Period }), nil, []api.ValueType{api.ValueTypeI32}).
-			Export(ImportTick).Instantiate(ctx)
+			Export(ImportTick).
+			NewFunctionBuilder().WithGoModuleFunction(growImport, i32, i32).Export(ImportGrow).Instantiate(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}

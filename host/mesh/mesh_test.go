@@ -218,10 +218,11 @@ func TestRequestReplyBothTransports(t *testing.T) {
 			if err != nil || got != "b:hi" {
 				t.Fatalf("call = %q, %v; want b:hi", got, err)
 			}
-			// A handler error crosses with its status and text.
+			// A handler error crosses with its status and text, named by
+			// the node that answered.
 			_, err = call(a, "echo.upper", "fail", 5*time.Second)
-			if message.StatusOf(err) != abi.StatusHandlerError || !strings.Contains(err.Error(), `echo refuses "fail"`) {
-				t.Fatalf("failing call: %v (status %v)", err, message.StatusOf(err))
+			if message.StatusOf(err) != abi.StatusHandlerError || err.Error() != `node b: echo refuses "fail"` {
+				t.Fatalf("failing call: %v (status %v), want `node b: echo refuses \"fail\"`", err, message.StatusOf(err))
 			}
 			// Big payloads (own QUIC stream) and many concurrent callers.
 			big := strings.Repeat("x", 200<<10)
@@ -276,6 +277,11 @@ func TestChainRelayAndPublish(t *testing.T) {
 			got, err := call(a, "echo.upper", "hi", 5*time.Second)
 			if err != nil || got != "c:hi" {
 				t.Fatalf("a -> c through b = %q, %v", got, err)
+			}
+			// An error through the relay names the node that answered, not
+			// the relay.
+			if _, err := call(a, "echo.upper", "fail", 5*time.Second); err == nil || err.Error() != `node c: echo refuses "fail"` {
+				t.Fatalf("failing call a -> c through b: %v, want `node c: echo refuses \"fail\"`", err)
 			}
 			eventually(t, 5*time.Second, "a knows b's topics", func() bool { return len(a.mesh.table.Load().listeners) == 2 })
 			// The call asked for a direct link to c: publish once the path
@@ -599,5 +605,38 @@ func TestSlowAndBigDoNotHoldUpSmall(t *testing.T) {
 			}
 			<-slowDone
 		})
+	}
+}
+
+// bounceEP answers a request by calling target on its own host, one hop
+// deeper, and passes the outcome up unchanged: what a handler plugin that
+// calls another service does.
+type bounceEP struct {
+	r      *router.Router
+	target string
+}
+
+func (e *bounceEP) Request(ctx context.Context, m *message.Message) ([]byte, error) {
+	return e.r.Call(ctx, &message.Message{Kind: abi.KindRequest, Subject: e.target, Payload: m.Payload,
+		Deadline: m.Deadline, Hops: m.Hops + 1, From: "bounce"})
+}
+
+func (e *bounceEP) Post(*message.Message) error { return nil }
+
+// TestCrossHostLoopEndsAtHopLimit: ping on a calls pong on b, which calls
+// ping on a, and so on. The hop count crosses the mesh with each call, so
+// the loop ends at the router's limit (16) with invalid long before the
+// deadline, and the error names the node where it arose once.
+func TestCrossHostLoopEndsAtHopLimit(t *testing.T) {
+	a := newHost(t, "a")
+	b := newHost(t, "b", withPeers(a.peer(TCP)))
+	a.serve("ping", &bounceEP{r: a.router, target: "pong.x"}, []string{"ping"}, nil)
+	b.serve("pong", &bounceEP{r: b.router, target: "ping.x"}, []string{"pong"}, nil)
+	waitRoute(t, a, "pong.x")
+	waitRoute(t, b, "ping.x")
+	_, err := call(a, "ping.x", "loop", 30*time.Second)
+	want := `node a: call chain too deep (17 hops > 16): "pong.x"`
+	if message.StatusOf(err) != abi.StatusInvalid || err == nil || err.Error() != want {
+		t.Fatalf("cross-host loop ended with %v (%v), want invalid %q", err, message.StatusOf(err), want)
 	}
 }

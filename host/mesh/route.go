@@ -151,9 +151,26 @@ func (m *Mesh) callNode(ctx context.Context, nd *node, msg *message.Message) ([]
 		return nil, err
 	}
 	if r.Status != uint16(abi.StatusOK) {
-		return nil, &message.Error{Status: abi.Status(r.Status), Msg: r.Error}
+		return nil, remoteError(nd.name, r)
 	}
 	return r.Payload, nil
+}
+
+// remoteError is the error the node named answered with, prefixed with
+// "node NAME: " so that the caller knows where it arose. A text that
+// already starts with "node " is kept as it is: it passed through more
+// than one host (a chain A -> B -> C names C, where it arose, once) or is
+// that node's own error about a node, which names one already.
+func remoteError(name string, r *wire.Envelope) error {
+	st := abi.Status(r.Status)
+	text := r.Error
+	if text == "" {
+		text = st.String()
+	}
+	if !strings.HasPrefix(text, "node ") {
+		text = "node " + name + ": " + text
+	}
+	return &message.Error{Status: st, Msg: text}
 }
 
 func (m *Mesh) sendNode(ctx context.Context, nd *node, msg *message.Message) error {

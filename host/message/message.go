@@ -27,6 +27,14 @@ type Message struct {
 	// through inside the host; the router refuses chains deeper than its
 	// limit so that a call loop ends with a clear error, not a deadlock.
 	Hops int
+	// Chain identifies the synchronous call chain a request belongs to on
+	// this host: a request made by a handler (the call import) carries the
+	// chain of the message that handler is running; 0 means the request
+	// starts a chain (it came from the control API, the mesh or a post).
+	// The plugin pool uses it to tell a call loop, where every instance of
+	// the target is held by the waiting chain itself, from a busy plugin.
+	// It is never sent to another host.
+	Chain uint64
 	// From names the origin: a plugin name, "control", or "node:NAME" for
 	// a message that came from another host.
 	From string

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pycomms/pycomms-host/abi"
@@ -79,6 +80,7 @@ func (v *Version) instantiateHostModules(ctx context.Context) error {
 	}
 	tb := v.rt.NewHostModuleBuilder(fuel.ImportModule)
 	tb.NewFunctionBuilder().WithGoModuleFunction(hostTick, nil, i32s(1)).Export(fuel.ImportTick)
+	tb.NewFunctionBuilder().WithGoModuleFunction(hostGrow, i32s(1), i32s(1)).Export(fuel.ImportGrow)
 	if _, err := tb.Instantiate(ctx); err != nil {
 		return fmt.Errorf("instantiate %s: %w", fuel.ImportModule, err)
 	}
@@ -93,6 +95,20 @@ var hostTick = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []
 		panic(errStopped)
 	}
 	stack[0] = fuel.Period
+})
+
+// hostGrow is every memory.grow of the guest (see fuel.ImportGrow): the
+// same result, and a failed grow is remembered for the rest of the
+// message, so that a trap after it names the memory cap even when memory
+// ended far below it (one large grow refused).
+var hostGrow = api.GoModuleFunc(func(ctx context.Context, mod api.Module, stack []uint64) {
+	prev, ok := mod.Memory().Grow(uint32(stack[0]))
+	if !ok {
+		instanceOf(ctx).growFailed = true
+		stack[0] = uint64(uint32(0xffffffff)) // -1
+		return
+	}
+	stack[0] = uint64(prev)
 })
 
 func (w *instance) granted(c abi.Capability, stack []uint64) bool {
@@ -206,6 +222,14 @@ var hostCall = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []
 	if !ok {
 		return
 	}
+	// The nested request belongs to this handler's chain; the chain gets
+	// its id here, on its first call, so that a message that calls nothing
+	// costs nothing.
+	m.Chain = w.chain.Load()
+	if m.Chain == 0 {
+		m.Chain = nextChain.Add(1)
+		w.chain.Store(m.Chain)
+	}
 	if ms := int32(stack[4]); ms > 0 {
 		if d := time.Now().Add(time.Duration(ms) * time.Millisecond); m.Deadline.IsZero() || d.Before(m.Deadline) {
 			m.Deadline = d
@@ -219,13 +243,17 @@ var hostCall = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []
 	}
 	reply, err := w.v.host.Call(cctx, m)
 	if err != nil {
-		w.callRes = append(w.callRes[:0], err.Error()...)
+		w.callErr = err.Error()
+		w.callRes = append(w.callRes[:0], w.callErr...)
 		stack[0] = neg(message.StatusOf(err))
 		return
 	}
 	w.callRes = append(w.callRes[:0], reply...)
 	stack[0] = uint64(len(reply))
 })
+
+// nextChain numbers call chains, from 1 (0 is "no chain yet").
+var nextChain atomic.Uint64
 
 // copyOut implements the "copy when it fits, return the full length"
 // convention of result, config, config_get and header.

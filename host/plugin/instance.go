@@ -48,14 +48,22 @@ type instance struct {
 	started  time.Time
 	deadline int64 // unix nanos; 0 while idle
 	killed   atomic.Bool
+	// chain is the call chain (message.Message.Chain) of the request this
+	// instance runs, given an id by the first call the handler makes; 0
+	// while idle. Other callers read it to detect a call loop.
+	chain atomic.Uint64
 
 	// Per-message state, touched only by the goroutine holding the instance.
 	reply    []byte
 	tooLarge uint64
 	denied   abi.Capability
 	callRes  []byte
-	fatal    *message.Error
-	hdr      []byte
+	callErr  string // error text of the last failed call of this message
+	// growFailed: a memory.grow failed during this message (or, before
+	// the first message, during instantiation).
+	growFailed bool
+	fatal      *message.Error
+	hdr        []byte
 }
 
 func (w *instance) instantiate(ctx context.Context) error {
@@ -110,12 +118,16 @@ func (w *instance) arm(deadline time.Time) {
 	w.started, w.deadline = time.Now(), deadline.UnixNano()
 	w.killed.Store(false)
 	w.mu.Unlock()
+	w.v.dogArm()
 }
 
+// disarm ends what arm or invoke started: the instance is idle again.
 func (w *instance) disarm() {
 	w.mu.Lock()
 	w.deadline, w.msg = 0, nil
 	w.mu.Unlock()
+	w.chain.Store(0)
+	w.v.dogDisarm()
 }
 
 // checkDeadline is the watchdog's half of deadline enforcement: the guest
@@ -142,8 +154,15 @@ func (w *instance) invoke(m *message.Message, started, deadline time.Time) (repl
 	w.msg, w.started, w.deadline = m, started, deadline.UnixNano()
 	w.mu.Unlock()
 	w.killed.Store(false)
+	if m.Kind == abi.KindRequest {
+		// Sends and events run detached from whoever posted them: they
+		// never belong to the poster's chain.
+		w.chain.Store(m.Chain)
+	}
+	w.v.dogArm()
 	defer w.disarm()
-	defer func() { w.reply, w.tooLarge, w.denied = w.reply[:0], 0, "" }()
+	w.growFailed = false
+	defer func() { w.reply, w.tooLarge, w.denied, w.callErr = w.reply[:0], 0, "", "" }()
 
 	s, p, h := len(m.Subject), len(m.Payload), len(w.hdr)
 	total := uint64(s + p + h)
@@ -197,8 +216,11 @@ func (w *instance) failure(m *message.Message, err error) *message.Error {
 		return message.Errorf(abi.StatusTimeout, "plugin %q: %sdid not finish within its deadline (stopped after %v; instance replaced)", name, subject, took)
 	}
 	msg := firstLine(err).Error()
-	if uint64(w.mem.Size())+65536 > w.v.spec.Memory {
-		return message.Errorf(abi.StatusTrap, "plugin %q: %strapped after reaching its memory limit (%d bytes): %s", name, subject, w.v.spec.Memory, msg)
+	if w.growFailed || uint64(w.mem.Size())+65536 > w.v.spec.Memory {
+		// A failed memory.grow is the likely cause of what followed, even
+		// when memory ended far below the cap (one large grow refused).
+		return message.Errorf(abi.StatusTrap, "plugin %q: %strapped after memory.grow failed at its memory limit (%d bytes, limits.memory; memory is %d bytes): %s",
+			name, subject, w.v.spec.Memory, w.mem.Size(), msg)
 	}
 	return message.Errorf(abi.StatusTrap, "plugin %q: %strapped: %s", name, subject, msg)
 }
@@ -251,7 +273,7 @@ func (w *instance) complete(m *message.Message, status abi.Status) ([]byte, erro
 		if text == "" {
 			text = "handler failed without a message"
 		}
-		err = message.Errorf(abi.StatusHandlerError, "plugin %q: %s: %s", name, m.Subject, text)
+		err = w.handlerError(m, status, text)
 	case abi.StatusNoMethod:
 		err = message.Errorf(abi.StatusNoMethod, "plugin %q does not implement %q", name, m.Subject)
 	default:
@@ -263,12 +285,25 @@ func (w *instance) complete(m *message.Message, status abi.Status) ([]byte, erro
 		if text == "" {
 			text = status.String()
 		}
-		err = message.Errorf(status, "plugin %q: %s: %s", name, m.Subject, text)
+		err = w.handlerError(m, status, text)
 	}
 	if w.denied != "" {
 		err.Msg += fmt.Sprintf(" (capability %q not granted to plugin %q)", w.denied, name)
 	}
 	return nil, err, false
+}
+
+// handlerError is the error a handler failed with, named by plugin and
+// subject. A handler that was itself called by a handler (on this host or
+// another) and fails with the very text of a call it made is passing that
+// error up: it already names where it arose, so it goes up unchanged, and
+// only the chain's first handler adds its name (otherwise a loop's error
+// repeated the prefix once per level).
+func (w *instance) handlerError(m *message.Message, status abi.Status, text string) *message.Error {
+	if m.Hops > 0 && w.callErr != "" && text == w.callErr {
+		return &message.Error{Status: status, Msg: text}
+	}
+	return message.Errorf(status, "plugin %q: %s: %s", w.v.spec.Name, m.Subject, text)
 }
 
 // violate ends the call: the guest broke the ABI, so its state can no

@@ -87,10 +87,13 @@ func TestHostile(t *testing.T) {
 		restart  bool
 	}{
 		{"loop.wasm", Spec{Timeout: 300 * time.Millisecond}, "x", abi.StatusTimeout, "did not finish within its deadline", true},
-		{"memgrow.wasm", Spec{Memory: 1 << 20}, "x", abi.StatusTrap, "memory limit (1048576 bytes)", true},
+		{"memgrow.wasm", Spec{Memory: 1 << 20}, "x", abi.StatusTrap, "memory.grow failed at its memory limit (1048576 bytes, limits.memory; memory is 1048576 bytes)", true},
+		// One refused grow, memory far below the cap: still named.
+		{"biggrow.wasm", Spec{Memory: 1 << 20}, "x", abi.StatusTrap, "memory.grow failed at its memory limit (1048576 bytes, limits.memory; memory is 131072 bytes)", true},
 		{"trap.wasm", Spec{}, "boom", abi.StatusTrap, "trapped: wasm error: unreachable", true},
 		{"badptr.wasm", Spec{}, "x", abi.StatusTrap, "ABI violation: reply: range [0xfffffff0, +64) is outside linear memory", true},
 		{"badalloc.wasm", Spec{}, "x", abi.StatusTrap, "ABI violation: pycomms_alloc(", true},
+		{"badwrite.wasm", Spec{Config: map[string]any{"k": "v"}}, "x", abi.StatusTrap, "ABI violation: config: range [0xfffffff0, +5) is outside linear memory", true},
 		{"nogrant.wasm", Spec{}, "x", abi.StatusDenied, `capability "publish" not granted to plugin "nogrant"`, false},
 		{"bigreply.wasm", Spec{MaxReply: 1 << 20}, "x", abi.StatusTooLarge, "reply of 2097152 bytes exceeds max_reply (1048576 bytes)", false},
 	} {
@@ -338,4 +341,41 @@ func TestPayloadLargerThanMemory(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestIdleWatchdogSleeps: a version with no message in flight costs no
+// CPU: its watchdog stops waking once the last call is done, and wakes
+// again for the next one, whose deadline is still enforced.
+func TestIdleWatchdogSleeps(t *testing.T) {
+	e := newEngine(t) // 5 ms watchdog tick
+	echo := load(t, e, Spec{Name: "echo", Wasm: fixture(t, "echo.wasm"), Instances: 2})
+	loop := load(t, e, Spec{Name: "loop", Wasm: fixture(t, "loop.wasm"), Instances: 1, Timeout: time.Hour})
+	if r, err := request(echo, "echo.upper", "hi", time.Second); err != nil || string(r) != "HI" {
+		t.Fatalf("echo: %q %v", r, err)
+	}
+	// After the call the watchdog may pass a few more times; then it must
+	// stay asleep for a window of 40 ticks. Poll for such a window.
+	quiet := func(v *Version) {
+		t.Helper()
+		for end := time.Now().Add(10 * time.Second); ; {
+			before := v.dogWakes.Load()
+			time.Sleep(200 * time.Millisecond)
+			if got := v.dogWakes.Load(); got == before {
+				return
+			} else if time.Now().After(end) {
+				t.Fatalf("plugin %q: the idle watchdog still wakes (%d wakeups in the last 200 ms, %d in all)", v.spec.Name, got-before, got)
+			}
+		}
+	}
+	quiet(echo)
+	quiet(loop)
+	// An idle watchdog still stops a runaway guest: it arms on demand.
+	start := time.Now()
+	if _, err := request(loop, "loop.x", "", 200*time.Millisecond); message.StatusOf(err) != abi.StatusTimeout {
+		t.Fatalf("loop after idle: %v, want timeout", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("loop stopped after %v", d)
+	}
+	quiet(loop)
 }

@@ -50,6 +50,12 @@ type Version struct {
 	drainOne sync.Once
 	stopDog  chan struct{}
 	closed   chan struct{}
+	// armed counts instances running guest code under a deadline; the
+	// watchdog ticks only while it is above zero, and wakeDog (capacity 1)
+	// tells a sleeping watchdog that it went up from zero.
+	armed    atomic.Int64
+	wakeDog  chan struct{}
+	dogWakes atomic.Uint64 // watchdog passes over the instances, for tests
 
 	restarts atomic.Uint64
 	calls    atomic.Uint64
@@ -106,6 +112,7 @@ func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, erro
 		posts:   make(chan *message.Message, spec.Queue),
 		drained: make(chan struct{}),
 		stopDog: make(chan struct{}),
+		wakeDog: make(chan struct{}, 1),
 		closed:  make(chan struct{}),
 	}
 	for _, g := range spec.Grants {
@@ -225,7 +232,7 @@ func checkModule(mod wazero.CompiledModule) error {
 		switch modName {
 		case wasi_snapshot_preview1.ModuleName:
 		case fuel.ImportModule:
-			if name != fuel.ImportTick {
+			if name != fuel.ImportTick && name != fuel.ImportGrow {
 				problems = append(problems, fmt.Sprintf("imports %s.%s from a module reserved for the host", modName, name))
 			}
 		case abi.ImportModule:
@@ -339,6 +346,11 @@ func (v *Version) checkout(ctx context.Context, m *message.Message, dl time.Time
 	if v.alive.Load() == 0 {
 		return nil, message.Errorf(abi.StatusTrap, "plugin %q has no instance left: every restart failed (see the log)", v.spec.Name)
 	}
+	if m.Chain != 0 {
+		if err := v.loop(m); err != nil {
+			return nil, err
+		}
+	}
 	if n := v.waiting.Add(1); n > int64(v.spec.Queue) {
 		v.waiting.Add(-1)
 		return nil, message.Errorf(abi.StatusBusy, "plugin %q is busy: %d instances in use and %d requests waiting", v.spec.Name, v.spec.Instances, v.spec.Queue)
@@ -354,6 +366,43 @@ func (v *Version) checkout(ctx context.Context, m *message.Message, dl time.Time
 	case <-ctx.Done():
 		return nil, message.Errorf(abi.StatusTimeout, "plugin %q: %s: %v while waiting for a free instance", v.spec.Name, m.Subject, ctx.Err())
 	}
+}
+
+// loop refuses a nested request when every live instance is held by the
+// request's own call chain. A chain is synchronous: each instance it holds
+// is blocked in a call waiting for the chain's deeper end, which is this
+// request, so none of them can come free and waiting could only end at the
+// deadline. When some instance is held by anything else, it will come free:
+// the request waits as usual.
+func (v *Version) loop(m *message.Message) error {
+	held := 0
+	var subjects []string
+	for _, w := range v.all {
+		if w.chain.Load() != m.Chain {
+			continue
+		}
+		held++
+		w.mu.Lock()
+		if w.msg != nil && !slices.Contains(subjects, w.msg.Subject) {
+			subjects = append(subjects, w.msg.Subject)
+		}
+		w.mu.Unlock()
+	}
+	if held == 0 || int64(held) < v.alive.Load() {
+		return nil
+	}
+	v.engine.logger.Warn("call loop refused", "plugin", v.spec.Name, "subject", m.Subject, "from", m.From,
+		"hops", m.Hops, "instances", held, "held_for", subjects)
+	return message.Errorf(abi.StatusInvalid, "call loop: %q (called by plugin %q at call depth %d) needs an instance of plugin %q, but all %d are held by its own call chain (handling %s), each waiting for the call it made; a handler that calls back into its own plugin needs an instance free for it",
+		m.Subject, m.From, m.Hops, v.spec.Name, held, quoteAll(subjects))
+}
+
+func quoteAll(s []string) string {
+	q := make([]string, len(s))
+	for i, x := range s {
+		q[i] = fmt.Sprintf("%q", x)
+	}
+	return strings.Join(q, ", ")
 }
 
 // run delivers m on w, replaces w when the call broke it, and returns w (or
@@ -423,23 +472,56 @@ func (v *Version) deliverPosts() {
 
 var errRetired = errors.New("plugin version retired")
 
+// watchdog enforces deadlines: while any instance runs guest code it looks
+// at every instance once per tick and marks those past their deadline, so
+// that the guest stops at its next fuel check. With nothing in flight it
+// holds no timer and sleeps until dogArm wakes it: an idle version costs
+// no CPU. A deadline is enforced at most one tick late either way, as the
+// first tick comes one period after the wake.
 func (v *Version) watchdog() {
-	t := time.NewTicker(v.engine.watchdogTick(v.spec.Timeout))
-	defer t.Stop()
+	tick := v.engine.watchdogTick(v.spec.Timeout)
 	for {
 		select {
 		case <-v.stopDog:
 			return
-		case <-t.C:
-			now := time.Now().UnixNano()
-			for _, w := range v.all {
-				if w != nil {
-					w.checkDeadline(now)
+		case <-v.wakeDog:
+		}
+		t := time.NewTicker(tick)
+		for running := true; running; {
+			select {
+			case <-v.stopDog:
+				t.Stop()
+				return
+			case <-t.C:
+				v.dogWakes.Add(1)
+				now := time.Now().UnixNano()
+				for _, w := range v.all {
+					if w != nil {
+						w.checkDeadline(now)
+					}
 				}
+				// Sleep once nothing runs. An instance armed after this
+				// load left a token in wakeDog, so none is missed.
+				running = v.armed.Load() > 0
 			}
+		}
+		t.Stop()
+	}
+}
+
+// dogArm counts an instance that starts running guest code and wakes the
+// watchdog when it was asleep. Under load the count rarely drops to zero,
+// so the channel is touched only when calls start after a quiet spell.
+func (v *Version) dogArm() {
+	if v.armed.Add(1) == 1 {
+		select {
+		case v.wakeDog <- struct{}{}:
+		default: // a wake is already pending
 		}
 	}
 }
+
+func (v *Version) dogDisarm() { v.armed.Add(-1) }
 
 // flatten turns a nested config map into dotted keys with string values,
 // for config_get: the form a C or WAT plugin can use without a CBOR parser.
