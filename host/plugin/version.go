@@ -144,7 +144,10 @@ func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, erro
 		return nil, fmt.Errorf("prepare module: %w", err)
 	}
 	pages := memoryPages(spec.Memory)
+	// Debug info off: fuel drops the DWARF sections (code offsets move), so
+	// there is nothing for wazero to keep custom sections for.
 	cfg := wazero.NewRuntimeConfigCompiler().
+		WithDebugInfoEnabled(false).
 		WithMemoryLimitPages(pages).
 		WithCompilationCache(e.cache)
 	v.rt = wazero.NewRuntimeWithConfig(ctx, cfg)
