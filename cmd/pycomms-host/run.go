@@ -46,7 +46,8 @@ func newRunCmd() *cobra.Command {
 Without -c, ./pycomms.yaml is used when it exists, and built-in defaults
 otherwise: the control API on 127.0.0.1:7480 and the bundled echo plugin.
 SIGHUP (or 'pycomms-host reload') re-reads the config file; a changed plugin
-.wasm file is reloaded by itself.`,
+.wasm file is reloaded by itself. SIGINT or SIGTERM while the config loads
+stops at once with exit code 130.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
