@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -47,7 +46,8 @@ func newRunCmd() *cobra.Command {
 Without -c, ./pycomms.yaml is used when it exists, and built-in defaults
 otherwise: the control API on 127.0.0.1:7480 and the bundled echo plugin.
 SIGHUP (or 'pycomms-host reload') re-reads the config file; a changed plugin
-.wasm file is reloaded by itself.`,
+.wasm file is reloaded by itself. SIGINT or SIGTERM while the config loads
+stops at once with exit code 130.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -73,8 +73,9 @@ SIGHUP (or 'pycomms-host reload') re-reads the config file; a changed plugin
 					return n.Close()
 				case <-hup:
 					// Reload logs its own outcome; a refused config keeps
-					// the running one, so the node goes on either way.
-					_ = n.Reload(context.Background())
+					// the running one, so the node goes on either way. A
+					// stop signal also ends a reload stuck reading its file.
+					_ = n.Reload(ctx)
 				}
 			}
 		},
@@ -99,7 +100,7 @@ change the exit status.`,
 			}
 			// Warnings do not fail validation: an open mesh is a choice,
 			// but one the operator must see.
-			if cfg, err := config.Load(path, os.Environ()); err == nil {
+			if cfg, err := config.LoadContext(cmd.Context(), path, os.Environ()); err == nil {
 				for _, w := range cfg.Warnings() {
 					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
 				}
@@ -134,7 +135,7 @@ talk to a running node. --json prints {"id", "name", "key"}, the
 node name and the key file's path too.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(configPath(cmd), os.Environ())
+			cfg, err := config.LoadContext(cmd.Context(), configPath(cmd), os.Environ())
 			if err != nil {
 				return configError(err)
 			}

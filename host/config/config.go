@@ -15,15 +15,21 @@
 //
 // Design note: koanf (github.com/knadh/koanf/v2) does the layering and
 // merging, as everywhere in pycomms. It flattens values into plain maps and
-// forgets where they came from, so the file is also parsed into a
-// go.yaml.in/yaml/v3 node tree (the same YAML library koanf's parser uses,
-// so both read the file identically) and positions are looked up in it by
-// key path. Lists are leaves to koanf, so overrides of one plugin's keys
+// forgets where they came from, so the file is parsed once into a
+// go.yaml.in/yaml/v3 node tree; positions are looked up in it by key path,
+// and the values koanf layers are built from it (tree.go) rather than by
+// koanf's YAML parser, whose decoding is quadratic in the keys of a
+// mapping. Lists are leaves to koanf, so overrides of one plugin's keys
 // (PYCOMMS_PLUGINS__0__...) are applied to the plugin list by this package.
+//
+// Loading is linear in the size of the file and bounded: MaxFileSize,
+// MaxValues (after aliases are expanded) and MaxDepth refuse what would
+// take long, and LoadContext stops when its context ends.
 package config
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -42,10 +48,8 @@ import (
 	"strings"
 	"time"
 
-	kyaml "github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/providers/env/v2"
-	"github.com/knadh/koanf/providers/rawbytes"
 	"github.com/knadh/koanf/v2"
 	"go.yaml.in/yaml/v3"
 
@@ -284,6 +288,14 @@ func userDataDir() (string, error) {
 // os.Environ()), validates, and returns either a Config or an *Errors
 // holding every problem.
 func Load(path string, env []string) (*Config, error) {
+	return LoadContext(context.Background(), path, env)
+}
+
+// LoadContext is Load that gives up when ctx ends, returning ctx's error:
+// a host told to stop while it reads a config (from a pipe that never
+// ends, or a file at the size limit) stops at once. A file larger than
+// MaxFileSize is refused before it is parsed.
+func LoadContext(ctx context.Context, path string, env []string) (*Config, error) {
 	errs := &Errors{}
 	k := koanf.New(".")
 	src := newSource(path)
@@ -299,8 +311,15 @@ func Load(path string, env []string) (*Config, error) {
 			errs.Add(&Error{File: path, Msg: "cannot resolve the path: " + err.Error(), Err: err})
 			return nil, errs
 		}
-		data, err := os.ReadFile(path)
+		data, err := readFile(ctx, path)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if e := (*Error)(nil); errors.As(err, &e) {
+				errs.Add(e)
+				return nil, errs
+			}
 			reason := err.Error()
 			if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
 				reason = pe.Err.Error()
@@ -309,15 +328,30 @@ func Load(path string, env []string) (*Config, error) {
 			return nil, errs
 		}
 		top := parseYAML(data, src, errs)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		if len(errs.List) == 0 && top != nil {
-			src.duplicateKeys(top, "", errs)
+			src.duplicateKeys(top, nil, errs)
 		}
 		if len(errs.List) > 0 {
 			return nil, errs.orNil()
 		}
-		if err := k.Load(rawbytes.Provider(data), kyaml.Parser()); err != nil {
-			addYAMLError(err, src, errs)
-			return nil, errs.orNil()
+		if top != nil {
+			// The node tree parseYAML made is turned into values here
+			// rather than parsed a second time by koanf's YAML parser,
+			// whose duplicate-key check is quadratic (see treeBuilder).
+			raw := buildTree(ctx, top, src, errs)
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			if len(errs.List) > 0 {
+				return nil, errs.orNil()
+			}
+			if err := k.Load(mapProvider(raw), nil); err != nil {
+				errs.Add(&Error{File: path, Msg: "loading the config file: " + err.Error(), Err: err})
+				return nil, errs
+			}
 		}
 		src.index(top)
 	}
@@ -331,10 +365,85 @@ func Load(path string, env []string) (*Config, error) {
 	cfg := d.decode(k.Raw())
 	cfg.File = abs
 	cfg.src = src
+	if loadWork != nil {
+		loadWork(src.work)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := errs.orNil(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// loadWork, when set by a test, receives the work count of each Load that
+// gets as far as decoding.
+var loadWork func(steps int)
+
+// mapProvider hands koanf values built by buildTree. Unlike confmap's
+// provider it does not copy them first: nothing else holds them.
+type mapProvider map[string]any
+
+func (p mapProvider) Read() (map[string]any, error) { return p, nil }
+
+func (p mapProvider) ReadBytes() ([]byte, error) {
+	return nil, errors.New("mapProvider has no bytes, only values")
+}
+
+// readFile reads path, refusing a file larger than MaxFileSize with an
+// *Error that names the file, its size and the limit. It returns ctx's
+// error as soon as ctx ends, which matters for a pipe or FIFO given as the
+// config file: opening a FIFO waits for a writer, and reading one waits
+// for data.
+func readFile(ctx context.Context, path string) ([]byte, error) {
+	type opened struct {
+		f   *os.File
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		f, err := os.Open(path)
+		ch <- opened{f, err}
+	}()
+	var f *os.File
+	select {
+	case o := <-ch:
+		if o.err != nil {
+			return nil, o.err
+		}
+		f = o.f
+	case <-ctx.Done():
+		// The open returns when a writer comes, or never; either way
+		// nothing waits for it but this goroutine.
+		go func() {
+			if o := <-ch; o.f != nil {
+				o.f.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+	defer f.Close()
+	limit := fmt.Sprintf("the limit of %s (%d bytes)", FormatSize(MaxFileSize), MaxFileSize)
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxFileSize {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("the config file is %d bytes, more than %s", fi.Size(), limit)}
+	}
+	// A deadline in the past wakes a read blocked on a pipe; regular files
+	// never block for long, and refuse deadlines, which is harmless here.
+	stop := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Now()) })
+	defer stop()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	if len(data) > MaxFileSize {
+		// Not a regular file, or one that grew since Stat.
+		return nil, &Error{File: path, Msg: "the config file is larger than " + limit}
+	}
+	return data, nil
 }
 
 // parseYAML parses data into a node tree and returns the top-level mapping,

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -12,6 +13,10 @@ import (
 // describe a huge tree; past this many nodes, positions fall back to the
 // nearest indexed ancestor instead of using unbounded memory.
 const maxIndexedNodes = 100_000
+
+// maxIndexedBytes bounds the total length of the key paths in the position
+// index, with the same fallback.
+const maxIndexedBytes = 8 << 20
 
 // position is where one key path appears in the config file.
 type position struct {
@@ -27,6 +32,10 @@ type source struct {
 	file string              // config file as given to Load
 	pos  map[string]position // key path -> position in the file
 	env  map[string]string   // key path -> environment variable that set it
+	// work counts the steps of the walks over the file's nodes (nodes
+	// visited, bytes of key paths built), for the test that keeps loading
+	// linear in the size of the file.
+	work int
 }
 
 func newSource(file string) *source {
@@ -141,19 +150,38 @@ func indexKey(parent string, i int) string {
 	return parent + "[" + strconv.Itoa(i) + "]"
 }
 
-// index records the position of every key path of the top-level mapping.
+// indexBudget bounds the work of index. Key paths are built whole for
+// every node, so their total length, not only their number, is bounded:
+// long keys over a wide subtree would otherwise repeat in every path below.
+type indexBudget struct {
+	nodes  int          // nodes still to index
+	bytes  int          // bytes of key paths still to build
+	active []*yaml.Node // alias targets being indexed, to stop at cycles
+}
+
+// index records the position of every key path of the top-level mapping,
+// within maxIndexedNodes and maxIndexedBytes.
 func (s *source) index(top *yaml.Node) {
-	budget := maxIndexedNodes
+	b := &indexBudget{nodes: maxIndexedNodes, bytes: maxIndexedBytes}
 	if top != nil && top.Kind == yaml.MappingNode {
-		s.indexMapping(top, "", &budget)
+		s.indexMapping(top, "", b)
 	}
 }
 
-func (s *source) indexNode(n, keyNode *yaml.Node, path string, budget *int) {
-	if *budget <= 0 {
+func (s *source) indexNode(n, keyNode *yaml.Node, path string, b *indexBudget) {
+	s.work += 1 + len(path)
+	if b.nodes <= 0 || b.bytes < len(path) {
 		return
 	}
-	*budget--
+	b.nodes--
+	b.bytes -= len(path)
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		if slices.Contains(b.active, n.Alias) {
+			return // an alias inside the value it names: no end to index
+		}
+		b.active = append(b.active, n.Alias)
+		defer func() { b.active = b.active[:len(b.active)-1] }()
+	}
 	v := resolve(n)
 	p := position{line: n.Line, col: n.Column, node: v}
 	if keyNode != nil {
@@ -162,10 +190,13 @@ func (s *source) indexNode(n, keyNode *yaml.Node, path string, budget *int) {
 	s.pos[path] = p
 	switch v.Kind {
 	case yaml.MappingNode:
-		s.indexMapping(v, path, budget)
+		s.indexMapping(v, path, b)
 	case yaml.SequenceNode:
 		for i, c := range v.Content {
-			s.indexNode(c, nil, indexKey(path, i), budget)
+			if b.nodes <= 0 || b.bytes < len(path)+12 {
+				return // the budget is spent: build no more paths
+			}
+			s.indexNode(c, nil, indexKey(path, i), b)
 		}
 	}
 }
@@ -173,37 +204,58 @@ func (s *source) indexNode(n, keyNode *yaml.Node, path string, budget *int) {
 // indexMapping indexes the entries of m under path. Merged mappings ("<<")
 // are indexed first so that explicit keys overwrite them, which is also how
 // the decoder resolves them.
-func (s *source) indexMapping(m *yaml.Node, path string, budget *int) {
+func (s *source) indexMapping(m *yaml.Node, path string, b *indexBudget) {
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		if !isMergeKey(m.Content[i]) {
 			continue
 		}
-		switch v := resolve(m.Content[i+1]); v.Kind {
+		merge := m.Content[i+1]
+		if merge.Kind == yaml.AliasNode && merge.Alias != nil {
+			if slices.Contains(b.active, merge.Alias) {
+				continue
+			}
+			b.active = append(b.active, merge.Alias)
+		}
+		switch v := resolve(merge); v.Kind {
 		case yaml.MappingNode:
-			s.indexMapping(v, path, budget)
+			s.indexMapping(v, path, b)
 		case yaml.SequenceNode:
 			// Earlier mappings of a merge list take precedence.
 			for j := len(v.Content) - 1; j >= 0; j-- {
-				if e := resolve(v.Content[j]); e.Kind == yaml.MappingNode {
-					s.indexMapping(e, path, budget)
+				c := v.Content[j]
+				if c.Kind == yaml.AliasNode && slices.Contains(b.active, c.Alias) {
+					continue
+				}
+				if e := resolve(c); e.Kind == yaml.MappingNode {
+					b.active = append(b.active, e)
+					s.indexMapping(e, path, b)
+					b.active = b.active[:len(b.active)-1]
 				}
 			}
 		}
+		if merge.Kind == yaml.AliasNode && merge.Alias != nil {
+			b.active = b.active[:len(b.active)-1]
+		}
 	}
 	for i := 0; i+1 < len(m.Content); i += 2 {
+		if b.nodes <= 0 {
+			return
+		}
 		k := m.Content[i]
-		if isMergeKey(k) {
+		if isMergeKey(k) || b.bytes < len(path)+1+len(k.Value) {
 			continue
 		}
-		s.indexNode(m.Content[i+1], k, joinKey(path, k.Value), budget)
+		s.indexNode(m.Content[i+1], k, joinKey(path, k.Value), b)
 	}
 }
 
 // duplicateKeys reports keys that appear twice in one mapping. The YAML
 // decoder refuses such files too, but only with a line number and without
 // the key path; this walk gives both. It does not follow aliases, so it
-// visits every node once.
-func (s *source) duplicateKeys(n *yaml.Node, path string, errs *Errors) {
+// visits every node once, and it spells a key path out only for a
+// duplicate, so that long keys above a wide subtree cost nothing.
+func (s *source) duplicateKeys(n *yaml.Node, path *keyPath, errs *Errors) {
+	s.work++
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
@@ -211,7 +263,7 @@ func (s *source) duplicateKeys(n *yaml.Node, path string, errs *Errors) {
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
-			s.duplicateKeys(c, indexKey(path, i), errs)
+			s.duplicateKeys(c, &keyPath{parent: path, index: i}, errs)
 		}
 	case yaml.MappingNode:
 		seen := map[string]*yaml.Node{}
@@ -221,10 +273,10 @@ func (s *source) duplicateKeys(n *yaml.Node, path string, errs *Errors) {
 				s.duplicateKeys(v, path, errs)
 				continue
 			}
-			key := joinKey(path, k.Value)
+			key := &keyPath{parent: path, key: k.Value, isKey: true}
 			if k.Kind == yaml.ScalarNode {
 				if first, ok := seen[k.Value]; ok {
-					errs.Add(&Error{File: s.file, Line: k.Line, Col: k.Column, Key: key,
+					errs.Add(&Error{File: s.file, Line: k.Line, Col: k.Column, Key: key.String(),
 						Msg: fmt.Sprintf("duplicate key (first defined at line %d)", first.Line)})
 				} else {
 					seen[k.Value] = k
@@ -233,6 +285,26 @@ func (s *source) duplicateKeys(n *yaml.Node, path string, errs *Errors) {
 			s.duplicateKeys(v, key, errs)
 		}
 	}
+}
+
+// keyPath is a key path kept as a chain of steps, spelled out by String
+// only when needed.
+type keyPath struct {
+	parent *keyPath
+	key    string // the mapping key, when isKey
+	index  int    // the list index, otherwise
+	isKey  bool
+}
+
+// String spells the path as joinKey and indexKey do: "plugins[0].name".
+func (p *keyPath) String() string {
+	if p == nil {
+		return ""
+	}
+	if p.isKey {
+		return joinKey(p.parent.String(), p.key)
+	}
+	return indexKey(p.parent.String(), p.index)
 }
 
 func isMergeKey(k *yaml.Node) bool {

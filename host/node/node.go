@@ -89,7 +89,7 @@ type managed struct {
 // plugin's module exists, compiles, and matches the ABI. It returns nil or
 // a *config.Errors naming every problem with its file and key.
 func Validate(ctx context.Context, opts Options) error {
-	cfg, err := config.Load(opts.ConfigPath, opts.Env)
+	cfg, err := config.LoadContext(ctx, opts.ConfigPath, opts.Env)
 	if err != nil {
 		return err
 	}
@@ -120,7 +120,7 @@ func Validate(ctx context.Context, opts Options) error {
 
 // New loads the config and every plugin. Nothing listens until Run.
 func New(ctx context.Context, opts Options) (*Node, error) {
-	cfg, err := config.Load(opts.ConfigPath, opts.Env)
+	cfg, err := config.LoadContext(ctx, opts.ConfigPath, opts.Env)
 	if err != nil {
 		return nil, err
 	}

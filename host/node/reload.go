@@ -31,7 +31,7 @@ func (n *Node) Reload(ctx context.Context) error {
 }
 
 func (n *Node) reload(ctx context.Context) error {
-	cfg, err := config.Load(n.opts.ConfigPath, n.opts.Env)
+	cfg, err := config.LoadContext(ctx, n.opts.ConfigPath, n.opts.Env)
 	if err != nil {
 		return err
 	}
