@@ -104,6 +104,11 @@ func Validate(ctx context.Context, opts Options) error {
 	defer engine.Close()
 	errs := &config.Errors{}
 	for _, pc := range cfg.Plugins {
+		// A config may list thousands of plugins: a stop signal ends the
+		// checks instead of waiting for every compile.
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		wasm, err := readPlugin(pc)
 		if err == nil {
 			err = engine.Check(ctx, spec(pc, wasm))
@@ -151,6 +156,11 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 	}
 	errs := &config.Errors{}
 	for _, pc := range cfg.Plugins {
+		if err := ctx.Err(); err != nil {
+			n.closePlugins()
+			engine.Close()
+			return nil, err
+		}
 		m, err := n.start(ctx, pc)
 		if err != nil {
 			errs.Add(cfg.At(fmt.Sprintf("plugins[%d].path", pc.Index), "plugin %q: %v", pc.Name, err))
