@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
 	"syscall"
@@ -121,24 +122,41 @@ type idReport struct {
 }
 
 func newIDCmd() *cobra.Command {
-	var asJSON bool
+	var asJSON, create bool
 	cmd := &cobra.Command{
-		Use:   "id [-c FILE]",
+		Use:   "id [-c FILE] [--create]",
 		Short: "Print this node's id (from its key; no running node needed)",
 		Long: `Id prints the node id that the config's identity key gives, the id other hosts
 pin in trust.nodes and name with --node. It reads the config (-c, as run
-does) and the key file, and creates the key when it does not exist yet,
-exactly as run would, so the id printed is the one the node will have (a
-key file that cannot be read or used is a config error, exit 1). It does not
-talk to a running node. --json prints {"id", "name", "key"}, the
-node name and the key file's path too.`,
+does) and the key file; it does not talk to a running node. --json prints
+{"id", "name", "key"}, the node name and the key file's path too.
+
+Id never creates the key unless asked: without one it exits 1 and names the
+path where the node creates it at its first start. --create creates it
+there (as run would; stderr says so) and prints the id. A key file that
+cannot be read or used is a config error, exit 1.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(configPath(cmd), os.Environ())
 			if err != nil {
 				return configError(err)
 			}
-			id, err := identity.LoadOrCreate(cfg.Identity.Key, cfg.Identity.Cert)
+			keyPath := cfg.Identity.Key
+			load := identity.Load
+			_, statErr := os.Stat(keyPath)
+			creating := create && errors.Is(statErr, fs.ErrNotExist)
+			if create {
+				load = identity.LoadOrCreate
+			}
+			id, err := load(keyPath, cfg.Identity.Cert)
+			var missing *identity.MissingKeyError
+			if errors.As(err, &missing) {
+				again := "pycomms-host id --create"
+				if f := cmd.Flag("config"); f.Changed {
+					again += " -c " + f.Value.String()
+				}
+				return usageErrorf("no node key at %s yet (identity.key): the node creates it there when it first starts (pycomms-host run); to create it now, run %s", keyPath, again)
+			}
 			if err != nil {
 				// A config problem, reported as run reports it: exit 1,
 				// with the key that names the file.
@@ -148,14 +166,18 @@ node name and the key file's path too.`,
 				}
 				return configError(&config.Errors{List: []*config.Error{cfg.At(key, "%v", err)}})
 			}
+			if creating {
+				fmt.Fprintf(cmd.ErrOrStderr(), "created node key %s\n", keyPath)
+			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				return writeJSON(out, idReport{ID: string(id.ID), Name: cfg.Node.Name, Key: cfg.Identity.Key}, true)
+				return writeJSON(out, idReport{ID: string(id.ID), Name: cfg.Node.Name, Key: keyPath}, true)
 			}
 			fmt.Fprintln(out, id.ID)
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"id","name","key"}`)
+	cmd.Flags().BoolVar(&create, "create", false, "create the key when it does not exist yet, as run would")
 	return cmd
 }
