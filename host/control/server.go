@@ -495,6 +495,10 @@ func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := rl.Reload(r.Context()); err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			err = message.Errorf(abi.StatusInvalid, "reload refused, the running config keeps serving: %v", ce.Err)
+		}
 		s.writeError(w, r, err)
 		return
 	}
