@@ -171,3 +171,74 @@ plugins:
 	}
 	serving("after the good reload")
 }
+
+// TestPeersOutsideMesh: a real node that is not part of a mesh (no
+// listeners, no peers, mDNS off) answers the mesh routes as API.md and
+// `peers --help` say: 404 no_handler, exit 2, and health without an id. It
+// answered 200 with an empty list. A node that listens is in a mesh even
+// with no peer yet.
+func TestPeersOutsideMesh(t *testing.T) {
+	const notMesh = "pycomms-host: this node is not part of a mesh\n"
+	n := runNodeInProcess(t, `control: CONTROL
+listen: {tcp: "", quic: ""}
+data_dir: data
+cache_dir: cache
+plugins:
+  - {name: up, path: `+watEchoAbs(t)+`, services: [up]}
+`)
+	for _, args := range [][]string{
+		{"peers"},
+		{"peers", "--json"},
+		{"call", "--node", "anything", "up.x", "abc"},
+		{"send", "--node", "anything", "up.x", "abc"},
+	} {
+		if r := runCLI(t, "", append(args, "--control", n.addr)...); r.code != control.ExitNoHandler || r.stderr != notMesh || r.stdout != "" {
+			t.Errorf("%v: %+v, want exit %d and %q", args, r, control.ExitNoHandler, notMesh)
+		}
+	}
+	resp, err := http.Get("http://" + n.addr + "/v1/peers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e control.ErrorBody
+	json.NewDecoder(resp.Body).Decode(&e)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || e.Status != "no_handler" {
+		t.Errorf("GET /v1/peers: %d %+v, want 404 no_handler", resp.StatusCode, e)
+	}
+	r := runCLI(t, "", "health", "--json", "--control", n.addr)
+	var h map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &h); err != nil || r.code != 0 || h["id"] != nil || h["members"] != nil {
+		t.Errorf("health outside a mesh: %v %+v, want no id and no members", err, r)
+	}
+	// Everything else works.
+	if r := runCLI(t, "", "call", "up.x", "abc", "--control", n.addr); r.code != 0 || r.stdout != "ABC\n" {
+		t.Errorf("call: %+v", r)
+	}
+
+	// Listening makes a mesh node, before any peer comes.
+	m := runNodeInProcess(t, `control: CONTROL
+listen: {tcp: "127.0.0.1:0", quic: ""}
+data_dir: data
+cache_dir: cache
+plugins: []
+`)
+	if r := runCLI(t, "", "peers", "--json", "--control", m.addr); r.code != 0 || r.stdout != "[]\n" {
+		t.Errorf("peers on a listening node: %+v", r)
+	}
+	if r := runCLI(t, "", "health", "--json", "--control", m.addr); !strings.Contains(r.stdout, `"id":`) {
+		t.Errorf("health on a listening node has no id: %+v", r)
+	}
+	// So does a configured peer, reached or not.
+	dead := deadAddr(t)
+	p := runNodeInProcess(t, `control: CONTROL
+listen: {tcp: "", quic: ""}
+peers: [tcp://`+dead+`]
+data_dir: data
+cache_dir: cache
+plugins: []
+`)
+	if r := runCLI(t, "", "peers", "--control", p.addr); r.code != 0 || !strings.Contains(r.stdout, "tcp://"+dead) {
+		t.Errorf("peers on a node with a configured peer: %+v", r)
+	}
+}

@@ -65,6 +65,10 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // Backend outside a mesh still satisfies Backend; those routes then answer
 // with abi.StatusNoHandler.
 type Mesh interface {
+	// InMesh reports whether the node takes part in a mesh now: it
+	// accepts links, discovers hosts, or knows one. When it does not, the
+	// mesh routes answer as for a Backend that is not a Mesh.
+	InMesh() bool
 	// ID is this node's id.
 	ID() string
 	// Peers lists the hosts this node knows.

@@ -75,6 +75,10 @@ type Node struct {
 	watcher  *watch.Watcher
 	server   *control.Server
 	listener net.Listener
+
+	// meshOn is set by Start when the node accepts links or runs mDNS,
+	// which only a restart changes; see InMesh.
+	meshOn bool
 }
 
 // managed is one configured plugin and its live state.
