@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pycomms/pycomms-host/host/config"
+	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/identity"
 	hostnode "github.com/pycomms/pycomms-host/host/node"
 )
@@ -48,7 +49,9 @@ func newRunCmd() *cobra.Command {
 Without -c, ./pycomms.yaml is used when it exists, and built-in defaults
 otherwise: the control API on 127.0.0.1:7480 and the bundled echo plugin.
 SIGHUP (or 'pycomms-host reload') re-reads the config file; a changed plugin
-.wasm file is reloaded by itself.`,
+.wasm file is reloaded by itself. An invalid config exits 1; an address the
+node cannot listen on (in use by another process, or not this host's)
+exits 9, naming its key (control, listen.tcp, listen.quic).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -63,6 +66,10 @@ SIGHUP (or 'pycomms-host reload') re-reads the config file; a changed plugin
 			}
 			if err := n.Start(); err != nil {
 				n.Close()
+				var le *hostnode.ListenError
+				if errors.As(err, &le) {
+					return exitError{code: control.ExitListen, err: err}
+				}
 				return err
 			}
 			hup := make(chan os.Signal, 1)

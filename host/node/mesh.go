@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -153,6 +154,14 @@ func (n *Node) Peers() []control.PeerInfo {
 // it logs the trust mode, warning when the node runs open.
 func (n *Node) startMesh() error {
 	if err := n.mesh.Start(); err != nil {
+		// Start fails only to listen; say on which key and address.
+		var oe *net.OpError
+		switch {
+		case errors.As(err, &oe) && strings.HasPrefix(oe.Net, "udp"):
+			return listenError("listen.quic", n.cfg.Listen.QUIC, err)
+		case errors.As(err, &oe):
+			return listenError("listen.tcp", n.cfg.Listen.TCP, err)
+		}
 		return fmt.Errorf("mesh: %w", err)
 	}
 	if n.cfg.Discovery.MDNS {
