@@ -88,7 +88,8 @@ States: up, leaving, connecting, retrying, stopped (links and configured
 peers); relayed (reached through a direct peer); member (a live host
 further away, linked to when a message needs it); lost (no chain of live
 links reaches it any more); left (it said goodbye).
-A node that is not part of a mesh exits 2.`,
+A node that is not part of a mesh (it accepts no links, has no peers, runs
+no mDNS and knows no other host) exits 2.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			peers, err := a.client().Peers(cmd.Context())

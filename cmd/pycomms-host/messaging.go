@@ -244,8 +244,10 @@ func (a *cli) newReloadCmd() *cobra.Command {
 		Use:   "reload",
 		Short: "Make the node re-read its config and reload its plugins",
 		Long: `Reload asks the running node to re-read its config file and apply it, as
-SIGHUP does. A config that does not validate is refused (exit 1) and the
-running config keeps serving. It prints nothing on success.`,
+SIGHUP does. A config that is missing, does not parse or validate, or changes
+a key only a restart applies is refused (exit 1, with every problem and its
+file, line and key) and the running config keeps serving. It prints nothing
+on success.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.client().Reload(cmd.Context())

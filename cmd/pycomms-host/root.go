@@ -42,6 +42,16 @@ func usageErrorf(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
 
+// exitError is a command's error that exits with a code of its own class
+// rather than the one of its status (such as control.ExitListen).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
+
 // execute runs one command line and returns its exit code. Errors go to
 // stderr as "pycomms-host: <text>".
 func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -67,9 +77,12 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 // exitCode classifies err, the error of a command run under ctx.
 func (a *cli) exitCode(ctx context.Context, err error) int {
 	var ue usageError
+	var ee exitError
 	switch {
 	case !a.ran, errors.As(err, &ue):
 		return control.ExitUsage
+	case errors.As(err, &ee):
+		return ee.code
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return control.ExitInterrupted
 	}
@@ -97,6 +110,7 @@ Exit codes:
   6    busy
   7    node unreachable (also: --node names no known node)
   8    other error (denied, internal, local I/O)
+  9    run cannot listen on an address (control, listen.tcp, listen.quic)
   130  interrupted (sub exits 0 instead)`,
 		SilenceUsage:  true, // a usage error gets one hint line, not the whole help
 		SilenceErrors: true, // execute prints errors in one consistent format

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
 	"syscall"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pycomms/pycomms-host/host/config"
+	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/identity"
 	hostnode "github.com/pycomms/pycomms-host/host/node"
 )
@@ -46,8 +48,10 @@ func newRunCmd() *cobra.Command {
 Without -c, ./pycomms.yaml is used when it exists, and built-in defaults
 otherwise: the control API on 127.0.0.1:7480 and the bundled echo plugin.
 SIGHUP (or 'pycomms-host reload') re-reads the config file; a changed plugin
-.wasm file is reloaded by itself. SIGINT or SIGTERM while the config loads
-stops at once with exit code 130.`,
+.wasm file is reloaded by itself. An invalid config exits 1; an address the
+node cannot listen on (in use by another process, or not this host's)
+exits 9, naming its key (control, listen.tcp, listen.quic). SIGINT or
+SIGTERM while the config loads stops at once with exit code 130.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -62,6 +66,10 @@ stops at once with exit code 130.`,
 			}
 			if err := n.Start(); err != nil {
 				n.Close()
+				var le *hostnode.ListenError
+				if errors.As(err, &le) {
+					return exitError{code: control.ExitListen, err: err}
+				}
 				return err
 			}
 			hup := make(chan os.Signal, 1)
@@ -122,24 +130,41 @@ type idReport struct {
 }
 
 func newIDCmd() *cobra.Command {
-	var asJSON bool
+	var asJSON, create bool
 	cmd := &cobra.Command{
-		Use:   "id [-c FILE]",
+		Use:   "id [-c FILE] [--create]",
 		Short: "Print this node's id (from its key; no running node needed)",
 		Long: `Id prints the node id that the config's identity key gives, the id other hosts
 pin in trust.nodes and name with --node. It reads the config (-c, as run
-does) and the key file, and creates the key when it does not exist yet,
-exactly as run would, so the id printed is the one the node will have (a
-key file that cannot be read or used is a config error, exit 1). It does not
-talk to a running node. --json prints {"id", "name", "key"}, the
-node name and the key file's path too.`,
+does) and the key file; it does not talk to a running node. --json prints
+{"id", "name", "key"}, the node name and the key file's path too.
+
+Id never creates the key unless asked: without one it exits 1 and names the
+path where the node creates it at its first start. --create creates it
+there (as run would; stderr says so) and prints the id. A key file that
+cannot be read or used is a config error, exit 1.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.LoadContext(cmd.Context(), configPath(cmd), os.Environ())
 			if err != nil {
 				return configError(err)
 			}
-			id, err := identity.LoadOrCreate(cfg.Identity.Key, cfg.Identity.Cert)
+			keyPath := cfg.Identity.Key
+			load := identity.Load
+			_, statErr := os.Stat(keyPath)
+			creating := create && errors.Is(statErr, fs.ErrNotExist)
+			if create {
+				load = identity.LoadOrCreate
+			}
+			id, err := load(keyPath, cfg.Identity.Cert)
+			var missing *identity.MissingKeyError
+			if errors.As(err, &missing) {
+				again := "pycomms-host id --create"
+				if f := cmd.Flag("config"); f.Changed {
+					again += " -c " + f.Value.String()
+				}
+				return usageErrorf("no node key at %s yet (identity.key): the node creates it there when it first starts (pycomms-host run); to create it now, run %s", keyPath, again)
+			}
 			if err != nil {
 				// A config problem, reported as run reports it: exit 1,
 				// with the key that names the file.
@@ -149,14 +174,18 @@ node name and the key file's path too.`,
 				}
 				return configError(&config.Errors{List: []*config.Error{cfg.At(key, "%v", err)}})
 			}
+			if creating {
+				fmt.Fprintf(cmd.ErrOrStderr(), "created node key %s\n", keyPath)
+			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				return writeJSON(out, idReport{ID: string(id.ID), Name: cfg.Node.Name, Key: cfg.Identity.Key}, true)
+				return writeJSON(out, idReport{ID: string(id.ID), Name: cfg.Node.Name, Key: keyPath}, true)
 			}
 			fmt.Fprintln(out, id.ID)
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"id","name","key"}`)
+	cmd.Flags().BoolVar(&create, "create", false, "create the key when it does not exist yet, as run would")
 	return cmd
 }

@@ -132,11 +132,29 @@ plugins:
 `), 0o644)
 	key := filepath.Join(dir, "keys", "node.key")
 
-	// The first run creates the key, as `run` would; later runs read it.
+	// Without a key, id creates nothing: it says where the node will
+	// create one and how to create it now, and exits 1.
 	r := runCLI(t, "", "id", "-c", cfg)
+	if r.code != control.ExitUsage || r.stdout != "" {
+		t.Errorf("id without a key: %+v, want exit %d and no output", r, control.ExitUsage)
+	}
+	for _, want := range []string{"no node key at " + key, "pycomms-host run", "pycomms-host id --create"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("id without a key: stderr %q lacks %q", r.stderr, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "keys")); err == nil {
+		t.Fatalf("id without --create made %s", filepath.Join(dir, "keys"))
+	}
+	if r := runCLI(t, "", "id", "--json", "-c", cfg); r.code != control.ExitUsage || r.stdout != "" {
+		t.Errorf("id --json without a key: %+v", r)
+	}
+
+	// --create makes the key, as `run` would; later runs read it.
+	r = runCLI(t, "", "id", "--create", "-c", cfg)
 	id := strings.TrimSuffix(r.stdout, "\n")
-	if r.code != 0 || r.stderr != "" {
-		t.Fatalf("id: %+v", r)
+	if r.code != 0 || r.stderr != "created node key "+key+"\n" {
+		t.Fatalf("id --create: %+v", r)
 	}
 	if _, err := identity.ParseID(id); err != nil {
 		t.Errorf("id printed %q: %v", r.stdout, err)
@@ -148,8 +166,12 @@ plugins:
 	if err != nil || string(want.ID) != id {
 		t.Errorf("id %q, the key's id %q (%v)", id, want.ID, err)
 	}
-	if r := runCLI(t, "", "id", "-c", cfg); r.code != 0 || r.stdout != id+"\n" {
+	if r := runCLI(t, "", "id", "-c", cfg); r.code != 0 || r.stdout != id+"\n" || r.stderr != "" {
 		t.Errorf("second id: %+v, want %q", r, id)
+	}
+	// --create with a key in place reads it and says nothing more.
+	if r := runCLI(t, "", "id", "--create", "-c", cfg); r.code != 0 || r.stdout != id+"\n" || r.stderr != "" {
+		t.Errorf("id --create with a key: %+v, want %q", r, id)
 	}
 
 	r = runCLI(t, "", "id", "--json", "-c", cfg)

@@ -429,7 +429,7 @@ func (s *Server) handlePlugins(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
-	mesh, ok := s.backend.(Mesh)
+	mesh, ok := s.mesh()
 	if !ok {
 		s.writeError(w, r, errNotMesh())
 		return
@@ -443,7 +443,7 @@ func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	h := s.backend.Health()
-	if mesh, ok := s.backend.(Mesh); ok {
+	if mesh, ok := s.mesh(); ok {
 		if h.ID == "" {
 			h.ID = mesh.ID()
 		}
@@ -495,6 +495,10 @@ func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := rl.Reload(r.Context()); err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			err = message.Errorf(abi.StatusInvalid, "reload refused, the running config keeps serving: %v", ce.Err)
+		}
 		s.writeError(w, r, err)
 		return
 	}
@@ -662,11 +666,21 @@ func (s *Server) nodeParam(r *http.Request) (string, Mesh, error) {
 	if node == "" {
 		return "", nil, nil
 	}
-	mesh, ok := s.backend.(Mesh)
+	mesh, ok := s.mesh()
 	if !ok {
 		return "", nil, errNotMesh()
 	}
 	return node, mesh, nil
+}
+
+// mesh returns the backend as a Mesh when it is one and takes part in a
+// mesh now.
+func (s *Server) mesh() (Mesh, bool) {
+	m, ok := s.backend.(Mesh)
+	if !ok || !m.InMesh() {
+		return nil, false
+	}
+	return m, true
 }
 
 // errNotMesh answers the mesh routes of a Backend that is not a Mesh.

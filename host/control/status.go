@@ -51,6 +51,11 @@ const (
 	ExitBusy        = 6 // a bounded queue on the node is full
 	ExitUnreachable = 7 // the node (or the node serving the subject) cannot be reached
 	ExitOther       = 8 // anything else: denied, internal errors, local I/O failures
+	// ExitListen is `run` failing to listen on one of its addresses
+	// (control, listen.tcp, listen.quic): in use, or not this host's.
+	// Not a config error: the same config may work once the address is
+	// free, so a supervisor may retry it.
+	ExitListen = 9
 	// ExitInterrupted follows the shell convention 128+SIGINT for a command
 	// cut short by SIGINT or SIGTERM; `sub` exits ExitOK on interrupt
 	// instead, because interrupting is how it is meant to end.

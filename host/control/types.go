@@ -48,11 +48,27 @@ type Reloader interface {
 	Reload(ctx context.Context) error
 }
 
+// ConfigError is a Reloader's error that is the new configuration's fault:
+// the file cannot be read, does not parse or validate, or changes a key only
+// a restart applies. POST /v1/reload answers it with 400 invalid (the CLI
+// exits 1), since retrying cannot succeed until the file is fixed; any other
+// error keeps its own status, 500 internal for a plain error.
+type ConfigError struct {
+	Err error // why the configuration was refused
+}
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
 // Mesh is implemented by a Backend that is part of a mesh of hosts
 // (GET /v1/peers, and ?node= on calls and sends). It is optional so that a
 // Backend outside a mesh still satisfies Backend; those routes then answer
 // with abi.StatusNoHandler.
 type Mesh interface {
+	// InMesh reports whether the node takes part in a mesh now: it
+	// accepts links, discovers hosts, or knows one. When it does not, the
+	// mesh routes answer as for a Backend that is not a Mesh.
+	InMesh() bool
 	// ID is this node's id.
 	ID() string
 	// Peers lists the hosts this node knows.

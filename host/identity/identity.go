@@ -117,6 +117,39 @@ func LoadOrCreate(keyPath, certPath string) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
+	return withKey(key, certPath)
+}
+
+// Load reads the node key at keyPath (and the certificate at certPath) as
+// LoadOrCreate does, but never creates the key. A command that only
+// reports a node's id must not create one: run with another config or
+// environment than the node's (without its PYCOMMS_DATA_DIR, say), it would
+// print the id of a key the node never uses and leave that key behind. A
+// missing key file is a *MissingKeyError.
+func Load(keyPath, certPath string) (*Identity, error) {
+	key, err := loadKey(keyPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, &MissingKeyError{Path: keyPath, Err: err}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return withKey(key, certPath)
+}
+
+// MissingKeyError is Load's error for a key file that does not exist yet.
+type MissingKeyError struct {
+	Path string // the key file, as given to Load
+	Err  error  // the file system's error; errors.Is(Err, fs.ErrNotExist)
+}
+
+func (e *MissingKeyError) Error() string { return "no node key at " + e.Path }
+func (e *MissingKeyError) Unwrap() error { return e.Err }
+
+// withKey completes an Identity for key: its id, and the certificate at
+// certPath or a self-signed one.
+func withKey(key ed25519.PrivateKey, certPath string) (*Identity, error) {
+	var err error
 	pub := key.Public().(ed25519.PublicKey)
 	id := &Identity{Key: key, ID: IDOf(pub)}
 	if certPath != "" {

@@ -10,6 +10,8 @@ import (
 	"crypto/x509"
 	"encoding/base32"
 	"encoding/pem"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -365,4 +367,47 @@ func pemCerts(ders ...[]byte) []byte {
 		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
 	}
 	return out
+}
+
+// TestLoadNeverCreates: Load reads a key LoadOrCreate made, and reports a
+// missing one as a *MissingKeyError naming the path, creating nothing (not
+// even the key's directory).
+func TestLoadNeverCreates(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	keyPath := filepath.Join(dir, "keys", "node.key")
+
+	_, err := Load(keyPath, "")
+	var missing *MissingKeyError
+	if !errors.As(err, &missing) || missing.Path != keyPath || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Load of a missing key = %v (%T), want a *MissingKeyError for %s", err, err, keyPath)
+	}
+	if want := "no node key at " + keyPath; err.Error() != want {
+		t.Errorf("error %q, want %q", err, want)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Load created %s (stat: %v)", dir, err)
+	}
+
+	made, err := LoadOrCreate(keyPath, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(keyPath, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != made.ID || !got.Key.Equal(made.Key) || got.Cert.Leaf == nil {
+		t.Errorf("Load gave node %s, want %s with a certificate", got.ID, made.ID)
+	}
+
+	// Every other problem is reported as LoadOrCreate reports it.
+	if runtime.GOOS == "windows" {
+		return // no permission bits to check there
+	}
+	if err := os.Chmod(keyPath, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(keyPath, ""); err == nil || errors.As(err, &missing) || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("Load of a key others may read = %v", err)
+	}
 }

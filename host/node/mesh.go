@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -89,6 +90,15 @@ func peersOf(ps []config.Peer) []mesh.Peer {
 // ID is this node's id.
 func (n *Node) ID() string { return string(n.mesh.ID()) }
 
+// InMesh reports whether this node takes part in a mesh (control.Mesh): it
+// accepts links, runs mDNS discovery, or knows another host (configured
+// peers count from the start, and a link outlives a reload that removes
+// its peer). A node that does none of these answers the control API's
+// mesh routes with no_handler, as API.md says.
+func (n *Node) InMesh() bool {
+	return n.meshOn || len(n.mesh.Peers()) > 0
+}
+
 // Mesh exposes the node's mesh (for tests and embedding).
 func (n *Node) Mesh() *mesh.Mesh { return n.mesh }
 
@@ -144,6 +154,14 @@ func (n *Node) Peers() []control.PeerInfo {
 // it logs the trust mode, warning when the node runs open.
 func (n *Node) startMesh() error {
 	if err := n.mesh.Start(); err != nil {
+		// Start fails only to listen; say on which key and address.
+		var oe *net.OpError
+		switch {
+		case errors.As(err, &oe) && strings.HasPrefix(oe.Net, "udp"):
+			return listenError("listen.quic", n.cfg.Listen.QUIC, err)
+		case errors.As(err, &oe):
+			return listenError("listen.tcp", n.cfg.Listen.TCP, err)
+		}
 		return fmt.Errorf("mesh: %w", err)
 	}
 	if n.cfg.Discovery.MDNS {
@@ -156,6 +174,7 @@ func (n *Node) startMesh() error {
 		n.logger.Warn(w)
 	}
 	tcpURL, quicURL := n.mesh.Addrs()
+	n.meshOn = tcpURL != "" || quicURL != "" || n.mdns != nil
 	n.logger.Info("mesh listening", "id", n.mesh.ID(), "tcp", tcpURL, "quic", quicURL, "peers", len(n.cfg.Peers), "trust", trustMode(n.cfg.Trust))
 	return nil
 }

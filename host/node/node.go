@@ -24,6 +24,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pycomms/pycomms-host/host/config"
@@ -75,6 +76,10 @@ type Node struct {
 	watcher  *watch.Watcher
 	server   *control.Server
 	listener net.Listener
+
+	// meshOn is set by Start when the node accepts links or runs mDNS,
+	// which only a restart changes; see InMesh.
+	meshOn bool
 }
 
 // managed is one configured plugin and its live state.
@@ -285,7 +290,7 @@ func (n *Node) Start() error {
 		if err != nil {
 			n.watcher.Close()
 			n.closeMesh()
-			return fmt.Errorf("control: listen on %s: %w", addr, err)
+			return listenError("control", addr, err)
 		}
 		n.listener = l
 		n.server = control.NewServer(n, n.opts.Version, n.logger)
@@ -297,6 +302,41 @@ func (n *Node) Start() error {
 	}
 	n.logger.Info("node started", "node", n.cfg.Node.Name, "control", n.ControlAddr(), "plugins", len(n.plugins), "config", n.cfg.File)
 	return nil
+}
+
+// ListenError is Start's error when the node cannot listen on one of its
+// addresses, because another process holds it or it is not this host's:
+// not a config error, since the same config may work once the address is
+// free.
+type ListenError struct {
+	Key  string // the config key of the address: control, listen.tcp, listen.quic
+	Addr string // the address as configured
+	Err  error  // the listener's error
+}
+
+func (e *ListenError) Error() string {
+	cause := e.Err
+	var oe *net.OpError
+	if errors.As(cause, &oe) {
+		cause = oe.Err // "bind: address already in use", without the address again
+	}
+	hint := ""
+	if errors.Is(e.Err, syscall.EADDRINUSE) {
+		hint = " (another process holds it, perhaps a node already running: stop it or configure another address)"
+	}
+	return fmt.Sprintf("%s: cannot listen on %s: %v%s", e.Key, e.Addr, cause, hint)
+}
+
+func (e *ListenError) Unwrap() error { return e.Err }
+
+// listenError makes a *ListenError of a failure to listen, and returns any
+// other error as it is.
+func listenError(key, addr string, err error) error {
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "listen" {
+		return err
+	}
+	return &ListenError{Key: key, Addr: addr, Err: err}
 }
 
 // ControlAddr is the address the control API listens on ("" when disabled).

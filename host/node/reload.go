@@ -3,11 +3,13 @@ package node
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/pycomms/pycomms-host/host/config"
+	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/plugin"
 )
 
@@ -25,9 +27,20 @@ func (n *Node) Reload(ctx context.Context) error {
 	err := n.reload(ctx)
 	if err != nil {
 		n.logger.Error("config reload refused; the running config keeps serving", "err", err)
-		return err
+		return configFault(err)
 	}
 	return nil
+}
+
+// configFault marks err as the new config's fault (a *control.ConfigError,
+// answered 400 invalid) when it is one: every *config.Errors is, whatever
+// else failed inside the node is not.
+func configFault(err error) error {
+	var ce *config.Errors
+	if errors.As(err, &ce) {
+		return &control.ConfigError{Err: err}
+	}
+	return err
 }
 
 func (n *Node) reload(ctx context.Context) error {
@@ -71,7 +84,7 @@ func (n *Node) reload(ctx context.Context) error {
 		fixed = append(fixed, "discovery")
 	}
 	if len(fixed) > 0 {
-		return fmt.Errorf("config reload not supported for %s: restart the node to apply", strings.Join(fixed, ", "))
+		return &control.ConfigError{Err: fmt.Errorf("config reload not supported for %s: restart the node to apply", strings.Join(fixed, ", "))}
 	}
 
 	// Build everything new first; nothing is swapped until all of it loaded.

@@ -55,6 +55,9 @@ type Backend struct {
 	PluginList []control.PluginInfo
 	HealthInfo control.Health
 
+	// OutsideMesh makes InMesh false: the node neither listens nor knows
+	// a host, and the mesh routes answer no_handler.
+	OutsideMesh bool
 	// NodeID is returned by ID. CallNode and SendNode take NodeID, an id
 	// prefix of at least 6 characters or HealthInfo.Node as this node.
 	NodeID string
@@ -139,6 +142,9 @@ func (b *Backend) record(node string, m *message.Message) {
 	b.sentTo = append(b.sentTo, node)
 	b.mu.Unlock()
 }
+
+// InMesh implements control.Mesh.
+func (b *Backend) InMesh() bool { return !b.OutsideMesh }
 
 // ID implements control.Mesh.
 func (b *Backend) ID() string { return b.NodeID }
