@@ -345,6 +345,7 @@ func (c *coalescer) schedule(delay time.Duration, f func()) {
 }
 
 // advertise sends every link this host's own services and topics,
+// preceded by its own record when the link may not hold the current one,
 // skipping a link whose last advertisement was the same. What hosts
 // further away serve travels in their membership records.
 func (m *Mesh) advertise() {
@@ -363,6 +364,10 @@ func (m *Mesh) advertise() {
 		}
 		l.lastSent = key
 		in.Seq = m.seq.Add(1)
+		l.lastSeq = in.Seq
+		// The record first: a peer that acks the interest passes the
+		// record on (ack.go), so it must hold the one that matches.
+		m.pushSelf(l)
 		err := l.enqueueControl(wire.FrameInterest, &in)
 		l.sentMu.Unlock()
 		if err != nil {
