@@ -138,7 +138,7 @@ type Mesh struct {
 	table   atomic.Pointer[table]
 	tableMu sync.Mutex
 	tableCh chan struct{} // closed and replaced when the table is rebuilt
-	seq     atomic.Uint64 // interest advertisement sequence
+	seq     atomic.Uint64 // interest seqs and ack tokens (ack.go)
 	members membership
 
 	advert       coalescer // interest advertisements
@@ -146,6 +146,8 @@ type Mesh struct {
 
 	handshakes chan struct{} // bounds concurrent inbound handshakes
 	workers    workers
+
+	rebuildMu sync.Mutex // serialises rebuildTable
 
 	badFrames, refused, relayed atomic.Uint64
 	needAt                      sync.Map // node id -> time.Time of the last needDirect

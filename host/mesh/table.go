@@ -268,6 +268,12 @@ func (m *Mesh) topologyChanged() {
 // rebuildTable indexes the live links, what they advertised and the live
 // members, and wakes whoever waits for a route.
 func (m *Mesh) rebuildTable() {
+	// One rebuild at a time: each reads the state after the change that
+	// called it, so the table stored last reflects the last change. Two
+	// at once could store, last, the one that read the older state, and
+	// it would stand until the next change.
+	m.rebuildMu.Lock()
+	defer m.rebuildMu.Unlock()
 	links := m.allLinks()
 	live := links[:0]
 	for _, l := range links {
