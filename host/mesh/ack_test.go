@@ -177,7 +177,11 @@ func TestConfirmInterestPeerVersions(t *testing.T) {
 			if x.version != 1 {
 				t.Fatalf("a chose version %d with a peer speaking 1..1", x.version)
 			}
-			eventually(t, 5*time.Second, "a has the link", func() bool { return len(a.mesh.allLinks()) == 1 })
+			// a's first interest (it serves nothing yet) says a finished
+			// bringing the link up.
+			if !x.next(wire.FrameInterest, nil, nil) {
+				t.Fatal("no interest from a after the handshake")
+			}
 			sub, err := a.router.Subscribe("news.>", 1)
 			if err != nil {
 				t.Fatal(err)
@@ -220,7 +224,11 @@ func TestConfirmInterestPeerVersions(t *testing.T) {
 			if x.version != 2 {
 				t.Fatalf("a chose version %d with a peer speaking 1..2", x.version)
 			}
-			eventually(t, 5*time.Second, "a has the link", func() bool { return len(a.mesh.allLinks()) == 1 })
+			// a's first interest (it serves nothing yet) says a finished
+			// bringing the link up.
+			if !x.next(wire.FrameInterest, nil, nil) {
+				t.Fatal("no interest from a after the handshake")
+			}
 			sub, err := a.router.Subscribe("news.>", 1)
 			if err != nil {
 				t.Fatal(err)
