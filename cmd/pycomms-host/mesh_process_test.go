@@ -952,15 +952,19 @@ func TestProcessGossipChain(t *testing.T) {
 	// their records tell a.
 	start := time.Now()
 	d.signal(syscall.SIGSTOP)
-	took = procEventually(t, 3*procDeadAfter, "a shows the frozen d lost", func() error {
+	// The promise is the dead time (c closes its link to the silent d
+	// after at most that, and its record reaches a ~50 ms per link); the
+	// bound is the project's ~3x margin for a loaded 2-core machine, and
+	// the poll runs a little past it so that a slow pass reports its time.
+	took = procEventually(t, 3*procDeadAfter+5*time.Second, "a shows the frozen d lost", func() error {
 		if p, ok := peerNamed(a.peers(t), "d"); ok && p.State != "lost" {
 			return fmt.Errorf("a's view of d: %+v", p)
 		}
 		return nil
 	})
 	t.Logf("SIGSTOPped d, three links from a, shown lost on a after %v (dead time %v)", took.Round(time.Millisecond), procDeadAfter)
-	if took > procDeadAfter+3*time.Second {
-		t.Errorf("d lost after %v, more than the dead time %v and a margin", took, procDeadAfter)
+	if took > 3*procDeadAfter {
+		t.Errorf("d lost after %v, more than 3 x the dead time %v", took, procDeadAfter)
 	}
 	d.kill()
 

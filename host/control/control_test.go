@@ -692,7 +692,7 @@ func TestPluginsHealthVersion(t *testing.T) {
 		}
 	}
 	r = rawDo(t, "GET", "http://"+addr+"/v1/version", nil, nil)
-	for _, key := range []string{`"go_version":`, `"abi_min":1`, `"abi_max":1`, `"abi_version":1`, `"protocol_min":1`, `"protocol_max":1`} {
+	for _, key := range []string{`"go_version":`, `"abi_min":1`, `"abi_max":1`, `"abi_version":1`, `"protocol_min":1`, `"protocol_max":2`} {
 		if !strings.Contains(string(r.body), key) {
 			t.Errorf("version JSON lacks %s: %s", key, r.body)
 		}

@@ -37,7 +37,27 @@ const (
 	// HeaderPrefix marks the HTTP request headers that become message
 	// headers: "Pycomms-H-Trace-Id: 7" becomes header "trace-id" = "7".
 	HeaderPrefix = "Pycomms-H-"
+	// SubscribeConfirmWait bounds how long the 200 of a subscription on a
+	// mesh node waits for the other hosts to acknowledge it.
+	SubscribeConfirmWait = time.Second
+	// HeaderConfirmed and HeaderUnconfirmed are response headers of a
+	// subscription's 200 on a backend that is an InterestConfirmer: how
+	// many other hosts acknowledged the subscription, and how many live
+	// hosts of the mesh did not (yet).
+	HeaderConfirmed   = "Pycomms-Confirmed"
+	HeaderUnconfirmed = "Pycomms-Unconfirmed"
 )
+
+// InterestConfirmer is implemented by a Backend whose subscriptions must
+// reach other hosts (a mesh node). After a subscription is registered the
+// control API calls ConfirmInterest, with a context that ends after
+// SubscribeConfirmWait at most, before it answers 200.
+type InterestConfirmer interface {
+	// ConfirmInterest waits until the hosts that can deliver to this one
+	// acknowledged what it subscribes to now, or ctx ends; it returns how
+	// many did and how many other live hosts did not.
+	ConfirmInterest(ctx context.Context) (confirmed, unconfirmed int)
+}
 
 // Server serves the control API for one Backend. Create it with NewServer,
 // then call Serve, or mount Handler in an http.Server of your own.
@@ -363,13 +383,21 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer sub.Close()
+	if ic, ok := s.backend.(InterestConfirmer); ok {
+		ctx, cancel := context.WithTimeout(r.Context(), SubscribeConfirmWait)
+		confirmed, unconfirmed := ic.ConfirmInterest(ctx)
+		cancel()
+		w.Header().Set(HeaderConfirmed, strconv.Itoa(confirmed))
+		w.Header().Set(HeaderUnconfirmed, strconv.Itoa(unconfirmed))
+	}
 
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	// Flush the header now: the client learns that the subscription is in
-	// place before the first message, not with it.
+	// place (and, on a mesh node, acknowledged) before the first message,
+	// not with it.
 	if err := rc.Flush(); err != nil {
 		return
 	}

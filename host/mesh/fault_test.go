@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -154,7 +155,7 @@ func TestVersionMismatchNamesBothVersions(t *testing.T) {
 			default:
 				t.Fatalf("want an error frame, got %v %v", typ, err)
 			}
-			if !strings.Contains(msg, "1..1") || !strings.Contains(msg, "7..9") {
+			if !strings.Contains(msg, fmt.Sprintf("%d..%d", wire.MinVersion, wire.MaxVersion)) || !strings.Contains(msg, "7..9") {
 				t.Fatalf("refusal %q does not name both version ranges", msg)
 			}
 		})

@@ -77,6 +77,9 @@ type link struct {
 	interest             atomic.Pointer[wire.Interest]
 	sentMu               sync.Mutex
 	lastSent             string // the last Interest sent, to skip repeats
+	lastSeq              uint64 // its Seq
+	ackMu                sync.Mutex
+	acks                 ackState // ack.go
 	closeOnce            sync.Once
 
 	// Liveness of a link that has requests waiting (see watch). suspect is
@@ -443,17 +446,33 @@ func (l *link) handle(t wire.FrameType, body []byte) error {
 		if err := wire.DecodeControl(body, in); err != nil {
 			return &wire.ProtocolError{Code: wire.ErrProtocol, Msg: "interest: " + err.Error()}
 		}
-		if old := l.interest.Load(); old != nil && in.Seq <= old.Seq {
-			return nil
+		if old := l.interest.Load(); old == nil || in.Seq > old.Seq {
+			l.interest.Store(in)
+			l.m.topologyChanged()
 		}
-		l.interest.Store(in)
-		l.m.topologyChanged()
+		if l.version >= wire.AckVersion {
+			l.m.ackInterest(l, in.Seq)
+		}
 	case wire.FrameMembers:
 		f := new(wire.Members)
 		if err := wire.DecodeControl(body, f); err != nil {
 			return &wire.ProtocolError{Code: wire.ErrProtocol, Msg: "members: " + err.Error()}
 		}
-		return l.m.applyMembers(l, f)
+		if err := l.m.applyMembers(l, f); err != nil {
+			return err
+		}
+		if f.Ack != 0 && l.version >= wire.AckVersion {
+			l.enqueueControl(wire.FrameAck, &wire.Ack{Members: f.Ack})
+		}
+	case wire.FrameAck:
+		if l.version < wire.AckVersion {
+			return &wire.ProtocolError{Code: wire.ErrProtocol, Msg: fmt.Sprintf("an ack frame on a link at protocol version %d (acks start at %d)", l.version, wire.AckVersion)}
+		}
+		var a wire.Ack
+		if err := wire.DecodeControl(body, &a); err != nil {
+			return &wire.ProtocolError{Code: wire.ErrProtocol, Msg: "ack: " + err.Error()}
+		}
+		l.gotAck(&a)
 	case wire.FrameGoAway:
 		var ef wire.ErrorFrame
 		wire.DecodeControl(body, &ef)

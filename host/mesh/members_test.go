@@ -149,7 +149,18 @@ func TestFarPublishLinksFirst(t *testing.T) {
 // Over TCP the peers' reads end at once; over QUIC, where closing the UDP
 // socket sends nothing, they notice only when the link goes silent for
 // the dead time.
+//
+// A crashed process also completes no handshake that was under way: h is
+// marked closing first, so that a link whose handshake finishes after the
+// links below were closed is closed by up instead of living on (with its
+// reader answering pings, it kept the dead host alive for its peer and,
+// through that peer's record, for the whole mesh: the flake of
+// TestStarNoticesDeath, whose call had h01 dialling the victim as it was
+// killed). Close then has nothing left to do.
 func kill(h *host) {
+	h.mesh.mu.Lock()
+	h.mesh.closing = true
+	h.mesh.mu.Unlock()
 	h.mesh.cancel()
 	if h.mesh.tcpL != nil {
 		h.mesh.tcpL.Close()

@@ -139,7 +139,7 @@ type Mesh struct {
 	table   atomic.Pointer[table]
 	tableMu sync.Mutex
 	tableCh chan struct{} // closed and replaced when the table is rebuilt
-	seq     atomic.Uint64 // interest advertisement sequence
+	seq     atomic.Uint64 // interest seqs and ack tokens (ack.go)
 	members membership
 
 	advert       coalescer // interest advertisements
@@ -148,6 +148,8 @@ type Mesh struct {
 	slots       *slots       // inbound connections in the handshake (accept.go)
 	slotsWarned atomic.Int64 // unix nanoseconds of the last "slots full" warning
 	workers     workers
+
+	rebuildMu sync.Mutex // serialises rebuildTable
 
 	badFrames, refused, relayed atomic.Uint64
 	needAt                      sync.Map // node id -> time.Time of the last needDirect

@@ -32,30 +32,8 @@ func startStar(tb testing.TB, n int) []*host {
 }
 
 // converged reports whether every host knows every other one as a live
-// member and what it serves.
-func converged(hosts []*host) bool {
-	for i, h := range hosts {
-		t := h.mesh.table.Load()
-		if len(t.nodes) != len(hosts)-1 {
-			return false
-		}
-		alive := 0
-		for _, mb := range h.mesh.Members() {
-			if mb.State == "alive" {
-				alive++
-			}
-		}
-		if alive != len(hosts)-1 {
-			return false
-		}
-		for j := range hosts {
-			if j != i && t.lookup(fmt.Sprintf("svc%02d.x", j)) == nil {
-				return false
-			}
-		}
-	}
-	return true
-}
+// member and what it serves (convergedErr says who does not).
+func converged(hosts []*host) bool { return convergedErr(hosts) == nil }
 
 // controlBytes sums the control frames (interest, members, ping, pong)
 // all hosts have written.
@@ -120,7 +98,7 @@ func BenchmarkScale(b *testing.B) {
 // margin), and the rest keep serving.
 func TestStarNoticesDeath(t *testing.T) {
 	hosts := startStar(t, 6)
-	eventually(t, 20*time.Second, "every host knows every other", func() bool { return converged(hosts) })
+	checkFor(t, 20*time.Second, "every host knows every other", func() error { return convergedErr(hosts) })
 	if got, err := call(hosts[1], "svc04.x", "before", 5*time.Second); err != nil || got != "before" {
 		t.Fatalf("h01 -> h04 through the seed: %q %v", got, err)
 	}
@@ -128,19 +106,19 @@ func TestStarNoticesDeath(t *testing.T) {
 	start := time.Now()
 	kill(victim)
 	dead := 5 * time.Second // startStar's DeadAfter
-	eventually(t, 3*dead, "every host drops the dead one", func() bool {
+	checkFor(t, 3*dead, "every host drops the dead one", func() error {
 		for i, h := range hosts {
 			if i == 4 {
 				continue
 			}
 			if h.mesh.table.Load().lookup("svc04.x") != nil {
-				return false
+				return fmt.Errorf("%s still %s; %s", h.name, describeRoute(h, "svc04.x"), linksTo(hosts, victim))
 			}
 			if mb, ok := memberOf(h, victim); ok && mb.State != "lost" {
-				return false
+				return fmt.Errorf("%s holds %s as %s (%d hops); %s", h.name, victim.name, mb.State, mb.Hops, linksTo(hosts, victim))
 			}
 		}
-		return true
+		return nil
 	})
 	t.Logf("dead host lost everywhere after %v", time.Since(start).Round(time.Millisecond))
 	if got, err := call(hosts[1], "svc05.x", "still", 5*time.Second); err != nil || got != "still" {

@@ -268,6 +268,12 @@ func (m *Mesh) topologyChanged() {
 // rebuildTable indexes the live links, what they advertised and the live
 // members, and wakes whoever waits for a route.
 func (m *Mesh) rebuildTable() {
+	// One rebuild at a time: each reads the state after the change that
+	// called it, so the table stored last reflects the last change. Two
+	// at once could store, last, the one that read the older state, and
+	// it would stand until the next change.
+	m.rebuildMu.Lock()
+	defer m.rebuildMu.Unlock()
 	links := m.allLinks()
 	live := links[:0]
 	for _, l := range links {
@@ -345,6 +351,7 @@ func (c *coalescer) schedule(delay time.Duration, f func()) {
 }
 
 // advertise sends every link this host's own services and topics,
+// preceded by its own record when the link may not hold the current one,
 // skipping a link whose last advertisement was the same. What hosts
 // further away serve travels in their membership records.
 func (m *Mesh) advertise() {
@@ -363,6 +370,10 @@ func (m *Mesh) advertise() {
 		}
 		l.lastSent = key
 		in.Seq = m.seq.Add(1)
+		l.lastSeq = in.Seq
+		// The record first: a peer that acks the interest passes the
+		// record on (ack.go), so it must hold the one that matches.
+		m.pushSelf(l)
 		err := l.enqueueControl(wire.FrameInterest, &in)
 		l.sentMu.Unlock()
 		if err != nil {

@@ -477,6 +477,18 @@ func (n *Node) Subscribe(pattern string, buffer int) (control.Subscription, erro
 	return s, nil
 }
 
+// ConfirmInterest implements control.InterestConfirmer: it waits until the
+// mesh peers acknowledged what this node subscribes to now (see
+// mesh.Mesh.ConfirmInterest), or ctx ends. A node outside a mesh has
+// nobody to wait for.
+func (n *Node) ConfirmInterest(ctx context.Context) (confirmed, unconfirmed int) {
+	if n.mesh == nil {
+		return 0, 0
+	}
+	c := n.mesh.ConfirmInterest(ctx)
+	return c.Confirmed, c.Unconfirmed
+}
+
 // Plugins describes every configured plugin.
 func (n *Node) Plugins() []control.PluginInfo {
 	n.mu.Lock()

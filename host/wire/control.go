@@ -40,6 +40,24 @@ type Interest struct {
 	// there. A receiver ignores it like any unknown key.
 }
 
+// Ack answers, on a link at protocol version 2 or later ([AckVersion]),
+// an interest or a members frame that asked for it, once the receiver has
+// applied it and every frame before it. It is what lets a host say that a
+// new subscription is in place at its peers rather than on its way. An
+// ack of a higher number covers the lower ones of the same kind.
+type Ack struct {
+	// Interest is the Seq of the interest applied. The receiver acks it
+	// only after passing the sender's membership record on to its own
+	// other peers and waiting (bounded) for their acks of it.
+	Interest uint64 `cbor:"1,keyasint,omitempty"`
+	// Members is the Ack token of the members frame applied.
+	Members uint64 `cbor:"2,keyasint,omitempty"`
+	// Nodes are, with Interest, the ids of the receiver's other peers that
+	// acknowledged the sender's record: hosts that now know the interest
+	// and reach the sender through the receiver.
+	Nodes []string `cbor:"3,keyasint,omitempty"`
+}
+
 // Ping is the body of ping and pong frames; a pong echoes the ping's nonce,
 // so a late pong cannot be taken for the answer to a newer ping.
 type Ping struct {
@@ -127,6 +145,13 @@ func controlBody(t FrameType, v any) (any, bool) {
 		case *Members:
 			return v, v != nil
 		}
+	case FrameAck:
+		switch v := v.(type) {
+		case Ack:
+			return &v, true
+		case *Ack:
+			return v, v != nil
+		}
 	}
 	return nil, false
 }
@@ -134,8 +159,8 @@ func controlBody(t FrameType, v any) (any, bool) {
 // AppendControl appends a whole frame of control type t whose body is v
 // encoded as CBOR. v must be the body type of t (a Hello for FrameHello, an
 // ErrorFrame for FrameError and FrameGoAway, an Interest for FrameInterest,
-// a Ping for FramePing and FramePong, Members for FrameMembers), as a value
-// or a pointer.
+// a Ping for FramePing and FramePong, Members for FrameMembers, an Ack for
+// FrameAck), as a value or a pointer.
 func AppendControl(dst []byte, t FrameType, v any) ([]byte, error) {
 	p, ok := controlBody(t, v)
 	if !ok {
@@ -154,7 +179,7 @@ func AppendControl(dst []byte, t FrameType, v any) ([]byte, error) {
 }
 
 // DecodeControl decodes the body of a control frame into v, which must be a
-// *Hello, *ErrorFrame, *Interest, *Ping or *Members, or the signed bytes
+// *Hello, *ErrorFrame, *Interest, *Ping, *Members or *Ack, or the signed bytes
 // of a membership record into a *MemberRecord; v is zeroed first. Unknown keys
 // are ignored so that a later protocol version can add fields; anything
 // else that is not what the encoder writes is refused with a
@@ -186,9 +211,13 @@ func DecodeControl(body []byte, v any) error {
 		if p != nil {
 			*p, name = MemberRecord{}, "member record"
 		}
+	case *Ack:
+		if p != nil {
+			*p, name = Ack{}, "ack"
+		}
 	}
 	if name == "" {
-		return fmt.Errorf("wire: DecodeControl into %T: want a non-nil *Hello, *ErrorFrame, *Interest, *Ping, *Members or *MemberRecord", v)
+		return fmt.Errorf("wire: DecodeControl into %T: want a non-nil *Hello, *ErrorFrame, *Interest, *Ping, *Members, *Ack or *MemberRecord", v)
 	}
 	// Checked here because fxamacker accepts null for a struct and leaves it
 	// untouched, which would let an empty hello pass for a real one.

@@ -25,6 +25,9 @@ func TestControlRoundTrip(t *testing.T) {
 		{"empty interest", FrameInterest, &Interest{Seq: 1}},
 		{"ping", FramePing, &Ping{Nonce: 1<<64 - 1}},
 		{"pong", FramePong, &Ping{Nonce: 7}},
+		{"members barrier", FrameMembers, &Members{Ack: 1<<64 - 1}},
+		{"interest ack", FrameAck, &Ack{Interest: 42, Nodes: []string{nodeA, nodeB}}},
+		{"members ack", FrameAck, &Ack{Members: 7}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,6 +71,8 @@ func dirty(v any) {
 		*v = Members{Entries: []MemberEntry{{Record: []byte("old")}}}
 	case *Ping:
 		*v = Ping{Nonce: 9}
+	case *Ack:
+		*v = Ack{Interest: 9, Members: 9, Nodes: []string{"old"}}
 	}
 }
 
@@ -150,7 +155,9 @@ func TestDecodeControlRejects(t *testing.T) {
 		{"truncated", cat(mp(1), u(6), arr(2), tx("a")), &Hello{}, "hello body: unexpected EOF"},
 		{"nested too deep in an unknown key", deep, &Ping{}, "ping body: cbor: exceeded max nested level 16"},
 		{"too many array elements", cat(mp(1), u(2), wide(majorArray, 200_000)), &Interest{}, "interest body: cbor: exceeded max number of elements 100000"},
-		{"not a body type", mp(0), &Envelope{}, "wire: DecodeControl into *wire.Envelope: want a non-nil *Hello, *ErrorFrame, *Interest, *Ping, *Members or *MemberRecord"},
+		{"ack nodes not text", cat(mp(2), u(1), u(3), u(3), cat(arr(1), u(5))), &Ack{}, "ack body: cbor: cannot unmarshal positive integer into Go struct field wire.Ack.3 of type string"},
+		{"ack of a negative interest", cat(mp(1), u(1), []byte{0x20}), &Ack{}, "ack body: cbor: cannot unmarshal negative integer into Go struct field wire.Ack.1 of type uint64"},
+		{"not a body type", mp(0), &Envelope{}, "wire: DecodeControl into *wire.Envelope: want a non-nil *Hello, *ErrorFrame, *Interest, *Ping, *Members, *Ack or *MemberRecord"},
 		{"a value, not a pointer", mp(0), Ping{}, "DecodeControl into wire.Ping"},
 		{"nil pointer", mp(0), (*Hello)(nil), "DecodeControl into *wire.Hello"},
 	}

@@ -95,10 +95,10 @@ func TestReaderErrors(t *testing.T) {
 		{"largest length", []byte{0xff, 0xff, 0xff, 0xff, 16}, FrameLimit(1 << 20), 0, nil, ErrTooLarge, "frame of 4294967295 bytes exceeds the limit of 1118213"},
 		{"limit below one", frames(frame{FramePing, ""}, frame{FramePing, "x"}), -5, 1, nil, ErrTooLarge, "frame of 2 bytes exceeds the limit of 1"},
 		{"unknown type 0", []byte{0, 0, 0, 1, 0}, 100, 0, nil, ErrProtocol, "unknown frame type 0"},
-		{"unknown type 8", []byte{0, 0, 0, 1, 8}, 100, 0, nil, ErrProtocol, "unknown frame type 8"},
+		{"unknown type 9", []byte{0, 0, 0, 1, 9}, 100, 0, nil, ErrProtocol, "unknown frame type 9"},
 		{"unknown type 17", []byte{0, 0, 0, 1, 17}, 100, 0, nil, ErrProtocol, "unknown frame type 17"},
 		{"unknown type 255", []byte{0, 0, 0, 1, 255}, 100, 0, nil, ErrProtocol, "unknown frame type 255"},
-		{"unknown type before its body arrives", []byte{0, 0, 0, 50, 9}, 100, 0, nil, ErrProtocol, "unknown frame type 9"},
+		{"unknown type before its body arrives", []byte{0, 0, 0, 50, 10}, 100, 0, nil, ErrProtocol, "unknown frame type 10"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -208,7 +208,7 @@ func TestFrameLimit(t *testing.T) {
 }
 
 func TestFrameTypeString(t *testing.T) {
-	for ft, want := range map[FrameType]string{FrameHello: "hello", FrameGoAway: "goaway", FrameMsg: "msg", FrameMembers: "members", 0: "frame(0)", 8: "frame(8)", 200: "frame(200)"} {
+	for ft, want := range map[FrameType]string{FrameHello: "hello", FrameGoAway: "goaway", FrameMsg: "msg", FrameMembers: "members", FrameAck: "ack", 0: "frame(0)", 9: "frame(9)", 200: "frame(200)"} {
 		if got := ft.String(); got != want {
 			t.Errorf("FrameType(%d).String() = %q, want %q", uint8(ft), got, want)
 		}

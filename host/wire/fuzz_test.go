@@ -190,8 +190,8 @@ func FuzzDecodeEnvelope(f *testing.F) {
 // other byte onto one of the control types so every input is exercised.
 func controlTarget(b byte) (FrameType, any) {
 	t := FrameType(b)
-	if t < FrameHello || t > FrameMembers {
-		t = FrameType(b%7 + 1)
+	if t < FrameHello || t > FrameAck {
+		t = FrameType(b%8 + 1)
 	}
 	switch t {
 	case FrameHello:
@@ -202,6 +202,8 @@ func controlTarget(b byte) (FrameType, any) {
 		return t, new(Interest)
 	case FrameMembers:
 		return t, new(Members)
+	case FrameAck:
+		return t, new(Ack)
 	}
 	return t, new(Ping)
 }

@@ -8,6 +8,11 @@ import "fmt"
 // peers, so a host that reaches any one member learns every member.
 type Members struct {
 	Entries []MemberEntry `cbor:"1,keyasint,omitempty"`
+	// Ack, when not zero, asks the receiver for an [Ack] with Members set
+	// to it once it has applied the frame (links at [AckVersion] on). A
+	// frame with no entries and an Ack is a barrier: its ack says that
+	// every frame sent before it was applied.
+	Ack uint64 `cbor:"2,keyasint,omitempty"`
 }
 
 // MemberEntry carries one record as its origin signed it, so that a host

@@ -170,6 +170,7 @@ func TestProtocolControlBodies(t *testing.T) {
 		"### 6.5 Members":                       Members{},
 		"### 6.6 MemberEntry":                   MemberEntry{},
 		"### 6.7 MemberRecord":                  MemberRecord{},
+		"### 6.8 Ack":                           Ack{},
 	} {
 		typ := reflect.TypeOf(v)
 		want := map[int]reflect.StructField{}

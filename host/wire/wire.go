@@ -27,10 +27,16 @@ import (
 
 // MinVersion and MaxVersion bound the protocol versions this package speaks.
 // Two hosts agree on one with [Negotiate] during the hello exchange.
+// Version 2 added the ack frame ([Ack]) and the ack key of [Members]; a
+// link at version 1 carries neither, so a host of either kind links to the
+// other.
 const (
 	MinVersion uint16 = 1
-	MaxVersion uint16 = 1
+	MaxVersion uint16 = 2
 )
+
+// AckVersion is the first protocol version whose links carry ack frames.
+const AckVersion uint16 = 2
 
 // FrameType is the byte after a frame's length: it says how to read the body.
 type FrameType uint8
@@ -46,6 +52,7 @@ const (
 	FramePong     FrameType = 5  // CBOR Ping, echoing the nonce of the ping it answers
 	FrameGoAway   FrameType = 6  // CBOR ErrorFrame; clean leave, no new requests from now on
 	FrameMembers  FrameType = 7  // CBOR Members; membership records flooded through the mesh
+	FrameAck      FrameType = 8  // CBOR Ack; version 2 on: an interest or members frame was applied
 	FrameMsg      FrameType = 16 // Envelope, hand-coded CBOR
 )
 
@@ -57,6 +64,7 @@ var frameNames = [...]string{
 	FramePong:     "pong",
 	FrameGoAway:   "goaway",
 	FrameMembers:  "members",
+	FrameAck:      "ack",
 	FrameMsg:      "msg",
 }
 
