@@ -39,15 +39,21 @@ func configError(err error) error {
 }
 
 func newRunCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "run [-c FILE]",
+	var strict bool
+	cmd := &cobra.Command{
+		Use:   "run [-c FILE] [--strict]",
 		Short: "Run a node (built-in defaults and the bundled echo plugin when there is no config)",
 		Long: `Run a node until SIGINT or SIGTERM, then shut down gracefully.
 
 Without -c, ./pycomms.yaml is used when it exists, and built-in defaults
 otherwise: the control API on 127.0.0.1:7480 and the bundled echo plugin.
 SIGHUP (or 'pycomms-host reload') re-reads the config file; a changed plugin
-.wasm file is reloaded by itself.`,
+.wasm file is reloaded by itself.
+
+A plugin that cannot be loaded does not stop the node: it is listed in state
+"failed" with its error, loaded again when its file changes, and health says
+the node is not ready. With --strict the node refuses to start instead
+(exit 1), as validate would.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -56,6 +62,7 @@ SIGHUP (or 'pycomms-host reload') re-reads the config file; a changed plugin
 				Env:        os.Environ(),
 				LogOutput:  cmd.ErrOrStderr(),
 				Version:    buildVersion(),
+				Strict:     strict,
 			})
 			if err != nil {
 				return configError(err)
@@ -79,6 +86,8 @@ SIGHUP (or 'pycomms-host reload') re-reads the config file; a changed plugin
 			}
 		},
 	}
+	cmd.Flags().BoolVar(&strict, "strict", false, "refuse to start (exit 1) when a plugin cannot be loaded, instead of starting without it")
+	return cmd
 }
 
 func newValidateCmd() *cobra.Command {
