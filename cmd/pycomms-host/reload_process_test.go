@@ -260,6 +260,9 @@ func TestProcessBrokenPluginStart(t *testing.T) {
 	if err != nil || hl.Ready || hl.NotReady != "plugins failed: br" {
 		t.Fatalf("health: %+v %v", hl, err)
 	}
+	if r := h.cli("health"); r.code != 0 || !strings.Contains(r.stdout, "no, plugins failed: br") {
+		t.Fatalf("health: %+v", r)
+	}
 	if p := h.plugin(t, "br"); p.State != control.PluginFailed || !strings.Contains(p.Error, "plugin ABI version 7") {
 		t.Fatalf("plugin: %+v", p)
 	}
