@@ -75,8 +75,10 @@ func (n *Node) reload(ctx context.Context) error {
 		return err
 	}
 
-	for _, path := range plan.unwatch {
-		n.watcher.Remove(path)
+	if n.watcher != nil { // nil before Start
+		for _, path := range plan.unwatch {
+			n.watcher.Remove(path)
+		}
 	}
 	for _, m := range plan.watch {
 		n.watch(m)

@@ -115,13 +115,17 @@ func (p *Plugin) Stats() Stats {
 	v := p.cur.Load()
 	c := p.retired
 	busy := 0
-	for _, x := range append(p.draining, v) {
+	add := func(x *Version) {
 		xc := x.counts()
 		c.calls += xc.calls
 		c.errors += xc.errors
 		c.restarts += xc.restarts
 		busy += x.Busy()
 	}
+	for _, x := range p.draining {
+		add(x)
+	}
+	add(v)
 	return Stats{Calls: c.calls, Errors: c.errors, Restarts: c.restarts, Busy: busy, LastError: p.lastErr}
 }
 
