@@ -186,7 +186,9 @@ func (a *cli) newHealthCmd() *cobra.Command {
 		Use:   "health",
 		Short: "Show the node's health",
 		Long: `Health prints the node's status, name, uptime, number of plugins and version,
-and for a node in a mesh its id and the number of peers that are up. It
+whether any plugin failed to load (the node is then not ready), the applied
+config's generation (it moves when a reload is applied) and digest, and for
+a node in a mesh its id and the number of peers that are up. It
 exits 0 whenever the node answers (check the status field for its verdict)
 and 7 when the node cannot be reached.`,
 		Args: cobra.NoArgs,
@@ -206,6 +208,12 @@ and 7 when the node cannot be reached.`,
 			}
 			fmt.Fprintf(tw, "uptime:\t%s\n", h.Uptime.Round(time.Second))
 			fmt.Fprintf(tw, "plugins:\t%d\n", h.Plugins)
+			if h.NotReady != "" {
+				fmt.Fprintf(tw, "ready:\tno, %s\n", h.NotReady)
+			}
+			if h.ConfigGeneration > 0 {
+				fmt.Fprintf(tw, "config:\tgeneration %d, digest %s\n", h.ConfigGeneration, h.ConfigDigest)
+			}
 			if h.ID != "" {
 				fmt.Fprintf(tw, "peers:\t%d up\n", h.Peers)
 				fmt.Fprintf(tw, "mesh:\t%d other hosts alive\n", h.Members)

@@ -40,8 +40,9 @@ func configError(err error) error {
 }
 
 func newRunCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "run [-c FILE]",
+	var strict bool
+	cmd := &cobra.Command{
+		Use:   "run [-c FILE] [--strict]",
 		Short: "Run a node (built-in defaults and the bundled echo plugin when there is no config)",
 		Long: `Run a node until SIGINT or SIGTERM, then shut down gracefully.
 
@@ -51,7 +52,12 @@ SIGHUP (or 'pycomms-host reload') re-reads the config file; a changed plugin
 .wasm file is reloaded by itself. An invalid config exits 1; an address the
 node cannot listen on (in use by another process, or not this host's)
 exits 9, naming its key (control, listen.tcp, listen.quic). SIGINT or
-SIGTERM while the config loads stops at once with exit code 130.`,
+SIGTERM while the config loads stops at once with exit code 130.
+
+A plugin that cannot be loaded does not stop the node: it is listed in state
+"failed" with its error, loaded again when its file changes, and health says
+the node is not ready. With --strict the node refuses to start instead
+(exit 1), as validate would.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -60,6 +66,7 @@ SIGTERM while the config loads stops at once with exit code 130.`,
 				Env:        os.Environ(),
 				LogOutput:  cmd.ErrOrStderr(),
 				Version:    buildVersion(),
+				Strict:     strict,
 			})
 			if err != nil {
 				return configError(err)
@@ -88,6 +95,8 @@ SIGTERM while the config loads stops at once with exit code 130.`,
 			}
 		},
 	}
+	cmd.Flags().BoolVar(&strict, "strict", false, "refuse to start (exit 1) when a plugin cannot be loaded, instead of starting without it")
+	return cmd
 }
 
 func newValidateCmd() *cobra.Command {

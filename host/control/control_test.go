@@ -682,7 +682,7 @@ func TestPluginsHealthVersion(t *testing.T) {
 
 	// The JSON on the wire: snake_case names, uptime as a duration string.
 	r := rawDo(t, "GET", "http://"+addr+"/v1/health", nil, nil)
-	if want := `{"status":"ok","node":"node-a","uptime":"1h30m1.5s","plugins":2,"peers":0,"version":"v1.2.3"}` + "\n"; string(r.body) != want {
+	if want := `{"status":"ok","node":"node-a","uptime":"1h30m1.5s","plugins":2,"peers":0,"version":"v1.2.3","ready":false}` + "\n"; string(r.body) != want {
 		t.Errorf("health JSON %s, want %s", r.body, want)
 	}
 	r = rawDo(t, "GET", "http://"+addr+"/v1/plugins", nil, nil)
@@ -1125,7 +1125,7 @@ func TestHealthOfMeshNode(t *testing.T) {
 		t.Errorf("Health = %+v, want %+v", h, want)
 	}
 	r := rawDo(t, "GET", "http://"+addr+"/v1/health", nil, nil)
-	if want := `{"status":"ok","node":"node-a","id":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","uptime":"1m0s","plugins":1,"peers":1,"members":2,"version":"v1.2.3"}` + "\n"; string(r.body) != want {
+	if want := `{"status":"ok","node":"node-a","id":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","uptime":"1m0s","plugins":1,"peers":1,"members":2,"version":"v1.2.3","ready":false}` + "\n"; string(r.body) != want {
 		t.Errorf("health JSON %s, want %s", r.body, want)
 	}
 

@@ -145,10 +145,11 @@ type PluginInfo struct {
 	// Version is a short hash of the loaded .wasm content, so that two
 	// nodes (or two reloads) can be compared at a glance.
 	Version string `json:"version"`
-	// State is the lifecycle state, e.g. "serving" or "failed".
+	// State is PluginServing or PluginFailed; no other value is used.
 	State string `json:"state"`
 	// Error says why the last load or reload failed; when an older version
-	// keeps serving, State still says so and Error explains the refusal.
+	// keeps serving, State is still PluginServing and Error explains the
+	// refusal.
 	Error     string    `json:"error,omitempty"`
 	Instances int       `json:"instances"`
 	Busy      int       `json:"busy"`
@@ -159,6 +160,16 @@ type PluginInfo struct {
 	Grants    []string  `json:"grants"`
 	LoadedAt  time.Time `json:"loaded_at"`
 }
+
+// The states of a plugin in PluginInfo.State: a closed set.
+const (
+	// PluginServing: a version is loaded and its routes are bound.
+	PluginServing = "serving"
+	// PluginFailed: no version could be loaded (at start, or added by a
+	// reload that could not load it); it has no routes, Error says why,
+	// and it is loaded again when its file changes or the config reloads.
+	PluginFailed = "failed"
+)
 
 // Health summarises a node, as returned by GET /v1/health.
 type Health struct {
@@ -177,6 +188,16 @@ type Health struct {
 	// server fills it from Mesh.Peers when the Backend leaves it zero.
 	Members int    `json:"members,omitempty"`
 	Version string `json:"version"`
+	// Ready is false while any plugin is in state PluginFailed; NotReady
+	// then says which ("plugins failed: a, b").
+	Ready    bool   `json:"ready"`
+	NotReady string `json:"not_ready,omitempty"`
+	// ConfigGeneration counts the configs applied since start (1 for the
+	// first; a refused reload or one that changes nothing leaves it), and
+	// ConfigDigest is the applied config's digest: a client that reloads
+	// waits for either to change instead of sleeping.
+	ConfigGeneration uint64 `json:"config_generation,omitempty"`
+	ConfigDigest     string `json:"config_digest,omitempty"`
 }
 
 // healthJSON is Health with Uptime as a string: a duration in nanoseconds is
@@ -190,6 +211,11 @@ type healthJSON struct {
 	Peers   int    `json:"peers"`
 	Members int    `json:"members,omitempty"`
 	Version string `json:"version"`
+
+	Ready            bool   `json:"ready"`
+	NotReady         string `json:"not_ready,omitempty"`
+	ConfigGeneration uint64 `json:"config_generation,omitempty"`
+	ConfigDigest     string `json:"config_digest,omitempty"`
 }
 
 // MarshalJSON encodes Uptime as a Go duration string.
@@ -197,6 +223,7 @@ func (h Health) MarshalJSON() ([]byte, error) {
 	return json.Marshal(healthJSON{
 		Status: h.Status, Node: h.Node, ID: h.ID, Uptime: h.Uptime.String(),
 		Plugins: h.Plugins, Peers: h.Peers, Members: h.Members, Version: h.Version,
+		Ready: h.Ready, NotReady: h.NotReady, ConfigGeneration: h.ConfigGeneration, ConfigDigest: h.ConfigDigest,
 	})
 }
 
@@ -213,7 +240,8 @@ func (h *Health) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("health: uptime: %w", err)
 		}
 	}
-	*h = Health{Status: j.Status, Node: j.Node, ID: j.ID, Uptime: up, Plugins: j.Plugins, Peers: j.Peers, Members: j.Members, Version: j.Version}
+	*h = Health{Status: j.Status, Node: j.Node, ID: j.ID, Uptime: up, Plugins: j.Plugins, Peers: j.Peers, Members: j.Members, Version: j.Version,
+		Ready: j.Ready, NotReady: j.NotReady, ConfigGeneration: j.ConfigGeneration, ConfigDigest: j.ConfigDigest}
 	return nil
 }
 

@@ -17,13 +17,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -57,6 +60,11 @@ type Options struct {
 	// PingInterval and DeadAfter tune how fast a silent peer's link is
 	// closed; zero means the mesh defaults (1s, 5s).
 	PingInterval, DeadAfter time.Duration
+	// Strict makes New fail when a plugin cannot be loaded (`run
+	// --strict`). Otherwise the node starts without it: the plugin is in
+	// state failed, is loaded again when its file changes, and the node
+	// reports not ready until it serves.
+	Strict bool
 }
 
 // Node is a running (or ready to run) pycomms host.
@@ -69,9 +77,17 @@ type Node struct {
 	mdns    *discovery.Service // nil unless discovery.mdns
 	started time.Time
 
-	mu      sync.Mutex // guards cfg, plugins and reloads
+	// reloadMu serialises config reloads (and Close against one). No
+	// watcher callback takes it, so a reload may wait for the watcher
+	// while holding it.
+	reloadMu sync.Mutex
+	// mu guards cfg, plugins and gen. It is held only to read or replace
+	// them, never while loading a plugin or waiting for anything.
+	mu      sync.Mutex
 	cfg     *config.Config
 	plugins map[string]*managed
+	gen     uint64 // configs applied: 1 after New, +1 per applied reload
+	digest  string // cfg.Digest()
 
 	watcher  *watch.Watcher
 	server   *control.Server
@@ -82,12 +98,50 @@ type Node struct {
 	meshOn bool
 }
 
-// managed is one configured plugin and its live state.
+// managed is one configured plugin and its live state. It lives as long as
+// the plugin's name is in the config: a changed file or a changed config is
+// a new version swapped into the same *plugin.Plugin, so routes and
+// counters carry over.
+//
+// Locks, in the order they may be taken: Node.reloadMu, then build (of
+// several plugins in name order, by a reload only), then Node.mu or mu.
+// Nothing is waited for while mu or Node.mu is held, and the watcher is
+// never waited for while build is held, because the watcher's callbacks
+// take build.
 type managed struct {
-	cfg    config.Plugin
-	p      *plugin.Plugin
-	sum    [32]byte // sha256 of the bytes serving now
-	reload sync.Mutex
+	name string
+	// build serialises loading and swapping this plugin's versions: a
+	// file change and a config reload never interleave.
+	build     sync.Mutex
+	maxModule atomic.Int64 // limits.max_module, read by the watcher
+
+	mu   sync.Mutex // guards the fields below
+	cfg  config.Plugin
+	p    *plugin.Plugin // nil while the plugin is failed
+	sum  [32]byte       // sha256 of the bytes serving (or, while failed, last tried)
+	err  string         // while failed: why
+	gone bool           // removed by a config reload
+}
+
+func newManaged(pc config.Plugin) *managed {
+	m := &managed{name: pc.Name, cfg: pc}
+	m.maxModule.Store(int64(min(pc.Limits.MaxModule, math.MaxInt64)))
+	return m
+}
+
+// state returns what a reader needs, consistently.
+func (m *managed) state() (cfg config.Plugin, p *plugin.Plugin, sum [32]byte, gone bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cfg, m.p, m.sum, m.gone
+}
+
+// setFailed records that no version of m could be loaded from the bytes
+// with hash sum.
+func (m *managed) setFailed(err error, sum [32]byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.err, m.sum = err.Error(), sum
 }
 
 // Validate checks everything short of listening: the config, and that every
@@ -148,6 +202,8 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 		engine:  engine,
 		cfg:     cfg,
 		plugins: map[string]*managed{},
+		gen:     1,
+		digest:  cfg.Digest(),
 	}
 	// Every change of what this host serves is advertised to its peers.
 	n.router = router.New(router.Options{Logger: logger, OnChange: func() {
@@ -167,16 +223,22 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 			return nil, err
 		}
 		m, err := n.start(ctx, pc)
+		n.plugins[pc.Name] = m
 		if err != nil {
 			errs.Add(cfg.At(fmt.Sprintf("plugins[%d].path", pc.Index), "plugin %q: %v", pc.Name, err))
-			continue
 		}
-		n.plugins[pc.Name] = m
 	}
 	if len(errs.List) > 0 {
-		n.closePlugins()
-		engine.Close()
-		return nil, errs
+		if opts.Strict {
+			n.closePlugins()
+			engine.Close()
+			return nil, errs
+		}
+		// One broken plugin must not keep every other one (and the mesh)
+		// from serving: see RATIONALE.md.
+		for _, e := range errs.List {
+			logger.Error("plugin failed to load; the node starts without it and loads it again when its file changes", "err", e)
+		}
 	}
 	return n, nil
 }
@@ -236,21 +298,28 @@ func spec(pc config.Plugin, wasm []byte) plugin.Spec {
 	}
 }
 
-// start loads a plugin's first version and binds its routes.
+// start loads a plugin's first version and binds its routes. It always
+// returns the managed plugin: on error it is failed, with the error.
 func (n *Node) start(ctx context.Context, pc config.Plugin) (*managed, error) {
+	m := newManaged(pc)
 	wasm, err := readPlugin(pc)
 	if err != nil {
-		return nil, err
+		m.setFailed(err, [32]byte{})
+		return m, err
 	}
+	sum := sha256.Sum256(wasm)
 	v, err := n.engine.Load(ctx, spec(pc, wasm), n.router)
 	if err != nil {
-		return nil, err
+		m.setFailed(err, sum)
+		return m, err
 	}
-	m := &managed{cfg: pc, p: plugin.New(pc.Name, v), sum: sha256.Sum256(wasm)}
-	if err := n.router.SetRoutes(pc.Name, m.p, pc.Services, pc.Topics); err != nil {
-		m.p.Close()
-		return nil, err
+	p := plugin.New(pc.Name, v)
+	if err := n.router.SetRoutes(pc.Name, p, pc.Services, pc.Topics); err != nil {
+		p.Close()
+		m.setFailed(err, sum)
+		return m, err
 	}
+	m.p, m.sum = p, sum
 	n.logger.Info("plugin loaded", "plugin", pc.Name, "version", short(v.Hash()), "instances", pc.Instances,
 		"services", pc.Services, "topics", pc.Topics)
 	return m, nil
@@ -280,11 +349,12 @@ func (n *Node) Start() error {
 		return err
 	}
 	n.mu.Lock()
-	for _, m := range n.plugins {
-		n.watch(m)
-	}
+	ms := slices.Collect(maps.Values(n.plugins))
 	addr := n.cfg.Control
 	n.mu.Unlock()
+	for _, m := range ms {
+		n.watch(m)
+	}
 	if addr != "" {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -350,6 +420,10 @@ func (n *Node) ControlAddr() string {
 // Close leaves the mesh (peers are told, so they drop this node's routes at
 // once), then stops the control API, the watcher and every plugin.
 func (n *Node) Close() error {
+	// A reload in progress finishes first, so it cannot start plugins or
+	// watches behind the shutdown.
+	n.reloadMu.Lock()
+	defer n.reloadMu.Unlock()
 	n.closeMesh()
 	if n.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -368,87 +442,116 @@ func (n *Node) Close() error {
 
 func (n *Node) closePlugins() {
 	n.mu.Lock()
-	defer n.mu.Unlock()
+	ms := slices.Collect(maps.Values(n.plugins))
+	n.mu.Unlock()
+	var changes []router.Change
+	for _, m := range ms {
+		changes = append(changes, router.Change{Owner: m.name})
+	}
+	_ = n.router.Update(changes...) // removals cannot fail
 	var wg sync.WaitGroup
-	for name, m := range n.plugins {
-		n.router.Remove(name)
-		wg.Add(1)
-		go func() { defer wg.Done(); m.p.Close() }()
+	for _, m := range ms {
+		m.mu.Lock()
+		p := m.p
+		m.gone = true
+		m.mu.Unlock()
+		if p != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); p.Close() }()
+		}
 	}
 	wg.Wait()
 }
 
-// watch registers m's file for hot reload. Builtins have no file.
+// watch registers m's file for hot reload. Builtins have no file. It must
+// not be called with m.build held (AddFile may run a first check).
 func (n *Node) watch(m *managed) {
-	if _, builtin := m.cfg.Builtin(); builtin || !m.cfg.Watch || n.watcher == nil {
+	cfg, _, sum, _ := m.state()
+	if _, builtin := cfg.Builtin(); builtin || !cfg.Watch || n.watcher == nil {
 		return
 	}
-	name := m.cfg.Name
-	err := n.watcher.AddFile(m.cfg.Path, watch.File{
-		Initial:    m.sum,
-		OnChange:   func(data []byte, sum [32]byte) { n.hotReload(name, data, sum) },
-		MaxSize:    func() int64 { return n.maxModule(name) },
-		OnOversize: func(size int64) { n.refuseOversize(name, size) },
+	err := n.watcher.AddFile(cfg.Path, watch.File{
+		Initial:    sum,
+		OnChange:   func(data []byte, sum [32]byte) { n.hotReload(m, data, sum) },
+		MaxSize:    m.maxModule.Load,
+		OnOversize: func(size int64) { n.refuseOversize(m, size) },
 	})
 	if err != nil {
-		n.logger.Warn("cannot watch plugin file; hot reload is off for it", "plugin", name, "path", m.cfg.Path, "err", err)
+		n.logger.Warn("cannot watch plugin file; hot reload is off for it", "plugin", m.name, "path", cfg.Path, "err", err)
 	}
 }
 
 // hotReload loads a changed module in the background of the watcher and
-// swaps it in; a broken module is refused and the old version keeps serving.
-func (n *Node) hotReload(name string, data []byte, sum [32]byte) {
-	n.mu.Lock()
-	m := n.plugins[name]
-	n.mu.Unlock()
-	if m == nil {
+// swaps it in; a broken module is refused and the old version keeps
+// serving. A failed plugin gets its first version this way.
+func (n *Node) hotReload(m *managed, data []byte, sum [32]byte) {
+	m.build.Lock()
+	defer m.build.Unlock()
+	cfg, p, cur, gone := m.state()
+	if gone {
 		return
 	}
-	m.reload.Lock()
-	defer m.reload.Unlock()
-	if sum == m.sum {
+	if p != nil && sum == cur {
+		// The file is back to the version serving (after a refused one):
+		// nothing to load, and the refusal no longer describes the file.
+		if p.Stats().LastError != "" {
+			p.SetError(nil)
+			n.logger.Info("plugin file is the serving version again", "plugin", m.name, "version", short(p.Current().Hash()))
+		}
 		return
 	}
-	v, err := n.engine.Load(context.Background(), spec(m.cfg, data), n.router)
+	v, err := n.engine.Load(context.Background(), spec(cfg, data), n.router)
 	if err != nil {
-		err = fmt.Errorf("new version %s refused, %s keeps serving: %w", short(hex.EncodeToString(sum[:])), short(m.p.Current().Hash()), err)
-		m.p.SetError(err)
-		n.logger.Error("plugin reload failed", "plugin", name, "err", err)
+		if p == nil {
+			m.setFailed(err, sum)
+			n.logger.Error("plugin still fails to load", "plugin", m.name, "err", err)
+			return
+		}
+		err = fmt.Errorf("new version %s refused, %s keeps serving: %w", short(hex.EncodeToString(sum[:])), short(p.Current().Hash()), err)
+		p.SetError(err)
+		n.logger.Error("plugin reload failed", "plugin", m.name, "err", err)
 		return
 	}
-	old := short(m.p.Current().Hash())
-	m.sum = sum
-	m.p.Swap(v)
-	n.logger.Info("plugin reloaded", "plugin", name, "from", old, "to", short(v.Hash()))
-}
-
-// maxModule is the current limits.max_module of the named plugin, read on
-// the watcher's goroutine, so a config reload that changes it applies to
-// the next file change.
-func (n *Node) maxModule(name string) int64 {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if m := n.plugins[name]; m != nil {
-		return int64(min(m.cfg.Limits.MaxModule, math.MaxInt64))
+	if p != nil {
+		old := short(p.Current().Hash())
+		m.mu.Lock()
+		m.sum = sum
+		m.mu.Unlock()
+		p.Swap(v)
+		n.logger.Info("plugin reloaded", "plugin", m.name, "from", old, "to", short(v.Hash()))
+		return
 	}
-	return math.MaxInt64
+	np := plugin.New(m.name, v)
+	if err := n.router.SetRoutes(m.name, np, cfg.Services, cfg.Topics); err != nil {
+		np.Close()
+		m.setFailed(err, sum)
+		n.logger.Error("plugin still fails to load", "plugin", m.name, "err", err)
+		return
+	}
+	m.mu.Lock()
+	m.p, m.sum, m.err = np, sum, ""
+	m.mu.Unlock()
+	n.logger.Info("plugin loaded; it had failed", "plugin", m.name, "version", short(v.Hash()))
 }
 
 // refuseOversize records that the plugin's new file was too large to read;
 // the serving version stays.
-func (n *Node) refuseOversize(name string, size int64) {
-	n.mu.Lock()
-	m := n.plugins[name]
-	n.mu.Unlock()
-	if m == nil {
+func (n *Node) refuseOversize(m *managed, size int64) {
+	m.build.Lock()
+	defer m.build.Unlock()
+	cfg, p, _, gone := m.state()
+	if gone {
 		return
 	}
-	m.reload.Lock()
-	defer m.reload.Unlock()
-	err := fmt.Errorf("new version refused, %s keeps serving: %w", short(m.p.Current().Hash()),
-		&plugin.TooLargeError{Size: uint64(size), Limit: m.cfg.Limits.MaxModule})
-	m.p.SetError(err)
-	n.logger.Error("plugin reload failed", "plugin", name, "err", err)
+	tooLarge := &plugin.TooLargeError{Size: uint64(size), Limit: cfg.Limits.MaxModule}
+	if p == nil {
+		m.setFailed(tooLarge, [32]byte{})
+		n.logger.Error("plugin still fails to load", "plugin", m.name, "err", tooLarge)
+		return
+	}
+	err := fmt.Errorf("new version refused, %s keeps serving: %w", short(p.Current().Hash()), tooLarge)
+	p.SetError(err)
+	n.logger.Error("plugin reload failed", "plugin", m.name, "err", err)
 }
 
 func short(hash string) string { return hash[:min(12, len(hash))] }
@@ -492,23 +595,26 @@ func (n *Node) ConfirmInterest(ctx context.Context) (confirmed, unconfirmed int)
 // Plugins describes every configured plugin.
 func (n *Node) Plugins() []control.PluginInfo {
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	out := make([]control.PluginInfo, 0, len(n.plugins))
-	for _, m := range n.plugins {
-		v := m.p.Current()
-		st := m.p.Stats()
+	ms := slices.Collect(maps.Values(n.plugins))
+	n.mu.Unlock()
+	out := make([]control.PluginInfo, 0, len(ms))
+	for _, m := range ms {
+		m.mu.Lock()
+		cfg, p, failure := m.cfg, m.p, m.err
+		m.mu.Unlock()
 		info := control.PluginInfo{
-			Name: m.cfg.Name, Kind: m.cfg.Kind, Path: m.cfg.Path,
-			Version: short(v.Hash()), State: "serving", Error: st.LastError,
-			Instances: m.cfg.Instances, Busy: st.Busy, Calls: st.Calls, Errors: st.Errors,
-			Services: slices.Clone(m.cfg.Services), Topics: slices.Clone(m.cfg.Topics),
-			LoadedAt: v.LoadedAt(),
+			Name: cfg.Name, Kind: cfg.Kind, Path: cfg.Path, State: control.PluginFailed, Error: failure,
+			Instances: cfg.Instances, Services: slices.Clone(cfg.Services), Topics: slices.Clone(cfg.Topics),
 		}
-		for _, g := range m.cfg.Grants {
+		if p != nil {
+			v := p.Current()
+			st := p.Stats()
+			info.State, info.Error = control.PluginServing, st.LastError
+			info.Version, info.LoadedAt = short(v.Hash()), v.LoadedAt()
+			info.Busy, info.Calls, info.Errors = st.Busy, st.Calls, st.Errors
+		}
+		for _, g := range cfg.Grants {
 			info.Grants = append(info.Grants, string(g))
-		}
-		if st.LastError != "" {
-			info.State = "serving (reload failed)"
 		}
 		out = append(out, info)
 	}
@@ -516,13 +622,28 @@ func (n *Node) Plugins() []control.PluginInfo {
 	return out
 }
 
-// Health summarises the node.
+// Health summarises the node. It is ready when every plugin serves.
 func (n *Node) Health() control.Health {
 	n.mu.Lock()
-	defer n.mu.Unlock()
+	ms := slices.Collect(maps.Values(n.plugins))
+	name, digest, gen := n.cfg.Node.Name, n.digest, n.gen
+	n.mu.Unlock()
+	var failed []string
+	for _, m := range ms {
+		if _, p, _, _ := m.state(); p == nil {
+			failed = append(failed, m.name)
+		}
+	}
+	slices.Sort(failed)
+	notReady := ""
+	if len(failed) > 0 {
+		notReady = "plugins failed: " + strings.Join(failed, ", ")
+	}
 	return control.Health{
-		Status: "ok", Node: n.cfg.Node.Name, Uptime: time.Since(n.started).Round(time.Second),
-		Plugins: len(n.plugins), Version: n.opts.Version.Version,
+		Status: "ok", Node: name, Uptime: time.Since(n.started).Round(time.Second),
+		Plugins: len(ms), Version: n.opts.Version.Version,
+		Ready: len(failed) == 0, NotReady: notReady,
+		ConfigGeneration: gen, ConfigDigest: short(digest),
 	}
 }
 
@@ -532,12 +653,13 @@ func (n *Node) Router() *router.Router { return n.router }
 // Plugin returns a loaded plugin by name.
 func (n *Node) Plugin(name string) (*plugin.Plugin, bool) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	m, ok := n.plugins[name]
+	n.mu.Unlock()
 	if !ok {
 		return nil, false
 	}
-	return m.p, true
+	_, p, _, _ := m.state()
+	return p, p != nil
 }
 
 var (

@@ -5,25 +5,37 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"slices"
 	"strings"
 
 	"github.com/pycomms/pycomms-host/host/config"
 	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/plugin"
+	"github.com/pycomms/pycomms-host/host/router"
 )
 
 // Reload re-reads the config and applies it: new plugins start, removed
-// ones drain and stop, changed ones load a new version and swap. The new
-// config is checked and every new version built before anything changes,
-// so a broken config is refused whole and the running one keeps serving.
-// Node-level keys (node.name, control, cache_dir, log, data_dir, listen,
-// identity, trust, limits) cannot change without a restart; a reload that
-// changes them is refused and says so. Changed peers are applied: new ones
-// are dialled, removed ones are no longer redialled.
+// ones drain and stop, and a changed plugin (file, limits, instances,
+// queue, grants, config, services, topics) gets a new version built fully
+// and swapped in atomically while the old one drains, the way a new .wasm
+// file is, so no call is lost and its counters carry on. Every route
+// change of one reload is one routing snapshot, so a service that moves
+// between plugins always has an owner.
+//
+// The new config is checked and every new version built before anything
+// changes, so a broken config (or a serving plugin whose new version does
+// not load) is refused whole and the running one keeps serving. A plugin
+// that is failed and still does not load stays failed without refusing
+// the reload. Node-level keys (node.name, control, cache_dir, log,
+// data_dir, listen, identity, trust, limits, discovery) cannot change
+// without a restart; a reload that changes them is refused and says so.
+// Changed peers are applied: new ones are dialled, removed ones are no
+// longer redialled.
 func (n *Node) Reload(ctx context.Context) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	n.reloadMu.Lock()
+	defer n.reloadMu.Unlock()
 	err := n.reload(ctx)
 	if err != nil {
 		n.logger.Error("config reload refused; the running config keeps serving", "err", err)
@@ -48,136 +60,249 @@ func (n *Node) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if cfg.Digest() == n.cfg.Digest() {
+	n.mu.Lock()
+	cur, curDigest := n.cfg, n.digest
+	ms := maps.Clone(n.plugins)
+	n.mu.Unlock()
+	digest := cfg.Digest()
+	if digest == curDigest {
 		n.logger.Info("config reload: nothing changed")
 		return nil
 	}
-	var fixed []string
-	if cfg.Node != n.cfg.Node {
-		fixed = append(fixed, "node.name")
-	}
-	if cfg.Control != n.cfg.Control {
-		fixed = append(fixed, "control")
-	}
-	if cfg.CacheDir != n.cfg.CacheDir {
-		fixed = append(fixed, "cache_dir")
-	}
-	if cfg.Log != n.cfg.Log {
-		fixed = append(fixed, "log")
-	}
-	if cfg.DataDir != n.cfg.DataDir {
-		fixed = append(fixed, "data_dir")
-	}
-	if cfg.Listen != n.cfg.Listen {
-		fixed = append(fixed, "listen")
-	}
-	if cfg.Identity != n.cfg.Identity {
-		fixed = append(fixed, "identity")
-	}
-	if cfg.Trust.Secret != n.cfg.Trust.Secret || cfg.Trust.CA != n.cfg.Trust.CA || !slices.Equal(cfg.Trust.Nodes, n.cfg.Trust.Nodes) {
-		fixed = append(fixed, "trust")
-	}
-	if cfg.Mesh != n.cfg.Mesh {
-		fixed = append(fixed, "limits")
-	}
-	if cfg.Discovery != n.cfg.Discovery {
-		fixed = append(fixed, "discovery")
-	}
-	if len(fixed) > 0 {
+	if fixed := fixedChanges(cur, cfg); len(fixed) > 0 {
 		return &control.ConfigError{Err: fmt.Errorf("config reload not supported for %s: restart the node to apply", strings.Join(fixed, ", "))}
 	}
 
-	// Build everything new first; nothing is swapped until all of it loaded.
-	type change struct {
-		pc  config.Plugin
-		old *managed
-		new *managed
+	// The watcher's callbacks take a plugin's build lock, so it is held
+	// only while building and committing, and released before the watcher
+	// is told anything (Remove waits for a running callback).
+	names := slices.Sorted(maps.Keys(ms))
+	for _, name := range names {
+		ms[name].build.Lock()
 	}
-	var changes []change
-	fail := func(err error) error {
-		for _, c := range changes {
-			if c.new != nil {
-				c.new.p.Close()
+	plan, err := n.apply(ctx, cfg, digest, ms)
+	for _, name := range names {
+		ms[name].build.Unlock()
+	}
+	if err != nil {
+		return err
+	}
+
+	if n.watcher != nil { // nil before Start
+		for _, path := range plan.unwatch {
+			n.watcher.Remove(path)
+		}
+	}
+	for _, m := range plan.watch {
+		n.watch(m)
+	}
+	for _, p := range plan.drain {
+		go p.Close() // removed: drain in the background
+	}
+	if !slices.Equal(cfg.Peers, cur.Peers) {
+		n.mesh.SetPeers(peersOf(cfg.Peers))
+	}
+	n.logger.Info("config reloaded", "changed", plan.changed, "removed", len(plan.drain), "generation", plan.gen)
+	return nil
+}
+
+// fixedChanges names the node-level keys that differ between a and b.
+func fixedChanges(a, b *config.Config) []string {
+	var fixed []string
+	if b.Node != a.Node {
+		fixed = append(fixed, "node.name")
+	}
+	if b.Control != a.Control {
+		fixed = append(fixed, "control")
+	}
+	if b.CacheDir != a.CacheDir {
+		fixed = append(fixed, "cache_dir")
+	}
+	if b.Log != a.Log {
+		fixed = append(fixed, "log")
+	}
+	if b.DataDir != a.DataDir {
+		fixed = append(fixed, "data_dir")
+	}
+	if b.Listen != a.Listen {
+		fixed = append(fixed, "listen")
+	}
+	if b.Identity != a.Identity {
+		fixed = append(fixed, "identity")
+	}
+	if b.Trust.Secret != a.Trust.Secret || b.Trust.CA != a.Trust.CA || !slices.Equal(b.Trust.Nodes, a.Trust.Nodes) {
+		fixed = append(fixed, "trust")
+	}
+	if b.Mesh != a.Mesh {
+		fixed = append(fixed, "limits")
+	}
+	if b.Discovery != a.Discovery {
+		fixed = append(fixed, "discovery")
+	}
+	return fixed
+}
+
+// reloadPlan is what a reload does after its build locks are released.
+type reloadPlan struct {
+	unwatch []string         // paths to stop watching (all before any watch)
+	watch   []*managed       // plugins to (re)start watching
+	drain   []*plugin.Plugin // removed plugins to close
+	changed int
+	gen     uint64
+}
+
+// step is what a reload does to one plugin of the new config.
+type step struct {
+	pc     config.Plugin
+	old    *managed // nil for a new plugin
+	oldCfg config.Plugin
+	oldP   *plugin.Plugin // the old plugin's serving version, nil if failed
+	v      *plugin.Version
+	p      *plugin.Plugin // a new Plugin for v (new, or failed before)
+	sum    [32]byte
+	failed error // a failed plugin that still does not load
+}
+
+// apply builds and commits cfg. The caller holds the build lock of every
+// plugin in ms (the plugins of the running config).
+func (n *Node) apply(ctx context.Context, cfg *config.Config, digest string, ms map[string]*managed) (*reloadPlan, error) {
+	var steps []*step
+	discard := func() {
+		for _, st := range steps {
+			switch {
+			case st.p != nil:
+				st.p.Close()
+			case st.v != nil:
+				st.v.Close()
 			}
 		}
-		return err
 	}
 	errs := &config.Errors{}
 	for _, pc := range cfg.Plugins {
-		old := n.plugins[pc.Name]
+		st := &step{pc: pc, old: ms[pc.Name]}
+		if st.old != nil {
+			st.oldCfg, st.oldP, st.sum, _ = st.old.state()
+		}
+		same := st.old != nil && samePlugin(st.oldCfg, pc)
+		if same && watched(pc) {
+			// The watcher owns changes of a watched file: an unchanged
+			// plugin is left alone, even when a refused file sits on disk.
+			steps = append(steps, st)
+			continue
+		}
 		wasm, err := readPlugin(pc)
-		if err == nil && old != nil && samePlugin(old.cfg, pc) && old.sum == sha256.Sum256(wasm) {
-			continue
+		var sum [32]byte
+		if err == nil {
+			sum = sha256.Sum256(wasm)
+			if same && sum == st.sum {
+				steps = append(steps, st)
+				continue
+			}
+			st.v, err = n.engine.Load(ctx, spec(pc, wasm), n.router)
 		}
+		st.sum = sum
 		if err != nil {
+			if st.old != nil && st.oldP == nil {
+				st.failed = err
+				steps = append(steps, st)
+				continue
+			}
 			errs.Add(cfg.At(fmt.Sprintf("plugins[%d].path", pc.Index), "plugin %q: %v", pc.Name, err))
 			continue
 		}
-		v, err := n.engine.Load(ctx, spec(pc, wasm), n.router)
-		if err != nil {
-			errs.Add(cfg.At(fmt.Sprintf("plugins[%d].path", pc.Index), "plugin %q: %v", pc.Name, err))
-			continue
-		}
-		m := &managed{cfg: pc, p: plugin.New(pc.Name, v), sum: sha256.Sum256(wasm)}
-		changes = append(changes, change{pc: pc, old: old, new: m})
+		steps = append(steps, st)
 	}
 	if len(errs.List) > 0 {
-		return fail(errs)
+		discard()
+		return nil, errs
 	}
-	// Routes: drop removed plugins first so a service can move between
-	// plugins in one reload, then bind the changed and new ones.
+
+	// One routing snapshot for every route change of this reload.
 	keep := map[string]bool{}
-	for _, pc := range cfg.Plugins {
-		keep[pc.Name] = true
+	var changes []router.Change
+	for _, st := range steps {
+		keep[st.pc.Name] = true
+		switch {
+		case st.v == nil:
+		case st.oldP != nil:
+			if !slices.Equal(st.oldCfg.Services, st.pc.Services) || !slices.Equal(st.oldCfg.Topics, st.pc.Topics) {
+				changes = append(changes, router.Change{Owner: st.pc.Name, Endpoint: st.oldP, Services: st.pc.Services, Topics: st.pc.Topics})
+			}
+		default:
+			st.p = plugin.New(st.pc.Name, st.v)
+			changes = append(changes, router.Change{Owner: st.pc.Name, Endpoint: st.p, Services: st.pc.Services, Topics: st.pc.Topics})
+		}
 	}
 	var removed []*managed
-	for name, m := range n.plugins {
+	for _, name := range slices.Sorted(maps.Keys(ms)) {
 		if !keep[name] {
-			n.router.Remove(name)
-			n.watcher.Remove(m.cfg.Path)
-			delete(n.plugins, name)
-			removed = append(removed, m)
+			removed = append(removed, ms[name])
+			changes = append(changes, router.Change{Owner: name})
 		}
 	}
-	for _, c := range changes {
-		if c.old == nil {
-			continue
-		}
-		// Unbind the old routes while the new set is bound below.
-		n.router.Remove(c.pc.Name)
+	if err := n.router.Update(changes...); err != nil {
+		// The config package already refuses a service with two owners;
+		// reaching this is a bug, but the node must stay consistent.
+		discard()
+		return nil, fmt.Errorf("bind routes: %w", err)
 	}
-	for _, c := range changes {
-		if err := n.router.SetRoutes(c.pc.Name, c.new.p, c.pc.Services, c.pc.Topics); err != nil {
-			// The config package already refuses conflicting services;
-			// reaching this is a bug, but the node must stay consistent.
-			return fail(fmt.Errorf("bind routes of %q: %w", c.pc.Name, err))
+
+	// Nothing can fail from here on.
+	plan := &reloadPlan{}
+	plugins := make(map[string]*managed, len(steps))
+	for _, st := range steps {
+		m := st.old
+		if m == nil {
+			m = newManaged(st.pc)
+			plan.watch = append(plan.watch, m)
+		} else if st.oldCfg.Path != st.pc.Path || st.oldCfg.Watch != st.pc.Watch {
+			plan.unwatch = append(plan.unwatch, st.oldCfg.Path)
+			plan.watch = append(plan.watch, m)
 		}
-	}
-	for _, c := range changes {
-		if c.old != nil {
-			n.watcher.Remove(c.old.cfg.Path)
-			go c.old.p.Close() // drain in the background
+		m.maxModule.Store(int64(min(st.pc.Limits.MaxModule, math.MaxInt64)))
+		if st.v != nil && st.oldP != nil {
+			st.oldP.Swap(st.v) // the old version drains in the background
 		}
-		n.plugins[c.pc.Name] = c.new
-		n.watch(c.new)
-		n.logger.Info("plugin (re)loaded by config reload", "plugin", c.pc.Name, "version", short(c.new.p.Current().Hash()))
+		m.mu.Lock()
+		m.cfg = st.pc // unchanged ones may differ in Index only
+		switch {
+		case st.failed != nil:
+			m.err, m.sum = st.failed.Error(), st.sum
+			n.logger.Error("plugin still fails to load", "plugin", st.pc.Name, "err", st.failed)
+		case st.v != nil:
+			m.sum, m.err = st.sum, ""
+			if st.p != nil {
+				m.p = st.p
+			}
+			plan.changed++
+			n.logger.Info("plugin (re)loaded by config reload", "plugin", st.pc.Name, "version", short(st.v.Hash()))
+		}
+		m.mu.Unlock()
+		plugins[st.pc.Name] = m
 	}
 	for _, m := range removed {
-		go m.p.Close()
-		n.logger.Info("plugin removed by config reload", "plugin", m.cfg.Name)
-	}
-	// Unchanged plugins keep their config (which may differ only in Index).
-	for _, pc := range cfg.Plugins {
-		if m := n.plugins[pc.Name]; m != nil {
-			m.cfg.Index = pc.Index
+		m.mu.Lock()
+		m.gone = true
+		p, path := m.p, m.cfg.Path
+		m.mu.Unlock()
+		plan.unwatch = append(plan.unwatch, path)
+		if p != nil {
+			plan.drain = append(plan.drain, p)
 		}
+		n.logger.Info("plugin removed by config reload", "plugin", m.name)
 	}
-	if !slices.Equal(cfg.Peers, n.cfg.Peers) {
-		n.mesh.SetPeers(peersOf(cfg.Peers))
-	}
-	n.cfg = cfg
-	n.logger.Info("config reloaded", "changed", len(changes), "removed", len(removed))
-	return nil
+	n.mu.Lock()
+	n.plugins, n.cfg, n.digest = plugins, cfg, digest
+	n.gen++
+	plan.gen = n.gen
+	n.mu.Unlock()
+	return plan, nil
+}
+
+// watched reports whether the watcher follows pc's file.
+func watched(pc config.Plugin) bool {
+	_, builtin := pc.Builtin()
+	return pc.Watch && !builtin
 }
 
 func samePlugin(a, b config.Plugin) bool {

@@ -334,6 +334,8 @@ func (v *Version) Request(ctx context.Context, m *message.Message) ([]byte, erro
 	dl := v.deadline(m, now)
 	w, err := v.checkout(ctx, m, dl)
 	if err != nil {
+		// A refused call is still a call: errors never exceed calls.
+		v.calls.Add(1)
 		v.errors.Add(1)
 		return nil, err
 	}
@@ -464,6 +466,7 @@ func (v *Version) deliverPosts() {
 		if err == nil {
 			_, err = v.run(w, m, now, dl)
 		} else {
+			v.calls.Add(1)
 			v.errors.Add(1)
 		}
 		if err != nil {

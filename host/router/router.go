@@ -14,6 +14,7 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -32,9 +33,17 @@ import (
 // set.
 const DefaultMaxHops = 16
 
+// ErrGone is what an Endpoint returns for a message it did not take
+// because it has been closed (a plugin removed by a reload). A lookup may
+// hand a message to an owner just before a new snapshot drops it, so the
+// router routes a request or send that meets ErrGone again, on the
+// snapshot of the moment, instead of failing it.
+var ErrGone = errors.New("endpoint is gone")
+
 // Endpoint is one receiver of routed messages: a plugin, or later a remote
 // node. Its methods are called concurrently. The router hands it the
-// caller's *message.Message, which it must treat as read-only.
+// caller's *message.Message, which it must treat as read-only. Once closed
+// it returns ErrGone (wrapped or not) instead of handling a message.
 type Endpoint interface {
 	// Request handles a request and returns its reply; it honours m.Deadline
 	// and ctx.
@@ -53,7 +62,8 @@ type Options struct {
 	// slog.Default().
 	Logger *slog.Logger
 	// OnChange, when set, is called after every change of what this host
-	// serves: SetRoutes, Remove, Subscribe and a subscription's Close. It
+	// serves: Update, SetRoutes, Remove, Subscribe and a subscription's
+	// Close (once per call, however many owners an Update changes). It
 	// runs on the goroutine that made the change, after the change is
 	// visible, so it must not block (the mesh uses it to schedule an
 	// interest advertisement).
@@ -173,6 +183,16 @@ func (t *table) lookup(s string) *entry {
 	return v
 }
 
+// Change is one owner's part of an Update: Endpoint serves Services and
+// Topics from now on, replacing whatever Owner served before. A nil
+// Endpoint with no services and no topics removes Owner.
+type Change struct {
+	Owner    string
+	Endpoint Endpoint
+	Services []string
+	Topics   []string
+}
+
 // SetRoutes atomically replaces everything owner serves with ep serving the
 // given services and topic patterns: a concurrent Call, Send or Publish sees
 // either the old routes or the new ones, never a mix. Duplicates are
@@ -180,39 +200,108 @@ func (t *table) lookup(s string) *entry {
 // pattern; a service already served by another owner is refused. On error
 // nothing changes. A nil ep with no services and no topics is Remove.
 func (r *Router) SetRoutes(owner string, ep Endpoint, services, topics []string) error {
+	return r.Update(Change{Owner: owner, Endpoint: ep, Services: services, Topics: topics})
+}
+
+// Remove drops everything owner serves. Removing an unknown owner does
+// nothing. Messages already handed to its endpoint are not affected.
+func (r *Router) Remove(owner string) {
 	if owner == "" {
-		return fmt.Errorf("set routes: owner name is empty")
+		return
 	}
-	if ep == nil {
-		if len(services) == 0 && len(topics) == 0 {
-			r.Remove(owner)
-			return nil
+	_ = r.Update(Change{Owner: owner}) // a removal cannot fail
+}
+
+// Update applies every change as one new routing snapshot: a concurrent
+// Call, Send or Publish sees the routes from before the Update or from
+// after it, never a state in between. That is what lets a config reload
+// move a service from one plugin to another, and add and remove plugins,
+// without a moment where a service has no owner. Each change is checked
+// as SetRoutes checks it, and no service may have two owners in the
+// result; on error nothing changes. An owner may appear once per Update.
+func (r *Router) Update(changes ...Change) error {
+	type prepared struct {
+		Change
+		svcs, tops []string
+	}
+	list := make([]prepared, 0, len(changes))
+	seen := map[string]bool{}
+	for _, c := range changes {
+		if c.Owner == "" {
+			return fmt.Errorf("set routes: owner name is empty")
 		}
-		return fmt.Errorf("set routes for %q: endpoint is nil but %d services and %d topics are given",
-			owner, len(services), len(topics))
-	}
-	svcs, err := normalise(services, "services", subject.Validate)
-	if err != nil {
-		return fmt.Errorf("set routes for %q: %w", owner, err)
-	}
-	tops, err := normalise(topics, "topics", subject.ValidatePattern)
-	if err != nil {
-		return fmt.Errorf("set routes for %q: %w", owner, err)
+		if seen[c.Owner] {
+			return fmt.Errorf("set routes for %q: the owner appears twice in one update", c.Owner)
+		}
+		seen[c.Owner] = true
+		if c.Endpoint == nil && (len(c.Services) > 0 || len(c.Topics) > 0) {
+			return fmt.Errorf("set routes for %q: endpoint is nil but %d services and %d topics are given",
+				c.Owner, len(c.Services), len(c.Topics))
+		}
+		svcs, err := normalise(c.Services, "services", subject.Validate)
+		if err != nil {
+			return fmt.Errorf("set routes for %q: %w", c.Owner, err)
+		}
+		tops, err := normalise(c.Topics, "topics", subject.ValidatePattern)
+		if err != nil {
+			return fmt.Errorf("set routes for %q: %w", c.Owner, err)
+		}
+		list = append(list, prepared{c, svcs, tops})
 	}
 
 	r.mu.Lock()
-	defer r.changed()
-	defer r.mu.Unlock()
 	old := r.tab.Load()
-	for _, s := range svcs {
-		if o := old.services[s]; o != nil && o.name != owner {
-			return fmt.Errorf("set routes for %q: service %q is already served by %q", owner, s, o.name)
+	owners := maps.Clone(old.owners)
+	changed := false
+	for _, c := range list {
+		if c.Endpoint == nil {
+			if _, ok := owners[c.Owner]; ok {
+				delete(owners, c.Owner)
+				changed = true
+			}
+			continue
+		}
+		owners[c.Owner] = &entry{name: c.Owner, ep: c.Endpoint, services: c.svcs, topics: c.tops}
+		changed = true
+	}
+	// Every service has one owner in the result. Owners left as they were
+	// claim theirs first, so an error names the owner already serving.
+	served := map[string]string{}
+	for name, o := range owners {
+		if !seen[name] {
+			for _, s := range o.services {
+				served[s] = name
+			}
 		}
 	}
-	owners := maps.Clone(old.owners)
-	owners[owner] = &entry{name: owner, ep: ep, services: svcs, topics: tops}
+	for _, c := range list {
+		if c.Endpoint == nil {
+			continue
+		}
+		for _, s := range c.svcs {
+			if o, ok := served[s]; ok && o != c.Owner {
+				r.mu.Unlock()
+				return fmt.Errorf("set routes for %q: service %q is already served by %q", c.Owner, s, o)
+			}
+			served[s] = c.Owner
+		}
+	}
+	if !changed {
+		r.mu.Unlock()
+		return nil
+	}
 	r.tab.Store(build(owners))
-	r.log.Info("routes set", "owner", owner, "services", svcs, "topics", tops)
+	r.mu.Unlock()
+	for _, c := range list {
+		if c.Endpoint == nil {
+			if _, ok := old.owners[c.Owner]; ok {
+				r.log.Info("routes removed", "owner", c.Owner)
+			}
+			continue
+		}
+		r.log.Info("routes set", "owner", c.Owner, "services", c.svcs, "topics", c.tops)
+	}
+	r.changed()
 	return nil
 }
 
@@ -228,27 +317,6 @@ func normalise(in []string, list string, valid func(string) error) ([]string, er
 	out := slices.Clone(in)
 	slices.Sort(out)
 	return slices.Compact(out), nil
-}
-
-// Remove drops everything owner serves. Removing an unknown owner does
-// nothing. Messages already handed to its endpoint are not affected.
-func (r *Router) Remove(owner string) {
-	r.mu.Lock()
-	old := r.tab.Load()
-	if _, ok := old.owners[owner]; !ok {
-		r.mu.Unlock()
-		return
-	}
-	defer r.changed()
-	defer r.mu.Unlock()
-	owners := make(map[string]*entry, len(old.owners))
-	for name, o := range old.owners {
-		if name != owner {
-			owners[name] = o
-		}
-	}
-	r.tab.Store(build(owners))
-	r.log.Info("routes removed", "owner", owner)
 }
 
 // Routes returns what every owner serves, sorted by owner. The slices are
@@ -271,30 +339,54 @@ func (r *Router) Routes() []Route {
 // (StatusNoHandler). It modifies nothing in m: the caller sets Kind,
 // Deadline and Hops.
 func (r *Router) Call(ctx context.Context, m *message.Message) ([]byte, error) {
-	o, rm, err := r.route(ctx, m, "call")
-	if err != nil {
-		return nil, err
+	for range maxGone {
+		o, rm, err := r.route(ctx, m, "call")
+		if err != nil {
+			return nil, err
+		}
+		if rm != nil {
+			r.calls.Add(1)
+			return rm.Call(ctx, m)
+		}
+		reply, err := o.ep.Request(ctx, m)
+		if !errors.Is(err, ErrGone) {
+			r.calls.Add(1)
+			return reply, err
+		}
 	}
-	r.calls.Add(1)
-	if rm != nil {
-		return rm.Call(ctx, m)
-	}
-	return o.ep.Request(ctx, m)
+	return nil, r.goneTooOften(m, "call")
+}
+
+// maxGone bounds how often one message is routed again after meeting a
+// closed endpoint; each retry reads the snapshot of the moment, so more
+// than one is already a reload racing another.
+const maxGone = 8
+
+func (r *Router) goneTooOften(m *message.Message, verb string) error {
+	r.noHandler.Add(1)
+	return message.Errorf(abi.StatusNoHandler, "no handler for %q: %d owners in a row went away while the %s was routed",
+		m.Subject, maxGone, verb)
 }
 
 // Send routes a one-way message like Call but hands it to the endpoint's
 // Post and does not wait for it to be handled. Besides Call's errors it
 // returns the endpoint's Post error (StatusBusy when its queue is full).
 func (r *Router) Send(ctx context.Context, m *message.Message) error {
-	o, rm, err := r.route(ctx, m, "send")
-	if err != nil {
-		return err
+	for range maxGone {
+		o, rm, err := r.route(ctx, m, "send")
+		if err != nil {
+			return err
+		}
+		if rm != nil {
+			r.sends.Add(1)
+			return rm.Send(ctx, m)
+		}
+		if err := o.ep.Post(m); !errors.Is(err, ErrGone) {
+			r.sends.Add(1)
+			return err
+		}
 	}
-	r.sends.Add(1)
-	if rm != nil {
-		return rm.Send(ctx, m)
-	}
-	return o.ep.Post(m)
+	return r.goneTooOften(m, "send")
 }
 
 // route finds the local owner for a request or send, else the Remote to
@@ -417,6 +509,9 @@ func (r *Router) Publish(ctx context.Context, m *message.Message) (int, error) {
 			continue
 		}
 		if err := o.ep.Post(m); err != nil {
+			if errors.Is(err, ErrGone) {
+				continue // removed meanwhile: no longer a subscriber
+			}
 			dropped++
 			r.log.Debug("event dropped", "topic", topic, "owner", o.name, "err", err)
 			continue

@@ -1,0 +1,277 @@
+//go:build linux
+
+package main
+
+// Reload tests with a real `pycomms-host run` process (see
+// mesh_process_test.go for how hosts are started): config reloads by
+// SIGHUP and by `pycomms-host reload` under load, and file swaps racing
+// config reloads.
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pycomms/pycomms-host/host/control"
+)
+
+func copyFixture(t *testing.T, name, to string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "wat", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := to + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, to); err != nil { // a rename, as a user should install a plugin
+		t.Fatal(err)
+	}
+}
+
+// procReloadPlugins is the plugins: list of config i: echo's
+// config.prefix alternates, instances and limits change, an unrelated
+// plugin comes and goes, and the service "mv" moves between wa and wb.
+func procReloadPlugins(dir string, i int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "  - {name: echo, path: builtin:echo, services: [echo], instances: %d, limits: {timeout: %ds}, config: {prefix: %q}}\n",
+		1+i%3, 5+i%2, procReloadPrefix(i))
+	aSvcs, bSvcs := "a, mv", "b"
+	if i%4 >= 2 {
+		aSvcs, bSvcs = "a", "mv, b"
+	}
+	fmt.Fprintf(&b, "  - {name: wa, path: %q, services: [%s], instances: %d}\n", filepath.Join(dir, "a.wasm"), aSvcs, 1+i%2)
+	fmt.Fprintf(&b, "  - {name: wb, path: %q, services: [%s], limits: {memory: %dMiB}}\n", filepath.Join(dir, "b.wasm"), bSvcs, 1+i%2)
+	if i%3 == 1 {
+		fmt.Fprintf(&b, "  - {name: extra, path: %q, services: [extra]}\n", filepath.Join(dir, "e.wasm"))
+	}
+	return b.String()
+}
+
+func procReloadPrefix(i int) string { return strings.Repeat(">", 1+i%2) + " " }
+
+func procReloadReply(i int, subject string) string {
+	switch subject {
+	case "echo.prefix":
+		return procReloadPrefix(i) + "x"
+	case "a.x":
+		return "A:x"
+	case "b.x":
+		return "B:x"
+	case "mv.x":
+		if i%4 >= 2 {
+			return "B:x"
+		}
+		return "A:x"
+	}
+	return "?"
+}
+
+// waitGeneration polls health until the node has applied config
+// generation gen.
+func waitGeneration(t *testing.T, c *control.Client, gen uint64) {
+	t.Helper()
+	procEventually(t, procRouteTimeout, fmt.Sprintf("config generation %d applied", gen), func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		h, err := c.Health(ctx)
+		if err != nil {
+			return err
+		}
+		if h.ConfigGeneration != gen {
+			return fmt.Errorf("generation %d", h.ConfigGeneration)
+		}
+		return nil
+	})
+}
+
+// TestProcessReloadLosesNoCall: 8 callers on the control API for the whole
+// run, 40 config reloads alternating SIGHUP and `pycomms-host reload`: no
+// call fails and every reply is what the config before or after a reload
+// in progress produces (callers only use services present in every
+// config).
+func TestProcessReloadLosesNoCall(t *testing.T) {
+	dir := t.TempDir()
+	copyFixture(t, "echo_a.wasm", filepath.Join(dir, "a.wasm"))
+	copyFixture(t, "echo_b.wasm", filepath.Join(dir, "b.wasm"))
+	copyFixture(t, "echo.wasm", filepath.Join(dir, "e.wasm"))
+	pc := procConfig{name: "reload", dir: dir, plugins: procReloadPlugins(dir, 0)}
+	cfg := pc.write(t)
+	h := startHost(t, "reload", cfg)
+	c := control.NewClient(h.control)
+	waitGeneration(t, c, 1)
+
+	var applying, done atomic.Int64
+	subjects := []string{"echo.prefix", "a.x", "b.x", "mv.x"}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var calls, failed atomic.Int64
+	var mu sync.Mutex
+	var failures []string
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := w; ; k++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				s := subjects[k%len(subjects)]
+				lo := done.Load()
+				r, err := c.Call(context.Background(), s, []byte("x"), nil, 30*time.Second)
+				hi := applying.Load()
+				calls.Add(1)
+				ok := false
+				for i := lo; i <= hi && err == nil; i++ {
+					ok = ok || string(r) == procReloadReply(int(i), s)
+				}
+				if !ok {
+					failed.Add(1)
+					mu.Lock()
+					if len(failures) < 5 {
+						failures = append(failures, fmt.Sprintf("%s during configs %d..%d: %q %v", s, lo, hi, r, err))
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	finish := func() {
+		close(stop)
+		wg.Wait()
+	}
+	for i := 1; i <= 40; i++ {
+		pc.plugins = procReloadPlugins(dir, i)
+		pc.write(t)
+		applying.Store(int64(i))
+		if i%2 == 1 {
+			h.signal(syscall.SIGHUP)
+			waitGeneration(t, c, uint64(i+1))
+		} else {
+			if r := h.cli("reload"); r.code != 0 {
+				finish()
+				t.Fatalf("reload %d: %+v", i, r)
+			}
+			waitGeneration(t, c, uint64(i+1)) // `reload` returns once applied
+		}
+		done.Store(int64(i))
+		time.Sleep(time.Duration(rand.IntN(50)) * time.Millisecond)
+	}
+	finish()
+	t.Logf("%d calls during 40 reloads", calls.Load())
+	if f := failed.Load(); f > 0 {
+		t.Fatalf("%d of %d calls failed or got a reply of neither config, first ones:\n%s", f, calls.Load(), strings.Join(failures, "\n"))
+	}
+	if calls.Load() < 40 {
+		t.Fatalf("only %d calls: the callers did not run during the reloads", calls.Load())
+	}
+	// Counters never went backwards: every call reached a plugin, and
+	// none of them failed.
+	var total uint64
+	for _, name := range []string{"echo", "wa", "wb"} {
+		p := h.plugin(t, name)
+		if p.Errors != 0 || p.State != control.PluginServing {
+			t.Errorf("plugin %s: %+v", name, p)
+		}
+		total += p.Calls
+	}
+	if total < uint64(calls.Load()) {
+		t.Errorf("plugins counted %d calls, the callers made %d: counters were lost in a reload", total, calls.Load())
+	}
+}
+
+// TestProcessReloadStorm: 100 rounds of plugin file swap + config change
+// of the same plugin + SIGHUP, with random gaps shorter than the watcher's
+// settle time (250ms): the node answers health after every round, serves
+// the last file at the end, and stops on SIGTERM.
+func TestProcessReloadStorm(t *testing.T) {
+	dir := t.TempDir()
+	wasm := filepath.Join(dir, "ab.wasm")
+	copyFixture(t, "echo_a.wasm", wasm)
+	plugins := func(i int) string {
+		return fmt.Sprintf("  - {name: ab, path: %q, services: [ab], instances: %d, limits: {timeout: %dms}}\n", wasm, 1+i%2, 1000+i)
+	}
+	pc := procConfig{name: "storm", dir: dir, plugins: plugins(0)}
+	cfg := pc.write(t)
+	h := startHost(t, "storm", cfg)
+	c := control.NewClient(h.control)
+	const settle = 250 * time.Millisecond
+	gap := func() { time.Sleep(time.Duration(rand.Int64N(int64(settle)))) }
+	for i := 1; i <= 100; i++ {
+		fixture := "echo_a.wasm"
+		if i%2 == 1 {
+			fixture = "echo_b.wasm"
+		}
+		copyFixture(t, fixture, wasm)
+		gap()
+		pc.plugins = plugins(i)
+		pc.write(t)
+		h.signal(syscall.SIGHUP)
+		gap()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		_, err := c.Health(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("round %d: health: %v", i, err)
+		}
+	}
+	waitGeneration(t, c, 101)
+	procEventually(t, procRouteTimeout, "the last file (echo_a) serves", callOK(h, "ab.x", "hi", "A:hi"))
+	h.signal(syscall.SIGTERM)
+	select {
+	case <-h.exited:
+		if code := h.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Fatalf("exit code %d after SIGTERM", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the node did not stop within 30s of SIGTERM")
+	}
+}
+
+// TestProcessBrokenPluginStart: `run` starts with a plugin that cannot
+// load (state failed, not ready) and loads it when its file is fixed;
+// `run --strict` refuses to start with exit 1.
+func TestProcessBrokenPluginStart(t *testing.T) {
+	dir := t.TempDir()
+	wasm := filepath.Join(dir, "br.wasm")
+	copyFixture(t, "wrongabi.wasm", wasm)
+	pc := procConfig{name: "broken", dir: dir, plugins: fmt.Sprintf("  - {name: br, path: %q, services: [br]}\n", wasm)}
+	cfg := pc.write(t)
+
+	r := runCLI(t, "", "run", "--strict", "-c", cfg)
+	if r.code != 1 || !strings.Contains(r.stderr, `plugin "br": plugin ABI version 7 is not supported`) {
+		t.Fatalf("run --strict: %+v", r)
+	}
+
+	h := startHost(t, "broken", cfg)
+	c := control.NewClient(h.control)
+	hl, err := c.Health(context.Background())
+	if err != nil || hl.Ready || hl.NotReady != "plugins failed: br" {
+		t.Fatalf("health: %+v %v", hl, err)
+	}
+	if r := h.cli("health"); r.code != 0 || !strings.Contains(r.stdout, "no, plugins failed: br") {
+		t.Fatalf("health: %+v", r)
+	}
+	if p := h.plugin(t, "br"); p.State != control.PluginFailed || !strings.Contains(p.Error, "plugin ABI version 7") {
+		t.Fatalf("plugin: %+v", p)
+	}
+	if r := h.cli("call", "br.x", "x"); r.code != control.ExitNoHandler {
+		t.Fatalf("call to a failed plugin: %+v", r)
+	}
+	copyFixture(t, "echo_a.wasm", wasm)
+	procEventually(t, procRouteTimeout, "fixed plugin serves", callOK(h, "br.x", "x", "A:x"))
+	if hl, _ := c.Health(context.Background()); !hl.Ready {
+		t.Fatalf("health after the fix: %+v", hl)
+	}
+}
