@@ -518,21 +518,34 @@ func addYAMLError(err error, src *source, errs *Errors) {
 }
 
 // applyEnv loads the PYCOMMS_* overrides of env into k and records which
-// keys they set. builtin says there is no config file.
+// keys they set. builtin says there is no config file. A list or mapping
+// given whole (YAML flow syntax) replaces the key's value; overrides apply
+// outermost first, so PYCOMMS_TRUST='{...}' and PYCOMMS_TRUST__NODES=...
+// together mean the second refines the first.
 func applyEnv(k *koanf.Koanf, environ []string, src *source, builtin bool, errs *Errors) {
 	overrides, envErrs := parseEnv(environ)
 	for _, e := range envErrs {
 		errs.Add(e)
 	}
+	slices.SortStableFunc(overrides, func(a, b envOverride) int { return a.depth() - b.depth() })
 	scalars := map[string]envOverride{}
 	var perPlugin []envOverride
+	pluginsFromEnv := false
 	for _, ov := range overrides {
-		if ov.plugin < 0 {
-			scalars[ov.name] = ov
-			src.env[ov.key] = ov.name
-		} else {
+		switch {
+		case ov.plugin >= 0:
 			perPlugin = append(perPlugin, ov)
+			continue
+		case ov.parsed != nil:
+			k.Delete(ov.koanfKey)
+			if err := k.Set(ov.koanfKey, ov.parsed); err != nil {
+				errs.Add(&Error{Env: ov.name, Key: ov.key, Msg: "applying the value: " + err.Error(), Err: err})
+			}
+			pluginsFromEnv = pluginsFromEnv || ov.koanfKey == "plugins"
+		default:
+			scalars[ov.name] = ov
 		}
+		src.env[ov.key] = ov.name
 	}
 	if len(scalars) > 0 {
 		p := env.Provider(".", env.Opt{
@@ -542,7 +555,7 @@ func applyEnv(k *koanf.Koanf, environ []string, src *source, builtin bool, errs 
 				if ov, ok := scalars[name]; ok {
 					return ov.koanfKey, value
 				}
-				return "", nil // handled below, or already reported
+				return "", nil // handled above or below, or already reported
 			},
 		})
 		if err := k.Load(p, nil); err != nil {
@@ -552,10 +565,10 @@ func applyEnv(k *koanf.Koanf, environ []string, src *source, builtin bool, errs 
 	if len(perPlugin) == 0 {
 		return
 	}
-	if builtin {
+	if builtin && !pluginsFromEnv {
 		for _, ov := range perPlugin {
 			errs.Add(&Error{Env: ov.name, Key: ov.key,
-				Msg: "there is no config file, so no listed plugin to override (the built-in plugin list cannot be changed by index)"})
+				Msg: "there is no config file, so no listed plugin to override (the built-in plugin list cannot be changed by index; PYCOMMS_PLUGINS can replace it whole)"})
 		}
 		return
 	}

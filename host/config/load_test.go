@@ -114,7 +114,7 @@ func TestLoadBuiltinDefaultsEnv(t *testing.T) {
 		{
 			name:    "plugin index",
 			env:     []string{"PYCOMMS_PLUGINS__0__INSTANCES=8"},
-			wantErr: "env PYCOMMS_PLUGINS__0__INSTANCES: plugins[0].instances: there is no config file, so no listed plugin to override (the built-in plugin list cannot be changed by index)",
+			wantErr: "env PYCOMMS_PLUGINS__0__INSTANCES: plugins[0].instances: there is no config file, so no listed plugin to override (the built-in plugin list cannot be changed by index; PYCOMMS_PLUGINS can replace it whole)",
 		},
 		{
 			name:    "bad value",
