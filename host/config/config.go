@@ -59,11 +59,15 @@ import (
 // Config is a loaded, validated configuration. Treat it as immutable: a
 // reload produces a new Config, and Digest tells whether anything changed.
 type Config struct {
-	File     string // absolute path of the config file, "" for built-in defaults
-	Node     Node
-	Control  string // host:port of the local control API; "" disables it
-	CacheDir string // absolute
-	Log      Log
+	File    string // absolute path of the config file, "" for built-in defaults
+	Node    Node
+	Control string // host:port of the local control API (control.listen); "" disables it
+	// ControlAllowHosts are the host names (lower-case, without port) the
+	// control API accepts in a request's Host header besides IP addresses
+	// and localhost (control.allow_hosts); nil when none.
+	ControlAllowHosts []string
+	CacheDir          string // absolute
+	Log               Log
 	// DataDir holds the node's persistent state, such as its private key.
 	// Absolute; by default per node name, so that several hosts on one
 	// machine never share a key.
@@ -528,6 +532,7 @@ func applyEnv(k *koanf.Koanf, environ []string, src *source, builtin bool, errs 
 		errs.Add(e)
 	}
 	slices.SortStableFunc(overrides, func(a, b envOverride) int { return a.depth() - b.depth() })
+	controlShorthand(k, overrides)
 	scalars := map[string]envOverride{}
 	var perPlugin []envOverride
 	pluginsFromEnv := false
@@ -594,6 +599,25 @@ func applyEnv(k *koanf.Koanf, environ []string, src *source, builtin bool, errs 
 	}
 }
 
+// controlShorthand reconciles the two forms of control with the overrides
+// of env: a bare address in the file becomes {listen: ADDR} when a variable
+// sets control.listen or control.allow_hosts, and PYCOMMS_CONTROL=ADDR over
+// a mapping sets its listen, so that the shorthand variable moves the port
+// without dropping the file's allow_hosts.
+func controlShorthand(k *koanf.Koanf, overrides []envOverride) {
+	sub := slices.ContainsFunc(overrides, func(ov envOverride) bool { return strings.HasPrefix(ov.koanfKey, "control.") })
+	if s, ok := k.Get("control").(string); ok && sub {
+		k.Delete("control")
+		k.Set("control.listen", s)
+	}
+	_, isMap := k.Get("control").(map[string]any)
+	for i, ov := range overrides {
+		if ov.koanfKey == "control" && ov.parsed == nil && (sub || isMap) {
+			overrides[i].koanfKey = "control.listen"
+		}
+	}
+}
+
 // At returns an *Error positioned at key (for callers such as the loader
 // that validates modules later and wants file/line for "plugins[2].path").
 // A key that the file does not have is placed at its nearest ancestor; a
@@ -630,6 +654,7 @@ func (c *Config) Digest() string {
 	w.str(c.File)
 	w.str(c.Node.Name)
 	w.str(c.Control)
+	w.strs(c.ControlAllowHosts)
 	w.str(c.CacheDir)
 	w.int(int64(c.Log.Level))
 	w.str(c.Log.Format)

@@ -150,6 +150,7 @@ func dump(t *testing.T, c *Config) string {
 		File       string   `json:"file"`
 		Node       string   `json:"node.name"`
 		Control    string   `json:"control"`
+		AllowHosts []string `json:"control.allow_hosts,omitempty"`
 		CacheDir   string   `json:"cache_dir"`
 		DataDir    string   `json:"data_dir"`
 		Level      string   `json:"log.level"`
@@ -169,7 +170,7 @@ func dump(t *testing.T, c *Config) string {
 		DeadAfter  string   `json:"discovery.dead_after"`
 		Warnings   []string `json:"warnings"`
 		Plugins    []plugin `json:"plugins"`
-	}{c.File, c.Node.Name, c.Control, c.CacheDir, c.DataDir, c.Log.Level.String(), c.Log.Format,
+	}{c.File, c.Node.Name, c.Control, c.ControlAllowHosts, c.CacheDir, c.DataDir, c.Log.Level.String(), c.Log.Format,
 		c.Listen.TCP, c.Listen.QUIC, []peer{}, c.Identity.Key, c.Identity.Cert, c.Trust.Secret, c.Trust.Nodes, c.Trust.CA,
 		FormatSize(c.Mesh.MaxFrame), FormatSize(c.Mesh.SendBuffer), c.Mesh.Inflight,
 		c.Discovery.MDNS, formatDuration(c.Discovery.DeadAfter), c.Warnings(), []plugin{}}

@@ -27,7 +27,7 @@ var topMappings = map[string][]string{
 }
 
 // listKeys are the keys, outside plugins[i], whose value is a list.
-var listKeys = []string{"peers", "trust.nodes"}
+var listKeys = []string{"peers", "trust.nodes", "control.allow_hosts"}
 
 // pluginListKeys are the keys of a plugin whose value is a list.
 var pluginListKeys = []string{"services", "topics", "grants"}
@@ -118,7 +118,19 @@ func classifyEnv(name, value string) (envOverride, *Error) {
 	}
 	ov := envOverride{name: name, value: value, plugin: -1}
 	switch segs[0] {
-	case "control", "cache_dir", "data_dir", "peers":
+	case "control":
+		// A bare address is the shorthand of control.listen; see
+		// controlShorthand.
+		switch {
+		case len(segs) == 1 && isFlow(value, '{'):
+			ov.koanfKey, ov.key = "control", "control"
+			return whole(ov, '{')
+		case len(segs) == 2 && !slices.Contains(controlKeys, segs[1]):
+			return unknown(1, controlKeys)
+		case len(segs) > 2:
+			return noSubKeys(2)
+		}
+	case "cache_dir", "data_dir", "peers":
 		// A list such as peers is set whole: comma-separated, as
 		// plugins[i].grants is, or in YAML flow syntax.
 		if len(segs) > 1 {
@@ -353,4 +365,24 @@ func matchKey(m map[string]any, want string) string {
 		}
 	}
 	return want
+}
+
+// ControlFromEnv returns the control API address that the environment
+// gives client commands (call, pub, sub, ...), read with getenv:
+// PYCOMMS_CONTROL__LISTEN, else the listen key of PYCOMMS_CONTROL in YAML
+// flow syntax, else PYCOMMS_CONTROL itself. It returns "" when none is set,
+// and when PYCOMMS_CONTROL is a mapping without listen.
+func ControlFromEnv(getenv func(string) string) string {
+	if v := getenv(EnvPrefix + "CONTROL__LISTEN"); v != "" {
+		return v
+	}
+	v := getenv(EnvPrefix + "CONTROL")
+	if !isFlow(v, '{') {
+		return v
+	}
+	var m struct{ Listen string }
+	if err := yaml.Unmarshal([]byte(v), &m); err != nil {
+		return ""
+	}
+	return m.Listen
 }

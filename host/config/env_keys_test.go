@@ -71,6 +71,18 @@ func TestEveryKeyFromEnv(t *testing.T) {
 		"control": {
 			{[]string{"PYCOMMS_CONTROL=127.0.0.1:7481"}, func(c *Config) bool { return c.Control == "127.0.0.1:7481" }},
 			{[]string{"PYCOMMS_CONTROL="}, func(c *Config) bool { return c.Control == "" }},
+			{[]string{"PYCOMMS_CONTROL={listen: '127.0.0.1:7482', allow_hosts: [a.example]}"}, func(c *Config) bool {
+				return c.Control == "127.0.0.1:7482" && slices.Equal(c.ControlAllowHosts, []string{"a.example"})
+			}},
+		},
+		"control.listen": {{[]string{"PYCOMMS_CONTROL__LISTEN=127.0.0.1:7483"}, func(c *Config) bool { return c.Control == "127.0.0.1:7483" }}},
+		"control.allow_hosts": {
+			{[]string{"PYCOMMS_CONTROL__ALLOW_HOSTS=a.example,B"}, func(c *Config) bool {
+				return c.Control == DefaultControl && slices.Equal(c.ControlAllowHosts, []string{"a.example", "b"})
+			}},
+			{[]string{"PYCOMMS_CONTROL__ALLOW_HOSTS=[a.example]", "PYCOMMS_CONTROL=127.0.0.1:7484"}, func(c *Config) bool {
+				return c.Control == "127.0.0.1:7484" && slices.Equal(c.ControlAllowHosts, []string{"a.example"})
+			}},
 		},
 		"cache_dir":  {{[]string{"PYCOMMS_CACHE_DIR=/var/cache/p"}, func(c *Config) bool { return c.CacheDir == "/var/cache/p" }}},
 		"data_dir":   {{[]string{"PYCOMMS_DATA_DIR=rel"}, func(c *Config) bool { return c.DataDir == "/srv/wd/rel" }}},
@@ -180,6 +192,31 @@ func TestEveryKeyFromEnv(t *testing.T) {
 					t.Errorf("%s: %q did not take effect: %+v", name, c.env, cfg)
 				}
 			}
+		}
+	}
+}
+
+// TestControlShorthandEnv: the scalar form of control, in the file or in
+// PYCOMMS_CONTROL, combines with the variables of control's keys.
+func TestControlShorthandEnv(t *testing.T) {
+	pinMachine(t, "/srv/wd")
+	for _, tt := range []struct {
+		file, env  string
+		listen     string
+		allowHosts []string
+	}{
+		{"control: 127.0.0.1:1\n", "PYCOMMS_CONTROL__ALLOW_HOSTS=n", "127.0.0.1:1", []string{"n"}},
+		{"control: {listen: 127.0.0.1:1, allow_hosts: [n]}\n", "PYCOMMS_CONTROL=127.0.0.1:2", "127.0.0.1:2", []string{"n"}},
+		{"control: {listen: 127.0.0.1:1, allow_hosts: [n]}\n", "PYCOMMS_CONTROL=", "", []string{"n"}},
+		{"control: {allow_hosts: [n]}\n", "PYCOMMS_CONTROL={listen: '127.0.0.1:3'}", "127.0.0.1:3", nil},
+	} {
+		c, err := Load(writeConfig(t, tt.file), []string{tt.env})
+		if err != nil {
+			t.Errorf("%q with %s: %v", tt.file, tt.env, err)
+			continue
+		}
+		if c.Control != tt.listen || !slices.Equal(c.ControlAllowHosts, tt.allowHosts) {
+			t.Errorf("%q with %s: control %q allow_hosts %q, want %q %q", tt.file, tt.env, c.Control, c.ControlAllowHosts, tt.listen, tt.allowHosts)
 		}
 	}
 }

@@ -283,7 +283,7 @@ func (n *Node) Start() error {
 	for _, m := range n.plugins {
 		n.watch(m)
 	}
-	addr := n.cfg.Control
+	addr, allowHosts := n.cfg.Control, n.cfg.ControlAllowHosts
 	n.mu.Unlock()
 	if addr != "" {
 		l, err := net.Listen("tcp", addr)
@@ -293,7 +293,7 @@ func (n *Node) Start() error {
 			return listenError("control", addr, err)
 		}
 		n.listener = l
-		n.server = control.NewServer(n, n.opts.Version, n.logger)
+		n.server = control.NewServer(n, n.opts.Version, n.logger, control.WithAllowedHosts(allowHosts...))
 		go func() {
 			if err := n.server.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				n.logger.Error("control API stopped", "err", err)

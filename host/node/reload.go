@@ -56,7 +56,7 @@ func (n *Node) reload(ctx context.Context) error {
 	if cfg.Node != n.cfg.Node {
 		fixed = append(fixed, "node.name")
 	}
-	if cfg.Control != n.cfg.Control {
+	if cfg.Control != n.cfg.Control || !slices.Equal(cfg.ControlAllowHosts, n.cfg.ControlAllowHosts) {
 		fixed = append(fixed, "control")
 	}
 	if cfg.CacheDir != n.cfg.CacheDir {
