@@ -122,6 +122,9 @@ type Trust struct {
 	Secret string   // shared cluster secret; "" when unset
 	Nodes  []string // pinned node ids (see ValidNodeID); empty when unset
 	CA     string   // absolute path of a PEM CA bundle; "" when unset
+	// AllowOpen (trust.open) says that running with no rule is meant: it
+	// is required for a listener beyond loopback or mDNS without a rule.
+	AllowOpen bool
 }
 
 // Open reports whether no trust rule is configured: any host that completes
@@ -212,7 +215,10 @@ const (
 
 // Defaults of mesh keys; KEYS.md documents them.
 const (
-	defaultListen     = "0.0.0.0:7400" // for TCP and QUIC alike: QUIC is UDP
+	// defaultListen is for TCP and QUIC alike (QUIC is UDP). Loopback, so
+	// that a node started with no config cannot be joined from the
+	// network; listening beyond it needs a trust rule or trust.open.
+	defaultListen     = "127.0.0.1:7400"
 	defaultMaxFrame   = 1 << 20
 	defaultSendBuffer = 8 << 20
 	defaultInflight   = 1024
@@ -633,12 +639,18 @@ func (c *Config) At(key string, format string, args ...any) *Error {
 // openWarning is the Warnings text for a node that runs without trust rules.
 const openWarning = "trust: none configured: this node runs open, any host that completes the handshake may join the mesh (set trust.secret, trust.nodes or trust.ca)"
 
+// openOnPurposeWarning is the Warnings text when trust.open says so.
+const openOnPurposeWarning = "trust.open: true: this node runs open on purpose, any host that completes the handshake may join the mesh"
+
 // Warnings returns problems of a valid configuration that the host should
 // log at start and on reload: settings that work but are probably not what
 // the operator wants. It returns nil when there are none.
 func (c *Config) Warnings() []string {
 	meshing := c.Listen.TCP != "" || c.Listen.QUIC != "" || len(c.Peers) > 0
-	if meshing && c.Trust.Open() {
+	switch {
+	case meshing && c.Trust.Open() && c.Trust.AllowOpen:
+		return []string{openOnPurposeWarning}
+	case meshing && c.Trust.Open():
 		return []string{openWarning}
 	}
 	return nil
@@ -673,6 +685,7 @@ func (c *Config) Digest() string {
 	w.str(c.Trust.Secret)
 	w.strs(c.Trust.Nodes)
 	w.str(c.Trust.CA)
+	w.value(c.Trust.AllowOpen)
 	w.uint(c.Mesh.MaxFrame)
 	w.uint(c.Mesh.SendBuffer)
 	w.int(int64(c.Mesh.Inflight))

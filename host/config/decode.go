@@ -29,7 +29,7 @@ var (
 	logKeys        = []string{"level", "format"}
 	listenKeys     = []string{"tcp", "quic"}
 	identityKeys   = []string{"key", "cert"}
-	trustKeys      = []string{"secret", "nodes", "ca"}
+	trustKeys      = []string{"secret", "nodes", "ca", "open"}
 	meshLimitsKeys = []string{"max_frame", "send_buffer", "inflight"}
 	discoveryKeys  = []string{"mdns", "dead_after"}
 	pluginKeys     = []string{"name", "path", "kind", "services", "topics", "instances", "queue", "watch", "limits", "grants", "config"}
@@ -72,6 +72,9 @@ type decoder struct {
 	dir  string // directory of the config file; "" when there is none
 
 	services []serviceRef // every valid service, for the cross-plugin check
+	// trustGiven says that the config sets a trust rule, valid or not: an
+	// invalid one is reported on its own, not as a missing one.
+	trustGiven bool
 }
 
 type serviceRef struct {
@@ -161,6 +164,7 @@ func (d *decoder) decode(raw map[string]any) *Config {
 
 	d.mesh(cfg, raw)
 	d.discovery(cfg, raw)
+	d.exposure(cfg)
 
 	switch v := raw["plugins"].(type) {
 	case nil:

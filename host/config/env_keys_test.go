@@ -109,7 +109,10 @@ func TestEveryKeyFromEnv(t *testing.T) {
 			{[]string{"PYCOMMS_TRUST__NODES=" + id1 + "," + id2}, func(c *Config) bool { return slices.Equal(c.Trust.Nodes, []string{id1, id2}) }},
 			{[]string{"PYCOMMS_TRUST__NODES=[" + id1 + "]"}, func(c *Config) bool { return slices.Equal(c.Trust.Nodes, []string{id1}) }},
 		},
-		"trust.ca":             {{[]string{"PYCOMMS_TRUST__CA=" + ca, "PYCOMMS_IDENTITY__CERT=" + cert}, func(c *Config) bool { return c.Trust.CA == ca }}},
+		"trust.ca": {{[]string{"PYCOMMS_TRUST__CA=" + ca, "PYCOMMS_IDENTITY__CERT=" + cert}, func(c *Config) bool { return c.Trust.CA == ca }}},
+		"trust.open": {{[]string{"PYCOMMS_TRUST__OPEN=true", "PYCOMMS_LISTEN__TCP=0.0.0.0:7400"}, func(c *Config) bool {
+			return c.Trust.AllowOpen && c.Listen.TCP == "0.0.0.0:7400"
+		}}},
 		"limits.max_frame":     {{[]string{"PYCOMMS_LIMITS__MAX_FRAME=4MiB"}, func(c *Config) bool { return c.Mesh.MaxFrame == 4<<20 }}},
 		"limits.send_buffer":   {{[]string{"PYCOMMS_LIMITS__SEND_BUFFER=16MiB"}, func(c *Config) bool { return c.Mesh.SendBuffer == 16<<20 }}},
 		"limits.inflight":      {{[]string{"PYCOMMS_LIMITS__INFLIGHT=7"}, func(c *Config) bool { return c.Mesh.Inflight == 7 }}},

@@ -74,7 +74,7 @@ func (n *Node) reload(ctx context.Context) error {
 	if cfg.Identity != n.cfg.Identity {
 		fixed = append(fixed, "identity")
 	}
-	if cfg.Trust.Secret != n.cfg.Trust.Secret || cfg.Trust.CA != n.cfg.Trust.CA || !slices.Equal(cfg.Trust.Nodes, n.cfg.Trust.Nodes) {
+	if cfg.Trust.Secret != n.cfg.Trust.Secret || cfg.Trust.CA != n.cfg.Trust.CA || !slices.Equal(cfg.Trust.Nodes, n.cfg.Trust.Nodes) || cfg.Trust.AllowOpen != n.cfg.Trust.AllowOpen {
 		fixed = append(fixed, "trust")
 	}
 	if cfg.Mesh != n.cfg.Mesh {
