@@ -7,7 +7,8 @@
 // Values come in three layers, each overriding the one before: built-in
 // defaults, the YAML file, and environment variables named PYCOMMS_ + the
 // key path upper-cased with "__" between levels (PYCOMMS_LOG__LEVEL=debug,
-// PYCOMMS_PLUGINS__0__INSTANCES=8). Load is strict: unknown keys, wrong
+// PYCOMMS_PLUGINS__0__INSTANCES=8); a list or mapping may be given whole in
+// YAML flow syntax (PYCOMMS_PEERS='[a:1, b:2]'). Load is strict: unknown keys, wrong
 // types, out-of-range values and unknown PYCOMMS_* variables are all errors,
 // and it reports every problem of a file at once, each with the file, line
 // and column, the key path and, for environment values, the variable name.
