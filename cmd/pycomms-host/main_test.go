@@ -440,6 +440,16 @@ func TestControlFromEnv(t *testing.T) {
 	if r := runCLI(t, "", "call", "echo.x", "env", "--control", deadAddr(t)); r.code != control.ExitUnreachable {
 		t.Errorf("--control did not override %s: %+v", envControl, r)
 	}
+	// The mapping form of control, as the node reads it.
+	t.Setenv(envControl, "{listen: '"+addr+"', allow_hosts: [x]}")
+	if r := runCLI(t, "", "call", "echo.x", "env"); r.code != 0 || r.stdout != "env\n" {
+		t.Errorf("with %s as a mapping: %+v", envControl, r)
+	}
+	t.Setenv(envControl, deadAddr(t))
+	t.Setenv(envControl+"__LISTEN", addr)
+	if r := runCLI(t, "", "call", "echo.x", "env"); r.code != 0 || r.stdout != "env\n" {
+		t.Errorf("%s__LISTEN does not win over %s: %+v", envControl, envControl, r)
+	}
 }
 
 func TestVersion(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pycomms/pycomms-host/host/config"
 	"github.com/pycomms/pycomms-host/host/control"
 )
 
@@ -121,11 +122,11 @@ Exit codes:
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 
 	defControl := control.DefaultAddr
-	if v := os.Getenv(envControl); v != "" {
+	if v := config.ControlFromEnv(os.Getenv); v != "" {
 		defControl = v
 	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.control, "control", defControl, "control API address of the node, host:port or http://host:port (env "+envControl+")")
+	pf.StringVar(&a.control, "control", defControl, "control API address of the node, host:port or http://host:port (env "+envControl+" or "+envControl+"__LISTEN)")
 	pf.StringP("config", "c", "pycomms.yaml", "config file (run, validate, id)")
 
 	root.AddCommand(

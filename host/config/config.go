@@ -7,7 +7,8 @@
 // Values come in three layers, each overriding the one before: built-in
 // defaults, the YAML file, and environment variables named PYCOMMS_ + the
 // key path upper-cased with "__" between levels (PYCOMMS_LOG__LEVEL=debug,
-// PYCOMMS_PLUGINS__0__INSTANCES=8). Load is strict: unknown keys, wrong
+// PYCOMMS_PLUGINS__0__INSTANCES=8); a list or mapping may be given whole in
+// YAML flow syntax (PYCOMMS_PEERS='[a:1, b:2]'). Load is strict: unknown keys, wrong
 // types, out-of-range values and unknown PYCOMMS_* variables are all errors,
 // and it reports every problem of a file at once, each with the file, line
 // and column, the key path and, for environment values, the variable name.
@@ -59,11 +60,15 @@ import (
 // Config is a loaded, validated configuration. Treat it as immutable: a
 // reload produces a new Config, and Digest tells whether anything changed.
 type Config struct {
-	File     string // absolute path of the config file, "" for built-in defaults
-	Node     Node
-	Control  string // host:port of the local control API; "" disables it
-	CacheDir string // absolute
-	Log      Log
+	File    string // absolute path of the config file, "" for built-in defaults
+	Node    Node
+	Control string // host:port of the local control API (control.listen); "" disables it
+	// ControlAllowHosts are the host names (lower-case, without port) the
+	// control API accepts in a request's Host header besides IP addresses
+	// and localhost (control.allow_hosts); nil when none.
+	ControlAllowHosts []string
+	CacheDir          string // absolute
+	Log               Log
 	// DataDir holds the node's persistent state, such as its private key.
 	// Absolute; by default per node name, so that several hosts on one
 	// machine never share a key.
@@ -118,6 +123,9 @@ type Trust struct {
 	Secret string   // shared cluster secret; "" when unset
 	Nodes  []string // pinned node ids (see ValidNodeID); empty when unset
 	CA     string   // absolute path of a PEM CA bundle; "" when unset
+	// AllowOpen (trust.open) says that running with no rule is meant: it
+	// is required for a listener beyond loopback or mDNS without a rule.
+	AllowOpen bool
 }
 
 // Open reports whether no trust rule is configured: any host that completes
@@ -208,7 +216,10 @@ const (
 
 // Defaults of mesh keys; KEYS.md documents them.
 const (
-	defaultListen     = "0.0.0.0:7400" // for TCP and QUIC alike: QUIC is UDP
+	// defaultListen is for TCP and QUIC alike (QUIC is UDP). Loopback, so
+	// that a node started with no config cannot be joined from the
+	// network; listening beyond it needs a trust rule or trust.open.
+	defaultListen     = "127.0.0.1:7400"
 	defaultMaxFrame   = 1 << 20
 	defaultSendBuffer = 8 << 20
 	defaultInflight   = 1024
@@ -518,21 +529,35 @@ func addYAMLError(err error, src *source, errs *Errors) {
 }
 
 // applyEnv loads the PYCOMMS_* overrides of env into k and records which
-// keys they set. builtin says there is no config file.
+// keys they set. builtin says there is no config file. A list or mapping
+// given whole (YAML flow syntax) replaces the key's value; overrides apply
+// outermost first, so PYCOMMS_TRUST='{...}' and PYCOMMS_TRUST__NODES=...
+// together mean the second refines the first.
 func applyEnv(k *koanf.Koanf, environ []string, src *source, builtin bool, errs *Errors) {
 	overrides, envErrs := parseEnv(environ)
 	for _, e := range envErrs {
 		errs.Add(e)
 	}
+	slices.SortStableFunc(overrides, func(a, b envOverride) int { return a.depth() - b.depth() })
+	controlShorthand(k, overrides)
 	scalars := map[string]envOverride{}
 	var perPlugin []envOverride
+	pluginsFromEnv := false
 	for _, ov := range overrides {
-		if ov.plugin < 0 {
-			scalars[ov.name] = ov
-			src.env[ov.key] = ov.name
-		} else {
+		switch {
+		case ov.plugin >= 0:
 			perPlugin = append(perPlugin, ov)
+			continue
+		case ov.parsed != nil:
+			k.Delete(ov.koanfKey)
+			if err := k.Set(ov.koanfKey, ov.parsed); err != nil {
+				errs.Add(&Error{Env: ov.name, Key: ov.key, Msg: "applying the value: " + err.Error(), Err: err})
+			}
+			pluginsFromEnv = pluginsFromEnv || ov.koanfKey == "plugins"
+		default:
+			scalars[ov.name] = ov
 		}
+		src.env[ov.key] = ov.name
 	}
 	if len(scalars) > 0 {
 		p := env.Provider(".", env.Opt{
@@ -542,7 +567,7 @@ func applyEnv(k *koanf.Koanf, environ []string, src *source, builtin bool, errs 
 				if ov, ok := scalars[name]; ok {
 					return ov.koanfKey, value
 				}
-				return "", nil // handled below, or already reported
+				return "", nil // handled above or below, or already reported
 			},
 		})
 		if err := k.Load(p, nil); err != nil {
@@ -552,10 +577,10 @@ func applyEnv(k *koanf.Koanf, environ []string, src *source, builtin bool, errs 
 	if len(perPlugin) == 0 {
 		return
 	}
-	if builtin {
+	if builtin && !pluginsFromEnv {
 		for _, ov := range perPlugin {
 			errs.Add(&Error{Env: ov.name, Key: ov.key,
-				Msg: "there is no config file, so no listed plugin to override (the built-in plugin list cannot be changed by index)"})
+				Msg: "there is no config file, so no listed plugin to override (the built-in plugin list cannot be changed by index; PYCOMMS_PLUGINS can replace it whole)"})
 		}
 		return
 	}
@@ -581,6 +606,25 @@ func applyEnv(k *koanf.Koanf, environ []string, src *source, builtin bool, errs 
 	}
 }
 
+// controlShorthand reconciles the two forms of control with the overrides
+// of env: a bare address in the file becomes {listen: ADDR} when a variable
+// sets control.listen or control.allow_hosts, and PYCOMMS_CONTROL=ADDR over
+// a mapping sets its listen, so that the shorthand variable moves the port
+// without dropping the file's allow_hosts.
+func controlShorthand(k *koanf.Koanf, overrides []envOverride) {
+	sub := slices.ContainsFunc(overrides, func(ov envOverride) bool { return strings.HasPrefix(ov.koanfKey, "control.") })
+	if s, ok := k.Get("control").(string); ok && sub {
+		k.Delete("control")
+		k.Set("control.listen", s)
+	}
+	_, isMap := k.Get("control").(map[string]any)
+	for i, ov := range overrides {
+		if ov.koanfKey == "control" && ov.parsed == nil && (sub || isMap) {
+			overrides[i].koanfKey = "control.listen"
+		}
+	}
+}
+
 // At returns an *Error positioned at key (for callers such as the loader
 // that validates modules later and wants file/line for "plugins[2].path").
 // A key that the file does not have is placed at its nearest ancestor; a
@@ -596,12 +640,18 @@ func (c *Config) At(key string, format string, args ...any) *Error {
 // openWarning is the Warnings text for a node that runs without trust rules.
 const openWarning = "trust: none configured: this node runs open, any host that completes the handshake may join the mesh (set trust.secret, trust.nodes or trust.ca)"
 
+// openOnPurposeWarning is the Warnings text when trust.open says so.
+const openOnPurposeWarning = "trust.open: true: this node runs open on purpose, any host that completes the handshake may join the mesh"
+
 // Warnings returns problems of a valid configuration that the host should
 // log at start and on reload: settings that work but are probably not what
 // the operator wants. It returns nil when there are none.
 func (c *Config) Warnings() []string {
 	meshing := c.Listen.TCP != "" || c.Listen.QUIC != "" || len(c.Peers) > 0
-	if meshing && c.Trust.Open() {
+	switch {
+	case meshing && c.Trust.Open() && c.Trust.AllowOpen:
+		return []string{openOnPurposeWarning}
+	case meshing && c.Trust.Open():
 		return []string{openWarning}
 	}
 	return nil
@@ -617,6 +667,7 @@ func (c *Config) Digest() string {
 	w.str(c.File)
 	w.str(c.Node.Name)
 	w.str(c.Control)
+	w.strs(c.ControlAllowHosts)
 	w.str(c.CacheDir)
 	w.int(int64(c.Log.Level))
 	w.str(c.Log.Format)
@@ -635,6 +686,7 @@ func (c *Config) Digest() string {
 	w.str(c.Trust.Secret)
 	w.strs(c.Trust.Nodes)
 	w.str(c.Trust.CA)
+	w.value(c.Trust.AllowOpen)
 	w.uint(c.Mesh.MaxFrame)
 	w.uint(c.Mesh.SendBuffer)
 	w.int(int64(c.Mesh.Inflight))

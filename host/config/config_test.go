@@ -150,6 +150,7 @@ func dump(t *testing.T, c *Config) string {
 		File       string   `json:"file"`
 		Node       string   `json:"node.name"`
 		Control    string   `json:"control"`
+		AllowHosts []string `json:"control.allow_hosts,omitempty"`
 		CacheDir   string   `json:"cache_dir"`
 		DataDir    string   `json:"data_dir"`
 		Level      string   `json:"log.level"`
@@ -162,6 +163,7 @@ func dump(t *testing.T, c *Config) string {
 		Secret     string   `json:"trust.secret"`
 		Nodes      []string `json:"trust.nodes"`
 		CA         string   `json:"trust.ca"`
+		Open       bool     `json:"trust.open,omitempty"`
 		MaxFrame   string   `json:"limits.max_frame"`
 		SendBuffer string   `json:"limits.send_buffer"`
 		Inflight   int      `json:"limits.inflight"`
@@ -169,8 +171,8 @@ func dump(t *testing.T, c *Config) string {
 		DeadAfter  string   `json:"discovery.dead_after"`
 		Warnings   []string `json:"warnings"`
 		Plugins    []plugin `json:"plugins"`
-	}{c.File, c.Node.Name, c.Control, c.CacheDir, c.DataDir, c.Log.Level.String(), c.Log.Format,
-		c.Listen.TCP, c.Listen.QUIC, []peer{}, c.Identity.Key, c.Identity.Cert, c.Trust.Secret, c.Trust.Nodes, c.Trust.CA,
+	}{c.File, c.Node.Name, c.Control, c.ControlAllowHosts, c.CacheDir, c.DataDir, c.Log.Level.String(), c.Log.Format,
+		c.Listen.TCP, c.Listen.QUIC, []peer{}, c.Identity.Key, c.Identity.Cert, c.Trust.Secret, c.Trust.Nodes, c.Trust.CA, c.Trust.AllowOpen,
 		FormatSize(c.Mesh.MaxFrame), FormatSize(c.Mesh.SendBuffer), c.Mesh.Inflight,
 		c.Discovery.MDNS, formatDuration(c.Discovery.DeadAfter), c.Warnings(), []plugin{}}
 	for _, p := range c.Peers {

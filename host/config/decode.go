@@ -25,10 +25,11 @@ import (
 var (
 	topKeys        = []string{"node", "control", "cache_dir", "data_dir", "log", "listen", "peers", "identity", "trust", "limits", "discovery", "plugins"}
 	nodeKeys       = []string{"name"}
+	controlKeys    = []string{"listen", "allow_hosts"}
 	logKeys        = []string{"level", "format"}
 	listenKeys     = []string{"tcp", "quic"}
 	identityKeys   = []string{"key", "cert"}
-	trustKeys      = []string{"secret", "nodes", "ca"}
+	trustKeys      = []string{"secret", "nodes", "ca", "open"}
 	meshLimitsKeys = []string{"max_frame", "send_buffer", "inflight"}
 	discoveryKeys  = []string{"mdns", "dead_after"}
 	pluginKeys     = []string{"name", "path", "kind", "services", "topics", "instances", "queue", "watch", "limits", "grants", "config"}
@@ -71,6 +72,9 @@ type decoder struct {
 	dir  string // directory of the config file; "" when there is none
 
 	services []serviceRef // every valid service, for the cross-plugin check
+	// trustGiven says that the config sets a trust rule, valid or not: an
+	// invalid one is reported on its own, not as a missing one.
+	trustGiven bool
 }
 
 type serviceRef struct {
@@ -120,12 +124,7 @@ func (d *decoder) decode(raw map[string]any) *Config {
 		}
 	}
 
-	if s, ok := d.str("control", raw["control"]); ok {
-		if reason := checkAddr(s); s != "" && reason != "" {
-			d.fail("control", "%s is not a host:port address: %s (use e.g. 127.0.0.1:7480, or \"\" to disable the control API)", quote(s), reason)
-		}
-		cfg.Control = s
-	}
+	d.control(cfg, raw["control"])
 
 	if s, ok := d.str("cache_dir", raw["cache_dir"]); ok {
 		if s == "" {
@@ -165,6 +164,7 @@ func (d *decoder) decode(raw map[string]any) *Config {
 
 	d.mesh(cfg, raw)
 	d.discovery(cfg, raw)
+	d.exposure(cfg)
 
 	switch v := raw["plugins"].(type) {
 	case nil:
@@ -269,6 +269,54 @@ func (d *decoder) plugin(i int, m map[string]any) Plugin {
 		p.Config = normalize(cm).(map[string]any)
 	}
 	return p
+}
+
+// control decodes the control key: a mapping {listen, allow_hosts}, or
+// the shorthand of a bare address for {listen: ADDR}.
+func (d *decoder) control(cfg *Config, v any) {
+	listen := func(key string, v any) {
+		if s, ok := d.str(key, v); ok {
+			if reason := checkAddr(s); s != "" && reason != "" {
+				d.fail(key, "%s is not a host:port address: %s (use e.g. 127.0.0.1:7480, or \"\" to disable the control API)", quote(s), reason)
+			}
+			cfg.Control = s
+		}
+	}
+	m, isMap := v.(map[string]any)
+	if !isMap {
+		if _, isStr := v.(string); v != nil && !isStr {
+			hint := ""
+			if p, ok := d.src.pos["control"]; ok && p.node != nil && p.node.Kind == yaml.ScalarNode {
+				hint = fmt.Sprintf(" (quote it: %q)", p.node.Value)
+			}
+			d.fail("control", "expected host:port or a mapping {listen: ADDR, allow_hosts: [NAME, ...]}, got %s%s", d.src.describe("control", v), hint)
+			return
+		}
+		listen("control", v)
+		return
+	}
+	d.unknownKeys("control", m, controlKeys)
+	listen("control.listen", m["listen"])
+	items, ok := d.strList("control.allow_hosts", m["allow_hosts"])
+	if !ok {
+		return
+	}
+	first := map[string]int{}
+	for _, it := range items {
+		key := indexKey("control.allow_hosts", it.index)
+		name := strings.ToLower(strings.TrimSuffix(it.s, "."))
+		switch j, dup := first[name]; {
+		case net.ParseIP(strings.Trim(it.s, "[]")) != nil:
+			d.fail(key, "%s is an IP address, which the control API always accepts as Host: list only host names", quote(it.s))
+		case !hostnameRE.MatchString(name):
+			d.fail(key, "%s is not a host name (write the name alone, without port or scheme, e.g. node-a.internal)", quote(it.s))
+		case dup:
+			d.fail(key, "%s is listed twice (first at allow_hosts[%d])", quote(it.s), j)
+		default:
+			first[name] = it.index
+			cfg.ControlAllowHosts = append(cfg.ControlAllowHosts, name)
+		}
+	}
 }
 
 // pluginPath checks a plugin path and resolves a file path to an absolute

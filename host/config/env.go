@@ -1,10 +1,13 @@
 package config
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // EnvPrefix starts the name of every environment variable that overrides a
@@ -14,13 +17,20 @@ const EnvPrefix = "PYCOMMS_"
 // topMappings are the top-level keys that hold a mapping of plain values,
 // with the keys of each.
 var topMappings = map[string][]string{
-	"node":     nodeKeys,
-	"log":      logKeys,
-	"listen":   listenKeys,
-	"identity": identityKeys,
-	"trust":    trustKeys,
-	"limits":   meshLimitsKeys,
+	"node":      nodeKeys,
+	"log":       logKeys,
+	"listen":    listenKeys,
+	"identity":  identityKeys,
+	"trust":     trustKeys,
+	"limits":    meshLimitsKeys,
+	"discovery": discoveryKeys,
 }
+
+// listKeys are the keys, outside plugins[i], whose value is a list.
+var listKeys = []string{"peers", "trust.nodes", "control.allow_hosts"}
+
+// pluginListKeys are the keys of a plugin whose value is a list.
+var pluginListKeys = []string{"services", "topics", "grants"}
 
 // envOverride is one PYCOMMS_* variable that names a known key.
 type envOverride struct {
@@ -29,6 +39,18 @@ type envOverride struct {
 	koanfKey    string   // dotted koanf path of a key outside the plugin list: "log.level"
 	plugin      int      // plugin index for keys under plugins[i]; -1 otherwise
 	rest        []string // path inside plugins[i]: ["limits", "memory"]
+	// parsed is the value of a list or mapping given whole in YAML flow
+	// syntax ("[a, b]", "{k: v}"); nil for a plain string value.
+	parsed any
+}
+
+// depth is the number of levels of the key an override sets, so that a
+// whole mapping is applied before the overrides of its keys.
+func (ov envOverride) depth() int {
+	if ov.plugin >= 0 {
+		return 2 + len(ov.rest)
+	}
+	return strings.Count(ov.koanfKey, ".") + 1
 }
 
 // parseEnv picks the PYCOMMS_* entries out of env (KEY=VALUE strings, as
@@ -84,18 +106,44 @@ func classifyEnv(name, value string) (envOverride, *Error) {
 	noSubKeys := func(n int) (envOverride, *Error) {
 		return fail(envKeyPath(segs[:n+1]), "unknown key (%s has no sub-keys)", envKeyPath(segs[:n]))
 	}
+	// whole parses the value of a list or mapping key given in YAML flow
+	// syntax, which sets the key whole.
+	whole := func(ov envOverride, open byte) (envOverride, *Error) {
+		v, err := flowValue(name, ov.key, value, open)
+		if err != nil {
+			return envOverride{}, err
+		}
+		ov.parsed = v
+		return ov, nil
+	}
 	ov := envOverride{name: name, value: value, plugin: -1}
 	switch segs[0] {
-	case "control", "cache_dir", "data_dir", "peers":
-		// A list such as peers is set whole, comma-separated, as
-		// plugins[i].grants is.
+	case "control":
+		// A bare address is the shorthand of control.listen; see
+		// controlShorthand.
+		switch {
+		case len(segs) == 1 && isFlow(value, '{'):
+			ov.koanfKey, ov.key = "control", "control"
+			return whole(ov, '{')
+		case len(segs) == 2 && !slices.Contains(controlKeys, segs[1]):
+			return unknown(1, controlKeys)
+		case len(segs) > 2:
+			return noSubKeys(2)
+		}
+	case "cache_dir", "data_dir", "peers":
+		// A list such as peers is set whole: comma-separated, as
+		// plugins[i].grants is, or in YAML flow syntax.
 		if len(segs) > 1 {
 			return noSubKeys(1)
 		}
-	case "node", "log", "listen", "identity", "trust", "limits":
+	case "node", "log", "listen", "identity", "trust", "limits", "discovery":
 		known := topMappings[segs[0]]
 		if len(segs) == 1 {
-			return fail(segs[0], "is a mapping: set its keys instead (%s)", envNames(segs[:1], known))
+			if isFlow(value, '{') {
+				ov.koanfKey, ov.key = segs[0], segs[0]
+				return whole(ov, '{')
+			}
+			return fail(segs[0], "is a mapping: set its keys (%s), or all of it in YAML flow syntax: %s='{%s: ...}'", envNames(segs[:1], known), name, known[0])
 		}
 		if !slices.Contains(known, segs[1]) {
 			return unknown(1, known)
@@ -105,7 +153,11 @@ func classifyEnv(name, value string) (envOverride, *Error) {
 		}
 	case "plugins":
 		if len(segs) == 1 {
-			return fail("plugins", "the plugin list cannot be set from the environment; override keys of a listed plugin by index, e.g. PYCOMMS_PLUGINS__0__INSTANCES=4")
+			if isFlow(value, '[') {
+				ov.koanfKey, ov.key = "plugins", "plugins"
+				return whole(ov, '[')
+			}
+			return fail("plugins", "the plugin list is set whole in YAML flow syntax, e.g. PYCOMMS_PLUGINS='[{name: echo, path: \"builtin:echo\", services: [echo]}]'; or override keys of a listed plugin by index, e.g. PYCOMMS_PLUGINS__0__INSTANCES=4")
 		}
 		idx, err := strconv.Atoi(segs[1])
 		if err != nil || strings.ContainsAny(segs[1], "+-") {
@@ -121,7 +173,11 @@ func classifyEnv(name, value string) (envOverride, *Error) {
 		switch segs[2] {
 		case "limits":
 			if len(segs) == 3 {
-				return fail(envKeyPath(segs), "is a mapping: set its keys instead (%s)", envNames(segs[:3], limitsKeys))
+				if isFlow(value, '{') {
+					ov.rest, ov.key = segs[2:], envKeyPath(segs)
+					return whole(ov, '{')
+				}
+				return fail(envKeyPath(segs), "is a mapping: set its keys (%s), or all of it in YAML flow syntax: %s='{memory: 32MiB}'", envNames(segs[:3], limitsKeys), name)
 			}
 			if !slices.Contains(limitsKeys, segs[3]) {
 				return unknown(3, limitsKeys)
@@ -131,7 +187,11 @@ func classifyEnv(name, value string) (envOverride, *Error) {
 			}
 		case "config":
 			if len(segs) == 3 {
-				return fail(envKeyPath(segs), "is free-form and cannot be set as a whole; set its keys, e.g. PYCOMMS_PLUGINS__%d__CONFIG__PREFIX", idx)
+				if isFlow(value, '{') {
+					ov.rest, ov.key = segs[2:], envKeyPath(segs)
+					return whole(ov, '{')
+				}
+				return fail(envKeyPath(segs), "is a mapping: set its keys, e.g. PYCOMMS_PLUGINS__%d__CONFIG__PREFIX, or all of it in YAML flow syntax: %s='{prefix: \">> \"}'", idx, name)
 			}
 		default:
 			if len(segs) > 3 {
@@ -140,13 +200,72 @@ func classifyEnv(name, value string) (envOverride, *Error) {
 		}
 		ov.rest = segs[2:]
 		ov.key = envKeyPath(segs)
+		if len(ov.rest) == 1 && slices.Contains(pluginListKeys, ov.rest[0]) && isFlow(value, '[') {
+			return whole(ov, '[')
+		}
 		return ov, nil
 	default:
 		return unknown(0, topKeys)
 	}
 	ov.koanfKey = strings.Join(segs, ".")
 	ov.key = ov.koanfKey
+	if slices.Contains(listKeys, ov.koanfKey) && isFlow(value, '[') {
+		return whole(ov, '[')
+	}
 	return ov, nil
+}
+
+// isFlow reports whether the value of a variable is a YAML flow collection
+// opened by open ('[' or '{') and closed by its pair. A list value in the
+// comma-separated form never is: a peer ends with its port, even
+// "[::1]:7400", and node ids, grants and subjects hold no brackets.
+func isFlow(value string, open byte) bool {
+	v := strings.TrimSpace(value)
+	closer := byte(']')
+	if open == '{' {
+		closer = '}'
+	}
+	return len(v) >= 2 && v[0] == open && v[len(v)-1] == closer
+}
+
+// flowValue parses the YAML flow value of variable name, which sets key
+// (a list when open is '[', a mapping when '{') whole. It is held to the
+// rules of the config file: duplicate keys are errors, and aliases count
+// against MaxValues.
+func flowValue(name, key, value string, open byte) (any, *Error) {
+	fail := func(format string, args ...any) (any, *Error) {
+		return nil, &Error{Env: name, Key: key, Msg: fmt.Sprintf(format, args...)}
+	}
+	want, kind := yaml.SequenceNode, "a list"
+	if open == '{' {
+		want, kind = yaml.MappingNode, "a mapping"
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(value), &doc); err != nil {
+		return fail("invalid YAML flow value: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if len(doc.Content) != 1 || resolve(doc.Content[0]).Kind != want {
+		return fail("expected %s in YAML flow syntax", kind)
+	}
+	src, errs := newSource(""), &Errors{}
+	src.duplicateKeys(doc.Content[0], nil, errs)
+	var v any
+	if len(errs.List) == 0 {
+		// Depth 1: the top-level key check of the file does not apply.
+		b := &treeBuilder{ctx: context.Background(), src: src, errs: errs}
+		v, _ = b.node(doc.Content[0], 1, false)
+	}
+	if len(errs.List) > 0 {
+		msgs := make([]string, len(errs.List))
+		for i, e := range errs.List {
+			msgs[i] = e.Msg
+			if e.Key != "" {
+				msgs[i] = e.Key + ": " + e.Msg
+			}
+		}
+		return fail("in the YAML flow value: %s", strings.Join(msgs, "; "))
+	}
+	return v, nil
 }
 
 // envKeyPath turns lower-cased name segments into a key path for messages:
@@ -203,7 +322,11 @@ func applyPluginEnv(list []any, ov envOverride) (string, *Error) {
 		}
 		key = joinKey(key, k)
 		if i == len(ov.rest)-1 {
-			m[k] = ov.value
+			if ov.parsed != nil {
+				m[k] = ov.parsed
+			} else {
+				m[k] = ov.value
+			}
 			break
 		}
 		switch child := m[k].(type) {
@@ -242,4 +365,24 @@ func matchKey(m map[string]any, want string) string {
 		}
 	}
 	return want
+}
+
+// ControlFromEnv returns the control API address that the environment
+// gives client commands (call, pub, sub, ...), read with getenv:
+// PYCOMMS_CONTROL__LISTEN, else the listen key of PYCOMMS_CONTROL in YAML
+// flow syntax, else PYCOMMS_CONTROL itself. It returns "" when none is set,
+// and when PYCOMMS_CONTROL is a mapping without listen.
+func ControlFromEnv(getenv func(string) string) string {
+	if v := getenv(EnvPrefix + "CONTROL__LISTEN"); v != "" {
+		return v
+	}
+	v := getenv(EnvPrefix + "CONTROL")
+	if !isFlow(v, '{') {
+		return v
+	}
+	var m struct{ Listen string }
+	if err := yaml.Unmarshal([]byte(v), &m); err != nil {
+		return ""
+	}
+	return m.Listen
 }

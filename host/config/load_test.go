@@ -43,12 +43,14 @@ func TestLoadBuiltinDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Config{
-		Node:      Node{Name: "testhost"},
-		Control:   "127.0.0.1:7480",
-		CacheDir:  "/home/test/.cache/pycomms-host",
-		Log:       Log{Level: slog.LevelInfo, Format: "text"},
-		DataDir:   "/home/test/.local/share/pycomms-host/testhost",
-		Listen:    Listen{TCP: "0.0.0.0:7400", QUIC: "0.0.0.0:7400"},
+		Node:     Node{Name: "testhost"},
+		Control:  "127.0.0.1:7480",
+		CacheDir: "/home/test/.cache/pycomms-host",
+		Log:      Log{Level: slog.LevelInfo, Format: "text"},
+		DataDir:  "/home/test/.local/share/pycomms-host/testhost",
+		// Loopback: a node started with no config cannot be joined from
+		// the network.
+		Listen:    Listen{TCP: "127.0.0.1:7400", QUIC: "127.0.0.1:7400"},
 		Peers:     []Peer{},
 		Identity:  Identity{Key: "/home/test/.local/share/pycomms-host/testhost/node.key"},
 		Trust:     Trust{Nodes: []string{}},
@@ -114,7 +116,7 @@ func TestLoadBuiltinDefaultsEnv(t *testing.T) {
 		{
 			name:    "plugin index",
 			env:     []string{"PYCOMMS_PLUGINS__0__INSTANCES=8"},
-			wantErr: "env PYCOMMS_PLUGINS__0__INSTANCES: plugins[0].instances: there is no config file, so no listed plugin to override (the built-in plugin list cannot be changed by index)",
+			wantErr: "env PYCOMMS_PLUGINS__0__INSTANCES: plugins[0].instances: there is no config file, so no listed plugin to override (the built-in plugin list cannot be changed by index; PYCOMMS_PLUGINS can replace it whole)",
 		},
 		{
 			name:    "bad value",
@@ -289,7 +291,7 @@ func TestDigest(t *testing.T) {
 		{"comments and layout", "# a comment\nplugins:\n  - name: a\n    path: builtin:a   # trailing\n    config: {y: [a, b], x: 1}\n    limits:\n      memory: 16MiB\n"},
 		{"size spelled differently", "plugins:\n  - {name: a, path: builtin:a, limits: {memory: 16777216}, config: {x: 1, y: [a, b]}}\n"},
 		{"defaults written out", "plugins:\n  - {name: a, path: builtin:a, instances: 2, queue: 1024, watch: true, grants: [log], limits: {memory: 16MiB, timeout: 5s}, config: {x: 1, y: [a, b]}}\n"},
-		{"mesh defaults written out", base + "data_dir: /home/test/.local/share/pycomms-host/testhost\nlisten: {tcp: 0.0.0.0:7400}\npeers: []\nidentity: {key: /home/test/.local/share/pycomms-host/testhost/node.key}\ntrust: {secret: \"\", nodes: []}\nlimits: {max_frame: 1MiB, send_buffer: 8388608, inflight: 1024}\n"},
+		{"mesh defaults written out", base + "data_dir: /home/test/.local/share/pycomms-host/testhost\nlisten: {tcp: 127.0.0.1:7400}\npeers: []\nidentity: {key: /home/test/.local/share/pycomms-host/testhost/node.key}\ntrust: {secret: \"\", nodes: []}\nlimits: {max_frame: 1MiB, send_buffer: 8388608, inflight: 1024}\n"},
 	}
 	for _, tt := range same {
 		if d := digest(t, tt.yaml); d != d0 {
@@ -319,6 +321,8 @@ func TestDigest(t *testing.T) {
 		{"secret", base + "trust: {secret: 0123456789abcdef}\n", nil},
 		{"mesh limits", base + "limits: {inflight: 10}\n", nil},
 		{"mesh env", base, []string{"PYCOMMS_LIMITS__MAX_FRAME=2MiB"}},
+		{"trust.open", base + "trust: {open: true}\n", nil},
+		{"control.allow_hosts", base + "control: {allow_hosts: [a]}\n", nil},
 	}
 	for _, tt := range different {
 		if d := digest(t, tt.yaml, tt.env...); d == d0 {

@@ -140,12 +140,19 @@ func (d *decoder) mesh(cfg *Config, raw map[string]any) {
 		if items, ok := d.strList("trust.nodes", m["nodes"]); ok {
 			cfg.Trust.Nodes = d.nodeIDs(items)
 		}
+		if b, ok := d.boolean("trust.open", m["open"]); ok {
+			cfg.Trust.AllowOpen = b
+		}
+		d.trustGiven = !empty(m["secret"]) || !empty(m["nodes"]) || !empty(m["ca"])
 		if s, ok := d.str("trust.ca", m["ca"]); ok && s != "" {
 			caSet = true
 			if p, ok := d.absPath("trust.ca", s); ok && d.existingFile("trust.ca", p, "PEM file") && d.caBundle("trust.ca", p) {
 				cfg.Trust.CA = p
 			}
 		}
+	}
+	if cfg.Trust.AllowOpen && d.trustGiven {
+		d.fail("trust.open", "true says to run without trust rules, but trust.secret, trust.nodes or trust.ca sets one: remove trust.open, or the rules")
 	}
 	switch {
 	case caSet && !certSet:
@@ -196,6 +203,54 @@ func (d *decoder) discovery(cfg *Config, raw map[string]any) {
 	if v, ok := d.duration("discovery.dead_after", m["dead_after"], minDeadAfter, maxDeadAfter); ok {
 		cfg.Discovery.DeadAfter = v
 	}
+}
+
+// empty reports a trust value that sets no rule: absent, "" or [].
+func empty(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case string:
+		return x == ""
+	case []any:
+		return len(x) == 0
+	}
+	return false
+}
+
+// exposure refuses a node that other machines could join without any
+// trust rule, unless trust.open says that is meant: a listener on an
+// address other than loopback, or mDNS, which announces the node on the
+// network. Without this, one line of config (listen.tcp: 0.0.0.0:7400)
+// would let any host on the LAN call every service.
+func (d *decoder) exposure(cfg *Config) {
+	if !cfg.Trust.Open() || cfg.Trust.AllowOpen || d.trustGiven {
+		return
+	}
+	const fix = "set trust.secret, trust.nodes or trust.ca (KEYS.md, \"Trust rules\"), or trust.open: true to run open on purpose"
+	for _, l := range []struct{ key, addr string }{{"listen.tcp", cfg.Listen.TCP}, {"listen.quic", cfg.Listen.QUIC}} {
+		if l.addr != "" && !loopbackAddr(l.addr) {
+			d.fail(l.key, "%s accepts mesh links from other machines, and no trust rule is set: any host that reaches it could join the mesh and call every service; %s, or listen on 127.0.0.1", quote(l.addr), fix)
+		}
+	}
+	if cfg.Discovery.MDNS {
+		d.fail("discovery.mdns", "announces this node on the local network, and no trust rule is set: any host there could join the mesh and call every service; %s", fix)
+	}
+}
+
+// loopbackAddr reports whether a listen address accepts connections from
+// this machine only: a loopback IP or localhost. An empty host means every
+// interface, and another name may resolve to anything.
+func loopbackAddr(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // peers validates the peers list; an address listed twice with the same

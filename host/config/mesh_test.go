@@ -116,6 +116,7 @@ func TestWarnings(t *testing.T) {
 		{"open, listening", Config{Listen: Listen{TCP: "0.0.0.0:7400"}}, []string{openWarning}},
 		{"open, QUIC only", Config{Listen: Listen{QUIC: ":7400"}}, []string{openWarning}},
 		{"open, dialing only", Config{Peers: peer}, []string{openWarning}},
+		{"open on purpose", Config{Listen: Listen{TCP: "0.0.0.0:7400"}, Trust: Trust{AllowOpen: true}}, []string{openOnPurposeWarning}},
 		{"open, no mesh at all", Config{Peers: []Peer{}}, nil},
 		{"secret", Config{Listen: Listen{TCP: ":1"}, Peers: peer, Trust: Trust{Secret: "0123456789abcdef"}}, nil},
 		{"pinned nodes", Config{Listen: Listen{TCP: ":1"}, Trust: Trust{Nodes: []string{strings.Repeat("a", 32)}}}, nil},

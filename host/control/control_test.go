@@ -867,6 +867,9 @@ func TestBrowserGuard(t *testing.T) {
 			if tt.code == 403 && !strings.Contains(string(body), `"status":"denied"`) {
 				t.Errorf("body %s", body)
 			}
+			if tt.host != "" && tt.code == 403 && !strings.Contains(string(body), "control.allow_hosts") {
+				t.Errorf("body %s", body)
+			}
 		})
 	}
 }

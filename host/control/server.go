@@ -106,7 +106,8 @@ func WithMaxBody(n int64) Option {
 // their Host header besides IP literals and "localhost". Any other name is
 // refused, because a browser tricked by DNS rebinding sends the attacker's
 // name; a node whose control API is reached by name (for example from a
-// container network) must list that name here.
+// container network) must list that name here. The node passes its
+// control.allow_hosts key.
 func WithAllowedHosts(names ...string) Option {
 	return func(s *Server) {
 		for _, n := range names {
@@ -229,7 +230,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 				"control API refuses browser requests (Origin %q)", r.Header.Get("Origin")))
 		case !s.hostAllowed(r.Host):
 			s.writeError(rec, r, message.Errorf(abi.StatusDenied,
-				"control API refuses Host %q: use an IP address or localhost, or allow the name in the node's config", r.Host))
+				"control API refuses Host %q: use an IP address or localhost, or add the name to control.allow_hosts in the node's config", r.Host))
 		default:
 			next.ServeHTTP(rec, r)
 		}

@@ -350,7 +350,7 @@ func (n *Node) Start() error {
 	}
 	n.mu.Lock()
 	ms := slices.Collect(maps.Values(n.plugins))
-	addr := n.cfg.Control
+	addr, allowHosts := n.cfg.Control, n.cfg.ControlAllowHosts
 	n.mu.Unlock()
 	for _, m := range ms {
 		n.watch(m)
@@ -363,7 +363,7 @@ func (n *Node) Start() error {
 			return listenError("control", addr, err)
 		}
 		n.listener = l
-		n.server = control.NewServer(n, n.opts.Version, n.logger)
+		n.server = control.NewServer(n, n.opts.Version, n.logger, control.WithAllowedHosts(allowHosts...))
 		go func() {
 			if err := n.server.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				n.logger.Error("control API stopped", "err", err)

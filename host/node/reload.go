@@ -112,7 +112,7 @@ func fixedChanges(a, b *config.Config) []string {
 	if b.Node != a.Node {
 		fixed = append(fixed, "node.name")
 	}
-	if b.Control != a.Control {
+	if b.Control != a.Control || !slices.Equal(b.ControlAllowHosts, a.ControlAllowHosts) {
 		fixed = append(fixed, "control")
 	}
 	if b.CacheDir != a.CacheDir {
@@ -130,7 +130,7 @@ func fixedChanges(a, b *config.Config) []string {
 	if b.Identity != a.Identity {
 		fixed = append(fixed, "identity")
 	}
-	if b.Trust.Secret != a.Trust.Secret || b.Trust.CA != a.Trust.CA || !slices.Equal(b.Trust.Nodes, a.Trust.Nodes) {
+	if b.Trust.Secret != a.Trust.Secret || b.Trust.CA != a.Trust.CA || !slices.Equal(b.Trust.Nodes, a.Trust.Nodes) || b.Trust.AllowOpen != a.Trust.AllowOpen {
 		fixed = append(fixed, "trust")
 	}
 	if b.Mesh != a.Mesh {
