@@ -429,6 +429,12 @@ func (tr *tour) background(dir string, c tourCommand) {
 	fields := strings.Fields(c.text)
 	isSub := len(fields) > 1 && fields[0] == "pycomms-host" && fields[1] == "sub"
 	subsBefore := tr.subscriptions()
+	if controlAddr != "" && tourHealth(controlAddr) == nil {
+		// The new node could not listen there, and the health probe
+		// below would be answered by the one running already.
+		t.Fatalf("README.md:%d: %s: a node of an earlier step still answers at its control address: the README must say to stop it first%s",
+			c.line, c.text, tr.logs())
+	}
 	p := &tourProc{cmd: c, out: &lockedBuffer{}, exited: make(chan struct{}), control: controlAddr}
 	p.proc = tr.shell(dir, c.text, env)
 	p.proc.Stdout, p.proc.Stderr = p.out, p.out
@@ -444,17 +450,7 @@ func (tr *tour) background(dir string, c tourCommand) {
 	switch {
 	case controlAddr != "":
 		timeout = tourStartTimeout
-		ready = func() error {
-			resp, err := http.Get("http://" + controlAddr + "/v1/health")
-			if err != nil {
-				return err
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("health: %s", resp.Status)
-			}
-			return nil
-		}
+		ready = func() error { return tourHealth(controlAddr) }
 	case isSub:
 		ready = func() error {
 			if tr.subscriptions() <= subsBefore {
@@ -483,6 +479,20 @@ func (tr *tour) background(dir string, c tourCommand) {
 	}
 }
 
+// tourHealth asks a node's control API for its health.
+func tourHealth(addr string) error {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + addr + "/v1/health")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("health: %s", resp.Status)
+	}
+	return nil
+}
+
 // subscriptions counts the subscriptions the running nodes have logged.
 func (tr *tour) subscriptions() int {
 	n := 0
@@ -504,8 +514,8 @@ func (tr *tour) checkBackground(procs []*tourProc) {
 		deadline := time.Now().Add(tourSettleTimeout)
 		for !outputMatches(p.out.String(), p.cmd.want) {
 			if time.Now().After(deadline) {
-				tr.t.Fatalf("README.md:%d: %s: printed %q within %v, want %q%s",
-					p.cmd.line, p.cmd.text, p.out.String(), tourSettleTimeout, p.cmd.want, tr.logs())
+				tr.t.Fatalf("README.md:%d: %s: its output (below) did not match %q within %v%s",
+					p.cmd.line, p.cmd.text, p.cmd.want, tourSettleTimeout, tr.logs())
 			}
 			time.Sleep(50 * time.Millisecond) // bounded by deadline
 		}
