@@ -436,7 +436,13 @@ func (tr *tour) background(dir string, c tourCommand) {
 			c.line, c.text, tr.logs())
 	}
 	p := &tourProc{cmd: c, out: &lockedBuffer{}, exited: make(chan struct{}), control: controlAddr}
-	p.proc = tr.shell(dir, c.text, env)
+	text := c.text
+	if !strings.ContainsAny(text, ";|&") {
+		// dash forks for `sh -c CMD`: exec makes the node sh's own
+		// process, so Pdeathsig stops it if this test dies unannounced.
+		text = "exec " + text
+	}
+	p.proc = tr.shell(dir, text, env)
 	p.proc.Stdout, p.proc.Stderr = p.out, p.out
 	if err := p.proc.Start(); err != nil {
 		t.Fatalf("README.md:%d: %s: %v", c.line, c.text, err)
