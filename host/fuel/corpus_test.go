@@ -394,7 +394,17 @@ func plan(m api.Module) []corpusCall {
 			{kind: 1, subject: "hello.greet", payload: "world"},
 			{kind: 1, subject: "hello.count"},
 			{kind: 1, subject: "hello.count", payload: "again"},
-			{kind: 1, subject: "echo.upper", payload: "mixed Case payload", headers: "\xa1\x61k\x61v"}, // CBOR {"k": "v"}
+			// The Go plugin's handlers (plugins/echo) but echo.loop and
+			// echo.sleep, which wait on the host.
+			{kind: 1, subject: "echo.upper", payload: "mixed Case payload"},
+			{kind: 1, subject: "echo.prefix", payload: "p"},
+			{kind: 1, subject: "echo.fail", payload: "why"},
+			{kind: 1, subject: "echo.call", payload: "other.svc data"},
+			{kind: 1, subject: "echo.send", payload: "other.svc data"},
+			{kind: 1, subject: "echo.publish", payload: "topic.x data"},
+			{kind: 1, subject: "echo.headers", headers: "\xa1\x61k\x61v"}, // CBOR {"k": "v"}
+			{kind: 1, subject: "echo.config"},
+			{kind: 1, subject: "echo.log", payload: "a line"},
 			{kind: 2, subject: "hello.other", payload: "x"},
 			{kind: 3, subject: "greetings.en", payload: "hi"},
 		} {
