@@ -24,6 +24,14 @@ go test -race -count=1 ./host/plugin/ ./host/router/ ./host/subject/ ./host/watc
 echo "== go test (everything)"
 go test -count=1 ./...
 
+# The comparison benchmarks live in their own module so that what they
+# compare against (hashicorp/memberlist) is no dependency of the host:
+# build, vet and test it, and run each benchmark once and small (-short,
+# -benchtime 1x) so that a benchmark that no longer runs is caught, not
+# timed.
+echo "== host/internal/bench (nested module: baselines)"
+(cd host/internal/bench && go build ./... && go vet ./... && go test -count=1 -short -run . -bench . -benchtime 1x ./...)
+
 # Every fuzz target (the decoders of untrusted bytes) runs a few seconds on
 # every run, under an address-space cap: a soft limit (GOMEMLIMIT) only
 # makes the GC work harder, while RLIMIT_AS makes a runaway allocation
