@@ -24,6 +24,17 @@ go test -race -count=1 ./host/plugin/ ./host/router/ ./host/subject/ ./host/watc
 echo "== go test (everything)"
 go test -count=1 ./...
 
+# The comparison benchmarks live in their own module so that what they
+# compare against (hashicorp/memberlist) is no dependency of the host:
+# build, vet and test it, and run each benchmark once and small (-short,
+# -benchtime 1x) so that a benchmark that no longer runs is caught, not
+# timed.
+echo "== host/internal/bench (nested module: baselines)"
+if go list -deps -test ./... | grep -E 'hashicorp/memberlist|nats-io/nats-server|wapc'; then
+	echo "a comparison baseline is a dependency of the host module: it belongs in host/internal/bench"; exit 1
+fi
+(cd host/internal/bench && go build ./... && go vet ./... && go test -count=1 -short -run . -bench . -benchtime 1x ./...)
+
 # Every fuzz target (the decoders of untrusted bytes) runs a few seconds on
 # every run, under an address-space cap: a soft limit (GOMEMLIMIT) only
 # makes the GC work harder, while RLIMIT_AS makes a runaway allocation
@@ -31,11 +42,13 @@ go test -count=1 ./...
 # "out of memory", which the fuzzer reports as a crasher and saves in the
 # package's testdata/fuzz/ to be committed. 4 GiB leaves room for the fuzz
 # coordinator's mappings and the compiler; 2 GiB was too little.
+# (Targets of the nested bench module, which go test cannot reach from
+# here, are left out.)
 # FUZZTIME=0 skips this step (for quick local runs).
 fuzztime=${FUZZTIME:-4s}
 if [ "$fuzztime" != 0 ]; then
 	echo "== fuzz (every target, $fuzztime each, ulimit -v 4GiB)"
-	for pkg in $(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do
+	for pkg in $(grep -rl --include='*_test.go' '^func Fuzz' . | grep -v '^./host/internal/bench/' | xargs -n1 dirname | sort -u); do
 		for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz'); do
 			(ulimit -v $((4 << 20)) && go test -count=1 -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg")
 		done

@@ -356,6 +356,19 @@ func (m *Mesh) RefusedCount() uint64 { return m.refused.Load() }
 // frame.
 func (m *Mesh) BadFrames() uint64 { return m.badFrames.Load() }
 
+// ControlBytesOut is how many bytes of control frames (interest,
+// membership records, pings, pongs) this host has written on the links it
+// holds now; a closed link's count goes with it. It measures what
+// membership and liveness cost on the wire, as the membership benchmark
+// reports it.
+func (m *Mesh) ControlBytesOut() uint64 {
+	var n uint64
+	for _, l := range m.allLinks() {
+		n += l.controlOut.Load()
+	}
+	return n
+}
+
 // handshake exchanges Hello frames on an authenticated connection. The
 // dialer speaks first; the acceptor checks the dialer's Hello (identity,
 // version, proof) before it says anything, so a host that fails the check

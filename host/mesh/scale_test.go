@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/pycomms/pycomms-host/internal/gossipbaseline"
 )
 
 // startStar starts a seed and n-1 hosts that list only the seed, each
@@ -40,9 +38,7 @@ func converged(hosts []*host) bool { return convergedErr(hosts) == nil }
 func controlBytes(hosts []*host) uint64 {
 	var n uint64
 	for _, h := range hosts {
-		for _, l := range h.mesh.allLinks() {
-			n += l.controlOut.Load()
-		}
+		n += h.mesh.ControlBytesOut()
 	}
 	return n
 }
@@ -143,88 +139,6 @@ func BenchmarkScaleChain(b *testing.B) {
 		time.Sleep(settle)
 		b.ReportMetric(conv.Seconds(), "s-to-converge")
 		b.ReportMetric(float64(controlBytes(hosts))/float64(len(hosts)), "join-bytes/host")
-	}
-}
-
-// BenchmarkMembership compares this mesh's membership with hashicorp/
-// memberlist (SWIM), the library the discovery issue proposed, at 50 hosts
-// joining one seed on loopback with the same dead time (5s): time until
-// every host knows every other alive, control bytes per host per second
-// once steady, and time until every other host has dropped a killed one.
-// memberlist runs on its own UDP and TCP sockets, unauthenticated: its
-// best case. Ratios are ours over memberlist (below 1: ours is cheaper or
-// faster).
-//
-//	go test ./host/mesh -run XXX -bench Membership -benchtime 1x
-func BenchmarkMembership(b *testing.B) {
-	const n = 50
-	const dead = 5 * time.Second
-	const window = 5 * time.Second
-	for range b.N {
-		// Ours.
-		start := time.Now()
-		hosts := startStar(b, n)
-		if !pollUntil(60*time.Second, func() bool { return converged(hosts) }) {
-			b.Fatal("50 hosts did not converge within 60s")
-		}
-		ourConv := time.Since(start)
-		time.Sleep(settle)
-		joined := controlBytes(hosts)
-		time.Sleep(window)
-		ourSteady := float64(controlBytes(hosts)-joined) / window.Seconds() / n
-		victim := hosts[n/2]
-		start = time.Now()
-		kill(victim)
-		if !pollUntil(30*time.Second, func() bool {
-			for _, h := range hosts {
-				if h == victim {
-					continue
-				}
-				for _, mb := range h.mesh.Members() {
-					if mb.ID == string(victim.id.ID) && mb.State == "alive" {
-						return false
-					}
-				}
-			}
-			return true
-		}) {
-			b.Fatal("the killed host was not dropped within 30s")
-		}
-		ourDetect := time.Since(start)
-
-		// memberlist, same shape.
-		c, err := gossipbaseline.Start(gossipbaseline.Options{N: n, DeadAfter: dead})
-		if err != nil {
-			b.Fatal(err)
-		}
-		mlConv, err := c.WaitConverged(120 * time.Second)
-		if err != nil {
-			c.Close()
-			b.Fatal(err)
-		}
-		time.Sleep(settle)
-		before := c.Bytes()
-		time.Sleep(window)
-		mlSteady := float64(c.Bytes()-before) / window.Seconds() / n
-		if err := c.Kill(n / 2); err != nil {
-			c.Close()
-			b.Fatal(err)
-		}
-		mlDetect, err := c.WaitDead(n/2, 60*time.Second)
-		c.Close()
-		if err != nil {
-			b.Fatal(err)
-		}
-
-		b.ReportMetric(ourConv.Seconds(), "s-to-converge")
-		b.ReportMetric(mlConv.Seconds(), "memberlist-s-to-converge")
-		b.ReportMetric(ourConv.Seconds()/mlConv.Seconds(), "converge-ratio")
-		b.ReportMetric(ourSteady, "steady-B/host/s")
-		b.ReportMetric(mlSteady, "memberlist-steady-B/host/s")
-		b.ReportMetric(ourSteady/mlSteady, "steady-ratio")
-		b.ReportMetric(float64(ourDetect.Milliseconds()), "ms-to-drop-killed")
-		b.ReportMetric(float64(mlDetect.Milliseconds()), "memberlist-ms-to-drop-killed")
-		b.ReportMetric(ourDetect.Seconds()/mlDetect.Seconds(), "drop-ratio")
 	}
 }
 

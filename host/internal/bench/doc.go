@@ -1,0 +1,12 @@
+// Package bench is the root of pycomms-host's comparison benchmarks: the
+// ones that measure this host against other systems (hashicorp/memberlist
+// today) and so need those systems as dependencies. It is its own Go
+// module (go.mod here, with a replace of the host module to ../../..) so
+// that none of those systems is a dependency of the product: the host
+// module's `go list -m all` does not list them. Its path, under
+// host/internal/, lets it import the host's internal packages.
+//
+// Run from this directory:
+//
+//	go test ./membership -run XXX -bench Membership -benchtime 1x
+package bench
