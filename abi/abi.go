@@ -1,17 +1,33 @@
 // Package abi is the single source of truth for the contract between a
 // pycomms host and its Wasm plugins (ABI v1): the import module name, the
-// names of every export and import, the status codes, the message kinds and
-// the capabilities a config may grant. SPEC.md in this directory is the
+// names of every export and import, the signature and grant of every
+// import (Imports), the status codes, the message kinds, the capabilities a
+// config may grant, the subject rules (subject.go) and the host-to-host
+// protocol version range. SPEC.md in this directory is the
 // normative, language-neutral description; a test keeps the two in step.
 //
 // Both the host (host/plugin) and the Go guest SDK (sdk/go) import this
 // package, so a renamed export or a new code changes in exactly one place.
 package abi
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
 
 // Version is the ABI version this package describes.
 const Version = 1
+
+// ProtocolMinVersion and ProtocolMaxVersion bound the host-to-host protocol
+// versions (PROTOCOL.md section 1) this build speaks; host/wire negotiates
+// within them. They are here, beside the plugin ABI's range, because they are
+// the other half of what a build promises to be compatible with, and a CLI or
+// embedder reports both without importing the wire package.
+const (
+	ProtocolMinVersion = 1
+	ProtocolMaxVersion = 2
+)
 
 // MinVersion and MaxVersion bound the plugin ABI versions a host built from
 // this package accepts. A plugin reports its version through ExportABIVersion;
@@ -207,18 +223,67 @@ func Capabilities() []Capability {
 // DefaultGrants are granted when a plugin's config lists none.
 func DefaultGrants() []Capability { return []Capability{CapLog} }
 
-// ImportCapability maps each host import to the capability it needs, or ""
-// when it needs none.
-var ImportCapability = map[string]Capability{
-	ImportReply:     "",
-	ImportLog:       CapLog,
-	ImportPublish:   CapPublish,
-	ImportSend:      CapSend,
-	ImportCall:      CapCall,
-	ImportResult:    "",
-	ImportConfig:    "",
-	ImportConfigGet: "",
-	ImportHeader:    "",
+// Import describes one host import of ImportModule: its name, its
+// parameters and the capability it needs. Every parameter is an i32 and
+// every import returns one i32 (SPEC.md section 4). The host builds its
+// import module from Imports, so a new import is declared here once.
+type Import struct {
+	Name string
+	// Params names the parameters in order, as SPEC.md writes them.
+	Params []string
+	// Capability is the grant the import needs, "" for none.
+	Capability Capability
+}
+
+// Signature returns the import's signature as SPEC.md writes it, for
+// example "(ptr i32, len i32) -> i32".
+func (im Import) Signature() string {
+	var b strings.Builder
+	b.WriteByte('(')
+	for i, p := range im.Params {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(p + " i32")
+	}
+	b.WriteString(") -> i32")
+	return b.String()
+}
+
+// imports is every host import, in SPEC.md order. It is unexported so that
+// no importer can change the ABI at run time; Imports hands out copies.
+var imports = [...]Import{
+	{ImportReply, []string{"ptr", "len"}, ""},
+	{ImportLog, []string{"level", "ptr", "len"}, CapLog},
+	{ImportPublish, []string{"topic_ptr", "topic_len", "data_ptr", "data_len"}, CapPublish},
+	{ImportSend, []string{"subject_ptr", "subject_len", "data_ptr", "data_len"}, CapSend},
+	{ImportCall, []string{"subject_ptr", "subject_len", "data_ptr", "data_len", "timeout_ms"}, CapCall},
+	{ImportResult, []string{"ptr", "cap"}, ""},
+	{ImportConfig, []string{"ptr", "cap"}, ""},
+	{ImportConfigGet, []string{"key_ptr", "key_len", "ptr", "cap"}, ""},
+	{ImportHeader, []string{"key_ptr", "key_len", "ptr", "cap"}, ""},
+}
+
+// Imports returns every host import in ImportModule, in SPEC.md order. The
+// result is a fresh copy the caller may keep or change.
+func Imports() []Import {
+	out := make([]Import, len(imports))
+	for i, im := range imports {
+		im.Params = slices.Clone(im.Params)
+		out[i] = im
+	}
+	return out
+}
+
+// ImportCapability returns the capability the host import name needs ("" for
+// none) and whether name is a host import at all.
+func ImportCapability(name string) (Capability, bool) {
+	for _, im := range imports {
+		if im.Name == name {
+			return im.Capability, true
+		}
+	}
+	return "", false
 }
 
 // Limits of ABI v1 that do not depend on configuration.

@@ -91,12 +91,16 @@ func TestSpecImports(t *testing.T) {
 	rows := table(t, readSpec(t), "## 4. Imports (host provides, module `pycomms:host/v1`)")
 	sig := regexp.MustCompile(`^\((.*)\) -> i32$`)
 	seen := map[string]bool{}
+	byName := map[string]Import{}
+	for _, im := range Imports() {
+		byName[im.Name] = im
+	}
 	for _, r := range rows {
 		name, signature, grant := r[0], r[1], r[2]
 		seen[name] = true
-		c, ok := ImportCapability[name]
+		c, ok := ImportCapability(name)
 		if !ok {
-			t.Errorf("import %q is in SPEC.md but not in ImportCapability", name)
+			t.Errorf("import %q is in SPEC.md but not in Imports", name)
 			continue
 		}
 		if want := string(c); (want == "" && grant != "none") || (want != "" && grant != want) {
@@ -105,10 +109,13 @@ func TestSpecImports(t *testing.T) {
 		if !sig.MatchString(signature) {
 			t.Errorf("import %q: signature %q is not (i32...) -> i32", name, signature)
 		}
+		if want := byName[name].Signature(); signature != want {
+			t.Errorf("import %q: SPEC.md signature %q, package %q", name, signature, want)
+		}
 	}
-	for name := range ImportCapability {
-		if !seen[name] {
-			t.Errorf("import %q is in the package but not in SPEC.md", name)
+	for _, im := range Imports() {
+		if !seen[im.Name] {
+			t.Errorf("import %q is in the package but not in SPEC.md", im.Name)
 		}
 	}
 }
@@ -162,7 +169,7 @@ func TestSpecKindsLevelsCapabilities(t *testing.T) {
 			t.Errorf("capability %q is in SPEC.md but not the package", c)
 		}
 		for _, imp := range strings.Split(r[1], ",") {
-			if ImportCapability[strings.TrimSpace(imp)] != c {
+			if got, _ := ImportCapability(strings.TrimSpace(imp)); got != c {
 				t.Errorf("capability %q: import %q does not need it in the package", c, imp)
 			}
 		}
@@ -170,5 +177,31 @@ func TestSpecKindsLevelsCapabilities(t *testing.T) {
 	}
 	if len(caps) > 0 {
 		t.Errorf("capabilities missing from SPEC.md: %v", caps)
+	}
+}
+
+// TestProtocolVersions keeps the host-to-host protocol range declared here
+// in step with PROTOCOL.md (host/wire's own test checks the rest of it).
+func TestProtocolVersions(t *testing.T) {
+	b, err := os.ReadFile("PROTOCOL.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	want := "[" + strconv.Itoa(ProtocolMinVersion) + ", " + strconv.Itoa(ProtocolMaxVersion) + "]"
+	found := false
+	for _, r := range table(t, doc, "## 1. Versions") {
+		if r[0] == "protocol versions" {
+			found = true
+			if r[1] != want {
+				t.Errorf("PROTOCOL.md protocol versions %s, package %s", r[1], want)
+			}
+		}
+	}
+	if !found {
+		t.Error("PROTOCOL.md section 1 has no protocol versions row")
+	}
+	if title := "# pycomms host-to-host protocol, version " + strconv.Itoa(ProtocolMaxVersion) + "\n"; !strings.HasPrefix(doc, title) {
+		t.Errorf("PROTOCOL.md title is not %q", title)
 	}
 }

@@ -123,7 +123,7 @@ func TestEchoWasmMatchesABI(t *testing.T) {
 		module, name, _ := def.Import()
 		switch module {
 		case abi.ImportModule:
-			if _, known := abi.ImportCapability[name]; !known {
+			if _, known := abi.ImportCapability(name); !known {
 				t.Errorf("echo.wasm imports %s.%s, which is not an abi import", module, name)
 			}
 			pycommsImports = append(pycommsImports, name)
@@ -135,8 +135,8 @@ func TestEchoWasmMatchesABI(t *testing.T) {
 	}
 	slices.Sort(pycommsImports)
 	var allImports []string
-	for name := range abi.ImportCapability {
-		allImports = append(allImports, name)
+	for _, im := range abi.Imports() {
+		allImports = append(allImports, im.Name)
 	}
 	slices.Sort(allImports)
 	if !slices.Equal(pycommsImports, allImports) {

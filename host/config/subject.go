@@ -3,23 +3,23 @@ package config
 import (
 	"errors"
 
-	"github.com/pycomms/pycomms-host/host/subject"
+	"github.com/pycomms/pycomms-host/abi"
 )
 
 // checkSubject validates a service name (wildcards=false) or a topic pattern
-// (wildcards=true) with the same rules as the router (host/subject, ABI
-// section 9), and returns the rule it breaks, or "": one validator, so a
+// (wildcards=true) with the same rules as the router (abi.ValidateSubject,
+// ABI section 9), and returns the rule it breaks, or "": one validator, so a
 // config that loads is one the router accepts.
 func checkSubject(s string, wildcards bool) string {
-	check := subject.Validate
+	check := abi.ValidateSubject
 	if wildcards {
-		check = subject.ValidatePattern
+		check = abi.ValidatePattern
 	}
 	err := check(s)
 	if err == nil {
 		return ""
 	}
-	if se := (*subject.Error)(nil); errors.As(err, &se) {
+	if se := (*abi.SubjectError)(nil); errors.As(err, &se) {
 		return se.Reason
 	}
 	return err.Error()

@@ -10,7 +10,6 @@ import (
 	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/identity"
 	"github.com/pycomms/pycomms-host/host/message"
-	"github.com/pycomms/pycomms-host/host/subject"
 	"github.com/pycomms/pycomms-host/host/wire"
 )
 
@@ -46,7 +45,7 @@ func (m *Mesh) Publish(msg *message.Message) int {
 	t := m.table.Load()
 	n := 0
 	for _, nd := range t.listeners {
-		if !matchAny(nd.topics, msg.Subject) {
+		if !abi.MatchAny(nd.topics, msg.Subject) {
 			continue
 		}
 		l := nd.out()
@@ -428,13 +427,4 @@ func (m *Mesh) relay(in *link, e *wire.Envelope) error {
 		}
 	}
 	return nil
-}
-
-func matchAny(patterns []string, topic string) bool {
-	for _, p := range patterns {
-		if subject.Match(p, topic) {
-			return true
-		}
-	}
-	return false
 }

@@ -7,8 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/identity"
-	"github.com/pycomms/pycomms-host/host/subject"
 	"github.com/pycomms/pycomms-host/host/wire"
 )
 
@@ -133,7 +133,7 @@ func buildTable(self identity.ID, selfName string, links []*link, members map[id
 	far := map[string][]*node{}
 	for _, n := range t.nodes {
 		for _, s := range n.services {
-			if subject.Validate(s) != nil {
+			if abi.ValidateSubject(s) != nil {
 				continue
 			}
 			switch {
@@ -190,7 +190,7 @@ func buildTable(self identity.ID, selfName string, links []*link, members map[id
 // the proper prefixes of s that end at a '.', deepest first (the same rule
 // as the local router).
 func (t *table) lookup(s string) *providers {
-	v, _ := subject.Longest(t.services, t.depth, s)
+	v, _ := abi.LongestService(t.services, t.depth, s)
 	return v
 }
 

@@ -14,8 +14,6 @@ import (
 	"github.com/tetratelabs/wazero/api"
 )
 
-type funcType struct{ params, results []api.ValueType }
-
 func i32s(n int) []api.ValueType {
 	t := make([]api.ValueType, n)
 	for i := range t {
@@ -24,17 +22,38 @@ func i32s(n int) []api.ValueType {
 	return t
 }
 
-// hostFuncTypes is the signature of every ABI v1 import (SPEC.md section 4).
-var hostFuncTypes = map[string]funcType{
-	abi.ImportReply:     {i32s(2), i32s(1)},
-	abi.ImportLog:       {i32s(3), i32s(1)},
-	abi.ImportPublish:   {i32s(4), i32s(1)},
-	abi.ImportSend:      {i32s(4), i32s(1)},
-	abi.ImportCall:      {i32s(5), i32s(1)},
-	abi.ImportResult:    {i32s(2), i32s(1)},
-	abi.ImportConfig:    {i32s(2), i32s(1)},
-	abi.ImportConfigGet: {i32s(4), i32s(1)},
-	abi.ImportHeader:    {i32s(4), i32s(1)},
+// hostImport is one import of abi.ImportModule as wazero needs it: the
+// signature comes from abi.Imports (every parameter and the result an i32),
+// the implementation from hostImpls.
+type hostImport struct {
+	params, results []api.ValueType
+	fn              api.GoModuleFunction
+}
+
+// hostImports is every ABI import keyed by name, built once from the abi
+// package's table so that the signatures exist in one place.
+var hostImports = buildHostImports()
+
+// hostImpls implements each import of abi.Imports. TestHostImplementsEveryImport
+// fails when one is missing or a name is not an abi import.
+var hostImpls = map[string]api.GoModuleFunction{
+	abi.ImportReply:     hostReply,
+	abi.ImportLog:       hostLog,
+	abi.ImportPublish:   hostPublish,
+	abi.ImportSend:      hostSend,
+	abi.ImportCall:      hostCall,
+	abi.ImportResult:    hostResult,
+	abi.ImportConfig:    hostConfig,
+	abi.ImportConfigGet: hostConfigGet,
+	abi.ImportHeader:    hostHeader,
+}
+
+func buildHostImports() map[string]hostImport {
+	m := make(map[string]hostImport, len(hostImpls))
+	for _, im := range abi.Imports() {
+		m[im.Name] = hostImport{params: i32s(len(im.Params)), results: i32s(1), fn: hostImpls[im.Name]}
+	}
+	return m
 }
 
 func capBit(c abi.Capability) (int, bool) {
@@ -62,19 +81,12 @@ func instanceOf(ctx context.Context) *instance { return ctx.Value(instanceKey{})
 // pycomms:internal (the fuel tick) in this version's runtime.
 func (v *Version) instantiateHostModules(ctx context.Context) error {
 	b := v.rt.NewHostModuleBuilder(abi.ImportModule)
-	add := func(name string, fn api.GoModuleFunction) {
-		t := hostFuncTypes[name]
-		b.NewFunctionBuilder().WithGoModuleFunction(fn, t.params, t.results).Export(name)
+	for name, hi := range hostImports {
+		if hi.fn == nil {
+			return fmt.Errorf("instantiate %s: import %q has no host implementation", abi.ImportModule, name)
+		}
+		b.NewFunctionBuilder().WithGoModuleFunction(hi.fn, hi.params, hi.results).Export(name)
 	}
-	add(abi.ImportReply, hostReply)
-	add(abi.ImportLog, hostLog)
-	add(abi.ImportPublish, hostPublish)
-	add(abi.ImportSend, hostSend)
-	add(abi.ImportCall, hostCall)
-	add(abi.ImportResult, hostResult)
-	add(abi.ImportConfig, hostConfig)
-	add(abi.ImportConfigGet, hostConfigGet)
-	add(abi.ImportHeader, hostHeader)
 	if _, err := b.Instantiate(ctx); err != nil {
 		return fmt.Errorf("instantiate %s: %w", abi.ImportModule, err)
 	}

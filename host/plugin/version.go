@@ -239,7 +239,7 @@ func checkModule(mod wazero.CompiledModule) error {
 				problems = append(problems, fmt.Sprintf("imports %s.%s from a module reserved for the host", modName, name))
 			}
 		case abi.ImportModule:
-			hf, ok := hostFuncTypes[name]
+			hf, ok := hostImports[name]
 			if !ok {
 				problems = append(problems, fmt.Sprintf("imports unknown host function %s.%s", modName, name))
 				continue

@@ -26,7 +26,6 @@ import (
 
 	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/message"
-	"github.com/pycomms/pycomms-host/host/subject"
 )
 
 // DefaultMaxHops is the call chain depth allowed when Options.MaxHops is not
@@ -179,7 +178,7 @@ func build(owners map[string]*entry) *table {
 // lookup returns the owner of the longest service that serves s, trying the
 // proper prefixes of s that end at a '.', deepest first.
 func (t *table) lookup(s string) *entry {
-	v, _ := subject.Longest(t.services, t.depth, s)
+	v, _ := abi.LongestService(t.services, t.depth, s)
 	return v
 }
 
@@ -238,11 +237,11 @@ func (r *Router) Update(changes ...Change) error {
 			return fmt.Errorf("set routes for %q: endpoint is nil but %d services and %d topics are given",
 				c.Owner, len(c.Services), len(c.Topics))
 		}
-		svcs, err := normalise(c.Services, "services", subject.Validate)
+		svcs, err := normalise(c.Services, "services", abi.ValidateSubject)
 		if err != nil {
 			return fmt.Errorf("set routes for %q: %w", c.Owner, err)
 		}
-		tops, err := normalise(c.Topics, "topics", subject.ValidatePattern)
+		tops, err := normalise(c.Topics, "topics", abi.ValidatePattern)
 		if err != nil {
 			return fmt.Errorf("set routes for %q: %w", c.Owner, err)
 		}
@@ -392,7 +391,7 @@ func (r *Router) Send(ctx context.Context, m *message.Message) error {
 // route finds the local owner for a request or send, else the Remote to
 // hand it to, else the error to return.
 func (r *Router) route(ctx context.Context, m *message.Message, verb string) (*entry, Remote, error) {
-	if err := subject.Validate(m.Subject); err != nil {
+	if err := abi.ValidateSubject(m.Subject); err != nil {
 		return nil, nil, &message.Error{Status: abi.StatusInvalid, Msg: err.Error()}
 	}
 	if m.Hops > r.maxHops {
@@ -495,7 +494,7 @@ func (r *Router) tooDeep(m *message.Message) error {
 // ctx is not consulted: local delivery never waits.
 func (r *Router) Publish(ctx context.Context, m *message.Message) (int, error) {
 	topic := m.Subject
-	if err := subject.Validate(topic); err != nil {
+	if err := abi.ValidateSubject(topic); err != nil {
 		return 0, &message.Error{Status: abi.StatusInvalid, Msg: err.Error()}
 	}
 	// A handler that publishes what it subscribes to would loop forever.
@@ -505,7 +504,7 @@ func (r *Router) Publish(ctx context.Context, m *message.Message) (int, error) {
 	r.published.Add(1)
 	var accepted, dropped uint64
 	for _, o := range r.tab.Load().listeners {
-		if !matchAny(o.topics, topic) {
+		if !abi.MatchAny(o.topics, topic) {
 			continue
 		}
 		if err := o.ep.Post(m); err != nil {
@@ -519,7 +518,7 @@ func (r *Router) Publish(ctx context.Context, m *message.Message) (int, error) {
 		accepted++
 	}
 	for _, s := range *r.subs.Load() {
-		if !subject.Match(s.pattern, topic) {
+		if !abi.Match(s.pattern, topic) {
 			continue
 		}
 		switch s.deliver(m) {
@@ -539,15 +538,6 @@ func (r *Router) Publish(ctx context.Context, m *message.Message) (int, error) {
 		r.dropped.Add(dropped)
 	}
 	return int(accepted), nil
-}
-
-func matchAny(patterns []string, topic string) bool {
-	for _, p := range patterns {
-		if subject.Match(p, topic) {
-			return true
-		}
-	}
-	return false
 }
 
 // Stats returns the router's counters. Each counter is read atomically;

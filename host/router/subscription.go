@@ -7,7 +7,6 @@ import (
 
 	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/message"
-	"github.com/pycomms/pycomms-host/host/subject"
 )
 
 // Subscription is a local subscriber to a topic pattern, as used by the
@@ -30,7 +29,7 @@ type Subscription struct {
 // buffer undelivered events (at least 1). Invalid arguments return a
 // *message.Error with abi.StatusInvalid.
 func (r *Router) Subscribe(pattern string, buffer int) (*Subscription, error) {
-	if err := subject.ValidatePattern(pattern); err != nil {
+	if err := abi.ValidatePattern(pattern); err != nil {
 		return nil, &message.Error{Status: abi.StatusInvalid, Msg: "subscribe: " + err.Error()}
 	}
 	if buffer < 1 {

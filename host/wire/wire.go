@@ -25,14 +25,16 @@ import (
 	"github.com/pycomms/pycomms-host/abi"
 )
 
-// MinVersion and MaxVersion bound the protocol versions this package speaks.
-// Two hosts agree on one with [Negotiate] during the hello exchange.
+// MinVersion and MaxVersion bound the protocol versions this package speaks:
+// the range is declared once, as abi.ProtocolMinVersion and
+// abi.ProtocolMaxVersion. Two hosts agree on one with [Negotiate] during the
+// hello exchange.
 // Version 2 added the ack frame ([Ack]) and the ack key of [Members]; a
 // link at version 1 carries neither, so a host of either kind links to the
 // other.
 const (
-	MinVersion uint16 = 1
-	MaxVersion uint16 = 2
+	MinVersion uint16 = abi.ProtocolMinVersion
+	MaxVersion uint16 = abi.ProtocolMaxVersion
 )
 
 // AckVersion is the first protocol version whose links carry ack frames.

@@ -63,34 +63,9 @@ struct routes {
 static struct routes g_handlers; /* exact subjects: requests and sends */
 static struct routes g_subs;     /* topic patterns: events */
 
-/* Checks a subject or pattern: 1..PC_MAX_SUBJECT_LEN bytes of printable
- * ASCII without spaces, non-empty '.'-separated tokens. With wildcards,
- * "*" may be any token and ">" the last one; without, neither may appear
- * as a token. */
-static int valid_subject(const char *s, int wildcards) {
-	size_t n = strlen(s);
-	if (n == 0 || n > PC_MAX_SUBJECT_LEN)
-		return 0;
-	size_t start = 0;
-	for (size_t i = 0; i <= n; i++) {
-		if (i < n && s[i] != '.') {
-			if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
-				return 0;
-			continue;
-		}
-		size_t tl = i - start;
-		if (tl == 0)
-			return 0;
-		if (tl == 1 && (s[start] == '*' || s[start] == '>')) {
-			if (!wildcards)
-				return 0;
-			if (s[start] == '>' && i != n)
-				return 0;
-		}
-		start = i + 1;
-	}
-	return 1;
-}
+/* valid_subject and pc_match: kept in their own file so that a native build
+ * can test them alone against abi/testdata/subjects.txt. */
+#include "pycomms_subject.h"
 
 static int routes_add(struct routes *r, const char *pattern, pc_handler fn, int replace) {
 	size_t len = strlen(pattern);
@@ -128,32 +103,6 @@ int pc_subscribe(const char *pattern, pc_event_handler fn) {
 	if (!pattern || !fn || !valid_subject(pattern, 1))
 		return PC_INVALID;
 	return routes_add(&g_subs, pattern, fn, 0);
-}
-
-int pc_match(const char *p, const char *s, size_t n) {
-	size_t i = 0; /* start of the current subject token */
-	for (;;) {
-		const char *pe = strchr(p, '.');
-		size_t pl = pe ? (size_t)(pe - p) : strlen(p);
-		if (!pe && pl == 1 && p[0] == '>')
-			return i < n; /* one or more tokens left */
-		if (i >= n)
-			return 0;
-		size_t j = i;
-		while (j < n && s[j] != '.')
-			j++;
-		size_t sl = j - i;
-		if (sl == 0)
-			return 0;
-		if (!(pl == 1 && p[0] == '*') && (pl != sl || memcmp(p, s + i, sl) != 0))
-			return 0;
-		if (!pe)
-			return j == n;
-		if (j == n)
-			return 0;
-		p = pe + 1;
-		i = j + 1;
-	}
 }
 
 /* ---- dispatch ------------------------------------------------------------ */

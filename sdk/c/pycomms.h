@@ -115,17 +115,17 @@ void pc_init(void);
  * Registers fn for requests and sends whose subject is exactly `subject`
  * (e.g. "hello.greet"; no wildcards). A later registration of the same
  * subject replaces the earlier one. The subject string is copied.
- * Returns PC_OK, PC_INVALID (empty token, wildcard, too long) or
- * PC_INTERNAL (out of memory).
+ * Returns PC_OK, PC_INVALID (empty token, wildcard, '*' or '>' inside a
+ * token, too long) or PC_INTERNAL (out of memory).
  */
 int pc_handle(const char *subject, pc_handler fn);
 
 /*
  * Registers fn for events whose topic matches `pattern`: tokens separated by
  * '.', where "*" matches exactly one token and ">" (last token only) matches
- * one or more. Every matching subscription sees the event, in registration
- * order. The pattern string is copied. Returns PC_OK, PC_INVALID or
- * PC_INTERNAL.
+ * one or more; '*' and '>' are never part of a longer token. Every matching
+ * subscription sees the event, in registration order. The pattern string is
+ * copied. Returns PC_OK, PC_INVALID or PC_INTERNAL.
  */
 int pc_subscribe(const char *pattern, pc_event_handler fn);
 

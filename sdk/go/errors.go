@@ -70,7 +70,7 @@ func validFailure(st abi.Status) bool {
 // capability); otherwise text is the host's own message when it gave one.
 func hostError(op string, target string, st abi.Status, text string) *Error {
 	if st == abi.StatusDenied {
-		if c := abi.ImportCapability[op]; c != "" {
+		if c, _ := abi.ImportCapability(op); c != "" {
 			return &Error{Status: st, Msg: fmt.Sprintf("pycomms: capability %q not granted to this plugin", string(c))}
 		}
 	}

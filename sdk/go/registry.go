@@ -2,7 +2,8 @@ package pycomms
 
 import (
 	"fmt"
-	"strings"
+
+	"github.com/pycomms/pycomms-host/abi"
 )
 
 // service is a Handle registration; it keeps the subject so that the
@@ -15,7 +16,6 @@ type service struct {
 // subscription is a Subscribe registration.
 type subscription struct {
 	pattern string
-	tokens  pattern
 	h       func(*Msg) error
 }
 
@@ -134,7 +134,7 @@ func (r *registry) subscribe(pat string, h func(*Msg) error) error {
 	if h == nil {
 		return fmt.Errorf("pycomms: Subscribe(%q): nil handler", pat)
 	}
-	r.subs = append(r.subs, subscription{pattern: pat, tokens: pattern(strings.Split(pat, ".")), h: h})
+	r.subs = append(r.subs, subscription{pattern: pat, h: h})
 	return nil
 }
 
@@ -178,7 +178,7 @@ func (r *registry) dispatchOther(m *Msg) (reply []byte, st Status, text string) 
 	st, matched := StatusOK, false
 	for i := range r.subs {
 		sub := &r.subs[i]
-		if !sub.tokens.match(m.Subject()) {
+		if !abi.Match(sub.pattern, m.Subject()) {
 			continue
 		}
 		matched = true

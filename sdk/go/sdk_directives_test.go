@@ -88,7 +88,7 @@ func TestDirectivesMatchABI(t *testing.T) {
 			if d.module != abi.ImportModule {
 				t.Errorf("%s imports from module %q, want abi.ImportModule %q", d.fn.Name.Name, d.module, abi.ImportModule)
 			}
-			if _, ok := abi.ImportCapability[d.name]; !ok {
+			if _, ok := abi.ImportCapability(d.name); !ok {
 				t.Errorf("%s imports %q, which is not an abi import", d.fn.Name.Name, d.name)
 			}
 			if d.fn.Body != nil {
@@ -106,8 +106,8 @@ func TestDirectivesMatchABI(t *testing.T) {
 	slices.Sort(exports)
 
 	var wantImports []string
-	for name := range abi.ImportCapability {
-		wantImports = append(wantImports, name)
+	for _, im := range abi.Imports() {
+		wantImports = append(wantImports, im.Name)
 	}
 	slices.Sort(wantImports)
 	if !slices.Equal(imports, wantImports) {

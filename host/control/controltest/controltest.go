@@ -2,7 +2,7 @@
 // that serves it on a loopback port, for tests of control API clients (the
 // Go client, the CLI) that must not depend on a whole node. The node's own
 // Backend is tested end to end elsewhere; this one only has to behave like
-// it at the API boundary: subjects are validated with host/subject, events
+// it at the API boundary: subjects are validated with the abi package, events
 // are delivered through bounded per-subscription buffers and dropped (and
 // counted) when a buffer is full. It is also a control.Mesh with canned
 // peers (see Backend.PeerList); Backend.NoMesh hides that for tests of a
@@ -24,7 +24,6 @@ import (
 	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/message"
-	"github.com/pycomms/pycomms-host/host/subject"
 	"github.com/pycomms/pycomms-host/host/wire"
 )
 
@@ -115,7 +114,7 @@ func (b *Backend) SentTo() []string {
 
 // Call implements control.Backend.
 func (b *Backend) Call(ctx context.Context, m *message.Message) ([]byte, error) {
-	if err := subject.Validate(m.Subject); err != nil {
+	if err := abi.ValidateSubject(m.Subject); err != nil {
 		return nil, &message.Error{Status: abi.StatusInvalid, Msg: err.Error()}
 	}
 	if b.CallFunc != nil {
@@ -126,7 +125,7 @@ func (b *Backend) Call(ctx context.Context, m *message.Message) ([]byte, error) 
 
 // Send implements control.Backend.
 func (b *Backend) Send(ctx context.Context, m *message.Message) error {
-	if err := subject.Validate(m.Subject); err != nil {
+	if err := abi.ValidateSubject(m.Subject); err != nil {
 		return &message.Error{Status: abi.StatusInvalid, Msg: err.Error()}
 	}
 	b.record("", m)
@@ -154,7 +153,7 @@ func (b *Backend) Peers() []control.PeerInfo { return b.PeerList }
 
 // CallNode implements control.Mesh.
 func (b *Backend) CallNode(ctx context.Context, node string, m *message.Message) ([]byte, error) {
-	if err := subject.Validate(m.Subject); err != nil {
+	if err := abi.ValidateSubject(m.Subject); err != nil {
 		return nil, &message.Error{Status: abi.StatusInvalid, Msg: err.Error()}
 	}
 	if err := b.resolve(node); err != nil {
@@ -168,7 +167,7 @@ func (b *Backend) CallNode(ctx context.Context, node string, m *message.Message)
 
 // SendNode implements control.Mesh.
 func (b *Backend) SendNode(ctx context.Context, node string, m *message.Message) error {
-	if err := subject.Validate(m.Subject); err != nil {
+	if err := abi.ValidateSubject(m.Subject); err != nil {
 		return &message.Error{Status: abi.StatusInvalid, Msg: err.Error()}
 	}
 	if err := b.resolve(node); err != nil {
@@ -223,14 +222,14 @@ func (b *Backend) resolve(ref string) error {
 // Publish implements control.Backend: it delivers m to every matching
 // subscription whose buffer has room and counts a drop for the others.
 func (b *Backend) Publish(_ context.Context, m *message.Message) (int, error) {
-	if err := subject.Validate(m.Subject); err != nil {
+	if err := abi.ValidateSubject(m.Subject); err != nil {
 		return 0, &message.Error{Status: abi.StatusInvalid, Msg: err.Error()}
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n := 0
 	for s := range b.subs {
-		if !subject.Match(s.pattern, m.Subject) {
+		if !abi.Match(s.pattern, m.Subject) {
 			continue
 		}
 		select {
@@ -245,7 +244,7 @@ func (b *Backend) Publish(_ context.Context, m *message.Message) (int, error) {
 
 // Subscribe implements control.Backend.
 func (b *Backend) Subscribe(pattern string, buffer int) (control.Subscription, error) {
-	if err := subject.ValidatePattern(pattern); err != nil {
+	if err := abi.ValidatePattern(pattern); err != nil {
 		return nil, &message.Error{Status: abi.StatusInvalid, Msg: err.Error()}
 	}
 	s := &Sub{b: b, pattern: pattern, ch: make(chan *message.Message, buffer)}

@@ -1,14 +1,12 @@
-package subject
+package abi
 
 import (
 	"strings"
 	"testing"
-
-	"github.com/pycomms/pycomms-host/abi"
 )
 
-func TestValidate(t *testing.T) {
-	long := strings.Repeat("a", abi.MaxSubjectLen)
+func TestValidateSubject(t *testing.T) {
+	long := strings.Repeat("a", MaxSubjectLen)
 	tests := []struct {
 		name, in string
 		wantErr  string // exact error text; "" means valid
@@ -34,9 +32,9 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := Validate(tt.in)
+			err := ValidateSubject(tt.in)
 			if got := errText(err); got != tt.wantErr {
-				t.Errorf("Validate(%q) = %q, want %q", tt.in, got, tt.wantErr)
+				t.Errorf("ValidateSubject(%q) = %q, want %q", tt.in, got, tt.wantErr)
 			}
 		})
 	}
@@ -150,9 +148,10 @@ func TestNoAllocations(t *testing.T) {
 	}{
 		{"Match hit", func() { Match("orders.*.>", "orders.eu.created.v2") }},
 		{"Match miss", func() { Match("orders.*.x", "orders.eu.created") }},
-		{"Validate", func() { _ = Validate("orders.eu.created.v2") }},
+		{"Validate", func() { _ = ValidateSubject("orders.eu.created.v2") }},
 		{"ValidatePattern", func() { _ = ValidatePattern("orders.*.>") }},
 		{"ServiceOf", func() { ServiceOf("orders", "orders.eu.created") }},
+		{"MatchAny", func() { MatchAny(benchPatterns, "orders.eu.created.v2") }},
 	}
 	for _, tt := range tests {
 		if n := testing.AllocsPerRun(100, tt.fn); n != 0 {
@@ -160,6 +159,8 @@ func TestNoAllocations(t *testing.T) {
 		}
 	}
 }
+
+var benchPatterns = []string{"a.b", "orders.*.x", "orders.>"}
 
 // refMatch is the obviously correct definition Match is checked against:
 // split both at '.', '*' matches one token, a final '>' one or more.
@@ -194,15 +195,15 @@ func FuzzMatch(f *testing.F) {
 			t.Fatalf("Match(%q, %q) = %v, reference says %v", pattern, subject, got, want)
 		}
 		// A valid subject is also a valid pattern that matches exactly itself.
-		if Validate(subject) == nil && !Match(subject, subject) {
+		if ValidateSubject(subject) == nil && !Match(subject, subject) {
 			t.Fatalf("Match(%q, %q) = false for a valid subject matched against itself", subject, subject)
 		}
 		// Every valid subject is under the catch-all pattern.
-		if Validate(subject) == nil && !Match(">", subject) {
+		if ValidateSubject(subject) == nil && !Match(">", subject) {
 			t.Fatalf("Match(\">\", %q) = false", subject)
 		}
 		// A pattern without wildcards matches exactly the identical subject.
-		if Validate(pattern) == nil && got != (pattern == subject) {
+		if ValidateSubject(pattern) == nil && got != (pattern == subject) {
 			t.Fatalf("literal pattern %q: Match(%q) = %v", pattern, subject, got)
 		}
 	})
@@ -215,10 +216,10 @@ func BenchmarkMatch(b *testing.B) {
 	}
 }
 
-func BenchmarkValidate(b *testing.B) {
+func BenchmarkValidateSubject(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = Validate("orders.eu.created.v2")
+		_ = ValidateSubject("orders.eu.created.v2")
 	}
 }
 

@@ -1,8 +1,11 @@
-// Package subject validates and matches message subjects and topic patterns
-// as defined in section 9 of the ABI specification (abi/SPEC.md).
+// Subjects and topic patterns, section 9 of SPEC.md. They are part of the
+// contract: the host (router, mesh, config) and the Go SDK use these
+// functions, the C SDK mirrors them, and testdata/subjects.txt is the table
+// of cases every implementation must agree on (TestSubjectTableC runs it
+// against a native build of the C SDK's code).
 //
 // A subject is one or more non-empty tokens separated by '.', at most
-// abi.MaxSubjectLen bytes of printable ASCII (0x21..0x7e). A service "svc"
+// MaxSubjectLen bytes of printable ASCII (0x21..0x7e). A service "svc"
 // serves every subject "svc.<method...>". A topic pattern is a subject that
 // may also use two wildcards, each as a whole token: '*' matches exactly one
 // token and '>' (last token only) matches one or more tokens.
@@ -12,37 +15,36 @@
 //
 // Every function here runs on the routing hot path, so none of them allocate
 // unless they return an error.
-package subject
+
+package abi
 
 import (
 	"fmt"
 	"strings"
-
-	"github.com/pycomms/pycomms-host/abi"
 )
 
-// Validate reports whether s is a valid subject: the error says what is wrong
-// and where, for example `subject "a..b": empty token at position 1`
+// ValidateSubject reports whether s is a valid subject: the error says what is
+// wrong and where, for example `subject "a..b": empty token at position 1`
 // (token positions count from 0). Wildcard tokens are refused: a published
 // topic or a request subject names one concrete destination.
-func Validate(s string) error { return check("subject", s, false) }
+func ValidateSubject(s string) error { return checkSubject("subject", s, false) }
 
 // ValidatePattern reports whether p is a valid topic pattern: a subject in
 // which '*' may stand for any whole token and '>' may be the last token.
-func ValidatePattern(p string) error { return check("pattern", p, true) }
+func ValidatePattern(p string) error { return checkSubject("pattern", p, true) }
 
-// Error is an invalid subject or pattern: what was checked ("subject" or
+// SubjectError is an invalid subject or pattern: what was checked ("subject" or
 // "pattern"), the value, and the rule it breaks. Callers that report the
 // value their own way (the config loader names the key) use Reason.
-type Error struct {
+type SubjectError struct {
 	What   string
 	Value  string
 	Reason string
 }
 
-func (e *Error) Error() string {
+func (e *SubjectError) Error() string {
 	v := e.Value
-	if len(v) > abi.MaxSubjectLen {
+	if len(v) > MaxSubjectLen {
 		// A subject this long would flood the log line; its head is enough
 		// to recognise it and the reason says how long it is.
 		return fmt.Sprintf("%s %q... (%d bytes): %s", e.What, v[:64], len(v), e.Reason)
@@ -50,17 +52,17 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s %q: %s", e.What, v, e.Reason)
 }
 
-// check validates s in one left-to-right pass and reports the first problem,
+// checkSubject validates s in one left-to-right pass and reports the first problem,
 // so the error points at the earliest offending byte or token.
-func check(what, s string, pattern bool) error {
+func checkSubject(what, s string, pattern bool) error {
 	fail := func(format string, args ...any) error {
-		return &Error{What: what, Value: s, Reason: fmt.Sprintf(format, args...)}
+		return &SubjectError{What: what, Value: s, Reason: fmt.Sprintf(format, args...)}
 	}
 	if s == "" {
 		return fail("must not be empty")
 	}
-	if len(s) > abi.MaxSubjectLen {
-		return fail("longer than the limit of %d bytes", abi.MaxSubjectLen)
+	if len(s) > MaxSubjectLen {
+		return fail("longer than the limit of %d bytes", MaxSubjectLen)
 	}
 	pos, start := 0, 0
 	for i := 0; i <= len(s); i++ {
@@ -98,7 +100,7 @@ func check(what, s string, pattern bool) error {
 // Match reports whether subject matches the topic pattern. It does not
 // allocate.
 //
-// Both arguments are expected to be valid (see Validate and ValidatePattern);
+// Both arguments are expected to be valid (see ValidateSubject and ValidatePattern);
 // Match does not check them, because callers validate once when a pattern is
 // registered or a message enters the router rather than on every comparison.
 // On invalid input it still never panics: it compares the tokens as
@@ -145,6 +147,17 @@ func wildcardAt(p string, i int) bool {
 	return i < len(p) && (p[i] == '*' || p[i] == '>') && (i+1 == len(p) || p[i+1] == '.')
 }
 
+// MatchAny reports whether subject matches any of patterns (see Match). It
+// does not allocate.
+func MatchAny(patterns []string, subject string) bool {
+	for _, p := range patterns {
+		if Match(p, subject) {
+			return true
+		}
+	}
+	return false
+}
+
 // ServiceOf reports whether service serves subject, that is whether subject
 // is service followed by '.' and a non-empty method ("echo" serves
 // "echo.upper" and "echo.a.b" but not "echo" itself). It does not allocate.
@@ -154,12 +167,12 @@ func ServiceOf(service, subject string) bool {
 		subject[:len(service)] == service
 }
 
-// Longest returns the value of the longest service in services that serves
+// LongestService returns the value of the longest service in services that serves
 // s: the proper prefixes of s that end at a '.', deepest first, never
 // longer than depth tokens (the most tokens any key has, so a long subject
 // costs no more probes than that). The router and the mesh share it so
 // that a subject resolves to the same service locally and across hosts.
-func Longest[V comparable](services map[string]V, depth int, s string) (V, bool) {
+func LongestService[V comparable](services map[string]V, depth int, s string) (V, bool) {
 	var zero V
 	if depth == 0 {
 		return zero, false

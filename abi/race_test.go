@@ -1,5 +1,5 @@
 //go:build race
 
-package subject
+package abi
 
 const raceEnabled = true
