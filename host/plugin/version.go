@@ -51,9 +51,13 @@ type Version struct {
 	stopDog  chan struct{}
 	closed   chan struct{}
 	// armed counts instances running guest code under a deadline; the
-	// watchdog ticks only while it is above zero, and wakeDog (capacity 1)
-	// tells a sleeping watchdog that it went up from zero.
+	// watchdog ticks only while it is above zero. asleep is true while the
+	// watchdog is about to wait or waits on wakeDog (capacity 1); the one
+	// dogArm that flips it back sends the wake, so a caller pays for a
+	// channel operation only when the watchdog really sleeps, not on
+	// every call that finds the count at zero.
 	armed    atomic.Int64
+	asleep   atomic.Bool
 	wakeDog  chan struct{}
 	dogWakes atomic.Uint64 // watchdog passes over the instances, for tests
 
@@ -487,10 +491,18 @@ var errRetired = errors.New("plugin version retired")
 func (v *Version) watchdog() {
 	tick := v.engine.watchdogTick(v.spec.Timeout)
 	for {
-		select {
-		case <-v.stopDog:
-			return
-		case <-v.wakeDog:
+		// Announce the sleep, then look at the count once more: an
+		// instance armed after the last tick's look saw asleep false and
+		// sent nothing.
+		v.asleep.Store(true)
+		if v.armed.Load() == 0 || !v.asleep.CompareAndSwap(true, false) {
+			// Either nothing runs, or a dogArm flipped asleep after the
+			// Store and its wake is on the way: wait for it.
+			select {
+			case <-v.stopDog:
+				return
+			case <-v.wakeDog:
+			}
 		}
 		t := time.NewTicker(tick)
 		for running := true; running; {
@@ -506,8 +518,8 @@ func (v *Version) watchdog() {
 						w.checkDeadline(now)
 					}
 				}
-				// Sleep once nothing runs. An instance armed after this
-				// load left a token in wakeDog, so none is missed.
+				// Sleep once nothing runs (the loop top looks again, so
+				// an instance armed after this load is not missed).
 				running = v.armed.Load() > 0
 			}
 		}
@@ -519,11 +531,10 @@ func (v *Version) watchdog() {
 // watchdog when it was asleep. Under load the count rarely drops to zero,
 // so the channel is touched only when calls start after a quiet spell.
 func (v *Version) dogArm() {
-	if v.armed.Add(1) == 1 {
-		select {
-		case v.wakeDog <- struct{}{}:
-		default: // a wake is already pending
-		}
+	if v.armed.Add(1) == 1 && v.asleep.Load() && v.asleep.CompareAndSwap(true, false) {
+		// Only the winner of the flip sends, and the watchdog takes the
+		// token before it can announce another sleep: this never blocks.
+		v.wakeDog <- struct{}{}
 	}
 }
 
