@@ -211,10 +211,15 @@ const DefaultControl = "127.0.0.1:7480"
 // can make the compiler chew on bounded.
 const DefaultMaxModule = 64 << 20
 
-// Defaults of plugin keys; KEYS.md documents them.
+// Defaults of plugin keys. KEYS.md documents them (TestDefaultsAsDocumented
+// holds it to these), and host/plugin uses them for a Spec field left
+// zero, so that an embedder of the engine gets the documented defaults.
 const (
-	defaultInstances = 2
-	defaultQueue     = 1024
+	DefaultInstances = 2
+	DefaultQueue     = 1024
+	DefaultMemory    = 16 << 20
+	DefaultTimeout   = 5 * time.Second
+	DefaultMaxReply  = 1 << 20
 )
 
 // Defaults of mesh keys; KEYS.md documents them.
@@ -253,7 +258,7 @@ func defaultMeshLimits() MeshLimits {
 }
 
 func defaultLimits() Limits {
-	return Limits{Memory: 16 << 20, Timeout: 5 * time.Second, MaxReply: 1 << 20, MaxModule: DefaultMaxModule}
+	return Limits{Memory: DefaultMemory, Timeout: DefaultTimeout, MaxReply: DefaultMaxReply, MaxModule: DefaultMaxModule}
 }
 
 // builtinDefaults is the configuration used when there is no config file:
@@ -267,7 +272,7 @@ func builtinDefaults() map[string]any {
 			"kind":      "handler",
 			"services":  []any{"echo"},
 			"topics":    []any{"greetings.>"},
-			"instances": defaultInstances,
+			"instances": DefaultInstances,
 			"grants":    []any{"log", "publish", "call", "send"},
 			"config":    map[string]any{"prefix": ">> "},
 		}},
