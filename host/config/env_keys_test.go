@@ -210,6 +210,12 @@ func TestEveryKeyFromEnv(t *testing.T) {
 	for _, k := range Keys() {
 		// kind has one valid value, and the keys grouping others are
 		// covered by theirs.
+		usesEnv := slices.ContainsFunc(cases[k.Path], func(c tc) bool {
+			return slices.ContainsFunc(c.env, func(kv string) bool { return strings.HasPrefix(kv, k.Env()+"=") })
+		})
+		if !usesEnv {
+			t.Errorf("no case of %s sets %s, its declared variable", k.Path, k.Env())
+		}
 		if changed[k.Path] == 0 && (k.node != nil || k.plugin != nil) && k.Path != "plugins[].kind" {
 			t.Errorf("no case changes %s, so nothing checks that Digest and reload see it change: add one", k.Path)
 		}

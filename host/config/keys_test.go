@@ -14,9 +14,9 @@ import (
 // keysTable renders the key table of KEYS.md from the declarations.
 func keysTable() string {
 	var b strings.Builder
-	b.WriteString("| key | type | default | on reload | meaning |\n|---|---|---|---|---|\n")
+	b.WriteString("| key | variable | type | default | on reload | meaning |\n|---|---|---|---|---|---|\n")
 	for _, k := range keys {
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", k.Path, k.Type, k.Default, k.Reload, k.Doc)
+		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s | %s | %s |\n", k.Path, k.Env(), k.Type, k.Default, k.Reload, k.Doc)
 	}
 	return b.String()
 }
