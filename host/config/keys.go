@@ -106,7 +106,7 @@ func childKeys(prefix string) []string {
 	return out
 }
 
-// keyTypes returns the paths of keys of type t.
+// keyPaths returns the paths of the keys of type t.
 func keyPaths(t Type) []string {
 	var out []string
 	for _, k := range keys {
