@@ -12,7 +12,10 @@
 // types, out-of-range values and unknown PYCOMMS_* variables are all errors,
 // and it reports every problem of a file at once, each with the file, line
 // and column, the key path and, for environment values, the variable name.
-// KEYS.md in this directory lists every key.
+// KEYS.md in this directory lists every key; keys.go declares each
+// once (path, type, default, doc line, reload class), and the decoder's
+// known keys, the environment names, KEYS.md's table, Digest and what a
+// reload may change are derived from it.
 //
 // Design note: koanf (github.com/knadh/koanf/v2) does the layering and
 // merging, as everywhere in pycomms. It flattens values into plain maps and
@@ -208,10 +211,15 @@ const DefaultControl = "127.0.0.1:7480"
 // can make the compiler chew on bounded.
 const DefaultMaxModule = 64 << 20
 
-// Defaults of plugin keys; KEYS.md documents them.
+// Defaults of plugin keys. KEYS.md documents them (TestDefaultsAsDocumented
+// holds it to these), and host/plugin uses them for a Spec field left
+// zero, so that an embedder of the engine gets the documented defaults.
 const (
-	defaultInstances = 2
-	defaultQueue     = 1024
+	DefaultInstances = 2
+	DefaultQueue     = 1024
+	DefaultMemory    = 16 << 20
+	DefaultTimeout   = 5 * time.Second
+	DefaultMaxReply  = 1 << 20
 )
 
 // Defaults of mesh keys; KEYS.md documents them.
@@ -250,7 +258,7 @@ func defaultMeshLimits() MeshLimits {
 }
 
 func defaultLimits() Limits {
-	return Limits{Memory: 16 << 20, Timeout: 5 * time.Second, MaxReply: 1 << 20, MaxModule: DefaultMaxModule}
+	return Limits{Memory: DefaultMemory, Timeout: DefaultTimeout, MaxReply: DefaultMaxReply, MaxModule: DefaultMaxModule}
 }
 
 // builtinDefaults is the configuration used when there is no config file:
@@ -264,7 +272,7 @@ func builtinDefaults() map[string]any {
 			"kind":      "handler",
 			"services":  []any{"echo"},
 			"topics":    []any{"greetings.>"},
-			"instances": defaultInstances,
+			"instances": DefaultInstances,
 			"grants":    []any{"log", "publish", "call", "send"},
 			"config":    map[string]any{"prefix": ">> "},
 		}},
@@ -662,59 +670,30 @@ func (c *Config) Warnings() []string {
 // spelling of sizes and environment-versus-file do not matter), different
 // otherwise. A reload whose digest is unchanged is a no-op.
 func (c *Config) Digest() string {
-	w := digestWriter{h: sha256.New()}
-	w.str("pycomms-config/2")
+	w := digestWriter{h: newHash()}
+	w.str("pycomms-config/3")
 	w.str(c.File)
-	w.str(c.Node.Name)
-	w.str(c.Control)
-	w.strs(c.ControlAllowHosts)
-	w.str(c.CacheDir)
-	w.int(int64(c.Log.Level))
-	w.str(c.Log.Format)
-	w.str(c.DataDir)
-	w.str(c.Listen.TCP)
-	w.str(c.Listen.QUIC)
-	w.int(int64(len(c.Peers)))
-	for _, p := range c.Peers {
-		// Raw is left out: "tcp://A:7400" and "tcp://a:7400" dial the same.
-		w.int(int64(p.Index))
-		w.str(p.Transport)
-		w.str(p.Addr)
-	}
-	w.str(c.Identity.Key)
-	w.str(c.Identity.Cert)
-	w.str(c.Trust.Secret)
-	w.strs(c.Trust.Nodes)
-	w.str(c.Trust.CA)
-	w.value(c.Trust.AllowOpen)
-	w.uint(c.Mesh.MaxFrame)
-	w.uint(c.Mesh.SendBuffer)
-	w.int(int64(c.Mesh.Inflight))
-	w.value(c.Discovery.MDNS)
-	w.int(int64(c.Discovery.DeadAfter))
-	w.int(int64(len(c.Plugins)))
-	for _, p := range c.Plugins {
-		w.int(int64(p.Index))
-		w.str(p.Name)
-		w.str(p.Path)
-		w.str(p.Kind)
-		w.strs(p.Services)
-		w.strs(p.Topics)
-		w.int(int64(p.Instances))
-		w.int(int64(p.Queue))
-		w.value(p.Watch)
-		w.uint(p.Limits.Memory)
-		w.int(int64(p.Limits.Timeout))
-		w.uint(p.Limits.MaxReply)
-		w.uint(p.Limits.MaxModule)
-		w.int(int64(len(p.Grants)))
-		for _, g := range p.Grants {
-			w.str(string(g))
+	for _, k := range keys {
+		if k.node != nil {
+			w.str(k.Path)
+			w.value(k.node(c))
 		}
-		w.value(p.Config)
+	}
+	w.int(int64(len(c.Plugins)))
+	for i := range c.Plugins {
+		p := &c.Plugins[i]
+		w.int(int64(p.Index))
+		for _, k := range keys {
+			if k.plugin != nil {
+				w.str(k.Path)
+				w.value(k.plugin(p))
+			}
+		}
 	}
 	return hex.EncodeToString(w.h.Sum(nil))
 }
+
+func newHash() hash.Hash { return sha256.New() }
 
 // digestWriter feeds a hash with a self-delimiting encoding: every item is
 // tagged and strings are length-prefixed, so that no two different configs
@@ -769,6 +748,17 @@ func (w digestWriter) value(v any) {
 		w.h.Write(binary.BigEndian.AppendUint64(nil, math.Float64bits(v)))
 	case string:
 		w.str(v)
+	case []string:
+		w.strs(v)
+	case []abi.Capability:
+		w.int(int64(len(v)))
+		for _, c := range v {
+			w.str(string(c))
+		}
+	case slog.Level:
+		w.int(int64(v))
+	case time.Duration:
+		w.int(int64(v))
 	case time.Time:
 		w.tag('t')
 		w.str(v.UTC().Format(time.RFC3339Nano))

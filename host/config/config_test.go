@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden with the current output")
+var update = flag.Bool("update", false, "rewrite testdata/*.golden and the key table of KEYS.md with the current output")
 
 // pinMachine replaces the machine-dependent defaults (host name, user cache
 // and data directories, working directory) for the duration of a test, so that golden

@@ -21,19 +21,20 @@ import (
 )
 
 // The schema: the known keys of every mapping, in the order KEYS.md
-// documents them. Everything under plugins[i].config is free-form.
+// documents them, all from the key table (keys.go). Everything under
+// plugins[i].config is free-form.
 var (
-	topKeys        = []string{"node", "control", "cache_dir", "data_dir", "log", "listen", "peers", "identity", "trust", "limits", "discovery", "plugins"}
-	nodeKeys       = []string{"name"}
-	controlKeys    = []string{"listen", "allow_hosts"}
-	logKeys        = []string{"level", "format"}
-	listenKeys     = []string{"tcp", "quic"}
-	identityKeys   = []string{"key", "cert"}
-	trustKeys      = []string{"secret", "nodes", "ca", "open"}
-	meshLimitsKeys = []string{"max_frame", "send_buffer", "inflight"}
-	discoveryKeys  = []string{"mdns", "dead_after"}
-	pluginKeys     = []string{"name", "path", "kind", "services", "topics", "instances", "queue", "watch", "limits", "grants", "config"}
-	limitsKeys     = []string{"memory", "timeout", "max_reply", "max_module"}
+	topKeys        = childKeys("")
+	nodeKeys       = childKeys("node")
+	controlKeys    = childKeys("control")
+	logKeys        = childKeys("log")
+	listenKeys     = childKeys("listen")
+	identityKeys   = childKeys("identity")
+	trustKeys      = childKeys("trust")
+	meshLimitsKeys = childKeys("limits")
+	discoveryKeys  = childKeys("discovery")
+	pluginKeys     = childKeys("plugins[]")
+	limitsKeys     = childKeys("plugins[].limits")
 )
 
 var (
@@ -193,8 +194,8 @@ func (d *decoder) plugin(i int, m map[string]any) Plugin {
 		Kind:      "handler",
 		Services:  []string{},
 		Topics:    []string{},
-		Instances: defaultInstances,
-		Queue:     defaultQueue,
+		Instances: DefaultInstances,
+		Queue:     DefaultQueue,
 		Watch:     true,
 		Limits:    defaultLimits(),
 		Grants:    abi.DefaultGrants(),

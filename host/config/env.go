@@ -15,22 +15,30 @@ import (
 const EnvPrefix = "PYCOMMS_"
 
 // topMappings are the top-level keys that hold a mapping of plain values,
-// with the keys of each.
-var topMappings = map[string][]string{
-	"node":      nodeKeys,
-	"log":       logKeys,
-	"listen":    listenKeys,
-	"identity":  identityKeys,
-	"trust":     trustKeys,
-	"limits":    meshLimitsKeys,
-	"discovery": discoveryKeys,
-}
+// with the keys of each: every top-level key with keys under it, except
+// control (also a scalar) and the plugin list.
+var topMappings = func() map[string][]string {
+	out := map[string][]string{}
+	for _, k := range topKeys {
+		if sub := childKeys(k); len(sub) > 0 && k != "control" && k != "plugins" {
+			out[k] = sub
+		}
+	}
+	return out
+}()
 
-// listKeys are the keys, outside plugins[i], whose value is a list.
-var listKeys = []string{"peers", "trust.nodes", "control.allow_hosts"}
-
-// pluginListKeys are the keys of a plugin whose value is a list.
-var pluginListKeys = []string{"services", "topics", "grants"}
+// listKeys are the keys, outside plugins[i], whose value is a list of
+// strings; pluginListKeys those of a plugin.
+var listKeys, pluginListKeys = func() (top, plugin []string) {
+	for _, p := range keyPaths(TypeStrings) {
+		if rest, ok := strings.CutPrefix(p, "plugins[]."); ok {
+			plugin = append(plugin, rest)
+		} else {
+			top = append(top, p)
+		}
+	}
+	return top, plugin
+}()
 
 // envOverride is one PYCOMMS_* variable that names a known key.
 type envOverride struct {
@@ -130,27 +138,6 @@ func classifyEnv(name, value string) (envOverride, *Error) {
 		case len(segs) > 2:
 			return noSubKeys(2)
 		}
-	case "cache_dir", "data_dir", "peers":
-		// A list such as peers is set whole: comma-separated, as
-		// plugins[i].grants is, or in YAML flow syntax.
-		if len(segs) > 1 {
-			return noSubKeys(1)
-		}
-	case "node", "log", "listen", "identity", "trust", "limits", "discovery":
-		known := topMappings[segs[0]]
-		if len(segs) == 1 {
-			if isFlow(value, '{') {
-				ov.koanfKey, ov.key = segs[0], segs[0]
-				return whole(ov, '{')
-			}
-			return fail(segs[0], "is a mapping: set its keys (%s), or all of it in YAML flow syntax: %s='{%s: ...}'", envNames(segs[:1], known), name, known[0])
-		}
-		if !slices.Contains(known, segs[1]) {
-			return unknown(1, known)
-		}
-		if len(segs) > 2 {
-			return noSubKeys(2)
-		}
 	case "plugins":
 		if len(segs) == 1 {
 			if isFlow(value, '[') {
@@ -205,7 +192,32 @@ func classifyEnv(name, value string) (envOverride, *Error) {
 		}
 		return ov, nil
 	default:
-		return unknown(0, topKeys)
+		known, isMapping := topMappings[segs[0]]
+		switch {
+		case isMapping:
+			if len(segs) == 1 {
+				if isFlow(value, '{') {
+					ov.koanfKey, ov.key = segs[0], segs[0]
+					return whole(ov, '{')
+				}
+				return fail(segs[0], "is a mapping: set its keys (%s), or all of it in YAML flow syntax: %s='{%s: ...}'", envNames(segs[:1], known), name, known[0])
+			}
+			if !slices.Contains(known, segs[1]) {
+				return unknown(1, known)
+			}
+			if len(segs) > 2 {
+				return noSubKeys(2)
+			}
+		case slices.Contains(topKeys, segs[0]):
+			// A plain key (cache_dir, data_dir) or a list such as peers,
+			// set whole: comma-separated, as plugins[i].grants is, or in
+			// YAML flow syntax.
+			if len(segs) > 1 {
+				return noSubKeys(1)
+			}
+		default:
+			return unknown(0, topKeys)
+		}
 	}
 	ov.koanfKey = strings.Join(segs, ".")
 	ov.key = ov.koanfKey

@@ -169,6 +169,13 @@ func TestEveryKeyFromEnv(t *testing.T) {
 	}
 
 	file := writeConfig(t, "plugins:\n  - name: echo\n    path: builtin:echo\n    services: [echo]\n    config: {prefix: \"> \"}\n")
+	base, err := Load(file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// changed counts, per key, the cases that changed its value: each
+	// such case must change Digest and be classed by reload as declared.
+	changed := map[string]int{}
 	keys := documentedKeys(t)
 	for _, key := range keys {
 		if _, ok := cases[key]; !ok {
@@ -194,8 +201,61 @@ func TestEveryKeyFromEnv(t *testing.T) {
 				if !c.check(cfg) {
 					t.Errorf("%s: %q did not take effect: %+v", name, c.env, cfg)
 				}
+				if path == file {
+					checkReloadClass(t, name, key, base, cfg, changed)
+				}
 			}
 		}
+	}
+	for _, k := range Keys() {
+		// kind has one valid value, and the keys grouping others are
+		// covered by theirs.
+		usesEnv := slices.ContainsFunc(cases[k.Path], func(c tc) bool {
+			return slices.ContainsFunc(c.env, func(kv string) bool { return strings.HasPrefix(kv, k.Env()+"=") })
+		})
+		if !usesEnv {
+			t.Errorf("no case of %s sets %s, its declared variable", k.Path, k.Env())
+		}
+		if changed[k.Path] == 0 && (k.node != nil || k.plugin != nil) && k.Path != "plugins[].kind" {
+			t.Errorf("no case changes %s, so nothing checks that Digest and reload see it change: add one", k.Path)
+		}
+	}
+}
+
+// checkReloadClass checks, for the key a case of TestEveryKeyFromEnv sets,
+// that a change of its value changes Digest and that reload treats it as
+// the table declares: a Restart key is named by RestartKeysChanged, a Live
+// one is not (and, in a plugin, makes SamePlugin false).
+func checkReloadClass(t *testing.T, name, path string, base, cfg *Config, changed map[string]int) {
+	t.Helper()
+	i := slices.IndexFunc(keys, func(k Key) bool { return k.Path == path })
+	if i < 0 {
+		t.Errorf("%s: %s is not in the key table", name, path)
+		return
+	}
+	k := keys[i]
+	var diff bool
+	switch {
+	case k.node != nil:
+		diff = !sameValue(k.node(base), k.node(cfg))
+	case k.plugin != nil:
+		diff = !sameValue(k.plugin(&base.Plugins[0]), k.plugin(&cfg.Plugins[0]))
+		if diff && SamePlugin(base.Plugins[0], cfg.Plugins[0]) {
+			t.Errorf("%s: %s changed but SamePlugin says the plugin is the same", name, path)
+		}
+	default:
+		return
+	}
+	if !diff {
+		return
+	}
+	changed[path]++
+	if base.Digest() == cfg.Digest() {
+		t.Errorf("%s: %s changed but Digest did not", name, path)
+	}
+	restart := RestartKeysChanged(base, cfg)
+	if got := slices.Contains(restart, path); got != (k.Reload == Restart) {
+		t.Errorf("%s: RestartKeysChanged = %q; %s is declared %s", name, restart, path, k.Reload)
 	}
 }
 

@@ -28,9 +28,9 @@ import (
 // changes, so a broken config (or a serving plugin whose new version does
 // not load) is refused whole and the running one keeps serving. A plugin
 // that is failed and still does not load stays failed without refusing
-// the reload. Node-level keys (node.name, control, cache_dir, log,
-// data_dir, listen, identity, trust, limits, discovery) cannot change
-// without a restart; a reload that changes them is refused and says so.
+// the reload. Node-level keys other than peers (the keys config.Keys
+// declares Restart, "restart" in KEYS.md) cannot change without a
+// restart; a reload that changes them is refused, naming them.
 // Changed peers are applied: new ones are dialled, removed ones are no
 // longer redialled.
 func (n *Node) Reload(ctx context.Context) error {
@@ -69,7 +69,7 @@ func (n *Node) reload(ctx context.Context) error {
 		n.logger.Info("config reload: nothing changed")
 		return nil
 	}
-	if fixed := fixedChanges(cur, cfg); len(fixed) > 0 {
+	if fixed := config.RestartKeysChanged(cur, cfg); len(fixed) > 0 {
 		return &control.ConfigError{Err: fmt.Errorf("config reload not supported for %s: restart the node to apply", strings.Join(fixed, ", "))}
 	}
 
@@ -104,42 +104,6 @@ func (n *Node) reload(ctx context.Context) error {
 	}
 	n.logger.Info("config reloaded", "changed", plan.changed, "removed", len(plan.drain), "generation", plan.gen)
 	return nil
-}
-
-// fixedChanges names the node-level keys that differ between a and b.
-func fixedChanges(a, b *config.Config) []string {
-	var fixed []string
-	if b.Node != a.Node {
-		fixed = append(fixed, "node.name")
-	}
-	if b.Control != a.Control || !slices.Equal(b.ControlAllowHosts, a.ControlAllowHosts) {
-		fixed = append(fixed, "control")
-	}
-	if b.CacheDir != a.CacheDir {
-		fixed = append(fixed, "cache_dir")
-	}
-	if b.Log != a.Log {
-		fixed = append(fixed, "log")
-	}
-	if b.DataDir != a.DataDir {
-		fixed = append(fixed, "data_dir")
-	}
-	if b.Listen != a.Listen {
-		fixed = append(fixed, "listen")
-	}
-	if b.Identity != a.Identity {
-		fixed = append(fixed, "identity")
-	}
-	if b.Trust.Secret != a.Trust.Secret || b.Trust.CA != a.Trust.CA || !slices.Equal(b.Trust.Nodes, a.Trust.Nodes) || b.Trust.AllowOpen != a.Trust.AllowOpen {
-		fixed = append(fixed, "trust")
-	}
-	if b.Mesh != a.Mesh {
-		fixed = append(fixed, "limits")
-	}
-	if b.Discovery != a.Discovery {
-		fixed = append(fixed, "discovery")
-	}
-	return fixed
 }
 
 // reloadPlan is what a reload does after its build locks are released.
@@ -183,7 +147,7 @@ func (n *Node) apply(ctx context.Context, cfg *config.Config, digest string, ms 
 		if st.old != nil {
 			st.oldCfg, st.oldP, st.sum, _ = st.old.state()
 		}
-		same := st.old != nil && samePlugin(st.oldCfg, pc)
+		same := st.old != nil && config.SamePlugin(st.oldCfg, pc)
 		if same && watched(pc) {
 			// The watcher owns changes of a watched file: an unchanged
 			// plugin is left alone, even when a refused file sits on disk.
@@ -303,13 +267,4 @@ func (n *Node) apply(ctx context.Context, cfg *config.Config, digest string, ms 
 func watched(pc config.Plugin) bool {
 	_, builtin := pc.Builtin()
 	return pc.Watch && !builtin
-}
-
-func samePlugin(a, b config.Plugin) bool {
-	a.Index, b.Index = 0, 0
-	return a.Name == b.Name && a.Path == b.Path && a.Kind == b.Kind &&
-		slices.Equal(a.Services, b.Services) && slices.Equal(a.Topics, b.Topics) &&
-		a.Instances == b.Instances && a.Queue == b.Queue && a.Watch == b.Watch &&
-		a.Limits == b.Limits && slices.Equal(a.Grants, b.Grants) &&
-		fmt.Sprint(a.Config) == fmt.Sprint(b.Config)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pycomms/pycomms-host/abi"
+	"github.com/pycomms/pycomms-host/host/config"
 	"github.com/pycomms/pycomms-host/host/message"
 	"github.com/tetratelabs/wazero"
 )
@@ -67,38 +68,40 @@ func (e *Engine) Close() error {
 	return e.cache.Close(context.Background())
 }
 
-// Spec describes one plugin version to load.
+// Spec describes one plugin version to load. A field left zero takes the
+// default of its config key (config.DefaultInstances and the others,
+// documented in host/config/KEYS.md).
 type Spec struct {
 	Name      string // plugin name, unique in the node
 	Wasm      []byte
-	Instances int    // pool size; default 1
-	Queue     int    // waiting messages before "busy"; default 1024
-	Memory    uint64 // bytes of linear memory per instance; default 16 MiB
+	Instances int    // pool size
+	Queue     int    // waiting messages before "busy"
+	Memory    uint64 // bytes of linear memory per instance
 	Timeout   time.Duration
 	MaxReply  uint64
-	MaxModule uint64 // largest module in bytes; default config.DefaultMaxModule's 64 MiB
+	MaxModule uint64 // largest module in bytes
 	Grants    []abi.Capability
 	Config    map[string]any
 }
 
 func (s *Spec) defaults() {
 	if s.Instances <= 0 {
-		s.Instances = 1
+		s.Instances = config.DefaultInstances
 	}
 	if s.Queue <= 0 {
-		s.Queue = 1024
+		s.Queue = config.DefaultQueue
 	}
 	if s.Memory == 0 {
-		s.Memory = 16 << 20
+		s.Memory = config.DefaultMemory
 	}
 	if s.Timeout <= 0 {
-		s.Timeout = 5 * time.Second
+		s.Timeout = config.DefaultTimeout
 	}
 	if s.MaxReply == 0 {
-		s.MaxReply = 1 << 20
+		s.MaxReply = config.DefaultMaxReply
 	}
 	if s.MaxModule == 0 {
-		s.MaxModule = 64 << 20
+		s.MaxModule = config.DefaultMaxModule
 	}
 	if s.Grants == nil {
 		s.Grants = abi.DefaultGrants()

@@ -1,0 +1,23 @@
+package node
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/pycomms/pycomms-host/host/config"
+)
+
+// TestLiveKeysAreApplied: every key the config table declares Live must
+// be one Reload applies: the peers list (Mesh.SetPeers) and the plugins
+// with every key of theirs (apply). Any other key changed by a reload is
+// refused, named by config.RestartKeysChanged; a key declared Live that
+// Reload does not apply would be accepted and silently ignored.
+func TestLiveKeysAreApplied(t *testing.T) {
+	applied := []string{"peers", "plugins"}
+	for _, k := range config.Keys() {
+		if k.Reload == config.Live && !strings.HasPrefix(k.Path, "plugins[].") && !slices.Contains(applied, k.Path) {
+			t.Errorf("%s is declared Live, but Reload does not apply it: declare it Restart, or apply it in Reload", k.Path)
+		}
+	}
+}
