@@ -176,9 +176,9 @@ func loadKey(path string) (ed25519.PrivateKey, error) {
 	if perm := info.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
 		return nil, fmt.Errorf("node key %s has mode %04o, so other users may read it; run chmod 600 %s", path, perm, path)
 	}
-	data, err := os.ReadFile(path)
+	data, err := readSmallFile(path, "node key", maxKeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("read node key %s: %w", path, err)
+		return nil, err
 	}
 	block, _ := pem.Decode(data)
 	if block == nil {
@@ -257,9 +257,9 @@ func writeFileAtomic(path string, data []byte) error {
 }
 
 func loadCert(path string, key ed25519.PrivateKey) (tls.Certificate, error) {
-	data, err := os.ReadFile(path)
+	data, err := readSmallFile(path, "node certificate", maxCertFile)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("read node certificate %s: %w", path, err)
+		return tls.Certificate{}, err
 	}
 	certs, err := parseCerts(data)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 )
 
@@ -35,9 +34,9 @@ type Policy struct {
 
 // LoadCA reads a PEM bundle of CA certificates for [Policy.CA].
 func LoadCA(path string) (*x509.CertPool, error) {
-	data, err := os.ReadFile(path)
+	data, err := readSmallFile(path, "CA file", maxCAFile)
 	if err != nil {
-		return nil, fmt.Errorf("read CA file %s: %w", path, err)
+		return nil, err
 	}
 	// Parsed one by one rather than with CertPool.AppendCertsFromPEM, which
 	// silently drops certificates it cannot parse: a bundle that trusts
