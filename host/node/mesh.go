@@ -130,7 +130,7 @@ func (n *Node) SendNode(ctx context.Context, ref string, m *message.Message) err
 // for this node must not be passed on to another.
 func local(m *message.Message) *message.Message {
 	c := *m
-	c.FromNode = "local"
+	c.Local = true
 	return &c
 }
 

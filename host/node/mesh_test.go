@@ -357,3 +357,38 @@ func TestNodeNameClashOverControlAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestCallNodeSelfStaysLocal: a call or send addressed to this node by name
+// is served here or not at all. a serves nothing and b serves echo; a plain
+// call on a reaches b, but the same call or send with --node a fails with
+// no_handler and b's plugin never runs.
+func TestCallNodeSelfStaysLocal(t *testing.T) {
+	a, aTCP, _ := meshNode(t, "a", "")
+	b, _, _ := meshNode(t, "b", fmt.Sprintf("peers: [%s]\nplugins:\n  - {name: upper, path: %s, services: [echo], instances: 1}\n", aTCP, watEcho(t)))
+	ctx := context.Background()
+	req := func() *message.Message {
+		return &message.Message{Kind: abi.KindRequest, Subject: "echo.x", Payload: []byte("hi"), Deadline: time.Now().Add(5 * time.Second)}
+	}
+	eventually(t, "a learns b's service", func() error {
+		for _, p := range a.Peers() {
+			if p.Name == "b" && len(p.Services) == 1 {
+				return nil
+			}
+		}
+		return fmt.Errorf("peers %+v", a.Peers())
+	})
+	if out, err := a.Call(ctx, req()); err != nil || string(out) != "HI" {
+		t.Fatalf("plain call on a: %q, %v; want b's HI", out, err)
+	}
+	before := b.Plugins()[0].Calls
+	if out, err := a.CallNode(ctx, "a", req()); message.StatusOf(err) != abi.StatusNoHandler {
+		t.Errorf("call --node a: %q, %v; want no_handler", out, err)
+	}
+	send := &message.Message{Kind: abi.KindSend, Subject: "echo.x", Payload: []byte("hi")}
+	if err := a.SendNode(ctx, "a", send); message.StatusOf(err) != abi.StatusNoHandler {
+		t.Errorf("send --node a: %v; want no_handler", err)
+	}
+	if got := b.Plugins()[0].Calls; got != before {
+		t.Errorf("a message for node a reached b's plugin: calls %d -> %d", before, got)
+	}
+}
