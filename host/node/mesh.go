@@ -134,20 +134,18 @@ func local(m *message.Message) *message.Message {
 	return &c
 }
 
-// Peers lists the hosts this node knows (control.Backend).
+// Peers lists the hosts this node knows (control.Backend). The service and
+// topic lists are cloned because the mesh shares them with its routing
+// table, and a caller may keep or change what it is handed.
 func (n *Node) Peers() []control.PeerInfo {
 	ps := n.mesh.Peers()
-	out := make([]control.PeerInfo, len(ps))
-	for i, p := range ps {
-		out[i] = control.PeerInfo{
-			ID: p.ID, Name: p.Name, Addr: p.Addr, Transport: p.Transport, State: p.State, Via: p.Via,
-			Config: p.Config, Dialed: p.Dialed, RTT: p.RTT, MsgsIn: p.MsgsIn, MsgsOut: p.MsgsOut,
-			Dropped: p.Dropped, Since: p.Since, Error: p.Error,
-			Clash: p.Clash, Found: p.Found, Silent: p.Silent, Hops: p.Hops,
-			Services: slices.Clone(p.Services), Topics: slices.Clone(p.Topics),
-		}
+	if ps == nil {
+		return []control.PeerInfo{}
 	}
-	return out
+	for i := range ps {
+		ps[i].Services, ps[i].Topics = slices.Clone(ps[i].Services), slices.Clone(ps[i].Topics)
+	}
+	return ps
 }
 
 // startMesh listens and dials, and starts mDNS discovery when configured;
