@@ -37,6 +37,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -289,6 +290,34 @@ func (m *Mesh) Addrs() (tcpURL, quicURL string) {
 		quicURL = QUIC + "://" + l.Addr().String()
 	}
 	return tcpURL, quicURL
+}
+
+// ListenAddrs returns the addresses actually listened on, as IP and port
+// (the zero netip.AddrPort when that transport is disabled): what Addrs
+// formats as URLs, for callers that need the parts.
+func (m *Mesh) ListenAddrs() (tcpAddr, quicAddr netip.AddrPort) {
+	if m.tcpL != nil {
+		tcpAddr = addrPort(m.tcpL.Addr())
+	}
+	if l, _ := m.quic(); l != nil {
+		quicAddr = addrPort(l.Addr())
+	}
+	return tcpAddr, quicAddr
+}
+
+// addrPort returns the IP and port of a listener's address; IPv4 comes
+// unmapped, as the address prints.
+func addrPort(a net.Addr) netip.AddrPort {
+	var ap netip.AddrPort
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	case *net.UDPAddr:
+		ap = a.AddrPort()
+	default:
+		ap, _ = netip.ParseAddrPort(a.String())
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 func (m *Mesh) listenURLs() []string {

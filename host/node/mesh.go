@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -206,14 +206,16 @@ func (n *Node) startMDNS() error {
 		return fmt.Errorf("no up, multicast-capable, non-loopback interface to announce on")
 	}
 	rec := discovery.Record{ID: n.ID(), Name: n.cfg.Node.Name, MinProto: wire.MinVersion, MaxProto: wire.MaxVersion}
-	tcpURL, quicURL := n.mesh.Addrs()
-	rec.TCPPort, rec.QUICPort = portOf(tcpURL), portOf(quicURL)
+	tcpAddr, quicAddr := n.mesh.ListenAddrs()
+	rec.TCPPort, rec.QUICPort = int(tcpAddr.Port()), int(quicAddr.Port())
 	// Announce only addresses the listeners are bound to: a host listening
 	// on one interface's address must not send peers to another's.
 	var listen []net.IP
-	for _, u := range []string{tcpURL, quicURL} {
-		if ip := hostOf(u); ip != nil {
-			listen = append(listen, ip)
+	for _, ap := range []netip.AddrPort{tcpAddr, quicAddr} {
+		// A zoned (link-local) listen address is not passed on: discovery
+		// compares plain IPs.
+		if ap.IsValid() && ap.Addr().Zone() == "" {
+			listen = append(listen, net.IP(ap.Addr().AsSlice()))
 		}
 	}
 	svc, err := discovery.Start(discovery.Options{Self: rec, Interfaces: ifaces, Listen: listen, Logger: n.logger,
@@ -235,33 +237,6 @@ func (n *Node) startMDNS() error {
 	n.logger.Info("mdns discovery on", "service", discovery.ServiceType, "interfaces", names)
 	n.mdns = svc
 	return nil
-}
-
-// hostOf returns the IP of a scheme://host:port URL, nil for "" or a name.
-func hostOf(u string) net.IP {
-	_, hostport, ok := strings.Cut(u, "://")
-	if !ok {
-		return nil
-	}
-	host, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return nil
-	}
-	return net.ParseIP(host)
-}
-
-// portOf returns the port of a scheme://host:port URL, 0 for "".
-func portOf(u string) int {
-	_, hostport, ok := strings.Cut(u, "://")
-	if !ok {
-		return 0
-	}
-	_, port, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return 0
-	}
-	p, _ := strconv.Atoi(port)
-	return p
 }
 
 func (n *Node) closeMesh() {

@@ -20,8 +20,8 @@ func meshNode(t *testing.T, name, extra string) (*Node, string, string) {
 	dir := t.TempDir()
 	cfg := fmt.Sprintf("node: {name: %s}\ndata_dir: %s\nlisten: {tcp: 127.0.0.1:0, quic: 127.0.0.1:0}\n%s", name, filepath.Join(dir, "data"), extra)
 	n, _, _ := startNode(t, dir, cfg)
-	tcpURL, quicURL := n.Mesh().Addrs()
-	return n, strings.TrimPrefix(tcpURL, "tcp://"), strings.TrimPrefix(quicURL, "quic://")
+	tcpAddr, quicAddr := n.Mesh().ListenAddrs()
+	return n, tcpAddr.String(), quicAddr.String()
 }
 
 func watEcho(t *testing.T) string {
