@@ -523,8 +523,8 @@ func TestNetnsMDNSDiscovery(t *testing.T) {
 		}
 		return errors.Join(errs...)
 	})
-	if r := e.cli("call", "echo.upper", "hi", "--timeout", "2s"); r.code != control.ExitNoHandler {
-		t.Errorf("e: call echo.upper hi: %+v, want exit %d (no handler)", r, control.ExitNoHandler)
+	if r := e.cli("call", "echo.upper", "hi", "--timeout", "2s"); r.code != exitNoHandler {
+		t.Errorf("e: call echo.upper hi: %+v, want exit %d (no handler)", r, exitNoHandler)
 	} else {
 		t.Logf("e: call echo.upper: exit %d: %s", r.code, strings.TrimSpace(r.stderr))
 	}

@@ -59,7 +59,7 @@ func (a *cli) printPlugins(plugins []control.PluginInfo) error {
 	fmt.Fprintln(tw, strings.Join(cols, "\t"))
 	for _, p := range plugins {
 		row := []string{p.Name, p.Kind, orDash(p.Version), fmt.Sprint(p.Instances),
-			fmt.Sprint(p.Calls), fmt.Sprint(p.Errors), orDash(p.State)}
+			fmt.Sprint(p.Calls), fmt.Sprint(p.Errors), orDash(string(p.State))}
 		if withErr {
 			// One line per plugin: a multi-line error would break the table.
 			row = append(row, orDash(strings.Join(strings.Fields(p.Error), " ")))
@@ -121,7 +121,7 @@ func (a *cli) printPeers(peers []control.PeerInfo) error {
 		if len(id) > peerIDWidth {
 			id = id[:peerIDWidth]
 		}
-		row := []string{orDash(p.Name), orDash(id), orDash(p.State), orDash(p.Found), orDash(p.Transport), orDash(p.Addr),
+		row := []string{orDash(p.Name), orDash(id), orDash(string(p.State)), orDash(p.Found), orDash(p.Transport), orDash(p.Addr),
 			formatRTT(p.RTT), fmt.Sprint(p.MsgsIn), fmt.Sprint(p.MsgsOut), fmt.Sprint(p.Dropped), peerNote(p)}
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
@@ -140,9 +140,9 @@ func peerNote(p control.PeerInfo) string {
 		parts = append(parts, "via "+p.Via)
 	}
 	switch p.State {
-	case "member":
+	case control.PeerMember:
 		parts = append(parts, fmt.Sprintf("%d links away", p.Hops))
-	case "lost", "left":
+	case control.PeerLost, control.PeerLeft:
 		if !p.Since.IsZero() {
 			parts = append(parts, fmt.Sprintf("%s %s ago", p.State, time.Since(p.Since).Round(time.Second)))
 		}
@@ -155,7 +155,7 @@ func peerNote(p control.PeerInfo) string {
 	}
 	// Pings keep a live link talking every fifth of the dead time; a
 	// second of silence on an up link is worth showing.
-	if p.State == "up" && p.Silent >= time.Second {
+	if p.State == control.PeerUp && p.Silent >= time.Second {
 		parts = append(parts, "silent "+p.Silent.Round(100*time.Millisecond).String())
 	}
 	if len(p.Clash) > 0 {

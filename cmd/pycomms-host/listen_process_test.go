@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/pycomms/pycomms-host/host/control"
 )
 
 // runHostToExit runs `pycomms-host run -c cfg` as a real process (this test
@@ -76,7 +74,7 @@ func TestAddressInUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if row := fmt.Sprintf("\n| %d | cannot listen |", control.ExitListen); !strings.Contains(string(doc), row) {
+	if row := fmt.Sprintf("\n| %d | cannot listen |", exitListen); !strings.Contains(string(doc), row) {
 		t.Errorf("EXITCODES.md has no row %q", row[1:])
 	}
 
@@ -101,10 +99,10 @@ func TestAddressInUse(t *testing.T) {
 			if i := strings.LastIndex(strings.TrimSuffix(stderr, "\n"), "\n"); i >= 0 {
 				last = stderr[i+1:]
 			}
-			if code != control.ExitListen || !strings.HasPrefix(last, "pycomms-host: "+tc.key+": ") ||
+			if code != exitListen || !strings.HasPrefix(last, "pycomms-host: "+tc.key+": ") ||
 				!strings.Contains(last, tc.addr) || !strings.Contains(last, "address already in use") {
 				t.Errorf("exit %d, last line %q; want exit %d and an error naming %s and %s\nstderr:\n%s",
-					code, last, control.ExitListen, tc.key, tc.addr, stderr)
+					code, last, exitListen, tc.key, tc.addr, stderr)
 			}
 		})
 	}

@@ -11,8 +11,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/pycomms/pycomms-host/host/control"
 )
 
 // TestProcessStopsWhileLoadingConfig starts `run` on a config that never
@@ -75,8 +73,8 @@ func TestProcessStopsWhileLoadingConfig(t *testing.T) {
 	select {
 	case <-exited:
 		var ee *exec.ExitError
-		if !errors.As(waitErr, &ee) || ee.ExitCode() != control.ExitInterrupted {
-			t.Fatalf("host exited with %v, want exit code %d; output:\n%s", waitErr, control.ExitInterrupted, stderr.String())
+		if !errors.As(waitErr, &ee) || ee.ExitCode() != exitInterrupted {
+			t.Fatalf("host exited with %v, want exit code %d; output:\n%s", waitErr, exitInterrupted, stderr.String())
 		}
 		if !strings.Contains(stderr.String(), "pycomms-host: interrupted") {
 			t.Errorf("output does not say the host was interrupted:\n%s", stderr.String())

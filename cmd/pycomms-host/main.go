@@ -4,8 +4,8 @@
 //
 // The CLI is deliberately thin: every client command is one method of
 // host/control's Client, and the exit code comes from the status that method
-// reports (control.ExitCode; the table is in EXITCODES.md). This file and
-// its siblings only parse arguments and format output.
+// reports (exitCodeOf in exitcodes.go; the table is in EXITCODES.md). This
+// file and its siblings only parse arguments and format output.
 //
 // Argument parsing uses github.com/spf13/cobra (with spf13/pflag) rather
 // than the standard flag package because the conventions every pycomms

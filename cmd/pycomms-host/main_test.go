@@ -9,11 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"reflect"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -138,7 +135,7 @@ func TestExitCodes(t *testing.T) {
 		}
 		subj := "fail." + st.String()
 		tests = append(tests, tcase{"status " + st.String(), []string{"call", subj, "--control", addr},
-			control.ExitCodeFor(st), fmt.Sprintf("pycomms-host: %s: failed with %s\n", subj, st)})
+			exitCodeFor(st), fmt.Sprintf("pycomms-host: %s: failed with %s\n", subj, st)})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -151,7 +148,7 @@ func TestExitCodes(t *testing.T) {
 }
 
 // TestExitCodesPerClass pins one exit code per failure class, independent
-// of control.ExitCodeFor, so a change to either shows up here.
+// of exitCodeFor, so a change to either shows up here.
 func TestExitCodesPerClass(t *testing.T) {
 	_, addr := node(t)
 	for status, code := range map[string]int{
@@ -164,43 +161,14 @@ func TestExitCodesPerClass(t *testing.T) {
 	}
 }
 
-func TestExitCodesDoc(t *testing.T) {
-	doc, err := os.ReadFile("EXITCODES.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	row := regexp.MustCompile(`(?m)^\| (\d+) \| [^|]+ \| ([^|]*) \|`)
-	name := regexp.MustCompile("`([a-z_]+)`")
-	seen := map[abi.Status]bool{}
-	for _, m := range row.FindAllStringSubmatch(string(doc), -1) {
-		code, _ := strconv.Atoi(m[1])
-		for _, n := range name.FindAllStringSubmatch(m[2], -1) {
-			st, ok := abi.ParseStatus(n[1])
-			if !ok {
-				t.Errorf("EXITCODES.md: unknown status %q", n[1])
-				continue
-			}
-			if got := control.ExitCodeFor(st); got != code {
-				t.Errorf("EXITCODES.md: %s → %d, ExitCodeFor says %d", st, code, got)
-			}
-			seen[st] = true
-		}
-	}
-	for _, st := range abi.Statuses() {
-		if !seen[st] {
-			t.Errorf("EXITCODES.md does not list status %s", st)
-		}
-	}
-}
-
 func TestInterruptedCall(t *testing.T) {
 	_, addr := node(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // as if SIGINT arrived
 	var out, errb bytes.Buffer
 	code := execute(ctx, []string{"call", "echo.x", "y", "--control", addr}, strings.NewReader(""), &out, &errb)
-	if code != control.ExitInterrupted || errb.String() != "pycomms-host: interrupted\n" {
-		t.Errorf("exit %d (%q), want %d", code, errb.String(), control.ExitInterrupted)
+	if code != exitInterrupted || errb.String() != "pycomms-host: interrupted\n" {
+		t.Errorf("exit %d (%q), want %d", code, errb.String(), exitInterrupted)
 	}
 }
 
@@ -329,8 +297,8 @@ func TestSubEndedByNode(t *testing.T) {
 	b, addr := node(t)
 	s := startSub(t, b, "sub", "t.>", "--control", addr)
 	b.CloseSubscriptions()
-	if code := <-s.done; code != control.ExitUnreachable {
-		t.Errorf("exit %d, want %d", code, control.ExitUnreachable)
+	if code := <-s.done; code != exitUnreachable {
+		t.Errorf("exit %d, want %d", code, exitUnreachable)
 	}
 	if want := "pycomms-host: node at " + addr + " ended the subscription\n"; s.stderr.String() != want {
 		t.Errorf("stderr %q, want %q", s.stderr, want)
@@ -437,7 +405,7 @@ func TestControlFromEnv(t *testing.T) {
 		t.Errorf("with %s=%s: %+v", envControl, addr, r)
 	}
 	// The flag wins over the environment.
-	if r := runCLI(t, "", "call", "echo.x", "env", "--control", deadAddr(t)); r.code != control.ExitUnreachable {
+	if r := runCLI(t, "", "call", "echo.x", "env", "--control", deadAddr(t)); r.code != exitUnreachable {
 		t.Errorf("--control did not override %s: %+v", envControl, r)
 	}
 	// The mapping form of control, as the node reads it.
@@ -610,13 +578,13 @@ func TestPeersEmptyAndErrors(t *testing.T) {
 
 	_, plain := controltest.Start(t, controltest.NewBackend().NoMesh())
 	r := runCLI(t, "", "peers", "--control", plain)
-	if r.code != control.ExitNoHandler || r.stderr != "pycomms-host: this node is not part of a mesh\n" || r.stdout != "" {
+	if r.code != exitNoHandler || r.stderr != "pycomms-host: this node is not part of a mesh\n" || r.stdout != "" {
 		t.Errorf("not a mesh: %+v", r)
 	}
-	if r := runCLI(t, "", "peers", "--control", deadAddr(t)); r.code != control.ExitUnreachable {
+	if r := runCLI(t, "", "peers", "--control", deadAddr(t)); r.code != exitUnreachable {
 		t.Errorf("no node: %+v", r)
 	}
-	if r := runCLI(t, "", "peers", "extra", "--control", addr); r.code != control.ExitUsage {
+	if r := runCLI(t, "", "peers", "extra", "--control", addr); r.code != exitUsage {
 		t.Errorf("with an argument: %+v", r)
 	}
 }
@@ -658,15 +626,15 @@ func TestCallAndSendToNode(t *testing.T) {
 		{"relayed", []string{"call", "inventory.count", "z", "--node", "node-c", "--raw"}, 0, "node-c:z", ""},
 		{"this node", []string{"call", "inventory.count", "s", "--node", "node-a"}, 0, "node-a:s\n", ""},
 		{"no node", []string{"call", "echo.say", "plain", "--node", ""}, 0, "plain\n", ""},
-		{"unknown node", []string{"call", "inventory.count", "--node", "node-z"}, control.ExitUnreachable, "",
+		{"unknown node", []string{"call", "inventory.count", "--node", "node-z"}, exitUnreachable, "",
 			"pycomms-host: no node \"node-z\" in the mesh"},
-		{"node not up", []string{"call", "inventory.count", "--node", "node-d"}, control.ExitUnreachable, "",
+		{"node not up", []string{"call", "inventory.count", "--node", "node-d"}, exitUnreachable, "",
 			"pycomms-host: no node \"node-d\" in the mesh"},
-		{"short prefix", []string{"call", "inventory.count", "--node", "bbbbb"}, control.ExitUnreachable, "", "pycomms-host: no node"},
-		{"send unknown node", []string{"send", "mail.out", "--node", "node-z"}, control.ExitUnreachable, "", "pycomms-host: no node"},
-		{"claimed name", []string{"call", "inventory.count", "--node", "twin"}, control.ExitUsage, "",
+		{"short prefix", []string{"call", "inventory.count", "--node", "bbbbb"}, exitUnreachable, "", "pycomms-host: no node"},
+		{"send unknown node", []string{"send", "mail.out", "--node", "node-z"}, exitUnreachable, "", "pycomms-host: no node"},
+		{"claimed name", []string{"call", "inventory.count", "--node", "twin"}, exitUsage, "",
 			"pycomms-host: node \"twin\" is ambiguous: it matches the name or id of 2 nodes (eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee, ffffffffffffffffffffffffffffffff)"},
-		{"send claimed name", []string{"send", "mail.out", "--node", "twin"}, control.ExitUsage, "", "pycomms-host: node \"twin\" is ambiguous"},
+		{"send claimed name", []string{"send", "mail.out", "--node", "twin"}, exitUsage, "", "pycomms-host: node \"twin\" is ambiguous"},
 		{"id of a claimed name", []string{"call", "inventory.count", "t", "--node", "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"}, 0, "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee:t\n", ""},
 	}
 	for _, tt := range tests {
@@ -679,7 +647,7 @@ func TestCallAndSendToNode(t *testing.T) {
 	}
 
 	r := runCLI(t, "", "call", "inventory.count", "--control", addr, "--node")
-	if r.code != control.ExitUsage || !strings.HasPrefix(r.stderr, "pycomms-host: flag needs an argument: --node") {
+	if r.code != exitUsage || !strings.HasPrefix(r.stderr, "pycomms-host: flag needs an argument: --node") {
 		t.Errorf("--node without a value: %+v", r)
 	}
 
@@ -706,7 +674,7 @@ func TestNodeFlagOutsideMesh(t *testing.T) {
 		{"send", "echo.x", "--node", "node-b"},
 	} {
 		r := runCLI(t, "", append(args, "--control", addr)...)
-		if r.code != control.ExitNoHandler || r.stderr != "pycomms-host: this node is not part of a mesh\n" {
+		if r.code != exitNoHandler || r.stderr != "pycomms-host: this node is not part of a mesh\n" {
 			t.Errorf("%v: %+v", args, r)
 		}
 	}

@@ -500,11 +500,11 @@ func TestProcessPeerKilledMidRequest(t *testing.T) {
 			}
 			elapsed := time.Since(killed)
 			t.Logf("%s: call failed %v after SIGKILL of b: exit %d, %s", tr, elapsed.Round(time.Millisecond), r.code, strings.TrimSpace(r.stderr))
-			if r.code != control.ExitUnreachable && r.code != control.ExitTimeout {
+			if r.code != exitUnreachable && r.code != exitTimeout {
 				t.Errorf("exit %d (stdout %q, stderr %q), want %d (unreachable) or %d (timeout)",
-					r.code, r.stdout, r.stderr, control.ExitUnreachable, control.ExitTimeout)
+					r.code, r.stdout, r.stderr, exitUnreachable, exitTimeout)
 			}
-			if r.code == control.ExitTimeout {
+			if r.code == exitTimeout {
 				t.Logf("note: the failure was only detected by the call's own %v timeout", callTimeout)
 			}
 
@@ -579,7 +579,7 @@ func TestProcessReconnectRestoresRoutes(t *testing.T) {
 				el := time.Since(start)
 				t.Logf("%s round %d: call while b is down: exit %d after %v: %s", tr, round, r.code, el.Round(time.Millisecond), strings.TrimSpace(r.stderr))
 				switch r.code {
-				case control.ExitNoHandler, control.ExitTimeout, control.ExitUnreachable:
+				case exitNoHandler, exitTimeout, exitUnreachable:
 				default:
 					t.Errorf("round %d: call while b is down: %+v, want exit 2, 3 or 7", round, r)
 				}
@@ -676,8 +676,8 @@ func TestProcessFrozenPeer(t *testing.T) {
 			r := a.cli("call", "echo.upper", "x", "--timeout", "1s")
 			el := time.Since(start)
 			t.Logf("%s: call to frozen b: exit %d after %v: %s", tr, r.code, el.Round(time.Millisecond), strings.TrimSpace(r.stderr))
-			if r.code != control.ExitTimeout && r.code != control.ExitUnreachable && r.code != control.ExitBusy {
-				t.Errorf("call to frozen b: exit %d, want %d, %d or %d: %+v", r.code, control.ExitTimeout, control.ExitUnreachable, control.ExitBusy, r)
+			if r.code != exitTimeout && r.code != exitUnreachable && r.code != exitBusy {
+				t.Errorf("call to frozen b: exit %d, want %d, %d or %d: %+v", r.code, exitTimeout, exitUnreachable, exitBusy, r)
 			}
 			if el > 1*time.Second+5*time.Second {
 				t.Errorf("call with --timeout 1s returned after %v", el)
@@ -803,9 +803,9 @@ func TestProcessFrozenPeer(t *testing.T) {
 				if c.elapsed > 500*time.Millisecond+5*time.Second {
 					t.Errorf("call with --timeout 500ms returned after %v", c.elapsed)
 				}
-				ok := c.r.code == control.ExitTimeout || c.r.code == control.ExitUnreachable || c.r.code == control.ExitBusy ||
+				ok := c.r.code == exitTimeout || c.r.code == exitUnreachable || c.r.code == exitBusy ||
 					// Once the link is gone, so is the route to echo.
-					(c.r.code == control.ExitNoHandler && !c.start.Before(closedAt.Add(-time.Second)))
+					(c.r.code == exitNoHandler && !c.start.Before(closedAt.Add(-time.Second)))
 				if !ok {
 					t.Errorf("call at +%v: exit %d (%s)", c.start.Sub(stopped).Round(time.Millisecond), c.r.code, strings.TrimSpace(c.r.stderr))
 				}

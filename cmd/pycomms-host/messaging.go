@@ -307,7 +307,7 @@ func (a *cli) completeNodes(cmd *cobra.Command, _ []string, toComplete string) (
 	}
 	var out []string
 	for _, p := range peers {
-		if (p.State == "up" || p.State == "relayed") && p.Name != "" && strings.HasPrefix(p.Name, toComplete) {
+		if (p.State == control.PeerUp || p.State == control.PeerRelayed) && p.Name != "" && strings.HasPrefix(p.Name, toComplete) {
 			out = append(out, p.Name)
 		}
 	}

@@ -46,7 +46,7 @@ func runNodeInProcess(t *testing.T, cfgText string) *inProcessNode {
 		cancel()
 		select {
 		case code := <-done:
-			if code != control.ExitOK {
+			if code != exitOK {
 				t.Errorf("run exited %d", code)
 			}
 		case <-time.After(30 * time.Second):
@@ -144,9 +144,9 @@ plugins:
 				t.Fatal(err)
 			}
 			r := runCLI(t, "", "reload", "--control", n.addr)
-			if r.code != control.ExitUsage || r.stdout != "" || !strings.HasPrefix(r.stderr, "pycomms-host: ") ||
+			if r.code != exitUsage || r.stdout != "" || !strings.HasPrefix(r.stderr, "pycomms-host: ") ||
 				!strings.Contains(r.stderr, tc.want) || !strings.Contains(r.stderr, "the running config keeps serving") {
-				t.Errorf("reload: %+v; want exit %d and an error with %q", r, control.ExitUsage, tc.want)
+				t.Errorf("reload: %+v; want exit %d and an error with %q", r, exitUsage, tc.want)
 			}
 			code, e := postReload(t, n.addr)
 			if code != http.StatusBadRequest || e.Status != "invalid" || e.Code != int(abi.StatusInvalid) || !strings.Contains(e.Error, tc.want) {
@@ -192,8 +192,8 @@ plugins:
 		{"call", "--node", "anything", "up.x", "abc"},
 		{"send", "--node", "anything", "up.x", "abc"},
 	} {
-		if r := runCLI(t, "", append(args, "--control", n.addr)...); r.code != control.ExitNoHandler || r.stderr != notMesh || r.stdout != "" {
-			t.Errorf("%v: %+v, want exit %d and %q", args, r, control.ExitNoHandler, notMesh)
+		if r := runCLI(t, "", append(args, "--control", n.addr)...); r.code != exitNoHandler || r.stderr != notMesh || r.stdout != "" {
+			t.Errorf("%v: %+v, want exit %d and %q", args, r, exitNoHandler, notMesh)
 		}
 	}
 	resp, err := http.Get("http://" + n.addr + "/v1/peers")

@@ -266,7 +266,7 @@ func TestProcessBrokenPluginStart(t *testing.T) {
 	if p := h.plugin(t, "br"); p.State != control.PluginFailed || !strings.Contains(p.Error, "plugin ABI version 7") {
 		t.Fatalf("plugin: %+v", p)
 	}
-	if r := h.cli("call", "br.x", "x"); r.code != control.ExitNoHandler {
+	if r := h.cli("call", "br.x", "x"); r.code != exitNoHandler {
 		t.Fatalf("call to a failed plugin: %+v", r)
 	}
 	copyFixture(t, "echo_a.wasm", wasm)

@@ -33,7 +33,7 @@ type cli struct {
 func (a *cli) client() *control.Client { return control.NewClient(a.control) }
 
 // usageError is a command-line mistake found by a command itself (after
-// cobra's parsing), such as a malformed -H value. It exits ExitUsage.
+// cobra's parsing), such as a malformed -H value. It exits exitUsage.
 type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
@@ -44,7 +44,7 @@ func usageErrorf(format string, args ...any) error {
 }
 
 // exitError is a command's error that exits with a code of its own class
-// rather than the one of its status (such as control.ExitListen).
+// rather than the one of its status (such as exitListen).
 type exitError struct {
 	code int
 	err  error
@@ -61,15 +61,15 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
-		return control.ExitOK
+		return exitOK
 	}
 	code := a.exitCode(ctx, err)
-	if code == control.ExitInterrupted {
+	if code == exitInterrupted {
 		// "context canceled" would be the library's view of a Ctrl-C.
 		err = errors.New("interrupted")
 	}
 	fmt.Fprintf(stderr, "pycomms-host: %v\n", err)
-	if code == control.ExitUsage && !a.ran {
+	if code == exitUsage && !a.ran {
 		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 	}
 	return code
@@ -81,13 +81,13 @@ func (a *cli) exitCode(ctx context.Context, err error) int {
 	var ee exitError
 	switch {
 	case !a.ran, errors.As(err, &ue):
-		return control.ExitUsage
+		return exitUsage
 	case errors.As(err, &ee):
 		return ee.code
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
-		return control.ExitInterrupted
+		return exitInterrupted
 	}
-	return control.ExitCode(err)
+	return exitCodeOf(err)
 }
 
 // newRootCmd builds the command tree. Commands write to cmd.OutOrStdout()
@@ -101,18 +101,7 @@ that exchange messages (request/reply, one-way sends, publish/subscribe)
 locally and with other nodes. The other commands are clients of a running
 node's control API, selected with --control (env ` + envControl + `).
 
-Exit codes:
-  0    ok
-  1    usage or config error; invalid or too large request
-  2    no handler for the subject (or the method); not a mesh node (peers, --node)
-  3    timeout
-  4    plugin error (the handler returned an error)
-  5    plugin trap
-  6    busy
-  7    node unreachable (also: --node names no known node)
-  8    other error (denied, internal, local I/O)
-  9    run cannot listen on an address (control, listen.tcp, listen.quic)
-  130  interrupted (sub exits 0 instead)`,
+` + exitCodesHelp(),
 		SilenceUsage:  true, // a usage error gets one hint line, not the whole help
 		SilenceErrors: true, // execute prints errors in one consistent format
 	}

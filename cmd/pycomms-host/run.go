@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pycomms/pycomms-host/host/config"
-	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/identity"
 	hostnode "github.com/pycomms/pycomms-host/host/node"
 )
@@ -75,7 +74,7 @@ the node is not ready. With --strict the node refuses to start instead
 				n.Close()
 				var le *hostnode.ListenError
 				if errors.As(err, &le) {
-					return exitError{code: control.ExitListen, err: err}
+					return exitError{code: exitListen, err: err}
 				}
 				return err
 			}

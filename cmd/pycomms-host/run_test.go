@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/identity"
 )
 
@@ -45,7 +44,7 @@ plugins:
 		cancel()
 		select {
 		case code := <-done:
-			if code != control.ExitOK {
+			if code != exitOK {
 				t.Errorf("run exited %d", code)
 			}
 		case <-time.After(30 * time.Second):
@@ -70,8 +69,8 @@ plugins:
 	}{
 		{[]string{"call", "hello.greet", "world"}, 0, "bonjour, world!\n", ""},
 		{[]string{"call", "wat.x", "abc"}, 0, "ABC\n", ""},
-		{[]string{"call", "nosuch.thing", "x"}, control.ExitNoHandler, "", `no handler for "nosuch.thing"`},
-		{[]string{"call", "hello.nope"}, control.ExitNoHandler, "", `"hello.nope"`},
+		{[]string{"call", "nosuch.thing", "x"}, exitNoHandler, "", `no handler for "nosuch.thing"`},
+		{[]string{"call", "hello.nope"}, exitNoHandler, "", `"hello.nope"`},
 		{[]string{"pub", "greetings.x", "hi", "--json"}, 0, `{"receivers":1}` + "\n", ""},
 	} {
 		r := runCLI(t, "", append(tc.args, "--control", addr)...)
@@ -96,8 +95,8 @@ func TestValidateCommand(t *testing.T) {
     path: builtin:echo
 `), 0o644)
 	r := runCLI(t, "", "validate", "-c", cfg)
-	if r.code != control.ExitUsage {
-		t.Fatalf("exit %d, want %d; stderr %q", r.code, control.ExitUsage, r.stderr)
+	if r.code != exitUsage {
+		t.Fatalf("exit %d, want %d; stderr %q", r.code, exitUsage, r.stderr)
 	}
 	for _, want := range []string{`plugins[0].limits.memory: "16XB" is not a size`, "missing.wasm", `plugins[1].name`} {
 		if !strings.Contains(r.stderr, want) {
@@ -135,8 +134,8 @@ plugins:
 	// Without a key, id creates nothing: it says where the node will
 	// create one and how to create it now, and exits 1.
 	r := runCLI(t, "", "id", "-c", cfg)
-	if r.code != control.ExitUsage || r.stdout != "" {
-		t.Errorf("id without a key: %+v, want exit %d and no output", r, control.ExitUsage)
+	if r.code != exitUsage || r.stdout != "" {
+		t.Errorf("id without a key: %+v, want exit %d and no output", r, exitUsage)
 	}
 	for _, want := range []string{"no node key at " + key, "pycomms-host run", "pycomms-host id --create"} {
 		if !strings.Contains(r.stderr, want) {
@@ -146,7 +145,7 @@ plugins:
 	if _, err := os.Stat(filepath.Join(dir, "keys")); err == nil {
 		t.Fatalf("id without --create made %s", filepath.Join(dir, "keys"))
 	}
-	if r := runCLI(t, "", "id", "--json", "-c", cfg); r.code != control.ExitUsage || r.stdout != "" {
+	if r := runCLI(t, "", "id", "--json", "-c", cfg); r.code != exitUsage || r.stdout != "" {
 		t.Errorf("id --json without a key: %+v", r)
 	}
 
@@ -193,10 +192,10 @@ func TestIDCommandErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("identity: {key: \"\"}\n"), 0o644)
-	if r := runCLI(t, "", "id", "-c", bad); r.code != control.ExitUsage || !strings.Contains(r.stderr, "identity.key") {
+	if r := runCLI(t, "", "id", "-c", bad); r.code != exitUsage || !strings.Contains(r.stderr, "identity.key") {
 		t.Errorf("invalid config: %+v", r)
 	}
-	if r := runCLI(t, "", "id", "-c", filepath.Join(dir, "missing.yaml")); r.code != control.ExitUsage {
+	if r := runCLI(t, "", "id", "-c", filepath.Join(dir, "missing.yaml")); r.code != exitUsage {
 		t.Errorf("missing config: %+v", r)
 	}
 
@@ -209,10 +208,10 @@ func TestIDCommandErrors(t *testing.T) {
 	cfg := filepath.Join(dir, "open.yaml")
 	os.WriteFile(cfg, []byte("cache_dir: cache\nidentity: {key: open.key}\n"), 0o644)
 	r := runCLI(t, "", "id", "-c", cfg)
-	if r.code != control.ExitUsage || !strings.Contains(r.stderr, "chmod 600") || r.stdout != "" {
+	if r.code != exitUsage || !strings.Contains(r.stderr, "chmod 600") || r.stdout != "" {
 		t.Errorf("key readable by others: %+v", r)
 	}
-	if r := runCLI(t, "", "id", "extra", "-c", cfg); r.code != control.ExitUsage {
+	if r := runCLI(t, "", "id", "extra", "-c", cfg); r.code != exitUsage {
 		t.Errorf("with an argument: %+v", r)
 	}
 }
@@ -227,8 +226,8 @@ func TestValidateRefusesCountBomb(t *testing.T) {
 	cfg := filepath.Join(dir, "pycomms.yaml")
 	os.WriteFile(cfg, []byte("cache_dir: cache\nplugins:\n  - {name: b, path: bomb.wasm, services: [b]}\n"), 0o644)
 	r := runCLI(t, "", "validate", "-c", cfg)
-	if r.code != control.ExitUsage {
-		t.Fatalf("exit %d, want %d; stderr %q", r.code, control.ExitUsage, r.stderr)
+	if r.code != exitUsage {
+		t.Fatalf("exit %d, want %d; stderr %q", r.code, exitUsage, r.stderr)
 	}
 	want := `plugins[0].path: plugin "b": prepare module: type section: 4294967295 parameters in type 0 declared, more than the 1000 allowed`
 	if !strings.Contains(r.stderr, want) {

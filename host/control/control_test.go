@@ -999,25 +999,6 @@ func TestNotTheControlAPI(t *testing.T) {
 	}
 }
 
-func TestExitCodes(t *testing.T) {
-	want := map[abi.Status]int{
-		abi.StatusOK: 0, abi.StatusInvalid: 1, abi.StatusTooLarge: 1,
-		abi.StatusNoHandler: 2, abi.StatusNoMethod: 2, abi.StatusTimeout: 3,
-		abi.StatusHandlerError: 4, abi.StatusTrap: 5, abi.StatusBusy: 6,
-		abi.StatusUnreachable: 7, abi.StatusDenied: 8, abi.StatusNotFound: 8,
-		abi.StatusInternal: 8, abi.Status(42): 8,
-	}
-	for st, code := range want {
-		if got := control.ExitCodeFor(st); got != code {
-			t.Errorf("ExitCodeFor(%v) = %d, want %d", st, got, code)
-		}
-	}
-	if control.ExitCode(nil) != 0 || control.ExitCode(errors.New("x")) != 8 ||
-		control.ExitCode(fmt.Errorf("wrapped: %w", message.Errorf(abi.StatusTrap, "t"))) != 5 {
-		t.Error("ExitCode does not classify by status")
-	}
-}
-
 func TestVersionString(t *testing.T) {
 	v := control.VersionInfo{Version: "v1.0.0", Commit: "abc", GoVersion: "go1.26.8", ABIMin: 1, ABIMax: 2, ABIVersion: 2}
 	if got, want := v.String(), "v1.0.0 (commit abc, go1.26.8), ABI 2 (accepts 1..2)"; got != want {
@@ -1235,9 +1216,6 @@ func TestUnknownNode(t *testing.T) {
 		t.Run(ref, func(t *testing.T) {
 			_, err := c.CallNode(ctx, ref, "a.b", nil, nil, 0)
 			wantStatus(t, err, abi.StatusUnreachable)
-			if control.ExitCode(err) != control.ExitUnreachable {
-				t.Errorf("exit code %d, want %d", control.ExitCode(err), control.ExitUnreachable)
-			}
 			if !strings.Contains(err.Error(), fmt.Sprintf("no node %q", ref)) {
 				t.Errorf("error %q does not name the node", err)
 			}

@@ -493,7 +493,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 func peersUp(list []PeerInfo) int {
 	n := 0
 	for _, p := range list {
-		if p.State == "up" {
+		if p.State == PeerUp {
 			n++
 		}
 	}
@@ -505,8 +505,7 @@ func peersUp(list []PeerInfo) int {
 func liveHosts(list []PeerInfo) int {
 	n := 0
 	for _, p := range list {
-		switch p.State {
-		case "up", "leaving", "relayed", "member":
+		if p.State.Reachable() {
 			n++
 		}
 	}

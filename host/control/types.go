@@ -81,7 +81,39 @@ type Mesh interface {
 	SendNode(ctx context.Context, node string, m *message.Message) error
 }
 
+// PeerState is the state of a host in GET /v1/peers. Its values are the
+// Peer* constants; the JSON form is the plain string.
+type PeerState string
+
+// The states of a host in GET /v1/peers. A link or a configured peer is
+// up, leaving, connecting, retrying or stopped; a host reached through a
+// direct peer is relayed; a live host further away, known through
+// membership, is a member; lost and left hosts stay listed for a while.
+const (
+	PeerUp         PeerState = "up"         // a live link to the host
+	PeerLeaving    PeerState = "leaving"    // the host said goodbye; its link drains
+	PeerConnecting PeerState = "connecting" // a configured peer being dialled
+	PeerRetrying   PeerState = "retrying"   // a configured peer whose last dial failed
+	PeerStopped    PeerState = "stopped"    // a configured peer the node gave up on (see Error)
+	PeerRelayed    PeerState = "relayed"    // reached through a direct peer (see Via)
+	PeerMember     PeerState = "member"     // live, further away; linked to when a message needs it
+	PeerLost       PeerState = "lost"       // no chain of live links reaches it any more
+	PeerLeft       PeerState = "left"       // it said goodbye
+)
+
+// Reachable reports whether a host in state s can be reached now: up,
+// leaving, relayed or a live member further away.
+func (s PeerState) Reachable() bool {
+	switch s {
+	case PeerUp, PeerLeaving, PeerRelayed, PeerMember:
+		return true
+	}
+	return false
+}
+
 // PeerInfo describes one host a mesh node knows, as listed by GET /v1/peers.
+// The mesh fills it (host/mesh.PeerInfo is this type), so the API lists
+// exactly what the mesh knows without a second struct to keep in step.
 type PeerInfo struct {
 	ID        string `json:"id"`
 	Name      string `json:"name"`
@@ -93,8 +125,8 @@ type PeerInfo struct {
 	// node links to it when a message needs it); lost for a host no chain
 	// of live links reaches any more, and left for one that said goodbye
 	// (both listed for a minute, or twelve dead times, then forgotten).
-	State string `json:"state"`
-	Via   string `json:"via,omitempty"` // relay node name for relayed hosts
+	State PeerState `json:"state"`
+	Via   string    `json:"via,omitempty"` // relay node name for relayed hosts
 	// Config is the configured peer URL this entry was dialed from.
 	Config string `json:"config,omitempty"`
 	// Dialed is true when this node opened the connection.

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/identity"
 	"github.com/pycomms/pycomms-host/host/wire"
 )
@@ -515,10 +516,19 @@ func (m *Mesh) liveMembers() map[identity.ID]liveMember {
 	return out
 }
 
+// The states of a membership record (MemberInfo.State). Lost and left are
+// the control API's peer states of the same name, which Peers passes on;
+// an alive member further away is listed there as control.PeerMember.
+const (
+	MemberAlive = "alive"
+	MemberLost  = string(control.PeerLost)
+	MemberLeft  = string(control.PeerLeft)
+)
+
 // MemberInfo is one node this host knows through membership.
 type MemberInfo struct {
 	ID, Name string
-	State    string // alive, lost, left
+	State    string // MemberAlive, MemberLost or MemberLeft
 	Hops     int    // links away, while alive
 	Since    time.Time
 	Listen   []string
@@ -533,12 +543,12 @@ func (m *Mesh) Members() []MemberInfo {
 	ms.mu.Lock()
 	out := make([]MemberInfo, 0, len(ms.byID))
 	for id, mb := range ms.byID {
-		st := "alive"
+		st := MemberAlive
 		switch {
 		case mb.rec.Left:
-			st = "left"
+			st = MemberLeft
 		case !mb.alive:
-			st = "lost"
+			st = MemberLost
 		}
 		out = append(out, MemberInfo{ID: string(id), Name: mb.rec.Name, State: st, Hops: mb.hops, Since: mb.since,
 			Listen: mb.addrs(), Services: mb.rec.Services, Topics: mb.rec.Topics})

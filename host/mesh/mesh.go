@@ -37,6 +37,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/identity"
 	"github.com/pycomms/pycomms-host/host/message"
 	"github.com/pycomms/pycomms-host/host/wire"
@@ -232,7 +234,7 @@ func New(o Options) (*Mesh, error) {
 	}
 	m.table.Store(buildTable(m.id, m.name, nil, nil, nil))
 	for _, p := range o.Peers {
-		m.dialers[p.URL()] = &dialer{peer: p, state: "connecting"}
+		m.dialers[p.URL()] = &dialer{peer: p, state: control.PeerConnecting}
 	}
 	return m, nil
 }
@@ -288,6 +290,34 @@ func (m *Mesh) Addrs() (tcpURL, quicURL string) {
 		quicURL = QUIC + "://" + l.Addr().String()
 	}
 	return tcpURL, quicURL
+}
+
+// ListenAddrs returns the addresses actually listened on, as IP and port
+// (the zero netip.AddrPort when that transport is disabled): what Addrs
+// formats as URLs, for callers that need the parts.
+func (m *Mesh) ListenAddrs() (tcpAddr, quicAddr netip.AddrPort) {
+	if m.tcpL != nil {
+		tcpAddr = addrPort(m.tcpL.Addr())
+	}
+	if l, _ := m.quic(); l != nil {
+		quicAddr = addrPort(l.Addr())
+	}
+	return tcpAddr, quicAddr
+}
+
+// addrPort returns the IP and port of a listener's address; IPv4 comes
+// unmapped, as the address prints.
+func addrPort(a net.Addr) netip.AddrPort {
+	var ap netip.AddrPort
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	case *net.UDPAddr:
+		ap = a.AddrPort()
+	default:
+		ap, _ = netip.ParseAddrPort(a.String())
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 func (m *Mesh) listenURLs() []string {
@@ -676,7 +706,7 @@ type dialer struct {
 	peer Peer
 
 	mu        sync.Mutex
-	state     string // connecting, up, retrying, stopped
+	state     control.PeerState // connecting, up, retrying, stopped
 	lastErr   string
 	transport string
 	id        identity.ID
@@ -695,7 +725,7 @@ func (d *dialer) down(l *link) {
 	l.pmu.Lock()
 	cause := l.downErr
 	l.pmu.Unlock()
-	d.set(func(d *dialer) { d.state, d.lastErr = "connecting", fmt.Sprintf("link ended: %v", cause) })
+	d.set(func(d *dialer) { d.state, d.lastErr = control.PeerConnecting, fmt.Sprintf("link ended: %v", cause) })
 }
 
 // startDialer starts d's loop; m.mu is held.
@@ -722,7 +752,7 @@ func (m *Mesh) SetPeers(peers []Peer) {
 	}
 	for u, p := range want {
 		if _, ok := m.dialers[u]; !ok {
-			d := &dialer{peer: p, state: "connecting"}
+			d := &dialer{peer: p, state: control.PeerConnecting}
 			m.dialers[u] = d
 			if m.started && !m.closing {
 				m.startDialer(d)
@@ -747,7 +777,7 @@ func (m *Mesh) dialLoop(d *dialer) {
 			l, ch := m.links[d.id], m.linkCh
 			m.mu.Unlock()
 			if l != nil {
-				d.set(func(d *dialer) { d.state, d.transport = "up", l.c.transport() })
+				d.set(func(d *dialer) { d.state, d.transport = control.PeerUp, l.c.transport() })
 				select {
 				case <-ch:
 				case <-l.done:
@@ -766,11 +796,11 @@ func (m *Mesh) dialLoop(d *dialer) {
 			var re *RefusedError
 			if errors.As(err, &re) && re.Code == wire.ErrSelf {
 				m.log.Warn("peer is this host itself; not dialling it again", "peer", d.peer.URL())
-				d.set(func(d *dialer) { d.state, d.lastErr = "stopped", err.Error() })
+				d.set(func(d *dialer) { d.state, d.lastErr = control.PeerStopped, err.Error() })
 				return
 			}
 			m.log.Debug("dial failed", "peer", d.peer.URL(), "err", err, "retry_in", wait)
-			d.set(func(d *dialer) { d.state, d.lastErr = "retrying", err.Error() })
+			d.set(func(d *dialer) { d.state, d.lastErr = control.PeerRetrying, err.Error() })
 			backoff = min(backoff*2, m.bmax)
 			select {
 			case <-time.After(wait):
@@ -782,7 +812,7 @@ func (m *Mesh) dialLoop(d *dialer) {
 			continue
 		}
 		backoff = m.bmin
-		d.set(func(d *dialer) { d.id, d.state, d.lastErr, d.transport = l.peer, "up", "", l.c.transport() })
+		d.set(func(d *dialer) { d.id, d.state, d.lastErr, d.transport = l.peer, control.PeerUp, "", l.c.transport() })
 		l.found = FoundConfigured
 		m.up(l)
 		select {
@@ -863,37 +893,9 @@ func (m *Mesh) dialAs(p Peer, expect identity.ID) (*link, error) {
 
 // PeerInfo describes one host this host knows: a direct peer, a configured
 // peer not connected yet, a host reached through a relay, or a member known
-// through membership only.
-type PeerInfo struct {
-	ID        string
-	Name      string
-	Addr      string // remote address of the link, the configured address, or a member's first listen URL
-	Transport string // tcp or quic; "" when not connected
-	// State is up, leaving, connecting, retrying or stopped for a link or
-	// configured peer; relayed for a host reached through a direct peer;
-	// member for a live host further away (linked to when a message needs
-	// it); lost for a host no chain of live links reaches any more, left
-	// for one that said goodbye (both listed until forgotten).
-	State   string
-	Via     string // name of the relay, for a relayed host
-	Dialed  bool   // this host dialled the link
-	Found   string // how the host was found: configured, mdns, gossip, inbound (it dialled us), relayed
-	Config  string // the configured peer URL, if any
-	RTT     time.Duration
-	MsgsIn  uint64
-	MsgsOut uint64
-	Dropped uint64
-	Since   time.Time
-	Error   string // the last dial error, when not connected
-	// Silent is how long ago the link last carried a frame, to the ping
-	// interval: liveness at a glance (a link silent for the dead time is
-	// closed).
-	Silent   time.Duration
-	Clash    []string // ids of the other known nodes with the same name
-	Hops     int      // links between this host and it by membership (0: not known there yet)
-	Services []string
-	Topics   []string
-}
+// through membership only. It is the control API's type, filled here, so
+// GET /v1/peers shows what the mesh knows without a copy field by field.
+type PeerInfo = control.PeerInfo
 
 // Peers lists what this host knows of the mesh, sorted by name then id.
 func (m *Mesh) Peers() []PeerInfo {
@@ -915,11 +917,11 @@ func (m *Mesh) Peers() []PeerInfo {
 			// happens next.
 			continue
 		}
-		p := PeerInfo{ID: string(l.peer), Name: l.name, Addr: l.addr, Transport: l.c.transport(), State: "up",
+		p := PeerInfo{ID: string(l.peer), Name: l.name, Addr: l.addr, Transport: l.c.transport(), State: control.PeerUp,
 			Dialed: l.dialed, Found: l.found, RTT: time.Duration(l.rtt.Load()), MsgsIn: l.msgsIn.Load(), MsgsOut: l.msgsOut.Load(),
 			Dropped: l.dropped.Load(), Since: l.since, Silent: time.Since(time.Unix(0, l.lastSeen.Load())).Truncate(time.Millisecond)}
 		if l.leaving.Load() {
-			p.State = "leaving"
+			p.State = control.PeerLeaving
 		}
 		if at := l.suspect.Load(); at != 0 {
 			p.Error = fmt.Sprintf("no answer to a probe for %v: new requests go to other providers", time.Since(time.Unix(0, at)).Round(time.Millisecond))
@@ -938,9 +940,9 @@ func (m *Mesh) Peers() []PeerInfo {
 			out[i].Config = u
 			continue
 		}
-		if state == "up" {
+		if state == control.PeerUp {
 			// Its link is gone and the dialer has not caught up yet.
-			state = "connecting"
+			state = control.PeerConnecting
 		}
 		if id != "" {
 			// A configured peer known by membership too is listed once,
@@ -954,7 +956,7 @@ func (m *Mesh) Peers() []PeerInfo {
 			continue
 		}
 		byID[n.id] = len(out)
-		out = append(out, PeerInfo{ID: string(n.id), Name: n.name, State: "relayed", Via: n.via.name, Found: "relayed",
+		out = append(out, PeerInfo{ID: string(n.id), Name: n.name, State: control.PeerRelayed, Via: n.via.name, Found: "relayed",
 			Services: n.services, Topics: n.topics})
 	}
 	// Everything else membership knows: live members further away, and
@@ -967,10 +969,10 @@ func (m *Mesh) Peers() []PeerInfo {
 			}
 			continue
 		}
-		p := PeerInfo{ID: mb.ID, Name: mb.Name, State: mb.State, Found: FoundGossip, Hops: mb.Hops, Since: mb.Since,
+		p := PeerInfo{ID: mb.ID, Name: mb.Name, State: control.PeerState(mb.State), Found: FoundGossip, Hops: mb.Hops, Since: mb.Since,
 			Services: mb.Services, Topics: mb.Topics}
-		if mb.State == "alive" {
-			p.State = "member"
+		if mb.State == MemberAlive {
+			p.State = control.PeerMember
 		}
 		if len(mb.Listen) > 0 {
 			p.Addr = mb.Listen[0]

@@ -109,13 +109,31 @@ func newHostTB(t testing.TB, name string, opts ...hostOpt) *host {
 
 // peer returns a Peer that dials h over transport.
 func (h *host) peer(transport string) Peer {
-	tu, qu := h.mesh.Addrs()
-	u := tu
+	tcpAddr, quicAddr := h.mesh.ListenAddrs()
+	addr := tcpAddr
 	if transport == QUIC {
-		u = qu
+		addr = quicAddr
 	}
-	_, addr, _ := strings.Cut(u, "://")
-	return Peer{Transport: transport, Addr: addr}
+	return Peer{Transport: transport, Addr: addr.String()}
+}
+
+// TestListenAddrs: ListenAddrs gives the IP and port of each listener,
+// the same ones Addrs formats as URLs, and the zero value for a transport
+// that is off.
+func TestListenAddrs(t *testing.T) {
+	h := newHost(t, "a")
+	tcpURL, quicURL := h.mesh.Addrs()
+	tcpAddr, quicAddr := h.mesh.ListenAddrs()
+	if !tcpAddr.Addr().Is4() || tcpAddr.Port() == 0 || "tcp://"+tcpAddr.String() != tcpURL {
+		t.Errorf("tcp: ListenAddrs %v, Addrs %q", tcpAddr, tcpURL)
+	}
+	if !quicAddr.Addr().Is4() || quicAddr.Port() == 0 || "quic://"+quicAddr.String() != quicURL {
+		t.Errorf("quic: ListenAddrs %v, Addrs %q", quicAddr, quicURL)
+	}
+	tcpOnly := newHost(t, "b", func(o *Options) { o.ListenQUIC = "" })
+	if tcpAddr, quicAddr := tcpOnly.mesh.ListenAddrs(); !tcpAddr.IsValid() || quicAddr.IsValid() {
+		t.Errorf("QUIC off: ListenAddrs %v, %v; want a TCP address and none for QUIC", tcpAddr, quicAddr)
+	}
 }
 
 // serve registers a Go endpoint for services and topics under owner.

@@ -43,6 +43,10 @@ type Message struct {
 	// with a FromNode back to the mesh, so a message crosses the mesh once
 	// and cannot loop between hosts.
 	FromNode string
+	// Local marks a message addressed to this host by name (a call or send
+	// with --node naming this node): the router serves it here or not at
+	// all and never hands it to the mesh, as for a message with a FromNode.
+	Local bool
 }
 
 // Error is a failed message: a status class plus a human-readable text that

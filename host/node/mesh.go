@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -130,24 +130,22 @@ func (n *Node) SendNode(ctx context.Context, ref string, m *message.Message) err
 // for this node must not be passed on to another.
 func local(m *message.Message) *message.Message {
 	c := *m
-	c.FromNode = "local"
+	c.Local = true
 	return &c
 }
 
-// Peers lists the hosts this node knows (control.Backend).
+// Peers lists the hosts this node knows (control.Backend). The service and
+// topic lists are cloned because the mesh shares them with its routing
+// table, and a caller may keep or change what it is handed.
 func (n *Node) Peers() []control.PeerInfo {
 	ps := n.mesh.Peers()
-	out := make([]control.PeerInfo, len(ps))
-	for i, p := range ps {
-		out[i] = control.PeerInfo{
-			ID: p.ID, Name: p.Name, Addr: p.Addr, Transport: p.Transport, State: p.State, Via: p.Via,
-			Config: p.Config, Dialed: p.Dialed, RTT: p.RTT, MsgsIn: p.MsgsIn, MsgsOut: p.MsgsOut,
-			Dropped: p.Dropped, Since: p.Since, Error: p.Error,
-			Clash: p.Clash, Found: p.Found, Silent: p.Silent, Hops: p.Hops,
-			Services: slices.Clone(p.Services), Topics: slices.Clone(p.Topics),
-		}
+	if ps == nil {
+		return []control.PeerInfo{}
 	}
-	return out
+	for i := range ps {
+		ps[i].Services, ps[i].Topics = slices.Clone(ps[i].Services), slices.Clone(ps[i].Topics)
+	}
+	return ps
 }
 
 // startMesh listens and dials, and starts mDNS discovery when configured;
@@ -208,14 +206,16 @@ func (n *Node) startMDNS() error {
 		return fmt.Errorf("no up, multicast-capable, non-loopback interface to announce on")
 	}
 	rec := discovery.Record{ID: n.ID(), Name: n.cfg.Node.Name, MinProto: wire.MinVersion, MaxProto: wire.MaxVersion}
-	tcpURL, quicURL := n.mesh.Addrs()
-	rec.TCPPort, rec.QUICPort = portOf(tcpURL), portOf(quicURL)
+	tcpAddr, quicAddr := n.mesh.ListenAddrs()
+	rec.TCPPort, rec.QUICPort = int(tcpAddr.Port()), int(quicAddr.Port())
 	// Announce only addresses the listeners are bound to: a host listening
 	// on one interface's address must not send peers to another's.
 	var listen []net.IP
-	for _, u := range []string{tcpURL, quicURL} {
-		if ip := hostOf(u); ip != nil {
-			listen = append(listen, ip)
+	for _, ap := range []netip.AddrPort{tcpAddr, quicAddr} {
+		// A zoned (link-local) listen address is not passed on: discovery
+		// compares plain IPs.
+		if ap.IsValid() && ap.Addr().Zone() == "" {
+			listen = append(listen, net.IP(ap.Addr().AsSlice()))
 		}
 	}
 	svc, err := discovery.Start(discovery.Options{Self: rec, Interfaces: ifaces, Listen: listen, Logger: n.logger,
@@ -237,33 +237,6 @@ func (n *Node) startMDNS() error {
 	n.logger.Info("mdns discovery on", "service", discovery.ServiceType, "interfaces", names)
 	n.mdns = svc
 	return nil
-}
-
-// hostOf returns the IP of a scheme://host:port URL, nil for "" or a name.
-func hostOf(u string) net.IP {
-	_, hostport, ok := strings.Cut(u, "://")
-	if !ok {
-		return nil
-	}
-	host, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return nil
-	}
-	return net.ParseIP(host)
-}
-
-// portOf returns the port of a scheme://host:port URL, 0 for "".
-func portOf(u string) int {
-	_, hostport, ok := strings.Cut(u, "://")
-	if !ok {
-		return 0
-	}
-	_, port, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return 0
-	}
-	p, _ := strconv.Atoi(port)
-	return p
 }
 
 func (n *Node) closeMesh() {

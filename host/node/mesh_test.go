@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/pycomms/pycomms-host/abi"
-	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/message"
 )
 
@@ -21,8 +20,8 @@ func meshNode(t *testing.T, name, extra string) (*Node, string, string) {
 	dir := t.TempDir()
 	cfg := fmt.Sprintf("node: {name: %s}\ndata_dir: %s\nlisten: {tcp: 127.0.0.1:0, quic: 127.0.0.1:0}\n%s", name, filepath.Join(dir, "data"), extra)
 	n, _, _ := startNode(t, dir, cfg)
-	tcpURL, quicURL := n.Mesh().Addrs()
-	return n, strings.TrimPrefix(tcpURL, "tcp://"), strings.TrimPrefix(quicURL, "quic://")
+	tcpAddr, quicAddr := n.Mesh().ListenAddrs()
+	return n, tcpAddr.String(), quicAddr.String()
 }
 
 func watEcho(t *testing.T) string {
@@ -325,8 +324,8 @@ func TestNodeNameClashOverControlAPI(t *testing.T) {
 	_, callErr := ac.CallNode(ctx, "b", "echo.x", []byte("hi"), nil, 2*time.Second)
 	sendErr := ac.SendNode(ctx, "b", "echo.x", []byte("hi"), nil)
 	for what, err := range map[string]error{"call": callErr, "send": sendErr} {
-		if code := control.ExitCode(err); message.StatusOf(err) != abi.StatusInvalid || code != control.ExitUsage {
-			t.Fatalf("%s --node b: status %v, exit code %d (%v); want invalid, %d", what, message.StatusOf(err), code, err, control.ExitUsage)
+		if message.StatusOf(err) != abi.StatusInvalid {
+			t.Fatalf("%s --node b: status %v (%v); want invalid", what, message.StatusOf(err), err)
 		}
 		for _, id := range []string{b1.ID(), b2.ID()} {
 			if !strings.Contains(err.Error(), id) {
@@ -356,5 +355,40 @@ func TestNodeNameClashOverControlAPI(t *testing.T) {
 		if p.Name == "b" && (len(p.Clash) != 1 || p.Clash[0] != want) {
 			t.Errorf("peers does not show the clash: %+v", p)
 		}
+	}
+}
+
+// TestCallNodeSelfStaysLocal: a call or send addressed to this node by name
+// is served here or not at all. a serves nothing and b serves echo; a plain
+// call on a reaches b, but the same call or send with --node a fails with
+// no_handler and b's plugin never runs.
+func TestCallNodeSelfStaysLocal(t *testing.T) {
+	a, aTCP, _ := meshNode(t, "a", "")
+	b, _, _ := meshNode(t, "b", fmt.Sprintf("peers: [%s]\nplugins:\n  - {name: upper, path: %s, services: [echo], instances: 1}\n", aTCP, watEcho(t)))
+	ctx := context.Background()
+	req := func() *message.Message {
+		return &message.Message{Kind: abi.KindRequest, Subject: "echo.x", Payload: []byte("hi"), Deadline: time.Now().Add(5 * time.Second)}
+	}
+	eventually(t, "a learns b's service", func() error {
+		for _, p := range a.Peers() {
+			if p.Name == "b" && len(p.Services) == 1 {
+				return nil
+			}
+		}
+		return fmt.Errorf("peers %+v", a.Peers())
+	})
+	if out, err := a.Call(ctx, req()); err != nil || string(out) != "HI" {
+		t.Fatalf("plain call on a: %q, %v; want b's HI", out, err)
+	}
+	before := b.Plugins()[0].Calls
+	if out, err := a.CallNode(ctx, "a", req()); message.StatusOf(err) != abi.StatusNoHandler {
+		t.Errorf("call --node a: %q, %v; want no_handler", out, err)
+	}
+	send := &message.Message{Kind: abi.KindSend, Subject: "echo.x", Payload: []byte("hi")}
+	if err := a.SendNode(ctx, "a", send); message.StatusOf(err) != abi.StatusNoHandler {
+		t.Errorf("send --node a: %v; want no_handler", err)
+	}
+	if got := b.Plugins()[0].Calls; got != before {
+		t.Errorf("a message for node a reached b's plugin: calls %d -> %d", before, got)
 	}
 }

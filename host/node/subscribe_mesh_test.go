@@ -35,7 +35,7 @@ func TestSubscribeAcknowledgedAcrossRelay(t *testing.T) {
 			st := ""
 			for _, p := range v.n.Peers() {
 				if p.Name == v.peer {
-					st = p.State + " via " + p.Via
+					st = string(p.State) + " via " + p.Via
 				}
 			}
 			if st != "relayed via b" {

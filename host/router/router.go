@@ -71,8 +71,9 @@ type Options struct {
 
 // Remote reaches the owners on other hosts. The router hands it what no
 // local owner serves, and every event published on this host, but only for
-// messages that originated here (message.Message.FromNode is ""): a message
-// that arrived from another host is delivered locally or not at all, so a
+// messages that originated here (message.Message.FromNode is "") and are not
+// addressed to this host alone (message.Message.Local): a message that
+// arrived from another host is delivered locally or not at all, so a
 // message never travels on from the host that received it.
 type Remote interface {
 	// Call sends a request to a remote provider of m.Subject and returns
@@ -439,10 +440,10 @@ func (r *Router) SetRemote(rm Remote) {
 	r.remote.Store(&remoteBox{rm})
 }
 
-// remoteFor returns the Remote for m, or nil when m came from another host
-// or there is no Remote.
+// remoteFor returns the Remote for m, or nil when m came from another host,
+// must stay on this one, or there is no Remote.
 func (r *Router) remoteFor(m *message.Message) Remote {
-	if m.FromNode != "" {
+	if m.FromNode != "" || m.Local {
 		return nil
 	}
 	if b := r.remote.Load(); b != nil {

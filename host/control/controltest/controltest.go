@@ -200,7 +200,7 @@ func (b *Backend) resolve(ref string) error {
 	}
 	add(b.NodeID, b.HealthInfo.Node)
 	for _, p := range b.PeerList {
-		if p.State != "up" && p.State != "relayed" {
+		if p.State != control.PeerUp && p.State != control.PeerRelayed {
 			continue
 		}
 		if ref == p.ID {
