@@ -6,7 +6,7 @@
 // protocol version range. SPEC.md in this directory is the
 // normative, language-neutral description; a test keeps the two in step.
 //
-// Both the host (host/plugin) and the Go guest SDK (sdk/go) import this
+// Both the host (host/internal/plugin) and the Go guest SDK (sdk/go) import this
 // package, so a renamed export or a new code changes in exactly one place.
 package abi
 
@@ -20,7 +20,7 @@ import (
 const Version = 1
 
 // ProtocolMinVersion and ProtocolMaxVersion bound the host-to-host protocol
-// versions (PROTOCOL.md section 1) this build speaks; host/wire negotiates
+// versions (PROTOCOL.md section 1) this build speaks; host/internal/wire negotiates
 // within them. They are here, beside the plugin ABI's range, because they are
 // the other half of what a build promises to be compatible with, and a CLI or
 // embedder reports both without importing the wire package.

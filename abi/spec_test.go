@@ -181,7 +181,7 @@ func TestSpecKindsLevelsCapabilities(t *testing.T) {
 }
 
 // TestProtocolVersions keeps the host-to-host protocol range declared here
-// in step with PROTOCOL.md (host/wire's own test checks the rest of it).
+// in step with PROTOCOL.md (host/internal/wire's own test checks the rest of it).
 func TestProtocolVersions(t *testing.T) {
 	b, err := os.ReadFile("PROTOCOL.md")
 	if err != nil {

@@ -11,7 +11,7 @@ package plugins
 //     SPEC.md's signatures.
 //
 // What echo does when run is tested end to end through the real runtime in
-// host/plugin, not here.
+// host/internal/plugin, not here.
 
 import (
 	"bufio"

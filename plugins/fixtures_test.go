@@ -12,7 +12,7 @@ package plugins
 //     imports ABI v1 requires, named after the abi package.
 //
 // What the fixtures do when run is tested through the real runtime in
-// host/plugin, not here.
+// host/internal/plugin, not here.
 
 import (
 	"bytes"

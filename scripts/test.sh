@@ -19,7 +19,7 @@ go vet ./...
 GOOS=wasip1 GOARCH=wasm go vet ./sdk/... ./plugins/echo
 
 echo "== go test -race (concurrent packages)"
-go test -race -count=1 ./host/plugin/ ./host/router/ ./abi/ ./host/watch/ ./host/control/... ./host/fuel/ ./host/mesh/ ./host/wire/ ./host/identity/ ./internal/netbaseline/
+go test -race -count=1 ./host/internal/plugin/ ./host/internal/router/ ./abi/ ./host/internal/watch/ ./host/control/... ./host/internal/fuel/ ./host/internal/mesh/ ./host/internal/wire/ ./host/internal/identity/ ./internal/netbaseline/
 
 echo "== go test (everything)"
 go test -count=1 ./...

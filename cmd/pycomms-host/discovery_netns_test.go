@@ -177,7 +177,7 @@ func newNetnsLab(t *testing.T) *netnsLab {
 
 // addHost creates namespace PREFIX-NAME joined to the bridge, with address
 // 10.x.0.n/24 on its veth0. It has no route at all beyond its subnet:
-// mDNS needs none (see host/discovery).
+// mDNS needs none (see host/internal/discovery).
 func (l *netnsLab) addHost(name string, n int) *netnsHost {
 	l.t.Helper()
 	h := &netnsHost{name: name, ns: l.prefix + "-" + name, addr: net.IPv4(10, byte(l.x), 0, byte(n)).To4()}
@@ -409,7 +409,7 @@ func TestNetnsMDNSDiscovery(t *testing.T) {
 
 	// 1. a, b and c find each other by mDNS and link. A host may also link
 	// to a host it learnt of through a peer before mDNS reported it (found:
-	// gossip, host/mesh linkLearnt): nobody has peers: configured, so the
+	// gossip, host/internal/mesh linkLearnt): nobody has peers: configured, so the
 	// mesh still grew out of mDNS alone, which is checked below.
 	linked := make(map[string]time.Duration) // host -> when it listed both others up
 	procEventually(t, netnsFindTimeout, "a, b and c list each other as up, found by mdns, inbound or gossip", func() error {

@@ -29,8 +29,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/control"
-	"github.com/pycomms/pycomms-host/host/wire"
 )
 
 // version and commit are set at link time by release builds (see the
@@ -44,7 +44,7 @@ var (
 // speaks; the node reports the same on GET /v1/version.
 func buildVersion() control.VersionInfo {
 	v := control.BuildVersion(version, commit)
-	v.ProtocolMin, v.ProtocolMax = wire.MinVersion, wire.MaxVersion
+	v.ProtocolMin, v.ProtocolMax = abi.ProtocolMinVersion, abi.ProtocolMaxVersion
 	return v
 }
 

@@ -19,7 +19,6 @@ import (
 	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/control/controltest"
 	"github.com/pycomms/pycomms-host/host/message"
-	"github.com/pycomms/pycomms-host/host/wire"
 )
 
 type result struct {
@@ -424,7 +423,7 @@ func TestVersion(t *testing.T) {
 	_, addr := node(t)
 	dead := deadAddr(t)
 	cliLines := fmt.Sprintf("pycomms-host %s\nABI %d (accepts %d..%d)\nprotocol %d..%d\n",
-		buildVersion().BuildString(), abi.Version, abi.MinVersion, abi.MaxVersion, wire.MinVersion, wire.MaxVersion)
+		buildVersion().BuildString(), abi.Version, abi.MinVersion, abi.MaxVersion, abi.ProtocolMinVersion, abi.ProtocolMaxVersion)
 
 	r := runCLI(t, "", "version", "--control", dead)
 	if want := cliLines + "node at " + dead + ": not running (or not reachable)\n"; r.code != 0 || r.stdout != want {
@@ -439,7 +438,7 @@ func TestVersion(t *testing.T) {
 	r = runCLI(t, "", "version", "--json", "--control", dead)
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != 0 || rep.Node != nil ||
 		!strings.HasPrefix(rep.NodeError, "cannot reach node at "+dead) || rep.CLI.ABIVersion != abi.Version ||
-		rep.CLI.ProtocolMin != wire.MinVersion || rep.CLI.ProtocolMax != wire.MaxVersion {
+		rep.CLI.ProtocolMin != abi.ProtocolMinVersion || rep.CLI.ProtocolMax != abi.ProtocolMaxVersion {
 		t.Errorf("--json without node: %v %+v", err, r)
 	}
 	rep = versionReport{}

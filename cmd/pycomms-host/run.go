@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pycomms/pycomms-host/host/config"
-	"github.com/pycomms/pycomms-host/host/identity"
 	hostnode "github.com/pycomms/pycomms-host/host/node"
 )
 
@@ -158,14 +157,10 @@ cannot be read or used is a config error, exit 1.`,
 				return configError(err)
 			}
 			keyPath := cfg.Identity.Key
-			load := identity.Load
 			_, statErr := os.Stat(keyPath)
 			creating := create && errors.Is(statErr, fs.ErrNotExist)
-			if create {
-				load = identity.LoadOrCreate
-			}
-			id, err := load(keyPath, cfg.Identity.Cert)
-			var missing *identity.MissingKeyError
+			id, err := hostnode.LoadID(keyPath, cfg.Identity.Cert, create)
+			var missing *hostnode.MissingKeyError
 			if errors.As(err, &missing) {
 				again := "pycomms-host id --create"
 				if f := cmd.Flag("config"); f.Changed {
@@ -187,9 +182,9 @@ cannot be read or used is a config error, exit 1.`,
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				return writeJSON(out, idReport{ID: string(id.ID), Name: cfg.Node.Name, Key: keyPath}, true)
+				return writeJSON(out, idReport{ID: id, Name: cfg.Node.Name, Key: keyPath}, true)
 			}
-			fmt.Fprintln(out, id.ID)
+			fmt.Fprintln(out, id)
 			return nil
 		},
 	}

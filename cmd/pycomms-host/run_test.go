@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pycomms/pycomms-host/host/identity"
+	hostnode "github.com/pycomms/pycomms-host/host/node"
 )
 
 // TestRunEndToEnd runs a real node with `run -c` in-process (real config,
@@ -155,15 +155,15 @@ plugins:
 	if r.code != 0 || r.stderr != "created node key "+key+"\n" {
 		t.Fatalf("id --create: %+v", r)
 	}
-	if _, err := identity.ParseID(id); err != nil {
+	if err := hostnode.CheckID(id); err != nil {
 		t.Errorf("id printed %q: %v", r.stdout, err)
 	}
 	if fi, err := os.Stat(key); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("key file: %v %v", fi, err)
 	}
-	want, err := identity.LoadOrCreate(key, "")
-	if err != nil || string(want.ID) != id {
-		t.Errorf("id %q, the key's id %q (%v)", id, want.ID, err)
+	want, err := hostnode.LoadID(key, "", true)
+	if err != nil || want != id {
+		t.Errorf("id %q, the key's id %q (%v)", id, want, err)
 	}
 	if r := runCLI(t, "", "id", "-c", cfg); r.code != 0 || r.stdout != id+"\n" || r.stderr != "" {
 		t.Errorf("second id: %+v, want %q", r, id)
@@ -201,7 +201,7 @@ func TestIDCommandErrors(t *testing.T) {
 
 	// A key that others may read is refused, as run refuses it.
 	key := filepath.Join(dir, "open.key")
-	if _, err := identity.LoadOrCreate(key, ""); err != nil {
+	if _, err := hostnode.LoadID(key, "", true); err != nil {
 		t.Fatal(err)
 	}
 	os.Chmod(key, 0o644)

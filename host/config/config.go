@@ -212,7 +212,7 @@ const DefaultControl = "127.0.0.1:7480"
 const DefaultMaxModule = 64 << 20
 
 // Defaults of plugin keys. KEYS.md documents them (TestDefaultsAsDocumented
-// holds it to these), and host/plugin uses them for a Spec field left
+// holds it to these), and host/internal/plugin uses them for a Spec field left
 // zero, so that an embedder of the engine gets the documented defaults.
 const (
 	DefaultInstances = 2

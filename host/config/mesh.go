@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/pycomms/pycomms-host/host/identity"
+	"github.com/pycomms/pycomms-host/host/internal/identity"
 )
 
 // The mesh keys: where this host listens, which hosts it dials, who it is,
@@ -19,7 +19,7 @@ import (
 
 // ValidNodeID returns nil when s is a node id: exactly 32 characters of
 // lower-case RFC 4648 base32 (a-z and 2-7, no padding), the form in which
-// host/identity derives ids from node keys. Otherwise the error quotes s
+// host/internal/identity derives ids from node keys. Otherwise the error quotes s
 // and says what is wrong, so it can be shown as is.
 func ValidNodeID(s string) error {
 	_, err := identity.ParseID(s)

@@ -112,7 +112,7 @@ func (s PeerState) Reachable() bool {
 }
 
 // PeerInfo describes one host a mesh node knows, as listed by GET /v1/peers.
-// The mesh fills it (host/mesh.PeerInfo is this type), so the API lists
+// The mesh fills it (host/internal/mesh.PeerInfo is this type), so the API lists
 // exactly what the mesh knows without a second struct to keep in step.
 type PeerInfo struct {
 	ID        string `json:"id"`
@@ -289,7 +289,7 @@ type VersionInfo struct {
 	ABIMax     int `json:"abi_max"`
 	ABIVersion int `json:"abi_version"`
 	// ProtocolMin and ProtocolMax bound the mesh wire protocol versions
-	// this build speaks (host/wire's MinVersion and MaxVersion); zero when
+	// this build speaks (host/internal/wire's MinVersion and MaxVersion); zero when
 	// unknown. BuildVersion leaves them zero: the binary sets them, so
 	// that this package does not depend on the wire protocol.
 	ProtocolMin uint16 `json:"protocol_min"`

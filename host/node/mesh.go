@@ -12,11 +12,11 @@ import (
 
 	"github.com/pycomms/pycomms-host/host/config"
 	"github.com/pycomms/pycomms-host/host/control"
-	"github.com/pycomms/pycomms-host/host/discovery"
-	"github.com/pycomms/pycomms-host/host/identity"
-	"github.com/pycomms/pycomms-host/host/mesh"
+	"github.com/pycomms/pycomms-host/host/internal/discovery"
+	"github.com/pycomms/pycomms-host/host/internal/identity"
+	"github.com/pycomms/pycomms-host/host/internal/mesh"
+	"github.com/pycomms/pycomms-host/host/internal/wire"
 	"github.com/pycomms/pycomms-host/host/message"
-	"github.com/pycomms/pycomms-host/host/wire"
 )
 
 // newMesh loads this node's identity and trust policy and prepares its
@@ -98,9 +98,6 @@ func (n *Node) ID() string { return string(n.mesh.ID()) }
 func (n *Node) InMesh() bool {
 	return n.meshOn || len(n.mesh.Peers()) > 0
 }
-
-// Mesh exposes the node's mesh (for tests and embedding).
-func (n *Node) Mesh() *mesh.Mesh { return n.mesh }
 
 // CallNode routes a request to the named node (control.Backend).
 func (n *Node) CallNode(ctx context.Context, ref string, m *message.Message) ([]byte, error) {

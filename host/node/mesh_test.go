@@ -20,7 +20,7 @@ func meshNode(t *testing.T, name, extra string) (*Node, string, string) {
 	dir := t.TempDir()
 	cfg := fmt.Sprintf("node: {name: %s}\ndata_dir: %s\nlisten: {tcp: 127.0.0.1:0, quic: 127.0.0.1:0}\n%s", name, filepath.Join(dir, "data"), extra)
 	n, _, _ := startNode(t, dir, cfg)
-	tcpAddr, quicAddr := n.Mesh().ListenAddrs()
+	tcpAddr, quicAddr := n.mesh.ListenAddrs()
 	return n, tcpAddr.String(), quicAddr.String()
 }
 
@@ -69,12 +69,12 @@ func TestThreeHostChain(t *testing.T) {
 				return nil
 			})
 
-			subB, err := b.Router().Subscribe("news.>", 16)
+			subB, err := b.router.Subscribe("news.>", 16)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer subB.Close()
-			subC, err := c.Router().Subscribe("news.*", 16)
+			subC, err := c.router.Subscribe("news.*", 16)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -178,10 +178,10 @@ func TestTrustModes(t *testing.T) {
 					_, err := good.Call(context.Background(), &message.Message{Kind: abi.KindRequest, Subject: "private.x", Deadline: time.Now().Add(time.Second)})
 					return err
 				})
-				before := s.Mesh().RefusedCount()
+				before := s.mesh.RefusedCount()
 				bad, _, _ := meshNode(t, "bad", tt.badClient+fmt.Sprintf("peers: [%s://%s]\n", tr, addr))
 				eventually(t, "the untrusted host is refused", func() error {
-					if s.Mesh().RefusedCount() == before {
+					if s.mesh.RefusedCount() == before {
 						return fmt.Errorf("not refused yet")
 					}
 					return nil
@@ -302,7 +302,7 @@ func TestReloadAppliesPeers(t *testing.T) {
 func TestNodeNameClashOverControlAPI(t *testing.T) {
 	aDir := t.TempDir()
 	a, ac, _ := startNode(t, aDir, "node: {name: a}\n")
-	aTCP, _ := a.Mesh().Addrs()
+	aTCP, _ := a.mesh.Addrs()
 	plugin := fmt.Sprintf("peers: [%s]\nplugins:\n  - {name: upper, path: %s, services: [echo], instances: 1}\n", aTCP, watEcho(t))
 	b1, _, _ := meshNode(t, "b", plugin)
 	b2, _, _ := meshNode(t, "b", plugin)

@@ -1,8 +1,28 @@
 // Package node assembles a running pycomms host from its parts: the config
-// (host/config), the plugin runtime (host/plugin), the in-host router
-// (host/router), the file watcher for hot reload (host/watch) and the local
-// control API (host/control). It owns their lifecycle: start, hot reload of
-// a plugin file, reload of the config, and graceful shutdown.
+// (host/config), the plugin runtime, the in-host router, the file watcher
+// for hot reload, the mesh and mDNS discovery (all under host/internal/)
+// and the local control API (host/control). It owns their lifecycle: start,
+// hot reload of a plugin file, reload of the config, and graceful shutdown.
+//
+// # Embedding and what is stable
+//
+// A Go program embeds a host with [New], [Node.Start] and [Node.Close],
+// and calls it with [Node.Call], [Node.Send], [Node.Publish] and
+// [Node.Subscribe] (see the example). The packages an embedder imports, and
+// the API this project keeps compatible for them, are: this package, abi
+// (the plugin ABI and the protocol version range), host/config (the config,
+// its keys and their errors), host/message (the message and its status
+// errors) and host/control (the control API's client and types). Compatible
+// means that new fields, methods and functions may appear, while a removed
+// or changed one is a deliberate, announced change.
+//
+// Everything under host/internal/ (the mesh, the wire protocol, fuel, the
+// plugin runtime, the router, the watcher, node identity, discovery) is an
+// implementation detail: Go refuses to import it from outside this module,
+// so it can change with any release. What an embedder needs from it is
+// exported here instead: the node id of a key file ([LoadID], [CheckID]),
+// and the protocol range as abi.ProtocolMinVersion and
+// abi.ProtocolMaxVersion.
 //
 // The data path is short on purpose: control API -> Node.Call ->
 // router.Call -> plugin.Plugin.Request -> an instance of the current version
@@ -32,12 +52,12 @@ import (
 
 	"github.com/pycomms/pycomms-host/host/config"
 	"github.com/pycomms/pycomms-host/host/control"
-	"github.com/pycomms/pycomms-host/host/discovery"
-	"github.com/pycomms/pycomms-host/host/mesh"
+	"github.com/pycomms/pycomms-host/host/internal/discovery"
+	"github.com/pycomms/pycomms-host/host/internal/mesh"
+	"github.com/pycomms/pycomms-host/host/internal/plugin"
+	"github.com/pycomms/pycomms-host/host/internal/router"
+	"github.com/pycomms/pycomms-host/host/internal/watch"
 	"github.com/pycomms/pycomms-host/host/message"
-	"github.com/pycomms/pycomms-host/host/plugin"
-	"github.com/pycomms/pycomms-host/host/router"
-	"github.com/pycomms/pycomms-host/host/watch"
 	"github.com/pycomms/pycomms-host/plugins"
 )
 
@@ -645,21 +665,6 @@ func (n *Node) Health() control.Health {
 		Ready: len(failed) == 0, NotReady: notReady,
 		ConfigGeneration: gen, ConfigDigest: short(digest),
 	}
-}
-
-// Router exposes the node's router (for tests and embedding).
-func (n *Node) Router() *router.Router { return n.router }
-
-// Plugin returns a loaded plugin by name.
-func (n *Node) Plugin(name string) (*plugin.Plugin, bool) {
-	n.mu.Lock()
-	m, ok := n.plugins[name]
-	n.mu.Unlock()
-	if !ok {
-		return nil, false
-	}
-	_, p, _, _ := m.state()
-	return p, p != nil
 }
 
 var (

@@ -12,8 +12,8 @@ import (
 
 	"github.com/pycomms/pycomms-host/host/config"
 	"github.com/pycomms/pycomms-host/host/control"
-	"github.com/pycomms/pycomms-host/host/plugin"
-	"github.com/pycomms/pycomms-host/host/router"
+	"github.com/pycomms/pycomms-host/host/internal/plugin"
+	"github.com/pycomms/pycomms-host/host/internal/router"
 )
 
 // Reload re-reads the config and applies it: new plugins start, removed

@@ -23,8 +23,8 @@ import (
 
 	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/control"
+	"github.com/pycomms/pycomms-host/host/internal/wire"
 	"github.com/pycomms/pycomms-host/host/message"
-	"github.com/pycomms/pycomms-host/host/wire"
 )
 
 // Version is what Start's server reports on GET /v1/version.

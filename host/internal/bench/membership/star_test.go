@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pycomms/pycomms-host/host/identity"
-	"github.com/pycomms/pycomms-host/host/mesh"
+	"github.com/pycomms/pycomms-host/host/internal/identity"
+	"github.com/pycomms/pycomms-host/host/internal/mesh"
+	"github.com/pycomms/pycomms-host/host/internal/router"
 	"github.com/pycomms/pycomms-host/host/message"
-	"github.com/pycomms/pycomms-host/host/router"
 )
 
 // victimEnv, when set in the environment of this test binary, makes it run

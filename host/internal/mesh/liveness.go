@@ -1,0 +1,174 @@
+package mesh
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/pycomms/pycomms-host/host/internal/wire"
+)
+
+// Fast failure detection for links with requests waiting.
+//
+// The dead time (Options.DeadAfter) closes a link that carried no frame
+// for that long, and a TCP connection whose process died ends at once.
+// A QUIC peer that is killed, or any peer that freezes or drops off the
+// network, sends nothing at all: until the dead time, half of the calls
+// would go on being routed to it, and with a fixed number of callers
+// every one of them ends up waiting there. So a link on which this host
+// waits for replies is watched more closely:
+//
+//  1. every half probe timeout, if nothing at all arrived since the last
+//     look (not a byte), a ping goes out as a probe;
+//  2. a probe unanswered (nothing arrives) for the probe timeout
+//     makes the link suspect: routing sends new requests to the other
+//     providers (providers.pick), and anything from the peer clears it;
+//  3. a probe unanswered for probeDeadFactor probe timeouts closes the
+//     link, failing the requests on it as unreachable at once.
+//
+// A peer whose handler is merely slow answers the probes (its reader
+// answers pings whatever its workers do), so it is neither suspect nor
+// closed. The probe timeout is four smoothed round-trip times, at least
+// probeFloor: a pause of the scheduler or the collector on a loaded host
+// must not read as a dead peer, and wrongly suspecting one costs little.
+
+const (
+	// probeFloor is the least time a probe waits for its answer.
+	probeFloor = 250 * time.Millisecond
+	// probeDeadFactor is how many probe timeouts a link stays silent after
+	// a probe before it is closed.
+	probeDeadFactor = 4
+)
+
+// probeTimeout is how long a probe may go unanswered before the link is
+// suspect.
+func (l *link) probeTimeout() time.Duration {
+	return max(probeFloor, 4*time.Duration(l.srtt.Load()))
+}
+
+// avoid reports whether routing should choose another provider than the
+// one reached over l: l is suspect, closing or leaving.
+func (l *link) avoid() bool {
+	return l.suspect.Load() != 0 || l.gone.Load() || l.leaving.Load()
+}
+
+// heard grows whenever anything arrives from the peer: a frame on any
+// stream, or bytes of one still arriving on the main stream (a big frame
+// on a slow path, with the pong behind it, is a live peer).
+func (l *link) heard() uint64 { return l.framesIn.Load() + l.c.received() }
+
+// waiting is how many of this host's requests wait for a reply on l.
+func (l *link) waiting() int {
+	l.pmu.Lock()
+	defer l.pmu.Unlock()
+	return len(l.pending)
+}
+
+// watch starts the probe timer of a link that has a request waiting.
+func (l *link) watch() {
+	l.watchMu.Lock()
+	defer l.watchMu.Unlock()
+	if l.watched.Load() || l.gone.Load() {
+		return
+	}
+	l.watched.Store(true)
+	l.watchHeard = l.heard()
+	l.probeAt = time.Time{}
+	l.armWatch(l.probeTimeout() / 2)
+}
+
+// armWatch runs check after d; l.watchMu is held.
+func (l *link) armWatch(d time.Duration) {
+	if l.watchT == nil {
+		l.watchT = time.AfterFunc(d, l.check)
+		return
+	}
+	l.watchT.Reset(d)
+}
+
+// unwatch stops the timer when nothing waits on l any more; l.watchMu is
+// held. A request registered concurrently either sees watched false and
+// starts the timer itself, or is seen here.
+func (l *link) unwatch() {
+	l.watched.Store(false)
+	if l.waiting() > 0 {
+		l.watched.Store(true)
+		l.armWatch(l.probeTimeout() / 2)
+	}
+}
+
+// check is the probe timer: see the top of this file.
+func (l *link) check() {
+	l.watchMu.Lock()
+	defer l.watchMu.Unlock()
+	if l.gone.Load() {
+		return
+	}
+	t := l.probeTimeout()
+	now := time.Now()
+	if f := l.heard(); f != l.watchHeard {
+		l.watchHeard = f
+		l.probeAt = time.Time{}
+		l.answered()
+		if l.waiting() == 0 {
+			l.unwatch()
+			return
+		}
+		l.armWatch(t / 2)
+		return
+	}
+	if l.probeAt.IsZero() {
+		if l.waiting() == 0 {
+			l.unwatch()
+			return
+		}
+		l.probeAt, l.probeWrites = now, l.writes.Load()
+		l.enqueueControl(wire.FramePing, &wire.Ping{Nonce: uint64(now.UnixNano())})
+		l.armWatch(t)
+		return
+	}
+	silent := now.Sub(l.probeAt)
+	if silent < t {
+		l.armWatch(t - silent)
+		return
+	}
+	if l.suspect.Load() == 0 {
+		l.suspect.Store(now.UnixNano())
+		l.m.log.Warn("peer does not answer a probe, routing new requests elsewhere", "node", l.name, "id", l.peer.Short(),
+			"transport", l.c.transport(), "silent", silent.Round(time.Millisecond), "waiting", l.waiting())
+	}
+	if d := probeDeadFactor * t; silent < d {
+		l.armWatch(d - silent)
+		return
+	}
+	// The probe may still sit behind this host's own queue on a link that
+	// is busy but moving (a big upload to a live peer on a slow path):
+	// while writes go on (one per writeChunk), the silence proves nothing.
+	// A peer that takes no more bytes stops the writes too.
+	if w := l.writes.Load(); w != l.probeWrites && l.sendingOwn() {
+		l.probeWrites = w
+		l.armWatch(probeDeadFactor * t)
+		return
+	}
+	cause := fmt.Errorf("no answer to a probe for %v (probe timeout %v)", silent.Round(time.Millisecond), t.Round(time.Millisecond))
+	l.m.log.Warn("peer does not answer probes, closing its link", "node", l.name, "id", l.peer.Short(), "transport", l.c.transport(), "err", cause)
+	go l.close(cause)
+}
+
+// sendingOwn reports whether this host still has frames of its own on l
+// to write.
+func (l *link) sendingOwn() bool {
+	if l.writeBusy.Load() {
+		return true
+	}
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	return len(l.wbuf) > 0
+}
+
+// answered clears the suspicion of l after a frame arrived from the peer.
+func (l *link) answered() {
+	if at := l.suspect.Swap(0); at != 0 {
+		l.m.log.Info("peer answers again, routing requests to it", "node", l.name, "id", l.peer.Short(),
+			"suspect_for", time.Since(time.Unix(0, at)).Round(time.Millisecond))
+	}
+}

@@ -1,0 +1,430 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pycomms/pycomms-host/abi"
+	"github.com/pycomms/pycomms-host/host/internal/identity"
+	"github.com/pycomms/pycomms-host/host/internal/wire"
+	"github.com/pycomms/pycomms-host/host/message"
+)
+
+// Call sends a request to a remote provider of m.Subject (router.Remote).
+func (m *Mesh) Call(ctx context.Context, msg *message.Message) ([]byte, error) {
+	t := m.table.Load()
+	p := t.lookup(msg.Subject)
+	if p == nil {
+		return nil, m.noHandler(t, msg.Subject)
+	}
+	return m.callNode(ctx, p.pick(), msg)
+}
+
+// Send hands a one-way message to a remote provider (router.Remote).
+func (m *Mesh) Send(ctx context.Context, msg *message.Message) error {
+	t := m.table.Load()
+	p := t.lookup(msg.Subject)
+	if p == nil {
+		return m.noHandler(t, msg.Subject)
+	}
+	return m.sendNode(ctx, p.pick(), msg)
+}
+
+func (m *Mesh) noHandler(t *table, subj string) error {
+	return message.Errorf(abi.StatusNoHandler, "no handler for %q on this host or any of the %d other hosts it knows", subj, len(t.nodes))
+}
+
+// Publish sends the event to every remote host with a matching topic
+// pattern (router.Remote). A link whose send buffer is full drops the
+// event and counts it: pub/sub is at-most-once and a slow peer must not
+// hold up the publisher.
+func (m *Mesh) Publish(msg *message.Message) int {
+	t := m.table.Load()
+	n := 0
+	for _, nd := range t.listeners {
+		if !abi.MatchAny(nd.topics, msg.Subject) {
+			continue
+		}
+		l := nd.out()
+		if l == nil {
+			// A far subscriber: link to it now; events reach it once the
+			// link is up (pub/sub delivers to the interest it knows of, as
+			// a route to a new subscriber always appears a moment late).
+			m.needDirect(nd)
+			continue
+		}
+		e := m.envelope(l, nd, wire.KindEvent, msg)
+		if err := l.enqueue(e, false, time.Time{}); err != nil {
+			l.dropped.Add(1)
+			m.log.Debug("event dropped", "topic", msg.Subject, "node", nd.name, "err", err)
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+// Target resolves a node reference (name, id or id prefix) for --node.
+// self is true when it names this host. A name several nodes claim is
+// refused with status invalid, listing their ids (see table.resolve).
+func (m *Mesh) Target(ref string) (self bool, err error) {
+	_, self, err = m.target(m.table.Load(), ref)
+	return self, err
+}
+
+// target resolves ref in t: the node it names, or self for this host.
+func (m *Mesh) target(t *table, ref string) (*node, bool, error) {
+	nd, self, ambiguous := t.resolve(ref)
+	switch {
+	case len(ambiguous) > 0:
+		return nil, false, message.Errorf(abi.StatusInvalid, "node %q is ambiguous: it matches the name or id of %d nodes (%s); node names are claimed, not proved, so address the node by its id", ref, len(ambiguous), joinIDs(ambiguous))
+	case self, nd != nil:
+		return nd, self, nil
+	}
+	return nil, false, m.unknownNode(t, ref)
+}
+
+func joinIDs(ids []identity.ID) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = string(id)
+	}
+	return strings.Join(s, ", ")
+}
+
+func (m *Mesh) unknownNode(t *table, ref string) error {
+	names := []string{m.name}
+	for _, n := range t.nodes {
+		names = append(names, n.name)
+	}
+	return message.Errorf(abi.StatusUnreachable, "no node %q in the mesh (known: %v)", ref, names)
+}
+
+// CallTo sends a request to the named node, whatever else serves the
+// subject. The caller handles a reference to this host (see Target).
+func (m *Mesh) CallTo(ctx context.Context, ref string, msg *message.Message) ([]byte, error) {
+	nd, err := m.remoteTarget(ref)
+	if err != nil {
+		return nil, err
+	}
+	return m.callNode(ctx, nd, msg)
+}
+
+// SendTo delivers a one-way message to the named node.
+func (m *Mesh) SendTo(ctx context.Context, ref string, msg *message.Message) error {
+	nd, err := m.remoteTarget(ref)
+	if err != nil {
+		return err
+	}
+	return m.sendNode(ctx, nd, msg)
+}
+
+// remoteTarget resolves ref to another node for CallTo and SendTo; a
+// reference to this host is refused, as the mesh cannot deliver to it.
+func (m *Mesh) remoteTarget(ref string) (*node, error) {
+	nd, self, err := m.target(m.table.Load(), ref)
+	if err != nil {
+		return nil, err
+	}
+	if self {
+		return nil, message.Errorf(abi.StatusInvalid, "node %q is this host: deliver through the local router (see Target)", ref)
+	}
+	return nd, nil
+}
+
+func (m *Mesh) callNode(ctx context.Context, nd *node, msg *message.Message) ([]byte, error) {
+	l, nd, err := m.outLink(ctx, nd, msg.Deadline)
+	if err != nil {
+		return nil, err
+	}
+	m.needDirect(nd)
+	if err := m.checkSize(l, nd, msg); err != nil {
+		return nil, err
+	}
+	e := m.envelope(l, nd, wire.KindRequest, msg)
+	r, err := l.request(ctx, e, msg.Deadline)
+	if err != nil {
+		return nil, err
+	}
+	if r.Status != uint16(abi.StatusOK) {
+		return nil, remoteError(nd.name, r)
+	}
+	return r.Payload, nil
+}
+
+// remoteError is the error the node named answered with, prefixed with
+// "node NAME: " so that the caller knows where it arose. A text that
+// already starts with "node " is kept as it is: it passed through more
+// than one host (a chain A -> B -> C names C, where it arose, once) or is
+// that node's own error about a node, which names one already.
+func remoteError(name string, r *wire.Envelope) error {
+	st := abi.Status(r.Status)
+	text := r.Error
+	if text == "" {
+		text = st.String()
+	}
+	if !strings.HasPrefix(text, "node ") {
+		text = "node " + name + ": " + text
+	}
+	return &message.Error{Status: st, Msg: text}
+}
+
+func (m *Mesh) sendNode(ctx context.Context, nd *node, msg *message.Message) error {
+	l, nd, err := m.outLink(ctx, nd, msg.Deadline)
+	if err != nil {
+		return err
+	}
+	m.needDirect(nd)
+	if err := m.checkSize(l, nd, msg); err != nil {
+		return err
+	}
+	dl := msg.Deadline
+	if dl.IsZero() {
+		// A send does not wait for its handler, but it may wait a little for
+		// room on a congested link before it is refused as busy.
+		dl = time.Now().Add(time.Second)
+	}
+	return l.send(m.envelope(l, nd, wire.KindSend, msg), true, dl)
+}
+
+// farWait bounds how long a message for a node known only through
+// membership waits for the link to it, when its own deadline is later or
+// absent.
+const farWait = handshakeTimeout
+
+// outLink returns the link a message to nd leaves on. For a far node it
+// first links to it, waiting until the link is up, ctx ends, deadline
+// passes or farWait, whichever comes first, and returns the node as the
+// new table has it.
+func (m *Mesh) outLink(ctx context.Context, nd *node, deadline time.Time) (*link, *node, error) {
+	if l := nd.out(); l != nil {
+		return l, nd, nil
+	}
+	if c := candidateOf(nd); len(c.Addrs) == 0 || c.TCPPort == 0 && c.QUICPort == 0 {
+		return nil, nil, message.Errorf(abi.StatusUnreachable, "node %s is a member of the mesh but no address to link to it is known (it announced %v)", nd.name, nd.listen)
+	}
+	m.needDirect(nd)
+	limit := time.Now().Add(farWait)
+	if !deadline.IsZero() && deadline.Before(limit) {
+		limit = deadline
+	}
+	timer := time.NewTimer(time.Until(limit))
+	defer timer.Stop()
+	for {
+		ch := m.tableChanged()
+		n := m.table.Load().nodes[nd.id]
+		if n == nil {
+			return nil, nil, message.Errorf(abi.StatusUnreachable, "node %s is no longer in the mesh", nd.name)
+		}
+		if l := n.out(); l != nil {
+			return l, n, nil
+		}
+		if err, failed := m.dialFailed.Load(nd.id); failed && !m.dialling(nd.id) {
+			return nil, nil, message.Errorf(abi.StatusUnreachable, "node %s is a member of the mesh but this host cannot link to it: %v", nd.name, err)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, nil, message.Errorf(abi.StatusUnreachable, "node %s: no link to it yet: %v", nd.name, ctx.Err())
+		case <-timer.C:
+			if !deadline.IsZero() && !deadline.After(time.Now()) {
+				return nil, nil, message.Errorf(abi.StatusTimeout, "node %s: the deadline passed while linking to it (it is more than two links away)", nd.name)
+			}
+			return nil, nil, message.Errorf(abi.StatusUnreachable, "node %s is a member of the mesh but no link to it came up within %v (dialled %v)", nd.name, farWait, nd.listen)
+		}
+	}
+}
+
+// checkSize refuses a payload the receiving side would refuse: a clear
+// error now instead of a closed link later.
+func (m *Mesh) checkSize(l *link, nd *node, msg *message.Message) error {
+	if len(msg.Payload) > l.maxOut {
+		return message.Errorf(abi.StatusTooLarge, "payload of %d bytes for %q exceeds limits.max_frame: node %s accepts at most %d bytes",
+			len(msg.Payload), msg.Subject, nd.name, l.maxOut)
+	}
+	return nil
+}
+
+// envelope builds the wire form of msg for nd, leaving on l.
+func (m *Mesh) envelope(l *link, nd *node, kind wire.MsgKind, msg *message.Message) *wire.Envelope {
+	e := &wire.Envelope{Version: l.version, Kind: kind, From: string(m.id), Subject: msg.Subject,
+		Headers: msg.Headers, Payload: msg.Payload, Hops: uint32(msg.Hops)}
+	if nd.direct == nil {
+		e.To = string(nd.id)
+	}
+	if !msg.Deadline.IsZero() {
+		e.Deadline = budget(msg.Deadline)
+	}
+	return e
+}
+
+// budget converts a deadline to the remaining microseconds (at least 1,
+// since 0 means none).
+func budget(d time.Time) uint64 {
+	left := time.Until(d).Microseconds()
+	if left < 1 {
+		return 1
+	}
+	return uint64(left)
+}
+
+// dispatch handles one message envelope from l.
+func (m *Mesh) dispatch(l *link, e *wire.Envelope) error {
+	switch e.Kind {
+	case wire.KindReply:
+		l.deliverReply(e)
+		return nil
+	case wire.KindCancel:
+		// Requests here end at their deadline anyway; a cancel only saves
+		// work, and the plugin runtime has no way to stop a running call
+		// early other than its deadline, so it is accepted and ignored.
+		return nil
+	}
+	// A host speaks only for itself: an envelope that was not relayed must
+	// come from the peer at the other end of the link.
+	if e.Relays == 0 && e.From != "" && e.From != string(l.peer) {
+		return &wire.ProtocolError{Code: wire.ErrProtocol, Msg: fmt.Sprintf("envelope claims to be from node %s on the link of node %s", e.From, l.peer)}
+	}
+	if e.To != "" && e.To != string(m.id) {
+		return m.relay(l, e)
+	}
+	switch e.Kind {
+	case wire.KindRequest:
+		if n := l.inflight.Add(1); n > int64(m.inflight) {
+			l.inflight.Add(-1)
+			l.refused.Add(1)
+			m.reply(l, e, time.Time{}, nil, message.Errorf(abi.StatusBusy, "node %s is busy: %d requests from node %s in flight (limits.inflight)", m.name, m.inflight, l.name))
+			return nil
+		}
+		m.workers.run(job{l, e})
+	case wire.KindSend:
+		if err := m.local.Send(l.ctx, m.message(l, e)); err != nil {
+			m.log.Debug("send from a peer not delivered", "node", l.name, "subject", e.Subject, "err", err)
+		}
+	case wire.KindEvent:
+		m.local.Publish(l.ctx, m.message(l, e))
+	default:
+		return &wire.ProtocolError{Code: wire.ErrProtocol, Msg: fmt.Sprintf("envelope of kind %v", e.Kind)}
+	}
+	return nil
+}
+
+// message turns an envelope addressed to this host into a message for the
+// local router. The deadline is rebuilt from the remaining budget on this
+// host's clock.
+func (m *Mesh) message(l *link, e *wire.Envelope) *message.Message {
+	msg := &message.Message{Kind: abi.KindRequest, Subject: e.Subject, Payload: e.Payload,
+		Headers: abi.Headers(e.Headers), Hops: int(e.Hops), From: "node:" + l.name, FromNode: e.From}
+	if e.Relays > 0 {
+		// Name the origin, not the relay.
+		msg.From = "node:" + e.From
+		if n := m.table.Load().nodes[identity.ID(e.From)]; n != nil {
+			msg.From = "node:" + n.name
+		}
+	}
+	switch e.Kind {
+	case wire.KindSend:
+		msg.Kind = abi.KindSend
+	case wire.KindEvent:
+		msg.Kind = abi.KindEvent
+	}
+	if msg.FromNode == "" {
+		msg.FromNode = string(l.peer)
+	}
+	if e.Deadline > 0 {
+		msg.Deadline = time.Now().Add(time.Duration(e.Deadline) * time.Microsecond)
+	}
+	return msg
+}
+
+// serve runs one request from a peer on this host and replies.
+func (m *Mesh) serve(l *link, e *wire.Envelope) {
+	defer l.inflight.Add(-1)
+	// Without a deadline the plugin's own timeout bounds the call.
+	msg := m.message(l, e)
+	out, err := m.local.Call(l.ctx, msg)
+	if err == nil && len(out) > l.maxOut {
+		err = message.Errorf(abi.StatusTooLarge, "reply of %d bytes to %q exceeds what node %s accepts (%d bytes, limits.max_frame)", len(out), e.Subject, l.name, l.maxOut)
+		out = nil
+	}
+	m.reply(l, e, msg.Deadline, out, err)
+}
+
+// reply answers request e on l; dl is the request's deadline on this
+// host's clock (zero: none).
+func (m *Mesh) reply(l *link, e *wire.Envelope, dl time.Time, out []byte, err error) {
+	r := &wire.Envelope{Version: l.version, Kind: wire.KindReply, ReplyTo: e.ID, From: string(m.id), Payload: out}
+	if err != nil {
+		r.Status = uint16(message.StatusOf(err))
+		r.Error = err.Error()
+		r.Payload = nil
+	}
+	// A reply waits for room like a request does, until the requester's
+	// deadline: dropping it would leave the requester waiting for nothing.
+	// The deadline is only read when the link is congested.
+	if err := l.send(r, true, dl); err != nil && !errors.Is(err, errFull) {
+		m.log.Debug("reply not sent", "node", l.name, "subject", e.Subject, "err", err)
+	}
+}
+
+// relay forwards an envelope addressed to another node, once: only an
+// envelope that has not been relayed yet, and only to a direct peer.
+func (m *Mesh) relay(in *link, e *wire.Envelope) error {
+	to := identity.ID(e.To)
+	fail := func(format string, args ...any) {
+		if e.Kind == wire.KindRequest {
+			m.reply(in, e, time.Time{}, nil, message.Errorf(abi.StatusUnreachable, format, args...))
+		}
+	}
+	if e.Relays >= 1 {
+		fail("node %s: a message is relayed at most once (to %s)", m.name, e.To)
+		return nil
+	}
+	out := m.link(to)
+	if out == nil || out.leaving.Load() {
+		fail("node %s has no link to node %s", m.name, e.To)
+		return nil
+	}
+	m.relayed.Add(1)
+	e.Relays++
+	e.To = ""
+	switch e.Kind {
+	case wire.KindRequest:
+		if n := in.inflight.Add(1); n > int64(m.inflight) {
+			in.inflight.Add(-1)
+			m.reply(in, e, time.Time{}, nil, message.Errorf(abi.StatusBusy, "relay %s is busy: %d requests in flight", m.name, m.inflight))
+			return nil
+		}
+		go func() {
+			defer in.inflight.Add(-1)
+			id := e.ID
+			var dl time.Time
+			if e.Deadline > 0 {
+				dl = time.Now().Add(time.Duration(e.Deadline) * time.Microsecond)
+			}
+			r, err := out.request(in.ctx, e, dl)
+			e.ID = id
+			if err != nil {
+				m.reply(in, e, dl, nil, err)
+				return
+			}
+			if r.Status != 0 {
+				m.reply(in, e, dl, nil, &message.Error{Status: abi.Status(r.Status), Msg: r.Error})
+				return
+			}
+			m.reply(in, e, dl, r.Payload, nil)
+		}()
+	case wire.KindSend:
+		if err := out.send(e, false, time.Time{}); err != nil {
+			out.dropped.Add(1)
+		}
+	case wire.KindEvent:
+		if err := out.enqueue(e, false, time.Time{}); err != nil {
+			out.dropped.Add(1)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,315 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/pycomms/pycomms-host/abi"
+	"github.com/pycomms/pycomms-host/host/internal/fuel"
+	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/tetratelabs/wazero/api"
+)
+
+func i32s(n int) []api.ValueType {
+	t := make([]api.ValueType, n)
+	for i := range t {
+		t[i] = api.ValueTypeI32
+	}
+	return t
+}
+
+// hostImport is one import of abi.ImportModule as wazero needs it: the
+// signature comes from abi.Imports (every parameter and the result an i32),
+// the implementation from hostImpls.
+type hostImport struct {
+	params, results []api.ValueType
+	fn              api.GoModuleFunction
+}
+
+// hostImports is every ABI import keyed by name, built once from the abi
+// package's table so that the signatures exist in one place.
+var hostImports = buildHostImports()
+
+// hostImpls implements each import of abi.Imports. TestHostImplementsEveryImport
+// fails when one is missing or a name is not an abi import.
+var hostImpls = map[string]api.GoModuleFunction{
+	abi.ImportReply:     hostReply,
+	abi.ImportLog:       hostLog,
+	abi.ImportPublish:   hostPublish,
+	abi.ImportSend:      hostSend,
+	abi.ImportCall:      hostCall,
+	abi.ImportResult:    hostResult,
+	abi.ImportConfig:    hostConfig,
+	abi.ImportConfigGet: hostConfigGet,
+	abi.ImportHeader:    hostHeader,
+}
+
+func buildHostImports() map[string]hostImport {
+	m := make(map[string]hostImport, len(hostImpls))
+	for _, im := range abi.Imports() {
+		m[im.Name] = hostImport{params: i32s(len(im.Params)), results: i32s(1), fn: hostImpls[im.Name]}
+	}
+	return m
+}
+
+func capBit(c abi.Capability) (int, bool) {
+	for i, k := range abi.Capabilities() {
+		if k == c {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+func capNames() string {
+	var s []string
+	for _, c := range abi.Capabilities() {
+		s = append(s, string(c))
+	}
+	return strings.Join(s, ", ")
+}
+
+func neg(s abi.Status) uint64 { return uint64(uint32(-int32(s))) }
+
+func instanceOf(ctx context.Context) *instance { return ctx.Value(instanceKey{}).(*instance) }
+
+// instantiateHostModules provides pycomms:host/v1 (the ABI) and
+// pycomms:internal (the fuel tick) in this version's runtime.
+func (v *Version) instantiateHostModules(ctx context.Context) error {
+	b := v.rt.NewHostModuleBuilder(abi.ImportModule)
+	for name, hi := range hostImports {
+		if hi.fn == nil {
+			return fmt.Errorf("instantiate %s: import %q has no host implementation", abi.ImportModule, name)
+		}
+		b.NewFunctionBuilder().WithGoModuleFunction(hi.fn, hi.params, hi.results).Export(name)
+	}
+	if _, err := b.Instantiate(ctx); err != nil {
+		return fmt.Errorf("instantiate %s: %w", abi.ImportModule, err)
+	}
+	tb := v.rt.NewHostModuleBuilder(fuel.ImportModule)
+	tb.NewFunctionBuilder().WithGoModuleFunction(hostTick, nil, i32s(1)).Export(fuel.ImportTick)
+	tb.NewFunctionBuilder().WithGoModuleFunction(hostGrow, i32s(1), i32s(1)).Export(fuel.ImportGrow)
+	if _, err := tb.Instantiate(ctx); err != nil {
+		return fmt.Errorf("instantiate %s: %w", fuel.ImportModule, err)
+	}
+	return nil
+}
+
+// hostTick is where an instrumented guest lands every fuel.Period loop
+// iterations and function entries: the host's chance to stop it.
+var hostTick = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
+	w := instanceOf(ctx)
+	if w.killed.Load() {
+		panic(errStopped)
+	}
+	stack[0] = fuel.Period
+})
+
+// hostGrow is every memory.grow of the guest (see fuel.ImportGrow): the
+// same result, and a failed grow is remembered for the rest of the
+// message, so that a trap after it names the memory cap even when memory
+// ended far below it (one large grow refused).
+var hostGrow = api.GoModuleFunc(func(ctx context.Context, mod api.Module, stack []uint64) {
+	prev, ok := mod.Memory().Grow(uint32(stack[0]))
+	if !ok {
+		instanceOf(ctx).growFailed = true
+		stack[0] = uint64(uint32(0xffffffff)) // -1
+		return
+	}
+	stack[0] = uint64(prev)
+})
+
+func (w *instance) granted(c abi.Capability, stack []uint64) bool {
+	bit, _ := capBit(c)
+	if w.v.grants[bit] {
+		return true
+	}
+	w.denied = c
+	w.v.engine.logger.Warn("plugin called a host function without its grant",
+		"plugin", w.v.spec.Name, "capability", string(c))
+	stack[0] = neg(abi.StatusDenied)
+	return false
+}
+
+var hostReply = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
+	w := instanceOf(ctx)
+	ptr, n := uint32(stack[0]), uint32(stack[1])
+	data := w.read("reply", ptr, n)
+	if uint64(n) > w.v.spec.MaxReply {
+		w.tooLarge = uint64(n)
+		stack[0] = neg(abi.StatusTooLarge)
+		return
+	}
+	w.tooLarge = 0
+	w.reply = append(w.reply[:0], data...)
+	stack[0] = 0
+})
+
+var hostLog = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
+	w := instanceOf(ctx)
+	if !w.granted(abi.CapLog, stack) {
+		return
+	}
+	level := abi.Level(int32(stack[0]))
+	msg := string(w.read("log", uint32(stack[1]), uint32(stack[2])))
+	var l slog.Level
+	switch level {
+	case abi.LevelDebug:
+		l = slog.LevelDebug
+	case abi.LevelInfo:
+		l = slog.LevelInfo
+	case abi.LevelWarn:
+		l = slog.LevelWarn
+	case abi.LevelError:
+		l = slog.LevelError
+	default:
+		stack[0] = neg(abi.StatusInvalid)
+		return
+	}
+	w.v.engine.logger.Log(ctx, l, msg, "plugin", w.v.spec.Name)
+	stack[0] = 0
+})
+
+// outgoing builds a message a handler sends; it inherits the remaining
+// budget and the hop count of the message in hand.
+func (w *instance) outgoing(kind abi.Kind, stack []uint64, what string) (*message.Message, bool) {
+	subject := string(w.read(what+" subject", uint32(stack[0]), uint32(stack[1])))
+	data := w.read(what+" data", uint32(stack[2]), uint32(stack[3]))
+	if w.v.host == nil {
+		stack[0] = neg(abi.StatusInternal)
+		return nil, false
+	}
+	m := &message.Message{Kind: kind, Subject: subject, Payload: append([]byte(nil), data...), From: w.v.spec.Name}
+	if in := w.msg; in != nil {
+		m.Hops = in.Hops + 1
+		m.Deadline = time.Unix(0, w.deadline)
+	}
+	return m, true
+}
+
+var hostPublish = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
+	w := instanceOf(ctx)
+	if !w.granted(abi.CapPublish, stack) {
+		return
+	}
+	m, ok := w.outgoing(abi.KindEvent, stack, "publish")
+	if !ok {
+		return
+	}
+	m.Deadline = time.Time{}
+	if _, err := w.v.host.Publish(context.Background(), m); err != nil {
+		stack[0] = neg(message.StatusOf(err))
+		return
+	}
+	stack[0] = 0
+})
+
+var hostSend = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
+	w := instanceOf(ctx)
+	if !w.granted(abi.CapSend, stack) {
+		return
+	}
+	m, ok := w.outgoing(abi.KindSend, stack, "send")
+	if !ok {
+		return
+	}
+	m.Deadline = time.Time{}
+	if err := w.v.host.Send(context.Background(), m); err != nil {
+		stack[0] = neg(message.StatusOf(err))
+		return
+	}
+	stack[0] = 0
+})
+
+var hostCall = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
+	w := instanceOf(ctx)
+	if !w.granted(abi.CapCall, stack) {
+		return
+	}
+	m, ok := w.outgoing(abi.KindRequest, stack, "call")
+	if !ok {
+		return
+	}
+	// The nested request belongs to this handler's chain; the chain gets
+	// its id here, on its first call, so that a message that calls nothing
+	// costs nothing.
+	m.Chain = w.chain.Load()
+	if m.Chain == 0 {
+		m.Chain = nextChain.Add(1)
+		w.chain.Store(m.Chain)
+	}
+	if ms := int32(stack[4]); ms > 0 {
+		if d := time.Now().Add(time.Duration(ms) * time.Millisecond); m.Deadline.IsZero() || d.Before(m.Deadline) {
+			m.Deadline = d
+		}
+	}
+	cctx := context.Background()
+	if !m.Deadline.IsZero() {
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithDeadline(cctx, m.Deadline)
+		defer cancel()
+	}
+	reply, err := w.v.host.Call(cctx, m)
+	if err != nil {
+		w.callErr = err.Error()
+		w.callRes = append(w.callRes[:0], w.callErr...)
+		stack[0] = neg(message.StatusOf(err))
+		return
+	}
+	w.callRes = append(w.callRes[:0], reply...)
+	stack[0] = uint64(len(reply))
+})
+
+// nextChain numbers call chains, from 1 (0 is "no chain yet").
+var nextChain atomic.Uint64
+
+// copyOut implements the "copy when it fits, return the full length"
+// convention of result, config, config_get and header.
+func (w *instance) copyOut(what string, data []byte, ptr, capacity uint32, stack []uint64) {
+	if uint32(len(data)) <= capacity && len(data) > 0 {
+		if !w.mem.Write(ptr, data) {
+			w.violate("%s: range [%#x, +%d) is outside linear memory (%d bytes)", what, ptr, len(data), w.mem.Size())
+		}
+	}
+	stack[0] = uint64(len(data))
+}
+
+var hostResult = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
+	w := instanceOf(ctx)
+	w.copyOut("result", w.callRes, uint32(stack[0]), uint32(stack[1]), stack)
+})
+
+var hostConfig = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
+	w := instanceOf(ctx)
+	w.copyOut("config", w.v.cfgCBOR, uint32(stack[0]), uint32(stack[1]), stack)
+})
+
+var hostConfigGet = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
+	w := instanceOf(ctx)
+	key := w.read("config_get key", uint32(stack[0]), uint32(stack[1]))
+	val, ok := w.v.cfgFlat[string(key)]
+	if !ok {
+		stack[0] = neg(abi.StatusNotFound)
+		return
+	}
+	w.copyOut("config_get", []byte(val), uint32(stack[2]), uint32(stack[3]), stack)
+})
+
+var hostHeader = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
+	w := instanceOf(ctx)
+	key := w.read("header key", uint32(stack[0]), uint32(stack[1]))
+	var val string
+	ok := false
+	if in := w.msg; in != nil {
+		val, ok = in.Headers[string(key)]
+	}
+	if !ok {
+		stack[0] = neg(abi.StatusNotFound)
+		return
+	}
+	w.copyOut("header", []byte(val), uint32(stack[2]), uint32(stack[3]), stack)
+})

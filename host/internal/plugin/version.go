@@ -1,0 +1,581 @@
+package plugin
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/pycomms/pycomms-host/abi"
+	"github.com/pycomms/pycomms-host/host/internal/fuel"
+	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+)
+
+// Version is one loaded, immutable version of a plugin: its compiled module
+// and a pool of instances. A request runs on the caller's goroutine with an
+// instance taken from the pool; sends and events wait in a bounded queue
+// for a small set of goroutines that deliver them the same way.
+type Version struct {
+	spec    Spec
+	hash    string
+	engine  *Engine
+	host    Host
+	rt      wazero.Runtime
+	module  wazero.CompiledModule
+	loaded  time.Time
+	grants  [8]bool // indexed by capability position
+	cfgCBOR []byte
+	cfgFlat map[string]string
+
+	all     []*instance
+	idle    chan *instance
+	alive   atomic.Int64 // instances that exist (a failed restart loses one)
+	waiting atomic.Int64 // requests waiting for an idle instance
+	posts   chan *message.Message
+	wg      sync.WaitGroup
+
+	refs     atomic.Int64
+	closing  atomic.Bool
+	drained  chan struct{}
+	drainOne sync.Once
+	stopDog  chan struct{}
+	closed   chan struct{}
+	// armed counts instances running guest code under a deadline; the
+	// watchdog ticks only while it is above zero. asleep is true while the
+	// watchdog is about to wait or waits on wakeDog (capacity 1); the one
+	// dogArm that flips it back sends the wake, so a caller pays for a
+	// channel operation only when the watchdog really sleeps, not on
+	// every call that finds the count at zero.
+	armed    atomic.Int64
+	asleep   atomic.Bool
+	wakeDog  chan struct{}
+	dogWakes atomic.Uint64 // watchdog passes over the instances, for tests
+
+	restarts atomic.Uint64
+	calls    atomic.Uint64
+	errors   atomic.Uint64
+	busy     atomic.Int64
+}
+
+// Hash is the sha256 of the module bytes, hex encoded.
+func (v *Version) Hash() string { return v.hash }
+
+// Restarts counts instances replaced after a trap, timeout or ABI violation.
+func (v *Version) Restarts() uint64 { return v.restarts.Load() }
+
+// Busy is the number of instances handling a message right now.
+func (v *Version) Busy() int { return int(v.busy.Load()) }
+
+// Spec returns the spec this version was loaded from (without the bytes).
+func (v *Version) Spec() Spec { s := v.spec; s.Wasm = nil; return s }
+
+// LoadedAt is when the version finished loading.
+func (v *Version) LoadedAt() time.Time { return v.loaded }
+
+// TooLargeError refuses a module larger than its plugin's
+// limits.max_module.
+type TooLargeError struct{ Size, Limit uint64 }
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("module is %d bytes, more than limits.max_module (%d bytes)", e.Size, e.Limit)
+}
+
+// Check compiles spec.Wasm and verifies its exports, imports and ABI version
+// without starting a pool: what `validate` runs.
+func (e *Engine) Check(ctx context.Context, spec Spec) error {
+	spec.Instances = 1
+	v, err := e.Load(ctx, spec, nil)
+	if err != nil {
+		return err
+	}
+	v.Close()
+	return nil
+}
+
+// Load compiles spec.Wasm, checks it against ABI v1, instantiates the pool
+// and starts serving. host may be nil for a plugin that is only checked.
+func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, error) {
+	spec.defaults()
+	sum := sha256.Sum256(spec.Wasm)
+	v := &Version{
+		spec:    spec,
+		hash:    hex.EncodeToString(sum[:]),
+		engine:  e,
+		host:    host,
+		idle:    make(chan *instance, spec.Instances),
+		posts:   make(chan *message.Message, spec.Queue),
+		drained: make(chan struct{}),
+		stopDog: make(chan struct{}),
+		wakeDog: make(chan struct{}, 1),
+		closed:  make(chan struct{}),
+	}
+	for _, g := range spec.Grants {
+		bit, ok := capBit(g)
+		if !ok {
+			return nil, fmt.Errorf("unknown capability %q (known: %s)", g, capNames())
+		}
+		v.grants[bit] = true
+	}
+	if len(spec.Config) > 0 {
+		b, err := cbor.Marshal(spec.Config)
+		if err != nil {
+			return nil, fmt.Errorf("encode plugin config: %w", err)
+		}
+		v.cfgCBOR = b
+	}
+	v.cfgFlat = flatten(spec.Config)
+
+	if len(spec.Wasm) < 8 || string(spec.Wasm[:4]) != "\x00asm" {
+		return nil, errors.New("not a WebAssembly module (no \\0asm header)")
+	}
+	if uint64(len(spec.Wasm)) > spec.MaxModule {
+		return nil, &TooLargeError{Size: uint64(len(spec.Wasm)), Limit: spec.MaxModule}
+	}
+	// Instrument bounds every count and index before wazero, whose decoder
+	// allocates from declared counts, sees a byte (see package fuel).
+	metered, err := fuel.Instrument(spec.Wasm)
+	if err != nil {
+		return nil, fmt.Errorf("prepare module: %w", err)
+	}
+	pages := memoryPages(spec.Memory)
+	// Debug info off: fuel drops the DWARF sections (code offsets move), so
+	// there is nothing for wazero to keep custom sections for.
+	cfg := wazero.NewRuntimeConfigCompiler().
+		WithDebugInfoEnabled(false).
+		WithMemoryLimitPages(pages).
+		WithCompilationCache(e.cache)
+	v.rt = wazero.NewRuntimeWithConfig(ctx, cfg)
+	ok := false
+	defer func() {
+		if !ok {
+			v.rt.Close(context.Background())
+		}
+	}()
+	mod, err := v.rt.CompileModule(ctx, metered)
+	if err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
+	v.module = mod
+	if err := checkModule(mod); err != nil {
+		return nil, err
+	}
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, v.rt); err != nil {
+		return nil, fmt.Errorf("instantiate WASI: %w", err)
+	}
+	if err := v.instantiateHostModules(ctx); err != nil {
+		return nil, err
+	}
+	// The watchdog reads v.all, so the slice is complete before it starts;
+	// instantiate arms each instance's deadline under its own lock.
+	v.all = make([]*instance, spec.Instances)
+	for i := range v.all {
+		v.all[i] = &instance{v: v, slot: i}
+	}
+	go v.watchdog()
+	defer func() {
+		if !ok {
+			close(v.stopDog)
+		}
+	}()
+	for i, w := range v.all {
+		if err := w.instantiate(ctx); err != nil {
+			for _, o := range v.all[:i] {
+				o.close()
+			}
+			return nil, err
+		}
+		v.idle <- w
+	}
+	v.alive.Store(int64(spec.Instances))
+	for range min(spec.Instances, 4) {
+		v.wg.Add(1)
+		go v.deliverPosts()
+	}
+	v.loaded = time.Now()
+	ok = true
+	return v, nil
+}
+
+// checkModule verifies exports and imports against ABI v1 so that a plugin
+// that cannot work is refused at load, with every problem named.
+func checkModule(mod wazero.CompiledModule) error {
+	var problems []string
+	exports := mod.ExportedFunctions()
+	want := []struct {
+		name    string
+		params  []api.ValueType
+		results []api.ValueType
+	}{
+		{abi.ExportABIVersion, nil, []api.ValueType{api.ValueTypeI32}},
+		{abi.ExportAlloc, []api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}},
+		{abi.ExportHandle, slices.Repeat([]api.ValueType{api.ValueTypeI32}, 5), []api.ValueType{api.ValueTypeI32}},
+	}
+	for _, w := range want {
+		def, ok := exports[w.name]
+		if !ok {
+			problems = append(problems, fmt.Sprintf("missing export %q", w.name))
+			continue
+		}
+		if !slices.Equal(def.ParamTypes(), w.params) || !slices.Equal(def.ResultTypes(), w.results) {
+			problems = append(problems, fmt.Sprintf("export %q has signature %s, want %s",
+				w.name, sig(def.ParamTypes(), def.ResultTypes()), sig(w.params, w.results)))
+		}
+	}
+	if _, ok := mod.ExportedMemories()[abi.ExportMemory]; !ok {
+		problems = append(problems, fmt.Sprintf("missing export %q (memory)", abi.ExportMemory))
+	}
+	for _, def := range mod.ImportedFunctions() {
+		modName, name, _ := def.Import()
+		switch modName {
+		case wasi_snapshot_preview1.ModuleName:
+		case fuel.ImportModule:
+			if name != fuel.ImportTick && name != fuel.ImportGrow {
+				problems = append(problems, fmt.Sprintf("imports %s.%s from a module reserved for the host", modName, name))
+			}
+		case abi.ImportModule:
+			hf, ok := hostImports[name]
+			if !ok {
+				problems = append(problems, fmt.Sprintf("imports unknown host function %s.%s", modName, name))
+				continue
+			}
+			if !slices.Equal(def.ParamTypes(), hf.params) || !slices.Equal(def.ResultTypes(), hf.results) {
+				problems = append(problems, fmt.Sprintf("import %s.%s has signature %s, want %s", modName, name,
+					sig(def.ParamTypes(), def.ResultTypes()), sig(hf.params, hf.results)))
+			}
+		default:
+			problems = append(problems, fmt.Sprintf("imports %s.%s from unknown module %q (only %q and %q exist)",
+				modName, name, modName, abi.ImportModule, wasi_snapshot_preview1.ModuleName))
+		}
+	}
+	for _, def := range mod.ImportedMemories() {
+		modName, name, _ := def.Import()
+		problems = append(problems, fmt.Sprintf("imports memory %s.%s: a plugin must define its own memory", modName, name))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("not a pycomms ABI v%d plugin: %s", abi.Version, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func sig(params, results []api.ValueType) string {
+	n := func(ts []api.ValueType) string {
+		s := make([]string, len(ts))
+		for i, t := range ts {
+			s[i] = api.ValueTypeName(t)
+		}
+		return strings.Join(s, ",")
+	}
+	return "(" + n(params) + ")->(" + n(results) + ")"
+}
+
+// acquire takes a reference that keeps the version from draining; it fails
+// once Close has begun, and the caller then retries on the current version.
+func (v *Version) acquire() bool {
+	v.refs.Add(1)
+	if v.closing.Load() {
+		v.release()
+		return false
+	}
+	return true
+}
+
+func (v *Version) release() {
+	if v.refs.Add(-1) == 0 && v.closing.Load() {
+		v.drainOne.Do(func() { close(v.drained) })
+	}
+}
+
+// Close stops accepting messages, lets every accepted message finish, then
+// frees the instances and the runtime. It is what "drain the old pool"
+// means on a swap. Safe to call more than once and concurrently.
+func (v *Version) Close() {
+	if v.closing.Swap(true) {
+		<-v.closed
+		return
+	}
+	if v.refs.Load() == 0 {
+		v.drainOne.Do(func() { close(v.drained) })
+	}
+	<-v.drained
+	close(v.posts)
+	v.wg.Wait()
+	close(v.stopDog)
+	for _, w := range v.all {
+		w.close()
+	}
+	v.rt.Close(context.Background())
+	close(v.closed)
+}
+
+// deadline is when a message must be done: the sender's deadline or the
+// plugin's timeout, whichever comes first.
+func (v *Version) deadline(m *message.Message, now time.Time) time.Time {
+	dl := now.Add(v.spec.Timeout)
+	if d := m.Deadline; !d.IsZero() && d.Before(dl) {
+		return d
+	}
+	return dl
+}
+
+// Request runs a request on an idle instance and returns its reply. It
+// waits for an instance until the deadline; at most Queue requests wait.
+func (v *Version) Request(ctx context.Context, m *message.Message) ([]byte, error) {
+	if !v.acquire() {
+		return nil, errRetired
+	}
+	defer v.release()
+	now := time.Now()
+	dl := v.deadline(m, now)
+	w, err := v.checkout(ctx, m, dl)
+	if err != nil {
+		// A refused call is still a call: errors never exceed calls.
+		v.calls.Add(1)
+		v.errors.Add(1)
+		return nil, err
+	}
+	return v.run(w, m, now, dl)
+}
+
+func (v *Version) checkout(ctx context.Context, m *message.Message, dl time.Time) (*instance, error) {
+	select {
+	case w := <-v.idle:
+		return w, nil
+	default:
+	}
+	if v.alive.Load() == 0 {
+		return nil, message.Errorf(abi.StatusTrap, "plugin %q has no instance left: every restart failed (see the log)", v.spec.Name)
+	}
+	if m.Chain != 0 {
+		if err := v.loop(m); err != nil {
+			return nil, err
+		}
+	}
+	if n := v.waiting.Add(1); n > int64(v.spec.Queue) {
+		v.waiting.Add(-1)
+		return nil, message.Errorf(abi.StatusBusy, "plugin %q is busy: %d instances in use and %d requests waiting", v.spec.Name, v.spec.Instances, v.spec.Queue)
+	}
+	defer v.waiting.Add(-1)
+	t := time.NewTimer(time.Until(dl))
+	defer t.Stop()
+	select {
+	case w := <-v.idle:
+		return w, nil
+	case <-t.C:
+		return nil, message.Errorf(abi.StatusTimeout, "plugin %q: %s: deadline passed while waiting for a free instance (%d in use)", v.spec.Name, m.Subject, v.spec.Instances)
+	case <-ctx.Done():
+		return nil, message.Errorf(abi.StatusTimeout, "plugin %q: %s: %v while waiting for a free instance", v.spec.Name, m.Subject, ctx.Err())
+	}
+}
+
+// loop refuses a nested request when every live instance is held by the
+// request's own call chain. A chain is synchronous: each instance it holds
+// is blocked in a call waiting for the chain's deeper end, which is this
+// request, so none of them can come free and waiting could only end at the
+// deadline. When some instance is held by anything else, it will come free:
+// the request waits as usual.
+func (v *Version) loop(m *message.Message) error {
+	held := 0
+	var subjects []string
+	for _, w := range v.all {
+		if w.chain.Load() != m.Chain {
+			continue
+		}
+		held++
+		w.mu.Lock()
+		if w.msg != nil && !slices.Contains(subjects, w.msg.Subject) {
+			subjects = append(subjects, w.msg.Subject)
+		}
+		w.mu.Unlock()
+	}
+	if held == 0 || int64(held) < v.alive.Load() {
+		return nil
+	}
+	v.engine.logger.Warn("call loop refused", "plugin", v.spec.Name, "subject", m.Subject, "from", m.From,
+		"hops", m.Hops, "instances", held, "held_for", subjects)
+	return message.Errorf(abi.StatusInvalid, "call loop: %q (called by plugin %q at call depth %d) needs an instance of plugin %q, but all %d are held by its own call chain (handling %s), each waiting for the call it made; a handler that calls back into its own plugin needs an instance free for it",
+		m.Subject, m.From, m.Hops, v.spec.Name, held, quoteAll(subjects))
+}
+
+func quoteAll(s []string) string {
+	q := make([]string, len(s))
+	for i, x := range s {
+		q[i] = fmt.Sprintf("%q", x)
+	}
+	return strings.Join(q, ", ")
+}
+
+// run delivers m on w, replaces w when the call broke it, and returns w (or
+// its replacement) to the pool.
+func (v *Version) run(w *instance, m *message.Message, now, dl time.Time) ([]byte, error) {
+	v.busy.Add(1)
+	v.calls.Add(1)
+	reply, err, broken := w.invoke(m, now, dl)
+	v.busy.Add(-1)
+	if err != nil {
+		v.errors.Add(1)
+	}
+	if broken {
+		v.replace(w, err)
+	}
+	if w.mod != nil {
+		v.idle <- w
+	}
+	return reply, err
+}
+
+// replace swaps a broken instance for a fresh one in the same slot. If the
+// fresh one cannot start, the slot is lost and the pool shrinks.
+func (v *Version) replace(w *instance, cause error) {
+	logger := v.engine.logger
+	v.restarts.Add(1)
+	logger.Warn("plugin instance replaced", "plugin", v.spec.Name, "instance", w.slot, "cause", cause)
+	w.close()
+	if err := w.instantiate(context.Background()); err != nil {
+		v.alive.Add(-1)
+		logger.Error("plugin instance could not be restarted", "plugin", v.spec.Name, "instance", w.slot, "err", err)
+		w.close()
+	}
+}
+
+// Post queues a send or event without waiting for it to be handled.
+func (v *Version) Post(m *message.Message) error {
+	if !v.acquire() {
+		return errRetired
+	}
+	select {
+	case v.posts <- m:
+		return nil // released by deliverPosts
+	default:
+		v.release()
+		return message.Errorf(abi.StatusBusy, "plugin %q is busy: %d messages queued", v.spec.Name, v.spec.Queue)
+	}
+}
+
+func (v *Version) deliverPosts() {
+	defer v.wg.Done()
+	for m := range v.posts {
+		now := time.Now()
+		dl := v.deadline(m, now)
+		w, err := v.checkout(context.Background(), m, dl)
+		if err == nil {
+			_, err = v.run(w, m, now, dl)
+		} else {
+			v.calls.Add(1)
+			v.errors.Add(1)
+		}
+		if err != nil {
+			v.engine.logger.Warn("plugin failed to handle message", "plugin", v.spec.Name, "kind", m.Kind.String(), "subject", m.Subject, "err", err)
+		}
+		v.release()
+	}
+}
+
+var errRetired = errors.New("plugin version retired")
+
+// watchdog enforces deadlines: while any instance runs guest code it looks
+// at every instance once per tick and marks those past their deadline, so
+// that the guest stops at its next fuel check. With nothing in flight it
+// holds no timer and sleeps until dogArm wakes it: an idle version costs
+// no CPU. A deadline is enforced at most one tick late either way, as the
+// first tick comes one period after the wake.
+func (v *Version) watchdog() {
+	tick := v.engine.watchdogTick(v.spec.Timeout)
+	for {
+		// Announce the sleep, then look at the count once more: an
+		// instance armed after the last tick's look saw asleep false and
+		// sent nothing.
+		v.asleep.Store(true)
+		if v.armed.Load() == 0 || !v.asleep.CompareAndSwap(true, false) {
+			// Either nothing runs, or a dogArm flipped asleep after the
+			// Store and its wake is on the way: wait for it.
+			select {
+			case <-v.stopDog:
+				return
+			case <-v.wakeDog:
+			}
+		}
+		t := time.NewTicker(tick)
+		for running := true; running; {
+			select {
+			case <-v.stopDog:
+				t.Stop()
+				return
+			case <-t.C:
+				v.dogWakes.Add(1)
+				now := time.Now().UnixNano()
+				for _, w := range v.all {
+					if w != nil {
+						w.checkDeadline(now)
+					}
+				}
+				// Sleep once nothing runs (the loop top looks again, so
+				// an instance armed after this load is not missed).
+				running = v.armed.Load() > 0
+			}
+		}
+		t.Stop()
+	}
+}
+
+// dogArm counts an instance that starts running guest code and wakes the
+// watchdog when it was asleep. Under load the count rarely drops to zero,
+// so the channel is touched only when calls start after a quiet spell.
+func (v *Version) dogArm() {
+	if v.armed.Add(1) == 1 && v.asleep.Load() && v.asleep.CompareAndSwap(true, false) {
+		// Only the winner of the flip sends, and the watchdog takes the
+		// token before it can announce another sleep: this never blocks.
+		v.wakeDog <- struct{}{}
+	}
+}
+
+func (v *Version) dogDisarm() { v.armed.Add(-1) }
+
+// flatten turns a nested config map into dotted keys with string values,
+// for config_get: the form a C or WAT plugin can use without a CBOR parser.
+func flatten(m map[string]any) map[string]string {
+	out := map[string]string{}
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		switch t := v.(type) {
+		case map[string]any:
+			for k, x := range t {
+				p := k
+				if prefix != "" {
+					p = prefix + "." + k
+				}
+				walk(p, x)
+			}
+		case map[any]any:
+			for k, x := range t {
+				p := fmt.Sprint(k)
+				if prefix != "" {
+					p = prefix + "." + p
+				}
+				walk(p, x)
+			}
+		case []any:
+			s := make([]string, len(t))
+			for i, x := range t {
+				s[i] = fmt.Sprint(x)
+			}
+			out[prefix] = strings.Join(s, ",")
+		case nil:
+			out[prefix] = ""
+		default:
+			out[prefix] = fmt.Sprint(t)
+		}
+	}
+	walk("", m)
+	delete(out, "")
+	return out
+}
