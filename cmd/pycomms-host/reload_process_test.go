@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/pycomms/pycomms-host/host/control"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
 func copyFixture(t *testing.T, name, to string) {
@@ -36,44 +37,6 @@ func copyFixture(t *testing.T, name, to string) {
 	if err := os.Rename(tmp, to); err != nil { // a rename, as a user should install a plugin
 		t.Fatal(err)
 	}
-}
-
-// procReloadPlugins is the plugins: list of config i: echo's
-// config.prefix alternates, instances and limits change, an unrelated
-// plugin comes and goes, and the service "mv" moves between wa and wb.
-func procReloadPlugins(dir string, i int) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "  - {name: echo, path: builtin:echo, services: [echo], instances: %d, limits: {timeout: %ds}, config: {prefix: %q}}\n",
-		1+i%3, 5+i%2, procReloadPrefix(i))
-	aSvcs, bSvcs := "a, mv", "b"
-	if i%4 >= 2 {
-		aSvcs, bSvcs = "a", "mv, b"
-	}
-	fmt.Fprintf(&b, "  - {name: wa, path: %q, services: [%s], instances: %d}\n", filepath.Join(dir, "a.wasm"), aSvcs, 1+i%2)
-	fmt.Fprintf(&b, "  - {name: wb, path: %q, services: [%s], limits: {memory: %dMiB}}\n", filepath.Join(dir, "b.wasm"), bSvcs, 1+i%2)
-	if i%3 == 1 {
-		fmt.Fprintf(&b, "  - {name: extra, path: %q, services: [extra]}\n", filepath.Join(dir, "e.wasm"))
-	}
-	return b.String()
-}
-
-func procReloadPrefix(i int) string { return strings.Repeat(">", 1+i%2) + " " }
-
-func procReloadReply(i int, subject string) string {
-	switch subject {
-	case "echo.prefix":
-		return procReloadPrefix(i) + "x"
-	case "a.x":
-		return "A:x"
-	case "b.x":
-		return "B:x"
-	case "mv.x":
-		if i%4 >= 2 {
-			return "B:x"
-		}
-		return "A:x"
-	}
-	return "?"
 }
 
 // waitGeneration polls health until the node has applied config
@@ -104,7 +67,7 @@ func TestProcessReloadLosesNoCall(t *testing.T) {
 	copyFixture(t, "echo_a.wasm", filepath.Join(dir, "a.wasm"))
 	copyFixture(t, "echo_b.wasm", filepath.Join(dir, "b.wasm"))
 	copyFixture(t, "echo.wasm", filepath.Join(dir, "e.wasm"))
-	pc := procConfig{name: "reload", dir: dir, plugins: procReloadPlugins(dir, 0)}
+	pc := procConfig{name: "reload", dir: dir, plugins: hosttest.ReloadPlugins(dir, 0)}
 	cfg := pc.write(t)
 	h := startHost(t, "reload", cfg)
 	c := control.NewClient(h.control)
@@ -134,7 +97,7 @@ func TestProcessReloadLosesNoCall(t *testing.T) {
 				calls.Add(1)
 				ok := false
 				for i := lo; i <= hi && err == nil; i++ {
-					ok = ok || string(r) == procReloadReply(int(i), s)
+					ok = ok || string(r) == hosttest.ReloadReply(int(i), s)
 				}
 				if !ok {
 					failed.Add(1)
@@ -152,7 +115,7 @@ func TestProcessReloadLosesNoCall(t *testing.T) {
 		wg.Wait()
 	}
 	for i := 1; i <= 40; i++ {
-		pc.plugins = procReloadPlugins(dir, i)
+		pc.plugins = hosttest.ReloadPlugins(dir, i)
 		pc.write(t)
 		applying.Store(int64(i))
 		if i%2 == 1 {

@@ -16,50 +16,8 @@ import (
 	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
-
-// reloadConfig is config number i of TestReloadLosesNoCall: from one to the
-// next, echo's config.prefix alternates, instances and limits change, an
-// unrelated plugin comes and goes and the service "mv" moves between wa
-// and wb.
-func reloadConfig(dir string, i int) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "plugins:\n")
-	fmt.Fprintf(&b, "  - {name: echo, path: builtin:echo, services: [echo], instances: %d, limits: {timeout: %ds}, config: {prefix: %q}}\n",
-		1+i%3, 5+i%2, reloadPrefix(i))
-	aSvcs, bSvcs := "a, mv", "b"
-	if i%4 >= 2 {
-		aSvcs, bSvcs = "a", "mv, b"
-	}
-	fmt.Fprintf(&b, "  - {name: wa, path: %q, services: [%s], instances: %d}\n", filepath.Join(dir, "a.wasm"), aSvcs, 1+i%2)
-	fmt.Fprintf(&b, "  - {name: wb, path: %q, services: [%s], limits: {memory: %dMiB}}\n", filepath.Join(dir, "b.wasm"), bSvcs, 1+i%2)
-	if i%3 == 1 {
-		fmt.Fprintf(&b, "  - {name: extra, path: %q, services: [extra]}\n", filepath.Join(dir, "e.wasm"))
-	}
-	return b.String()
-}
-
-func reloadPrefix(i int) string { return strings.Repeat(">", 1+i%2) + " " }
-
-// reloadReply is what config i answers to subject with payload "x".
-func reloadReply(i int, subject string) string {
-	switch subject {
-	case "echo.prefix":
-		return reloadPrefix(i) + "x"
-	case "echo.upper":
-		return "X"
-	case "a.x":
-		return "A:x"
-	case "b.x":
-		return "B:x"
-	case "mv.x":
-		if i%4 >= 2 {
-			return "B:x"
-		}
-		return "A:x"
-	}
-	return "?"
-}
 
 // TestReloadLosesNoCall: 8 callers call services present in every config
 // while 40 config reloads (half through Node.Reload, half through the
@@ -71,7 +29,7 @@ func TestReloadLosesNoCall(t *testing.T) {
 	copyFile(t, repo("testdata", "wat", "echo_a.wasm"), filepath.Join(dir, "a.wasm"))
 	copyFile(t, repo("testdata", "wat", "echo_b.wasm"), filepath.Join(dir, "b.wasm"))
 	copyFile(t, repo("testdata", "wat", "echo.wasm"), filepath.Join(dir, "e.wasm"))
-	n, c, _ := startNode(t, dir, reloadConfig(dir, 0))
+	n, c, _ := startNode(t, dir, "plugins:\n"+hosttest.ReloadPlugins(dir, 0))
 	path := filepath.Join(dir, "pycomms.yaml")
 	head, _, _ := strings.Cut(mustRead(t, path), "plugins:")
 
@@ -104,7 +62,7 @@ func TestReloadLosesNoCall(t *testing.T) {
 				calls.Add(1)
 				ok := false
 				for i := lo; i <= hi && err == nil; i++ {
-					ok = ok || string(r) == reloadReply(int(i), s)
+					ok = ok || string(r) == hosttest.ReloadReply(int(i), s)
 				}
 				if !ok {
 					failed.Add(1)
@@ -119,7 +77,7 @@ func TestReloadLosesNoCall(t *testing.T) {
 	}
 	ctx := context.Background()
 	for i := 1; i <= 40; i++ {
-		if err := os.WriteFile(path, []byte(head+reloadConfig(dir, i)), 0o644); err != nil {
+		if err := os.WriteFile(path, []byte(head+"plugins:\n"+hosttest.ReloadPlugins(dir, i)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		applying.Store(int64(i))
