@@ -74,7 +74,7 @@ func TestBadFramesCloseOnlyThatLink(t *testing.T) {
 				before := a.mesh.BadFrames()
 				x := newHost(t, "x")
 				l := dialRaw(t, x, a, tr)
-				if _, err := l.w.Write(tt.frame); err != nil {
+				if _, err := l.out.w.Write(tt.frame); err != nil {
 					t.Fatal(err)
 				}
 				eventually(t, 5*time.Second, "a counts the bad frame", func() bool { return a.mesh.BadFrames() == before+1 })
@@ -348,7 +348,7 @@ func TestStuckPeerBoundsMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.enqueueControl(wire.FrameInterest, &wire.Interest{Seq: 1, Topics: []string{"flood.>"}, Services: []string{"stuck"}})
-	go l.writeLoop()
+	go l.out.writeLoop()
 	eventually(t, 5*time.Second, "a learns x's topics", func() bool { return len(a.mesh.table.Load().listeners) == 1 })
 	// A call to the stuck peer fails at its deadline.
 	start := time.Now()
@@ -371,9 +371,7 @@ func TestStuckPeerBoundsMemory(t *testing.T) {
 	maxQueued := 0
 	for range 2000 {
 		a.router.Publish(context.Background(), &message.Message{Kind: abi.KindEvent, Subject: "flood.x", Payload: payload})
-		sl.wmu.Lock()
-		maxQueued = max(maxQueued, len(sl.wbuf))
-		sl.wmu.Unlock()
+		maxQueued = max(maxQueued, sl.out.queued())
 	}
 	if el := time.Since(start); el > 10*time.Second {
 		t.Errorf("publishing to a stuck peer took %v", el)

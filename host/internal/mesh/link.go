@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -37,35 +36,16 @@ type link struct {
 	ctx    context.Context // ends when the link closes
 	cancel context.CancelFunc
 
-	w      io.Writer    // main stream, used by the writer goroutine only
 	reader *wire.Reader // main stream; it may hold frames read ahead during the handshake
+	out    outbox       // the main stream's send side
+	reqs   requests     // this host's requests waiting for replies on it
 
-	wmu     sync.Mutex
-	wbuf    []byte        // frames waiting for the writer
-	spare   []byte        // a drained batch buffer, owned by whoever is writing
-	wake    chan struct{} // cap 1: the writer goroutine takes over writing
-	writing bool          // someone owns the main stream's writes (and spare)
-	// writes counts Writes begun and writeBusy says one is running; the
-	// ping loop compares them between ticks to find a Write stuck for
-	// longer than the dead time (the peer stopped reading). Counters, not
-	// clock readings, because they sit on the path of every message.
-	writes    atomic.Uint64
-	writeBusy atomic.Bool
-	room      chan struct{} // closed when wbuf drains; made by a waiting sender
-	closed    bool
-	leaving   atomic.Bool // GoAway sent or received: no new requests
-
-	pmu     sync.Mutex
-	pending map[uint64]chan *wire.Envelope
-	nextID  uint64
-	downErr error // set when the link closed; fails new requests
-
-	done chan struct{} // closed when the link is down
+	leaving atomic.Bool   // GoAway sent or received: no new requests
+	done    chan struct{} // closed when the link is down
 
 	inflight                          atomic.Int64
 	soloOut                           atomic.Uint64 // frames sent on their own QUIC stream
-	bytesOut, controlOut              atomic.Uint64 // bytes written; of them, control frames
-	msgsIn, msgsOut, dropped, refused atomic.Uint64
+	msgsIn, dropped, refused          atomic.Uint64
 	rtt                               atomic.Int64  // ns, the last pong's
 	srtt                              atomic.Int64  // ns, smoothed over pongs
 	framesIn                          atomic.Uint64 // for the liveness check
@@ -100,189 +80,18 @@ type link struct {
 
 func newLink(m *Mesh, c conn, dialed bool) *link {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &link{
+	l := &link{
 		m: m, c: c, dialed: dialed, addr: c.remoteAddr(),
 		ctx: ctx, cancel: cancel,
-		wake: make(chan struct{}, 1), pending: map[uint64]chan *wire.Envelope{},
+		reqs: requests{pending: map[uint64]chan *wire.Envelope{}},
 		done: make(chan struct{}),
 	}
+	l.out.l, l.out.limit, l.out.wake = l, m.sendBuffer, make(chan struct{}, 1)
+	return l
 }
 
-// errFull means the link's send buffer is full and the caller chose not to
-// wait.
-var errFull = errors.New("send buffer full")
-
-// enqueue appends e as a frame to the send batch. While more than the send
-// buffer is queued, a sender that may wait blocks until the writer drains
-// the batch, the deadline passes or the link closes; one that may not
-// returns errFull at once. This is what keeps a slow or stuck peer from
-// growing this host's memory.
-func (l *link) enqueue(e *wire.Envelope, wait bool, deadline time.Time) error {
-	l.wmu.Lock()
-	for len(l.wbuf) >= l.m.sendBuffer && !l.closed {
-		if !wait {
-			l.wmu.Unlock()
-			return errFull
-		}
-		if l.room == nil {
-			l.room = make(chan struct{})
-		}
-		room := l.room
-		l.wmu.Unlock()
-		if err := l.waitRoom(room, deadline); err != nil {
-			return err
-		}
-		l.wmu.Lock()
-	}
-	if l.closed {
-		l.wmu.Unlock()
-		return l.downError()
-	}
-	l.wbuf = wire.AppendEnvelope(l.wbuf, e)
-	l.msgsOut.Add(1)
-	l.wakeWriter()
-	l.wmu.Unlock()
-	return nil
-}
-
-// wakeWriter hands the queued frames to the writer goroutine unless it is
-// writing already (then it takes them with its next batch); l.wmu is held.
-// Senders never write themselves: a peer that stops reading blocks the
-// Write, and that must stall neither a publisher nor a caller past its
-// deadline.
-func (l *link) wakeWriter() {
-	if l.writing {
-		return
-	}
-	l.writing = true
-	select {
-	case l.wake <- struct{}{}:
-	default:
-	}
-}
-
-// takeBatch swaps the pending frames out for the spare buffer and releases
-// senders waiting for room; l.wmu is held by the writer.
-func (l *link) takeBatch() []byte {
-	buf := l.wbuf
-	l.wbuf = l.spare[:0]
-	l.spare = nil
-	if l.room != nil {
-		close(l.room)
-		l.room = nil
-	}
-	return buf
-}
-
-// writeOut writes buf and then whatever queued meanwhile, until nothing
-// is left.
-func (l *link) writeOut(buf []byte) {
-	for {
-		if err := l.writeAll(buf); err != nil {
-			l.wmu.Lock()
-			l.writing = false
-			l.wmu.Unlock()
-			l.close(fmt.Errorf("write: %w", err))
-			return
-		}
-		// One burst of big frames must not pin its buffer for the life of
-		// the link.
-		if cap(buf) > 4<<20 {
-			buf = nil
-		}
-		// Let the goroutines that are about to send (other callers, other
-		// replies) append first: on two cores they would otherwise each
-		// cost a write system call, most of the CPU per message. With
-		// nobody else runnable this returns at once.
-		runtime.Gosched()
-		l.wmu.Lock()
-		l.spare = buf[:0]
-		if len(l.wbuf) == 0 || l.closed {
-			l.writing = false
-			l.wmu.Unlock()
-			return
-		}
-		buf = l.takeBatch()
-		l.wmu.Unlock()
-	}
-}
-
-// writeChunk is the most one Write carries. The liveness checks count
-// Writes to tell a link whose writes move slowly (a big batch on a slow
-// path) from one whose peer takes no more bytes, so a Write must not last
-// for a whole batch of several megabytes.
-const writeChunk = 64 << 10
-
-// writeAll writes buf in chunks of at most writeChunk.
-func (l *link) writeAll(buf []byte) error {
-	for len(buf) > 0 {
-		n := min(len(buf), writeChunk)
-		l.writes.Add(1)
-		l.writeBusy.Store(true)
-		_, err := l.w.Write(buf[:n])
-		l.writeBusy.Store(false)
-		l.bytesOut.Add(uint64(n))
-		if err != nil {
-			return err
-		}
-		buf = buf[n:]
-	}
-	return nil
-}
-
-func (l *link) waitRoom(room chan struct{}, deadline time.Time) error {
-	timeout, stop := after(deadline)
-	defer stop()
-	select {
-	case <-room:
-		return nil
-	case <-l.done:
-		return l.downError()
-	case <-timeout:
-		return message.Errorf(abi.StatusBusy, "link to node %s is congested: %d bytes queued (limits.send_buffer) until the deadline", l.name, l.m.sendBuffer)
-	}
-}
-
-// enqueueControl appends a control frame. Control frames are small and
-// rare, so they bypass the send buffer bound: a ping or an interest update
-// must not be lost to a burst of messages.
-func (l *link) enqueueControl(t wire.FrameType, v any) error {
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
-	if l.closed {
-		return l.downError()
-	}
-	b, err := wire.AppendControl(l.wbuf, t, v)
-	if err != nil {
-		return fmt.Errorf("encode %v frame: %w", t, err)
-	}
-	l.controlOut.Add(uint64(len(b) - len(l.wbuf)))
-	l.wbuf = b
-	l.wakeWriter()
-	return nil
-}
-
-// writeLoop is the only writer of the main stream; wakeWriter hands it
-// work (l.writing is true until it is done).
-func (l *link) writeLoop() {
-	for {
-		select {
-		case <-l.wake:
-		case <-l.done:
-			return
-		}
-		runtime.Gosched()
-		l.wmu.Lock()
-		if len(l.wbuf) == 0 {
-			l.writing = false
-			l.wmu.Unlock()
-			continue
-		}
-		buf := l.takeBatch()
-		l.wmu.Unlock()
-		l.writeOut(buf)
-	}
-}
+// enqueueControl queues a control frame (see outbox.enqueueControl).
+func (l *link) enqueueControl(t wire.FrameType, v any) error { return l.out.enqueueControl(t, v) }
 
 // send queues a message envelope; a big non-event frame on QUIC goes on its
 // own stream instead, written by the caller's goroutine.
@@ -299,12 +108,12 @@ func (l *link) send(e *wire.Envelope, wait bool, deadline time.Time) error {
 			if err != nil {
 				return message.Errorf(abi.StatusUnreachable, "node %s: %v", l.name, err)
 			}
-			l.msgsOut.Add(1)
+			l.out.msgs.Add(1)
 			l.soloOut.Add(1)
 			return nil
 		}
 	}
-	return l.enqueue(e, wait, deadline)
+	return l.out.enqueue(e, wait, deadline)
 }
 
 // readLoop reads the main stream until it fails.
@@ -389,10 +198,7 @@ func (l *link) flushAndClose(cause error) {
 		for i := 0; i < 20; i++ {
 			// Written, not merely taken by the writer: closing while its
 			// Write runs would cut the final frame off.
-			l.wmu.Lock()
-			empty := len(l.wbuf) == 0 && !l.writing
-			l.wmu.Unlock()
-			if empty {
+			if l.out.drained() {
 				break
 			}
 			select {
@@ -488,121 +294,9 @@ func (l *link) handle(t wire.FrameType, body []byte) error {
 	return nil
 }
 
-// request sends a request envelope and waits for its reply, the deadline,
-// ctx, or the link's end, whichever comes first. Request/reply is
-// at-most-once: a request whose link dies is failed, never resent.
-func (l *link) request(ctx context.Context, e *wire.Envelope, deadline time.Time) (*wire.Envelope, error) {
-	ch := replyChans.Get().(chan *wire.Envelope)
-	l.pmu.Lock()
-	if l.downErr != nil {
-		l.pmu.Unlock()
-		replyChans.Put(ch)
-		return nil, l.downError()
-	}
-	l.nextID++
-	id := l.nextID
-	l.pending[id] = ch
-	l.pmu.Unlock()
-	if !l.watched.Load() {
-		l.watch()
-	}
-	e.ID = id
-	if err := l.send(e, true, deadline); err != nil {
-		l.forget(id, ch)
-		return nil, err
-	}
-	// The deadline is a timer callback that answers the request itself,
-	// not a timer channel in a select: that keeps the wait a plain channel
-	// receive, which measured cheaper than a three-way select on every
-	// call.
-	var t *time.Timer
-	if !deadline.IsZero() {
-		t = time.AfterFunc(time.Until(deadline), func() { l.expire(id, ch) })
-	}
-	var r *wire.Envelope
-	if done := ctx.Done(); done == nil {
-		r = <-ch
-	} else {
-		select {
-		case r = <-ch:
-		case <-done:
-			if t != nil {
-				t.Stop()
-			}
-			l.forget(id, ch)
-			l.cancelRemote(id)
-			return nil, message.Errorf(abi.StatusTimeout, "request %q to node %s: %v", e.Subject, l.name, ctx.Err())
-		}
-	}
-	if t != nil {
-		t.Stop()
-	}
-	replyChans.Put(ch)
-	if r == expired {
-		l.cancelRemote(id)
-		return nil, message.Errorf(abi.StatusTimeout, "node %s did not reply to %q within its deadline", l.name, e.Subject)
-	}
-	return r, nil
-}
-
-// expired is what a request's channel receives when its deadline passes.
-var expired = &wire.Envelope{}
-
-// expire answers request id with expired if it is still waiting. Whoever
-// removes a request from pending (a reply, the link closing, this) is the
-// one that sends on its channel, so each channel gets exactly one value.
-func (l *link) expire(id uint64, ch chan *wire.Envelope) {
-	l.pmu.Lock()
-	mine := l.pending[id] == ch
-	if mine {
-		delete(l.pending, id)
-	}
-	l.pmu.Unlock()
-	if mine {
-		ch <- expired
-	}
-}
-
-// cancelRemote tells the peer that nobody waits for request id any more,
-// so it can stop working on it.
-func (l *link) cancelRemote(id uint64) {
-	l.enqueue(&wire.Envelope{Version: l.version, Kind: wire.KindCancel, ReplyTo: id}, false, time.Time{})
-}
-
-// forget removes a pending request nobody waits for any more. If the reply
-// is being delivered concurrently, it is drained so the channel can be
-// reused.
-func (l *link) forget(id uint64, ch chan *wire.Envelope) {
-	l.pmu.Lock()
-	_, mine := l.pending[id]
-	delete(l.pending, id)
-	l.pmu.Unlock()
-	if !mine {
-		<-ch
-	}
-	replyChans.Put(ch)
-}
-
-// replyChans recycles the one-slot channels requests wait on.
-var replyChans = sync.Pool{New: func() any { return make(chan *wire.Envelope, 1) }}
-
-// deliverReply hands a reply to the request waiting for it; a reply nobody
-// waits for (the requester gave up) is dropped.
-func (l *link) deliverReply(e *wire.Envelope) {
-	l.pmu.Lock()
-	ch := l.pending[e.ReplyTo]
-	delete(l.pending, e.ReplyTo)
-	l.pmu.Unlock()
-	if ch != nil {
-		ch <- e
-	}
-}
-
 // downError is the error for using a link that has closed.
 func (l *link) downError() error {
-	l.pmu.Lock()
-	err := l.downErr
-	l.pmu.Unlock()
+	err := l.reqs.err()
 	if err == nil {
 		err = errors.New("link closed")
 	}
@@ -619,14 +313,8 @@ func (l *link) close(cause error) {
 		if cause == nil {
 			cause = errors.New("closed")
 		}
-		l.pmu.Lock()
-		l.downErr = cause
-		pending := l.pending
-		l.pending = map[uint64]chan *wire.Envelope{}
-		l.pmu.Unlock()
-		l.wmu.Lock()
-		l.closed = true
-		l.wmu.Unlock()
+		pending := l.reqs.fail(cause)
+		l.out.shut()
 		close(l.done)
 		l.cancel()
 		l.c.close(cause.Error())
@@ -640,18 +328,5 @@ func (l *link) close(cause error) {
 
 // outstanding is how many requests are in flight in either direction.
 func (l *link) outstanding() int {
-	l.pmu.Lock()
-	n := len(l.pending)
-	l.pmu.Unlock()
-	return n + int(l.inflight.Load())
-}
-
-// after returns a channel that fires at deadline (nil, never firing, for a
-// zero deadline) and the function that releases its timer.
-func after(deadline time.Time) (<-chan time.Time, func()) {
-	if deadline.IsZero() {
-		return nil, func() {}
-	}
-	t := time.NewTimer(time.Until(deadline))
-	return t.C, func() { t.Stop() }
+	return l.reqs.waiting() + int(l.inflight.Load())
 }

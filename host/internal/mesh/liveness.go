@@ -57,11 +57,7 @@ func (l *link) avoid() bool {
 func (l *link) heard() uint64 { return l.framesIn.Load() + l.c.received() }
 
 // waiting is how many of this host's requests wait for a reply on l.
-func (l *link) waiting() int {
-	l.pmu.Lock()
-	defer l.pmu.Unlock()
-	return len(l.pending)
-}
+func (l *link) waiting() int { return l.reqs.waiting() }
 
 // watch starts the probe timer of a link that has a request waiting.
 func (l *link) watch() {
@@ -121,7 +117,7 @@ func (l *link) check() {
 			l.unwatch()
 			return
 		}
-		l.probeAt, l.probeWrites = now, l.writes.Load()
+		l.probeAt, l.probeWrites = now, l.out.writes.Load()
 		l.enqueueControl(wire.FramePing, &wire.Ping{Nonce: uint64(now.UnixNano())})
 		l.armWatch(t)
 		return
@@ -144,7 +140,7 @@ func (l *link) check() {
 	// is busy but moving (a big upload to a live peer on a slow path):
 	// while writes go on (one per writeChunk), the silence proves nothing.
 	// A peer that takes no more bytes stops the writes too.
-	if w := l.writes.Load(); w != l.probeWrites && l.sendingOwn() {
+	if w := l.out.writes.Load(); w != l.probeWrites && l.out.pendingOwn() {
 		l.probeWrites = w
 		l.armWatch(probeDeadFactor * t)
 		return
@@ -152,17 +148,6 @@ func (l *link) check() {
 	cause := fmt.Errorf("no answer to a probe for %v (probe timeout %v)", silent.Round(time.Millisecond), t.Round(time.Millisecond))
 	l.m.log.Warn("peer does not answer probes, closing its link", "node", l.name, "id", l.peer.Short(), "transport", l.c.transport(), "err", cause)
 	go l.close(cause)
-}
-
-// sendingOwn reports whether this host still has frames of its own on l
-// to write.
-func (l *link) sendingOwn() bool {
-	if l.writeBusy.Load() {
-		return true
-	}
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
-	return len(l.wbuf) > 0
 }
 
 // answered clears the suspicion of l after a frame arrived from the peer.

@@ -291,7 +291,7 @@ func TestBadMemberRecords(t *testing.T) {
 			before := a.mesh.BadFrames()
 			x := newHost(t, "x")
 			l := dialRaw(t, x, a, TCP)
-			if _, err := l.w.Write(mustControl(t, wire.FrameMembers, &wire.Members{Entries: []wire.MemberEntry{tt.entry(x)}})); err != nil {
+			if _, err := l.out.w.Write(mustControl(t, wire.FrameMembers, &wire.Members{Entries: []wire.MemberEntry{tt.entry(x)}})); err != nil {
 				t.Fatal(err)
 			}
 			eventually(t, 5*time.Second, "a counts the bad frame", func() bool { return a.mesh.BadFrames() == before+1 })
@@ -330,7 +330,7 @@ func TestOwnRecordFromEarlierRun(t *testing.T) {
 	l := dialRaw(t, x, a, TCP)
 	old := &wire.MemberRecord{ID: string(a.id.ID), Name: "a", Key: a.id.Key.Public().(ed25519.PublicKey),
 		Version: uint64(time.Now().Add(time.Hour).UnixNano()), Left: true}
-	if _, err := l.w.Write(mustControl(t, wire.FrameMembers, &wire.Members{Entries: []wire.MemberEntry{signedEntry(t, a.id.Key, old)}})); err != nil {
+	if _, err := l.out.w.Write(mustControl(t, wire.FrameMembers, &wire.Members{Entries: []wire.MemberEntry{signedEntry(t, a.id.Key, old)}})); err != nil {
 		t.Fatal(err)
 	}
 	// a answers on the same link with its own record, outdoing the old one.
@@ -409,7 +409,7 @@ func TestFarMemberWithoutAddress(t *testing.T) {
 		return signedEntry(t, h.id.Key, r)
 	}
 	f := &wire.Members{Entries: []wire.MemberEntry{rec(x, a, y), rec(y, x, ghost), rec(ghost, y)}}
-	if _, err := l.w.Write(mustControl(t, wire.FrameMembers, f)); err != nil {
+	if _, err := l.out.w.Write(mustControl(t, wire.FrameMembers, f)); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "a holds ghost as a live member three links away", func() bool {

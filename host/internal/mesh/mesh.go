@@ -394,7 +394,7 @@ func (m *Mesh) BadFrames() uint64 { return m.badFrames.Load() }
 func (m *Mesh) ControlBytesOut() uint64 {
 	var n uint64
 	for _, l := range m.allLinks() {
-		n += l.controlOut.Load()
+		n += l.out.control.Load()
 	}
 	return n
 }
@@ -504,7 +504,7 @@ func (m *Mesh) handshake(ctx context.Context, c conn, dialed bool) (*link, error
 	l := newLink(m, c, dialed)
 	l.peer, l.name, l.version, l.listen = peer, h.Name, version, h.Listen
 	l.maxOut = int(min(h.MaxFrame, uint64(m.maxFrame)))
-	l.w = w
+	l.out.w = w
 	l.since = time.Now()
 	l.seenAt = l.since
 	l.lastSeen.Store(l.since.UnixNano())
@@ -559,7 +559,7 @@ func (m *Mesh) up(l *link) {
 	m.wg.Add(loops)
 	m.mu.Unlock()
 
-	go func() { defer m.wg.Done(); l.writeLoop() }()
+	go func() { defer m.wg.Done(); l.out.writeLoop() }()
 	go func() { defer m.wg.Done(); l.readLoop(l.reader); l.reader = nil }()
 	if loops == 3 {
 		go func() { defer m.wg.Done(); l.soloLoop() }()
@@ -669,9 +669,9 @@ func (m *Mesh) pingLoop() {
 					l.close(fmt.Errorf("no frame for %v (dead after %v)", silent.Round(time.Millisecond), m.dead))
 					continue
 				}
-				if !l.writeBusy.Load() {
+				if !l.out.busy.Load() {
 					l.writeSeenAt = time.Time{}
-				} else if w := l.writes.Load(); w != l.seenWrite || l.writeSeenAt.IsZero() {
+				} else if w := l.out.writes.Load(); w != l.seenWrite || l.writeSeenAt.IsZero() {
 					l.seenWrite, l.writeSeenAt = w, now
 				} else if now.Sub(l.writeSeenAt) > m.dead {
 					m.log.Warn("peer stopped reading, closing its link", "node", l.name, "id", l.peer.Short())
@@ -722,9 +722,7 @@ func (d *dialer) set(f func(d *dialer)) {
 // down records that d's link ended: the peer is being redialled, and the
 // reason is shown until a dial succeeds or fails.
 func (d *dialer) down(l *link) {
-	l.pmu.Lock()
-	cause := l.downErr
-	l.pmu.Unlock()
+	cause := l.reqs.err()
 	d.set(func(d *dialer) { d.state, d.lastErr = control.PeerConnecting, fmt.Sprintf("link ended: %v", cause) })
 }
 
@@ -918,7 +916,7 @@ func (m *Mesh) Peers() []PeerInfo {
 			continue
 		}
 		p := PeerInfo{ID: string(l.peer), Name: l.name, Addr: l.addr, Transport: l.c.transport(), State: control.PeerUp,
-			Dialed: l.dialed, Found: l.found, RTT: time.Duration(l.rtt.Load()), MsgsIn: l.msgsIn.Load(), MsgsOut: l.msgsOut.Load(),
+			Dialed: l.dialed, Found: l.found, RTT: time.Duration(l.rtt.Load()), MsgsIn: l.msgsIn.Load(), MsgsOut: l.out.msgs.Load(),
 			Dropped: l.dropped.Load(), Since: l.since, Silent: time.Since(time.Unix(0, l.lastSeen.Load())).Truncate(time.Millisecond)}
 		if l.leaving.Load() {
 			p.State = control.PeerLeaving

@@ -57,7 +57,7 @@ func (m *Mesh) Publish(msg *message.Message) int {
 			continue
 		}
 		e := m.envelope(l, nd, wire.KindEvent, msg)
-		if err := l.enqueue(e, false, time.Time{}); err != nil {
+		if err := l.out.enqueue(e, false, time.Time{}); err != nil {
 			l.dropped.Add(1)
 			m.log.Debug("event dropped", "topic", msg.Subject, "node", nd.name, "err", err)
 			continue
@@ -422,7 +422,7 @@ func (m *Mesh) relay(in *link, e *wire.Envelope) error {
 			out.dropped.Add(1)
 		}
 	case wire.KindEvent:
-		if err := out.enqueue(e, false, time.Time{}); err != nil {
+		if err := out.out.enqueue(e, false, time.Time{}); err != nil {
 			out.dropped.Add(1)
 		}
 	}
