@@ -43,12 +43,12 @@ type link struct {
 	leaving atomic.Bool   // GoAway sent or received: no new requests
 	done    chan struct{} // closed when the link is down
 
-	inflight                          atomic.Int64
-	soloOut                           atomic.Uint64 // frames sent on their own QUIC stream
-	msgsIn, dropped, refused          atomic.Uint64
-	rtt                               atomic.Int64  // ns, the last pong's
-	srtt                              atomic.Int64  // ns, smoothed over pongs
-	framesIn                          atomic.Uint64 // for the liveness check
+	inflight                 atomic.Int64
+	soloOut                  atomic.Uint64 // frames sent on their own QUIC stream
+	msgsIn, dropped, refused atomic.Uint64
+	rtt                      atomic.Int64  // ns, the last pong's
+	srtt                     atomic.Int64  // ns, smoothed over pongs
+	framesIn                 atomic.Uint64 // for the liveness check
 	// Kept by the ping loop only: when heard() last moved and when the
 	// current Write was first seen running.
 	seenHeard, seenWrite uint64
