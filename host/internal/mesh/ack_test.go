@@ -85,9 +85,9 @@ func dialVersion(t *testing.T, h *host, tr string, minV, maxV uint16) *rawPeer {
 	var c conn
 	var err error
 	if tr == TCP {
-		c, err = dialTCP(ctx, h.peer(tr).Addr, x.mesh.clientTLS)
+		c, err = dialTCP(ctx, h.peer(tr).Addr, x.mesh.self.clientTLS)
 	} else {
-		c, err = dialQUIC(ctx, h.peer(tr).Addr, x.mesh.clientTLS, 5*time.Second)
+		c, err = dialQUIC(ctx, h.peer(tr).Addr, x.mesh.self.clientTLS, 5*time.Second)
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -34,9 +34,9 @@ func dialRaw(t *testing.T, x, h *host, transport string) *link {
 	var c conn
 	var err error
 	if transport == TCP {
-		c, err = dialTCP(ctx, p.Addr, x.mesh.clientTLS)
+		c, err = dialTCP(ctx, p.Addr, x.mesh.self.clientTLS)
 	} else {
-		c, err = dialQUIC(ctx, p.Addr, x.mesh.clientTLS, time.Second)
+		c, err = dialQUIC(ctx, p.Addr, x.mesh.self.clientTLS, time.Second)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -123,9 +123,9 @@ func TestVersionMismatchNamesBothVersions(t *testing.T) {
 			var c conn
 			var err error
 			if tr == TCP {
-				c, err = dialTCP(ctx, a.peer(tr).Addr, x.mesh.clientTLS)
+				c, err = dialTCP(ctx, a.peer(tr).Addr, x.mesh.self.clientTLS)
 			} else {
-				c, err = dialQUIC(ctx, a.peer(tr).Addr, x.mesh.clientTLS, time.Second)
+				c, err = dialQUIC(ctx, a.peer(tr).Addr, x.mesh.self.clientTLS, time.Second)
 			}
 			if err != nil {
 				t.Fatal(err)

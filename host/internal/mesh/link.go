@@ -78,15 +78,20 @@ type link struct {
 	probeWrites uint64
 }
 
-func newLink(m *Mesh, c conn, dialed bool) *link {
+// newLink makes the link of a connection whose handshake g describes.
+func newLink(m *Mesh, c conn, dialed bool, g *greeted) *link {
 	ctx, cancel := context.WithCancel(context.Background())
+	now := time.Now()
 	l := &link{
 		m: m, c: c, dialed: dialed, addr: c.remoteAddr(),
+		peer: g.peer, name: g.name, version: g.version, listen: g.listen, maxOut: g.maxOut,
+		reader: g.r, since: now, seenAt: now,
 		ctx: ctx, cancel: cancel,
 		reqs: requests{pending: map[uint64]chan *wire.Envelope{}},
 		done: make(chan struct{}),
 	}
-	l.out.l, l.out.limit, l.out.wake = l, m.sendBuffer, make(chan struct{}, 1)
+	l.out.l, l.out.w, l.out.limit, l.out.wake = l, g.w, m.sendBuffer, make(chan struct{}, 1)
+	l.lastSeen.Store(now.UnixNano())
 	return l
 }
 
@@ -147,7 +152,7 @@ func (l *link) soloLoop() {
 		l.m.wg.Add(1)
 		go func() {
 			defer l.m.wg.Done()
-			fr := wire.NewReader(r, wire.FrameLimit(l.m.maxFrame))
+			fr := wire.NewReader(r, wire.FrameLimit(l.m.self.maxFrame))
 			t, body, err := fr.Next()
 			if err == nil && t != wire.FrameMsg {
 				err = &wire.ProtocolError{Code: wire.ErrProtocol, Msg: fmt.Sprintf("a %v frame on a single-frame stream", t)}

@@ -98,7 +98,7 @@ func (m *Mesh) signRecord(r *wire.MemberRecord) (wire.MemberEntry, error) {
 		return wire.MemberEntry{}, err
 	}
 	msg := append([]byte(wire.MemberSigContext), b...)
-	return wire.MemberEntry{Record: b, Sig: ed25519.Sign(m.idt.Key, msg)}, nil
+	return wire.MemberEntry{Record: b, Sig: ed25519.Sign(m.self.idt.Key, msg)}, nil
 }
 
 // openEntry checks an entry as PROTOCOL.md section 14 says and returns its
@@ -134,8 +134,8 @@ func openEntry(e *wire.MemberEntry) (*wire.MemberRecord, error) {
 // updateSelf.
 func (m *Mesh) selfRecord(links []*link) wire.MemberRecord {
 	services, topics := m.local.Interest()
-	r := wire.MemberRecord{ID: string(m.id), Name: m.name, Key: m.idt.Key.Public().(ed25519.PublicKey),
-		Listen: m.listenURLs(), Services: services, Topics: topics}
+	r := wire.MemberRecord{ID: string(m.id), Name: m.name, Key: m.self.idt.Key.Public().(ed25519.PublicKey),
+		Listen: m.ln.urls(), Services: services, Topics: topics}
 	for _, l := range links {
 		if !l.leaving.Load() {
 			r.Links = append(r.Links, string(l.peer))

@@ -162,11 +162,11 @@ func kill(h *host) {
 	h.mesh.closing = true
 	h.mesh.mu.Unlock()
 	h.mesh.cancel()
-	if h.mesh.tcpL != nil {
-		h.mesh.tcpL.Close()
+	if h.mesh.ln.tcp != nil {
+		h.mesh.ln.tcp.Close()
 	}
-	if h.mesh.quicT != nil {
-		h.mesh.quicT.Conn.Close()
+	if h.mesh.ln.quicT != nil {
+		h.mesh.ln.quicT.Conn.Close()
 	}
 	for _, l := range h.mesh.allLinks() {
 		if tc, ok := l.c.(*tcpConn); ok {
@@ -370,7 +370,7 @@ func TestFarMemberThatCannotBeDialled(t *testing.T) {
 	hosts := startChain(t, 4, TCP, func(o *Options) { o.ListenQUIC = "" })
 	a, d := hosts[0], hosts[3]
 	eventually(t, 10*time.Second, "every host knows every other", func() bool { return allAlive(hosts) })
-	d.mesh.tcpL.Close()
+	d.mesh.ln.tcp.Close()
 	for range 2 {
 		start := time.Now()
 		_, err := call(a, "svc3.x", "x", 10*time.Second)

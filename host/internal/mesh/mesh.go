@@ -30,20 +30,16 @@ package mesh
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/quic-go/quic-go"
 
 	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/internal/identity"
@@ -106,24 +102,18 @@ type Options struct {
 // Mesh is this host's links to other hosts and the routing table built
 // from what they serve. It implements router.Remote.
 type Mesh struct {
-	id         identity.ID
+	id         identity.ID // self.id and self.name, for short
 	name       string
-	idt        *identity.Identity
-	policy     *identity.Policy
+	self       self
 	local      Local
 	log        *slog.Logger
-	maxFrame   int
 	sendBuffer int
 	inflight   int
 	ping, dead time.Duration
 	bmin, bmax time.Duration
 
-	serverTLS, clientTLS *tls.Config
-	tcpL                 net.Listener
-	qmu                  sync.Mutex // guards quicL and quicT, which acceptQUIC replaces when the socket fails
-	quicL                *quic.Listener
-	quicT                *quic.Transport // the listening UDP socket, also used to dial
-	listenTCP, listenQ   string
+	ln                 listener
+	listenTCP, listenQ string
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -147,16 +137,14 @@ type Mesh struct {
 	advert       coalescer // interest advertisements
 	membersFlush coalescer // members frames
 
-	slots       *slots       // inbound connections in the handshake (accept.go)
-	slotsWarned atomic.Int64 // unix nanoseconds of the last "slots full" warning
-	workers     workers
+	workers workers
 
 	rebuildMu sync.Mutex // serialises rebuildTable
 
-	badFrames, refused, relayed atomic.Uint64
-	needAt                      sync.Map // node id -> time.Time of the last needDirect
-	dialFailed                  sync.Map // node id -> error: the last dial of a discovered host gave up
-	clashes                     sync.Map // name -> struct{}: clashes already logged
+	badFrames, relayed atomic.Uint64
+	needAt             sync.Map // node id -> time.Time of the last needDirect
+	dialFailed         sync.Map // node id -> error: the last dial of a discovered host gave up
+	clashes            sync.Map // name -> struct{}: clashes already logged
 }
 
 // New checks the options and prepares the mesh; nothing listens or dials
@@ -202,17 +190,18 @@ func New(o Options) (*Mesh, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Mesh{
-		id: o.Identity.ID, name: o.Name, idt: o.Identity, policy: o.Policy, local: o.Local,
-		log: o.Logger.With("component", "mesh"), maxFrame: o.MaxFrame, sendBuffer: o.SendBuffer, inflight: o.Inflight,
+		id: o.Identity.ID, name: o.Name, local: o.Local,
+		self: self{id: o.Identity.ID, name: o.Name, idt: o.Identity, policy: o.Policy, maxFrame: o.MaxFrame,
+			clientTLS: o.Policy.ClientTLS(o.Identity)},
+		log: o.Logger.With("component", "mesh"), sendBuffer: o.SendBuffer, inflight: o.Inflight,
 		ping: o.PingInterval, dead: o.DeadAfter, bmin: o.BackoffMin, bmax: o.BackoffMax,
-		clientTLS: o.Policy.ClientTLS(o.Identity),
 		listenTCP: o.ListenTCP, listenQ: o.ListenQUIC,
 		ctx: ctx, cancel: cancel,
 		links: map[identity.ID]*link{}, dialers: map[string]*dialer{}, linkCh: make(chan struct{}),
 		discovering: map[identity.ID]bool{},
-		slots:       newSlots(),
 		tableCh:     make(chan struct{}),
 	}
+	m.ln.m, m.ln.slots = m, newSlots()
 	m.members.byID = map[identity.ID]*member{}
 	m.members.known = map[*link]map[identity.ID]uint64{}
 	m.members.ttl = memberTTL(o.DeadAfter)
@@ -221,12 +210,12 @@ func New(o Options) (*Mesh, error) {
 	// transports: quic-go never hands a connection that failed its TLS
 	// handshake to Accept, so the verification callback is the one place
 	// that sees them all.
-	m.serverTLS = o.Policy.ServerTLS(o.Identity)
-	if verify := m.serverTLS.VerifyConnection; verify != nil {
-		m.serverTLS.VerifyConnection = func(cs tls.ConnectionState) error {
+	m.ln.serverTLS = o.Policy.ServerTLS(o.Identity)
+	if verify := m.ln.serverTLS.VerifyConnection; verify != nil {
+		m.ln.serverTLS.VerifyConnection = func(cs tls.ConnectionState) error {
 			err := verify(cs)
 			if err != nil {
-				m.refused.Add(1)
+				m.ln.refused.Add(1)
 				m.log.Warn("refused a host the trust policy does not admit", "err", err)
 			}
 			return err
@@ -244,26 +233,8 @@ func (m *Mesh) ID() identity.ID { return m.id }
 
 // Start listens on the configured addresses and starts dialling peers.
 func (m *Mesh) Start() error {
-	if m.listenTCP != "" {
-		l, err := net.Listen("tcp", m.listenTCP)
-		if err != nil {
-			return fmt.Errorf("listen.tcp: %w", err)
-		}
-		m.tcpL = l
-		m.wg.Add(1)
-		go m.acceptTCP()
-	}
-	if m.listenQ != "" {
-		l, t, err := m.listenQUIC(m.listenQ)
-		if err != nil {
-			if m.tcpL != nil {
-				m.tcpL.Close()
-			}
-			return fmt.Errorf("listen.quic: %w", err)
-		}
-		m.setQUIC(l, t)
-		m.wg.Add(1)
-		go m.acceptQUIC()
+	if err := m.ln.listen(m.listenTCP, m.listenQ); err != nil {
+		return err
 	}
 	// The first own membership record, now that the listen addresses are
 	// known.
@@ -278,57 +249,6 @@ func (m *Mesh) Start() error {
 	go m.pingLoop()
 	go func() { defer m.wg.Done(); m.workers.reap() }()
 	return nil
-}
-
-// Addrs returns the addresses actually listened on ("" when disabled), as
-// URLs: tcp://HOST:PORT and quic://HOST:PORT.
-func (m *Mesh) Addrs() (tcpURL, quicURL string) {
-	if m.tcpL != nil {
-		tcpURL = TCP + "://" + m.tcpL.Addr().String()
-	}
-	if l, _ := m.quic(); l != nil {
-		quicURL = QUIC + "://" + l.Addr().String()
-	}
-	return tcpURL, quicURL
-}
-
-// ListenAddrs returns the addresses actually listened on, as IP and port
-// (the zero netip.AddrPort when that transport is disabled): what Addrs
-// formats as URLs, for callers that need the parts.
-func (m *Mesh) ListenAddrs() (tcpAddr, quicAddr netip.AddrPort) {
-	if m.tcpL != nil {
-		tcpAddr = addrPort(m.tcpL.Addr())
-	}
-	if l, _ := m.quic(); l != nil {
-		quicAddr = addrPort(l.Addr())
-	}
-	return tcpAddr, quicAddr
-}
-
-// addrPort returns the IP and port of a listener's address; IPv4 comes
-// unmapped, as the address prints.
-func addrPort(a net.Addr) netip.AddrPort {
-	var ap netip.AddrPort
-	switch a := a.(type) {
-	case *net.TCPAddr:
-		ap = a.AddrPort()
-	case *net.UDPAddr:
-		ap = a.AddrPort()
-	default:
-		ap, _ = netip.ParseAddrPort(a.String())
-	}
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-}
-
-func (m *Mesh) listenURLs() []string {
-	var out []string
-	t, q := m.Addrs()
-	for _, u := range []string{t, q} {
-		if u != "" {
-			out = append(out, u)
-		}
-	}
-	return out
 }
 
 // Close leaves the mesh cleanly: every peer is told (GoAway) so it drops
@@ -346,12 +266,7 @@ func (m *Mesh) Close(ctx context.Context) error {
 		links = append(links, l)
 	}
 	m.mu.Unlock()
-	if m.tcpL != nil {
-		m.tcpL.Close()
-	}
-	if l, _ := m.quic(); l != nil {
-		l.Close()
-	}
+	m.ln.stop()
 	m.leaveMembers(links)
 	for _, l := range links {
 		m.retire(l, wire.ErrShutdown, "node is shutting down")
@@ -370,17 +285,31 @@ func (m *Mesh) Close(ctx context.Context) error {
 	// when their request ends (their link's context has ended).
 	close(m.workers.idle)
 	m.workers.wg.Wait()
-	if _, t := m.quic(); t != nil {
-		t.Close()
-		// quic-go leaves a socket it was given open.
-		t.Conn.Close()
-	}
+	m.ln.close()
 	return nil
+}
+
+// Addrs returns the addresses actually listened on ("" when disabled), as
+// URLs: tcp://HOST:PORT and quic://HOST:PORT.
+func (m *Mesh) Addrs() (tcpURL, quicURL string) { return m.ln.addrs() }
+
+// ListenAddrs returns the addresses actually listened on, as IP and port
+// (the zero netip.AddrPort when that transport is disabled): what Addrs
+// formats as URLs, for callers that need the parts.
+func (m *Mesh) ListenAddrs() (tcpAddr, quicAddr netip.AddrPort) { return m.ln.listenAddrs() }
+
+// handshake runs the Hello exchange on c and makes the link of it.
+func (m *Mesh) handshake(ctx context.Context, c conn, dialed bool) (*link, error) {
+	g, err := m.self.handshake(ctx, c, dialed, m.ln.urls())
+	if err != nil {
+		return nil, err
+	}
+	return newLink(m, c, dialed, g), nil
 }
 
 // RefusedCount is how many inbound connections failed authentication or
 // the handshake.
-func (m *Mesh) RefusedCount() uint64 { return m.refused.Load() }
+func (m *Mesh) RefusedCount() uint64 { return m.ln.refused.Load() }
 
 // BadFrames is how many links were closed for a malformed or oversized
 // frame.
@@ -397,136 +326,6 @@ func (m *Mesh) ControlBytesOut() uint64 {
 		n += l.out.control.Load()
 	}
 	return n
-}
-
-// handshake exchanges Hello frames on an authenticated connection. The
-// dialer speaks first; the acceptor checks the dialer's Hello (identity,
-// version, proof) before it says anything, so a host that fails the check
-// learns nothing but the refusal. Interest flows only after both Hellos.
-func (m *Mesh) handshake(ctx context.Context, c conn, dialed bool) (*link, error) {
-	peer, err := peerOf(c)
-	if err != nil {
-		return nil, err
-	}
-	if d, ok := ctx.Deadline(); ok {
-		if tc, ok := c.(*tcpConn); ok {
-			tc.c.SetDeadline(d)
-			defer tc.c.SetDeadline(time.Time{})
-		}
-	}
-	r, w, err := c.openMain(ctx)
-	if err != nil {
-		return nil, err
-	}
-	fr := wire.NewReader(r, wire.FrameLimit(m.maxFrame))
-	ekm, err := exporter(c)
-	if err != nil {
-		return nil, err
-	}
-	my := &wire.Hello{Min: wire.MinVersion, Max: wire.MaxVersion, ID: string(m.id), Name: m.name,
-		Listen: m.listenURLs(), MaxFrame: uint64(m.maxFrame)}
-	role, peerRole := byte('s'), byte('c')
-	if dialed {
-		role, peerRole = 'c', 's'
-	}
-	if m.policy.Secret != nil {
-		my.Proof = identity.Proof(m.policy.Secret, ekm, role, m.id)
-	}
-	refuse := func(code wire.ErrorCode, format string, args ...any) error {
-		msg := fmt.Sprintf(format, args...)
-		b, _ := wire.AppendControl(nil, wire.FrameError, &wire.ErrorFrame{Code: code, Msg: msg})
-		w.Write(b)
-		return errors.New(msg)
-	}
-	if dialed {
-		b, err := wire.AppendControl(nil, wire.FrameHello, my)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := w.Write(b); err != nil {
-			return nil, fmt.Errorf("send hello: %w", err)
-		}
-	}
-	t, body, err := fr.Next()
-	if err != nil {
-		return nil, fmt.Errorf("read hello: %w", err)
-	}
-	if t == wire.FrameError {
-		var ef wire.ErrorFrame
-		wire.DecodeControl(body, &ef)
-		return nil, &RefusedError{Code: ef.Code, Msg: ef.Msg}
-	}
-	if t != wire.FrameHello {
-		return nil, refuse(wire.ErrProtocol, "expected a hello frame, got %v", t)
-	}
-	var h wire.Hello
-	if err := wire.DecodeControl(body, &h); err != nil {
-		return nil, refuse(wire.ErrProtocol, "malformed hello: %v", err)
-	}
-	if h.ID != string(peer) {
-		return nil, refuse(wire.ErrNotTrusted, "hello names node %s but the certificate is node %s", h.ID, peer)
-	}
-	if peer == m.id {
-		return nil, refuse(wire.ErrSelf, "connected to itself (node %s)", m.id)
-	}
-	var version uint16
-	if dialed {
-		version = h.Version
-		if version < wire.MinVersion || version > wire.MaxVersion || version < h.Min || version > h.Max {
-			return nil, refuse(wire.ErrVersion, "the peer chose protocol version %d: this host speaks %d..%d", version, wire.MinVersion, wire.MaxVersion)
-		}
-	} else {
-		version, err = wire.Negotiate(wire.MinVersion, wire.MaxVersion, h.Min, h.Max)
-		if err != nil {
-			return nil, refuse(wire.ErrVersion, "%v", err)
-		}
-	}
-	if m.policy.Secret != nil && !identity.VerifyProof(m.policy.Secret, ekm, peerRole, peer, h.Proof) {
-		what := "a wrong proof"
-		if len(h.Proof) == 0 {
-			what = "no proof"
-		}
-		return nil, refuse(wire.ErrNotTrusted, "node %s sent %s of trust.secret", peer, what)
-	}
-	if h.MaxFrame < 1024 {
-		return nil, refuse(wire.ErrProtocol, "hello: max frame %d is below the minimum of 1024", h.MaxFrame)
-	}
-	if !dialed {
-		my.Version = version
-		b, err := wire.AppendControl(nil, wire.FrameHello, my)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := w.Write(b); err != nil {
-			return nil, fmt.Errorf("send hello: %w", err)
-		}
-	}
-	l := newLink(m, c, dialed)
-	l.peer, l.name, l.version, l.listen = peer, h.Name, version, h.Listen
-	l.maxOut = int(min(h.MaxFrame, uint64(m.maxFrame)))
-	l.out.w = w
-	l.since = time.Now()
-	l.seenAt = l.since
-	l.lastSeen.Store(l.since.UnixNano())
-	l.reader = fr
-	return l, nil
-}
-
-// RefusedError is a peer's refusal of the handshake.
-type RefusedError struct {
-	Code wire.ErrorCode
-	Msg  string
-}
-
-func (e *RefusedError) Error() string { return "refused by the peer: " + e.Msg }
-
-func exporter(c conn) ([]byte, error) {
-	cs := c.state()
-	ekm, err := cs.ExportKeyingMaterial(identity.ExporterLabel, nil, 32)
-	if err != nil {
-		return nil, fmt.Errorf("tls exporter: %w", err)
-	}
-	return ekm, nil
 }
 
 // up registers a handshaken link, or retires it when a link to the same
@@ -848,7 +647,7 @@ func (m *Mesh) dial(p Peer) (*link, error) { return m.dialAs(p, "") }
 func (m *Mesh) dialAs(p Peer, expect identity.ID) (*link, error) {
 	ctx, cancel := context.WithTimeout(m.ctx, handshakeTimeout)
 	defer cancel()
-	cfg := m.clientTLS
+	cfg := m.self.clientTLS
 	if expect != "" {
 		cfg = cfg.Clone()
 		verify := cfg.VerifyConnection
@@ -873,7 +672,7 @@ func (m *Mesh) dialAs(p Peer, expect identity.ID) (*link, error) {
 		if t == TCP {
 			c, err = dialTCP(ctx, p.Addr, cfg)
 		} else {
-			c, err = m.dialQUIC(ctx, p.Addr, cfg)
+			c, err = m.ln.dialQUIC(ctx, p.Addr, cfg)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", t, err))
@@ -994,60 +793,4 @@ func (m *Mesh) Peers() []PeerInfo {
 		return out[i].ID+out[i].Config < out[j].ID+out[j].Config
 	})
 	return out
-}
-
-// listenQUIC opens the UDP socket for QUIC through a quic.Transport whose
-// stateless reset key derives from the node key. A host that restarts
-// (same key, same port) can then answer packets for connections it no
-// longer knows with a stateless reset, and its peers notice at once
-// instead of after the idle timeout. Dialling through the same transport
-// sends from the listening port, which is what firewalls and NATs expect.
-func (m *Mesh) listenQUIC(hostport string) (*quic.Listener, *quic.Transport, error) {
-	addr, err := net.ResolveUDPAddr("udp", hostport)
-	if err != nil {
-		return nil, nil, err
-	}
-	udp, err := net.ListenUDP("udp", addr)
-	if err != nil {
-		return nil, nil, err
-	}
-	key := quic.StatelessResetKey(sha256.Sum256(append([]byte("pycomms quic stateless reset v1"), m.idt.Key.Seed()...)))
-	t := &quic.Transport{Conn: udp, StatelessResetKey: &key}
-	l, err := t.Listen(m.serverTLS, quicConfig(m.dead))
-	if err != nil {
-		udp.Close()
-		return nil, nil, err
-	}
-	return l, t, nil
-}
-
-// quic returns the QUIC listener and its transport, nil when QUIC is off.
-func (m *Mesh) quic() (*quic.Listener, *quic.Transport) {
-	m.qmu.Lock()
-	defer m.qmu.Unlock()
-	return m.quicL, m.quicT
-}
-
-func (m *Mesh) setQUIC(l *quic.Listener, t *quic.Transport) {
-	m.qmu.Lock()
-	m.quicL, m.quicT = l, t
-	m.qmu.Unlock()
-}
-
-// dialQUIC connects to addr over QUIC, from the listening socket when
-// there is one.
-func (m *Mesh) dialQUIC(ctx context.Context, addr string, cfg *tls.Config) (conn, error) {
-	_, t := m.quic()
-	if t == nil {
-		return dialQUIC(ctx, addr, cfg, m.dead)
-	}
-	ua, err := net.ResolveUDPAddr("udp", addr)
-	if err != nil {
-		return nil, err
-	}
-	c, err := t.Dial(ctx, ua, cfg, quicConfig(m.dead))
-	if err != nil {
-		return nil, err
-	}
-	return &quicConn{c: c}, nil
 }

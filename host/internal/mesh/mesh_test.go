@@ -392,8 +392,8 @@ func TestPeerDiesMidRequest(t *testing.T) {
 			for _, l := range b.mesh.allLinks() {
 				l.c.close("killed")
 			}
-			b.mesh.tcpL.Close()
-			b.mesh.quicL.Close()
+			b.mesh.ln.tcp.Close()
+			b.mesh.ln.quicL.Close()
 			select {
 			case err := <-errc:
 				if s := message.StatusOf(err); s != abi.StatusUnreachable && s != abi.StatusTimeout {

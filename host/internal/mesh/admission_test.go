@@ -296,7 +296,7 @@ func TestIdleConnectionsCannotLockHandshakes(t *testing.T) {
 func TestQUICListenerComesBack(t *testing.T) {
 	a := newHost(t, "a")
 	addr := a.peer(QUIC).Addr
-	_, tr := a.mesh.quic()
+	_, tr := a.mesh.ln.quic()
 	tr.Conn.Close()
 	b := newHost(t, "b", withPeers(Peer{Transport: QUIC, Addr: addr}))
 	eventually(t, 10*time.Second, "b joins a over QUIC after a's socket broke", func() bool {
