@@ -167,7 +167,7 @@ func (m *Mesh) passOn(from *link) []identity.ID {
 		token uint64
 	}
 	var waits []barrier
-	for _, l := range m.allLinks() {
+	for _, l := range m.links.all() {
 		if l == from || l.leaving.Load() || l.gone.Load() {
 			continue
 		}
@@ -215,7 +215,7 @@ func (m *Mesh) passOn(from *link) []identity.ID {
 func (m *Mesh) stillLinked(ids []identity.ID) []identity.ID {
 	var out []identity.ID
 	for _, id := range ids {
-		if l := m.link(id); l != nil && !l.leaving.Load() {
+		if l := m.links.get(id); l != nil && !l.leaving.Load() {
 			out = append(out, id)
 		}
 	}
@@ -274,7 +274,7 @@ func (m *Mesh) ConfirmInterest(ctx context.Context) Confirmation {
 	for id := range m.table.Load().nodes {
 		others[id] = true
 	}
-	for _, l := range m.allLinks() {
+	for _, l := range m.links.all() {
 		if l.leaving.Load() || l.gone.Load() {
 			continue
 		}

@@ -111,7 +111,7 @@ func emfileChild(t *testing.T) {
 	b := newHost(t, "b", withPeers(a.peer(TCP)))
 	start := time.Now()
 	eventually(t, 10*time.Second, "b joins a after the descriptors are freed", func() bool {
-		return a.mesh.link(b.id.ID) != nil && b.mesh.link(a.id.ID) != nil
+		return a.mesh.links.get(b.id.ID) != nil && b.mesh.links.get(a.id.ID) != nil
 	})
 	fmt.Printf("emfile child: joined %v after the descriptors were freed (limit was %d)\n", time.Since(start).Round(time.Millisecond), low.Cur)
 }
@@ -282,7 +282,7 @@ func TestIdleConnectionsCannotLockHandshakes(t *testing.T) {
 			// timeout. The margin is for the attacker's handshakes, which
 			// share the CPU of a loaded 2-core machine under -race.
 			eventually(t, 8*time.Second, "b joins a under the attack", func() bool {
-				return a.mesh.link(b.id.ID) != nil && b.mesh.link(a.id.ID) != nil
+				return a.mesh.links.get(b.id.ID) != nil && b.mesh.links.get(a.id.ID) != nil
 			})
 			t.Logf("b joined in %v with %d attacking connections opened so far", time.Since(start).Round(time.Millisecond), atk.opened.Load())
 		})
@@ -300,7 +300,7 @@ func TestQUICListenerComesBack(t *testing.T) {
 	tr.Conn.Close()
 	b := newHost(t, "b", withPeers(Peer{Transport: QUIC, Addr: addr}))
 	eventually(t, 10*time.Second, "b joins a over QUIC after a's socket broke", func() bool {
-		return a.mesh.link(b.id.ID) != nil && b.mesh.link(a.id.ID) != nil
+		return a.mesh.links.get(b.id.ID) != nil && b.mesh.links.get(a.id.ID) != nil
 	})
 	if got := a.peer(QUIC).Addr; got != addr {
 		t.Fatalf("a listens on %s after the break, want %s", got, addr)

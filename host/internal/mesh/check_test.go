@@ -72,7 +72,7 @@ func convergedErr(hosts []*host) error {
 			if s := fmt.Sprintf("svc%02d.x", j); j != i && t.lookup(s) == nil {
 				o := hosts[j]
 				what := "no link"
-				if l := h.mesh.link(o.id.ID); l != nil {
+				if l := h.mesh.links.get(o.id.ID); l != nil {
 					what = fmt.Sprintf("a link (since %v) with interest %+v", time.Since(l.since).Round(time.Millisecond), l.interest.Load())
 				}
 				mb, _ := memberOf(h, o)
@@ -92,13 +92,13 @@ func linksTo(hosts []*host, target *host) string {
 		if h == target {
 			continue
 		}
-		if l := h.mesh.link(target.id.ID); l != nil {
+		if l := h.mesh.links.get(target.id.ID); l != nil {
 			out = append(out, fmt.Sprintf("%s has a link to %s (dialed %v, since %v, last frame %v ago, gone %v)",
 				h.name, target.name, l.dialed, time.Since(l.since).Round(time.Millisecond),
 				time.Since(time.Unix(0, l.lastSeen.Load())).Round(time.Millisecond), l.gone.Load()))
 		}
 	}
-	for _, l := range target.mesh.allLinks() {
+	for _, l := range target.mesh.links.all() {
 		out = append(out, fmt.Sprintf("%s still holds a link to %s (dialed %v, since %v, gone %v)",
 			target.name, l.name, l.dialed, time.Since(l.since).Round(time.Millisecond), l.gone.Load()))
 	}

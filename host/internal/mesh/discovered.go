@@ -44,32 +44,34 @@ const discoveredTries = 4
 // with the lower id dials first; the other dials only if no link has
 // formed a few seconds later, so that both do not race to open two links
 // for the duplicate rule to settle.
-func (m *Mesh) Discovered(c Candidate) {
+func (m *Mesh) Discovered(c Candidate) { m.dialers.discovered(c) }
+
+func (ds *dialers) discovered(c Candidate) {
+	m := ds.m
 	if c.ID == m.id || (c.TCPPort == 0 && c.QUICPort == 0) || len(c.Addrs) == 0 {
 		return
 	}
-	m.mu.Lock()
-	if m.closing || !m.started || m.links[c.ID] != nil || m.discovering[c.ID] {
-		m.mu.Unlock()
+	ds.mu.Lock()
+	// hold counts the dial in the WaitGroup Close waits on, unless Close
+	// has begun.
+	if !ds.started || ds.discovering[c.ID] || m.links.has(c.ID) || !m.links.hold(1) {
+		ds.mu.Unlock()
 		return
 	}
-	m.discovering[c.ID] = true
-	// Added under m.mu, where Close sets closing: Close's Wait then counts
-	// this dial.
-	m.wg.Add(1)
-	m.mu.Unlock()
+	ds.discovering[c.ID] = true
+	ds.mu.Unlock()
 	m.log.Info("peer found", "source", c.Source, "node", c.Name, "id", c.ID.Short(), "addrs", c.Addrs)
 	go func() {
 		defer m.wg.Done()
 		var err error // the last dial's, when the dialling gave up
 		defer func() {
-			m.mu.Lock()
-			delete(m.discovering, c.ID)
-			m.mu.Unlock()
+			ds.mu.Lock()
+			delete(ds.discovering, c.ID)
+			ds.mu.Unlock()
 			if err != nil && m.ctx.Err() == nil {
 				// Messages waiting for this link learn at once that it will
 				// not come, instead of at their deadline.
-				m.dialFailed.Store(c.ID, err)
+				ds.failed.Store(c.ID, err)
 				m.wakeRouteWaiters()
 			}
 		}()
@@ -82,16 +84,16 @@ func (m *Mesh) Discovered(c Candidate) {
 		}
 		backoff := m.bmin
 		for try := 0; try < discoveredTries; try++ {
-			if m.ctx.Err() != nil || m.link(c.ID) != nil {
+			if m.ctx.Err() != nil || m.links.has(c.ID) {
 				err = nil
 				return
 			}
 			var l *link
-			l, err = m.dialCandidate(c)
+			l, err = ds.dialCandidate(c)
 			if err == nil {
-				m.dialFailed.Delete(c.ID)
+				ds.failed.Delete(c.ID)
 				l.found = c.Source
-				m.up(l)
+				m.links.up(l)
 				return
 			}
 			m.log.Debug("dial of a discovered host failed", "node", c.Name, "id", c.ID.Short(), "err", err)
@@ -109,15 +111,25 @@ func (m *Mesh) Discovered(c Candidate) {
 }
 
 // dialling reports whether a discovered host is being dialled.
-func (m *Mesh) dialling(id identity.ID) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.discovering[id]
+func (ds *dialers) dialling(id identity.ID) bool {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	return ds.discovering[id]
+}
+
+// gaveUp returns why the last dialling of discovered host id gave up, if
+// it did and no dialling runs now.
+func (ds *dialers) gaveUp(id identity.ID) (error, bool) {
+	err, failed := ds.failed.Load(id)
+	if !failed || ds.dialling(id) {
+		return nil, false
+	}
+	return err.(error), true
 }
 
 // dialCandidate tries each address, TCP first, and checks that the host
 // that answers is the one that was announced.
-func (m *Mesh) dialCandidate(c Candidate) (*link, error) {
+func (ds *dialers) dialCandidate(c Candidate) (*link, error) {
 	var errs []error
 	for _, ip := range c.Addrs {
 		for _, p := range []Peer{{Transport: TCP, Addr: net.JoinHostPort(ip.String(), strconv.Itoa(c.TCPPort))},
@@ -125,7 +137,7 @@ func (m *Mesh) dialCandidate(c Candidate) (*link, error) {
 			if (p.Transport == TCP && c.TCPPort == 0) || (p.Transport == QUIC && c.QUICPort == 0) {
 				continue
 			}
-			l, err := m.dialAs(p, c.ID)
+			l, err := ds.dialAs(p, c.ID)
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -164,16 +176,16 @@ func (l *link) reachable() []string {
 // redialGap per node: a host links to the members it actually talks to
 // (the "gossip" in peers), and the router prefers the direct link from
 // then on.
-func (m *Mesh) needDirect(nd *node) {
+func (ds *dialers) needDirect(nd *node) {
 	if nd.direct != nil || len(nd.listen) == 0 {
 		return
 	}
 	now := time.Now()
-	if last, ok := m.needAt.Load(nd.id); ok && now.Sub(last.(time.Time)) < redialGap {
+	if last, ok := ds.needAt.Load(nd.id); ok && now.Sub(last.(time.Time)) < redialGap {
 		return
 	}
-	m.needAt.Store(nd.id, now)
-	m.Discovered(candidateOf(nd))
+	ds.needAt.Store(nd.id, now)
+	ds.discovered(candidateOf(nd))
 }
 
 // candidateOf makes a Candidate of the listen URLs a relay or membership

@@ -341,7 +341,7 @@ func TestStuckPeerBoundsMemory(t *testing.T) {
 	a := newHost(t, "a", func(o *Options) { o.SendBuffer = 256 << 10 })
 	x := newHost(t, "x")
 	l := dialRaw(t, x, a, TCP) // x never reads: its read loop never runs
-	eventually(t, 5*time.Second, "a has the link", func() bool { return len(a.mesh.allLinks()) == 1 })
+	eventually(t, 5*time.Second, "a has the link", func() bool { return len(a.mesh.links.all()) == 1 })
 	// x subscribes (as far as a knows) by advertising an interest.
 	x.mesh.local = x.router
 	if _, err := x.router.Subscribe("flood.>", 1); err != nil {
@@ -361,7 +361,7 @@ func TestStuckPeerBoundsMemory(t *testing.T) {
 	}
 	// A flood of events neither blocks the publisher nor grows the queue
 	// beyond the send buffer: the excess is dropped and counted.
-	al := a.mesh.allLinks()
+	al := a.mesh.links.all()
 	if len(al) != 1 {
 		t.Fatalf("%d links", len(al))
 	}
@@ -385,7 +385,7 @@ func TestStuckPeerBoundsMemory(t *testing.T) {
 	t.Logf("published 2000 × 64 KiB in %v; at most %d bytes queued; %d dropped", time.Since(start).Round(time.Millisecond), maxQueued, sl.dropped.Load())
 	// The ping loop closes the link once a write has been stuck too long
 	// (dead time 2s in these tests).
-	eventually(t, 15*time.Second, "a closes the stuck link", func() bool { return len(a.mesh.allLinks()) == 0 })
+	eventually(t, 15*time.Second, "a closes the stuck link", func() bool { return len(a.mesh.links.all()) == 0 })
 }
 
 // TestDiscoveredCandidates: a host reported by discovery is dialled and
@@ -405,7 +405,7 @@ func TestDiscoveredCandidates(t *testing.T) {
 	// Both report each other, as mDNS would.
 	a.mesh.Discovered(Candidate{ID: b.mesh.ID(), Name: "b", Addrs: lo, TCPPort: port(b, TCP), QUICPort: port(b, QUIC), Source: FoundMDNS})
 	b.mesh.Discovered(Candidate{ID: a.mesh.ID(), Name: "a", Addrs: lo, TCPPort: port(a, TCP), QUICPort: port(a, QUIC), Source: FoundMDNS})
-	eventually(t, 10*time.Second, "a and b linked", func() bool { return a.mesh.link(b.mesh.ID()) != nil && b.mesh.link(a.mesh.ID()) != nil })
+	eventually(t, 10*time.Second, "a and b linked", func() bool { return a.mesh.links.get(b.mesh.ID()) != nil && b.mesh.links.get(a.mesh.ID()) != nil })
 	for _, h := range []*host{a, b} {
 		for _, p := range h.mesh.Peers() {
 			if p.State == "up" && p.Found != FoundMDNS && p.Found != FoundInbound {
@@ -418,11 +418,11 @@ func TestDiscoveredCandidates(t *testing.T) {
 	if b.mesh.ID() < a.mesh.ID() {
 		low, high = b, a
 	}
-	if l := low.mesh.link(high.mesh.ID()); l == nil || l.found != FoundMDNS || !l.dialed {
+	if l := low.mesh.links.get(high.mesh.ID()); l == nil || l.found != FoundMDNS || !l.dialed {
 		t.Errorf("the lower id's link: %+v", l)
 	}
 	time.Sleep(200 * time.Millisecond)
-	if a.mesh.link(impostor.mesh.ID()) != nil {
+	if a.mesh.links.get(impostor.mesh.ID()) != nil {
 		t.Error("a linked to a host that answered with another id")
 	}
 }

@@ -181,7 +181,7 @@ func (l *link) soloLoop() {
 func (l *link) readFailed(err error) {
 	var pe *wire.ProtocolError
 	if errors.As(err, &pe) {
-		l.m.badFrames.Add(1)
+		l.m.links.badFrames.Add(1)
 		l.m.log.Warn("closing link after a bad frame", "node", l.name, "id", l.peer.Short(), "addr", l.addr, "transport", l.c.transport(), "err", err)
 		l.enqueueControl(wire.FrameError, &wire.ErrorFrame{Code: pe.Code, Msg: pe.Msg})
 		l.flushAndClose(err)
@@ -288,7 +288,7 @@ func (l *link) handle(t wire.FrameType, body []byte) error {
 		var ef wire.ErrorFrame
 		wire.DecodeControl(body, &ef)
 		l.m.log.Info("peer is leaving", "node", l.name, "id", l.peer.Short(), "reason", ef.Msg)
-		l.m.retire(l, wire.ErrShutdown, "")
+		l.m.links.retire(l, wire.ErrShutdown, "")
 	case wire.FrameError:
 		var ef wire.ErrorFrame
 		wire.DecodeControl(body, &ef)
@@ -327,7 +327,7 @@ func (l *link) close(cause error) {
 		for id, ch := range pending {
 			ch <- &wire.Envelope{Kind: wire.KindReply, ReplyTo: id, Status: uint16(abi.StatusUnreachable), Error: msg}
 		}
-		l.m.linkDown(l, cause)
+		l.m.links.down(l, cause)
 	})
 }
 

@@ -388,5 +388,5 @@ func (ln *listener) accept(ctx context.Context, s *slot, c conn) {
 		return
 	}
 	l.found = FoundInbound
-	ln.m.up(l)
+	ln.m.links.up(l)
 }

@@ -157,3 +157,34 @@ func (l *link) answered() {
 			"suspect_for", time.Since(time.Unix(0, at)).Round(time.Millisecond))
 	}
 }
+
+// sweep is the steady liveness check, run every ping interval: it probes
+// every link for its RTT and closes the silent ones, and those whose peer
+// stopped reading.
+func (s *linkSet) sweep(now time.Time) {
+	m := s.m
+	for _, l := range s.all() {
+		// seenAt trails the last frame by up to one tick, so a link is
+		// closed once seenAt is dead-ping old: silent for at least
+		// dead-ping and less than dead, which keeps the promise that a
+		// dead peer is noticed within the dead time.
+		if n := l.heard(); n != l.seenHeard {
+			l.seenHeard, l.seenAt = n, now
+			l.lastSeen.Store(now.UnixNano())
+		} else if silent := now.Sub(l.seenAt); silent >= m.dead-m.ping {
+			m.log.Warn("peer silent, closing its link", "node", l.name, "id", l.peer.Short(), "silent", silent.Round(time.Millisecond))
+			l.close(fmt.Errorf("no frame for %v (dead after %v)", silent.Round(time.Millisecond), m.dead))
+			continue
+		}
+		if !l.out.busy.Load() {
+			l.writeSeenAt = time.Time{}
+		} else if w := l.out.writes.Load(); w != l.seenWrite || l.writeSeenAt.IsZero() {
+			l.seenWrite, l.writeSeenAt = w, now
+		} else if now.Sub(l.writeSeenAt) > m.dead {
+			m.log.Warn("peer stopped reading, closing its link", "node", l.name, "id", l.peer.Short())
+			l.close(fmt.Errorf("a write blocked for more than %v: the peer stopped reading", m.dead))
+			continue
+		}
+		l.enqueueControl(wire.FramePing, &wire.Ping{Nonce: uint64(now.UnixNano())})
+	}
+}

@@ -348,7 +348,7 @@ func TestSlowProviderIsNotDead(t *testing.T) {
 			b.serve("slow", &echoEP{prefix: "b:", delay: 2500 * time.Millisecond}, []string{"slow"}, nil)
 			a := newHost(t, "a", withPeers(b.peer(tr)))
 			waitRoute(t, a, "slow.x")
-			l := a.mesh.link(b.mesh.ID())
+			l := a.mesh.links.get(b.mesh.ID())
 			if l == nil {
 				t.Fatal("no link from a to b")
 			}
@@ -367,7 +367,7 @@ func TestSlowProviderIsNotDead(t *testing.T) {
 					if err != nil {
 						t.Fatalf("slow call: %v", err)
 					}
-					if a.mesh.link(b.mesh.ID()) != l {
+					if a.mesh.links.get(b.mesh.ID()) != l {
 						t.Fatal("the link was replaced during the slow call")
 					}
 					return
@@ -394,7 +394,7 @@ func TestSlowPathIsNotDead(t *testing.T) {
 	px := newFaultProxyWith(t, TCP, b.peer(TCP).Addr, func(p *faultProxy) { p.slow = 256 << 10 })
 	a := newHost(t, "a", big, withPeers(px.peer()))
 	waitRoute(t, a, "echo.x")
-	l := a.mesh.link(b.mesh.ID())
+	l := a.mesh.links.get(b.mesh.ID())
 	payload := strings.Repeat("x", 1<<20)
 	start := time.Now()
 	got, err := call(a, "echo.x", payload, 60*time.Second)
@@ -402,7 +402,7 @@ func TestSlowPathIsNotDead(t *testing.T) {
 		t.Fatalf("a 1 MiB reply over a slow path: %d bytes, %v", len(got), err)
 	}
 	t.Logf("1 MiB reply over 256 KiB/s took %v", time.Since(start).Round(time.Millisecond))
-	if a.mesh.link(b.mesh.ID()) != l {
+	if a.mesh.links.get(b.mesh.ID()) != l {
 		t.Fatal("the link was closed during the slow reply")
 	}
 }

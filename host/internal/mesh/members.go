@@ -241,7 +241,7 @@ func (m *Mesh) applyMembers(l *link, f *wire.Members) error {
 			// A record of this node from an earlier run (same key) that
 			// the mesh still holds: outdo it, or it would win.
 			if ms.self != nil && r.Version >= ms.self.rec.Version && !ms.self.rec.Left {
-				selfChanged = m.updateSelf(m.allLinks(), r.Version) || selfChanged
+				selfChanged = m.updateSelf(m.links.all(), r.Version) || selfChanged
 			}
 			continue
 		}
@@ -344,7 +344,7 @@ func (m *Mesh) recomputeAlive() (found, lost []memberEvent) {
 
 func (m *Mesh) logMembers(found, lost []memberEvent) {
 	for _, ev := range found {
-		if m.link(ev.id) != nil {
+		if m.links.get(ev.id) != nil {
 			continue
 		}
 		m.log.Info("peer found", "source", FoundGossip, "node", ev.name, "id", ev.id.Short(), "hops", ev.hops)
@@ -365,7 +365,7 @@ func (m *Mesh) scheduleMembersIn(d time.Duration) { m.membersFlush.schedule(d, m
 // flushMembers sends every link the records it does not hold yet: the own
 // record, those of live nodes and those that announce a leave.
 func (m *Mesh) flushMembers() {
-	links := m.allLinks()
+	links := m.links.all()
 	ms := &m.members
 	ms.mu.Lock()
 	defer ms.mu.Unlock()

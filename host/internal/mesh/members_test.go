@@ -90,7 +90,7 @@ func TestChainMembership(t *testing.T) {
 	if err != nil || got != "h4:hi" {
 		t.Fatalf("h0 -> h4, four links away: %q %v", got, err)
 	}
-	l := a.mesh.link(e.id.ID)
+	l := a.mesh.links.get(e.id.ID)
 	if l == nil || l.found != FoundGossip {
 		t.Fatalf("h0 has no link to h4 after calling it (link %v)", l)
 	}
@@ -138,7 +138,7 @@ func TestFarPublishLinksFirst(t *testing.T) {
 	if n := hosts[0].mesh.Publish(&message.Message{Kind: abi.KindEvent, Subject: "news", Payload: []byte("first")}); n != 0 {
 		t.Errorf("the first publish reported %d hosts before any link to the subscriber", n)
 	}
-	eventually(t, 5*time.Second, "h0 links to the subscriber", func() bool { return hosts[0].mesh.link(hosts[3].id.ID) != nil })
+	eventually(t, 5*time.Second, "h0 links to the subscriber", func() bool { return hosts[0].mesh.links.get(hosts[3].id.ID) != nil })
 	eventually(t, 5*time.Second, "an event reaches h3", func() bool {
 		hosts[0].mesh.Publish(&message.Message{Kind: abi.KindEvent, Subject: "news", Payload: []byte("later")})
 		return len(ev.got()) > 0
@@ -158,9 +158,7 @@ func TestFarPublishLinksFirst(t *testing.T) {
 // TestStarNoticesDeath, whose call had h01 dialling the victim as it was
 // killed). Close then has nothing left to do.
 func kill(h *host) {
-	h.mesh.mu.Lock()
-	h.mesh.closing = true
-	h.mesh.mu.Unlock()
+	h.mesh.links.shut()
 	h.mesh.cancel()
 	if h.mesh.ln.tcp != nil {
 		h.mesh.ln.tcp.Close()
@@ -168,7 +166,7 @@ func kill(h *host) {
 	if h.mesh.ln.quicT != nil {
 		h.mesh.ln.quicT.Conn.Close()
 	}
-	for _, l := range h.mesh.allLinks() {
+	for _, l := range h.mesh.links.all() {
 		if tc, ok := l.c.(*tcpConn); ok {
 			tc.c.NetConn().Close()
 		}
@@ -379,7 +377,7 @@ func TestFarMemberThatCannotBeDialled(t *testing.T) {
 		}
 		t.Logf("failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
 	}
-	if a.mesh.link(d.id.ID) != nil {
+	if a.mesh.links.get(d.id.ID) != nil {
 		t.Fatal("a linked to d although d listens nowhere")
 	}
 }
@@ -451,7 +449,7 @@ func TestRelayedEventsInOrder(t *testing.T) {
 			if got := sub.got(); strings.Join(got, ",") != strings.Join(want, ",") {
 				t.Errorf("events through the relay out of order: %v", got)
 			}
-			if a.mesh.link(c.id.ID) != nil {
+			if a.mesh.links.get(c.id.ID) != nil {
 				t.Error("publishing to a relayed subscriber made a link to it")
 			}
 		})

@@ -307,7 +307,7 @@ func TestChainRelayAndPublish(t *testing.T) {
 			// new direct one could overtake each other at the switch.
 			eventually(t, 10*time.Second, "a routes to c over a direct link", func() bool {
 				n := a.mesh.table.Load().nodes[c.id.ID]
-				return n != nil && n.direct != nil && n.direct == a.mesh.link(c.id.ID)
+				return n != nil && n.direct != nil && n.direct == a.mesh.links.get(c.id.ID)
 			})
 			for i := range 50 {
 				if _, err := a.router.Publish(context.Background(), &message.Message{Kind: abi.KindEvent, Subject: "news.today", Payload: []byte(fmt.Sprint(i))}); err != nil {
@@ -389,7 +389,7 @@ func TestPeerDiesMidRequest(t *testing.T) {
 			go func() { _, err := call(a, "slow.x", "hi", 8*time.Second); errc <- err }()
 			time.Sleep(200 * time.Millisecond)
 			// Kill b's links without a goodbye: as if the process died.
-			for _, l := range b.mesh.allLinks() {
+			for _, l := range b.mesh.links.all() {
 				l.c.close("killed")
 			}
 			b.mesh.ln.tcp.Close()
@@ -424,7 +424,7 @@ func TestDeadlineCrossesAsBudget(t *testing.T) {
 	// The remote handler was abandoned at the deadline too: its slot is free
 	// again long before the 5s handler delay.
 	eventually(t, 2*time.Second, "b's in-flight request ends at the deadline", func() bool {
-		for _, l := range b.mesh.allLinks() {
+		for _, l := range b.mesh.links.all() {
 			if l.inflight.Load() != 0 {
 				return false
 			}
@@ -460,7 +460,7 @@ func TestReconnectRestoresRoutes(t *testing.T) {
 			defer sub.Close()
 			waitRoute(t, a, "echo.x")
 			for i := range 3 {
-				for _, l := range a.mesh.allLinks() {
+				for _, l := range a.mesh.links.all() {
 					l.c.close("cut")
 				}
 				eventually(t, 5*time.Second, "routes back after reconnect", func() bool {
@@ -564,7 +564,7 @@ func TestNoLoops(t *testing.T) {
 	waitRoute(t, a, "echo.x")
 	// Through b even if a has linked to c directly meanwhile.
 	nd, _, _ := a.mesh.table.Load().resolve("c")
-	l := a.mesh.link(b.mesh.ID())
+	l := a.mesh.links.get(b.mesh.ID())
 	e := a.mesh.envelope(l, &node{id: nd.id, name: nd.name, via: l}, 1, &message.Message{Subject: "echo.x", Deadline: time.Now().Add(time.Second)})
 	e.Relays = 1
 	r, err := l.request(context.Background(), e, time.Now().Add(2*time.Second))
@@ -616,7 +616,7 @@ func TestSlowAndBigDoNotHoldUpSmall(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tr == QUIC {
-				l := a.mesh.link(b.mesh.ID())
+				l := a.mesh.links.get(b.mesh.ID())
 				if l == nil || l.soloOut.Load() == 0 {
 					t.Error("the big payload did not travel on its own QUIC stream")
 				}

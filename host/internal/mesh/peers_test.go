@@ -15,7 +15,7 @@ func TestPeersShowsRedialNotUp(t *testing.T) {
 			b := newHost(t, "b")
 			px := newFaultProxy(t, tr, b.peer(tr).Addr)
 			a := newHost(t, "a", withPeers(px.peer()))
-			eventually(t, 10*time.Second, "a links to b", func() bool { return a.mesh.link(b.mesh.ID()) != nil })
+			eventually(t, 10*time.Second, "a links to b", func() bool { return a.mesh.links.get(b.mesh.ID()) != nil })
 			view := func() (PeerInfo, bool) {
 				for _, p := range a.mesh.Peers() {
 					if p.Config == px.peer().URL() {
@@ -27,7 +27,7 @@ func TestPeersShowsRedialNotUp(t *testing.T) {
 			if p, ok := view(); !ok || p.State != "up" {
 				t.Fatalf("a's view of b before the fault: %+v", p)
 			}
-			l := a.mesh.link(b.mesh.ID())
+			l := a.mesh.links.get(b.mesh.ID())
 			px.kill()
 			// TCP sees the close at once; a frozen QUIC link is closed within
 			// the dead time (2s in these tests).

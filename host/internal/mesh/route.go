@@ -53,7 +53,7 @@ func (m *Mesh) Publish(msg *message.Message) int {
 			// A far subscriber: link to it now; events reach it once the
 			// link is up (pub/sub delivers to the interest it knows of, as
 			// a route to a new subscriber always appears a moment late).
-			m.needDirect(nd)
+			m.dialers.needDirect(nd)
 			continue
 		}
 		e := m.envelope(l, nd, wire.KindEvent, msg)
@@ -140,7 +140,7 @@ func (m *Mesh) callNode(ctx context.Context, nd *node, msg *message.Message) ([]
 	if err != nil {
 		return nil, err
 	}
-	m.needDirect(nd)
+	m.dialers.needDirect(nd)
 	if err := m.checkSize(l, nd, msg); err != nil {
 		return nil, err
 	}
@@ -177,7 +177,7 @@ func (m *Mesh) sendNode(ctx context.Context, nd *node, msg *message.Message) err
 	if err != nil {
 		return err
 	}
-	m.needDirect(nd)
+	m.dialers.needDirect(nd)
 	if err := m.checkSize(l, nd, msg); err != nil {
 		return err
 	}
@@ -206,7 +206,7 @@ func (m *Mesh) outLink(ctx context.Context, nd *node, deadline time.Time) (*link
 	if c := candidateOf(nd); len(c.Addrs) == 0 || c.TCPPort == 0 && c.QUICPort == 0 {
 		return nil, nil, message.Errorf(abi.StatusUnreachable, "node %s is a member of the mesh but no address to link to it is known (it announced %v)", nd.name, nd.listen)
 	}
-	m.needDirect(nd)
+	m.dialers.needDirect(nd)
 	limit := time.Now().Add(farWait)
 	if !deadline.IsZero() && deadline.Before(limit) {
 		limit = deadline
@@ -222,7 +222,7 @@ func (m *Mesh) outLink(ctx context.Context, nd *node, deadline time.Time) (*link
 		if l := n.out(); l != nil {
 			return l, n, nil
 		}
-		if err, failed := m.dialFailed.Load(nd.id); failed && !m.dialling(nd.id) {
+		if err, failed := m.dialers.gaveUp(nd.id); failed {
 			return nil, nil, message.Errorf(abi.StatusUnreachable, "node %s is a member of the mesh but this host cannot link to it: %v", nd.name, err)
 		}
 		select {
@@ -383,7 +383,7 @@ func (m *Mesh) relay(in *link, e *wire.Envelope) error {
 		fail("node %s: a message is relayed at most once (to %s)", m.name, e.To)
 		return nil
 	}
-	out := m.link(to)
+	out := m.links.get(to)
 	if out == nil || out.leaving.Load() {
 		fail("node %s has no link to node %s", m.name, e.To)
 		return nil

@@ -260,7 +260,7 @@ func isIDPrefix(s string) bool {
 // the routing table and schedules an interest advertisement; it is called
 // when a link comes or goes and when a peer advertises.
 func (m *Mesh) topologyChanged() {
-	m.logMembers(m.membersChanged(m.allLinks()))
+	m.logMembers(m.membersChanged(m.links.all()))
 	m.rebuildTable()
 	m.scheduleAdvert()
 }
@@ -274,7 +274,7 @@ func (m *Mesh) rebuildTable() {
 	// it would stand until the next change.
 	m.rebuildMu.Lock()
 	defer m.rebuildMu.Unlock()
-	links := m.allLinks()
+	links := m.links.all()
 	live := links[:0]
 	for _, l := range links {
 		if !l.leaving.Load() {
@@ -312,7 +312,7 @@ func (m *Mesh) tableChanged() <-chan struct{} {
 // LocalChanged tells the mesh that what this host serves changed (a plugin
 // was loaded, reloaded or removed, a subscription opened or closed).
 func (m *Mesh) LocalChanged() {
-	m.membersChanged(m.allLinks())
+	m.membersChanged(m.links.all())
 	m.scheduleAdvert()
 }
 
@@ -358,7 +358,7 @@ func (m *Mesh) advertise() {
 	services, topics := m.local.Interest()
 	in := &wire.Interest{Services: services, Topics: topics}
 	key := interestKey(in)
-	for _, l := range m.allLinks() {
+	for _, l := range m.links.all() {
 		if l.leaving.Load() {
 			continue
 		}

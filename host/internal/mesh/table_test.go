@@ -20,8 +20,8 @@ import (
 func TestRebuildTableKeepsTheLastChange(t *testing.T) {
 	b := newHost(t, "b")
 	a := newHost(t, "a", withPeers(b.peer(TCP)))
-	eventually(t, 5*time.Second, "a links to b", func() bool { return a.mesh.link(b.id.ID) != nil })
-	l := a.mesh.link(b.id.ID)
+	eventually(t, 5*time.Second, "a links to b", func() bool { return a.mesh.links.get(b.id.ID) != nil })
+	l := a.mesh.links.get(b.id.ID)
 	// Bounded in count and time; a few thousand rounds showed a stale
 	// table in most runs before the fix.
 	const maxRounds = 100_000
