@@ -104,7 +104,8 @@ func (l *link) waitAck(ctx context.Context, ok func(*ackState) bool) bool {
 // been passed on (see the top of this file). One goroutine per link does
 // this at a time, taking the newest seq when it finishes, so a peer that
 // sends many interests costs one pass at a time.
-func (m *Mesh) ackInterest(l *link, seq uint64) {
+func (l *link) ackInterest(seq uint64) {
+	m := l.m
 	l.ackMu.Lock()
 	l.acks.want = max(l.acks.want, seq)
 	if l.acks.busy {
@@ -122,7 +123,7 @@ func (m *Mesh) ackInterest(l *link, seq uint64) {
 			l.ackMu.Lock()
 			seq := l.acks.want
 			l.ackMu.Unlock()
-			nodes := m.passOn(l)
+			nodes := m.members.passOn(l)
 			ids := make([]string, len(nodes))
 			for i, id := range nodes {
 				ids[i] = string(id)
@@ -144,9 +145,9 @@ func (m *Mesh) ackInterest(l *link, seq uint64) {
 // passOn sends the record of from's peer to every other direct peer that
 // may not hold it, each followed on a link at version 2 by a barrier, and
 // returns the peers whose ack of it came back within relayAckWait.
-func (m *Mesh) passOn(from *link) []identity.ID {
+func (ms *membership) passOn(from *link) []identity.ID {
 	origin := from.peer
-	ms := &m.members
+	m := ms.m
 	ms.mu.Lock()
 	mb := ms.byID[origin]
 	var ver uint64
@@ -159,7 +160,7 @@ func (m *Mesh) passOn(from *link) []identity.ID {
 		prev := from.acks.passed
 		from.ackMu.Unlock()
 		ms.mu.Unlock()
-		return m.stillLinked(prev)
+		return m.links.stillLinked(prev)
 	}
 	from.ackMu.Unlock()
 	type barrier struct {
@@ -190,7 +191,7 @@ func (m *Mesh) passOn(from *link) []identity.ID {
 			waits = append(waits, barrier{l, f.Ack})
 		}
 		if len(f.Entries) > 0 || f.Ack != 0 {
-			m.sendMembers(l, &f)
+			m.members.send(l, &f)
 		}
 	}
 	ms.mu.Unlock()
@@ -212,10 +213,10 @@ func (m *Mesh) passOn(from *link) []identity.ID {
 }
 
 // stillLinked keeps the ids this host still has a link to.
-func (m *Mesh) stillLinked(ids []identity.ID) []identity.ID {
+func (s *linkSet) stillLinked(ids []identity.ID) []identity.ID {
 	var out []identity.ID
 	for _, id := range ids {
-		if l := m.links.get(id); l != nil && !l.leaving.Load() {
+		if l := s.get(id); l != nil && !l.leaving.Load() {
 			out = append(out, id)
 		}
 	}
@@ -225,8 +226,8 @@ func (m *Mesh) stillLinked(ids []identity.ID) []identity.ID {
 // pushSelf sends l this host's current record unless l holds it already;
 // it precedes every interest, so that a peer that applied an interest
 // also holds the record that says the same, and can pass it on.
-func (m *Mesh) pushSelf(l *link) {
-	ms := &m.members
+func (ms *membership) pushSelf(l *link) {
+	m := ms.m
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	if ms.self == nil || ms.self.rec.Left {
@@ -241,7 +242,7 @@ func (m *Mesh) pushSelf(l *link) {
 		return
 	}
 	known[m.id] = ms.self.rec.Version
-	m.sendMembers(l, &wire.Members{Entries: []wire.MemberEntry{ms.self.entry}})
+	m.members.send(l, &wire.Members{Entries: []wire.MemberEntry{ms.self.entry}})
 }
 
 // Confirmation says how far this host's current interest is known to have
@@ -264,14 +265,14 @@ type Confirmation struct {
 // subscription) to know that events published elsewhere will find it.
 // The wait is as long as ctx allows: give it a deadline.
 func (m *Mesh) ConfirmInterest(ctx context.Context) Confirmation {
-	m.advertise()
+	m.adverts.send()
 	type want struct {
 		l   *link
 		seq uint64
 	}
 	var wants []want
 	others := map[identity.ID]bool{}
-	for id := range m.table.Load().nodes {
+	for id := range m.routes.load().nodes {
 		others[id] = true
 	}
 	for _, l := range m.links.all() {

@@ -23,7 +23,7 @@ func TestConfirmInterestChain(t *testing.T) {
 			b := newHost(t, "b", withPeers(c.peer(tr)))
 			a := newHost(t, "a", withPeers(b.peer(tr)))
 			relayed := func(h, far *host) bool {
-				n := h.mesh.table.Load().nodes[far.id.ID]
+				n := h.mesh.routes.load().nodes[far.id.ID]
 				return n != nil && n.direct == nil && n.via != nil
 			}
 			eventually(t, 10*time.Second, "a and c reach each other through b", func() bool { return relayed(a, c) && relayed(c, a) })
@@ -270,7 +270,7 @@ func TestConfirmInterestPeerVersions(t *testing.T) {
 			if !x.next(wire.FrameAck, &ack, nil) || ack.Interest != 5 || len(ack.Nodes) != 0 {
 				t.Fatalf("a's answer to an interest: %+v", ack)
 			}
-			eventually(t, 5*time.Second, "a routes x.> to x", func() bool { return len(a.mesh.table.Load().listeners) == 1 })
+			eventually(t, 5*time.Second, "a routes x.> to x", func() bool { return len(a.mesh.routes.load().listeners) == 1 })
 		})
 	}
 }

@@ -64,7 +64,7 @@ func benchPair(b *testing.B, tr string, subscribers int) (a, far *host, subs []*
 	if subscribers == 0 {
 		load("echo", []string{"echo"}, nil)
 		deadline := time.Now().Add(5 * time.Second)
-		for a.mesh.table.Load().lookup("echo.x") == nil && time.Now().Before(deadline) {
+		for a.mesh.routes.load().lookup("echo.x") == nil && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		return a, far, nil
@@ -73,7 +73,7 @@ func benchPair(b *testing.B, tr string, subscribers int) (a, far *host, subs []*
 		subs = append(subs, load(fmt.Sprintf("sub%d", i), nil, []string{"bench.>"}))
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for len(a.mesh.table.Load().listeners) == 0 && time.Now().Before(deadline) {
+	for len(a.mesh.routes.load().listeners) == 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return a, far, subs

@@ -29,7 +29,7 @@ func checkFor(t *testing.T, d time.Duration, what string, check func() error) {
 // describeRoute says how h routes subj: to which node, over what, or not
 // at all.
 func describeRoute(h *host, subj string) string {
-	p := h.mesh.table.Load().lookup(subj)
+	p := h.mesh.routes.load().lookup(subj)
 	if p == nil {
 		return "no route"
 	}
@@ -51,7 +51,7 @@ func describeRoute(h *host, subj string) string {
 // live member with its services, and what it holds instead.
 func convergedErr(hosts []*host) error {
 	for i, h := range hosts {
-		t := h.mesh.table.Load()
+		t := h.mesh.routes.load()
 		if len(t.nodes) != len(hosts)-1 {
 			var names []string
 			for _, n := range t.nodes {

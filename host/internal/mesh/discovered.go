@@ -72,7 +72,7 @@ func (ds *dialers) discovered(c Candidate) {
 				// Messages waiting for this link learn at once that it will
 				// not come, instead of at their deadline.
 				ds.failed.Store(c.ID, err)
-				m.wakeRouteWaiters()
+				m.routes.wake()
 			}
 		}()
 		if m.id > c.ID && !c.Now {

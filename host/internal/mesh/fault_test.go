@@ -251,7 +251,7 @@ func TestNameClashRefused(t *testing.T) {
 	b1.serve("echo", &echoEP{prefix: "b1:"}, []string{"echo"}, nil)
 	b2.serve("echo", &echoEP{prefix: "b2:"}, []string{"echo"}, nil)
 	eventually(t, 5*time.Second, "a learns both b and what they serve", func() bool {
-		p := a.mesh.table.Load().lookup("echo.x")
+		p := a.mesh.routes.load().lookup("echo.x")
 		return p != nil && len(p.nodes) == 2
 	})
 	msg := func() *message.Message {
@@ -296,7 +296,7 @@ func TestNameClashRefused(t *testing.T) {
 	refused("b", b1.mesh.ID(), b2.mesh.ID())
 	reaches(string(b1.mesh.ID()), "b1:hi")
 	reaches(string(b2.mesh.ID()), "b2:hi")
-	if _, seen := a.mesh.clashes.Load("b"); !seen {
+	if _, seen := a.mesh.routes.clashes.Load("b"); !seen {
 		t.Fatal("the clash was not logged")
 	}
 	for _, p := range a.mesh.Peers() {
@@ -310,7 +310,7 @@ func TestNameClashRefused(t *testing.T) {
 	// neither, the own id still means this host.
 	imp := newHost(t, "a", withPeers(a.peer(TCP)))
 	eventually(t, 5*time.Second, "a learns the member that claims its name", func() bool {
-		return a.mesh.table.Load().nodes[imp.mesh.ID()] != nil
+		return a.mesh.routes.load().nodes[imp.mesh.ID()] != nil
 	})
 	refused("a", a.mesh.ID(), imp.mesh.ID())
 	if self, err := a.mesh.Target(string(a.mesh.ID())); !self || err != nil {
@@ -327,7 +327,7 @@ func TestNameClashRefused(t *testing.T) {
 	short := string(b1.mesh.ID())[:12]
 	pre := newHost(t, short, withPeers(a.peer(TCP)))
 	eventually(t, 5*time.Second, "a learns the member named "+short, func() bool {
-		return a.mesh.table.Load().nodes[pre.mesh.ID()] != nil
+		return a.mesh.routes.load().nodes[pre.mesh.ID()] != nil
 	})
 	refused(short, b1.mesh.ID(), pre.mesh.ID())
 	reaches(string(b1.mesh.ID()), "b1:hi")
@@ -349,7 +349,7 @@ func TestStuckPeerBoundsMemory(t *testing.T) {
 	}
 	l.enqueueControl(wire.FrameInterest, &wire.Interest{Seq: 1, Topics: []string{"flood.>"}, Services: []string{"stuck"}})
 	go l.out.writeLoop()
-	eventually(t, 5*time.Second, "a learns x's topics", func() bool { return len(a.mesh.table.Load().listeners) == 1 })
+	eventually(t, 5*time.Second, "a learns x's topics", func() bool { return len(a.mesh.routes.load().listeners) == 1 })
 	// A call to the stuck peer fails at its deadline.
 	start := time.Now()
 	_, err := call(a, "stuck.x", "hi", 300*time.Millisecond)

@@ -262,14 +262,14 @@ func (l *link) handle(t wire.FrameType, body []byte) error {
 			l.m.topologyChanged()
 		}
 		if l.version >= wire.AckVersion {
-			l.m.ackInterest(l, in.Seq)
+			l.ackInterest(in.Seq)
 		}
 	case wire.FrameMembers:
 		f := new(wire.Members)
 		if err := wire.DecodeControl(body, f); err != nil {
 			return &wire.ProtocolError{Code: wire.ErrProtocol, Msg: "members: " + err.Error()}
 		}
-		if err := l.m.applyMembers(l, f); err != nil {
+		if err := l.m.members.apply(l, f); err != nil {
 			return err
 		}
 		if f.Ack != 0 && l.version >= wire.AckVersion {

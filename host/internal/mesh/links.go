@@ -172,7 +172,7 @@ func (s *linkSet) down(l *link, cause error) {
 		s.signal()
 	}
 	s.mu.Unlock()
-	s.m.forgetLink(l)
+	s.m.members.forgetLink(l)
 	if was {
 		s.m.log.Info("peer disconnected", "node", l.name, "id", l.peer.Short(), "transport", l.c.transport(), "cause", cause)
 		s.m.topologyChanged()

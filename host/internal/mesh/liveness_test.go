@@ -244,7 +244,7 @@ func TestDeadProviderLeavesRotation(t *testing.T) {
 			px := newFaultProxy(t, tc.transport, b.peer(tc.transport).Addr)
 			a := newHost(t, "a", slowDeath, withPeers(px.peer(), c.peer(tc.transport)))
 			eventually(t, 10*time.Second, "a routes echo to b and c", func() bool {
-				p := a.mesh.table.Load().lookup("echo.x")
+				p := a.mesh.routes.load().lookup("echo.x")
 				return p != nil && len(p.nodes) == 2
 			})
 

@@ -44,8 +44,11 @@ func (mb *member) addrs() []string {
 }
 
 // membership is the mesh's table of members and what each link has been
-// sent.
+// sent; it signs this host's own record, applies and floods the others.
 type membership struct {
+	m          *Mesh
+	flushTimer coalescer // coalesces changes into one flush
+
 	mu   sync.Mutex
 	self *member
 	byID map[identity.ID]*member
@@ -91,8 +94,9 @@ const membersFrameBytes = 64 << 10
 // left) before its record is forgotten.
 func memberTTL(dead time.Duration) time.Duration { return max(time.Minute, 12*dead) }
 
-// signRecord encodes and signs r with this host's key.
-func (m *Mesh) signRecord(r *wire.MemberRecord) (wire.MemberEntry, error) {
+// sign encodes and signs r with this host's key.
+func (ms *membership) sign(r *wire.MemberRecord) (wire.MemberEntry, error) {
+	m := ms.m
 	b, err := wire.AppendMemberRecord(nil, r)
 	if err != nil {
 		return wire.MemberEntry{}, err
@@ -132,7 +136,8 @@ func openEntry(e *wire.MemberEntry) (*wire.MemberRecord, error) {
 
 // selfRecord is what this host says about itself now; Version is left to
 // updateSelf.
-func (m *Mesh) selfRecord(links []*link) wire.MemberRecord {
+func (ms *membership) selfRecord(links []*link) wire.MemberRecord {
+	m := ms.m
 	services, topics := m.local.Interest()
 	r := wire.MemberRecord{ID: string(m.id), Name: m.name, Key: m.self.idt.Key.Public().(ed25519.PublicKey),
 		Listen: m.ln.urls(), Services: services, Topics: topics}
@@ -154,9 +159,9 @@ func sameRecord(a, b *wire.MemberRecord) bool {
 // updateSelf makes a new own record when what it would say changed, or
 // when minVersion (a record of this node from an earlier run) must be
 // outdone; ms.mu is held. It reports whether the record changed.
-func (m *Mesh) updateSelf(links []*link, minVersion uint64) bool {
-	ms := &m.members
-	r := m.selfRecord(links)
+func (ms *membership) updateSelf(links []*link, minVersion uint64) bool {
+	m := ms.m
+	r := m.members.selfRecord(links)
 	cur := ms.self
 	if cur != nil && cur.rec.Left {
 		return false
@@ -169,7 +174,7 @@ func (m *Mesh) updateSelf(links []*link, minVersion uint64) bool {
 		r.Version = max(r.Version, cur.rec.Version+1)
 	}
 	r.Version = max(r.Version, minVersion+1)
-	e, err := m.signRecord(&r)
+	e, err := m.members.sign(&r)
 	if err != nil {
 		m.log.Error("member record not made", "err", err)
 		return false
@@ -200,23 +205,23 @@ func onlyAdds(a, b *wire.MemberRecord) bool {
 	return true
 }
 
-// membersChanged brings the own record up to date with the links and
+// changed brings the own record up to date with the links and
 // local services, then recomputes who is alive; it returns the nodes
 // that became alive and those that stopped being alive, for the log.
-func (m *Mesh) membersChanged(links []*link) (found, lost []memberEvent) {
-	ms := &m.members
+func (ms *membership) changed(links []*link) (found, lost []memberEvent) {
+	m := ms.m
 	ms.mu.Lock()
-	changed := m.updateSelf(links, 0)
-	found, lost = m.recomputeAlive()
+	changed := m.members.updateSelf(links, 0)
+	found, lost = m.members.recomputeAlive()
 	ms.mu.Unlock()
 	if changed || len(found) > 0 || len(lost) > 0 {
-		m.scheduleMembers()
+		m.members.schedule()
 	}
 	return found, lost
 }
 
-// applyMembers takes the entries of a members frame from l.
-func (m *Mesh) applyMembers(l *link, f *wire.Members) error {
+// apply takes the entries of a members frame from l.
+func (ms *membership) apply(l *link, f *wire.Members) error {
 	recs := make([]*wire.MemberRecord, len(f.Entries))
 	for i := range f.Entries {
 		r, err := openEntry(&f.Entries[i])
@@ -225,7 +230,7 @@ func (m *Mesh) applyMembers(l *link, f *wire.Members) error {
 		}
 		recs[i] = r
 	}
-	ms := &m.members
+	m := ms.m
 	ms.mu.Lock()
 	known := ms.known[l]
 	if known == nil {
@@ -241,7 +246,7 @@ func (m *Mesh) applyMembers(l *link, f *wire.Members) error {
 			// A record of this node from an earlier run (same key) that
 			// the mesh still holds: outdo it, or it would win.
 			if ms.self != nil && r.Version >= ms.self.rec.Version && !ms.self.rec.Left {
-				selfChanged = m.updateSelf(m.links.all(), r.Version) || selfChanged
+				selfChanged = m.members.updateSelf(m.links.all(), r.Version) || selfChanged
 			}
 			continue
 		}
@@ -269,13 +274,13 @@ func (m *Mesh) applyMembers(l *link, f *wire.Members) error {
 	}
 	var found, lost []memberEvent
 	if newer || selfChanged {
-		found, lost = m.recomputeAlive()
+		found, lost = m.members.recomputeAlive()
 	}
 	ms.mu.Unlock()
 	if newer || selfChanged {
-		m.logMembers(found, lost)
-		m.scheduleMembers()
-		m.rebuildTable()
+		m.members.logEvents(found, lost)
+		m.members.schedule()
+		m.routes.rebuild()
 	}
 	return nil
 }
@@ -291,8 +296,8 @@ type memberEvent struct {
 
 // recomputeAlive finds which nodes a chain of confirmed links joins to
 // this host; ms.mu is held.
-func (m *Mesh) recomputeAlive() (found, lost []memberEvent) {
-	ms := &m.members
+func (ms *membership) recomputeAlive() (found, lost []memberEvent) {
+	m := ms.m
 	if ms.self == nil {
 		return nil, nil
 	}
@@ -342,7 +347,8 @@ func (m *Mesh) recomputeAlive() (found, lost []memberEvent) {
 	return found, lost
 }
 
-func (m *Mesh) logMembers(found, lost []memberEvent) {
+func (ms *membership) logEvents(found, lost []memberEvent) {
+	m := ms.m
 	for _, ev := range found {
 		if m.links.get(ev.id) != nil {
 			continue
@@ -358,15 +364,15 @@ func (m *Mesh) logMembers(found, lost []memberEvent) {
 	}
 }
 
-func (m *Mesh) scheduleMembers() { m.scheduleMembersIn(membersDelay) }
+func (ms *membership) schedule() { ms.scheduleIn(membersDelay) }
 
-func (m *Mesh) scheduleMembersIn(d time.Duration) { m.membersFlush.schedule(d, m.flushMembers) }
+func (ms *membership) scheduleIn(d time.Duration) { ms.flushTimer.schedule(d, ms.flush) }
 
-// flushMembers sends every link the records it does not hold yet: the own
+// flush sends every link the records it does not hold yet: the own
 // record, those of live nodes and those that announce a leave.
-func (m *Mesh) flushMembers() {
+func (ms *membership) flush() {
+	m := ms.m
 	links := m.links.all()
-	ms := &m.members
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	if ms.self == nil {
@@ -376,7 +382,7 @@ func (m *Mesh) flushMembers() {
 	if wait := time.Until(ms.selfHold); wait > 0 {
 		// Held back (new links only): the flush at the end of the hold
 		// sends it.
-		defer m.scheduleMembersIn(wait)
+		defer m.members.scheduleIn(wait)
 	} else {
 		send = append(send, ms.self)
 	}
@@ -427,36 +433,37 @@ func (m *Mesh) flushMembers() {
 			f.Entries = append(f.Entries, e)
 			size += len(e.Record) + len(e.Sig) + 16
 			if size >= membersFrameBytes {
-				m.sendMembers(l, &f)
+				m.members.send(l, &f)
 				f, size = wire.Members{}, 0
 			}
 		}
 		if len(f.Entries) > 0 {
-			m.sendMembers(l, &f)
+			m.members.send(l, &f)
 		}
 	}
 }
 
-func (m *Mesh) sendMembers(l *link, f *wire.Members) {
+func (ms *membership) send(l *link, f *wire.Members) {
+	m := ms.m
 	if err := l.enqueueControl(wire.FrameMembers, f); err != nil {
 		m.log.Debug("member records not sent", "node", l.name, "err", err)
 	}
 }
 
-// leaveMembers tells every peer, ahead of the GoAway, that this host
+// leave tells every peer, ahead of the GoAway, that this host
 // leaves: its last record has left set and no links, so the whole mesh
 // drops it at once rather than after its neighbours' records arrive.
-func (m *Mesh) leaveMembers(links []*link) {
-	ms := &m.members
+func (ms *membership) leave(links []*link) {
+	m := ms.m
 	ms.mu.Lock()
 	if ms.self == nil || ms.self.rec.Left {
 		ms.mu.Unlock()
 		return
 	}
-	r := m.selfRecord(nil)
+	r := m.members.selfRecord(nil)
 	r.Left, r.Links = true, nil
 	r.Version = max(uint64(time.Now().UnixNano()), ms.self.rec.Version+1)
-	e, err := m.signRecord(&r)
+	e, err := m.members.sign(&r)
 	if err != nil {
 		ms.mu.Unlock()
 		return
@@ -464,20 +471,19 @@ func (m *Mesh) leaveMembers(links []*link) {
 	ms.self = &member{rec: r, entry: e}
 	ms.mu.Unlock()
 	for _, l := range links {
-		m.sendMembers(l, &wire.Members{Entries: []wire.MemberEntry{e}})
+		m.members.send(l, &wire.Members{Entries: []wire.MemberEntry{e}})
 	}
 }
 
 // forgetLink drops what was sent to a link that closed.
-func (m *Mesh) forgetLink(l *link) {
-	m.members.mu.Lock()
-	delete(m.members.known, l)
-	m.members.mu.Unlock()
+func (ms *membership) forgetLink(l *link) {
+	ms.mu.Lock()
+	delete(ms.known, l)
+	ms.mu.Unlock()
 }
 
-// gcMembers forgets nodes that have not been alive for the members' ttl.
-func (m *Mesh) gcMembers(now time.Time) {
-	ms := &m.members
+// gc forgets nodes that have not been alive for the members' ttl.
+func (ms *membership) gc(now time.Time) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	for id, mb := range ms.byID {
@@ -501,9 +507,8 @@ type liveMember struct {
 	links    []string // sorted
 }
 
-// liveMembers returns the live members, for the routing table.
-func (m *Mesh) liveMembers() map[identity.ID]liveMember {
-	ms := &m.members
+// live returns the live members, for the routing table.
+func (ms *membership) live() map[identity.ID]liveMember {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	out := make(map[identity.ID]liveMember, len(ms.byID))

@@ -105,7 +105,7 @@ func TestChainMembership(t *testing.T) {
 	sends := &echoEP{}
 	d.serve("sink", sends, []string{"sink"}, []string{"alerts.>"})
 	eventually(t, 5*time.Second, "h0 learns h3's new service", func() bool {
-		return a.mesh.table.Load().lookup("sink.x") != nil
+		return a.mesh.routes.load().lookup("sink.x") != nil
 	})
 	if err := a.mesh.SendTo(context.Background(), "h3", &message.Message{Kind: abi.KindSend, Subject: "sink.x", Payload: []byte("s")}); err != nil {
 		t.Fatalf("send to h3 by name: %v", err)
@@ -128,7 +128,7 @@ func TestFarPublishLinksFirst(t *testing.T) {
 	ev := &echoEP{}
 	hosts[3].serve("sub", ev, nil, []string{"news"})
 	eventually(t, 10*time.Second, "h0 learns h3's topic", func() bool {
-		for _, n := range hosts[0].mesh.table.Load().listeners {
+		for _, n := range hosts[0].mesh.routes.load().listeners {
 			if n.name == "h3" {
 				return true
 			}
@@ -191,7 +191,7 @@ func TestChainDeathAndLeave(t *testing.T) {
 			dead := 2 * time.Second // newHost's DeadAfter
 			eventually(t, 3*dead, "h0 marks h3 lost and drops its routes", func() bool {
 				mb, ok := memberOf(a, d)
-				return (!ok || mb.State == "lost") && a.mesh.table.Load().lookup("svc3.x") == nil
+				return (!ok || mb.State == "lost") && a.mesh.routes.load().lookup("svc3.x") == nil
 			})
 			took := time.Since(start)
 			t.Logf("%s: h3, three links away, lost at h0 after %v", tr, took.Round(time.Millisecond))
@@ -431,7 +431,7 @@ func TestRelayedEventsInOrder(t *testing.T) {
 			sub := &echoEP{}
 			c.serve("sub", sub, nil, []string{"news.>"})
 			eventually(t, 10*time.Second, "a reaches c's topic through b", func() bool {
-				for _, n := range a.mesh.table.Load().listeners {
+				for _, n := range a.mesh.routes.load().listeners {
 					if n.id == c.id.ID && n.via != nil {
 						return true
 					}

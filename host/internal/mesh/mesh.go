@@ -118,21 +118,16 @@ type Mesh struct {
 	links   linkSet
 	dialers dialers
 
-	table   atomic.Pointer[table]
-	tableMu sync.Mutex
-	tableCh chan struct{} // closed and replaced when the table is rebuilt
+	routes  routes
+	adverts adverts
 	seq     atomic.Uint64 // interest seqs and ack tokens (ack.go)
 	members membership
 
-	advert       coalescer // interest advertisements
-	membersFlush coalescer // members frames
+	advert coalescer // interest advertisements
 
 	workers workers
 
-	rebuildMu sync.Mutex // serialises rebuildTable
-
 	relayed atomic.Uint64
-	clashes sync.Map // name -> struct{}: clashes already logged
 }
 
 // New checks the options and prepares the mesh; nothing listens or dials
@@ -185,11 +180,11 @@ func New(o Options) (*Mesh, error) {
 		ping: o.PingInterval, dead: o.DeadAfter, bmin: o.BackoffMin, bmax: o.BackoffMax,
 		listenTCP: o.ListenTCP, listenQ: o.ListenQUIC,
 		ctx: ctx, cancel: cancel,
-		tableCh: make(chan struct{}),
 	}
 	m.links.init(m)
 	m.dialers.init(m, o.Peers)
 	m.ln.m, m.ln.slots = m, newSlots()
+	m.members.m = m
 	m.members.byID = map[identity.ID]*member{}
 	m.members.known = map[*link]map[identity.ID]uint64{}
 	m.members.ttl = memberTTL(o.DeadAfter)
@@ -209,7 +204,8 @@ func New(o Options) (*Mesh, error) {
 			return err
 		}
 	}
-	m.table.Store(buildTable(m.id, m.name, nil, nil, nil))
+	m.routes.init(m)
+	m.adverts.m = m
 	return m, nil
 }
 
@@ -223,7 +219,7 @@ func (m *Mesh) Start() error {
 	}
 	// The first own membership record, now that the listen addresses are
 	// known.
-	m.membersChanged(nil)
+	m.members.changed(nil)
 	m.dialers.start()
 	m.wg.Add(2)
 	go m.tick()
@@ -240,7 +236,7 @@ func (m *Mesh) Close(ctx context.Context) error {
 		return nil
 	}
 	m.ln.stop()
-	m.leaveMembers(links)
+	m.members.leave(links)
 	for _, l := range links {
 		m.links.retire(l, wire.ErrShutdown, "node is shutting down")
 	}
@@ -296,7 +292,7 @@ func (m *Mesh) tick() {
 		case <-m.ctx.Done():
 			return
 		case now := <-t.C:
-			m.gcMembers(now)
+			m.members.gc(now)
 			m.links.sweep(now)
 		}
 	}
@@ -321,4 +317,20 @@ func (m *Mesh) ControlBytesOut() uint64 {
 		n += l.out.control.Load()
 	}
 	return n
+}
+
+// topologyChanged brings the own membership record up to date, rebuilds
+// the routing table and schedules an interest advertisement; it is called
+// when a link comes or goes and when a peer advertises.
+func (m *Mesh) topologyChanged() {
+	m.members.logEvents(m.members.changed(m.links.all()))
+	m.routes.rebuild()
+	m.adverts.schedule()
+}
+
+// LocalChanged tells the mesh that what this host serves changed (a plugin
+// was loaded, reloaded or removed, a subscription opened or closed).
+func (m *Mesh) LocalChanged() {
+	m.members.changed(m.links.all())
+	m.adverts.schedule()
 }

@@ -219,7 +219,7 @@ func call(h *host, subj, payload string, timeout time.Duration) (string, error) 
 func waitRoute(t *testing.T, h *host, subj string) {
 	t.Helper()
 	eventually(t, 5*time.Second, h.name+" learns a route for "+subj, func() bool {
-		return h.mesh.table.Load().lookup(subj) != nil
+		return h.mesh.routes.load().lookup(subj) != nil
 	})
 }
 
@@ -301,12 +301,12 @@ func TestChainRelayAndPublish(t *testing.T) {
 			if _, err := call(a, "echo.upper", "fail", 5*time.Second); err == nil || err.Error() != `node c: echo refuses "fail"` {
 				t.Fatalf("failing call a -> c through b: %v, want `node c: echo refuses \"fail\"`", err)
 			}
-			eventually(t, 5*time.Second, "a knows b's topics", func() bool { return len(a.mesh.table.Load().listeners) == 2 })
+			eventually(t, 5*time.Second, "a knows b's topics", func() bool { return len(a.mesh.routes.load().listeners) == 2 })
 			// The call asked for a direct link to c: publish once the path
 			// to c has settled, since events on the relayed path and the
 			// new direct one could overtake each other at the switch.
 			eventually(t, 10*time.Second, "a routes to c over a direct link", func() bool {
-				n := a.mesh.table.Load().nodes[c.id.ID]
+				n := a.mesh.routes.load().nodes[c.id.ID]
 				return n != nil && n.direct != nil && n.direct == a.mesh.links.get(c.id.ID)
 			})
 			for i := range 50 {
@@ -361,7 +361,7 @@ func TestSecretTrust(t *testing.T) {
 				bad := newHost(t, tc.name, withPolicy(tc.policy), withPeers(a.peer(tr)))
 				eventually(t, 5*time.Second, "a refuses "+tc.name, func() bool { return a.mesh.RefusedCount() > before })
 				time.Sleep(100 * time.Millisecond)
-				if n := len(bad.mesh.table.Load().nodes); n != 0 {
+				if n := len(bad.mesh.routes.load().nodes); n != 0 {
 					t.Errorf("%s learned %d nodes", tc.name, n)
 				}
 				if _, err := call(bad, "secret.x", "hi", time.Second); message.StatusOf(err) != abi.StatusNoHandler {
@@ -490,7 +490,7 @@ func TestCleanLeaveDropsRoutesAtOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	b.mesh.Close(ctx)
-	eventually(t, time.Second, "a drops b's routes", func() bool { return a.mesh.table.Load().lookup("echo.x") == nil })
+	eventually(t, time.Second, "a drops b's routes", func() bool { return a.mesh.routes.load().lookup("echo.x") == nil })
 	_, err := call(a, "echo.x", "hi", time.Second)
 	if message.StatusOf(err) != abi.StatusNoHandler {
 		t.Fatalf("after leave: %v", err)
@@ -503,7 +503,7 @@ func TestRoutesFollowLocalChanges(t *testing.T) {
 	b.serve("one", &echoEP{prefix: "1:"}, []string{"one"}, nil)
 	waitRoute(t, a, "one.x")
 	b.router.Remove("one")
-	eventually(t, 5*time.Second, "a forgets one", func() bool { return a.mesh.table.Load().lookup("one.x") == nil })
+	eventually(t, 5*time.Second, "a forgets one", func() bool { return a.mesh.routes.load().lookup("one.x") == nil })
 	b.serve("two", &echoEP{prefix: "2:"}, []string{"two"}, nil)
 	waitRoute(t, a, "two.x")
 	// Local handler preferred over a remote one.
@@ -517,7 +517,7 @@ func TestRoutesFollowLocalChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	eventually(t, 5*time.Second, "a learns b's subscription", func() bool { return len(a.mesh.table.Load().listeners) == 1 })
+	eventually(t, 5*time.Second, "a learns b's subscription", func() bool { return len(a.mesh.routes.load().listeners) == 1 })
 	a.router.Publish(context.Background(), &message.Message{Kind: abi.KindEvent, Subject: "alerts.fire", Payload: []byte("!")})
 	select {
 	case m := <-s.C():
@@ -539,7 +539,7 @@ func TestSpreadsAcrossProviders(t *testing.T) {
 		h.serve("work", ep, []string{"work"}, nil)
 	}
 	eventually(t, 5*time.Second, "three providers", func() bool {
-		p := a.mesh.table.Load().lookup("work.x")
+		p := a.mesh.routes.load().lookup("work.x")
 		return p != nil && len(p.nodes) == 3
 	})
 	for range 30 {
@@ -563,7 +563,7 @@ func TestNoLoops(t *testing.T) {
 	c.serve("echo", &echoEP{}, []string{"echo"}, nil)
 	waitRoute(t, a, "echo.x")
 	// Through b even if a has linked to c directly meanwhile.
-	nd, _, _ := a.mesh.table.Load().resolve("c")
+	nd, _, _ := a.mesh.routes.load().resolve("c")
 	l := a.mesh.links.get(b.mesh.ID())
 	e := a.mesh.envelope(l, &node{id: nd.id, name: nd.name, via: l}, 1, &message.Message{Subject: "echo.x", Deadline: time.Now().Add(time.Second)})
 	e.Relays = 1

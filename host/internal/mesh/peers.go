@@ -60,7 +60,7 @@ func (m *Mesh) Peers() []PeerInfo {
 		}
 		out = append(out, PeerInfo{ID: string(id), Addr: d.peer.Addr, Transport: d.peer.Transport, State: state, Error: lastErr, Config: u, Found: FoundConfigured})
 	}
-	for _, n := range m.table.Load().nodes {
+	for _, n := range m.routes.load().nodes {
 		if n.direct != nil || n.far() {
 			continue
 		}
@@ -90,7 +90,7 @@ func (m *Mesh) Peers() []PeerInfo {
 	}
 	// Make a name clash visible where the operator looks, not only in the
 	// log.
-	clash := m.table.Load().clash
+	clash := m.routes.load().clash
 	for i, p := range out {
 		for _, id := range clash[p.Name] {
 			if p.ID != "" && string(id) != p.ID {

@@ -15,7 +15,7 @@ import (
 
 // Call sends a request to a remote provider of m.Subject (router.Remote).
 func (m *Mesh) Call(ctx context.Context, msg *message.Message) ([]byte, error) {
-	t := m.table.Load()
+	t := m.routes.load()
 	p := t.lookup(msg.Subject)
 	if p == nil {
 		return nil, m.noHandler(t, msg.Subject)
@@ -25,7 +25,7 @@ func (m *Mesh) Call(ctx context.Context, msg *message.Message) ([]byte, error) {
 
 // Send hands a one-way message to a remote provider (router.Remote).
 func (m *Mesh) Send(ctx context.Context, msg *message.Message) error {
-	t := m.table.Load()
+	t := m.routes.load()
 	p := t.lookup(msg.Subject)
 	if p == nil {
 		return m.noHandler(t, msg.Subject)
@@ -42,7 +42,7 @@ func (m *Mesh) noHandler(t *table, subj string) error {
 // event and counts it: pub/sub is at-most-once and a slow peer must not
 // hold up the publisher.
 func (m *Mesh) Publish(msg *message.Message) int {
-	t := m.table.Load()
+	t := m.routes.load()
 	n := 0
 	for _, nd := range t.listeners {
 		if !abi.MatchAny(nd.topics, msg.Subject) {
@@ -71,7 +71,7 @@ func (m *Mesh) Publish(msg *message.Message) int {
 // self is true when it names this host. A name several nodes claim is
 // refused with status invalid, listing their ids (see table.resolve).
 func (m *Mesh) Target(ref string) (self bool, err error) {
-	_, self, err = m.target(m.table.Load(), ref)
+	_, self, err = m.target(m.routes.load(), ref)
 	return self, err
 }
 
@@ -125,7 +125,7 @@ func (m *Mesh) SendTo(ctx context.Context, ref string, msg *message.Message) err
 // remoteTarget resolves ref to another node for CallTo and SendTo; a
 // reference to this host is refused, as the mesh cannot deliver to it.
 func (m *Mesh) remoteTarget(ref string) (*node, error) {
-	nd, self, err := m.target(m.table.Load(), ref)
+	nd, self, err := m.target(m.routes.load(), ref)
 	if err != nil {
 		return nil, err
 	}
@@ -214,8 +214,8 @@ func (m *Mesh) outLink(ctx context.Context, nd *node, deadline time.Time) (*link
 	timer := time.NewTimer(time.Until(limit))
 	defer timer.Stop()
 	for {
-		ch := m.tableChanged()
-		n := m.table.Load().nodes[nd.id]
+		ch := m.routes.changed()
+		n := m.routes.load().nodes[nd.id]
 		if n == nil {
 			return nil, nil, message.Errorf(abi.StatusUnreachable, "node %s is no longer in the mesh", nd.name)
 		}
@@ -321,7 +321,7 @@ func (m *Mesh) message(l *link, e *wire.Envelope) *message.Message {
 	if e.Relays > 0 {
 		// Name the origin, not the relay.
 		msg.From = "node:" + e.From
-		if n := m.table.Load().nodes[identity.ID(e.From)]; n != nil {
+		if n := m.routes.load().nodes[identity.ID(e.From)]; n != nil {
 			msg.From = "node:" + n.name
 		}
 	}

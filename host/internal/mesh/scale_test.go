@@ -107,7 +107,7 @@ func TestStarNoticesDeath(t *testing.T) {
 			if i == 4 {
 				continue
 			}
-			if h.mesh.table.Load().lookup("svc04.x") != nil {
+			if h.mesh.routes.load().lookup("svc04.x") != nil {
 				return fmt.Errorf("%s still %s; %s", h.name, describeRoute(h, "svc04.x"), linksTo(hosts, victim))
 			}
 			if mb, ok := memberOf(h, victim); ok && mb.State != "lost" {

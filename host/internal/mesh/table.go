@@ -9,7 +9,6 @@ import (
 
 	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/internal/identity"
-	"github.com/pycomms/pycomms-host/host/internal/wire"
 )
 
 // node is another host of the mesh as this host sees it.
@@ -256,24 +255,43 @@ func isIDPrefix(s string) bool {
 	return true
 }
 
-// topologyChanged brings the own membership record up to date, rebuilds
-// the routing table and schedules an interest advertisement; it is called
-// when a link comes or goes and when a peer advertises.
-func (m *Mesh) topologyChanged() {
-	m.logMembers(m.membersChanged(m.links.all()))
-	m.rebuildTable()
-	m.scheduleAdvert()
+func validID(s string) bool {
+	_, err := identity.ParseID(s)
+	return err == nil
 }
 
-// rebuildTable indexes the live links, what they advertised and the live
+// routes is the routing table: an immutable *table behind an atomic
+// pointer, so that every message reads it without a lock, rebuilt from
+// the links and the live members whenever either changes.
+type routes struct {
+	m         *Mesh
+	cur       atomic.Pointer[table]
+	rebuildMu sync.Mutex // serialises rebuild
+
+	waitMu sync.Mutex
+	waitCh chan struct{} // closed and replaced at each rebuild (and failed dial)
+
+	clashes sync.Map // name -> struct{}: clashes already logged
+}
+
+func (rt *routes) init(m *Mesh) {
+	rt.m, rt.waitCh = m, make(chan struct{})
+	rt.cur.Store(buildTable(m.id, m.name, nil, nil, nil))
+}
+
+// load returns the current table.
+func (rt *routes) load() *table { return rt.cur.Load() }
+
+// rebuild indexes the live links, what they advertised and the live
 // members, and wakes whoever waits for a route.
-func (m *Mesh) rebuildTable() {
+func (rt *routes) rebuild() {
+	m := rt.m
 	// One rebuild at a time: each reads the state after the change that
 	// called it, so the table stored last reflects the last change. Two
 	// at once could store, last, the one that read the older state, and
 	// it would stand until the next change.
-	m.rebuildMu.Lock()
-	defer m.rebuildMu.Unlock()
+	rt.rebuildMu.Lock()
+	defer rt.rebuildMu.Unlock()
 	links := m.links.all()
 	live := links[:0]
 	for _, l := range links {
@@ -281,47 +299,33 @@ func (m *Mesh) rebuildTable() {
 			live = append(live, l)
 		}
 	}
-	t := buildTable(m.id, m.name, live, m.liveMembers(), m.table.Load())
-	m.table.Store(t)
-	m.wakeRouteWaiters()
+	t := buildTable(m.id, m.name, live, m.members.live(), rt.cur.Load())
+	rt.cur.Store(t)
+	rt.wake()
 	for name, ids := range t.clash {
-		if _, seen := m.clashes.LoadOrStore(name, struct{}{}); !seen {
+		if _, seen := rt.clashes.LoadOrStore(name, struct{}{}); !seen {
 			m.log.Warn("node name clash: names must be unique in a mesh; the name addresses none of these nodes, address them by id",
 				"name", name, "ids", ids)
 		}
 	}
 }
 
-// wakeRouteWaiters wakes the messages waiting for a link to a far node:
+// wake wakes the messages waiting for a link to a far node:
 // the table changed, or a dial gave up.
-func (m *Mesh) wakeRouteWaiters() {
-	m.tableMu.Lock()
-	close(m.tableCh)
-	m.tableCh = make(chan struct{})
-	m.tableMu.Unlock()
+func (rt *routes) wake() {
+	rt.waitMu.Lock()
+	close(rt.waitCh)
+	rt.waitCh = make(chan struct{})
+	rt.waitMu.Unlock()
 }
 
-// tableChanged returns a channel closed at the next rebuild of the table
+// changed returns a channel closed at the next rebuild of the table
 // or failed dial of a discovered host.
-func (m *Mesh) tableChanged() <-chan struct{} {
-	m.tableMu.Lock()
-	defer m.tableMu.Unlock()
-	return m.tableCh
+func (rt *routes) changed() <-chan struct{} {
+	rt.waitMu.Lock()
+	defer rt.waitMu.Unlock()
+	return rt.waitCh
 }
-
-// LocalChanged tells the mesh that what this host serves changed (a plugin
-// was loaded, reloaded or removed, a subscription opened or closed).
-func (m *Mesh) LocalChanged() {
-	m.membersChanged(m.links.all())
-	m.scheduleAdvert()
-}
-
-// advertDelay coalesces a burst of changes (a config reload loading ten
-// plugins, a seed that many hosts join at once) into one advertisement;
-// 10ms sent twice the bytes of 50ms when 30 hosts joined one seed.
-const advertDelay = 50 * time.Millisecond
-
-func (m *Mesh) scheduleAdvert() { m.advert.schedule(advertDelay, m.advertise) }
 
 // coalescer runs a function once after a delay, however many times it is
 // scheduled meanwhile; a shorter delay asked for meanwhile brings the run
@@ -348,55 +352,4 @@ func (c *coalescer) schedule(delay time.Duration, f func()) {
 		c.mu.Unlock()
 		f()
 	})
-}
-
-// advertise sends every link this host's own services and topics,
-// preceded by its own record when the link may not hold the current one,
-// skipping a link whose last advertisement was the same. What hosts
-// further away serve travels in their membership records.
-func (m *Mesh) advertise() {
-	services, topics := m.local.Interest()
-	in := &wire.Interest{Services: services, Topics: topics}
-	key := interestKey(in)
-	for _, l := range m.links.all() {
-		if l.leaving.Load() {
-			continue
-		}
-		in := *in
-		l.sentMu.Lock()
-		if key == l.lastSent {
-			l.sentMu.Unlock()
-			continue
-		}
-		l.lastSent = key
-		in.Seq = m.seq.Add(1)
-		l.lastSeq = in.Seq
-		// The record first: a peer that acks the interest passes the
-		// record on (ack.go), so it must hold the one that matches.
-		m.pushSelf(l)
-		err := l.enqueueControl(wire.FrameInterest, &in)
-		l.sentMu.Unlock()
-		if err != nil {
-			m.log.Debug("interest not sent", "node", l.name, "err", err)
-		}
-	}
-}
-
-func interestKey(in *wire.Interest) string {
-	var b strings.Builder
-	w := func(ss []string) {
-		for _, s := range ss {
-			b.WriteString(s)
-			b.WriteByte(0)
-		}
-		b.WriteByte(1)
-	}
-	w(in.Services)
-	w(in.Topics)
-	return b.String()
-}
-
-func validID(s string) bool {
-	_, err := identity.ParseID(s)
-	return err == nil
 }

@@ -39,7 +39,7 @@ func TestRebuildTableKeepsTheLastChange(t *testing.T) {
 					case <-stop:
 						return
 					default:
-						a.mesh.rebuildTable()
+						a.mesh.routes.rebuild()
 					}
 				}
 			}()
@@ -47,10 +47,10 @@ func TestRebuildTableKeepsTheLastChange(t *testing.T) {
 		// What a reader does with an interest: store it, then rebuild.
 		want := fmt.Sprintf("svc%d", i)
 		l.interest.Store(&wire.Interest{Seq: uint64(1<<40 + i), Services: []string{want}})
-		a.mesh.rebuildTable()
+		a.mesh.routes.rebuild()
 		close(stop)
 		wg.Wait()
-		if n := a.mesh.table.Load().nodes[b.id.ID]; n == nil || !slices.Equal(n.services, []string{want}) {
+		if n := a.mesh.routes.load().nodes[b.id.ID]; n == nil || !slices.Equal(n.services, []string{want}) {
 			stale++
 		}
 	}
