@@ -229,7 +229,7 @@ func (l *link) handle(t wire.FrameType, body []byte) error {
 			return &wire.ProtocolError{Code: wire.ErrProtocol, Msg: err.Error()}
 		}
 		l.msgsIn.Add(1)
-		return l.m.dispatch(l, e)
+		return l.m.inbound.dispatch(l, e)
 	case wire.FramePing:
 		var p wire.Ping
 		if err := wire.DecodeControl(body, &p); err != nil {

@@ -76,7 +76,7 @@ func (s *linkSet) up(l *link) {
 	}
 	old := s.byID[l.peer]
 	loser := old
-	if old != nil && m.dialerOf(old) != m.dialerOf(l) && m.dialerOf(old) < m.dialerOf(l) {
+	if old != nil && s.dialerOf(old) != s.dialerOf(l) && s.dialerOf(old) < s.dialerOf(l) {
 		loser = l
 	}
 	if loser != l {
@@ -113,9 +113,9 @@ func (s *linkSet) up(l *link) {
 }
 
 // dialerOf is the node that dialled l.
-func (m *Mesh) dialerOf(l *link) identity.ID {
+func (s *linkSet) dialerOf(l *link) identity.ID {
 	if l.dialed {
-		return m.id
+		return s.m.id
 	}
 	return l.peer
 }

@@ -125,9 +125,7 @@ type Mesh struct {
 
 	advert coalescer // interest advertisements
 
-	workers workers
-
-	relayed atomic.Uint64
+	inbound inbound
 }
 
 // New checks the options and prepares the mesh; nothing listens or dials
@@ -188,7 +186,7 @@ func New(o Options) (*Mesh, error) {
 	m.members.byID = map[identity.ID]*member{}
 	m.members.known = map[*link]map[identity.ID]uint64{}
 	m.members.ttl = memberTTL(o.DeadAfter)
-	m.workers = workers{m: m, idle: make(chan job)}
+	m.inbound.m, m.inbound.pool.m, m.inbound.pool.idle = m, m, make(chan job)
 	// Count and log every peer the trust policy refuses, on both
 	// transports: quic-go never hands a connection that failed its TLS
 	// handshake to Accept, so the verification callback is the one place
@@ -223,7 +221,7 @@ func (m *Mesh) Start() error {
 	m.dialers.start()
 	m.wg.Add(2)
 	go m.tick()
-	go func() { defer m.wg.Done(); m.workers.reap() }()
+	go func() { defer m.wg.Done(); m.inbound.pool.reap() }()
 	return nil
 }
 
@@ -252,8 +250,8 @@ func (m *Mesh) Close(ctx context.Context) error {
 	// Readers and the reaper, the only senders on idle, have stopped:
 	// closing it sends every worker home, idle ones at once and busy ones
 	// when their request ends (their link's context has ended).
-	close(m.workers.idle)
-	m.workers.wg.Wait()
+	close(m.inbound.pool.idle)
+	m.inbound.pool.wg.Wait()
 	m.ln.close()
 	return nil
 }

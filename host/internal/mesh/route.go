@@ -2,8 +2,6 @@ package mesh
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -18,7 +16,7 @@ func (m *Mesh) Call(ctx context.Context, msg *message.Message) ([]byte, error) {
 	t := m.routes.load()
 	p := t.lookup(msg.Subject)
 	if p == nil {
-		return nil, m.noHandler(t, msg.Subject)
+		return nil, t.noHandler(msg.Subject)
 	}
 	return m.callNode(ctx, p.pick(), msg)
 }
@@ -28,12 +26,13 @@ func (m *Mesh) Send(ctx context.Context, msg *message.Message) error {
 	t := m.routes.load()
 	p := t.lookup(msg.Subject)
 	if p == nil {
-		return m.noHandler(t, msg.Subject)
+		return t.noHandler(msg.Subject)
 	}
 	return m.sendNode(ctx, p.pick(), msg)
 }
 
-func (m *Mesh) noHandler(t *table, subj string) error {
+// noHandler is the error for a subject nothing in t serves.
+func (t *table) noHandler(subj string) error {
 	return message.Errorf(abi.StatusNoHandler, "no handler for %q on this host or any of the %d other hosts it knows", subj, len(t.nodes))
 }
 
@@ -56,7 +55,7 @@ func (m *Mesh) Publish(msg *message.Message) int {
 			m.dialers.needDirect(nd)
 			continue
 		}
-		e := m.envelope(l, nd, wire.KindEvent, msg)
+		e := l.envelope(nd, wire.KindEvent, msg)
 		if err := l.out.enqueue(e, false, time.Time{}); err != nil {
 			l.dropped.Add(1)
 			m.log.Debug("event dropped", "topic", msg.Subject, "node", nd.name, "err", err)
@@ -71,12 +70,12 @@ func (m *Mesh) Publish(msg *message.Message) int {
 // self is true when it names this host. A name several nodes claim is
 // refused with status invalid, listing their ids (see table.resolve).
 func (m *Mesh) Target(ref string) (self bool, err error) {
-	_, self, err = m.target(m.routes.load(), ref)
+	_, self, err = m.routes.load().target(ref)
 	return self, err
 }
 
 // target resolves ref in t: the node it names, or self for this host.
-func (m *Mesh) target(t *table, ref string) (*node, bool, error) {
+func (t *table) target(ref string) (*node, bool, error) {
 	nd, self, ambiguous := t.resolve(ref)
 	switch {
 	case len(ambiguous) > 0:
@@ -84,7 +83,7 @@ func (m *Mesh) target(t *table, ref string) (*node, bool, error) {
 	case self, nd != nil:
 		return nd, self, nil
 	}
-	return nil, false, m.unknownNode(t, ref)
+	return nil, false, t.unknownNode(ref)
 }
 
 func joinIDs(ids []identity.ID) string {
@@ -95,8 +94,8 @@ func joinIDs(ids []identity.ID) string {
 	return strings.Join(s, ", ")
 }
 
-func (m *Mesh) unknownNode(t *table, ref string) error {
-	names := []string{m.name}
+func (t *table) unknownNode(ref string) error {
+	names := []string{t.selfName}
 	for _, n := range t.nodes {
 		names = append(names, n.name)
 	}
@@ -106,7 +105,7 @@ func (m *Mesh) unknownNode(t *table, ref string) error {
 // CallTo sends a request to the named node, whatever else serves the
 // subject. The caller handles a reference to this host (see Target).
 func (m *Mesh) CallTo(ctx context.Context, ref string, msg *message.Message) ([]byte, error) {
-	nd, err := m.remoteTarget(ref)
+	nd, err := m.routes.load().remoteTarget(ref)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +114,7 @@ func (m *Mesh) CallTo(ctx context.Context, ref string, msg *message.Message) ([]
 
 // SendTo delivers a one-way message to the named node.
 func (m *Mesh) SendTo(ctx context.Context, ref string, msg *message.Message) error {
-	nd, err := m.remoteTarget(ref)
+	nd, err := m.routes.load().remoteTarget(ref)
 	if err != nil {
 		return err
 	}
@@ -124,8 +123,8 @@ func (m *Mesh) SendTo(ctx context.Context, ref string, msg *message.Message) err
 
 // remoteTarget resolves ref to another node for CallTo and SendTo; a
 // reference to this host is refused, as the mesh cannot deliver to it.
-func (m *Mesh) remoteTarget(ref string) (*node, error) {
-	nd, self, err := m.target(m.routes.load(), ref)
+func (t *table) remoteTarget(ref string) (*node, error) {
+	nd, self, err := t.target(ref)
 	if err != nil {
 		return nil, err
 	}
@@ -141,10 +140,10 @@ func (m *Mesh) callNode(ctx context.Context, nd *node, msg *message.Message) ([]
 		return nil, err
 	}
 	m.dialers.needDirect(nd)
-	if err := m.checkSize(l, nd, msg); err != nil {
+	if err := l.checkSize(nd, msg); err != nil {
 		return nil, err
 	}
-	e := m.envelope(l, nd, wire.KindRequest, msg)
+	e := l.envelope(nd, wire.KindRequest, msg)
 	r, err := l.request(ctx, e, msg.Deadline)
 	if err != nil {
 		return nil, err
@@ -178,7 +177,7 @@ func (m *Mesh) sendNode(ctx context.Context, nd *node, msg *message.Message) err
 		return err
 	}
 	m.dialers.needDirect(nd)
-	if err := m.checkSize(l, nd, msg); err != nil {
+	if err := l.checkSize(nd, msg); err != nil {
 		return err
 	}
 	dl := msg.Deadline
@@ -187,7 +186,7 @@ func (m *Mesh) sendNode(ctx context.Context, nd *node, msg *message.Message) err
 		// room on a congested link before it is refused as busy.
 		dl = time.Now().Add(time.Second)
 	}
-	return l.send(m.envelope(l, nd, wire.KindSend, msg), true, dl)
+	return l.send(l.envelope(nd, wire.KindSend, msg), true, dl)
 }
 
 // farWait bounds how long a message for a node known only through
@@ -240,7 +239,7 @@ func (m *Mesh) outLink(ctx context.Context, nd *node, deadline time.Time) (*link
 
 // checkSize refuses a payload the receiving side would refuse: a clear
 // error now instead of a closed link later.
-func (m *Mesh) checkSize(l *link, nd *node, msg *message.Message) error {
+func (l *link) checkSize(nd *node, msg *message.Message) error {
 	if len(msg.Payload) > l.maxOut {
 		return message.Errorf(abi.StatusTooLarge, "payload of %d bytes for %q exceeds limits.max_frame: node %s accepts at most %d bytes",
 			len(msg.Payload), msg.Subject, nd.name, l.maxOut)
@@ -249,8 +248,8 @@ func (m *Mesh) checkSize(l *link, nd *node, msg *message.Message) error {
 }
 
 // envelope builds the wire form of msg for nd, leaving on l.
-func (m *Mesh) envelope(l *link, nd *node, kind wire.MsgKind, msg *message.Message) *wire.Envelope {
-	e := &wire.Envelope{Version: l.version, Kind: kind, From: string(m.id), Subject: msg.Subject,
+func (l *link) envelope(nd *node, kind wire.MsgKind, msg *message.Message) *wire.Envelope {
+	e := &wire.Envelope{Version: l.version, Kind: kind, From: string(l.m.id), Subject: msg.Subject,
 		Headers: msg.Headers, Payload: msg.Payload, Hops: uint32(msg.Hops)}
 	if nd.direct == nil {
 		e.To = string(nd.id)
@@ -269,162 +268,4 @@ func budget(d time.Time) uint64 {
 		return 1
 	}
 	return uint64(left)
-}
-
-// dispatch handles one message envelope from l.
-func (m *Mesh) dispatch(l *link, e *wire.Envelope) error {
-	switch e.Kind {
-	case wire.KindReply:
-		l.deliverReply(e)
-		return nil
-	case wire.KindCancel:
-		// Requests here end at their deadline anyway; a cancel only saves
-		// work, and the plugin runtime has no way to stop a running call
-		// early other than its deadline, so it is accepted and ignored.
-		return nil
-	}
-	// A host speaks only for itself: an envelope that was not relayed must
-	// come from the peer at the other end of the link.
-	if e.Relays == 0 && e.From != "" && e.From != string(l.peer) {
-		return &wire.ProtocolError{Code: wire.ErrProtocol, Msg: fmt.Sprintf("envelope claims to be from node %s on the link of node %s", e.From, l.peer)}
-	}
-	if e.To != "" && e.To != string(m.id) {
-		return m.relay(l, e)
-	}
-	switch e.Kind {
-	case wire.KindRequest:
-		if n := l.inflight.Add(1); n > int64(m.inflight) {
-			l.inflight.Add(-1)
-			l.refused.Add(1)
-			m.reply(l, e, time.Time{}, nil, message.Errorf(abi.StatusBusy, "node %s is busy: %d requests from node %s in flight (limits.inflight)", m.name, m.inflight, l.name))
-			return nil
-		}
-		m.workers.run(job{l, e})
-	case wire.KindSend:
-		if err := m.local.Send(l.ctx, m.message(l, e)); err != nil {
-			m.log.Debug("send from a peer not delivered", "node", l.name, "subject", e.Subject, "err", err)
-		}
-	case wire.KindEvent:
-		m.local.Publish(l.ctx, m.message(l, e))
-	default:
-		return &wire.ProtocolError{Code: wire.ErrProtocol, Msg: fmt.Sprintf("envelope of kind %v", e.Kind)}
-	}
-	return nil
-}
-
-// message turns an envelope addressed to this host into a message for the
-// local router. The deadline is rebuilt from the remaining budget on this
-// host's clock.
-func (m *Mesh) message(l *link, e *wire.Envelope) *message.Message {
-	msg := &message.Message{Kind: abi.KindRequest, Subject: e.Subject, Payload: e.Payload,
-		Headers: abi.Headers(e.Headers), Hops: int(e.Hops), From: "node:" + l.name, FromNode: e.From}
-	if e.Relays > 0 {
-		// Name the origin, not the relay.
-		msg.From = "node:" + e.From
-		if n := m.routes.load().nodes[identity.ID(e.From)]; n != nil {
-			msg.From = "node:" + n.name
-		}
-	}
-	switch e.Kind {
-	case wire.KindSend:
-		msg.Kind = abi.KindSend
-	case wire.KindEvent:
-		msg.Kind = abi.KindEvent
-	}
-	if msg.FromNode == "" {
-		msg.FromNode = string(l.peer)
-	}
-	if e.Deadline > 0 {
-		msg.Deadline = time.Now().Add(time.Duration(e.Deadline) * time.Microsecond)
-	}
-	return msg
-}
-
-// serve runs one request from a peer on this host and replies.
-func (m *Mesh) serve(l *link, e *wire.Envelope) {
-	defer l.inflight.Add(-1)
-	// Without a deadline the plugin's own timeout bounds the call.
-	msg := m.message(l, e)
-	out, err := m.local.Call(l.ctx, msg)
-	if err == nil && len(out) > l.maxOut {
-		err = message.Errorf(abi.StatusTooLarge, "reply of %d bytes to %q exceeds what node %s accepts (%d bytes, limits.max_frame)", len(out), e.Subject, l.name, l.maxOut)
-		out = nil
-	}
-	m.reply(l, e, msg.Deadline, out, err)
-}
-
-// reply answers request e on l; dl is the request's deadline on this
-// host's clock (zero: none).
-func (m *Mesh) reply(l *link, e *wire.Envelope, dl time.Time, out []byte, err error) {
-	r := &wire.Envelope{Version: l.version, Kind: wire.KindReply, ReplyTo: e.ID, From: string(m.id), Payload: out}
-	if err != nil {
-		r.Status = uint16(message.StatusOf(err))
-		r.Error = err.Error()
-		r.Payload = nil
-	}
-	// A reply waits for room like a request does, until the requester's
-	// deadline: dropping it would leave the requester waiting for nothing.
-	// The deadline is only read when the link is congested.
-	if err := l.send(r, true, dl); err != nil && !errors.Is(err, errFull) {
-		m.log.Debug("reply not sent", "node", l.name, "subject", e.Subject, "err", err)
-	}
-}
-
-// relay forwards an envelope addressed to another node, once: only an
-// envelope that has not been relayed yet, and only to a direct peer.
-func (m *Mesh) relay(in *link, e *wire.Envelope) error {
-	to := identity.ID(e.To)
-	fail := func(format string, args ...any) {
-		if e.Kind == wire.KindRequest {
-			m.reply(in, e, time.Time{}, nil, message.Errorf(abi.StatusUnreachable, format, args...))
-		}
-	}
-	if e.Relays >= 1 {
-		fail("node %s: a message is relayed at most once (to %s)", m.name, e.To)
-		return nil
-	}
-	out := m.links.get(to)
-	if out == nil || out.leaving.Load() {
-		fail("node %s has no link to node %s", m.name, e.To)
-		return nil
-	}
-	m.relayed.Add(1)
-	e.Relays++
-	e.To = ""
-	switch e.Kind {
-	case wire.KindRequest:
-		if n := in.inflight.Add(1); n > int64(m.inflight) {
-			in.inflight.Add(-1)
-			m.reply(in, e, time.Time{}, nil, message.Errorf(abi.StatusBusy, "relay %s is busy: %d requests in flight", m.name, m.inflight))
-			return nil
-		}
-		go func() {
-			defer in.inflight.Add(-1)
-			id := e.ID
-			var dl time.Time
-			if e.Deadline > 0 {
-				dl = time.Now().Add(time.Duration(e.Deadline) * time.Microsecond)
-			}
-			r, err := out.request(in.ctx, e, dl)
-			e.ID = id
-			if err != nil {
-				m.reply(in, e, dl, nil, err)
-				return
-			}
-			if r.Status != 0 {
-				m.reply(in, e, dl, nil, &message.Error{Status: abi.Status(r.Status), Msg: r.Error})
-				return
-			}
-			m.reply(in, e, dl, r.Payload, nil)
-		}()
-	case wire.KindSend:
-		if err := out.send(e, false, time.Time{}); err != nil {
-			out.dropped.Add(1)
-		}
-	case wire.KindEvent:
-		if err := out.out.enqueue(e, false, time.Time{}); err != nil {
-			out.dropped.Add(1)
-		}
-	}
-	return nil
 }

@@ -49,7 +49,7 @@ func (w *workers) run(j job) {
 func (w *workers) work(j job) {
 	defer w.wg.Done()
 	for {
-		w.m.serve(j.l, j.e)
+		w.m.inbound.serve(j.l, j.e)
 		w.waiting.Add(1)
 		j = <-w.idle
 		w.waiting.Add(-1)

@@ -1,0 +1,184 @@
+package mesh
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/pycomms/pycomms-host/abi"
+	"github.com/pycomms/pycomms-host/host/internal/identity"
+	"github.com/pycomms/pycomms-host/host/internal/wire"
+	"github.com/pycomms/pycomms-host/host/message"
+)
+
+// inbound takes the messages that arrive on the links: replies go to the
+// requests waiting for them, requests to this host run on the worker pool
+// and are answered, sends and events go to the local router, and messages
+// for another node are relayed once.
+type inbound struct {
+	m       *Mesh
+	pool    workers
+	relayed atomic.Uint64 // messages relayed to another node
+}
+
+// dispatch handles one message envelope from l.
+func (in *inbound) dispatch(l *link, e *wire.Envelope) error {
+	m := in.m
+	switch e.Kind {
+	case wire.KindReply:
+		l.deliverReply(e)
+		return nil
+	case wire.KindCancel:
+		// Requests here end at their deadline anyway; a cancel only saves
+		// work, and the plugin runtime has no way to stop a running call
+		// early other than its deadline, so it is accepted and ignored.
+		return nil
+	}
+	// A host speaks only for itself: an envelope that was not relayed must
+	// come from the peer at the other end of the link.
+	if e.Relays == 0 && e.From != "" && e.From != string(l.peer) {
+		return &wire.ProtocolError{Code: wire.ErrProtocol, Msg: fmt.Sprintf("envelope claims to be from node %s on the link of node %s", e.From, l.peer)}
+	}
+	if e.To != "" && e.To != string(m.id) {
+		return in.relay(l, e)
+	}
+	switch e.Kind {
+	case wire.KindRequest:
+		if n := l.inflight.Add(1); n > int64(m.inflight) {
+			l.inflight.Add(-1)
+			l.refused.Add(1)
+			in.reply(l, e, time.Time{}, nil, message.Errorf(abi.StatusBusy, "node %s is busy: %d requests from node %s in flight (limits.inflight)", m.name, m.inflight, l.name))
+			return nil
+		}
+		in.pool.run(job{l, e})
+	case wire.KindSend:
+		if err := m.local.Send(l.ctx, in.message(l, e)); err != nil {
+			m.log.Debug("send from a peer not delivered", "node", l.name, "subject", e.Subject, "err", err)
+		}
+	case wire.KindEvent:
+		m.local.Publish(l.ctx, in.message(l, e))
+	default:
+		return &wire.ProtocolError{Code: wire.ErrProtocol, Msg: fmt.Sprintf("envelope of kind %v", e.Kind)}
+	}
+	return nil
+}
+
+// message turns an envelope addressed to this host into a message for the
+// local router. The deadline is rebuilt from the remaining budget on this
+// host's clock.
+func (in *inbound) message(l *link, e *wire.Envelope) *message.Message {
+	msg := &message.Message{Kind: abi.KindRequest, Subject: e.Subject, Payload: e.Payload,
+		Headers: abi.Headers(e.Headers), Hops: int(e.Hops), From: "node:" + l.name, FromNode: e.From}
+	if e.Relays > 0 {
+		// Name the origin, not the relay.
+		msg.From = "node:" + e.From
+		if n := in.m.routes.load().nodes[identity.ID(e.From)]; n != nil {
+			msg.From = "node:" + n.name
+		}
+	}
+	switch e.Kind {
+	case wire.KindSend:
+		msg.Kind = abi.KindSend
+	case wire.KindEvent:
+		msg.Kind = abi.KindEvent
+	}
+	if msg.FromNode == "" {
+		msg.FromNode = string(l.peer)
+	}
+	if e.Deadline > 0 {
+		msg.Deadline = time.Now().Add(time.Duration(e.Deadline) * time.Microsecond)
+	}
+	return msg
+}
+
+// serve runs one request from a peer on this host and replies.
+func (in *inbound) serve(l *link, e *wire.Envelope) {
+	defer l.inflight.Add(-1)
+	// Without a deadline the plugin's own timeout bounds the call.
+	msg := in.message(l, e)
+	out, err := in.m.local.Call(l.ctx, msg)
+	if err == nil && len(out) > l.maxOut {
+		err = message.Errorf(abi.StatusTooLarge, "reply of %d bytes to %q exceeds what node %s accepts (%d bytes, limits.max_frame)", len(out), e.Subject, l.name, l.maxOut)
+		out = nil
+	}
+	in.reply(l, e, msg.Deadline, out, err)
+}
+
+// reply answers request e on l; dl is the request's deadline on this
+// host's clock (zero: none).
+func (in *inbound) reply(l *link, e *wire.Envelope, dl time.Time, out []byte, err error) {
+	m := in.m
+	r := &wire.Envelope{Version: l.version, Kind: wire.KindReply, ReplyTo: e.ID, From: string(m.id), Payload: out}
+	if err != nil {
+		r.Status = uint16(message.StatusOf(err))
+		r.Error = err.Error()
+		r.Payload = nil
+	}
+	// A reply waits for room like a request does, until the requester's
+	// deadline: dropping it would leave the requester waiting for nothing.
+	// The deadline is only read when the link is congested.
+	if err := l.send(r, true, dl); err != nil && !errors.Is(err, errFull) {
+		m.log.Debug("reply not sent", "node", l.name, "subject", e.Subject, "err", err)
+	}
+}
+
+// relay forwards an envelope addressed to another node, once: only an
+// envelope that has not been relayed yet, and only to a direct peer.
+func (ib *inbound) relay(in *link, e *wire.Envelope) error {
+	m := ib.m
+	to := identity.ID(e.To)
+	fail := func(format string, args ...any) {
+		if e.Kind == wire.KindRequest {
+			ib.reply(in, e, time.Time{}, nil, message.Errorf(abi.StatusUnreachable, format, args...))
+		}
+	}
+	if e.Relays >= 1 {
+		fail("node %s: a message is relayed at most once (to %s)", m.name, e.To)
+		return nil
+	}
+	out := m.links.get(to)
+	if out == nil || out.leaving.Load() {
+		fail("node %s has no link to node %s", m.name, e.To)
+		return nil
+	}
+	ib.relayed.Add(1)
+	e.Relays++
+	e.To = ""
+	switch e.Kind {
+	case wire.KindRequest:
+		if n := in.inflight.Add(1); n > int64(m.inflight) {
+			in.inflight.Add(-1)
+			ib.reply(in, e, time.Time{}, nil, message.Errorf(abi.StatusBusy, "relay %s is busy: %d requests in flight", m.name, m.inflight))
+			return nil
+		}
+		go func() {
+			defer in.inflight.Add(-1)
+			id := e.ID
+			var dl time.Time
+			if e.Deadline > 0 {
+				dl = time.Now().Add(time.Duration(e.Deadline) * time.Microsecond)
+			}
+			r, err := out.request(in.ctx, e, dl)
+			e.ID = id
+			if err != nil {
+				ib.reply(in, e, dl, nil, err)
+				return
+			}
+			if r.Status != 0 {
+				ib.reply(in, e, dl, nil, &message.Error{Status: abi.Status(r.Status), Msg: r.Error})
+				return
+			}
+			ib.reply(in, e, dl, r.Payload, nil)
+		}()
+	case wire.KindSend:
+		if err := out.send(e, false, time.Time{}); err != nil {
+			out.dropped.Add(1)
+		}
+	case wire.KindEvent:
+		if err := out.out.enqueue(e, false, time.Time{}); err != nil {
+			out.dropped.Add(1)
+		}
+	}
+	return nil
+}
