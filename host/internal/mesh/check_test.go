@@ -37,7 +37,7 @@ func describeRoute(h *host, subj string) string {
 	for _, n := range p.nodes {
 		switch {
 		case n.direct != nil:
-			parts = append(parts, fmt.Sprintf("%s over its link (gone %v, leaving %v, suspect %v)", n.name, n.direct.gone.Load(), n.direct.leaving.Load(), n.direct.suspect.Load() != 0))
+			parts = append(parts, fmt.Sprintf("%s over its link (gone %v, leaving %v, suspect %v)", n.name, n.direct.gone.Load(), n.direct.leaving.Load(), n.direct.probe.suspect.Load() != 0))
 		case n.via != nil:
 			parts = append(parts, fmt.Sprintf("%s via %s", n.name, n.via.name))
 		default:

@@ -62,20 +62,10 @@ type link struct {
 	acks                 ackState // ack.go
 	closeOnce            sync.Once
 
-	// Liveness of a link that has requests waiting (see watch). suspect is
-	// when an unanswered probe made the link suspect (unix ns, 0: not);
-	// gone is set when the link starts closing. Routing skips a link that
-	// is either.
-	suspect atomic.Int64
-	gone    atomic.Bool
-	watched atomic.Bool // the probe timer runs
-	watchMu sync.Mutex
-	watchT  *time.Timer
-	// Kept under watchMu: heard() at the last check, when the unanswered
-	// probe went out (zero: none), and the write count then.
-	watchHeard  uint64
-	probeAt     time.Time
-	probeWrites uint64
+	// gone is set when the link starts closing; routing skips a link
+	// that is gone or suspect (see probe).
+	gone  atomic.Bool
+	probe probe // liveness of the link while requests wait on it
 }
 
 // newLink makes the link of a connection whose handshake g describes.
@@ -91,6 +81,7 @@ func newLink(m *Mesh, c conn, dialed bool, g *greeted) *link {
 		done: make(chan struct{}),
 	}
 	l.out.l, l.out.w, l.out.limit, l.out.wake = l, g.w, m.sendBuffer, make(chan struct{}, 1)
+	l.probe.l = l
 	l.lastSeen.Store(now.UnixNano())
 	return l
 }
@@ -219,8 +210,8 @@ func (l *link) flushAndClose(cause error) {
 // handle dispatches one frame from the peer.
 func (l *link) handle(t wire.FrameType, body []byte) error {
 	l.framesIn.Add(1)
-	if l.suspect.Load() != 0 {
-		l.answered()
+	if l.probe.suspect.Load() != 0 {
+		l.probe.answered()
 	}
 	switch t {
 	case wire.FrameMsg:

@@ -2,6 +2,8 @@ package mesh
 
 import (
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pycomms/pycomms-host/host/internal/wire"
@@ -48,7 +50,7 @@ func (l *link) probeTimeout() time.Duration {
 // avoid reports whether routing should choose another provider than the
 // one reached over l: l is suspect, closing or leaving.
 func (l *link) avoid() bool {
-	return l.suspect.Load() != 0 || l.gone.Load() || l.leaving.Load()
+	return l.probe.suspect.Load() != 0 || l.gone.Load() || l.leaving.Load()
 }
 
 // heard grows whenever anything arrives from the peer: a frame on any
@@ -59,90 +61,111 @@ func (l *link) heard() uint64 { return l.framesIn.Load() + l.c.received() }
 // waiting is how many of this host's requests wait for a reply on l.
 func (l *link) waiting() int { return l.reqs.waiting() }
 
+// probe watches a link on which this host waits for replies (see the top
+// of this file). It owns its timer and the state under mu.
+type probe struct {
+	l *link
+	// suspect is when an unanswered probe made the link suspect (unix ns,
+	// 0: not).
+	suspect atomic.Int64
+	watched atomic.Bool // the probe timer runs
+
+	mu sync.Mutex
+	t  *time.Timer
+	// heard() at the last check, when the unanswered probe went out
+	// (zero: none), and the write count then.
+	heard  uint64
+	at     time.Time
+	writes uint64
+}
+
 // watch starts the probe timer of a link that has a request waiting.
-func (l *link) watch() {
-	l.watchMu.Lock()
-	defer l.watchMu.Unlock()
-	if l.watched.Load() || l.gone.Load() {
+func (p *probe) watch() {
+	l := p.l
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.watched.Load() || l.gone.Load() {
 		return
 	}
-	l.watched.Store(true)
-	l.watchHeard = l.heard()
-	l.probeAt = time.Time{}
-	l.armWatch(l.probeTimeout() / 2)
+	p.watched.Store(true)
+	p.heard = l.heard()
+	p.at = time.Time{}
+	p.arm(l.probeTimeout() / 2)
 }
 
-// armWatch runs check after d; l.watchMu is held.
-func (l *link) armWatch(d time.Duration) {
-	if l.watchT == nil {
-		l.watchT = time.AfterFunc(d, l.check)
+// arm runs check after d; p.mu is held.
+func (p *probe) arm(d time.Duration) {
+	if p.t == nil {
+		p.t = time.AfterFunc(d, p.check)
 		return
 	}
-	l.watchT.Reset(d)
+	p.t.Reset(d)
 }
 
-// unwatch stops the timer when nothing waits on l any more; l.watchMu is
+// unwatch stops the timer when nothing waits on l any more; p.mu is
 // held. A request registered concurrently either sees watched false and
 // starts the timer itself, or is seen here.
-func (l *link) unwatch() {
-	l.watched.Store(false)
+func (p *probe) unwatch() {
+	l := p.l
+	p.watched.Store(false)
 	if l.waiting() > 0 {
-		l.watched.Store(true)
-		l.armWatch(l.probeTimeout() / 2)
+		p.watched.Store(true)
+		p.arm(l.probeTimeout() / 2)
 	}
 }
 
 // check is the probe timer: see the top of this file.
-func (l *link) check() {
-	l.watchMu.Lock()
-	defer l.watchMu.Unlock()
+func (p *probe) check() {
+	l := p.l
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if l.gone.Load() {
 		return
 	}
 	t := l.probeTimeout()
 	now := time.Now()
-	if f := l.heard(); f != l.watchHeard {
-		l.watchHeard = f
-		l.probeAt = time.Time{}
-		l.answered()
+	if f := l.heard(); f != p.heard {
+		p.heard = f
+		p.at = time.Time{}
+		p.answered()
 		if l.waiting() == 0 {
-			l.unwatch()
+			p.unwatch()
 			return
 		}
-		l.armWatch(t / 2)
+		p.arm(t / 2)
 		return
 	}
-	if l.probeAt.IsZero() {
+	if p.at.IsZero() {
 		if l.waiting() == 0 {
-			l.unwatch()
+			p.unwatch()
 			return
 		}
-		l.probeAt, l.probeWrites = now, l.out.writes.Load()
+		p.at, p.writes = now, l.out.writes.Load()
 		l.enqueueControl(wire.FramePing, &wire.Ping{Nonce: uint64(now.UnixNano())})
-		l.armWatch(t)
+		p.arm(t)
 		return
 	}
-	silent := now.Sub(l.probeAt)
+	silent := now.Sub(p.at)
 	if silent < t {
-		l.armWatch(t - silent)
+		p.arm(t - silent)
 		return
 	}
-	if l.suspect.Load() == 0 {
-		l.suspect.Store(now.UnixNano())
+	if p.suspect.Load() == 0 {
+		p.suspect.Store(now.UnixNano())
 		l.m.log.Warn("peer does not answer a probe, routing new requests elsewhere", "node", l.name, "id", l.peer.Short(),
 			"transport", l.c.transport(), "silent", silent.Round(time.Millisecond), "waiting", l.waiting())
 	}
 	if d := probeDeadFactor * t; silent < d {
-		l.armWatch(d - silent)
+		p.arm(d - silent)
 		return
 	}
 	// The probe may still sit behind this host's own queue on a link that
 	// is busy but moving (a big upload to a live peer on a slow path):
 	// while writes go on (one per writeChunk), the silence proves nothing.
 	// A peer that takes no more bytes stops the writes too.
-	if w := l.out.writes.Load(); w != l.probeWrites && l.out.pendingOwn() {
-		l.probeWrites = w
-		l.armWatch(probeDeadFactor * t)
+	if w := l.out.writes.Load(); w != p.writes && l.out.pendingOwn() {
+		p.writes = w
+		p.arm(probeDeadFactor * t)
 		return
 	}
 	cause := fmt.Errorf("no answer to a probe for %v (probe timeout %v)", silent.Round(time.Millisecond), t.Round(time.Millisecond))
@@ -151,8 +174,9 @@ func (l *link) check() {
 }
 
 // answered clears the suspicion of l after a frame arrived from the peer.
-func (l *link) answered() {
-	if at := l.suspect.Swap(0); at != 0 {
+func (p *probe) answered() {
+	l := p.l
+	if at := p.suspect.Swap(0); at != 0 {
 		l.m.log.Info("peer answers again, routing requests to it", "node", l.name, "id", l.peer.Short(),
 			"suspect_for", time.Since(time.Unix(0, at)).Round(time.Millisecond))
 	}

@@ -32,7 +32,7 @@ func (m *Mesh) Peers() []PeerInfo {
 		if l.leaving.Load() {
 			p.State = control.PeerLeaving
 		}
-		if at := l.suspect.Load(); at != 0 {
+		if at := l.probe.suspect.Load(); at != 0 {
 			p.Error = fmt.Sprintf("no answer to a probe for %v: new requests go to other providers", time.Since(time.Unix(0, at)).Round(time.Millisecond))
 		}
 		if in := l.interest.Load(); in != nil {

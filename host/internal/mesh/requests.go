@@ -94,8 +94,8 @@ func (l *link) request(ctx context.Context, e *wire.Envelope, deadline time.Time
 		replyChans.Put(ch)
 		return nil, l.downError()
 	}
-	if !l.watched.Load() {
-		l.watch()
+	if !l.probe.watched.Load() {
+		l.probe.watch()
 	}
 	e.ID = id
 	if err := l.send(e, true, deadline); err != nil {
