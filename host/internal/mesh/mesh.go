@@ -1,31 +1,3 @@
-// Package mesh connects pycomms hosts into one messaging fabric. Every
-// host listens on TCP (TLS 1.3) and QUIC, dials the peers its config lists,
-// authenticates each connection both ways (host/internal/identity), and then
-// exchanges frames of the wire protocol (host/internal/wire, abi/PROTOCOL.md) over
-// it: which services and topics each host serves (interest), and the
-// requests, replies, sends and events themselves.
-//
-// Routing design. A host learns what its direct peers serve from their
-// interest advertisements, and what every other host serves, where it
-// listens and whom it links to from signed membership records flooded over
-// the links (members.go, PROTOCOL.md section 14). A message goes straight
-// to its destination when there is a link to it, or through a direct peer
-// linked to the destination (a relay), and a relay forwards only to its
-// own direct peers and only messages that have not been relayed yet. So a
-// message crosses at most two links and cannot loop, and a mesh built as a
-// chain (A lists B, B lists C) works before A has dialled C. A host that
-// sends to a relayed host, or to one further away, links to it directly
-// (Discovered, found "gossip"); mDNS (host/internal/discovery) feeds the same
-// Discovered. Links follow use rather than forming a full mesh: see
-// RATIONALE.md.
-//
-// Delivery guarantees: request/reply is at-most-once (a request whose
-// provider or link dies fails with StatusUnreachable and is never resent),
-// sends and events are at-most-once (a full send buffer or a busy
-// subscriber drops them, counted), and events from one publisher reach a
-// subscriber host in publish order (they share one ordered stream) while
-// the path stays the same: events sent through a relay and then over a new
-// direct link can overtake each other at the switch.
 package mesh
 
 import (
