@@ -87,17 +87,15 @@ type Mesh struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// The parts (doc.go): each owns its state and lock.
 	links   linkSet
 	dialers dialers
-
+	members membership
 	routes  routes
 	adverts adverts
-	seq     atomic.Uint64 // interest seqs and ack tokens (ack.go)
-	members membership
-
-	advert coalescer // interest advertisements
-
 	inbound inbound
+
+	seq atomic.Uint64 // interest seqs and ack tokens (ack.go)
 }
 
 // New checks the options and prepares the mesh; nothing listens or dials
