@@ -67,7 +67,9 @@ func (ds *dialers) set(peers []Peer) {
 	}
 	for u, d := range ds.byURL {
 		if _, ok := want[u]; !ok {
-			close(d.stop)
+			if d.stop != nil { // nil until Start runs the dialer
+				close(d.stop)
+			}
 			delete(ds.byURL, u)
 		}
 	}

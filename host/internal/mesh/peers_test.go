@@ -1,9 +1,14 @@
 package mesh
 
 import (
+	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pycomms/pycomms-host/host/internal/identity"
+	"github.com/pycomms/pycomms-host/host/internal/router"
 )
 
 // TestPeersShowsRedialNotUp: when the link to a configured peer is gone
@@ -59,4 +64,23 @@ func TestPeersShowsRedialNotUp(t *testing.T) {
 			t.Logf("a's view of b while redialling: state %s, error %q", p.State, p.Error)
 		})
 	}
+}
+
+// TestSetPeersBeforeStart: removing a configured peer before Start (its
+// dialer never ran) neither panics nor leaves it listed.
+func TestSetPeersBeforeStart(t *testing.T) {
+	id, err := identity.LoadOrCreate(filepath.Join(t.TempDir(), "node.key"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(Options{Identity: id, Name: "a", Local: router.New(router.Options{}),
+		Peers: []Peer{{Transport: TCP, Addr: "127.0.0.1:1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetPeers(nil)
+	if n := len(m.dialers.list()); n != 0 {
+		t.Fatalf("%d dialers after SetPeers(nil)", n)
+	}
+	m.Close(context.Background())
 }
