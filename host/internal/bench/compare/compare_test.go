@@ -2,6 +2,7 @@ package compare
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pycomms/pycomms-host/abi"
+	"github.com/pycomms/pycomms-host/host/message"
 )
 
 // Benchmark shape: each benchmark starts its contenders once, then every
@@ -235,5 +239,49 @@ func TestRowRatios(t *testing.T) {
 	}
 	if want := "| fig | 200 calls/s | b 100 calls/s | 1.00× | 0.50–3.00 (3) | higher |"; !strings.Contains(buf.String(), want) {
 		t.Fatalf("table:\n%s\nwant a line %q", buf.String(), want)
+	}
+}
+
+// TestEnvContendersAnswer: every networked contender is up after StartEnv;
+// our far host and the NATS responders reply with the payload
+// upper-cased (the raw echoes return it as is, by design), and an event
+// published on our near host reaches the far subscriber plugin.
+func TestEnvContendersAnswer(t *testing.T) {
+	env, err := StartEnv(repoRoot(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	pl := []byte("hello, World 1")
+	want := []byte("HELLO, WORLD 1")
+	for name, p := range map[string]*Pair{cOursTLS: env.OursTLS, cOursQUIC: env.OursQUIC} {
+		out, err := p.Near.Call(context.Background(), &message.Message{
+			Kind: abi.KindRequest, Subject: echoSubject, Payload: pl, Deadline: time.Now().Add(callTimeout),
+		})
+		if err != nil || !bytes.Equal(out, want) {
+			t.Errorf("%s: reply %q, %v; want %q", name, out, err, want)
+		}
+	}
+	for name, n := range map[string]*NATS{cNATS: env.NATS, cNATSTLS: env.NATSTLS} {
+		m, err := n.client.Request(natsSubject, pl, callTimeout)
+		if err != nil || !bytes.Equal(m.Data, want) {
+			t.Errorf("%s: reply %v, %v; want %q", name, m, err, want)
+		}
+	}
+	for name, call := range env.calls(pl) {
+		if err := call(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	before := env.OursTLS.Received()
+	if ok, err := env.OursTLS.Publish(pl); !ok || err != nil {
+		t.Fatalf("publish: reached a subscriber %v, %v", ok, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for env.OursTLS.Received() == before && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if env.OursTLS.Received() == before {
+		t.Fatal("the far subscriber plugin handled no event within 10s")
 	}
 }
