@@ -63,7 +63,7 @@ var (
 	eventsPerS  = metric{Sample.Rate, func(v float64) string { return si(v) + " events/s" }, true}
 	p50         = metric{func(s Sample) float64 { return float64(s.P50) }, micros, false}
 	p99         = metric{func(s Sample) float64 { return float64(s.P99) }, micros, false}
-	nsPerCall   = metric{Sample.NsPerCall, func(v float64) string { return fmt.Sprintf("%.0f ns", v) }, false}
+	nsPerCall   = metric{Sample.NsPerCall, nanos, false}
 )
 
 // row compares ours with base over the rounds of samples.
@@ -103,6 +103,14 @@ func si(v float64) string {
 	default:
 		return fmt.Sprintf("%.3g", v)
 	}
+}
+
+// nanos formats a time per call: ns below 10 µs, µs above.
+func nanos(ns float64) string {
+	if ns < 10e3 {
+		return fmt.Sprintf("%.0f ns", ns)
+	}
+	return micros(ns)
 }
 
 func micros(ns float64) string {
