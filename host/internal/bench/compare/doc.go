@@ -21,10 +21,11 @@
 // In-process (PluginCalls): one call of the echo through the host's plugin
 // runtime (host/internal/plugin, deadline enforced), through waPC
 // (wapc-go's wazero engine, no deadline) and through bare wazero (the
-// floor: no pool, no deadline, no instrumentation). The guests run the
-// same upper-casing loop, textually (TestLoopBodiesIdentical): the waPC
-// guest is testdata/wapc_echo.wat, built with wat2wasm and kept fresh by
-// TestWAPCEchoIsFresh.
+// floor: no pool, no deadline, no instrumentation). Every guest runs the
+// same handler function, textually (TestHandleBodiesIdentical): the waPC
+// guest, testdata/wapc_echo.wat, wraps a verbatim copy of
+// testdata/wat/echo.wat's pycomms_handle; it is built with wat2wasm and
+// kept fresh by TestWAPCEchoIsFresh.
 //
 // Every figure is the median of the per-round ratios ours/baseline, with
 // their range. Run the whole comparison as a table from the module

@@ -30,7 +30,7 @@ func loop(d time.Duration, minCalls int, call func() error) (Sample, error) {
 
 // PluginCalls holds the in-process plugin-call contenders: our runtime
 // (deadline enforced), waPC and the bare-wazero floor, all running the same
-// guest loop body (TestLoopBodiesIdentical).
+// guest handler function (TestHandleBodiesIdentical).
 type PluginCalls struct {
 	Ours, WAPC, Floor Caller
 }
