@@ -74,6 +74,28 @@ func NewUDPProxy(t testing.TB, server string) *UDPProxy {
 // Addr is the proxy's listen address (host:port).
 func (p *UDPProxy) Addr() string { return p.conn.LocalAddr().String() }
 
+// SetServer changes where packets go (a server restarted on another
+// port). Each client's socket to the old server is closed, and the next
+// packet of the client opens one to the new server.
+func (p *UDPProxy) SetServer(server string) error {
+	sa, err := net.ResolveUDPAddr("udp", server)
+	if err != nil {
+		return fmt.Errorf("udp proxy: server address %q: %w", server, err)
+	}
+	if old := p.server.Load(); old.String() == sa.String() {
+		return nil
+	}
+	p.server.Store(sa)
+	p.mu.Lock()
+	old := p.clients
+	p.clients = map[string]*udpClient{}
+	p.mu.Unlock()
+	for _, c := range old {
+		c.close()
+	}
+	return nil
+}
+
 // SetDrop sets the function that decides whether a packet is dropped (nil:
 // none is). It is called from the proxy's goroutines, one packet at a time
 // per client and direction, and must not keep the packet.
@@ -150,8 +172,7 @@ func (p *UDPProxy) Close() {
 	p.mu.Unlock()
 	p.conn.Close()
 	for _, c := range clients {
-		c.server.Close()
-		close(c.done)
+		c.close()
 	}
 	p.wg.Wait()
 }
@@ -162,6 +183,14 @@ type udpClient struct {
 	server *net.UDPConn
 	queue  [2]chan udpPacket
 	done   chan struct{}
+	once   sync.Once
+}
+
+func (c *udpClient) close() {
+	c.once.Do(func() {
+		c.server.Close()
+		close(c.done)
+	})
 }
 
 type udpPacket struct {
