@@ -50,3 +50,15 @@ func Poll(d, interval time.Duration, f func() error) error {
 		time.Sleep(min(interval, time.Until(deadline)+time.Millisecond))
 	}
 }
+
+// Describe prefixes f's errors with what the check waits for, for a check
+// whose own errors do not say it: CheckFor(t, d, Describe("a learns b's
+// service", f)) fails with "a learns b's service: peers [...]".
+func Describe(what string, f func() error) func() error {
+	return func() error {
+		if err := f(); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	}
+}
