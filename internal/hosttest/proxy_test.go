@@ -3,6 +3,7 @@ package hosttest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -118,6 +119,13 @@ func TestTCPProxyPartitionAndHeal(t *testing.T) {
 	if _, err := roundTrip(live, "up", 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	// A counter goes up after its bytes are written: wait for it.
+	CheckFor(t, 5*time.Second, func() error {
+		if s := p.Stats(); s.ToServer != 2 || s.ToClient != 2 {
+			return errors.New(p.String())
+		}
+		return nil
+	})
 	p.Partition()
 	if !p.Partitioned() {
 		t.Fatal("not partitioned after Partition")
@@ -157,9 +165,13 @@ func TestTCPProxyDropAndRefuse(t *testing.T) {
 		t.Fatalf("read after Drop: %v, want the connection closed", err)
 	}
 	p.Refuse(true)
-	r := dialTCP(t, p.Addr())
-	if _, err := roundTrip(r, "x", 5*time.Second); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("refused connection: %v, want it closed", err)
+	// The reset may come before connect returns, or on the first read.
+	if r, err := net.DialTimeout("tcp", p.Addr(), 5*time.Second); err == nil {
+		_, err = roundTrip(r, "x", 5*time.Second)
+		r.Close()
+		if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("refused connection: %v, want it closed", err)
+		}
 	}
 	p.Refuse(false)
 	ok := dialTCP(t, p.Addr())
@@ -230,9 +242,13 @@ func TestUDPProxyForwardsPerClient(t *testing.T) {
 			t.Fatalf("through the proxy: %q, %v", got, err)
 		}
 	}
-	if s := p.Stats(); s.Clients != 2 || s.Forwarded != [2]uint64{3, 3} {
-		t.Fatalf("stats %+v, want 2 clients and 3 packets each way", s)
-	}
+	// A counter goes up after its packet is sent: the reply may be first.
+	CheckFor(t, 5*time.Second, func() error {
+		if s := p.Stats(); s.Clients != 2 || s.Forwarded != [2]uint64{3, 3} {
+			return fmt.Errorf("stats %+v, want 2 clients and 3 packets each way", s)
+		}
+		return nil
+	})
 	if n := heard(); n != 2 {
 		t.Fatalf("the server heard %d addresses, want one per client (2)", n)
 	}
