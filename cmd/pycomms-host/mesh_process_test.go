@@ -30,6 +30,7 @@ import (
 
 	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/internal/hosttest"
+	"github.com/pycomms/pycomms-host/internal/hosttest/cluster"
 )
 
 // asHostEnv makes the test binary run main's run() instead of the tests.
@@ -44,7 +45,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(asHostEnv) == "1" {
 		runAsHost()
 	}
-	code := m.Run()
+	// cluster.Main runs the tests and removes the pycomms-host binary
+	// that the tests using hosttest/cluster's Process mode build.
+	code := cluster.Main(m)
 	if procCacheDir != "" {
 		os.RemoveAll(procCacheDir)
 	}

@@ -143,6 +143,14 @@ func New(t testing.TB, opts Options) *Cluster {
 		for _, h := range slices.Backward(c.hosts) {
 			h.stop()
 		}
+		for _, h := range c.hosts {
+			// A host built with -race reports data races in its output
+			// (its exit status is lost to SIGKILL).
+			logs := h.Logs.String()
+			if i := strings.Index(logs, "WARNING: DATA RACE"); i >= 0 {
+				t.Errorf("host %s reported a data race:\n%s", h.Name, logs[i:min(len(logs), i+8000)])
+			}
+		}
 		if t.Failed() {
 			for _, h := range c.hosts {
 				t.Logf("host %s (%s), last log lines:\n%s", h.Name, opts.Mode, tail(h.Logs.String(), 40))
