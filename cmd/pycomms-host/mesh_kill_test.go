@@ -6,15 +6,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pycomms/pycomms-host/abi"
-	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/internal/hosttest/cluster"
 )
 
 // TestProcessKilledProviderLeavesRotation: b and c serve echo; a calls it
@@ -27,24 +26,25 @@ import (
 func TestProcessKilledProviderLeavesRotation(t *testing.T) {
 	for _, tr := range []string{"tcp", "quic"} {
 		t.Run(tr, func(t *testing.T) {
-			slow := func(c procConfig) string {
-				path := c.write(t)
-				f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-				if err != nil {
+			c := cluster.New(t, cluster.Options{Names: []string{"b", "c", "a"}, Mode: cluster.Process, Topology: cluster.None,
+				DeadAfter: 15 * time.Second, Plugins: map[string]string{"b": cluster.WatEcho("echo", "echo"), "c": cluster.WatEcho("echo", "echo")}})
+			b, cc, a := c.Host("b"), c.Host("c"), c.Host("a")
+			for _, h := range []*cluster.Host{b, cc} {
+				if err := h.Start(); err != nil {
 					t.Fatal(err)
 				}
-				defer f.Close()
-				if _, err := f.WriteString("discovery: {dead_after: 15s}\n"); err != nil {
-					t.Fatal(err)
-				}
-				return path
 			}
-			b := startHost(t, "b", slow(procConfig{name: "b", dir: t.TempDir(), plugins: watPlugin(t, "echo", []string{"echo"}, nil)}))
-			c := startHost(t, "c", slow(procConfig{name: "c", dir: t.TempDir(), plugins: watPlugin(t, "echo", []string{"echo"}, nil)}))
-			a := startHost(t, "a", slow(procConfig{name: "a", dir: t.TempDir(), peers: []string{b.addr(tr), c.addr(tr)}}))
+			a.SetPeers(b.PeerURL(tr), cc.PeerURL(tr))
+			if err := a.Start(); err != nil {
+				t.Fatal(err)
+			}
 			procEventually(t, procRouteTimeout, "a links to b and c, both serving echo", func() error {
+				ps, err := a.Peers()
+				if err != nil {
+					return err
+				}
 				n := 0
-				for _, p := range a.peers(t) {
+				for _, p := range ps {
 					if p.State == "up" && len(p.Services) > 0 {
 						n++
 					}
@@ -54,7 +54,7 @@ func TestProcessKilledProviderLeavesRotation(t *testing.T) {
 				}
 				return nil
 			})
-			cl := control.NewClient(a.control)
+			cl := a.Client
 			defer cl.CloseIdleConnections()
 
 			const callers = 16
@@ -99,7 +99,7 @@ func TestProcessKilledProviderLeavesRotation(t *testing.T) {
 				}
 				return nil
 			})
-			b.kill()
+			b.Kill()
 			killed := time.Now()
 			killedAt.Store(killed.UnixNano())
 			// Detection takes about 1.25s over QUIC on an idle machine (probe

@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"github.com/pycomms/pycomms-host/host/control"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
+	"github.com/pycomms/pycomms-host/internal/hosttest/cluster"
 )
 
 // asHostEnv makes the test binary run main's run() instead of the tests.
@@ -43,7 +45,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(asHostEnv) == "1" {
 		runAsHost()
 	}
-	code := m.Run()
+	// cluster.Main runs the tests and removes the pycomms-host binary
+	// that the tests using hosttest/cluster's Process mode build.
+	code := cluster.Main(m)
 	if procCacheDir != "" {
 		os.RemoveAll(procCacheDir)
 	}
@@ -427,22 +431,14 @@ func peerNamed(ps []control.PeerInfo, name string) (control.PeerInfo, bool) {
 	return control.PeerInfo{}, false
 }
 
-// procEventually polls f every 100ms until it returns nil or timeout
-// passes.
+// procEventually is hosttest.CheckFor at 100ms intervals, described by
+// what, that returns how long the check took to pass: several tests
+// report how long recovery took.
 func procEventually(t *testing.T, timeout time.Duration, what string, f func() error) time.Duration {
 	t.Helper()
 	start := time.Now()
-	deadline := start.Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return time.Since(start)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %v", what, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	hosttest.CheckForEvery(t, timeout, 100*time.Millisecond, hosttest.Describe(what, f))
+	return time.Since(start)
 }
 
 // callOK is a poll function: the call prints want and exits 0.

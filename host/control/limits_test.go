@@ -20,24 +20,8 @@ import (
 	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/control/controltest"
 	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
-
-// checkFor polls f every interval until it returns nil or total passes, and
-// fails the test with f's last error then.
-func checkFor(t *testing.T, total, interval time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", total, err)
-		}
-		time.Sleep(interval)
-	}
-}
 
 // Slow clients, some stuck in their headers and some in their body, are cut
 // once their time to send the request has passed, and a normal call works
@@ -148,7 +132,7 @@ func TestConnectionCap(t *testing.T) {
 	if p := <-b.Unsubscribed(); p != "s.0" {
 		t.Errorf("unsubscribed %q", p)
 	}
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	hosttest.CheckForEvery(t, 10*time.Second, 20*time.Millisecond, func() error {
 		_, err := c.Call(ctx, "a.b", []byte("ping"), nil, 0)
 		return err
 	})
@@ -301,7 +285,7 @@ func testBodyBudget(t *testing.T, sized bool) {
 
 	// Wait until every body was either taken (and is held by the backend)
 	// or refused.
-	checkFor(t, 2*time.Minute, 10*time.Millisecond, func() error {
+	hosttest.CheckForEvery(t, 2*time.Minute, 10*time.Millisecond, func() error {
 		if n := entered.Load() + busy.Load(); n < parallel {
 			return fmt.Errorf("%d of %d large bodies taken (%d) or refused (%d)", n, parallel, entered.Load(), busy.Load())
 		}

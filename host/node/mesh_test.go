@@ -11,6 +11,7 @@ import (
 
 	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
 // meshNode starts a node in its own directory with the given extra config
@@ -31,124 +32,6 @@ func watEcho(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-type eventSource interface {
-	C() <-chan *message.Message
-}
-
-// TestThreeHostChain is the issue's acceptance scenario: A lists only B, B
-// lists only C; a call on A is served by a Wasm plugin only C has, a
-// publish on A reaches subscribers on B and C, and a send to node c by name
-// arrives, over TCP and over QUIC.
-func TestThreeHostChain(t *testing.T) {
-	for _, tr := range []string{"tcp", "quic"} {
-		t.Run(tr, func(t *testing.T) {
-			secret := "trust: {secret: this-is-a-test-cluster-secret}\n"
-			c, cTCP, cQUIC := meshNode(t, "c", secret+fmt.Sprintf(`plugins:
-  - name: upper
-    path: %s
-    services: [echo]
-    topics: [news.>]
-    instances: 1
-`, watEcho(t)))
-			cAddr := map[string]string{"tcp": cTCP, "quic": cQUIC}[tr]
-			b, bTCP, bQUIC := meshNode(t, "b", secret+fmt.Sprintf("peers: [%s://%s]\n", tr, cAddr))
-			bAddr := map[string]string{"tcp": bTCP, "quic": bQUIC}[tr]
-			a, _, _ := meshNode(t, "a", secret+fmt.Sprintf("peers: [%s://%s]\n", tr, bAddr))
-
-			eventually(t, "a calls echo.upper served by c", func() error {
-				out, err := a.Call(context.Background(), &message.Message{Kind: abi.KindRequest, Subject: "echo.upper",
-					Payload: []byte("hi"), Deadline: time.Now().Add(2 * time.Second), From: "test"})
-				if err != nil {
-					return err
-				}
-				if string(out) != "HI" {
-					return fmt.Errorf("reply %q", out)
-				}
-				return nil
-			})
-
-			subB, err := b.router.Subscribe("news.>", 16)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer subB.Close()
-			subC, err := c.router.Subscribe("news.*", 16)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer subC.Close()
-			eventually(t, "a learns the subscriptions of b and c", func() error {
-				for _, p := range a.Peers() {
-					if p.Name == "c" && len(p.Topics) < 1 || p.Name == "b" && len(p.Topics) < 1 {
-						return fmt.Errorf("peer %s topics %v", p.Name, p.Topics)
-					}
-				}
-				return nil
-			})
-			// Subscriptions are advertised asynchronously; wait until a
-			// publish reaches both before checking order.
-			eventually(t, "publish on a reaches b and c", func() error {
-				n, err := a.Publish(context.Background(), &message.Message{Kind: abi.KindEvent, Subject: "news.probe"})
-				if err != nil {
-					return err
-				}
-				if n < 2 {
-					return fmt.Errorf("delivered to %d hosts", n)
-				}
-				return nil
-			})
-			drain := func(s eventSource) {
-				for {
-					select {
-					case <-s.C():
-					case <-time.After(300 * time.Millisecond):
-						return
-					}
-				}
-			}
-			drain(subB)
-			drain(subC)
-			for i := range 10 {
-				a.Publish(context.Background(), &message.Message{Kind: abi.KindEvent, Subject: "news.today", Payload: []byte(fmt.Sprint(i))})
-			}
-			for name, s := range map[string]eventSource{"b": subB, "c": subC} {
-				for i := range 10 {
-					select {
-					case m := <-s.C():
-						if string(m.Payload) != fmt.Sprint(i) {
-							t.Fatalf("%s: event %d is %q (out of order)", name, i, m.Payload)
-						}
-					case <-time.After(5 * time.Second):
-						t.Fatalf("%s: event %d never arrived", name, i)
-					}
-				}
-			}
-
-			// send --node c through b.
-			before := c.Plugins()[0].Calls
-			if err := a.SendNode(context.Background(), "c", &message.Message{Kind: abi.KindSend, Subject: "echo.note", Payload: []byte("x")}); err != nil {
-				t.Fatal(err)
-			}
-			eventually(t, "c's plugin handles the send", func() error {
-				if got := c.Plugins()[0].Calls; got <= before {
-					return fmt.Errorf("calls %d", got)
-				}
-				return nil
-			})
-			for _, p := range a.Peers() {
-				if p.Name == "b" && (p.Transport != tr || p.State != "up") {
-					t.Errorf("a's link to b: %+v", p)
-				}
-				// c is relayed via b until a and c, which learnt of each
-				// other through b, link directly.
-				if p.Name == "c" && (p.State != "relayed" || p.Via != "b") && (p.State != "up" || p.Found != "gossip" && p.Found != "inbound") {
-					t.Errorf("a's view of c: %+v", p)
-				}
-			}
-		})
-	}
 }
 
 // TestTrustModes checks that every trust mode admits the right hosts and
@@ -174,18 +57,18 @@ func TestTrustModes(t *testing.T) {
 				s, sTCP, sQUIC := meshNode(t, "s", tt.server+fmt.Sprintf("plugins:\n  - {name: upper, path: %s, services: [private]}\n", watEcho(t)))
 				addr := map[string]string{"tcp": sTCP, "quic": sQUIC}[tr]
 				good, _, _ := meshNode(t, "good", tt.goodClient+fmt.Sprintf("peers: [%s://%s]\n", tr, addr))
-				eventually(t, "the trusted host reaches the service", func() error {
+				hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("the trusted host reaches the service", func() error {
 					_, err := good.Call(context.Background(), &message.Message{Kind: abi.KindRequest, Subject: "private.x", Deadline: time.Now().Add(time.Second)})
 					return err
-				})
+				}))
 				before := s.mesh.RefusedCount()
 				bad, _, _ := meshNode(t, "bad", tt.badClient+fmt.Sprintf("peers: [%s://%s]\n", tr, addr))
-				eventually(t, "the untrusted host is refused", func() error {
+				hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("the untrusted host is refused", func() error {
 					if s.mesh.RefusedCount() == before {
 						return fmt.Errorf("not refused yet")
 					}
 					return nil
-				})
+				}))
 				_, err := bad.Call(context.Background(), &message.Message{Kind: abi.KindRequest, Subject: "private.x", Deadline: time.Now().Add(time.Second)})
 				if message.StatusOf(err) != abi.StatusNoHandler {
 					t.Fatalf("untrusted call: %v", err)
@@ -231,14 +114,14 @@ func TestRemoteDeadline(t *testing.T) {
 			b, bTCP, bQUIC := meshNode(t, "b", fmt.Sprintf("plugins:\n  - {name: spin, path: %s, services: [spin], instances: 1, limits: {timeout: 30s}}\n", loop))
 			addr := map[string]string{"tcp": bTCP, "quic": bQUIC}[tr]
 			a, _, _ := meshNode(t, "a", fmt.Sprintf("peers: [%s://%s]\n", tr, addr))
-			eventually(t, "a learns spin", func() error {
+			hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("a learns spin", func() error {
 				for _, p := range a.Peers() {
 					if p.Name == "b" && len(p.Services) == 1 {
 						return nil
 					}
 				}
 				return fmt.Errorf("not yet")
-			})
+			}))
 			start := time.Now()
 			_, err := a.Call(context.Background(), &message.Message{Kind: abi.KindRequest, Subject: "spin.x",
 				Deadline: time.Now().Add(200 * time.Millisecond)})
@@ -247,13 +130,13 @@ func TestRemoteDeadline(t *testing.T) {
 			}
 			// The remote instance was stopped at the budget: b's plugin
 			// reports the timeout long before its own 30s limit.
-			eventually(t, "b's plugin stops the call at the deadline", func() error {
+			hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("b's plugin stops the call at the deadline", func() error {
 				st := b.Plugins()[0]
 				if st.Errors == 0 {
 					return fmt.Errorf("no error recorded yet")
 				}
 				return nil
-			})
+			}))
 			if el := time.Since(start); el > 10*time.Second {
 				t.Fatalf("remote call stopped after %v", el)
 			}
@@ -278,14 +161,14 @@ func TestReloadAppliesPeers(t *testing.T) {
 	if err := a.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a dials the peer added by the reload", func() error {
+	hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("a dials the peer added by the reload", func() error {
 		for _, p := range a.Peers() {
 			if p.Name == "b" && p.State == "up" {
 				return nil
 			}
 		}
 		return fmt.Errorf("peers %+v", a.Peers())
-	})
+	}))
 	bad := strings.Replace(string(orig), "quic: 127.0.0.1:0", "quic: \"\"", 1)
 	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
 		t.Fatal(err)
@@ -307,7 +190,7 @@ func TestNodeNameClashOverControlAPI(t *testing.T) {
 	b1, _, _ := meshNode(t, "b", plugin)
 	b2, _, _ := meshNode(t, "b", plugin)
 	ctx := context.Background()
-	eventually(t, "a learns both b and their services", func() error {
+	hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("a learns both b and their services", func() error {
 		n := 0
 		for _, p := range a.Peers() {
 			if p.Name == "b" && len(p.Services) == 1 {
@@ -318,7 +201,7 @@ func TestNodeNameClashOverControlAPI(t *testing.T) {
 			return fmt.Errorf("%d of 2", n)
 		}
 		return nil
-	})
+	}))
 	calls := func() [2]uint64 { return [2]uint64{b1.Plugins()[0].Calls, b2.Plugins()[0].Calls} }
 	before := calls()
 	_, callErr := ac.CallNode(ctx, "b", "echo.x", []byte("hi"), nil, 2*time.Second)
@@ -355,40 +238,5 @@ func TestNodeNameClashOverControlAPI(t *testing.T) {
 		if p.Name == "b" && (len(p.Clash) != 1 || p.Clash[0] != want) {
 			t.Errorf("peers does not show the clash: %+v", p)
 		}
-	}
-}
-
-// TestCallNodeSelfStaysLocal: a call or send addressed to this node by name
-// is served here or not at all. a serves nothing and b serves echo; a plain
-// call on a reaches b, but the same call or send with --node a fails with
-// no_handler and b's plugin never runs.
-func TestCallNodeSelfStaysLocal(t *testing.T) {
-	a, aTCP, _ := meshNode(t, "a", "")
-	b, _, _ := meshNode(t, "b", fmt.Sprintf("peers: [%s]\nplugins:\n  - {name: upper, path: %s, services: [echo], instances: 1}\n", aTCP, watEcho(t)))
-	ctx := context.Background()
-	req := func() *message.Message {
-		return &message.Message{Kind: abi.KindRequest, Subject: "echo.x", Payload: []byte("hi"), Deadline: time.Now().Add(5 * time.Second)}
-	}
-	eventually(t, "a learns b's service", func() error {
-		for _, p := range a.Peers() {
-			if p.Name == "b" && len(p.Services) == 1 {
-				return nil
-			}
-		}
-		return fmt.Errorf("peers %+v", a.Peers())
-	})
-	if out, err := a.Call(ctx, req()); err != nil || string(out) != "HI" {
-		t.Fatalf("plain call on a: %q, %v; want b's HI", out, err)
-	}
-	before := b.Plugins()[0].Calls
-	if out, err := a.CallNode(ctx, "a", req()); message.StatusOf(err) != abi.StatusNoHandler {
-		t.Errorf("call --node a: %q, %v; want no_handler", out, err)
-	}
-	send := &message.Message{Kind: abi.KindSend, Subject: "echo.x", Payload: []byte("hi")}
-	if err := a.SendNode(ctx, "a", send); message.StatusOf(err) != abi.StatusNoHandler {
-		t.Errorf("send --node a: %v; want no_handler", err)
-	}
-	if got := b.Plugins()[0].Calls; got != before {
-		t.Errorf("a message for node a reached b's plugin: calls %d -> %d", before, got)
 	}
 }

@@ -6,11 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/pycomms/pycomms-host/host/config"
 	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
 var sharedCache string
@@ -59,26 +58,9 @@ func replaceFile(t *testing.T, from, to string) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startNode writes cfg (with the control API on a free loopback port and a
 // private cache dir) to a temp dir and runs a node on it until the test ends.
-func startNode(t *testing.T, dir, cfg string) (*Node, *control.Client, *syncBuffer) {
+func startNode(t *testing.T, dir, cfg string) (*Node, *control.Client, *hosttest.SyncBuffer) {
 	t.Helper()
 	if !strings.Contains(cfg, "cache_dir:") {
 		// One cache for the package: the Go echo compiles once, not per test.
@@ -96,9 +78,9 @@ func startNode(t *testing.T, dir, cfg string) (*Node, *control.Client, *syncBuff
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &hosttest.SyncBuffer{}
 	n, err := New(context.Background(), Options{
-		ConfigPath: path, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		ConfigPath: path, Logger: logs.Logger(),
 		WatchSettle: 50 * time.Millisecond,
 	})
 	if err != nil {
@@ -111,19 +93,8 @@ func startNode(t *testing.T, dir, cfg string) (*Node, *control.Client, *syncBuff
 	return n, control.NewClient(n.ControlAddr()), logs
 }
 
-// eventually polls f until it returns nil, within a bounded time.
-func eventually(t *testing.T, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s: still failing after 15s: %v", what, err)
-}
+// eventuallyTimeout bounds the package's checks (hosttest.CheckFor).
+const eventuallyTimeout = 15 * time.Second
 
 const messagingConfig = `
 plugins:
@@ -151,7 +122,7 @@ plugins:
     grants: [publish]
 `
 
-func messagingNode(t *testing.T) (*Node, *control.Client, *syncBuffer) {
+func messagingNode(t *testing.T) (*Node, *control.Client, *hosttest.SyncBuffer) {
 	dir := t.TempDir()
 	abs := func(p string) string { a, _ := filepath.Abs(repo("testdata", "wat", p)); return a }
 	cfg := fmt.Sprintf(messagingConfig, abs("echo.wasm"), abs("caller.wasm"), abs("caller.wasm"), abs("publisher.wasm"))
@@ -227,7 +198,7 @@ func TestPubSub(t *testing.T) {
 		subErr <- c.Subscribe(ctx, ">", func(m *message.Message) error { got <- m; return nil })
 	}()
 	// Wait until the subscription is live: publish probes until one arrives.
-	eventually(t, "subscription live", func() error {
+	hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("subscription live", func() error {
 		if _, err := c.Publish(ctx, "probe.x", []byte("p"), nil); err != nil {
 			return err
 		}
@@ -237,7 +208,7 @@ func TestPubSub(t *testing.T) {
 		case <-time.After(100 * time.Millisecond):
 			return errors.New("no probe yet")
 		}
-	})
+	}))
 	// One publish reaches echo (greetings.>), wat (greetings.*) and us;
 	// echo republishes it uppercased on echo.events.
 	n, err := c.Publish(ctx, "greetings.hi", []byte("hello"), map[string]string{"k": "v"})
@@ -283,7 +254,7 @@ func TestSend(t *testing.T) {
 	got := make(chan *message.Message, 16)
 	go c.Subscribe(ctx, "echo.events", func(m *message.Message) error { got <- m; return nil })
 	// echo.publish publishes "TOPIC DATA"; sent one-way, nobody waits.
-	eventually(t, "one-way send delivered", func() error {
+	hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("one-way send delivered", func() error {
 		if err := c.Send(ctx, "echo.publish", []byte("echo.events sent"), nil); err != nil {
 			return err
 		}
@@ -296,7 +267,7 @@ func TestSend(t *testing.T) {
 		case <-time.After(200 * time.Millisecond):
 			return errors.New("not yet")
 		}
-	})
+	}))
 	if err := c.Send(ctx, "nosuch.x", nil, nil); message.StatusOf(err) != abi.StatusNoHandler {
 		t.Fatalf("send to nobody: %v", err)
 	}
@@ -316,16 +287,16 @@ func TestHotReload(t *testing.T) {
 		t.Fatalf("first version: %q %v", r, err)
 	}
 	replaceFile(t, repo("testdata", "wat", "echo_b.wasm"), wasm)
-	eventually(t, "new version serving", func() error {
+	hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("new version serving", func() error {
 		if r, err := call(); r != "B:hi" {
 			return fmt.Errorf("%q %v", r, err)
 		}
 		return nil
-	})
+	}))
 	// A broken file is refused; the old version keeps serving and the
 	// plugin list says why.
 	replaceFile(t, repo("testdata", "wat", "wrongabi.wasm"), wasm)
-	eventually(t, "refusal reported", func() error {
+	hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("refusal reported", func() error {
 		ps, err := c.Plugins(ctx)
 		if err != nil {
 			return err
@@ -334,13 +305,13 @@ func TestHotReload(t *testing.T) {
 			return fmt.Errorf("plugins: %+v", ps)
 		}
 		return nil
-	})
+	}))
 	if r, err := call(); r != "B:hi" || err != nil {
 		t.Fatalf("after a broken file: %q %v", r, err)
 	}
 	// A fixed file clears the error.
 	replaceFile(t, repo("testdata", "wat", "echo_a.wasm"), wasm)
-	eventually(t, "fixed version serving", func() error {
+	hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("fixed version serving", func() error {
 		if r, err := call(); r != "A:hi" {
 			return fmt.Errorf("%q %v", r, err)
 		}
@@ -349,7 +320,7 @@ func TestHotReload(t *testing.T) {
 			return fmt.Errorf("error not cleared: %+v", ps)
 		}
 		return nil
-	})
+	}))
 }
 
 func TestConfigReload(t *testing.T) {
@@ -484,7 +455,7 @@ func TestHotReloadRefusesHostileModules(t *testing.T) {
 	}
 	refused := func(want string) {
 		t.Helper()
-		eventually(t, "refusal reported", func() error {
+		hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("refusal reported", func() error {
 			ps, err := c.Plugins(ctx)
 			if err != nil {
 				return err
@@ -493,7 +464,7 @@ func TestHotReloadRefusesHostileModules(t *testing.T) {
 				return fmt.Errorf("plugins: %+v", ps)
 			}
 			return nil
-		})
+		}))
 		serving()
 	}
 	serving()

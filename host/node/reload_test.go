@@ -197,13 +197,13 @@ func TestReloadDuringFileSwapNeverWedges(t *testing.T) {
 	}
 	// Whatever the order of the last file change and the last reload, the
 	// last file (echo_a, round 100) ends up serving.
-	eventually(t, "the last file serves", func() error {
+	hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("the last file serves", func() error {
 		r, err := c.Call(context.Background(), "ab.x", []byte("hi"), nil, 5*time.Second)
 		if string(r) != "A:hi" {
 			return fmt.Errorf("%q %v", r, err)
 		}
 		return nil
-	})
+	}))
 	within("close", func() { n.Close() })
 	wedged = true // closed already
 }
@@ -264,12 +264,12 @@ func TestCountersSurviveReloads(t *testing.T) {
 		t.Fatalf("counters: %+v", last)
 	}
 	replaceFile(t, repo("testdata", "wat", "echo_b.wasm"), wasm)
-	eventually(t, "new file serving", func() error {
+	hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("new file serving", func() error {
 		if r, _ := c.Call(ctx, "ab.x", []byte("x"), nil, 5*time.Second); string(r) != "B:x" {
 			return fmt.Errorf("%q", r)
 		}
 		return nil
-	})
+	}))
 	check("after the file swap")
 	callAB("B:x")
 	if err := os.WriteFile(path, []byte(head+cfg(3)), 0o644); err != nil {
@@ -315,22 +315,22 @@ func TestRefusedReloadKeepsServingState(t *testing.T) {
 			}
 			replaceFile(t, tmp, wasm)
 		}
-		eventually(t, bad.name+" refused", func() error {
+		hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe(bad.name+" refused", func() error {
 			if p := plugin(); !strings.Contains(p.Error, bad.want) {
 				return fmt.Errorf("%+v", p)
 			}
 			return nil
-		})
+		}))
 		if p := plugin(); p.State != "serving" {
 			t.Fatalf("%s: state %q, want serving (the old version serves)", bad.name, p.State)
 		}
 		replaceFile(t, repo("testdata", "wat", "echo_a.wasm"), wasm)
-		eventually(t, bad.name+": error cleared by the serving file", func() error {
+		hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe(bad.name+": error cleared by the serving file", func() error {
 			if p := plugin(); p.Error != "" || p.State != "serving" {
 				return fmt.Errorf("%+v", p)
 			}
 			return nil
-		})
+		}))
 	}
 }
 
@@ -394,13 +394,13 @@ func TestBrokenPluginDoesNotStopStart(t *testing.T) {
 	}
 	// The fixed file is loaded by the watcher.
 	replaceFile(t, repo("testdata", "wat", "echo_b.wasm"), wasm)
-	eventually(t, "fixed plugin serving", func() error {
+	hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("fixed plugin serving", func() error {
 		r, err := c.Call(ctx, "br.x", []byte("x"), nil, 5*time.Second)
 		if string(r) != "B:x" {
 			return fmt.Errorf("%q %v", r, err)
 		}
 		return nil
-	})
+	}))
 	if p := byName()["br"]; p.State != control.PluginServing || p.Error != "" || p.Calls == 0 {
 		t.Fatalf("fixed plugin: %+v", p)
 	}

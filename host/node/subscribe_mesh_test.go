@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pycomms/pycomms-host/host/control"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
 // TestSubscribeAcknowledgedAcrossRelay is issue 11's case: a control-API
@@ -27,7 +28,7 @@ func TestSubscribeAcknowledgedAcrossRelay(t *testing.T) {
 	b, bTCP, _ := meshNode(t, "b", secret+fmt.Sprintf("peers: [tcp://%s]\n", cTCP))
 	a, _, _ := meshNode(t, "a", secret+fmt.Sprintf("peers: [tcp://%s]\n", bTCP))
 	_ = b
-	eventually(t, "a and c know each other through b", func() error {
+	hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("a and c know each other through b", func() error {
 		for _, v := range []struct {
 			n    *Node
 			peer string
@@ -43,7 +44,7 @@ func TestSubscribeAcknowledgedAcrossRelay(t *testing.T) {
 			}
 		}
 		return nil
-	})
+	}))
 	cc := control.NewClient(c.ControlAddr())
 	httpc := &http.Client{}
 	const trials = 12

@@ -1,5 +1,13 @@
-// Package hosttest holds what the tests of several packages share about
-// running hosts. Only tests import it.
+// Package hosttest is the fault-test kit the tests of several packages
+// share: CheckFor (poll until a condition holds, fail with the last error,
+// which names the host that held what), SyncBuffer (a log a test reads
+// while hosts write it), TCPProxy and UDPProxy (put a mesh link through a
+// loopback proxy that delays, drops and partitions it), and the reload
+// scenario. Package cluster runs N hosts through host/node.
+//
+// Only tests import it. It imports no host/... package, so that the
+// in-package tests of host/internal/mesh can use it (host/node imports the
+// mesh: importing node here would be a cycle).
 package hosttest
 
 import (

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
 // Benchmark shape: BenchmarkEcho/<transport>/<size>/<callers>callers reports
@@ -170,9 +172,12 @@ func BenchmarkStream(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				if !waitFor(time.Minute, 20*time.Microsecond, func() bool { return s.Received() >= uint64(b.N) }) {
-					b.Fatalf("received %d of %d frames", s.Received(), b.N)
-				}
+				hosttest.CheckForEvery(b, time.Minute, 20*time.Microsecond, func() error {
+					if got := s.Received(); got < uint64(b.N) {
+						return fmt.Errorf("received %d of %d frames", got, b.N)
+					}
+					return nil
+				})
 				elapsed := time.Since(start)
 				b.StopTimer()
 				b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")

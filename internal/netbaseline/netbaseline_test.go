@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
 var echoTransports = []struct {
@@ -20,27 +22,19 @@ var echoTransports = []struct {
 	{"quic", NewQUICEcho},
 }
 
-// waitFor polls cond every interval until it holds or total has passed.
-func waitFor(total, interval time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(total)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(interval)
-	}
-}
-
 // checkGoroutines fails t unless the goroutine count comes back down to
 // before within a few seconds.
 func checkGoroutines(t *testing.T, before int) {
 	t.Helper()
-	if !waitFor(5*time.Second, 10*time.Millisecond, func() bool { return runtime.NumGoroutine() <= before }) {
+	err := hosttest.Poll(5*time.Second, 10*time.Millisecond, func() error {
+		if n := runtime.NumGoroutine(); n > before {
+			return fmt.Errorf("goroutines: %d before, %d after Close", before, n)
+		}
+		return nil
+	})
+	if err != nil {
 		buf := make([]byte, 1<<20)
-		t.Fatalf("goroutines: %d before, %d after Close\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		t.Fatalf("%v\n%s", err, buf[:runtime.Stack(buf, true)])
 	}
 }
 
@@ -152,10 +146,13 @@ func TestEchoCloseUnblocksStalledCalls(t *testing.T) {
 		}()
 	}
 	// Let the calls register and the writer block.
-	waitFor(2*time.Second, 5*time.Millisecond, func() bool {
+	hosttest.Poll(2*time.Second, 5*time.Millisecond, func() error {
 		e.pendMu.Lock()
 		defer e.pendMu.Unlock()
-		return len(e.pending) == callers
+		if len(e.pending) != callers {
+			return errors.New("not all calls registered")
+		}
+		return nil
 	})
 	select {
 	case err := <-results:
@@ -233,9 +230,12 @@ func TestStreamCounts(t *testing.T) {
 		wg.Wait()
 	})
 	const want = senders * frames
-	if !waitFor(30*time.Second, time.Millisecond, func() bool { return s.Received() >= want }) {
-		t.Fatalf("Received() = %d, want %d", s.Received(), want)
-	}
+	hosttest.CheckForEvery(t, 30*time.Second, time.Millisecond, func() error {
+		if got := s.Received(); got < want {
+			return fmt.Errorf("Received() = %d, want %d", got, want)
+		}
+		return nil
+	})
 	time.Sleep(10 * time.Millisecond)
 	if got := s.Received(); got != want {
 		t.Fatalf("Received() = %d, want %d", got, want)
@@ -277,13 +277,16 @@ func TestStreamBoundedAndCloseUnblocks(t *testing.T) {
 	}()
 	// Wait until the batch is full and Send has stopped making progress.
 	var last int
-	waitFor(5*time.Second, 20*time.Millisecond, func() bool {
+	hosttest.Poll(5*time.Second, 20*time.Millisecond, func() error {
 		s.mu.Lock()
 		n := len(s.batch)
 		s.mu.Unlock()
 		stable := n == last && n > maxQueued-len(payload)-streamHeaderLen
 		last = n
-		return stable
+		if !stable {
+			return errors.New("batch still changing")
+		}
+		return nil
 	})
 	s.mu.Lock()
 	queued := len(s.batch)

@@ -1,33 +1,15 @@
 package gossipbaseline
 
 import (
-	"bytes"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
-// syncBuffer is a bytes.Buffer safe for the test's reads while members log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestClusterKillAndLeave(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &hosttest.SyncBuffer{}
 	c, err := Start(Options{N: 10, DeadAfter: 2 * time.Second, Logger: logs})
 	if err != nil {
 		t.Fatal(err)

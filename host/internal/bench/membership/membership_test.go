@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pycomms/pycomms-host/host/internal/bench/gossipbaseline"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
 // TestStarConvergesAndDropsKilled checks the harness the benchmark
@@ -15,20 +16,15 @@ import (
 func TestStarConvergesAndDropsKilled(t *testing.T) {
 	tm := timing{ping: 200 * time.Millisecond, dead: 2 * time.Second}
 	s := startStar(t, 6, tm)
-	var err error
-	if !pollUntil(30*time.Second, func() bool { err = s.convergedErr(); return err == nil }) {
-		t.Fatalf("six hosts did not converge within 30s: %v", err)
-	}
+	// Every 5ms: the benchmark times convergence and detection with it.
+	hosttest.CheckForEvery(t, 30*time.Second, 5*time.Millisecond, s.convergedErr)
 	if s.controlBytes() == 0 {
 		t.Fatal("converged hosts report no control bytes written")
 	}
 	if err := s.kill(); err != nil {
 		t.Fatal(err)
 	}
-	var at string
-	if !pollUntil(3*tm.dead, func() bool { at = s.victimAliveAt(); return at == "" }) {
-		t.Fatalf("%s still holds the killed host alive after %v", at, 3*tm.dead)
-	}
+	hosttest.CheckForEvery(t, 3*tm.dead, 5*time.Millisecond, s.victimDroppedErr)
 }
 
 // BenchmarkMembership compares this mesh's membership with hashicorp/
@@ -60,10 +56,7 @@ func BenchmarkMembership(b *testing.B) {
 		// Ours.
 		start := time.Now()
 		s := startStar(b, n, production)
-		var err error
-		if !pollUntil(60*time.Second, func() bool { err = s.convergedErr(); return err == nil }) {
-			b.Fatalf("%d hosts did not converge within 60s: %v", n, err)
-		}
+		hosttest.CheckForEvery(b, 60*time.Second, 5*time.Millisecond, s.convergedErr)
 		ourConv := time.Since(start)
 		time.Sleep(settle)
 		joined := s.controlBytes()
@@ -73,10 +66,7 @@ func BenchmarkMembership(b *testing.B) {
 		if err := s.kill(); err != nil {
 			b.Fatal(err)
 		}
-		var at string
-		if !pollUntil(30*time.Second, func() bool { at = s.victimAliveAt(); return at == "" }) {
-			b.Fatalf("the killed host was not dropped within 30s: %s still holds it alive", at)
-		}
+		hosttest.CheckForEvery(b, 30*time.Second, 5*time.Millisecond, s.victimDroppedErr)
 		ourDetect := time.Since(start)
 
 		// memberlist, same shape.

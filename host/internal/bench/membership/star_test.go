@@ -232,17 +232,17 @@ func (s *star) convergedErr() error {
 	return nil
 }
 
-// victimAliveAt names an in-process host that still holds the victim as
-// alive, or "".
-func (s *star) victimAliveAt() string {
+// victimDroppedErr names an in-process host that still holds the victim
+// as alive, or returns nil when none does.
+func (s *star) victimDroppedErr() error {
 	for i, n := range s.nodes {
 		for _, mb := range n.mesh.Members() {
 			if mb.ID == s.victimID && mb.State == "alive" {
-				return fmt.Sprintf("h%02d", i)
+				return fmt.Errorf("h%02d still holds the killed host alive", i)
 			}
 		}
 	}
-	return ""
+	return nil
 }
 
 // controlBytes sums the control frames the in-process hosts have written.
@@ -252,16 +252,4 @@ func (s *star) controlBytes() uint64 {
 		b += n.mesh.ControlBytesOut()
 	}
 	return b
-}
-
-// pollUntil polls cond every 5ms until it holds (true) or d passes.
-func pollUntil(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return true
 }

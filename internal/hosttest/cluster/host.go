@@ -1,0 +1,369 @@
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pycomms/pycomms-host/host/control"
+	"github.com/pycomms/pycomms-host/host/node"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
+)
+
+// Host is one host of a cluster. Its methods that check something return
+// an error that starts with the host's name, for hosttest.CheckFor.
+type Host struct {
+	Name string
+	// Logs is what the host logged (JSON lines, debug level), across
+	// restarts; for a process, its stdout and stderr.
+	Logs *hosttest.SyncBuffer
+	// Client is the host's control API client; replaced by each start.
+	Client *control.Client
+
+	c     *Cluster
+	dir   string
+	peers []string // peer URLs its config lists
+
+	// The listen addresses of the last start (host:port), reused by a
+	// restart.
+	tcp, quic, control string
+
+	n       *node.Node // InProcess, while running
+	cmd     *exec.Cmd  // Process, while running
+	exited  chan struct{}
+	frozen  bool
+	running bool
+}
+
+// PeerURL is the host's mesh address for transport ("tcp" or "quic") as a
+// peers: entry, once it has started.
+func (h *Host) PeerURL(transport string) string {
+	if transport == "quic" {
+		return "quic://" + h.quic
+	}
+	return "tcp://" + h.tcp
+}
+
+// ListenAddrs are the host's mesh listen addresses (host:port) of its
+// last start.
+func (h *Host) ListenAddrs() (tcp, quic string) { return h.tcp, h.quic }
+
+// Node is the running node of an InProcess host, nil otherwise.
+func (h *Host) Node() *node.Node { return h.n }
+
+// Running reports whether the host was started and not killed since.
+func (h *Host) Running() bool { return h.running }
+
+// SetPeers sets the peers: the host's config lists from its next start
+// (the test links hosts itself, with Topology None).
+func (h *Host) SetPeers(urls ...string) { h.peers = urls }
+
+// Dir is the host's directory: its config (pycomms.yaml) and data.
+func (h *Host) Dir() string { return h.dir }
+
+// config writes the host's pycomms.yaml: listening on the ports of its
+// last start when keep is set (a restart), else on free ones.
+func (h *Host) config(keep bool) (string, error) {
+	o := h.c.opts
+	port := func(addr string) string {
+		if keep && addr != "" {
+			return addr
+		}
+		return "127.0.0.1:0"
+	}
+	quoted := make([]string, len(h.peers))
+	for i, p := range h.peers {
+		quoted[i] = strconv.Quote(p)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "node: {name: %s}\n", h.Name)
+	fmt.Fprintf(&b, "control: 127.0.0.1:0\n")
+	fmt.Fprintf(&b, "listen: {tcp: %q, quic: %q}\n", port(h.tcp), port(h.quic))
+	fmt.Fprintf(&b, "data_dir: %q\n", filepath.Join(h.dir, "data"))
+	fmt.Fprintf(&b, "cache_dir: %q\n", o.CacheDir)
+	fmt.Fprintf(&b, "log: {format: json, level: debug}\n")
+	fmt.Fprintf(&b, "trust: {secret: %q}\n", o.Secret)
+	if o.DeadAfter > 0 {
+		fmt.Fprintf(&b, "discovery: {dead_after: %s}\n", o.DeadAfter)
+	}
+	fmt.Fprintf(&b, "peers: [%s]\n", strings.Join(quoted, ", "))
+	if p := o.Plugins[h.Name]; p != "" {
+		b.WriteString("plugins:\n" + p)
+	}
+	b.WriteString(o.Extra[h.Name])
+	path := filepath.Join(h.dir, "pycomms.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return "", fmt.Errorf("host %q: write config: %w", h.Name, err)
+	}
+	return path, nil
+}
+
+// Start starts the host (again, after Kill: same identity key, and the
+// same ports unless another process took them meanwhile) and waits until
+// it listens. Proxies in front of it follow it to new ports.
+func (h *Host) Start() error {
+	if h.running {
+		return fmt.Errorf("host %q: already running", h.Name)
+	}
+	keep := h.tcp != ""
+	err := h.start(keep)
+	if err != nil && keep {
+		// The old ports are taken: start on free ones.
+		h.c.t.Logf("host %q: restart on the same ports failed, using new ones: %v", h.Name, err)
+		err = h.start(false)
+	}
+	if err != nil {
+		return err
+	}
+	for key, p := range h.c.tcpProx {
+		if key[1] == h.Name {
+			p.SetTarget(h.tcp)
+		}
+	}
+	for key, p := range h.c.udpProx {
+		if key[1] == h.Name {
+			if err := p.SetServer(h.quic); err != nil {
+				return fmt.Errorf("host %q: %w", h.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (h *Host) start(keep bool) error {
+	path, err := h.config(keep)
+	if err != nil {
+		return err
+	}
+	from := len(h.Logs.String())
+	if h.c.opts.Mode == Process {
+		err = h.startProcess(path, from)
+	} else {
+		err = h.startInProcess(path, from)
+	}
+	if err != nil {
+		return err
+	}
+	h.running, h.frozen = true, false
+	h.Client = control.NewClient(h.control)
+	return nil
+}
+
+func (h *Host) startInProcess(path string, from int) error {
+	logger := slog.New(slog.NewJSONHandler(h.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	n, err := node.New(context.Background(), node.Options{ConfigPath: path, Logger: logger, WatchSettle: 50 * time.Millisecond})
+	if err != nil {
+		return fmt.Errorf("host %q: new node: %w", h.Name, err)
+	}
+	if err := n.Start(); err != nil {
+		n.Close()
+		return fmt.Errorf("host %q: start node: %w", h.Name, err)
+	}
+	h.n = n
+	// Start logs both records before it returns.
+	if err := h.readAddrs(from); err != nil {
+		n.Close()
+		h.n = nil
+		return err
+	}
+	return nil
+}
+
+// readAddrs fills in the addresses from the "mesh listening" and "node
+// started" records logged since offset from.
+func (h *Host) readAddrs(from int) error {
+	var listening, started map[string]any
+	sc := bufio.NewScanner(strings.NewReader(h.Logs.String()[from:]))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) != nil {
+			continue
+		}
+		switch m["msg"] {
+		case "mesh listening":
+			listening = m
+		case "node started":
+			started = m
+		}
+	}
+	if listening == nil || started == nil {
+		return fmt.Errorf("host %q: no \"mesh listening\" and \"node started\" log records yet", h.Name)
+	}
+	h.tcp = strings.TrimPrefix(fmt.Sprint(listening["tcp"]), "tcp://")
+	h.quic = strings.TrimPrefix(fmt.Sprint(listening["quic"]), "quic://")
+	h.control = fmt.Sprint(started["control"])
+	for what, addr := range map[string]string{"tcp": h.tcp, "quic": h.quic, "control": h.control} {
+		if host, _, err := net.SplitHostPort(addr); err != nil || host != "127.0.0.1" {
+			return fmt.Errorf("host %q: %s address %q is not a loopback host:port", h.Name, what, addr)
+		}
+	}
+	return nil
+}
+
+func (h *Host) startProcess(path string, from int) error {
+	bin, err := binary()
+	if err != nil {
+		return fmt.Errorf("host %q: %w", h.Name, err)
+	}
+	cmd := exec.Command(bin, "run", "-c", path)
+	cmd.Dir = h.dir
+	for _, kv := range os.Environ() {
+		// Hermetic: no PYCOMMS_* override from the caller's environment.
+		if !strings.HasPrefix(kv, "PYCOMMS_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Stdout, cmd.Stderr = h.Logs, h.Logs
+	cmd.WaitDelay = 5 * time.Second
+	// If the test binary dies (a -timeout panic skips cleanups), the kernel
+	// kills the host, even a SIGSTOPped one.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("host %q: start %s: %w", h.Name, bin, err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	h.cmd, h.exited = cmd, exited
+	deadline := time.Now().Add(StartTimeout)
+	for {
+		err := h.readAddrs(from)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-exited:
+			h.cmd = nil
+			return fmt.Errorf("host %q exited during start (%v):\n%s", h.Name, cmd.ProcessState, tail(h.Logs.String()[from:], 20))
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			h.kill()
+			return fmt.Errorf("host %q: not started within %v: %w", h.Name, StartTimeout, err)
+		}
+	}
+}
+
+// Kill stops the host at once. A process gets SIGKILL: it says nothing to
+// its peers, which learn of it from their dead time (TCP: the kernel's
+// RST). In process, the Go runtime cannot kill part of itself: Kill closes
+// the node, which tells its peers goodbye, so they drop its routes at
+// once; a test of a silent death uses Process mode, or Freeze.
+func (h *Host) Kill() {
+	h.c.t.Helper()
+	h.stop()
+}
+
+func (h *Host) stop() {
+	if !h.running {
+		return
+	}
+	h.running = false
+	if h.Client != nil {
+		h.Client.CloseIdleConnections()
+	}
+	if h.n != nil {
+		if err := h.n.Close(); err != nil {
+			h.c.t.Logf("host %q: close: %v", h.Name, err)
+		}
+		h.n = nil
+	}
+	h.kill()
+}
+
+// kill SIGKILLs the process (stopped or not) and waits for it.
+func (h *Host) kill() {
+	if h.cmd == nil {
+		return
+	}
+	h.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-h.exited:
+	case <-time.After(15 * time.Second):
+		h.c.t.Errorf("host %q (pid %d) did not exit within 15s of SIGKILL", h.Name, h.cmd.Process.Pid)
+	}
+	h.cmd = nil
+}
+
+// Restart is Kill then Start.
+func (h *Host) Restart() error {
+	h.stop()
+	return h.Start()
+}
+
+// Freeze makes the host stop answering without closing anything. A
+// process gets SIGSTOP. In process, the Go runtime cannot stop one node's
+// goroutines, so Freeze partitions the proxies of the host's links (the
+// cluster must be Proxied): its peers hear nothing, as from a stopped
+// process, but the node itself goes on (its timers run, its control API
+// answers) and it sees its peers fall silent too. Without proxies it
+// returns an error.
+func (h *Host) Freeze() error {
+	if !h.running {
+		return fmt.Errorf("host %q: not running", h.Name)
+	}
+	if h.cmd != nil {
+		if err := h.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			return fmt.Errorf("host %q: SIGSTOP: %w", h.Name, err)
+		}
+		h.frozen = true
+		return nil
+	}
+	n := h.eachProxy(func(p partitionable) { p.Partition() })
+	if n == 0 {
+		return fmt.Errorf("host %q: an in-process host can be frozen only through proxies on its links (Options.Proxied), and it has none", h.Name)
+	}
+	h.frozen = true
+	return nil
+}
+
+// Thaw undoes Freeze (SIGCONT, or Heal of the proxies).
+func (h *Host) Thaw() error {
+	if !h.frozen {
+		return fmt.Errorf("host %q: not frozen", h.Name)
+	}
+	h.frozen = false
+	if h.cmd != nil {
+		if err := h.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+			return fmt.Errorf("host %q: SIGCONT: %w", h.Name, err)
+		}
+		return nil
+	}
+	h.eachProxy(func(p partitionable) { p.Heal() })
+	return nil
+}
+
+// partitionable is what Freeze and Thaw need of a proxy.
+type partitionable interface {
+	Partition()
+	Heal()
+}
+
+// eachProxy calls f on every proxy on a link of h and returns how many.
+func (h *Host) eachProxy(f func(partitionable)) int {
+	n := 0
+	for key, p := range h.c.tcpProx {
+		if slices.Contains(key[:], h.Name) {
+			f(p)
+			n++
+		}
+	}
+	for key, p := range h.c.udpProx {
+		if slices.Contains(key[:], h.Name) {
+			f(p)
+			n++
+		}
+	}
+	return n
+}
