@@ -51,6 +51,7 @@
 //	table.go      routes: the routing table, an immutable snapshot behind an atomic pointer
 //	route.go      the outbound path: Call, Send, Publish to a remote node
 //	inbound.go    inbound: messages from the links: replies, requests, relaying
+//	inline.go     requests served on the link's reader, and the watcher that bounds it
 //	workers.go    workers: the goroutines that run peer requests
 //	peers.go      Peers: what this host knows of the mesh, for the control API
 //

@@ -81,7 +81,7 @@ func TestBadFramesCloseOnlyThatLink(t *testing.T) {
 				// a answers with an error frame naming the problem (after any
 				// interest or ping it had queued), then closes.
 				for range 10 {
-					typ, body, err := l.reader.Next()
+					typ, body, err := l.rd.fr.Next()
 					if err != nil {
 						break
 					}

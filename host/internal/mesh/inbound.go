@@ -20,10 +20,14 @@ type inbound struct {
 	m       *Mesh
 	pool    workers
 	relayed atomic.Uint64 // messages relayed to another node
+
+	inline inlineWatch // requests served on the link's reader (inline.go)
 }
 
 // dispatch handles one message envelope from l.
-func (in *inbound) dispatch(l *link, e *wire.Envelope) error {
+// main says whether it runs on the link's main reader, which may serve a
+// request inline.
+func (in *inbound) dispatch(l *link, e *wire.Envelope, main bool) error {
 	m := in.m
 	switch e.Kind {
 	case wire.KindReply:
@@ -51,7 +55,11 @@ func (in *inbound) dispatch(l *link, e *wire.Envelope) error {
 			in.reply(l, e, time.Time{}, nil, message.Errorf(abi.StatusBusy, "node %s is busy: %d requests from node %s in flight (limits.inflight)", m.name, m.inflight, l.name))
 			return nil
 		}
-		in.pool.run(job{l, e})
+		if !main {
+			in.pool.run(job{l, e})
+			return nil
+		}
+		return in.tryInline(l, e)
 	case wire.KindSend:
 		if err := m.local.Send(l.ctx, in.message(l, e)); err != nil {
 			m.log.Debug("send from a peer not delivered", "node", l.name, "subject", e.Subject, "err", err)
@@ -98,6 +106,11 @@ func (in *inbound) serve(l *link, e *wire.Envelope) {
 	// Without a deadline the plugin's own timeout bounds the call.
 	msg := in.message(l, e)
 	out, err := in.m.local.Call(l.ctx, msg)
+	in.answer(l, e, msg, out, err)
+}
+
+// answer replies to request e, which ran as msg on this host.
+func (in *inbound) answer(l *link, e *wire.Envelope, msg *message.Message, out []byte, err error) {
 	if err == nil && len(out) > l.maxOut {
 		err = message.Errorf(abi.StatusTooLarge, "reply of %d bytes to %q exceeds what node %s accepts (%d bytes, limits.max_frame)", len(out), e.Subject, l.name, l.maxOut)
 		out = nil

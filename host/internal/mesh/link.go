@@ -36,7 +36,7 @@ type link struct {
 	ctx    context.Context // ends when the link closes
 	cancel context.CancelFunc
 
-	reader *wire.Reader // main stream; it may hold frames read ahead during the handshake
+	rd     reader       // the main stream's reader, which may serve requests inline (inline.go)
 	out    outbox       // the main stream's send side
 	reqs   requests     // this host's requests waiting for replies on it
 
@@ -75,7 +75,7 @@ func newLink(m *Mesh, c conn, dialed bool, g *greeted) *link {
 	l := &link{
 		m: m, c: c, dialed: dialed, addr: c.remoteAddr(),
 		peer: g.peer, name: g.name, version: g.version, listen: g.listen, maxOut: g.maxOut,
-		reader: g.r, since: now, seenAt: now,
+		rd: reader{fr: g.r}, since: now, seenAt: now,
 		ctx: ctx, cancel: cancel,
 		reqs: requests{pending: map[uint64]chan *wire.Envelope{}},
 		done: make(chan struct{}),
@@ -113,15 +113,20 @@ func (l *link) send(e *wire.Envelope, wait bool, deadline time.Time) error {
 }
 
 // readLoop reads the main stream until it fails.
-func (l *link) readLoop(fr *wire.Reader) {
+// When a request served inline holds it too long, another goroutine takes
+// over reading (inline.go) and this one returns once the request is done.
+func (l *link) readLoop() {
+	fr := l.rd.fr
 	for {
 		t, body, err := fr.Next()
 		if err != nil {
 			l.readFailed(err)
 			return
 		}
-		if err := l.handle(t, body); err != nil {
-			l.readFailed(err)
+		if err := l.handle(t, body, true); err != nil {
+			if err != errHandedOver {
+				l.readFailed(err)
+			}
 			return
 		}
 	}
@@ -158,7 +163,7 @@ func (l *link) soloLoop() {
 				}
 			}
 			if err == nil {
-				err = l.handle(t, body)
+				err = l.handle(t, body, false)
 			}
 			if err != nil && !isClosed(err) {
 				l.readFailed(err)
@@ -208,7 +213,9 @@ func (l *link) flushAndClose(cause error) {
 }
 
 // handle dispatches one frame from the peer.
-func (l *link) handle(t wire.FrameType, body []byte) error {
+// main says whether it runs on the main stream's reader, which may serve a
+// request inline.
+func (l *link) handle(t wire.FrameType, body []byte, main bool) error {
 	l.framesIn.Add(1)
 	if l.probe.suspect.Load() != 0 {
 		l.probe.answered()
@@ -220,7 +227,7 @@ func (l *link) handle(t wire.FrameType, body []byte) error {
 			return &wire.ProtocolError{Code: wire.ErrProtocol, Msg: err.Error()}
 		}
 		l.msgsIn.Add(1)
-		return l.m.inbound.dispatch(l, e)
+		return l.m.inbound.dispatch(l, e, main)
 	case wire.FramePing:
 		var p wire.Ping
 		if err := wire.DecodeControl(body, &p); err != nil {

@@ -93,7 +93,7 @@ func (s *linkSet) up(l *link) {
 	s.mu.Unlock()
 
 	go func() { defer m.wg.Done(); l.out.writeLoop() }()
-	go func() { defer m.wg.Done(); l.readLoop(l.reader); l.reader = nil }()
+	go func() { defer m.wg.Done(); l.readLoop() }()
 	if loops == 3 {
 		go func() { defer m.wg.Done(); l.soloLoop() }()
 	}

@@ -295,7 +295,7 @@ func TestBadMemberRecords(t *testing.T) {
 			eventually(t, 5*time.Second, "a counts the bad frame", func() bool { return a.mesh.BadFrames() == before+1 })
 			var msg string
 			for range 20 {
-				typ, body, err := l.reader.Next()
+				typ, body, err := l.rd.fr.Next()
 				if err != nil {
 					break
 				}
@@ -333,7 +333,7 @@ func TestOwnRecordFromEarlierRun(t *testing.T) {
 	}
 	// a answers on the same link with its own record, outdoing the old one.
 	for range 20 {
-		typ, body, err := l.reader.Next()
+		typ, body, err := l.rd.fr.Next()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -157,6 +157,7 @@ func New(o Options) (*Mesh, error) {
 	m.members.known = map[*link]map[identity.ID]uint64{}
 	m.members.ttl = memberTTL(o.DeadAfter)
 	m.inbound.m, m.inbound.pool.m, m.inbound.pool.idle = m, m, make(chan job)
+	m.inbound.inline.wake = make(chan struct{}, 1)
 	// Count and log every peer the trust policy refuses, on both
 	// transports: quic-go never hands a connection that failed its TLS
 	// handshake to Accept, so the verification callback is the one place
@@ -189,9 +190,10 @@ func (m *Mesh) Start() error {
 	// known.
 	m.members.changed(nil)
 	m.dialers.start()
-	m.wg.Add(2)
+	m.wg.Add(3)
 	go m.tick()
 	go func() { defer m.wg.Done(); m.inbound.pool.reap() }()
+	go m.inbound.watch()
 	return nil
 }
 

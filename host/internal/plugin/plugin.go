@@ -155,6 +155,13 @@ func (p *Plugin) Request(ctx context.Context, m *message.Message) ([]byte, error
 	return nil, message.Errorf(abi.StatusBusy, "plugin %q is being replaced", p.name)
 }
 
+// TryRequest runs a request on the current version when an instance is
+// idle; ok false means it did nothing (none idle, or a swap under way) and
+// the caller should use Request (router.TryRequester).
+func (p *Plugin) TryRequest(ctx context.Context, m *message.Message) (reply []byte, ok bool, err error) {
+	return p.cur.Load().TryRequest(m)
+}
+
 // Post queues a send or event on the current version; router.ErrGone after
 // Close.
 func (p *Plugin) Post(m *message.Message) error {

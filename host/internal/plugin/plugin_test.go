@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 	"github.com/pycomms/pycomms-host/plugins"
 )
 
@@ -378,4 +380,37 @@ func TestIdleWatchdogSleeps(t *testing.T) {
 		t.Fatalf("loop stopped after %v", d)
 	}
 	quiet(loop)
+}
+
+// TestTryRequest: TryRequest runs a request when an instance is idle and
+// does nothing (ok false, no call counted) when none is; it never waits.
+func TestTryRequest(t *testing.T) {
+	e := newEngine(t)
+	echo := New("echo", load(t, e, Spec{Name: "echo", Wasm: fixture(t, "echo.wasm"), Instances: 1}))
+	out, ok, err := echo.TryRequest(context.Background(), &message.Message{Kind: abi.KindRequest, Subject: "echo.upper", Payload: []byte("hi"), Deadline: time.Now().Add(time.Second)})
+	if !ok || err != nil || string(out) != "HI" {
+		t.Fatalf("TryRequest on an idle instance: %q ok=%v err=%v", out, ok, err)
+	}
+	loop := load(t, e, Spec{Name: "loop", Wasm: fixture(t, "loop.wasm"), Instances: 1, Timeout: 2 * time.Second})
+	done := make(chan error, 1)
+	go func() { _, err := request(loop, "loop.x", "", 2*time.Second); done <- err }()
+	hosttest.CheckFor(t, 2*time.Second, func() error {
+		if loop.busy.Load() == 0 {
+			return errors.New("the loop has not started")
+		}
+		return nil
+	})
+	calls := loop.calls.Load()
+	start := time.Now()
+	_, ok, err = loop.TryRequest(&message.Message{Kind: abi.KindRequest, Subject: "loop.x", Deadline: time.Now().Add(time.Second)})
+	if ok || err != nil {
+		t.Fatalf("TryRequest with every instance busy: ok=%v err=%v, want ok false", ok, err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("TryRequest waited %v", took)
+	}
+	if loop.calls.Load() != calls {
+		t.Fatal("a TryRequest that did nothing was counted as a call")
+	}
+	<-done
 }

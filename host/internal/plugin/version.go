@@ -346,6 +346,26 @@ func (v *Version) Request(ctx context.Context, m *message.Message) ([]byte, erro
 	return v.run(w, m, now, dl)
 }
 
+// TryRequest runs a request at once when an instance is idle, and
+// otherwise does nothing and reports ok false: it never waits. The mesh's
+// link reader uses it to serve a request without handing it to another
+// goroutine.
+func (v *Version) TryRequest(m *message.Message) (reply []byte, ok bool, err error) {
+	if !v.acquire() {
+		return nil, false, nil
+	}
+	defer v.release()
+	var w *instance
+	select {
+	case w = <-v.idle:
+	default:
+		return nil, false, nil
+	}
+	now := time.Now()
+	reply, err = v.run(w, m, now, v.deadline(m, now))
+	return reply, true, err
+}
+
 func (v *Version) checkout(ctx context.Context, m *message.Message, dl time.Time) (*instance, error) {
 	select {
 	case w := <-v.idle:

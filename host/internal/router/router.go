@@ -52,6 +52,12 @@ type Endpoint interface {
 	Post(m *message.Message) error
 }
 
+// TryRequester is an Endpoint that can also handle a request only if it
+// can start at once (a free instance); ok false means it did nothing.
+type TryRequester interface {
+	TryRequest(ctx context.Context, m *message.Message) (reply []byte, ok bool, err error)
+}
+
 // Options configure a Router.
 type Options struct {
 	// MaxHops is the deepest call chain a message may have travelled
@@ -355,6 +361,32 @@ func (r *Router) Call(ctx context.Context, m *message.Message) ([]byte, error) {
 		}
 	}
 	return nil, r.goneTooOften(m, "call")
+}
+
+// TryCall is Call for a caller that must not wait for a handler (the
+// mesh's link reader, which would stop reading meanwhile): it handles m at
+// once when its local owner can start it without waiting, and otherwise
+// does nothing and reports ok false, and the caller uses Call. A routing
+// error (invalid subject, no handler, deadline passed) is an answer too:
+// it comes with ok true.
+func (r *Router) TryCall(ctx context.Context, m *message.Message) (reply []byte, ok bool, err error) {
+	o, rm, err := r.route(ctx, m, "call")
+	if err != nil {
+		return nil, true, err
+	}
+	if rm != nil {
+		return nil, false, nil
+	}
+	tr, can := o.ep.(TryRequester)
+	if !can {
+		return nil, false, nil
+	}
+	reply, ok, err = tr.TryRequest(ctx, m)
+	if !ok || errors.Is(err, ErrGone) {
+		return nil, false, nil
+	}
+	r.calls.Add(1)
+	return reply, true, err
 }
 
 // maxGone bounds how often one message is routed again after meeting a

@@ -808,3 +808,67 @@ func (nopEndpoint) Request(ctx context.Context, m *message.Message) ([]byte, err
 }
 
 func (nopEndpoint) Post(m *message.Message) error { return nil }
+
+// tryStub is a stubEndpoint that can also try a request: it takes it only
+// while free is set.
+type tryStub struct {
+	stubEndpoint
+	free atomic.Bool
+}
+
+func (e *tryStub) TryRequest(ctx context.Context, m *message.Message) ([]byte, bool, error) {
+	if !e.free.Load() {
+		return nil, false, nil
+	}
+	out, err := e.Request(ctx, m)
+	return out, true, err
+}
+
+// remoteStub answers every call, to tell a remote route from a local one.
+type remoteStub struct{}
+
+func (remoteStub) Call(context.Context, *message.Message) ([]byte, error) { return []byte("remote"), nil }
+func (remoteStub) Send(context.Context, *message.Message) error           { return nil }
+func (remoteStub) Publish(*message.Message) int                           { return 0 }
+
+// TestTryCall: a request is handled at once by a local owner that can take
+// it now; otherwise TryCall does nothing and says so (a busy owner, one
+// that cannot try, a remote route), and a routing error is an answer.
+func TestTryCall(t *testing.T) {
+	r := newRouter(t, Options{})
+	r.SetRemote(remoteStub{})
+	try := &tryStub{stubEndpoint: stubEndpoint{name: "try"}}
+	plain := &stubEndpoint{name: "plain"}
+	mustSetRoutes(t, r, "try", try, []string{"try"}, nil)
+	mustSetRoutes(t, r, "plain", plain, []string{"plain"}, nil)
+	msg := func(subj, from string) *message.Message {
+		return &message.Message{Kind: abi.KindRequest, Subject: subj, FromNode: from, Deadline: time.Now().Add(time.Second)}
+	}
+	ctx := context.Background()
+
+	try.free.Store(true)
+	if out, ok, err := r.TryCall(ctx, msg("try.x", "peer")); !ok || err != nil || string(out) != "try" {
+		t.Fatalf("free owner: %q ok=%v err=%v", out, ok, err)
+	}
+	try.free.Store(false)
+	if _, ok, err := r.TryCall(ctx, msg("try.x", "peer")); ok || err != nil {
+		t.Fatalf("busy owner: ok=%v err=%v, want ok false", ok, err)
+	}
+	if reqs, _ := try.got(); len(reqs) != 1 {
+		t.Fatalf("the owner got %d requests, want 1", len(reqs))
+	}
+	if _, ok, err := r.TryCall(ctx, msg("plain.x", "peer")); ok || err != nil {
+		t.Fatalf("owner that cannot try: ok=%v err=%v, want ok false", ok, err)
+	}
+	if reqs, _ := plain.got(); len(reqs) != 0 {
+		t.Fatalf("an owner that cannot try got %d requests", len(reqs))
+	}
+	if _, ok, err := r.TryCall(ctx, msg("elsewhere.x", "")); ok || err != nil {
+		t.Fatalf("remote route: ok=%v err=%v, want ok false", ok, err)
+	}
+	_, ok, err := r.TryCall(ctx, msg("nobody.x", "peer"))
+	if !ok {
+		t.Fatal("no handler: ok false, want the routing error as the answer")
+	}
+	wantStatus(t, err, abi.StatusNoHandler, "no handler")
+}
