@@ -36,9 +36,9 @@ type link struct {
 	ctx    context.Context // ends when the link closes
 	cancel context.CancelFunc
 
-	rd     reader       // the main stream's reader, which may serve requests inline (inline.go)
-	out    outbox       // the main stream's send side
-	reqs   requests     // this host's requests waiting for replies on it
+	rd   reader   // the main stream's reader, which may serve requests inline (inline.go)
+	out  outbox   // the main stream's send side
+	reqs requests // this host's requests waiting for replies on it
 
 	leaving atomic.Bool   // GoAway sent or received: no new requests
 	done    chan struct{} // closed when the link is down

@@ -827,9 +827,11 @@ func (e *tryStub) TryRequest(ctx context.Context, m *message.Message) ([]byte, b
 // remoteStub answers every call, to tell a remote route from a local one.
 type remoteStub struct{}
 
-func (remoteStub) Call(context.Context, *message.Message) ([]byte, error) { return []byte("remote"), nil }
-func (remoteStub) Send(context.Context, *message.Message) error           { return nil }
-func (remoteStub) Publish(*message.Message) int                           { return 0 }
+func (remoteStub) Call(context.Context, *message.Message) ([]byte, error) {
+	return []byte("remote"), nil
+}
+func (remoteStub) Send(context.Context, *message.Message) error { return nil }
+func (remoteStub) Publish(*message.Message) int                 { return 0 }
 
 // TestTryCall: a request is handled at once by a local owner that can take
 // it now; otherwise TryCall does nothing and says so (a busy owner, one
