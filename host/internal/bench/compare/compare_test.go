@@ -270,11 +270,13 @@ func TestEnvContendersAnswer(t *testing.T) {
 	pl := []byte("hello, World 1")
 	want := []byte("HELLO, WORLD 1")
 	for name, p := range map[string]*Pair{cOursTLS: env.OursTLS, cOursQUIC: env.OursQUIC} {
-		out, err := p.Near.Call(context.Background(), &message.Message{
-			Kind: abi.KindRequest, Subject: echoSubject, Payload: pl, Deadline: time.Now().Add(callTimeout),
-		})
-		if err != nil || !bytes.Equal(out, want) {
-			t.Errorf("%s: reply %q, %v; want %q", name, out, err, want)
+		for _, subject := range []string{echoSubject, goSubject} {
+			out, err := p.Near.Call(context.Background(), &message.Message{
+				Kind: abi.KindRequest, Subject: subject, Payload: pl, Deadline: time.Now().Add(callTimeout),
+			})
+			if err != nil || !bytes.Equal(out, want) {
+				t.Errorf("%s, %s: reply %q, %v; want %q", name, subject, out, err, want)
+			}
 		}
 	}
 	for name, n := range map[string]*NATS{cNATS: env.NATS, cNATSTLS: env.NATSTLS} {

@@ -59,6 +59,7 @@ type Env struct {
 // Names of the networked contenders, as they appear in errors.
 const (
 	cOursTLS  = "ours TLS"
+	cOursGo   = "ours TLS, Go responder"
 	cOursQUIC = "ours QUIC"
 	cNATS     = "NATS"
 	cNATSTLS  = "NATS TLS"
@@ -128,6 +129,7 @@ func (e *Env) calls(payload []byte) map[string]func() error {
 	}
 	return map[string]func() error{
 		cOursTLS:  func() error { return e.OursTLS.Call(payload) },
+		cOursGo:   func() error { return e.OursTLS.CallGo(payload) },
 		cOursQUIC: func() error { return e.OursQUIC.Call(payload) },
 		cNATS:     func() error { return e.NATS.Call(payload) },
 		cNATSTLS:  func() error { return e.NATSTLS.Call(payload) },
@@ -161,7 +163,7 @@ func (e *Env) Throughput(size, callers, rounds int, d time.Duration) ([]Row, err
 		return nil, err
 	}
 	var cs []contender
-	for _, name := range []string{cOursTLS, cNATS, cRawTLS, cOursQUIC, cNATSTLS, cRawQUIC} {
+	for _, name := range []string{cOursTLS, cNATS, cRawTLS, cOursGo, cOursQUIC, cNATSTLS, cRawQUIC} {
 		call := calls[name]
 		cs = append(cs, contender{name, func() (Sample, error) { return Concurrent(d, callers, call) }})
 	}
@@ -172,6 +174,7 @@ func (e *Env) Throughput(size, callers, rounds int, d time.Duration) ([]Row, err
 	sz := SizeName(size)
 	rr := fmt.Sprintf("request/reply calls/s, %d callers, %s, TLS, Wasm echo", callers, sz)
 	cpu := fmt.Sprintf("same, calls per CPU-second, %s", sz)
+	goResp := fmt.Sprintf("same with a plain-Go responder, %s", sz)
 	quic := fmt.Sprintf("QUIC, Wasm echo, %s", sz)
 	quicCPU := fmt.Sprintf("QUIC, calls per CPU-second, %s", sz)
 	return []Row{
@@ -180,6 +183,8 @@ func (e *Env) Throughput(size, callers, rounds int, d time.Duration) ([]Row, err
 		row("x_rawtls", rr, s, cOursTLS, cRawTLS, "raw TLS echo", callsPerSec),
 		withUnit(row("x_nats_cpu", cpu, s, cOursTLS, cNATS, "plaintext NATS", callsPerCPU), "calls/CPU-s"),
 		row("x_rawtls_cpu", cpu, s, cOursTLS, cRawTLS, "raw TLS echo", callsPerCPU),
+		withUnit(row("x_go_nats", goResp, s, cOursGo, cNATS, "plaintext NATS", callsPerSec), "go-calls/s"),
+		row("x_go_rawtls", goResp, s, cOursGo, cRawTLS, "raw TLS echo", callsPerSec),
 		withUnit(row("x_quic_nats", quic, s, cOursQUIC, cNATS, "plaintext NATS", callsPerSec), "quic-calls/s"),
 		row("x_rawquic", quic, s, cOursQUIC, cRawQUIC, "raw quic-go one-stream echo", callsPerSec),
 		row("x_rawquic_cpu", quicCPU, s, cOursQUIC, cRawQUIC, "raw quic-go one-stream echo", callsPerCPU),

@@ -1,6 +1,7 @@
 package compare
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,11 @@ const (
 	eventTopic   = "bench.>"
 	eventSubject = "bench.tick"
 	subPlugin    = "sub"
+	// goService is served on the far host by a plain Go function
+	// (node.Serve) that upper-cases, like NATS's responder: the same path
+	// without Wasm.
+	goService = "goecho"
+	goSubject = "goecho.upper"
 )
 
 // Pair is two pycomms hosts in this process, linked over one transport on
@@ -68,6 +74,9 @@ plugins:
 `, listen, echoWasm, echoService, subPlugin, echoWasm, eventTopic)
 	if p.Far, err = p.start("far", far); err != nil {
 		return nil, err
+	}
+	if _, err = p.Far.Serve(goService, []string{goService}, goUpper); err != nil {
+		return nil, fmt.Errorf("compare: far: %w", err)
 	}
 	near := fmt.Sprintf("listen: {tcp: \"\", quic: \"\"}\npeers: [\"%s://127.0.0.1:%d\"]\n", transport, port)
 	if p.Near, err = p.start("near", near); err != nil {
@@ -127,15 +136,26 @@ func (p *Pair) ready() error {
 	return fmt.Errorf("compare: hosts not linked after 20s: %w", last)
 }
 
-// Call makes one request from Near to Far's echo and checks the reply's
-// length.
-func (p *Pair) Call(payload []byte) error {
+// goUpper is the plain Go responder: it upper-cases, as the WAT echo and
+// NATS's responder do.
+func goUpper(_ context.Context, m *message.Message) ([]byte, error) {
+	return bytes.ToUpper(m.Payload), nil
+}
+
+// Call makes one request from Near to Far's WAT echo and checks the
+// reply's length.
+func (p *Pair) Call(payload []byte) error { return p.call(echoSubject, payload) }
+
+// CallGo makes one request from Near to Far's plain Go responder.
+func (p *Pair) CallGo(payload []byte) error { return p.call(goSubject, payload) }
+
+func (p *Pair) call(subject string, payload []byte) error {
 	out, err := p.Near.Call(context.Background(), &message.Message{
-		Kind: abi.KindRequest, Subject: echoSubject, Payload: payload,
+		Kind: abi.KindRequest, Subject: subject, Payload: payload,
 		Deadline: time.Now().Add(callTimeout), From: "compare",
 	})
 	if err != nil {
-		return fmt.Errorf("compare: call %s: %w", echoSubject, err)
+		return fmt.Errorf("compare: call %s: %w", subject, err)
 	}
 	if len(out) != len(payload) {
 		return fmt.Errorf("compare: reply of %d bytes, want %d", len(out), len(payload))
