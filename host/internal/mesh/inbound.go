@@ -122,7 +122,8 @@ func (in *inbound) answer(l *link, e *wire.Envelope, msg *message.Message, out [
 // host's clock (zero: none).
 func (in *inbound) reply(l *link, e *wire.Envelope, dl time.Time, out []byte, err error) {
 	m := in.m
-	r := &wire.Envelope{Version: l.version, Kind: wire.KindReply, ReplyTo: e.ID, From: string(m.id), Payload: out}
+	// A reply goes back on the link its request came on: no from needed.
+	r := &wire.Envelope{Version: l.version, Kind: wire.KindReply, ReplyTo: e.ID, Payload: out}
 	if err != nil {
 		r.Status = uint16(message.StatusOf(err))
 		r.Error = err.Error()
@@ -156,6 +157,10 @@ func (ib *inbound) relay(in *link, e *wire.Envelope) error {
 		return nil
 	}
 	ib.relayed.Add(1)
+	if e.From == "" {
+		// Sent directly by the peer: it is the origin.
+		e.From = string(in.peer)
+	}
 	e.Relays++
 	e.To = ""
 	switch e.Kind {

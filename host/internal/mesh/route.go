@@ -249,10 +249,13 @@ func (l *link) checkSize(nd *node, msg *message.Message) error {
 
 // envelope builds the wire form of msg for nd, leaving on l.
 func (l *link) envelope(nd *node, kind wire.MsgKind, msg *message.Message) *wire.Envelope {
-	e := &wire.Envelope{Version: l.version, Kind: kind, From: string(l.m.id), Subject: msg.Subject,
+	e := &wire.Envelope{Version: l.version, Kind: kind, Subject: msg.Subject,
 		Headers: msg.Headers, Payload: msg.Payload, Hops: uint32(msg.Hops)}
 	if nd.direct == nil {
-		e.To = string(nd.id)
+		// Through a relay: the far host learns the origin from from. An
+		// envelope sent directly leaves it out (the origin is the peer),
+		// 55 bytes less to write, read and check on every message.
+		e.To, e.From = string(nd.id), string(l.m.id)
 	}
 	if !msg.Deadline.IsZero() {
 		e.Deadline = budget(msg.Deadline)
