@@ -10,14 +10,16 @@ import (
 	"github.com/pycomms/pycomms-host/host/message"
 )
 
-// Serving requests on the link's reader.
+// Serving requests and events on the link's reader.
 //
 // A request from a peer used to be handed from the link's reader to a
-// worker goroutine, one sleep and wake-up per request, a fifth of the
-// CPU of a small call on two cores. When the local handler can start at
-// once (a free plugin instance: Local.TryCall), the reader now runs it
-// itself and queues the reply, and reads on after. Two rules keep that
-// from starving the link, whose reader also answers pings and carries the
+// worker goroutine, and an event to the subscriber plugin's delivery
+// goroutine: one sleep and wake-up per message, a fifth of the CPU of a
+// small call on two cores. When the local handler can start at once (a
+// free plugin instance: Local.TryCall; for an event, a subscriber with an
+// idle instance and nothing queued before it: router.PublishNow), the
+// reader now runs it itself and reads on after. Two rules keep that from
+// starving the link, whose reader also answers pings and carries the
 // replies to this host's own requests:
 //
 //  1. Bounded time. A watcher looks at every link each inlineTick; a
@@ -48,6 +50,12 @@ type tryLocal interface {
 	TryCall(ctx context.Context, m *message.Message) (reply []byte, ok bool, err error)
 }
 
+// publishLocal is a Local that can run an event's subscribers on the
+// caller's goroutine where they can start at once (router.Router.PublishNow).
+type publishLocal interface {
+	PublishNow(ctx context.Context, m *message.Message) (int, error)
+}
+
 // reader is the state of a link's main-stream reader.
 type reader struct {
 	fr   *wire.Reader  // main stream; it may hold frames read ahead during the handshake
@@ -66,29 +74,17 @@ var errHandedOver = errors.New("another goroutine reads the link")
 // goroutine took over reading: the caller must stop reading.
 func (in *inbound) tryInline(l *link, e *wire.Envelope) error {
 	tl, ok := in.m.local.(tryLocal)
-	if !ok || l.rd.skip.Load() > 0 {
-		if ok {
-			l.rd.skip.Add(-1)
-		}
+	if !ok || !l.rd.mayInline() {
 		in.pool.run(job{l, e})
 		return nil
 	}
-	in.inline.active()
-	l.rd.n++
-	var start time.Time
-	if l.rd.n%inlineSample == 0 {
-		start = time.Now()
-	}
 	msg := in.message(l, e)
-	s := l.rd.seq.Add(1)
+	s, start := in.begin(l)
 	out, done, err := tl.TryCall(l.ctx, msg)
-	mine := l.rd.seq.CompareAndSwap(s, s+1)
+	mine := in.end(l, s, start)
 	if !done {
 		in.pool.run(job{l, e})
 	} else {
-		if !start.IsZero() && time.Since(start) > inlineSlow {
-			l.rd.skip.Store(inlineBackoff)
-		}
 		in.answer(l, e, msg, out, err)
 		l.inflight.Add(-1)
 	}
@@ -96,6 +92,57 @@ func (in *inbound) tryInline(l *link, e *wire.Envelope) error {
 		return errHandedOver
 	}
 	return nil
+}
+
+// publishInline hands event e to this host's subscribers on the calling
+// reader, under the same rules: a subscriber plugin with an idle instance
+// and nothing queued runs it at once, the others get it queued. It
+// returns errHandedOver as tryInline does.
+func (in *inbound) publishInline(l *link, e *wire.Envelope) error {
+	pl, ok := in.m.local.(publishLocal)
+	if !ok || !l.rd.mayInline() {
+		in.m.local.Publish(l.ctx, in.message(l, e))
+		return nil
+	}
+	msg := in.message(l, e)
+	s, start := in.begin(l)
+	pl.PublishNow(l.ctx, msg)
+	if !in.end(l, s, start) {
+		return errHandedOver
+	}
+	return nil
+}
+
+// mayInline says whether the reader may run the next message inline: not
+// while a slow one's backoff lasts.
+func (rd *reader) mayInline() bool {
+	if rd.skip.Load() > 0 {
+		rd.skip.Add(-1)
+		return false
+	}
+	return true
+}
+
+// begin marks the reader as running a message inline; it returns the
+// reader's seq and, for one message in inlineSample, the start time.
+func (in *inbound) begin(l *link) (uint64, time.Time) {
+	in.inline.active()
+	l.rd.n++
+	var start time.Time
+	if l.rd.n%inlineSample == 0 {
+		start = time.Now()
+	}
+	return l.rd.seq.Add(1), start
+}
+
+// end marks the inline run that begin started as done and applies rule 2;
+// false means the watcher took the reading over meanwhile.
+func (in *inbound) end(l *link, s uint64, start time.Time) bool {
+	mine := l.rd.seq.CompareAndSwap(s, s+1)
+	if !start.IsZero() && time.Since(start) > inlineSlow {
+		l.rd.skip.Store(inlineBackoff)
+	}
+	return mine
 }
 
 // inlineWatch is the watcher of rule 1. It runs while inline requests

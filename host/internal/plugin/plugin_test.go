@@ -414,3 +414,53 @@ func TestTryRequest(t *testing.T) {
 	}
 	<-done
 }
+
+// TestTryPostKeepsOrder: TryPost runs an event at once when nothing is
+// queued and an instance is idle, and never overtakes what Post queued:
+// while an event waits for the only instance, TryPost does nothing.
+func TestTryPostKeepsOrder(t *testing.T) {
+	e := newEngine(t)
+	ev := &message.Message{Kind: abi.KindEvent, Subject: "ev.x", Payload: []byte("x")}
+	v := load(t, e, Spec{Name: "echo", Wasm: fixture(t, "echo.wasm"), Instances: 2})
+	echo := New("echo", v)
+	if ok, err := echo.TryPost(ev); !ok || err != nil {
+		t.Fatalf("TryPost on an idle plugin: ok=%v err=%v", ok, err)
+	}
+	// An event Post accepted and not yet done (as deliverPosts sees it
+	// between taking it and finishing it) keeps TryPost out, idle
+	// instances or not.
+	v.queued.Add(1)
+	if ok, _ := echo.TryPost(ev); ok {
+		t.Fatal("TryPost overtook an event Post had accepted")
+	}
+	v.queued.Add(-1)
+	v.postMu.Lock()
+	if ok, _ := echo.TryPost(ev); ok {
+		t.Fatal("TryPost ran while another event was being handled")
+	}
+	v.postMu.Unlock()
+	loop := load(t, e, Spec{Name: "loop", Wasm: fixture(t, "loop.wasm"), Instances: 1, Timeout: 300 * time.Millisecond})
+	go request(loop, "loop.x", "", time.Second) // holds the only instance
+	hosttest.CheckFor(t, 2*time.Second, func() error {
+		if loop.busy.Load() == 0 {
+			return errors.New("the request has not started")
+		}
+		return nil
+	})
+	if err := loop.Post(&message.Message{Kind: abi.KindEvent, Subject: "ev.first"}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := loop.TryPost(&message.Message{Kind: abi.KindEvent, Subject: "ev.second"}); ok {
+		t.Fatal("TryPost ran an event while an earlier one was queued")
+	}
+	// Once the queue has drained, TryPost runs events again.
+	hosttest.CheckFor(t, 5*time.Second, func() error {
+		if loop.queued.Load() != 0 {
+			return fmt.Errorf("%d events still queued", loop.queued.Load())
+		}
+		if ok, _ := loop.TryPost(&message.Message{Kind: abi.KindEvent, Subject: "ev.third"}); !ok {
+			return errors.New("TryPost refused with nothing queued")
+		}
+		return nil
+	})
+}
