@@ -42,6 +42,7 @@
 //	link.go       link: one handshaken connection: its reader, frames in
 //	outbox.go     outbox: a link's send side: queued frames, one writer
 //	requests.go   requests: a link's requests waiting for replies
+//	deadlines.go  deadlines: one timer for every request's deadline
 //	liveness.go   probe: fast liveness while requests wait; linkSet.sweep: steady liveness
 //	dial.go       dialers: configured peers, redialled with backoff
 //	discovered.go dialers: hosts found by discovery or gossip
@@ -73,7 +74,7 @@
 //  9. requests.mu
 //
 // Leaves, which are held only while no other lock is taken: dialer.mu,
-// routes.waitMu, coalescer.mu, listener.qmu, slots.mu. No lock is held
+// routes.waitMu, coalescer.mu, listener.qmu, slots.mu, deadlines.mu. No lock is held
 // while calling into a link's close, the local router's Call, Send or
 // Publish, or a network write; a link's close takes several of them in
 // turn. Counters and flags read on every message are atomics, and the

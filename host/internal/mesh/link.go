@@ -65,7 +65,8 @@ type link struct {
 	// gone is set when the link starts closing; routing skips a link
 	// that is gone or suspect (see probe).
 	gone  atomic.Bool
-	probe probe // liveness of the link while requests wait on it
+	probe probe       // liveness of the link while requests wait on it
+	timed atomic.Bool // the deadline timer looks at its requests
 }
 
 // newLink makes the link of a connection whose handshake g describes.
@@ -77,7 +78,7 @@ func newLink(m *Mesh, c conn, dialed bool, g *greeted) *link {
 		peer: g.peer, name: g.name, version: g.version, listen: g.listen, maxOut: g.maxOut,
 		rd: reader{fr: g.r}, since: now, seenAt: now,
 		ctx: ctx, cancel: cancel,
-		reqs: requests{pending: map[uint64]chan *wire.Envelope{}},
+		reqs: requests{pending: map[uint64]pending{}},
 		done: make(chan struct{}),
 	}
 	l.out.l, l.out.w, l.out.limit, l.out.wake = l, g.w, m.sendBuffer, make(chan struct{}, 1)
@@ -322,8 +323,8 @@ func (l *link) close(cause error) {
 		l.cancel()
 		l.c.close(cause.Error())
 		msg := fmt.Sprintf("node %s went away before replying: %v", l.name, cause)
-		for id, ch := range pending {
-			ch <- &wire.Envelope{Kind: wire.KindReply, ReplyTo: id, Status: uint16(abi.StatusUnreachable), Error: msg}
+		for id, p := range pending {
+			p.ch <- &wire.Envelope{Kind: wire.KindReply, ReplyTo: id, Status: uint16(abi.StatusUnreachable), Error: msg}
 		}
 		l.m.links.down(l, cause)
 	})

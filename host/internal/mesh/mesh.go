@@ -88,12 +88,13 @@ type Mesh struct {
 	wg     sync.WaitGroup
 
 	// The parts (doc.go): each owns its state and lock.
-	links   linkSet
-	dialers dialers
-	members membership
-	routes  routes
-	adverts adverts
-	inbound inbound
+	links     linkSet
+	dialers   dialers
+	members   membership
+	routes    routes
+	adverts   adverts
+	inbound   inbound
+	deadlines deadlines
 
 	seq atomic.Uint64 // interest seqs and ack tokens (ack.go)
 }
@@ -158,6 +159,7 @@ func New(o Options) (*Mesh, error) {
 	m.members.ttl = memberTTL(o.DeadAfter)
 	m.inbound.m, m.inbound.pool.m, m.inbound.pool.idle = m, m, make(chan job)
 	m.inbound.inline.wake = make(chan struct{}, 1)
+	m.deadlines.m, m.deadlines.wake, m.deadlines.links = m, make(chan struct{}, 1), map[*link]struct{}{}
 	// Count and log every peer the trust policy refuses, on both
 	// transports: quic-go never hands a connection that failed its TLS
 	// handshake to Accept, so the verification callback is the one place
@@ -190,7 +192,8 @@ func (m *Mesh) Start() error {
 	// known.
 	m.members.changed(nil)
 	m.dialers.start()
-	m.wg.Add(3)
+	m.wg.Add(4)
+	go m.deadlines.loop()
 	go m.tick()
 	go func() { defer m.wg.Done(); m.inbound.pool.reap() }()
 	go m.inbound.watch()

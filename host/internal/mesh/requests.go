@@ -16,51 +16,77 @@ import (
 // channel, so each channel gets exactly one value.
 type requests struct {
 	mu      sync.Mutex
-	pending map[uint64]chan *wire.Envelope
+	pending map[uint64]pending
 	nextID  uint64
 	downErr error // set when the link closed; fails new requests
+	// earliest is at or before the earliest deadline in pending (unix ns;
+	// 0: none): expireDue looks no further while it is in the future.
+	earliest int64
 }
 
-// add registers ch under a new id; it fails once the link has closed.
-func (r *requests) add(ch chan *wire.Envelope) (uint64, error) {
+// pending is one request waiting for its reply.
+type pending struct {
+	ch chan *wire.Envelope
+	dl int64 // deadline, unix ns; 0: none
+}
+
+// add registers ch under a new id, with its deadline (unix ns, 0: none);
+// it fails once the link has closed.
+func (r *requests) add(ch chan *wire.Envelope, dl int64) (uint64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.downErr != nil {
 		return 0, r.downErr
 	}
 	r.nextID++
-	r.pending[r.nextID] = ch
+	r.pending[r.nextID] = pending{ch, dl}
+	if dl != 0 && (r.earliest == 0 || dl < r.earliest) {
+		r.earliest = dl
+	}
 	return r.nextID, nil
+}
+
+// expireDue takes out the requests whose deadline is at or before now and
+// returns their channels, and the earliest deadline left (0: none).
+func (r *requests) expireDue(now int64) (due []chan *wire.Envelope, next int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.earliest == 0 || r.earliest > now {
+		return nil, r.earliest
+	}
+	for id, p := range r.pending {
+		switch {
+		case p.dl == 0:
+		case p.dl <= now:
+			due = append(due, p.ch)
+			delete(r.pending, id)
+		case next == 0 || p.dl < next:
+			next = p.dl
+		}
+	}
+	r.earliest = next
+	return due, next
 }
 
 // take removes request id if ch still waits for it under that id, and
 // reports whether it did.
-func (r *requests) take(id uint64, ch chan *wire.Envelope) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.pending[id] != ch {
-		return false
-	}
-	delete(r.pending, id)
-	return true
-}
-
 // remove takes request id out, returning its channel (nil: nobody waits).
 func (r *requests) remove(id uint64) chan *wire.Envelope {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ch := r.pending[id]
+	p := r.pending[id]
 	delete(r.pending, id)
-	return ch
+	return p.ch
 }
 
 // fail records why the link closed and takes out every waiting request.
-func (r *requests) fail(cause error) map[uint64]chan *wire.Envelope {
+func (r *requests) fail(cause error) map[uint64]pending {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.downErr = cause
 	p := r.pending
-	r.pending = map[uint64]chan *wire.Envelope{}
+	r.pending = map[uint64]pending{}
+	r.earliest = 0
 	return p
 }
 
@@ -89,10 +115,20 @@ var expired = &wire.Envelope{}
 // at-most-once: a request whose link dies is failed, never resent.
 func (l *link) request(ctx context.Context, e *wire.Envelope, deadline time.Time) (*wire.Envelope, error) {
 	ch := replyChans.Get().(chan *wire.Envelope)
-	id, err := l.reqs.add(ch)
+	var dl int64
+	if !deadline.IsZero() {
+		dl = deadline.UnixNano()
+	}
+	id, err := l.reqs.add(ch, dl)
 	if err != nil {
 		replyChans.Put(ch)
 		return nil, l.downError()
+	}
+	if dl != 0 {
+		if !l.timed.Load() && !l.timed.Swap(true) {
+			l.m.deadlines.track(l)
+		}
+		l.m.deadlines.due(dl)
 	}
 	if !l.probe.watched.Load() {
 		l.probe.watch()
@@ -102,14 +138,9 @@ func (l *link) request(ctx context.Context, e *wire.Envelope, deadline time.Time
 		l.forget(id, ch)
 		return nil, err
 	}
-	// The deadline is a timer callback that answers the request itself,
-	// not a timer channel in a select: that keeps the wait a plain channel
-	// receive, which measured cheaper than a three-way select on every
-	// call.
-	var t *time.Timer
-	if !deadline.IsZero() {
-		t = time.AfterFunc(time.Until(deadline), func() { l.expire(id, ch) })
-	}
+	// The deadline is answered by the mesh's one deadline timer
+	// (deadlines.go), which sends expired on ch: the wait stays a plain
+	// channel receive, and no request pays for a timer of its own.
 	var r *wire.Envelope
 	if done := ctx.Done(); done == nil {
 		r = <-ch
@@ -117,16 +148,10 @@ func (l *link) request(ctx context.Context, e *wire.Envelope, deadline time.Time
 		select {
 		case r = <-ch:
 		case <-done:
-			if t != nil {
-				t.Stop()
-			}
 			l.forget(id, ch)
 			l.cancelRemote(id)
 			return nil, message.Errorf(abi.StatusTimeout, "request %q to node %s: %v", e.Subject, l.name, ctx.Err())
 		}
-	}
-	if t != nil {
-		t.Stop()
 	}
 	replyChans.Put(ch)
 	if r == expired {
@@ -134,13 +159,6 @@ func (l *link) request(ctx context.Context, e *wire.Envelope, deadline time.Time
 		return nil, message.Errorf(abi.StatusTimeout, "node %s did not reply to %q within its deadline", l.name, e.Subject)
 	}
 	return r, nil
-}
-
-// expire answers request id with expired if it is still waiting.
-func (l *link) expire(id uint64, ch chan *wire.Envelope) {
-	if l.reqs.take(id, ch) {
-		ch <- expired
-	}
 }
 
 // cancelRemote tells the peer that nobody waits for request id any more,
