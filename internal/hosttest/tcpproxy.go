@@ -29,7 +29,8 @@ func (d Direction) String() string {
 }
 
 // TCPProxy forwards TCP connections from a loopback port to a target
-// address, and lets a test delay, drop and partition them at run time.
+// address, and lets a test delay, throttle, drop and partition them at
+// run time.
 // Put a link through it by giving one host the proxy's Addr as its peer
 // and pointing the proxy at the other host's listen address.
 //

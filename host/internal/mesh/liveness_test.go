@@ -15,12 +15,13 @@ import (
 	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
-// proxyTo puts a link to far over transport through a loopback proxy of
-// the test kit, and returns the Peer to dial through it and the proxy's
-// partition (cut) and, over TCP, its hangup: what the kernel does to the
-// connections of a killed process (over QUIC a kill is silent, the same
-// as a partition).
-func proxyTo(t *testing.T, transport string, far *host) (peer Peer, cut, kill func(), tcp *hosttest.TCPProxy) {
+// proxyTo puts the link to far over transport through a proxy of the test
+// kit. It returns the Peer to dial; freeze, which partitions the proxy (a
+// frozen process, a pulled cable: nothing passes either way, no FIN, new
+// connections go unanswered); kill, which over TCP also ends the live
+// connections with a FIN, as the kernel does for a killed process (over
+// QUIC a kill is as silent as a freeze); and the TCP proxy (nil for QUIC).
+func proxyTo(t *testing.T, transport string, far *host) (peer Peer, freeze, kill func(), tcp *hosttest.TCPProxy) {
 	t.Helper()
 	target := far.peer(transport).Addr
 	if transport == TCP {
