@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/control"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
 // inProcessNode is a node run by execute(ctx, "run", "-c", cfg) in this
@@ -53,22 +55,19 @@ func runNodeInProcess(t *testing.T, cfgText string) *inProcessNode {
 			t.Error("run did not stop within 30s of its context ending")
 		}
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	hosttest.CheckForEvery(t, 60*time.Second, 50*time.Millisecond, func() error {
 		select {
 		case code := <-done:
 			done <- code // for the cleanup
 			t.Fatalf("run exited %d before its control API answered", code)
 		default:
 		}
-		if runCLI(t, "", "health", "--control", n.addr).code == 0 {
-			return n
+		if r := runCLI(t, "", "health", "--control", n.addr); r.code != 0 {
+			return fmt.Errorf("the node's control API at %s does not answer health: exit %d: %s", n.addr, r.code, r.stderr)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node never answered health within 60s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
+	return n
 }
 
 // watEchoAbs is the absolute path of the WAT echo plugin (upper-cases).

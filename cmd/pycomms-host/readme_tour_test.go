@@ -53,7 +53,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -61,6 +60,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pycomms/pycomms-host/host/control"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
 // Bounds, generous for a loaded two-core machine.
@@ -213,29 +213,11 @@ func outputMatches(got, want string) bool {
 	return re.MatchString(norm(got))
 }
 
-// lockedBuffer is the output of a background command.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // tourProc is a background command.
 type tourProc struct {
 	cmd     tourCommand
 	proc    *exec.Cmd
-	out     *lockedBuffer
+	out     *hosttest.SyncBuffer
 	exited  chan struct{}
 	control string // for `run`: the control address it listens on
 }
@@ -435,7 +417,7 @@ func (tr *tour) background(dir string, c tourCommand) {
 		t.Fatalf("README.md:%d: %s: a node of an earlier step still answers at its control address: the README must say to stop it first%s",
 			c.line, c.text, tr.logs())
 	}
-	p := &tourProc{cmd: c, out: &lockedBuffer{}, exited: make(chan struct{}), control: controlAddr}
+	p := &tourProc{cmd: c, out: &hosttest.SyncBuffer{}, exited: make(chan struct{}), control: controlAddr}
 	text := c.text
 	if !strings.ContainsAny(text, ";|&") {
 		// dash forks for `sh -c CMD`: exec makes the node sh's own
@@ -465,24 +447,19 @@ func (tr *tour) background(dir string, c tourCommand) {
 			return nil
 		}
 	}
-	deadline := time.Now().Add(timeout)
-	for {
+	err := hosttest.Poll(timeout, 50*time.Millisecond, func() error {
 		select {
 		case <-p.exited:
 			t.Fatalf("README.md:%d: %s: exited (%v) before it was ready; output:\n%s",
 				c.line, c.text, p.proc.ProcessState, p.out.String())
 		default:
 		}
-		err := ready()
-		if err == nil {
-			t.Logf("README.md:%d: running: %s", c.line, c.text)
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("README.md:%d: %s: not ready after %v: %v; output:\n%s", c.line, c.text, timeout, err, p.out.String())
-		}
-		time.Sleep(50 * time.Millisecond) // bounded by deadline
+		return ready()
+	})
+	if err != nil {
+		t.Fatalf("README.md:%d: %s: not ready: %v; output:\n%s", c.line, c.text, err, p.out.String())
 	}
+	t.Logf("README.md:%d: running: %s", c.line, c.text)
 }
 
 // tourHealth asks a node's control API for its health.
@@ -517,13 +494,15 @@ func (tr *tour) checkBackground(procs []*tourProc) {
 		if !p.cmd.checkOut {
 			continue
 		}
-		deadline := time.Now().Add(tourSettleTimeout)
-		for !outputMatches(p.out.String(), p.cmd.want) {
-			if time.Now().After(deadline) {
-				tr.t.Fatalf("README.md:%d: %s: its output (below) did not match %q within %v%s",
-					p.cmd.line, p.cmd.text, p.cmd.want, tourSettleTimeout, tr.logs())
+		err := hosttest.Poll(tourSettleTimeout, 50*time.Millisecond, func() error {
+			if !outputMatches(p.out.String(), p.cmd.want) {
+				return errors.New("no match")
 			}
-			time.Sleep(50 * time.Millisecond) // bounded by deadline
+			return nil
+		})
+		if err != nil {
+			tr.t.Fatalf("README.md:%d: %s: its output (below) did not match %q within %v%s",
+				p.cmd.line, p.cmd.text, p.cmd.want, tourSettleTimeout, tr.logs())
 		}
 	}
 }

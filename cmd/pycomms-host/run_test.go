@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	hostnode "github.com/pycomms/pycomms-host/host/node"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
 // TestRunEndToEnd runs a real node with `run -c` in-process (real config,
@@ -51,16 +53,12 @@ plugins:
 			t.Error("run did not stop within 30s of its context ending")
 		}
 	}()
-	up := false
-	for i := 0; i < 300 && !up; i++ {
-		up = runCLI(t, "", "health", "--control", addr).code == 0
-		if !up {
-			time.Sleep(50 * time.Millisecond)
+	hosttest.CheckForEvery(t, 15*time.Second, 50*time.Millisecond, func() error {
+		if r := runCLI(t, "", "health", "--control", addr); r.code != 0 {
+			return fmt.Errorf("the node's control API at %s does not answer health: exit %d: %s", addr, r.code, r.stderr)
 		}
-	}
-	if !up {
-		t.Fatalf("node never answered health")
-	}
+		return nil
+	})
 	for _, tc := range []struct {
 		args   []string
 		code   int

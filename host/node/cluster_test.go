@@ -154,3 +154,37 @@ func TestCallNodeSelfStaysLocal(t *testing.T) {
 		t.Errorf("a message for node a reached b's plugin: calls %d -> %d", before, got)
 	}
 }
+
+// TestRemoteDeadline: a call with a 200ms budget to a plugin on another
+// host that never returns is abandoned there at the deadline, not at the
+// plugin's own 30s limit: the budget crossed the wire.
+func TestRemoteDeadline(t *testing.T) {
+	for _, tr := range []string{"tcp", "quic"} {
+		t.Run(tr, func(t *testing.T) {
+			// a dials b, which runs a plugin that never returns.
+			cl := cluster.Start(t, cluster.Options{Names: []string{"b", "a"}, Transport: tr,
+				Plugins: map[string]string{"b": fmt.Sprintf("  - {name: spin, path: %q, services: [spin], instances: 1, limits: {timeout: 30s}}\n",
+					cluster.TestdataPath("wat", "loop.wasm"))}})
+			a, b := cl.Host("a").Node(), cl.Host("b").Node()
+			hosttest.CheckFor(t, 15*time.Second, func() error { return cl.Host("a").HasRoute("spin") })
+			start := time.Now()
+			_, err := a.Call(context.Background(), &message.Message{Kind: abi.KindRequest, Subject: "spin.x",
+				Deadline: time.Now().Add(200 * time.Millisecond)})
+			if message.StatusOf(err) != abi.StatusTimeout {
+				t.Fatalf("want a timeout, got %v", err)
+			}
+			// The remote instance was stopped at the budget: b's plugin
+			// reports the timeout long before its own 30s limit.
+			hosttest.CheckFor(t, 15*time.Second, func() error {
+				if st := b.Plugins()[0]; st.Errors == 0 {
+					return fmt.Errorf("b's plugin has recorded no error yet: %+v", st)
+				}
+				return nil
+			})
+			if el := time.Since(start); el > 10*time.Second {
+				t.Fatalf("remote call stopped after %v", el)
+			}
+			t.Logf("caller got %v; remote stopped within %v", err, time.Since(start).Round(time.Millisecond))
+		})
+	}
+}

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bufio"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/internal/hosttest"
+	"github.com/pycomms/pycomms-host/internal/hosttest/cluster"
 )
 
 // TestSubscribeAcknowledgedAcrossRelay is issue 11's case: a control-API
@@ -23,35 +24,37 @@ import (
 // subscriptions were acknowledged 9 of 10 such first events were lost,
 // because c learnt of the new topic up to ~100 ms after the 200.
 func TestSubscribeAcknowledgedAcrossRelay(t *testing.T) {
-	secret := "trust: {secret: this-is-a-test-cluster-secret}\n"
-	c, cTCP, _ := meshNode(t, "c", secret)
-	b, bTCP, _ := meshNode(t, "b", secret+fmt.Sprintf("peers: [tcp://%s]\n", cTCP))
-	a, _, _ := meshNode(t, "a", secret+fmt.Sprintf("peers: [tcp://%s]\n", bTCP))
-	_ = b
-	hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("a and c know each other through b", func() error {
+	// The cluster's chain: b dials c, a dials b.
+	cl := cluster.Start(t, cluster.Options{Names: []string{"c", "b", "a"}})
+	a, c := cl.Host("a"), cl.Host("c")
+	hosttest.CheckFor(t, 15*time.Second, hosttest.Describe("a and c know each other through b", func() error {
 		for _, v := range []struct {
-			n    *Node
+			h    *cluster.Host
 			peer string
 		}{{a, "c"}, {c, "a"}} {
+			ps, err := v.h.Peers()
+			if err != nil {
+				return err
+			}
 			st := ""
-			for _, p := range v.n.Peers() {
+			for _, p := range ps {
 				if p.Name == v.peer {
 					st = string(p.State) + " via " + p.Via
 				}
 			}
 			if st != "relayed via b" {
-				return fmt.Errorf("%s sees %s as %q", v.n.cfg.Node.Name, v.peer, st)
+				return fmt.Errorf("%s sees %s as %q", v.h.Name, v.peer, st)
 			}
 		}
 		return nil
 	}))
-	cc := control.NewClient(c.ControlAddr())
+	cc := c.Client
 	httpc := &http.Client{}
 	const trials = 12
 	for i := range trials {
 		topic := fmt.Sprintf("trial%d.first", i)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+a.ControlAddr()+"/v1/subscribe/"+url.PathEscape(topic), nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+a.Node().ControlAddr()+"/v1/subscribe/"+url.PathEscape(topic), nil)
 		resp, err := httpc.Do(req)
 		if err != nil {
 			cancel()

@@ -89,4 +89,12 @@ func TestSyncBuffer(t *testing.T) {
 	if !b.Contains("writer=7 n=99") {
 		t.Fatal("the last line of writer 7 is missing")
 	}
+	b.Reset()
+	if b.String() != "" {
+		t.Fatalf("after Reset: %q", b.String())
+	}
+	log.Info("after")
+	if !b.Contains("msg=after") || b.Contains("msg=line") {
+		t.Fatalf("after Reset and one line: %q", b.String())
+	}
 }

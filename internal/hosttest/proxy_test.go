@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -177,6 +178,57 @@ func TestTCPProxyDropAndRefuse(t *testing.T) {
 	ok := dialTCP(t, p.Addr())
 	if got, err := roundTrip(ok, "back", 5*time.Second); err != nil || got != "back" {
 		t.Fatalf("after Refuse(false): %q, %v", got, err)
+	}
+}
+
+// Hangup ends live connections with a FIN (the client reads EOF, not a
+// reset); after a Partition, new connections then go unanswered.
+func TestTCPProxyHangup(t *testing.T) {
+	p := NewTCPProxy(t, tcpEcho(t))
+	c := dialTCP(t, p.Addr())
+	if _, err := roundTrip(c, "x", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	p.Partition()
+	p.Hangup()
+	if _, err := readN(c, 1, 5*time.Second); !errors.Is(err, io.EOF) {
+		t.Fatalf("read after Hangup: %v, want EOF", err)
+	}
+	CheckFor(t, 5*time.Second, func() error {
+		if p.Stats().Live != 0 {
+			return errors.New(p.String())
+		}
+		return nil
+	})
+	fresh := dialTCP(t, p.Addr())
+	if _, err := roundTrip(fresh, "new", 300*time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("new connection after Partition and Hangup: %v, want a read timeout", err)
+	}
+}
+
+// SetRate paces one direction: 20 KiB back at 40 KiB/s takes about half a
+// second, and arrives whole; the other direction is not limited.
+func TestTCPProxyRate(t *testing.T) {
+	p := NewTCPProxy(t, tcpEcho(t))
+	c := dialTCP(t, p.Addr())
+	if _, err := roundTrip(c, "warm", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	const rate, n = 40 << 10, 20 << 10
+	p.SetRate(ToClient, rate)
+	msg := strings.Repeat("r", n)
+	start := time.Now()
+	if got, err := roundTrip(c, msg, 20*time.Second); err != nil || got != msg {
+		t.Fatalf("paced round trip: %d bytes, %v", len(got), err)
+	}
+	// The last piece's pause comes after its write: the bytes are all
+	// there after (n/piece - 1) pauses of a twentieth of a second.
+	if el, least := time.Since(start), time.Duration(n/(rate/20)-1)*time.Second/20; el < least {
+		t.Fatalf("%d bytes at %d B/s arrived after %v, want at least %v", n, rate, el, least)
+	}
+	p.SetRate(ToClient, 0)
+	if got, err := roundTrip(c, "free", 5*time.Second); err != nil || got != "free" {
+		t.Fatalf("after SetRate(0): %q, %v", got, err)
 	}
 }
 

@@ -28,6 +28,14 @@ func (s *SyncBuffer) String() string {
 	return s.b.String()
 }
 
+// Reset forgets everything written so far, for a buffer that tests run
+// one at a time share.
+func (s *SyncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
+}
+
 // Contains reports whether sub was written (in one piece) so far.
 func (s *SyncBuffer) Contains(sub string) bool { return strings.Contains(s.String(), sub) }
 

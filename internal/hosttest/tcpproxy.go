@@ -29,7 +29,8 @@ func (d Direction) String() string {
 }
 
 // TCPProxy forwards TCP connections from a loopback port to a target
-// address, and lets a test delay, drop and partition them at run time.
+// address, and lets a test delay, throttle, drop and partition them at
+// run time.
 // Put a link through it by giving one host the proxy's Addr as its peer
 // and pointing the proxy at the other host's listen address.
 //
@@ -45,6 +46,7 @@ type TCPProxy struct {
 	ln     net.Listener
 	target atomic.Pointer[string]
 	delay  [2]atomic.Int64 // nanoseconds, by Direction
+	rate   [2]atomic.Int64 // bytes per second, by Direction; 0: unlimited
 	refuse atomic.Bool
 
 	mu     sync.Mutex
@@ -96,18 +98,37 @@ func (p *TCPProxy) SetTarget(addr string) { p.target.Store(&addr) }
 // before it is written on: latency, not a bandwidth limit.
 func (p *TCPProxy) SetDelay(d Direction, delay time.Duration) { p.delay[d].Store(int64(delay)) }
 
+// SetRate limits the bytes going in direction d to bytesPerSecond (0:
+// no limit), written in pieces of a twentieth of a second: a slow path,
+// on which whatever follows a big write waits behind it.
+func (p *TCPProxy) SetRate(d Direction, bytesPerSecond int) { p.rate[d].Store(int64(bytesPerSecond)) }
+
 // Drop closes every live connection at once with an RST on both sides, as
 // a host that crashed and came back would.
 func (p *TCPProxy) Drop() {
+	for _, c := range p.pairs() {
+		c.reset()
+	}
+}
+
+// Hangup closes every live connection at once with a FIN on both sides,
+// as the kernel does for the sockets of a process that was killed. With
+// Partition first, new connections then go unanswered: a killed host
+// whose address still accepts, as behind a load balancer or a NAT.
+func (p *TCPProxy) Hangup() {
+	for _, c := range p.pairs() {
+		c.end(false)
+	}
+}
+
+func (p *TCPProxy) pairs() []*tcpPair {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	pairs := make([]*tcpPair, 0, len(p.conns))
 	for c := range p.conns {
 		pairs = append(pairs, c)
 	}
-	p.mu.Unlock()
-	for _, c := range pairs {
-		c.reset()
-	}
+	return pairs
 }
 
 // Refuse makes the proxy reset new connections as soon as it accepts them
@@ -372,10 +393,38 @@ func (p *TCPProxy) pipe(c *tcpPair, d Direction, src, dst net.Conn) {
 			}
 			return
 		}
-		if _, err := dst.Write(ch.b); err != nil {
-			c.reset()
+		if !p.write(c, d, dst, ch.b) {
 			return
 		}
-		p.bytes[d].Add(uint64(len(ch.b)))
 	}
+}
+
+// write writes b to dst, paced to the direction's rate if it has one;
+// false when the pair ended meanwhile.
+func (p *TCPProxy) write(c *tcpPair, d Direction, dst net.Conn, b []byte) bool {
+	for len(b) > 0 {
+		n := len(b)
+		rate := p.rate[d].Load()
+		if rate > 0 {
+			n = min(n, max(int(rate/20), 1))
+		}
+		if _, err := dst.Write(b[:n]); err != nil {
+			c.reset()
+			return false
+		}
+		p.bytes[d].Add(uint64(n))
+		b = b[n:]
+		if rate > 0 {
+			select {
+			case <-time.After(time.Duration(n) * time.Second / time.Duration(rate)):
+			case <-c.done:
+				return false
+			}
+			// A partition that began meanwhile holds the rest.
+			if len(b) > 0 && !p.waitHealed(c.done) {
+				return false
+			}
+		}
+	}
+	return true
 }

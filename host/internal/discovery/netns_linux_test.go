@@ -23,6 +23,8 @@ import (
 
 	"github.com/miekg/dns"
 	"golang.org/x/net/ipv4"
+
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
 // The tests here send and receive real mDNS, and only ever inside network
@@ -238,24 +240,6 @@ func inNetns(name string) error {
 	return nil
 }
 
-// lockedBuffer collects a helper's stderr for the failure report.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // randName returns n random characters of a-z0-9.
 func randName(n int) string {
 	const chars = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -392,7 +376,7 @@ type helperProc struct {
 	addr   net.IP
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	stderr *lockedBuffer
+	stderr *hosttest.SyncBuffer
 	lines  chan helperLine // closed at EOF
 	exited chan struct{}   // closed when Wait returned
 	err    error           // of Wait, valid after exited
@@ -408,7 +392,7 @@ func startHelper(t *testing.T, l *lab, cfg helperConfig) *helperProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &helperProc{t: t, ns: cfg.Netns, rec: cfg.Self, stderr: &lockedBuffer{}, lines: make(chan helperLine, 1024), exited: make(chan struct{})}
+	h := &helperProc{t: t, ns: cfg.Netns, rec: cfg.Self, stderr: &hosttest.SyncBuffer{}, lines: make(chan helperLine, 1024), exited: make(chan struct{})}
 	h.cmd = exec.Command(l.ipPath, "netns", "exec", cfg.Netns, os.Args[0], "-test.run=^TestHelperProcess$", "-test.v", "-test.timeout=2m")
 	h.cmd.Env = append(os.Environ(), helperEnv+"="+string(raw))
 	h.cmd.Stderr = h.stderr

@@ -11,6 +11,7 @@ import (
 	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/internal/wire"
 	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
 // TestConfirmInterestChain: in the chain a - b - c, once ConfirmInterest
@@ -26,7 +27,9 @@ func TestConfirmInterestChain(t *testing.T) {
 				n := h.mesh.routes.load().nodes[far.id.ID]
 				return n != nil && n.direct == nil && n.via != nil
 			}
-			eventually(t, 10*time.Second, "a and c reach each other through b", func() bool { return relayed(a, c) && relayed(c, a) })
+			hosttest.CheckFor(t, 10*time.Second, func() error {
+				return holds(relayed(a, c) && relayed(c, a), "a and c reach each other through b", a, c)
+			})
 			for i := range 10 {
 				topic := fmt.Sprintf("trial%d.first", i)
 				sub, err := a.router.Subscribe(topic, 4)
@@ -270,7 +273,7 @@ func TestConfirmInterestPeerVersions(t *testing.T) {
 			if !x.next(wire.FrameAck, &ack, nil) || ack.Interest != 5 || len(ack.Nodes) != 0 {
 				t.Fatalf("a's answer to an interest: %+v", ack)
 			}
-			eventually(t, 5*time.Second, "a routes x.> to x", func() bool { return len(a.mesh.routes.load().listeners) == 1 })
+			hosttest.CheckFor(t, 5*time.Second, func() error { return listenersErr(a, 1) })
 		})
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/pycomms/pycomms-host/host/internal/identity"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
 // childEnv makes the test binary, re-executed by a test, run that test's
@@ -103,16 +104,14 @@ func emfileChild(t *testing.T) {
 		t.Fatal("could not connect to a with one descriptor free")
 	}
 	defer raw.Close()
-	eventually(t, 10*time.Second, "a's accept fails with EMFILE", func() bool {
-		return strings.Contains(a.logs.String(), "too many open files")
+	hosttest.CheckFor(t, 10*time.Second, func() error {
+		return holds(a.logs.Contains("too many open files"), "a's log does not show an accept failing with EMFILE", a)
 	})
 	raw.Close()
 	free()
 	b := newHost(t, "b", withPeers(a.peer(TCP)))
 	start := time.Now()
-	eventually(t, 10*time.Second, "b joins a after the descriptors are freed", func() bool {
-		return a.mesh.links.get(b.id.ID) != nil && b.mesh.links.get(a.id.ID) != nil
-	})
+	hosttest.CheckFor(t, 10*time.Second, hosttest.Describe("b joins a after the descriptors are freed", func() error { return joinedErr(a, b) }))
 	fmt.Printf("emfile child: joined %v after the descriptors were freed (limit was %d)\n", time.Since(start).Round(time.Millisecond), low.Cur)
 }
 
@@ -272,8 +271,11 @@ func TestIdleConnectionsCannotLockHandshakes(t *testing.T) {
 			} else {
 				atk = idleQUIC(t, a.peer(QUIC).Addr, tc.n, tc.srcs)
 			}
-			eventually(t, 60*time.Second, fmt.Sprintf("the attacker opens %d connections", tc.n), func() bool {
-				return atk.opened.Load() >= int64(tc.n)
+			hosttest.CheckFor(t, 60*time.Second, func() error {
+				if n := atk.opened.Load(); n < int64(tc.n) {
+					return fmt.Errorf("the attacker opened %d of %d connections", n, tc.n)
+				}
+				return nil
 			})
 			start := time.Now()
 			b := newHost(t, "b", withPeers(a.peer(tc.transport)))
@@ -281,9 +283,7 @@ func TestIdleConnectionsCannotLockHandshakes(t *testing.T) {
 			// limits it waited for the idle sockets' 10-second handshake
 			// timeout. The margin is for the attacker's handshakes, which
 			// share the CPU of a loaded 2-core machine under -race.
-			eventually(t, 8*time.Second, "b joins a under the attack", func() bool {
-				return a.mesh.links.get(b.id.ID) != nil && b.mesh.links.get(a.id.ID) != nil
-			})
+			hosttest.CheckFor(t, 8*time.Second, hosttest.Describe("b joins a under the attack", func() error { return joinedErr(a, b) }))
 			t.Logf("b joined in %v with %d attacking connections opened so far", time.Since(start).Round(time.Millisecond), atk.opened.Load())
 		})
 	}
@@ -299,9 +299,7 @@ func TestQUICListenerComesBack(t *testing.T) {
 	_, tr := a.mesh.ln.quic()
 	tr.Conn.Close()
 	b := newHost(t, "b", withPeers(Peer{Transport: QUIC, Addr: addr}))
-	eventually(t, 10*time.Second, "b joins a over QUIC after a's socket broke", func() bool {
-		return a.mesh.links.get(b.id.ID) != nil && b.mesh.links.get(a.id.ID) != nil
-	})
+	hosttest.CheckFor(t, 10*time.Second, hosttest.Describe("b joins a over QUIC after a's socket broke", func() error { return joinedErr(a, b) }))
 	if got := a.peer(QUIC).Addr; got != addr {
 		t.Fatalf("a listens on %s after the break, want %s", got, addr)
 	}

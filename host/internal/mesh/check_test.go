@@ -2,28 +2,121 @@ package mesh
 
 import (
 	"fmt"
+	"slices"
 	"strings"
-	"testing"
 	"time"
 )
 
-// checkFor polls check every 10ms until it returns nil or d passes, and
-// then fails the test with what the last check said: unlike eventually,
-// the failure names which host held what, so a flake can be read from
-// its log.
-func checkFor(t *testing.T, d time.Duration, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := check()
-		if err == nil {
-			return
+// The descriptions below are what hosttest.CheckFor's failures show: each
+// check returns an error that says which host held what, so that a flake
+// can be read from its log.
+
+// describeHost says what h holds: its links, the nodes of its routing
+// table (how each is reached and what it serves), and the members it does
+// not hold as alive.
+func describeHost(h *host) string {
+	var links []string
+	for _, l := range h.mesh.links.all() {
+		how := "accepted"
+		if l.dialed {
+			how = "dialed"
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s: %v", d, what, err)
-		}
-		time.Sleep(10 * time.Millisecond)
+		links = append(links, fmt.Sprintf("%s (%s, since %v, gone %v)", l.name, how, time.Since(l.since).Round(time.Millisecond), l.gone.Load()))
 	}
+	slices.Sort(links)
+	t := h.mesh.routes.load()
+	var nodes []string
+	for _, n := range t.nodes {
+		how := "far"
+		switch {
+		case n.direct != nil:
+			how = "linked"
+		case n.via != nil:
+			how = "via " + n.via.name
+		}
+		nodes = append(nodes, fmt.Sprintf("%s %s serving %v topics %v", n.name, how, n.services, n.topics))
+	}
+	slices.Sort(nodes)
+	var notAlive []string
+	for _, mb := range h.mesh.Members() {
+		if mb.State != MemberAlive {
+			notAlive = append(notAlive, mb.Name+" "+mb.State)
+		}
+	}
+	return fmt.Sprintf("%s holds links %v; routes to %v; members not alive %v", h.name, links, nodes, notAlive)
+}
+
+// holds returns nil when ok, else an error saying what was waited for and
+// what each of hosts holds.
+func holds(ok bool, what string, hosts ...*host) error {
+	if ok {
+		return nil
+	}
+	var ds []string
+	for _, h := range hosts {
+		ds = append(ds, describeHost(h))
+	}
+	return fmt.Errorf("%s: %s", what, strings.Join(ds, "; "))
+}
+
+// routeErr returns nil when h routes subj to n providers (any number when
+// n is 0), else says how h routes it.
+func routeErr(h *host, subj string, n int) error {
+	p := h.mesh.routes.load().lookup(subj)
+	if p != nil && (n == 0 || len(p.nodes) == n) {
+		return nil
+	}
+	want := "a route"
+	if n > 0 {
+		want = fmt.Sprintf("%d providers", n)
+	}
+	return fmt.Errorf("%s %s for %s, want %s; %s", h.name, describeRoute(h, subj), subj, want, describeHost(h))
+}
+
+// noRouteErr returns nil when h has no route for subj.
+func noRouteErr(h *host, subj string) error {
+	if h.mesh.routes.load().lookup(subj) == nil {
+		return nil
+	}
+	return fmt.Errorf("%s still %s for %s", h.name, describeRoute(h, subj), subj)
+}
+
+// linkErr returns nil when h holds a link to each of to.
+func linkErr(h *host, to ...*host) error {
+	for _, o := range to {
+		if h.mesh.links.get(o.id.ID) == nil {
+			return fmt.Errorf("%s has no link to %s; %s", h.name, o.name, describeHost(h))
+		}
+	}
+	return nil
+}
+
+// listenersErr returns nil when h's table holds n nodes with topics.
+func listenersErr(h *host, n int) error {
+	if got := len(h.mesh.routes.load().listeners); got != n {
+		return fmt.Errorf("%s routes events to %d hosts, want %d; %s", h.name, got, n, describeHost(h))
+	}
+	return nil
+}
+
+// allAliveErr returns nil when every host holds every other as an alive
+// member, else names the first that does not and what it holds.
+func allAliveErr(hosts []*host) error {
+	for i, h := range hosts {
+		for j, o := range hosts {
+			if i == j {
+				continue
+			}
+			mb, ok := memberOf(h, o)
+			if !ok {
+				return fmt.Errorf("%s holds no member record of %s; %s", h.name, o.name, describeHost(h))
+			}
+			if mb.State != MemberAlive {
+				return fmt.Errorf("%s holds %s as %s; %s", h.name, o.name, mb.State, describeHost(h))
+			}
+		}
+	}
+	return nil
 }
 
 // describeRoute says how h routes subj: to which node, over what, or not
@@ -31,7 +124,7 @@ func checkFor(t *testing.T, d time.Duration, what string, check func() error) {
 func describeRoute(h *host, subj string) string {
 	p := h.mesh.routes.load().lookup(subj)
 	if p == nil {
-		return "no route"
+		return "has no route"
 	}
 	var parts []string
 	for _, n := range p.nodes {
@@ -106,4 +199,29 @@ func linksTo(hosts []*host, target *host) string {
 		return "no host holds a link to " + target.name
 	}
 	return strings.Join(out, "; ")
+}
+
+// joinedErr returns nil when a and b each hold a link to the other.
+func joinedErr(a, b *host) error {
+	if err := linkErr(a, b); err != nil {
+		return err
+	}
+	return linkErr(b, a)
+}
+
+// memberErr returns nil when h holds other in one of states, "" standing
+// for no record at all, else says what h holds of it.
+func memberErr(h, other *host, states ...string) error {
+	mb, ok := memberOf(h, other)
+	st := ""
+	if ok {
+		st = mb.State
+	}
+	if slices.Contains(states, st) {
+		return nil
+	}
+	if !ok {
+		return fmt.Errorf("%s holds no record of %s, want %q", h.name, other.name, states)
+	}
+	return fmt.Errorf("%s holds %s as %s (%d hops), want %q; %s", h.name, other.name, mb.State, mb.Hops, states, describeHost(h))
 }

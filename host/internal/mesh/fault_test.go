@@ -21,6 +21,7 @@ import (
 	"github.com/pycomms/pycomms-host/host/internal/identity"
 	"github.com/pycomms/pycomms-host/host/internal/wire"
 	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
 // dialRaw completes a real handshake from x to h over transport and
@@ -77,7 +78,12 @@ func TestBadFramesCloseOnlyThatLink(t *testing.T) {
 				if _, err := l.out.w.Write(tt.frame); err != nil {
 					t.Fatal(err)
 				}
-				eventually(t, 5*time.Second, "a counts the bad frame", func() bool { return a.mesh.BadFrames() == before+1 })
+				hosttest.CheckFor(t, 5*time.Second, func() error {
+					if n := a.mesh.BadFrames(); n != before+1 {
+						return fmt.Errorf("a counted %d bad frames, want %d; %s", n, before+1, describeHost(a))
+					}
+					return nil
+				})
 				// a answers with an error frame naming the problem (after any
 				// interest or ping it had queued), then closes.
 				for range 10 {
@@ -200,7 +206,9 @@ func TestCATrust(t *testing.T) {
 			}{{"self-signed", member("self-"+tr, nil)}, {"other-ca", member("other-"+tr, otherIssue)}} {
 				before := a.mesh.RefusedCount()
 				x := newHost(t, bad.name, withPolicy(policy), withID(bad.id), withPeers(a.peer(tr)))
-				eventually(t, 5*time.Second, "a refuses "+bad.name, func() bool { return a.mesh.RefusedCount() > before })
+				hosttest.CheckFor(t, 5*time.Second, func() error {
+					return holds(a.mesh.RefusedCount() > before, "a refuses "+bad.name+": refused count still "+fmt.Sprint(before), a)
+				})
 				if _, err := call(x, "private.x", "hi", time.Second); message.StatusOf(err) != abi.StatusNoHandler {
 					t.Errorf("%s reached the service: %v", bad.name, err)
 				}
@@ -250,10 +258,7 @@ func TestNameClashRefused(t *testing.T) {
 	b2 := newHost(t, "b", withPeers(a.peer(TCP)))
 	b1.serve("echo", &echoEP{prefix: "b1:"}, []string{"echo"}, nil)
 	b2.serve("echo", &echoEP{prefix: "b2:"}, []string{"echo"}, nil)
-	eventually(t, 5*time.Second, "a learns both b and what they serve", func() bool {
-		p := a.mesh.routes.load().lookup("echo.x")
-		return p != nil && len(p.nodes) == 2
-	})
+	hosttest.CheckFor(t, 5*time.Second, func() error { return routeErr(a, "echo.x", 2) })
 	msg := func() *message.Message {
 		return &message.Message{Kind: abi.KindRequest, Subject: "echo.x", Payload: []byte("hi"), Deadline: time.Now().Add(5 * time.Second), From: "test"}
 	}
@@ -309,8 +314,8 @@ func TestNameClashRefused(t *testing.T) {
 	// A member that claims this host's own name: the name addresses
 	// neither, the own id still means this host.
 	imp := newHost(t, "a", withPeers(a.peer(TCP)))
-	eventually(t, 5*time.Second, "a learns the member that claims its name", func() bool {
-		return a.mesh.routes.load().nodes[imp.mesh.ID()] != nil
+	hosttest.CheckFor(t, 5*time.Second, func() error {
+		return holds(a.mesh.routes.load().nodes[imp.mesh.ID()] != nil, "a learns the member that claims its name", a)
 	})
 	refused("a", a.mesh.ID(), imp.mesh.ID())
 	if self, err := a.mesh.Target(string(a.mesh.ID())); !self || err != nil {
@@ -326,8 +331,8 @@ func TestNameClashRefused(t *testing.T) {
 	// shows it: the prefix matches both, the full id only b1.
 	short := string(b1.mesh.ID())[:12]
 	pre := newHost(t, short, withPeers(a.peer(TCP)))
-	eventually(t, 5*time.Second, "a learns the member named "+short, func() bool {
-		return a.mesh.routes.load().nodes[pre.mesh.ID()] != nil
+	hosttest.CheckFor(t, 5*time.Second, func() error {
+		return holds(a.mesh.routes.load().nodes[pre.mesh.ID()] != nil, "a learns the member named "+short, a)
 	})
 	refused(short, b1.mesh.ID(), pre.mesh.ID())
 	reaches(string(b1.mesh.ID()), "b1:hi")
@@ -341,7 +346,7 @@ func TestStuckPeerBoundsMemory(t *testing.T) {
 	a := newHost(t, "a", func(o *Options) { o.SendBuffer = 256 << 10 })
 	x := newHost(t, "x")
 	l := dialRaw(t, x, a, TCP) // x never reads: its read loop never runs
-	eventually(t, 5*time.Second, "a has the link", func() bool { return len(a.mesh.links.all()) == 1 })
+	hosttest.CheckFor(t, 5*time.Second, func() error { return holds(len(a.mesh.links.all()) == 1, "a holds one link", a) })
 	// x subscribes (as far as a knows) by advertising an interest.
 	x.mesh.local = x.router
 	if _, err := x.router.Subscribe("flood.>", 1); err != nil {
@@ -349,7 +354,7 @@ func TestStuckPeerBoundsMemory(t *testing.T) {
 	}
 	l.enqueueControl(wire.FrameInterest, &wire.Interest{Seq: 1, Topics: []string{"flood.>"}, Services: []string{"stuck"}})
 	go l.out.writeLoop()
-	eventually(t, 5*time.Second, "a learns x's topics", func() bool { return len(a.mesh.routes.load().listeners) == 1 })
+	hosttest.CheckFor(t, 5*time.Second, func() error { return listenersErr(a, 1) })
 	// A call to the stuck peer fails at its deadline.
 	start := time.Now()
 	_, err := call(a, "stuck.x", "hi", 300*time.Millisecond)
@@ -385,7 +390,7 @@ func TestStuckPeerBoundsMemory(t *testing.T) {
 	t.Logf("published 2000 × 64 KiB in %v; at most %d bytes queued; %d dropped", time.Since(start).Round(time.Millisecond), maxQueued, sl.dropped.Load())
 	// The ping loop closes the link once a write has been stuck too long
 	// (dead time 2s in these tests).
-	eventually(t, 15*time.Second, "a closes the stuck link", func() bool { return len(a.mesh.links.all()) == 0 })
+	hosttest.CheckFor(t, 15*time.Second, func() error { return holds(len(a.mesh.links.all()) == 0, "a closes the stuck link", a) })
 }
 
 // TestDiscoveredCandidates: a host reported by discovery is dialled and
@@ -405,7 +410,7 @@ func TestDiscoveredCandidates(t *testing.T) {
 	// Both report each other, as mDNS would.
 	a.mesh.Discovered(Candidate{ID: b.mesh.ID(), Name: "b", Addrs: lo, TCPPort: port(b, TCP), QUICPort: port(b, QUIC), Source: FoundMDNS})
 	b.mesh.Discovered(Candidate{ID: a.mesh.ID(), Name: "a", Addrs: lo, TCPPort: port(a, TCP), QUICPort: port(a, QUIC), Source: FoundMDNS})
-	eventually(t, 10*time.Second, "a and b linked", func() bool { return a.mesh.links.get(b.mesh.ID()) != nil && b.mesh.links.get(a.mesh.ID()) != nil })
+	hosttest.CheckFor(t, 10*time.Second, func() error { return joinedErr(a, b) })
 	for _, h := range []*host{a, b} {
 		for _, p := range h.mesh.Peers() {
 			if p.State == "up" && p.Found != FoundMDNS && p.Found != FoundInbound {

@@ -3,8 +3,7 @@ package mesh
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,216 +12,24 @@ import (
 
 	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
-// faultProxy stands between two hosts on loopback and can make the far
-// host look dead: freeze drops everything in both directions while the
-// sockets stay open (a frozen process, a cable pulled: no FIN, no
-// acknowledgement), cut closes the TCP connections it carries (what the
-// kernel does when a process is killed) and from then on accepts new ones
-// without answering.
-type faultProxy struct {
-	t         *testing.T
-	transport string
-	addr      string // where to dial the far host through the proxy
-	target    string
-	frozen    atomic.Bool
-	slow      int // bytes per second from the far host, 0: unlimited
-	stop      chan struct{}
-	wg        sync.WaitGroup
-
-	mu    sync.Mutex
-	conns []net.Conn // TCP: both ends of every carried connection
-	cut   bool
-}
-
-func newFaultProxy(t *testing.T, transport, target string) *faultProxy {
+// proxyTo puts the link to far over transport through a proxy of the test
+// kit. It returns the Peer to dial; freeze, which partitions the proxy (a
+// frozen process, a pulled cable: nothing passes either way, no FIN, new
+// connections go unanswered); kill, which over TCP also ends the live
+// connections with a FIN, as the kernel does for a killed process (over
+// QUIC a kill is as silent as a freeze); and the TCP proxy (nil for QUIC).
+func proxyTo(t *testing.T, transport string, far *host) (peer Peer, freeze, kill func(), tcp *hosttest.TCPProxy) {
 	t.Helper()
-	return newFaultProxyWith(t, transport, target, nil)
-}
-
-// newFaultProxyWith is newFaultProxy with set applied before it starts.
-func newFaultProxyWith(t *testing.T, transport, target string, set func(*faultProxy)) *faultProxy {
-	t.Helper()
-	p := &faultProxy{t: t, transport: transport, target: target, stop: make(chan struct{})}
-	if set != nil {
-		set(p)
-	}
+	target := far.peer(transport).Addr
 	if transport == TCP {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.addr = l.Addr().String()
-		p.wg.Go(func() { p.acceptTCP(l) })
-		t.Cleanup(func() { l.Close(); p.close() })
-		return p
+		p := hosttest.NewTCPProxy(t, target)
+		return Peer{Transport: TCP, Addr: p.Addr()}, p.Partition, func() { p.Partition(); p.Hangup() }, p
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = pc.LocalAddr().String()
-	p.wg.Go(func() { p.relayUDP(pc.(*net.UDPConn)) })
-	t.Cleanup(func() { pc.Close(); p.close() })
-	return p
-}
-
-func (p *faultProxy) peer() Peer { return Peer{Transport: p.transport, Addr: p.addr} }
-
-// freeze starts dropping everything.
-func (p *faultProxy) freeze() { p.frozen.Store(true) }
-
-// kill closes the TCP connections carried (the peer sees them end at
-// once) and blackholes new ones; over UDP it is freeze.
-func (p *faultProxy) kill() {
-	p.freeze()
-	p.mu.Lock()
-	p.cut = true
-	conns := p.conns
-	p.conns = nil
-	p.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
-	}
-}
-
-func (p *faultProxy) close() {
-	select {
-	case <-p.stop:
-		return
-	default:
-	}
-	close(p.stop)
-	p.mu.Lock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-	p.mu.Unlock()
-	p.wg.Wait()
-}
-
-// track remembers c so kill and close can end it; false when the proxy
-// was cut meanwhile (c is then closed by the caller's cleanup only).
-func (p *faultProxy) track(c net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cut {
-		return false
-	}
-	p.conns = append(p.conns, c)
-	return true
-}
-
-func (p *faultProxy) acceptTCP(l net.Listener) {
-	for {
-		in, err := l.Accept()
-		if err != nil {
-			return
-		}
-		if p.frozen.Load() || !p.track(in) {
-			// A dead host's address: the connection is neither refused nor
-			// answered; closed when the proxy closes.
-			p.wg.Go(func() {
-				<-p.stop
-				in.Close()
-			})
-			continue
-		}
-		out, err := net.Dial("tcp", p.target)
-		if err != nil {
-			in.Close()
-			continue
-		}
-		if !p.track(out) {
-			in.Close()
-			out.Close()
-			continue
-		}
-		p.wg.Go(func() { p.pipe(out, in, 0) })
-		p.wg.Go(func() { p.pipe(in, out, p.slow) })
-	}
-}
-
-// pipe copies src to dst until either fails; once frozen it stops reading,
-// so the sender's buffers fill as with a process that no longer runs.
-func (p *faultProxy) pipe(dst, src net.Conn, rate int) {
-	buf := make([]byte, 64<<10)
-	if rate > 0 {
-		buf = buf[:rate/20]
-	}
-	for {
-		if p.frozen.Load() {
-			<-p.stop
-			return
-		}
-		n, err := src.Read(buf)
-		if n > 0 && !p.frozen.Load() {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-			if rate > 0 {
-				// A slow path: pacing, not waiting for something to happen.
-				time.Sleep(time.Duration(n) * time.Second / time.Duration(rate))
-			}
-		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				return
-			}
-			dst.Close()
-			return
-		}
-	}
-}
-
-// relayUDP forwards datagrams between each client address and the target
-// through one upstream socket per client, dropping all of them while
-// frozen.
-func (p *faultProxy) relayUDP(pc *net.UDPConn) {
-	target, err := net.ResolveUDPAddr("udp", p.target)
-	if err != nil {
-		p.t.Error(err)
-		return
-	}
-	ups := map[string]*net.UDPConn{}
-	defer func() {
-		for _, u := range ups {
-			u.Close()
-		}
-	}()
-	buf := make([]byte, 64<<10)
-	for {
-		n, from, err := pc.ReadFromUDP(buf)
-		if err != nil {
-			return
-		}
-		if p.frozen.Load() {
-			continue
-		}
-		up := ups[from.String()]
-		if up == nil {
-			up, err = net.DialUDP("udp", nil, target)
-			if err != nil {
-				continue
-			}
-			ups[from.String()] = up
-			p.wg.Go(func() {
-				b := make([]byte, 64<<10)
-				for {
-					n, err := up.Read(b)
-					if err != nil {
-						return
-					}
-					if !p.frozen.Load() {
-						pc.WriteToUDP(b[:n], from)
-					}
-				}
-			})
-		}
-		up.Write(buf[:n])
-	}
+	p := hosttest.NewUDPProxy(t, target)
+	return Peer{Transport: QUIC, Addr: p.Addr()}, p.Partition, p.Partition, nil
 }
 
 // TestDeadProviderLeavesRotation: a calls echo, served by b and c, from
@@ -241,12 +48,9 @@ func TestDeadProviderLeavesRotation(t *testing.T) {
 			c := newHost(t, "c", slowDeath)
 			b.serve("echo", &echoEP{prefix: "b:"}, []string{"echo"}, nil)
 			c.serve("echo", &echoEP{prefix: "c:"}, []string{"echo"}, nil)
-			px := newFaultProxy(t, tc.transport, b.peer(tc.transport).Addr)
-			a := newHost(t, "a", slowDeath, withPeers(px.peer(), c.peer(tc.transport)))
-			eventually(t, 10*time.Second, "a routes echo to b and c", func() bool {
-				p := a.mesh.routes.load().lookup("echo.x")
-				return p != nil && len(p.nodes) == 2
-			})
+			bPeer, freeze, kill, _ := proxyTo(t, tc.transport, b)
+			a := newHost(t, "a", slowDeath, withPeers(bPeer, c.peer(tc.transport)))
+			hosttest.CheckFor(t, 10*time.Second, func() error { return routeErr(a, "echo.x", 2) })
 
 			const callers = 16
 			var (
@@ -285,17 +89,20 @@ func TestDeadProviderLeavesRotation(t *testing.T) {
 				})
 			}
 			defer func() { stop(); wg.Wait() }()
-			eventually(t, 10*time.Second, "calls reach both b and c", func() bool {
+			hosttest.CheckFor(t, 10*time.Second, func() error {
 				mu.Lock()
 				defer mu.Unlock()
-				return okB >= 100 && okC >= 100
+				if okB < 100 || okC < 100 {
+					return fmt.Errorf("calls reached b %d and c %d times, want 100 each; %d failed; a %s", okB, okC, len(failed), describeRoute(a, "echo.x"))
+				}
+				return nil
 			})
 
 			atFault := inflight.Load()
 			if tc.fault == "kill" {
-				px.kill()
+				kill()
 			} else {
-				px.freeze()
+				freeze()
 			}
 			faultAt.Store(time.Now().UnixNano())
 			faultTime := time.Now()
@@ -305,10 +112,13 @@ func TestDeadProviderLeavesRotation(t *testing.T) {
 			// 250ms); the bound leaves a 3x margin and stays well below the
 			// dead time that detected it before.
 			const bound = 4 * time.Second
-			eventually(t, bound, "200 calls started after the fault succeed on c", func() bool {
+			hosttest.CheckFor(t, bound, func() error {
 				mu.Lock()
 				defer mu.Unlock()
-				return okAfter >= 200
+				if okAfter < 200 {
+					return fmt.Errorf("%d of 200 calls started after the fault succeeded (%d failed); a %s", okAfter, len(failed), describeRoute(a, "echo.x"))
+				}
+				return nil
 			})
 			recovered := time.Since(faultTime)
 			stop()
@@ -391,8 +201,9 @@ func TestSlowPathIsNotDead(t *testing.T) {
 	big := func(o *Options) { o.MaxFrame = 2 << 20 }
 	b := newHost(t, "b", big)
 	b.serve("echo", &echoEP{prefix: "b:"}, []string{"echo"}, nil)
-	px := newFaultProxyWith(t, TCP, b.peer(TCP).Addr, func(p *faultProxy) { p.slow = 256 << 10 })
-	a := newHost(t, "a", big, withPeers(px.peer()))
+	bPeer, _, _, px := proxyTo(t, TCP, b)
+	px.SetRate(hosttest.ToClient, 256<<10)
+	a := newHost(t, "a", big, withPeers(bPeer))
 	waitRoute(t, a, "echo.x")
 	l := a.mesh.links.get(b.mesh.ID())
 	payload := strings.Repeat("x", 1<<20)

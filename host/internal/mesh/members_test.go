@@ -13,6 +13,7 @@ import (
 	"github.com/pycomms/pycomms-host/host/internal/identity"
 	"github.com/pycomms/pycomms-host/host/internal/wire"
 	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
 // startChain starts n hosts named h0..h(n-1), each listing only the one
@@ -43,28 +44,13 @@ func memberOf(h, other *host) (MemberInfo, bool) {
 	return MemberInfo{}, false
 }
 
-func allAlive(hosts []*host) bool {
-	for i, h := range hosts {
-		for j, o := range hosts {
-			if i == j {
-				continue
-			}
-			mb, ok := memberOf(h, o)
-			if !ok || mb.State != "alive" {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // TestChainMembership: in a chain of five hosts, each listing only the one
 // before it, every host learns every other with its distance, calls a
 // service four links away (linking to it first), and a publish reaches a
 // subscriber three links away once the link it asks for is up.
 func TestChainMembership(t *testing.T) {
 	hosts := startChain(t, 5, TCP)
-	eventually(t, 10*time.Second, "every host knows every other as alive", func() bool { return allAlive(hosts) })
+	hosttest.CheckFor(t, 10*time.Second, func() error { return allAliveErr(hosts) })
 	for i, h := range hosts {
 		for j, o := range hosts {
 			if i == j {
@@ -95,26 +81,28 @@ func TestChainMembership(t *testing.T) {
 		t.Fatalf("h0 has no link to h4 after calling it (link %v)", l)
 	}
 	// The new link shows in membership too: h4 is now one link away.
-	eventually(t, 5*time.Second, "h0 sees h4 one link away", func() bool {
+	hosttest.CheckFor(t, 5*time.Second, func() error {
 		mb, _ := memberOf(a, e)
-		return mb.Hops == 1
+		return holds(mb.Hops == 1, fmt.Sprintf("h0 sees h4 %d links away, want 1", mb.Hops), a)
 	})
 
 	// A send to a far node by name takes the same way.
 	d := hosts[3]
 	sends := &echoEP{}
 	d.serve("sink", sends, []string{"sink"}, []string{"alerts.>"})
-	eventually(t, 5*time.Second, "h0 learns h3's new service", func() bool {
-		return a.mesh.routes.load().lookup("sink.x") != nil
-	})
+	hosttest.CheckFor(t, 5*time.Second, func() error { return routeErr(a, "sink.x", 0) })
 	if err := a.mesh.SendTo(context.Background(), "h3", &message.Message{Kind: abi.KindSend, Subject: "sink.x", Payload: []byte("s")}); err != nil {
 		t.Fatalf("send to h3 by name: %v", err)
 	}
-	eventually(t, 5*time.Second, "h3 receives the send", func() bool { return sends.sends.Load() == 1 })
+	hosttest.CheckFor(t, 5*time.Second, func() error {
+		return holds(sends.sends.Load() == 1, fmt.Sprintf("h3 received %d sends, want 1", sends.sends.Load()), a, d)
+	})
 
 	// h0 now links to h3 directly: the publish reaches it at once.
 	n := a.mesh.Publish(&message.Message{Kind: abi.KindEvent, Subject: "alerts.fire", Payload: []byte("e1")})
-	eventually(t, 5*time.Second, "the event reaches h3", func() bool { return len(sends.got()) == 1 })
+	hosttest.CheckFor(t, 5*time.Second, func() error {
+		return holds(len(sends.got()) == 1, fmt.Sprintf("h3 received %d events, want 1", len(sends.got())), a, d)
+	})
 	if n != 1 {
 		t.Errorf("publish reported %d hosts, want 1", n)
 	}
@@ -127,21 +115,21 @@ func TestFarPublishLinksFirst(t *testing.T) {
 	hosts := startChain(t, 4, TCP)
 	ev := &echoEP{}
 	hosts[3].serve("sub", ev, nil, []string{"news"})
-	eventually(t, 10*time.Second, "h0 learns h3's topic", func() bool {
+	hosttest.CheckFor(t, 10*time.Second, func() error {
 		for _, n := range hosts[0].mesh.routes.load().listeners {
 			if n.name == "h3" {
-				return true
+				return nil
 			}
 		}
-		return false
+		return holds(false, "h0 does not route events to h3", hosts[0])
 	})
 	if n := hosts[0].mesh.Publish(&message.Message{Kind: abi.KindEvent, Subject: "news", Payload: []byte("first")}); n != 0 {
 		t.Errorf("the first publish reported %d hosts before any link to the subscriber", n)
 	}
-	eventually(t, 5*time.Second, "h0 links to the subscriber", func() bool { return hosts[0].mesh.links.get(hosts[3].id.ID) != nil })
-	eventually(t, 5*time.Second, "an event reaches h3", func() bool {
-		hosts[0].mesh.Publish(&message.Message{Kind: abi.KindEvent, Subject: "news", Payload: []byte("later")})
-		return len(ev.got()) > 0
+	hosttest.CheckFor(t, 5*time.Second, func() error { return linkErr(hosts[0], hosts[3]) })
+	hosttest.CheckFor(t, 5*time.Second, func() error {
+		n := hosts[0].mesh.Publish(&message.Message{Kind: abi.KindEvent, Subject: "news", Payload: []byte("later")})
+		return holds(len(ev.got()) > 0, fmt.Sprintf("no event reached h3 (the last publish went to %d hosts)", n), hosts[0], hosts[3])
 	})
 }
 
@@ -181,7 +169,7 @@ func TestChainDeathAndLeave(t *testing.T) {
 		t.Run(tr, func(t *testing.T) {
 			hosts := startChain(t, 4, tr)
 			a, c, d := hosts[0], hosts[2], hosts[3]
-			eventually(t, 10*time.Second, "every host knows every other", func() bool { return allAlive(hosts) })
+			hosttest.CheckFor(t, 10*time.Second, func() error { return allAliveErr(hosts) })
 			a.mesh.members.mu.Lock()
 			a.mesh.members.ttl = 500 * time.Millisecond
 			a.mesh.members.mu.Unlock()
@@ -189,9 +177,11 @@ func TestChainDeathAndLeave(t *testing.T) {
 			start := time.Now()
 			kill(d)
 			dead := 2 * time.Second // newHost's DeadAfter
-			eventually(t, 3*dead, "h0 marks h3 lost and drops its routes", func() bool {
-				mb, ok := memberOf(a, d)
-				return (!ok || mb.State == "lost") && a.mesh.routes.load().lookup("svc3.x") == nil
+			hosttest.CheckFor(t, 3*dead, func() error {
+				if err := memberErr(a, d, "", MemberLost); err != nil {
+					return err
+				}
+				return noRouteErr(a, "svc3.x")
 			})
 			took := time.Since(start)
 			t.Logf("%s: h3, three links away, lost at h0 after %v", tr, took.Round(time.Millisecond))
@@ -203,15 +193,13 @@ func TestChainDeathAndLeave(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			c.mesh.Close(ctx)
 			cancel()
-			eventually(t, 2*time.Second, "h0 marks h2 left", func() bool {
-				mb, ok := memberOf(a, c)
-				return !ok || mb.State == "left"
-			})
+			hosttest.CheckFor(t, 2*time.Second, func() error { return memberErr(a, c, "", MemberLeft) })
 			t.Logf("%s: h2, two links away, left at h0 after %v", tr, time.Since(start).Round(time.Millisecond))
-			eventually(t, 5*time.Second, "h0 forgets both after the ttl", func() bool {
-				_, okc := memberOf(a, c)
-				_, okd := memberOf(a, d)
-				return !okc && !okd
+			hosttest.CheckFor(t, 5*time.Second, func() error {
+				if err := memberErr(a, c, ""); err != nil {
+					return err
+				}
+				return memberErr(a, d, "")
 			})
 			a.mesh.members.mu.Lock()
 			for l, known := range a.mesh.members.known {
@@ -292,7 +280,12 @@ func TestBadMemberRecords(t *testing.T) {
 			if _, err := l.out.w.Write(mustControl(t, wire.FrameMembers, &wire.Members{Entries: []wire.MemberEntry{tt.entry(x)}})); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 5*time.Second, "a counts the bad frame", func() bool { return a.mesh.BadFrames() == before+1 })
+			hosttest.CheckFor(t, 5*time.Second, func() error {
+				if n := a.mesh.BadFrames(); n != before+1 {
+					return fmt.Errorf("a counted %d bad frames, want %d; %s", n, before+1, describeHost(a))
+				}
+				return nil
+			})
 			var msg string
 			for range 20 {
 				typ, body, err := l.rd.fr.Next()
@@ -367,7 +360,7 @@ func TestOwnRecordFromEarlierRun(t *testing.T) {
 func TestFarMemberThatCannotBeDialled(t *testing.T) {
 	hosts := startChain(t, 4, TCP, func(o *Options) { o.ListenQUIC = "" })
 	a, d := hosts[0], hosts[3]
-	eventually(t, 10*time.Second, "every host knows every other", func() bool { return allAlive(hosts) })
+	hosttest.CheckFor(t, 10*time.Second, func() error { return allAliveErr(hosts) })
 	d.mesh.ln.tcp.Close()
 	for range 2 {
 		start := time.Now()
@@ -410,9 +403,12 @@ func TestFarMemberWithoutAddress(t *testing.T) {
 	if _, err := l.out.w.Write(mustControl(t, wire.FrameMembers, f)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "a holds ghost as a live member three links away", func() bool {
-		mb, ok := memberOf(a, ghost)
-		return ok && mb.State == "alive" && mb.Hops == 3
+	hosttest.CheckFor(t, 5*time.Second, func() error {
+		mb, _ := memberOf(a, ghost)
+		if err := memberErr(a, ghost, MemberAlive); err != nil || mb.Hops != 3 {
+			return fmt.Errorf("a holds ghost %d links away, want a live member 3 away: %v", mb.Hops, err)
+		}
+		return nil
 	})
 	_, err := call(a, "ghostsvc.x", "x", 10*time.Second)
 	if message.StatusOf(err) != abi.StatusUnreachable || !strings.Contains(err.Error(), "no address to link to it is known") {
@@ -430,13 +426,13 @@ func TestRelayedEventsInOrder(t *testing.T) {
 			a, c := hosts[0], hosts[2]
 			sub := &echoEP{}
 			c.serve("sub", sub, nil, []string{"news.>"})
-			eventually(t, 10*time.Second, "a reaches c's topic through b", func() bool {
+			hosttest.CheckFor(t, 10*time.Second, func() error {
 				for _, n := range a.mesh.routes.load().listeners {
 					if n.id == c.id.ID && n.via != nil {
-						return true
+						return nil
 					}
 				}
-				return false
+				return holds(false, "a does not reach c's topic through b", a)
 			})
 			var want []string
 			for i := range 50 {
@@ -445,7 +441,9 @@ func TestRelayedEventsInOrder(t *testing.T) {
 					t.Fatalf("publish %d reached %d hosts, want 1", i, n)
 				}
 			}
-			eventually(t, 5*time.Second, "c gets all 50", func() bool { return len(sub.got()) == 50 })
+			hosttest.CheckFor(t, 5*time.Second, func() error {
+				return holds(len(sub.got()) == 50, fmt.Sprintf("c got %d of 50 events", len(sub.got())), a, c)
+			})
 			if got := sub.got(); strings.Join(got, ",") != strings.Join(want, ",") {
 				t.Errorf("events through the relay out of order: %v", got)
 			}

@@ -1,7 +1,6 @@
 package mesh
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/pycomms/pycomms-host/host/internal/identity"
 	"github.com/pycomms/pycomms-host/host/internal/router"
 	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
 // host is one in-process pycomms host for tests: a real router, a real
@@ -29,7 +29,7 @@ type host struct {
 	router *router.Router
 	mesh   *Mesh
 	id     *identity.Identity
-	logs   *syncBuffer // the mesh's log, when the test is not verbose
+	logs   *hosttest.SyncBuffer // the mesh's log, when the test is not verbose
 }
 
 type hostOpt func(*Options)
@@ -37,24 +37,6 @@ type hostOpt func(*Options)
 func withPeers(peers ...Peer) hostOpt { return func(o *Options) { o.Peers = peers } }
 func withPolicy(p *identity.Policy) hostOpt {
 	return func(o *Options) { o.Policy = p }
-}
-
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.Buffer.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.Buffer.String()
 }
 
 func newHost(t *testing.T, name string, opts ...hostOpt) *host {
@@ -69,8 +51,8 @@ func newHostTB(t testing.TB, name string, opts ...hostOpt) *host {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logs := &hosttest.SyncBuffer{}
+	logger := logs.Logger()
 	if _, bench := t.(*testing.B); bench {
 		logger = slog.New(slog.DiscardHandler)
 	} else if testing.Verbose() {
@@ -196,18 +178,6 @@ func (e *echoEP) got() []string {
 	return append([]string(nil), e.events...)
 }
 
-// eventually polls cond every 10ms until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func call(h *host, subj, payload string, timeout time.Duration) (string, error) {
 	ctx := context.Background()
 	out, err := h.router.Call(ctx, &message.Message{Kind: abi.KindRequest, Subject: subj, Payload: []byte(payload),
@@ -218,9 +188,7 @@ func call(h *host, subj, payload string, timeout time.Duration) (string, error) 
 // waitRoute waits until h can route subj to some host.
 func waitRoute(t *testing.T, h *host, subj string) {
 	t.Helper()
-	eventually(t, 5*time.Second, h.name+" learns a route for "+subj, func() bool {
-		return h.mesh.routes.load().lookup(subj) != nil
-	})
+	hosttest.CheckFor(t, 5*time.Second, func() error { return routeErr(h, subj, 0) })
 }
 
 var transports = []string{TCP, QUIC}
@@ -301,13 +269,13 @@ func TestChainRelayAndPublish(t *testing.T) {
 			if _, err := call(a, "echo.upper", "fail", 5*time.Second); err == nil || err.Error() != `node c: echo refuses "fail"` {
 				t.Fatalf("failing call a -> c through b: %v, want `node c: echo refuses \"fail\"`", err)
 			}
-			eventually(t, 5*time.Second, "a knows b's topics", func() bool { return len(a.mesh.routes.load().listeners) == 2 })
+			hosttest.CheckFor(t, 5*time.Second, func() error { return listenersErr(a, 2) })
 			// The call asked for a direct link to c: publish once the path
 			// to c has settled, since events on the relayed path and the
 			// new direct one could overtake each other at the switch.
-			eventually(t, 10*time.Second, "a routes to c over a direct link", func() bool {
+			hosttest.CheckFor(t, 10*time.Second, func() error {
 				n := a.mesh.routes.load().nodes[c.id.ID]
-				return n != nil && n.direct != nil && n.direct == a.mesh.links.get(c.id.ID)
+				return holds(n != nil && n.direct != nil && n.direct == a.mesh.links.get(c.id.ID), "a routes to c over a direct link", a)
 			})
 			for i := range 50 {
 				if _, err := a.router.Publish(context.Background(), &message.Message{Kind: abi.KindEvent, Subject: "news.today", Payload: []byte(fmt.Sprint(i))}); err != nil {
@@ -319,7 +287,12 @@ func TestChainRelayAndPublish(t *testing.T) {
 				want[i] = fmt.Sprint(i)
 			}
 			for _, ep := range []*echoEP{cEcho, bSub} {
-				eventually(t, 5*time.Second, "both subscribers get all 50 events", func() bool { return len(ep.got()) == 50 })
+				hosttest.CheckFor(t, 5*time.Second, func() error {
+					if n := len(ep.got()); n != 50 {
+						return fmt.Errorf("a subscriber got %d of 50 events; %s", n, describeHost(a))
+					}
+					return nil
+				})
 				if g := ep.got(); strings.Join(g, ",") != strings.Join(want, ",") {
 					t.Errorf("events out of order: %v", g)
 				}
@@ -327,19 +300,23 @@ func TestChainRelayAndPublish(t *testing.T) {
 			// a and c, which know each other through b, link directly with
 			// the addresses b reported (whichever dials, the other sees an
 			// inbound link).
-			eventually(t, 10*time.Second, "a and c link directly", func() bool {
+			hosttest.CheckFor(t, 10*time.Second, func() error {
+				var seen []string
 				for _, p := range a.mesh.Peers() {
 					if p.Name == "c" && p.State == "up" && (p.Found == FoundGossip || p.Found == FoundInbound) {
-						return true
+						return nil
 					}
+					seen = append(seen, fmt.Sprintf("%s %s found %q", p.Name, p.State, p.Found))
 				}
-				return false
+				return fmt.Errorf("a does not show c up, found by gossip or inbound; its peers: %v", seen)
 			})
 			// Send to a named node through the relay.
 			if err := a.mesh.SendTo(context.Background(), "c", &message.Message{Kind: abi.KindSend, Subject: "echo.note", Payload: []byte("x")}); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 5*time.Second, "c gets the send", func() bool { return cEcho.sends.Load() == 1 })
+			hosttest.CheckFor(t, 5*time.Second, func() error {
+				return holds(cEcho.sends.Load() == 1, fmt.Sprintf("c got %d sends, want 1", cEcho.sends.Load()), a, c)
+			})
 		})
 	}
 }
@@ -359,7 +336,9 @@ func TestSecretTrust(t *testing.T) {
 			}{{"wrong-secret", wrong}, {"no-secret", &identity.Policy{}}} {
 				before := a.mesh.RefusedCount()
 				bad := newHost(t, tc.name, withPolicy(tc.policy), withPeers(a.peer(tr)))
-				eventually(t, 5*time.Second, "a refuses "+tc.name, func() bool { return a.mesh.RefusedCount() > before })
+				hosttest.CheckFor(t, 5*time.Second, func() error {
+					return holds(a.mesh.RefusedCount() > before, "a refuses "+tc.name+": refused count still "+fmt.Sprint(before), a)
+				})
 				time.Sleep(100 * time.Millisecond)
 				if n := len(bad.mesh.routes.load().nodes); n != 0 {
 					t.Errorf("%s learned %d nodes", tc.name, n)
@@ -423,13 +402,13 @@ func TestDeadlineCrossesAsBudget(t *testing.T) {
 	}
 	// The remote handler was abandoned at the deadline too: its slot is free
 	// again long before the 5s handler delay.
-	eventually(t, 2*time.Second, "b's in-flight request ends at the deadline", func() bool {
+	hosttest.CheckFor(t, 2*time.Second, func() error {
 		for _, l := range b.mesh.links.all() {
-			if l.inflight.Load() != 0 {
-				return false
+			if n := l.inflight.Load(); n != 0 {
+				return fmt.Errorf("b's in-flight request did not end at the deadline: b's link to %s has %d in flight", l.name, n)
 			}
 		}
-		return true
+		return nil
 	})
 }
 
@@ -463,14 +442,20 @@ func TestReconnectRestoresRoutes(t *testing.T) {
 				for _, l := range a.mesh.links.all() {
 					l.c.close("cut")
 				}
-				eventually(t, 5*time.Second, "routes back after reconnect", func() bool {
+				hosttest.CheckFor(t, 5*time.Second, func() error {
 					got, err := call(a, "echo.x", "hi", time.Second)
-					return err == nil && got == "b:hi"
+					if err != nil || got != "b:hi" {
+						return fmt.Errorf("a's call to b after the reconnect: %q, %v; %s", got, err, describeHost(a))
+					}
+					return nil
 				})
 				// The subscription is restored too.
-				eventually(t, 5*time.Second, "subscription back after reconnect", func() bool {
-					n, _ := a.router.Publish(context.Background(), &message.Message{Kind: abi.KindEvent, Subject: "alerts.x", Payload: []byte(fmt.Sprint(i))})
-					return n == 1
+				hosttest.CheckFor(t, 5*time.Second, func() error {
+					n, err := a.router.Publish(context.Background(), &message.Message{Kind: abi.KindEvent, Subject: "alerts.x", Payload: []byte(fmt.Sprint(i))})
+					if n != 1 {
+						return fmt.Errorf("a's publish after the reconnect reached %d subscribers (%v), want 1; %s", n, err, describeHost(a))
+					}
+					return nil
 				})
 				select {
 				case <-sub.C():
@@ -490,7 +475,7 @@ func TestCleanLeaveDropsRoutesAtOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	b.mesh.Close(ctx)
-	eventually(t, time.Second, "a drops b's routes", func() bool { return a.mesh.routes.load().lookup("echo.x") == nil })
+	hosttest.CheckFor(t, time.Second, func() error { return noRouteErr(a, "echo.x") })
 	_, err := call(a, "echo.x", "hi", time.Second)
 	if message.StatusOf(err) != abi.StatusNoHandler {
 		t.Fatalf("after leave: %v", err)
@@ -503,7 +488,7 @@ func TestRoutesFollowLocalChanges(t *testing.T) {
 	b.serve("one", &echoEP{prefix: "1:"}, []string{"one"}, nil)
 	waitRoute(t, a, "one.x")
 	b.router.Remove("one")
-	eventually(t, 5*time.Second, "a forgets one", func() bool { return a.mesh.routes.load().lookup("one.x") == nil })
+	hosttest.CheckFor(t, 5*time.Second, func() error { return noRouteErr(a, "one.x") })
 	b.serve("two", &echoEP{prefix: "2:"}, []string{"two"}, nil)
 	waitRoute(t, a, "two.x")
 	// Local handler preferred over a remote one.
@@ -517,7 +502,7 @@ func TestRoutesFollowLocalChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	eventually(t, 5*time.Second, "a learns b's subscription", func() bool { return len(a.mesh.routes.load().listeners) == 1 })
+	hosttest.CheckFor(t, 5*time.Second, func() error { return listenersErr(a, 1) })
 	a.router.Publish(context.Background(), &message.Message{Kind: abi.KindEvent, Subject: "alerts.fire", Payload: []byte("!")})
 	select {
 	case m := <-s.C():
@@ -538,10 +523,7 @@ func TestSpreadsAcrossProviders(t *testing.T) {
 		eps = append(eps, ep)
 		h.serve("work", ep, []string{"work"}, nil)
 	}
-	eventually(t, 5*time.Second, "three providers", func() bool {
-		p := a.mesh.routes.load().lookup("work.x")
-		return p != nil && len(p.nodes) == 3
-	})
+	hosttest.CheckFor(t, 5*time.Second, func() error { return routeErr(a, "work.x", 3) })
 	for range 30 {
 		if _, err := call(a, "work.x", "", time.Second); err != nil {
 			t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pycomms/pycomms-host/host/internal/identity"
 	"github.com/pycomms/pycomms-host/host/internal/router"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
 // TestPeersShowsRedialNotUp: when the link to a configured peer is gone
@@ -18,12 +19,12 @@ func TestPeersShowsRedialNotUp(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
 			b := newHost(t, "b")
-			px := newFaultProxy(t, tr, b.peer(tr).Addr)
-			a := newHost(t, "a", withPeers(px.peer()))
-			eventually(t, 10*time.Second, "a links to b", func() bool { return a.mesh.links.get(b.mesh.ID()) != nil })
+			bPeer, _, kill, _ := proxyTo(t, tr, b)
+			a := newHost(t, "a", withPeers(bPeer))
+			hosttest.CheckFor(t, 10*time.Second, func() error { return linkErr(a, b) })
 			view := func() (PeerInfo, bool) {
 				for _, p := range a.mesh.Peers() {
-					if p.Config == px.peer().URL() {
+					if p.Config == bPeer.URL() {
 						return p, true
 					}
 				}
@@ -33,7 +34,7 @@ func TestPeersShowsRedialNotUp(t *testing.T) {
 				t.Fatalf("a's view of b before the fault: %+v", p)
 			}
 			l := a.mesh.links.get(b.mesh.ID())
-			px.kill()
+			kill()
 			// TCP sees the close at once; a frozen QUIC link is closed within
 			// the dead time (2s in these tests).
 			select {

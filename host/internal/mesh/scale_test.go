@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
 // startStar starts a seed and n-1 hosts that list only the seed, each
@@ -29,10 +31,6 @@ func startStar(tb testing.TB, n int) []*host {
 	return hosts
 }
 
-// converged reports whether every host knows every other one as a live
-// member and what it serves (convergedErr says who does not).
-func converged(hosts []*host) bool { return convergedErr(hosts) == nil }
-
 // controlBytes sums the control frames (interest, members, ping, pong)
 // all hosts have written.
 func controlBytes(hosts []*host) uint64 {
@@ -47,7 +45,7 @@ func controlBytes(hosts []*host) uint64 {
 // and can call each other's services (through the seed).
 func TestStarConverges(t *testing.T) {
 	hosts := startStar(t, 10)
-	eventually(t, 20*time.Second, "every host knows every other", func() bool { return converged(hosts) })
+	hosttest.CheckFor(t, 20*time.Second, func() error { return convergedErr(hosts) })
 	got, err := call(hosts[3], "svc07.x", "hi", 5*time.Second)
 	if err != nil || got != "hi" {
 		t.Fatalf("h03 -> h07 through the seed: %q %v", got, err)
@@ -68,8 +66,8 @@ func BenchmarkScale(b *testing.B) {
 			for range b.N {
 				start := time.Now()
 				hosts := startStar(b, n)
-				if !pollUntil(120*time.Second, func() bool { return converged(hosts) }) {
-					b.Fatalf("%d hosts did not converge within 120s", n)
+				if err := hosttest.Poll(120*time.Second, 5*time.Millisecond, func() error { return convergedErr(hosts) }); err != nil {
+					b.Fatalf("%d hosts did not converge: %v", n, err)
 				}
 				conv := time.Since(start)
 				// Records and interest still on their way when the last host
@@ -94,7 +92,7 @@ func BenchmarkScale(b *testing.B) {
 // margin), and the rest keep serving.
 func TestStarNoticesDeath(t *testing.T) {
 	hosts := startStar(t, 6)
-	checkFor(t, 20*time.Second, "every host knows every other", func() error { return convergedErr(hosts) })
+	hosttest.CheckFor(t, 20*time.Second, func() error { return convergedErr(hosts) })
 	if got, err := call(hosts[1], "svc04.x", "before", 5*time.Second); err != nil || got != "before" {
 		t.Fatalf("h01 -> h04 through the seed: %q %v", got, err)
 	}
@@ -102,7 +100,7 @@ func TestStarNoticesDeath(t *testing.T) {
 	start := time.Now()
 	kill(victim)
 	dead := 5 * time.Second // startStar's DeadAfter
-	checkFor(t, 3*dead, "every host drops the dead one", func() error {
+	hosttest.CheckFor(t, 3*dead, func() error {
 		for i, h := range hosts {
 			if i == 4 {
 				continue
@@ -132,8 +130,8 @@ func BenchmarkScaleChain(b *testing.B) {
 	for range b.N {
 		start := time.Now()
 		hosts := startChain(b, 50, TCP, func(o *Options) { o.ListenQUIC = ""; o.PingInterval = time.Second; o.DeadAfter = 5 * time.Second })
-		if !pollUntil(60*time.Second, func() bool { return allAlive(hosts) }) {
-			b.Fatal("a chain of 50 did not converge within 60s")
+		if err := hosttest.Poll(60*time.Second, 5*time.Millisecond, func() error { return allAliveErr(hosts) }); err != nil {
+			b.Fatalf("a chain of 50 did not converge: %v", err)
 		}
 		conv := time.Since(start)
 		time.Sleep(settle)
@@ -145,15 +143,3 @@ func BenchmarkScaleChain(b *testing.B) {
 // settle is how long the benchmarks wait after convergence before they
 // measure steady traffic.
 const settle = time.Second
-
-// pollUntil polls cond every 5ms until it holds (true) or d passes.
-func pollUntil(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return true
-}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pycomms/pycomms-host/host/internal/wire"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
 // TestRebuildTableKeepsTheLastChange: rebuilds run concurrently (every
@@ -20,7 +21,7 @@ import (
 func TestRebuildTableKeepsTheLastChange(t *testing.T) {
 	b := newHost(t, "b")
 	a := newHost(t, "a", withPeers(b.peer(TCP)))
-	eventually(t, 5*time.Second, "a links to b", func() bool { return a.mesh.links.get(b.id.ID) != nil })
+	hosttest.CheckFor(t, 5*time.Second, func() error { return linkErr(a, b) })
 	l := a.mesh.links.get(b.id.ID)
 	// Bounded in count and time; a few thousand rounds showed a stale
 	// table in most runs before the fix.

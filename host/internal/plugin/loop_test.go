@@ -1,8 +1,8 @@
 package plugin
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -12,45 +12,21 @@ import (
 	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/internal/router"
 	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 	"github.com/pycomms/pycomms-host/plugins"
 )
-
-// lockedBuffer is a log sink several goroutines write to.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// Reset empties the buffer; tests sharing an engine run one at a time.
-func (l *lockedBuffer) Reset() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b.Reset()
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // loopEngine is shared by the tests here, so that the Go echo compiles
 // once (seconds under -race); each test gets its own log through it.
 var loopEngine struct {
 	sync.Mutex
 	e    *Engine
-	logs *lockedBuffer
+	logs *hosttest.SyncBuffer
 }
 
 // serveGoEcho loads the Go echo plugin with the call grant behind a real
 // router, the way a node wires it, and returns the router and the log.
-func serveGoEcho(t *testing.T, instances int) (*router.Router, *Plugin, *lockedBuffer) {
+func serveGoEcho(t *testing.T, instances int) (*router.Router, *Plugin, *hosttest.SyncBuffer) {
 	t.Helper()
 	wasm, ok := plugins.Builtin("echo")
 	if !ok {
@@ -58,7 +34,7 @@ func serveGoEcho(t *testing.T, instances int) (*router.Router, *Plugin, *lockedB
 	}
 	loopEngine.Lock()
 	if loopEngine.e == nil {
-		loopEngine.logs = &lockedBuffer{}
+		loopEngine.logs = &hosttest.SyncBuffer{}
 		e, err := NewEngine(EngineOptions{WatchdogTick: 5 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(loopEngine.logs, nil))})
 		if err != nil {
 			t.Fatal(err)
@@ -131,11 +107,12 @@ func TestCallChainWaitsWhenNotALoop(t *testing.T) {
 	}()
 	// Wait until the sleeper holds its instance: then echo.call holds the
 	// other one and its nested echo.upper must wait for the sleeper's.
-	for end := time.Now().Add(10 * time.Second); p.Current().Busy() == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatal("echo.sleep never started")
+	hosttest.CheckForEvery(t, 10*time.Second, time.Millisecond, func() error {
+		if p.Current().Busy() == 0 {
+			return errors.New("echo.sleep never started: no instance of echo is busy")
 		}
-	}
+		return nil
+	})
 	got, err := call(r, "echo.call", "echo.upper chained", 20*time.Second)
 	if err != nil || string(got) != "CHAINED" {
 		t.Fatalf("echo.call: %q %v", got, err)

@@ -2,11 +2,13 @@ package plugin
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
 // TestStatsNeverGoDown: counters are Prometheus-style, so a swap must not
@@ -19,13 +21,12 @@ func TestStatsNeverGoDown(t *testing.T) {
 	defer p.Close()
 	done := make(chan error, 1)
 	go func() { _, err := request(p, "p.x", "", 2*time.Second); done <- err }()
-	deadline := time.Now().Add(10 * time.Second)
-	for p.Stats().Busy == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the call never started")
+	hosttest.CheckForEvery(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if s := p.Stats(); s.Busy == 0 {
+			return fmt.Errorf("the call never started: %+v", s)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	before := p.Stats()
 	if before.Calls != 1 {
 		t.Fatalf("before the swap: %+v, want 1 call", before)

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
 // waitBound is how long a test waits for something that must happen. It is
@@ -112,19 +115,19 @@ func (c *checks) mark() int {
 // recorded after position from, and returns the position after it.
 func (c *checks) waitFor(t *testing.T, from int, path string, o outcome) int {
 	t.Helper()
-	for i := 0; i < int(waitBound/pollEvery); i++ {
+	next := 0
+	hosttest.CheckForEvery(t, waitBound, pollEvery, func() error {
 		c.mu.Lock()
+		defer c.mu.Unlock()
 		for j := from; j < len(c.list); j++ {
 			if c.list[j].path == path && c.list[j].o == o {
-				c.mu.Unlock()
-				return j + 1
+				next = j + 1
+				return nil
 			}
 		}
-		c.mu.Unlock()
-		time.Sleep(pollEvery)
-	}
-	t.Fatalf("no %q check of %s within %v", o, path, waitBound)
-	return 0
+		return fmt.Errorf("no %q check of %s after position %d (%d checks recorded)", o, path, from, len(c.list))
+	})
+	return next
 }
 
 // logRecorder is a slog.Handler that keeps the records it is given.
@@ -794,13 +797,12 @@ func TestCloseStopsGoroutines(t *testing.T) {
 	}
 
 	var now int
-	for i := 0; i < int(waitBound/pollEvery); i++ {
-		if now = runtime.NumGoroutine(); now <= before {
-			break
+	if hosttest.Poll(waitBound, pollEvery, func() error {
+		if now = runtime.NumGoroutine(); now > before {
+			return errors.New("goroutines left")
 		}
-		time.Sleep(pollEvery)
-	}
-	if now > before {
+		return nil
+	}) != nil {
 		buf := make([]byte, 1<<20)
 		t.Fatalf("%d goroutines before New, %d after Close:\n%s", before, now, buf[:runtime.Stack(buf, true)])
 	}

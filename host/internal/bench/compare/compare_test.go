@@ -3,6 +3,7 @@ package compare
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
 // Benchmark shape: each benchmark starts its contenders once, then every
@@ -294,11 +296,10 @@ func TestEnvContendersAnswer(t *testing.T) {
 	if ok, err := env.OursTLS.Publish(pl); !ok || err != nil {
 		t.Fatalf("publish: reached a subscriber %v, %v", ok, err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for env.OursTLS.Received() == before && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if env.OursTLS.Received() == before {
-		t.Fatal("the far subscriber plugin handled no event within 10s")
-	}
+	hosttest.CheckForEvery(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if env.OursTLS.Received() == before {
+			return errors.New("the far subscriber plugin handled no event")
+		}
+		return nil
+	})
 }
