@@ -93,3 +93,53 @@ plugins:
 	// HELLO, EMBEDDER
 	// HELLO, CLIENT
 }
+
+// ExampleNode_Serve serves a service from a plain Go function: the node
+// routes requests for it from this program, from the control API and from
+// mesh peers, as it routes them to a plugin.
+func ExampleNode_Serve() {
+	dir, err := os.MkdirTemp("", "pycomms-example-")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	cfg := fmt.Sprintf("control: 127.0.0.1:0\nlisten: {tcp: \"\", quic: \"\"}\ncache_dir: %q\ndata_dir: %q\n",
+		filepath.Join(dir, "cache"), filepath.Join(dir, "data"))
+	path := filepath.Join(dir, "pycomms.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx := context.Background()
+	n, err := node.New(ctx, node.Options{ConfigPath: path, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := n.Start(); err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer n.Close()
+
+	stop, err := n.Serve("greeter", []string{"greet"}, func(ctx context.Context, m *message.Message) ([]byte, error) {
+		return []byte("hello, " + string(m.Payload)), nil
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer stop()
+
+	c := control.NewClient(n.ControlAddr())
+	reply, err := c.Call(ctx, "greet.say", []byte("gopher"), nil, 10*time.Second)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(string(reply))
+
+	// Output:
+	// hello, gopher
+}
