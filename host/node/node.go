@@ -7,8 +7,9 @@
 // # Embedding and what is stable
 //
 // A Go program embeds a host with [New], [Node.Start] and [Node.Close],
-// and calls it with [Node.Call], [Node.Send], [Node.Publish] and
-// [Node.Subscribe] (see the example). The packages an embedder imports, and
+// calls it with [Node.Call], [Node.Send], [Node.Publish] and
+// [Node.Subscribe], and serves services from plain Go functions with
+// [Node.Serve] (see the examples). The packages an embedder imports, and
 // the API this project keeps compatible for them, are: this package, abi
 // (the plugin ABI and the protocol version range), host/config (the config,
 // its keys and their errors), host/message (the message and its status
