@@ -30,15 +30,19 @@ import (
 //     2*inlineTick. Who reads is settled by one compare-and-swap on the
 //     reader's seq: the watcher's (taking over) or the reader's own
 //     (ending the request), whichever comes first.
-//  2. Short handlers only. One inline request in inlineSample is timed;
-//     one that took longer than inlineSlow (or was handed over) sends the
-//     next inlineBackoff requests of the link to the workers, where
-//     several run at once, as a slow handler needs.
+//  2. Short handlers only. A message whose payload is over
+//     inlineMaxPayload goes to the workers (a handler's time grows with
+//     its input: a 64 KiB echo takes ~200 µs). One inline message in
+//     inlineSample is timed, the first of a link included; one that took
+//     longer than inlineSlow (or was handed over) sends the next
+//     inlineBackoff messages of the link to the workers, where several
+//     run at once, as a slow handler needs.
 const (
-	inlineTick    = time.Millisecond
-	inlineSample  = 16
-	inlineSlow    = 50 * time.Microsecond
-	inlineBackoff = 256
+	inlineTick       = time.Millisecond
+	inlineSample     = 16
+	inlineMaxPayload = 4 << 10
+	inlineSlow       = 50 * time.Microsecond
+	inlineBackoff    = 256
 	// inlineIdle is how many ticks without an inline request the watcher
 	// waits before it sleeps until the next one.
 	inlineIdle = 1000
@@ -74,7 +78,7 @@ var errHandedOver = errors.New("another goroutine reads the link")
 // goroutine took over reading: the caller must stop reading.
 func (in *inbound) tryInline(l *link, e *wire.Envelope) error {
 	tl, ok := in.m.local.(tryLocal)
-	if !ok || !l.rd.mayInline() {
+	if !ok || !l.rd.mayInline(e) {
 		in.pool.run(job{l, e})
 		return nil
 	}
@@ -100,7 +104,7 @@ func (in *inbound) tryInline(l *link, e *wire.Envelope) error {
 // returns errHandedOver as tryInline does.
 func (in *inbound) publishInline(l *link, e *wire.Envelope) error {
 	pl, ok := in.m.local.(publishLocal)
-	if !ok || !l.rd.mayInline() {
+	if !ok || !l.rd.mayInline(e) {
 		in.m.local.Publish(l.ctx, in.message(l, e))
 		return nil
 	}
@@ -113,9 +117,12 @@ func (in *inbound) publishInline(l *link, e *wire.Envelope) error {
 	return nil
 }
 
-// mayInline says whether the reader may run the next message inline: not
-// while a slow one's backoff lasts.
-func (rd *reader) mayInline() bool {
+// mayInline says whether the reader may run e inline: not a big one, and
+// not while a slow one's backoff lasts.
+func (rd *reader) mayInline(e *wire.Envelope) bool {
+	if len(e.Payload) > inlineMaxPayload {
+		return false
+	}
 	if rd.skip.Load() > 0 {
 		rd.skip.Add(-1)
 		return false
@@ -127,11 +134,11 @@ func (rd *reader) mayInline() bool {
 // reader's seq and, for one message in inlineSample, the start time.
 func (in *inbound) begin(l *link) (uint64, time.Time) {
 	in.inline.active()
-	l.rd.n++
 	var start time.Time
 	if l.rd.n%inlineSample == 0 {
 		start = time.Now()
 	}
+	l.rd.n++
 	return l.rd.seq.Add(1), start
 }
 
