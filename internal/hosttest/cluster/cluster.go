@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -68,7 +69,11 @@ type Options struct {
 	Mode  Mode
 	// Transport of the links the topology makes: "tcp" (default) or "quic".
 	Transport string
-	Topology  Topology
+	// Transports holds, by host name, the transport of the links that
+	// host dials, where it differs from Transport (a chain whose links
+	// mix TCP and QUIC).
+	Transports map[string]string
+	Topology   Topology
 	// Proxied puts every link the topology makes through its own proxy
 	// (a TCPProxy for tcp, a UDPProxy for quic; Cluster.TCPProxy and
 	// UDPProxy find them), so that a test can delay, drop and partition
@@ -81,6 +86,10 @@ type Options struct {
 	DeadAfter time.Duration
 	// Secret is trust.secret (default: a fixed test secret).
 	Secret string
+	// Trust holds, by host name, the value of the host's trust: key (YAML,
+	// such as "{nodes: [ID]}") in place of {secret: Secret}; an empty value
+	// writes no trust: key at all.
+	Trust map[string]string
 	// Plugins holds, by host name, the items of its plugins: list (YAML,
 	// each line indented by two spaces, as WatEcho returns).
 	Plugins map[string]string
@@ -89,6 +98,14 @@ type Options struct {
 	// CacheDir is the compile cache the hosts share (default: one temp dir
 	// per cluster).
 	CacheDir string
+	// Binary is the program a Process host runs as `Binary run -c FILE`
+	// (default: ./cmd/pycomms-host, built once per test binary). The CLI's
+	// tests pass their own test binary, which runs as the host when Env
+	// says so: no build step, and the hosts have the test's -race.
+	Binary string
+	// Env is added to a Process host's environment (which otherwise is
+	// the test's, without PYCOMMS_* variables).
+	Env []string
 }
 
 // Cluster is a set of hosts started for one test.
@@ -125,8 +142,10 @@ func New(t testing.TB, opts Options) *Cluster {
 	if opts.Transport == "" {
 		opts.Transport = "tcp"
 	}
-	if opts.Transport != "tcp" && opts.Transport != "quic" {
-		t.Fatalf("cluster: transport %q, want tcp or quic", opts.Transport)
+	for _, tr := range append([]string{opts.Transport}, slices.Collect(maps.Values(opts.Transports))...) {
+		if tr != "tcp" && tr != "quic" {
+			t.Fatalf("cluster: transport %q, want tcp or quic", tr)
+		}
 	}
 	if opts.Secret == "" {
 		opts.Secret = DefaultSecret
@@ -135,8 +154,14 @@ func New(t testing.TB, opts Options) *Cluster {
 		opts.CacheDir = t.TempDir()
 	}
 	c := &Cluster{t: t, opts: opts, tcpProx: map[[2]string]*hosttest.TCPProxy{}, udpProx: map[[2]string]*hosttest.UDPProxy{}}
-	for _, name := range opts.Names {
-		c.hosts = append(c.hosts, &Host{Name: name, c: c, dir: t.TempDir(), Logs: &hosttest.SyncBuffer{}})
+	for i, name := range opts.Names {
+		if slices.Index(opts.Names, name) != i && opts.Proxied {
+			t.Fatalf("cluster: host name %q repeats, and proxies are found by host name: a Proxied cluster needs distinct names", name)
+		}
+		h := &Host{Name: name, Index: i, c: c, dir: t.TempDir(), Logs: &hosttest.SyncBuffer{}, Records: &hosttest.LogRecords{},
+			plugins: opts.Plugins[name], extra: opts.Extra[name]}
+		h.trust, h.ownTrust = opts.Trust[name]
+		c.hosts = append(c.hosts, h)
 	}
 	t.Cleanup(func() {
 		// Last started, first stopped: dialers go before what they dial.
@@ -148,12 +173,12 @@ func New(t testing.TB, opts Options) *Cluster {
 			// (its exit status is lost to SIGKILL).
 			logs := h.Logs.String()
 			if i := strings.Index(logs, "WARNING: DATA RACE"); i >= 0 {
-				t.Errorf("host %s reported a data race:\n%s", h.Name, logs[i:min(len(logs), i+8000)])
+				t.Errorf("host %s reported a data race:\n%s", h, logs[i:min(len(logs), i+8000)])
 			}
 		}
 		if t.Failed() {
 			for _, h := range c.hosts {
-				t.Logf("host %s (%s), last log lines:\n%s", h.Name, opts.Mode, tail(h.Logs.String(), 40))
+				t.Logf("host %s (%s), last log lines:\n%s", h, opts.Mode, tail(h.Logs.String(), 40))
 			}
 		}
 	})
@@ -197,6 +222,9 @@ func (c *Cluster) StartAll() {
 // that of a new proxy in front of it.
 func (c *Cluster) link(from, to *Host) string {
 	tr := c.opts.Transport
+	if t, ok := c.opts.Transports[from.Name]; ok {
+		tr = t
+	}
 	if !c.opts.Proxied {
 		return to.PeerURL(tr)
 	}
@@ -255,23 +283,39 @@ func (c *Cluster) CheckProxied() error {
 		}
 		for _, p := range ps {
 			if p.State == control.PeerUp && p.Dialed && !proxies[p.Addr] {
-				return fmt.Errorf("host %q: link to %s at %s/%s bypasses the proxies (found: %s; peers %s)", h.Name, p.Name, p.Transport, p.Addr, p.Found, peersString(ps))
+				return fmt.Errorf("host %q: link to %s at %s/%s bypasses the proxies (found: %s; peers %s)", h, p.Name, p.Transport, p.Addr, p.Found, peersString(ps))
 			}
 		}
 	}
 	return nil
 }
 
-// Host returns the host named name; the test fails if there is none.
+// Host returns the host named name; the test fails if there is none, or
+// more than one (HostAt finds hosts whose names repeat).
 func (c *Cluster) Host(name string) *Host {
 	c.t.Helper()
+	var found *Host
 	for _, h := range c.hosts {
 		if h.Name == name {
-			return h
+			if found != nil {
+				c.t.Fatalf("cluster: hosts %d and %d are both named %q: use HostAt", found.Index, h.Index, name)
+			}
+			found = h
 		}
 	}
-	c.t.Fatalf("cluster: no host %q", name)
-	return nil
+	if found == nil {
+		c.t.Fatalf("cluster: no host %q", name)
+	}
+	return found
+}
+
+// HostAt returns host number i (0-based, in start order).
+func (c *Cluster) HostAt(i int) *Host {
+	c.t.Helper()
+	if i < 0 || i >= len(c.hosts) {
+		c.t.Fatalf("cluster: no host number %d of %d", i, len(c.hosts))
+	}
+	return c.hosts[i]
 }
 
 // Hosts returns the hosts in start order.
