@@ -3,6 +3,7 @@ package hosttest
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -80,6 +81,13 @@ func (l *LogRecords) Find(msg string) (LogRecord, bool) {
 		}
 	}
 	return LogRecord{}, false
+}
+
+// All returns the records so far, in order.
+func (l *LogRecords) All() []LogRecord {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.recs)
 }
 
 // FirstAt is when a record with one of msgs was first written at or after

@@ -39,6 +39,9 @@ func TestLogRecords(t *testing.T) {
 	if r, ok := l.Find("split"); !ok || r.Fields["n"] != 2.0 {
 		t.Fatalf("Find(split) = %+v, %v", r, ok)
 	}
+	if all := l.All(); len(all) != 2 || all[0].Msg() != "mesh listening" || all[1].Msg() != "split" {
+		t.Errorf("All() = %+v, want the two JSON records", all)
+	}
 	if at := l.FirstAt(mid, "mesh listening"); !at.IsZero() {
 		t.Errorf("FirstAt found a record written before since: %v", at)
 	}

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -106,6 +107,15 @@ type Options struct {
 	// Env is added to a Process host's environment (which otherwise is
 	// the test's, without PYCOMMS_* variables).
 	Env []string
+	// Wrap, if set, may change the command of a Process host before it
+	// starts: run it through a wrapper that execs it (`ip netns exec NS
+	// ...`), add to its Env. The cluster sets its output, its parent-death
+	// signal and its working directory.
+	Wrap func(h *Host, cmd *exec.Cmd)
+	// ListenHost holds, by host name, the IP address its mesh listens on
+	// (default 127.0.0.1; its control API stays on 127.0.0.1): a host in
+	// a network namespace of the test's, on a LAN address or on 0.0.0.0.
+	ListenHost map[string]string
 }
 
 // Cluster is a set of hosts started for one test.

@@ -2,6 +2,9 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"syscall"
@@ -119,9 +122,13 @@ func TestPerHostSettingsAndReload(t *testing.T) {
 	c := Start(t, Options{Names: []string{"c", "b", "a", "x", "x"}, Topology: Chain,
 		Transports: map[string]string{"a": "quic"},
 		Trust:      map[string]string{"x": `{secret: "another-secret-0123456789"}`},
+		ListenHost: map[string]string{"b": "127.0.0.2"},
 		Plugins:    map[string]string{"c": WatEcho("echo", "echo")}})
 	a, b := c.Host("a"), c.Host("b")
 	hosttest.CheckFor(t, routeTimeout, func() error { return a.CallOK("echo.upper", "x", "X") })
+	if tcp, quic := b.ListenAddrs(); !strings.HasPrefix(tcp, "127.0.0.2:") || !strings.HasPrefix(quic, "127.0.0.2:") {
+		t.Errorf("b listens on %s, %s; want on its ListenHost 127.0.0.2", tcp, quic)
+	}
 	for _, l := range []struct {
 		h        *Host
 		peer, tr string
@@ -178,17 +185,35 @@ func TestPerHostSettingsAndReload(t *testing.T) {
 	}
 }
 
-// A process host: SIGHUP applies a rewritten config, a Reload through the
-// control API refuses a change it cannot apply, and SIGTERM stops it
-// cleanly (exit 0).
+// A process host, started through a wrapper (env, which execs it with a
+// variable of the test's): SIGHUP applies a rewritten config, a Reload
+// through the control API refuses a change it cannot apply, and SIGTERM
+// stops it cleanly (exit 0).
 func TestProcessSignalReloadExit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs pycomms-host processes")
 	}
-	c := Start(t, Options{Hosts: 1, Mode: Process})
+	env, err := exec.LookPath("env")
+	if err != nil {
+		t.Skip("needs env(1) as the wrapper: ", err)
+	}
+	c := Start(t, Options{Hosts: 1, Mode: Process, Env: []string{"CLUSTER_TEST_ENV=1"},
+		Wrap: func(h *Host, cmd *exec.Cmd) {
+			cmd.Args = append([]string{env, "CLUSTER_TEST_WRAPPED=" + h.Name}, cmd.Args...)
+			cmd.Path = env
+		}})
 	a := c.Host("a")
 	if a.PID() == 0 || a.Exited() == nil {
 		t.Fatalf("process host: pid %d, exited %v", a.PID(), a.Exited())
+	}
+	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", a.PID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range []string{"CLUSTER_TEST_ENV=1", "CLUSTER_TEST_WRAPPED=a"} {
+		if !slices.Contains(strings.Split(string(environ), "\x00"), kv) {
+			t.Errorf("the host process's environment has no %s", kv)
+		}
 	}
 	if _, err := a.ExitCode(); err == nil {
 		t.Fatal("ExitCode of a running process did not fail")

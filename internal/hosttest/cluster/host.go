@@ -170,7 +170,8 @@ func (h *Host) config(la listenAs, edit func(string) string) (string, error) {
 	case la == samePorts && h.tcp != "":
 		h.listenTCP, h.listenQUIC = h.tcp, h.quic
 	case la == freePorts || h.listenTCP == "":
-		h.listenTCP, h.listenQUIC = "127.0.0.1:0", "127.0.0.1:0"
+		free := net.JoinHostPort(h.listenHost(), "0")
+		h.listenTCP, h.listenQUIC = free, free
 	}
 	quoted := make([]string, len(h.peers))
 	for i, p := range h.peers {
@@ -287,6 +288,14 @@ func (h *Host) startInProcess(path string, from int) error {
 	return nil
 }
 
+// listenHost is the IP address the host's mesh listens on.
+func (h *Host) listenHost() string {
+	if ip := h.c.opts.ListenHost[h.Name]; ip != "" {
+		return ip
+	}
+	return "127.0.0.1"
+}
+
 // readAddrs fills in the addresses from the "mesh listening" and "node
 // started" records logged since offset from.
 func (h *Host) readAddrs(from int) error {
@@ -311,9 +320,18 @@ func (h *Host) readAddrs(from int) error {
 	h.tcp = strings.TrimPrefix(fmt.Sprint(listening["tcp"]), "tcp://")
 	h.quic = strings.TrimPrefix(fmt.Sprint(listening["quic"]), "quic://")
 	h.control = fmt.Sprint(started["control"])
+	want := net.ParseIP(h.listenHost())
 	for what, addr := range map[string]string{"tcp": h.tcp, "quic": h.quic, "control": h.control} {
-		if host, _, err := net.SplitHostPort(addr); err != nil || host != "127.0.0.1" {
-			return fmt.Errorf("host %q: %s address %q is not a loopback host:port", h, what, addr)
+		host, _, err := net.SplitHostPort(addr)
+		ip := net.ParseIP(host)
+		switch {
+		case err != nil || ip == nil:
+			return fmt.Errorf("host %q: %s address %q is not an ip:port", h, what, addr)
+		case what == "control" && !ip.Equal(net.IPv4(127, 0, 0, 1)):
+			return fmt.Errorf("host %q: control address %q is not on 127.0.0.1", h, addr)
+		case what != "control" && !ip.Equal(want) && !(ip.IsUnspecified() && want.IsUnspecified()):
+			// 0.0.0.0 is logged as [::].
+			return fmt.Errorf("host %q: %s address %q is not on %s", h, what, addr, want)
 		}
 	}
 	return nil
@@ -336,6 +354,9 @@ func (h *Host) startProcess(path string, from int) error {
 		}
 	}
 	cmd.Env = append(cmd.Env, h.c.opts.Env...)
+	if h.c.opts.Wrap != nil {
+		h.c.opts.Wrap(h, cmd)
+	}
 	out := io.MultiWriter(h.Logs, h.Records)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.WaitDelay = 5 * time.Second
