@@ -63,8 +63,8 @@ const (
 // Options describe a cluster. The zero value is two in-process hosts, a
 // and b, b dialling a over TCP.
 type Options struct {
-	// Hosts is how many hosts (default 2), named a, b, c, ... unless
-	// Names is set.
+	// Hosts is how many hosts (default: as many as Names, else 2), named
+	// a, b, c, ... unless Names is set.
 	Hosts int
 	Names []string
 	Mode  Mode
@@ -139,7 +139,10 @@ const StartTimeout = 120 * time.Second
 func New(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	if opts.Hosts == 0 {
-		opts.Hosts = max(2, len(opts.Names))
+		opts.Hosts = len(opts.Names)
+		if opts.Hosts == 0 {
+			opts.Hosts = 2
+		}
 	}
 	if opts.Names == nil {
 		for i := range opts.Hosts {

@@ -3,9 +3,11 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -245,5 +247,37 @@ func TestProcessSignalReloadExit(t *testing.T) {
 	}
 	if a.Records.FirstAt(time.Time{}, "node started").IsZero() {
 		t.Errorf("a's records have no \"node started\":\n%s", a.Records.Tail(20))
+	}
+}
+
+// A process host whose config (EditConfig) names a TCP address another
+// socket holds exits during Start: Start says so with the host's last
+// output, and ExitCode has its exit code.
+func TestProcessStartFailure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs pycomms-host processes")
+	}
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	c := New(t, Options{Hosts: 1, Mode: Process})
+	a := c.Host("a")
+	a.EditConfig(func(s string) string {
+		return strings.Replace(s, `tcp: "127.0.0.1:0"`, "tcp: "+strconv.Quote(held.Addr().String()), 1)
+	})
+	err = a.Start()
+	if err == nil || !strings.Contains(err.Error(), "exited during start") || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Start on a held address: %v, want an exit during start with the host's output", err)
+	}
+	if a.Running() {
+		t.Error("a failed start left the host running")
+	}
+	if code, err := a.ExitCode(); err != nil || code <= 0 {
+		t.Errorf("exit code %d, %v; want a failure code", code, err)
+	}
+	if b, err := os.ReadFile(a.ConfigPath()); err != nil || !strings.Contains(string(b), held.Addr().String()) {
+		t.Errorf("the config file does not have the edit: %v\n%s", err, b)
 	}
 }

@@ -46,6 +46,7 @@ type Host struct {
 	// defaults (SetPlugins, SetExtra; Options.Trust).
 	plugins, extra, trust string
 	ownTrust              bool
+	edit                  func(string) string // EditConfig
 	// The listen addresses the last config file said.
 	listenTCP, listenQUIC string
 
@@ -114,6 +115,12 @@ func (h *Host) SetPlugins(items string) { h.plugins = items }
 // SetExtra replaces the top-level YAML that the host's config adds to
 // the cluster's keys (Options.Extra), from its next config file.
 func (h *Host) SetExtra(yaml string) { h.extra = yaml }
+
+// EditConfig passes every config file the host writes from now on, at a
+// start as at WriteConfig, through edit: a config the cluster's settings
+// cannot say, such as listen or control addresses a test holds, for a
+// host that must fail to start.
+func (h *Host) EditConfig(edit func(yaml string) string) { h.edit = edit }
 
 // WriteConfig rewrites the host's config file from its settings now
 // (peers, plugins, extra), with the listen addresses its file said (a
@@ -199,6 +206,9 @@ func (h *Host) config(la listenAs, edit func(string) string) (string, error) {
 	}
 	b.WriteString(h.extra)
 	text := b.String()
+	if h.edit != nil {
+		text = h.edit(text)
+	}
 	if edit != nil {
 		text = edit(text)
 	}
@@ -415,7 +425,8 @@ func (h *Host) Signal(sig os.Signal) error {
 func (h *Host) Exited() <-chan struct{} { return h.exited }
 
 // ExitCode is the exit code of the host's last process once Exited is
-// closed (-1 if a signal ended it), or an error while it runs.
+// closed (-1 if a signal ended it), or an error while it runs. A process
+// that exited during Start has one too.
 func (h *Host) ExitCode() (int, error) {
 	select {
 	case <-h.exited:
