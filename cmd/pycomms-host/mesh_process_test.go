@@ -2,11 +2,12 @@
 
 package main
 
-// Fault tests with real host processes: each host is this test binary
-// re-executed as `pycomms-host run -c FILE` (see TestMain), on loopback,
-// and the tests kill (SIGKILL) or freeze (SIGSTOP) them in the middle of
-// traffic, over TCP and over QUIC. The CLI is driven in-process with
-// runCLI, exactly as a user's shell would run it.
+// Fault tests with real host processes: a cluster of the fault-test kit
+// (internal/hosttest/cluster) whose hosts are this test binary re-executed
+// as `pycomms-host run -c FILE` (see TestMain and procCluster), on
+// loopback, and the tests kill (SIGKILL) or freeze (SIGSTOP) them in the
+// middle of traffic, over TCP and over QUIC. The CLI is driven in-process
+// with runCLI, exactly as a user's shell would run it.
 
 import (
 	"bufio"
@@ -42,8 +43,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(asHostEnv) == "1" {
 		runAsHost()
 	}
-	// cluster.Main runs the tests and removes the pycomms-host binary
-	// that the tests using hosttest/cluster's Process mode build.
+	// cluster.Main runs the tests, and would remove a pycomms-host binary
+	// that a cluster built (these tests' clusters run this binary instead:
+	// procCluster).
 	code := cluster.Main(m)
 	if procCacheDir != "" {
 		os.RemoveAll(procCacheDir)
@@ -51,7 +53,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// runAsHost is main() for a host process started by startHost. It exits
+// runAsHost is main() for a host process started by procCluster. It exits
 // when the test process that started it goes away (for example a test
 // binary killed by -timeout, whose cleanups never run), so that no host
 // outlives its test.
@@ -102,9 +104,8 @@ func sharedCache(t *testing.T) string {
 
 // Bounds. Generous: a loaded two-core machine, maybe under -race.
 const (
-	procStartTimeout = 120 * time.Second // start, including a cold plugin compile
-	procRouteTimeout = 30 * time.Second  // a route appears after a start or redial
-	procDeadAfter    = 5 * time.Second   // the mesh default (abi/PROTOCOL.md)
+	procRouteTimeout = 30 * time.Second // a route appears after a start or redial
+	procDeadAfter    = 5 * time.Second  // the mesh default (abi/PROTOCOL.md)
 	procSecret       = "process-fault-test-cluster-secret"
 )
 
