@@ -11,6 +11,16 @@
 // Links: host i dials the hosts before it (Chain: host i-1 only; Full: all
 // of them), so a host starts after those it dials. Everything a cluster
 // starts (nodes, processes, proxies, temp dirs) ends with the test.
+//
+// Hosts may differ: the transport of the links each dials, its trust, its
+// listen address, its plugins and more config (Options, Host.SetPlugins,
+// SetExtra, EditConfig); a test rewrites a running host's config and
+// makes it reload (WriteConfig, RewriteConfig, then Reload, or Signal with
+// SIGHUP), reads its log by record (Host.Records) and finds hosts whose
+// names repeat by number (HostAt). Process hosts may run another program
+// than the one the cluster builds (Options.Binary: the CLI's tests run
+// their own test binary) and through a wrapper (Options.Wrap: ip netns
+// exec).
 package cluster
 
 import (
