@@ -31,7 +31,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -198,15 +197,7 @@ func (l *netnsLab) addHost(name string, n int) *netnsHost {
 // netnsEnv is the environment of a process run in namespace ns: this test
 // binary as pycomms-host, guarded, and hermetic (no PYCOMMS_* from the
 // caller).
-func netnsEnv(ns string) []string {
-	env := []string{asHostEnv + "=1", asHostPPIDEnv + "=" + strconv.Itoa(os.Getpid()), netnsGuardEnv + "=" + ns}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PYCOMMS_") && !strings.HasPrefix(kv, "GO_TEST_PYCOMMS_HOST_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
+func netnsEnv(ns string) []string { return hostEnv(netnsGuardEnv + "=" + ns) }
 
 // nsProc is a host process in a test namespace.
 type nsProc struct {

@@ -84,6 +84,25 @@ func hostBinary(t *testing.T) string {
 	return exe
 }
 
+// asHost is the environment that makes this test binary run as the host
+// (TestMain) and end with this test process.
+func asHost() []string {
+	return []string{asHostEnv + "=1", asHostPPIDEnv + "=" + strconv.Itoa(os.Getpid())}
+}
+
+// hostEnv is the environment of a host or CLI process that is no
+// cluster's: asHost, extra, and this process's environment without
+// PYCOMMS_* variables (hermetic) and GO_TEST_PYCOMMS_HOST_* ones.
+func hostEnv(extra ...string) []string {
+	env := append(asHost(), extra...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PYCOMMS_") && !strings.HasPrefix(kv, "GO_TEST_PYCOMMS_HOST_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
 var (
 	procCacheOnce sync.Once
 	procCacheDir  string
@@ -127,7 +146,7 @@ func procCluster(t *testing.T, opts cluster.Options) *cluster.Cluster {
 	t.Helper()
 	opts.Mode = cluster.Process
 	opts.Binary = hostBinary(t)
-	opts.Env = append(opts.Env, asHostEnv+"=1", asHostPPIDEnv+"="+strconv.Itoa(os.Getpid()))
+	opts.Env = append(opts.Env, asHost()...)
 	if opts.CacheDir == "" {
 		opts.CacheDir = sharedCache(t)
 	}
