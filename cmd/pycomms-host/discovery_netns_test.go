@@ -31,7 +31,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -39,12 +38,14 @@ import (
 	"time"
 
 	"github.com/pycomms/pycomms-host/host/control"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
+	"github.com/pycomms/pycomms-host/internal/hosttest/cluster"
 )
 
 // netnsGuardEnv names the network namespace (under /var/run/netns) a
 // re-executed test binary must be in. Its name starts with
-// GO_TEST_PYCOMMS_HOST_ so that startHost's hermetic environment drops it
-// and the node does not take it for a PYCOMMS_* config override.
+// GO_TEST_PYCOMMS_HOST_ so that the node does not take it for a PYCOMMS_*
+// config override.
 const netnsGuardEnv = "GO_TEST_PYCOMMS_HOST_NETNS"
 
 // init runs before TestMain: a process meant for a test namespace that is
@@ -196,104 +197,93 @@ func (l *netnsLab) addHost(name string, n int) *netnsHost {
 // netnsEnv is the environment of a process run in namespace ns: this test
 // binary as pycomms-host, guarded, and hermetic (no PYCOMMS_* from the
 // caller).
-func netnsEnv(ns string) []string {
-	env := []string{asHostEnv + "=1", asHostPPIDEnv + "=" + strconv.Itoa(os.Getpid()), netnsGuardEnv + "=" + ns}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PYCOMMS_") && !strings.HasPrefix(kv, "GO_TEST_PYCOMMS_HOST_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-// writeConfig writes the host's pycomms.yaml: control on the namespace's
-// loopback, mesh on its LAN address, mDNS on, no peers.
-func (h *netnsHost) writeConfig(t *testing.T, secret, plugins string) string {
-	t.Helper()
-	dir := t.TempDir()
-	listenIP := h.addr
-	if h.listen != nil {
-		listenIP = h.listen
-	}
-	listen := net.JoinHostPort(listenIP.String(), "0")
-	var b strings.Builder
-	fmt.Fprintf(&b, "node: {name: %s}\n", h.name)
-	fmt.Fprintf(&b, "control: 127.0.0.1:0\n")
-	fmt.Fprintf(&b, "listen: {tcp: %q, quic: %q}\n", listen, listen)
-	fmt.Fprintf(&b, "data_dir: %q\n", filepath.Join(dir, "data"))
-	fmt.Fprintf(&b, "cache_dir: %q\n", sharedCache(t))
-	fmt.Fprintf(&b, "log: {format: json, level: debug}\n")
-	fmt.Fprintf(&b, "trust: {secret: %q}\n", secret)
-	fmt.Fprintf(&b, "discovery: {mdns: true, dead_after: %s}\n", netnsDeadAfter)
-	b.WriteString("peers: []\n")
-	if plugins == "" {
-		b.WriteString("plugins: []\n")
-	} else {
-		b.WriteString("plugins:\n" + plugins)
-	}
-	path := filepath.Join(dir, "pycomms.yaml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
+func netnsEnv(ns string) []string { return hostEnv(netnsGuardEnv + "=" + ns) }
 
 // nsProc is a host process in a test namespace.
 type nsProc struct {
-	*hostProc
+	*cluster.Host
+	t   *testing.T
 	lab *netnsLab
 	h   *netnsHost
 }
 
-// startNetnsHost runs `ip netns exec NS <test binary> run -c cfg` and waits
-// until the node logged its listeners, its control address and mDNS on
-// veth0 only. It checks that "ip netns exec" exec'ed the host, so that the
-// process the test signals is the host itself, and that the host is in its
-// namespace. The process is killed when the test ends.
-func startNetnsHost(t *testing.T, lab *netnsLab, h *netnsHost, cfg string) *nsProc {
+// startNetnsHosts starts the hosts, in order, each running `ip netns exec
+// NS <test binary> run -c FILE` with control on the namespace's loopback,
+// mesh on its LAN address, mDNS on and no peers, and trust.secret
+// secrets[name] (default procSecret), and waits until each logged its
+// listeners, its control address and mDNS on veth0 only. It checks that
+// "ip netns exec" exec'ed the host, so that the process the test signals
+// is the host itself, and that the host is in its namespace. The processes
+// are killed when the test ends, before the namespaces go.
+func startNetnsHosts(t *testing.T, lab *netnsLab, hosts []*netnsHost, secrets, plugins map[string]string) []*nsProc {
 	t.Helper()
 	exe := hostBinary(t)
-	cmd := exec.Command(lab.ipPath, "netns", "exec", h.ns, exe, "run", "-c", cfg)
-	cmd.Dir = filepath.Dir(cfg)
-	cmd.Env = netnsEnv(h.ns)
-	// Stdout stays nil: launchHost keeps it with the logs for the failure
-	// report (nothing is expected there).
-	hp := launchHost(t, h.name, cmd, ", netns "+h.ns)
-	logs := hp.logs
-	listenIP := h.addr
-	if h.listen != nil {
-		listenIP = h.listen
-	}
-	for what, want := range map[string]string{"tcp": listenIP.String(), "quic": listenIP.String(), "control": "127.0.0.1"} {
-		addr := map[string]string{"tcp": hp.tcp, "quic": hp.quic, "control": hp.control}[what]
-		host, _, err := net.SplitHostPort(addr)
-		if err == nil && what != "control" && listenIP.IsUnspecified() && net.ParseIP(host).IsUnspecified() {
-			continue // 0.0.0.0 is printed as [::]
+	byName := map[string]*netnsHost{}
+	opts := cluster.Options{Topology: cluster.None, Secret: procSecret, Plugins: plugins,
+		Trust: map[string]string{}, Extra: map[string]string{}, ListenHost: map[string]string{},
+		Wrap: func(ch *cluster.Host, cmd *exec.Cmd) {
+			ns := byName[ch.Name].ns
+			cmd.Args = append([]string{lab.ipPath, "netns", "exec", ns}, cmd.Args...)
+			cmd.Path = lab.ipPath
+			cmd.Env = append(cmd.Env, netnsGuardEnv+"="+ns)
+		}}
+	for _, h := range hosts {
+		byName[h.name] = h
+		opts.Names = append(opts.Names, h.name)
+		if secret, ok := secrets[h.name]; ok {
+			opts.Trust[h.name] = fmt.Sprintf("{secret: %q}", secret)
 		}
-		if err != nil || host != want {
-			t.Fatalf("host %s: %s address %q, want on %s (%v)", h.name, what, addr, want, err)
+		opts.Extra[h.name] = fmt.Sprintf("discovery: {mdns: true, dead_after: %s}\n", netnsDeadAfter)
+		listenIP := h.addr
+		if h.listen != nil {
+			listenIP = h.listen
 		}
+		opts.ListenHost[h.name] = listenIP.String()
 	}
-	wantIfaces := "[veth0]"
-	if h.ifaces != "" {
-		wantIfaces = h.ifaces
-	}
-	if m, _ := logs.find("mdns discovery on"); m == nil || fmt.Sprint(m["interfaces"]) != wantIfaces {
-		t.Fatalf("host %s: mDNS not on exactly %s: %v", h.name, wantIfaces, m)
-	}
+	c := procCluster(t, opts)
+	var procs []*nsProc
+	for _, h := range hosts {
+		ch := c.Host(h.name)
+		if err := ch.Start(); err != nil {
+			t.Fatalf("%v (netns %s)", err, h.ns)
+		}
+		listenIP := h.addr
+		if h.listen != nil {
+			listenIP = h.listen
+		}
+		tcp, quic := ch.ListenAddrs()
+		for what, want := range map[string]string{"tcp": listenIP.String(), "quic": listenIP.String(), "control": "127.0.0.1"} {
+			addr := map[string]string{"tcp": tcp, "quic": quic, "control": ch.ControlAddr()}[what]
+			host, _, err := net.SplitHostPort(addr)
+			if err == nil && what != "control" && listenIP.IsUnspecified() && net.ParseIP(host).IsUnspecified() {
+				continue // 0.0.0.0 is printed as [::]
+			}
+			if err != nil || host != want {
+				t.Fatalf("host %s: %s address %q, want on %s (%v)", h.name, what, addr, want, err)
+			}
+		}
+		wantIfaces := "[veth0]"
+		if h.ifaces != "" {
+			wantIfaces = h.ifaces
+		}
+		if m, ok := ch.Records.Find("mdns discovery on"); !ok || fmt.Sprint(m.Fields["interfaces"]) != wantIfaces {
+			t.Fatalf("host %s: mDNS not on exactly %s: %v", h.name, wantIfaces, m.Fields)
+		}
 
-	// The pid the test signals is the host's: ip exec'ed this binary, in
-	// the namespace.
-	pid := cmd.Process.Pid
-	self, err1 := filepath.EvalSymlinks(exe)
-	got, err2 := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	if err1 != nil || err2 != nil || got != self {
-		t.Fatalf("host %s: pid %d runs %q (%v), want the test binary %q (%v): ip netns exec did not exec the host", h.name, pid, got, err2, self, err1)
+		// The pid the test signals is the host's: ip exec'ed this binary, in
+		// the namespace.
+		pid := ch.PID()
+		self, err1 := filepath.EvalSymlinks(exe)
+		got, err2 := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if err1 != nil || err2 != nil || got != self {
+			t.Fatalf("host %s: pid %d runs %q (%v), want the test binary %q (%v): ip netns exec did not exec the host", h.name, pid, got, err2, self, err1)
+		}
+		if err := inTestNetns(pid, h.ns); err != nil {
+			t.Fatalf("host %s: %v", h.name, err)
+		}
+		procs = append(procs, &nsProc{Host: ch, t: t, lab: lab, h: h})
 	}
-	if err := inTestNetns(pid, h.ns); err != nil {
-		t.Fatalf("host %s: %v", h.name, err)
-	}
-	return &nsProc{hostProc: hp, lab: lab, h: h}
+	return procs
 }
 
 // cli runs one pycomms-host command against the host's control API, in the
@@ -303,7 +293,7 @@ func (p *nsProc) cli(args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), netnsCLITimeout)
 	defer cancel()
 	argv := append([]string{"netns", "exec", p.h.ns, hostBinary(p.t)}, args...)
-	argv = append(argv, "--control", p.control)
+	argv = append(argv, "--control", p.ControlAddr())
 	cmd := exec.CommandContext(ctx, p.lab.ipPath, argv...)
 	cmd.Env = netnsEnv(p.h.ns)
 	var out, errb bytes.Buffer
@@ -331,11 +321,11 @@ func (p *nsProc) cli(args ...string) result {
 func (p *nsProc) peers() ([]control.PeerInfo, error) {
 	r := p.cli("peers", "--json")
 	if r.code != 0 {
-		return nil, fmt.Errorf("host %s: peers --json: exit %d: %s", p.name, r.code, strings.TrimSpace(r.stderr))
+		return nil, fmt.Errorf("host %s: peers --json: exit %d: %s", p.Name, r.code, strings.TrimSpace(r.stderr))
 	}
 	var ps []control.PeerInfo
 	if err := json.Unmarshal([]byte(r.stdout), &ps); err != nil {
-		return nil, fmt.Errorf("host %s: peers --json: %v: %q", p.name, err, r.stdout)
+		return nil, fmt.Errorf("host %s: peers --json: %v: %q", p.Name, err, r.stdout)
 	}
 	return ps, nil
 }
@@ -352,18 +342,16 @@ func upNames(ps []control.PeerInfo) []string {
 	return out
 }
 
-// logWith reports whether h logged a record with message msg whose fields
-// include all of kv (compared as printed).
-func logWith(h *hostProc, msg string, kv map[string]string) bool {
-	h.logs.mu.Lock()
-	defer h.logs.mu.Unlock()
+// logWith reports whether a host logged a record with message msg whose
+// fields include all of kv (compared as printed).
+func logWith(logs *hosttest.LogRecords, msg string, kv map[string]string) bool {
 next:
-	for _, m := range h.logs.lines {
-		if m["msg"] != msg {
+	for _, rec := range logs.All() {
+		if rec.Msg() != msg {
 			continue
 		}
 		for k, v := range kv {
-			if fmt.Sprint(m[k]) != v {
+			if fmt.Sprint(rec.Fields[k]) != v {
 				continue next
 			}
 		}
@@ -383,10 +371,9 @@ func TestNetnsMDNSDiscovery(t *testing.T) {
 	nsA, nsB, nsC, nsE := lab.addHost("a", 1), lab.addHost("b", 2), lab.addHost("c", 3), lab.addHost("e", 4)
 
 	began := time.Now()
-	c := startNetnsHost(t, lab, nsC, nsC.writeConfig(t, procSecret, watPlugin(t, "upper", []string{"echo"}, nil)))
-	a := startNetnsHost(t, lab, nsA, nsA.writeConfig(t, procSecret, ""))
-	b := startNetnsHost(t, lab, nsB, nsB.writeConfig(t, procSecret, ""))
-	e := startNetnsHost(t, lab, nsE, nsE.writeConfig(t, netnsOtherSecret, ""))
+	procs := startNetnsHosts(t, lab, []*netnsHost{nsC, nsA, nsB, nsE}, map[string]string{"e": netnsOtherSecret},
+		map[string]string{"c": watPlugin(t, "upper", []string{"echo"}, nil)})
+	c, a, b, e := procs[0], procs[1], procs[2], procs[3]
 	ready := time.Now()
 	t.Logf("4 hosts started in %v", ready.Sub(began).Round(time.Millisecond))
 	trusted := []*nsProc{a, b, c}
@@ -402,7 +389,7 @@ func TestNetnsMDNSDiscovery(t *testing.T) {
 			if who == e {
 				t.Errorf("the untrusted host e lists %s as up: %+v", p.Name, p)
 			} else if p.Name == "e" {
-				t.Errorf("host %s lists the untrusted host e as up: %+v", who.name, p)
+				t.Errorf("host %s lists the untrusted host e as up: %+v", who.Name, p)
 			}
 		}
 	}
@@ -415,7 +402,7 @@ func TestNetnsMDNSDiscovery(t *testing.T) {
 	procEventually(t, netnsFindTimeout, "a, b and c list each other as up, found by mdns, inbound or gossip", func() error {
 		var errs []error
 		for _, h := range trusted {
-			if _, ok := linked[h.name]; ok {
+			if _, ok := linked[h.Name]; ok {
 				continue
 			}
 			ps, err := h.peers()
@@ -429,16 +416,16 @@ func TestNetnsMDNSDiscovery(t *testing.T) {
 				if o == h {
 					continue
 				}
-				p, ok := peerNamed(ps, o.name)
+				p, ok := peerNamed(ps, o.Name)
 				if !ok || p.State != "up" || (p.Found != "mdns" && p.Found != "inbound" && p.Found != "gossip") {
-					missing = append(missing, fmt.Sprintf("%s: %+v (listed %v)", o.name, p, ok))
+					missing = append(missing, fmt.Sprintf("%s: %+v (listed %v)", o.Name, p, ok))
 				}
 			}
 			if len(missing) > 0 {
-				errs = append(errs, fmt.Errorf("host %s: %s", h.name, strings.Join(missing, "; ")))
+				errs = append(errs, fmt.Errorf("host %s: %s", h.Name, strings.Join(missing, "; ")))
 				continue
 			}
-			linked[h.name] = time.Since(ready)
+			linked[h.Name] = time.Since(ready)
 		}
 		return errors.Join(errs...)
 	})
@@ -452,9 +439,9 @@ func TestNetnsMDNSDiscovery(t *testing.T) {
 		var desc []string
 		for _, p := range ps {
 			desc = append(desc, fmt.Sprintf("%s %s found %s over %s dialed %v", p.Name, p.State, p.Found, p.Transport, p.Dialed))
-			views[[2]string{h.name, p.Name}] = p
+			views[[2]string{h.Name, p.Name}] = p
 		}
-		t.Logf("host %s linked to both others %v after the start: %s", h.name, linked[h.name].Round(time.Millisecond), strings.Join(desc, ", "))
+		t.Logf("host %s linked to both others %v after the start: %s", h.Name, linked[h.Name].Round(time.Millisecond), strings.Join(desc, ", "))
 	}
 	// Each link was dialled by one side, which found the other by mDNS or
 	// through a peer, and accepted by the other; at least one by mDNS.
@@ -501,24 +488,22 @@ func TestNetnsMDNSDiscovery(t *testing.T) {
 	// reaches no service.
 	procEventually(t, netnsFindTimeout, "a finds e by mdns and refuses it, e finds a by mdns", func() error {
 		var errs []error
-		if !logWith(a.hostProc, "peer found", map[string]string{"node": "e", "source": "mdns"}) {
+		if !logWith(a.Records, "peer found", map[string]string{"node": "e", "source": "mdns"}) {
 			errs = append(errs, errors.New("a logged no peer found: e by mdns"))
 		}
 		eIP := nsE.addr.String()
-		refusedByA := logWith(a.hostProc, "dial of a discovered host failed", map[string]string{"node": "e"})
-		a.logs.mu.Lock()
-		for _, m := range a.logs.lines {
-			if m["msg"] == "refused a connection" || m["msg"] == "refused a host the trust policy does not admit" {
-				if host, _, err := net.SplitHostPort(fmt.Sprint(m["addr"])); err == nil && host == eIP {
+		refusedByA := logWith(a.Records, "dial of a discovered host failed", map[string]string{"node": "e"})
+		for _, m := range a.Records.All() {
+			if m.Msg() == "refused a connection" || m.Msg() == "refused a host the trust policy does not admit" {
+				if host, _, err := net.SplitHostPort(fmt.Sprint(m.Fields["addr"])); err == nil && host == eIP {
 					refusedByA = true
 				}
 			}
 		}
-		a.logs.mu.Unlock()
 		if !refusedByA {
 			errs = append(errs, errors.New("a logged no failed dial of e and no refused connection from e"))
 		}
-		if !logWith(e.hostProc, "peer found", map[string]string{"node": "a", "source": "mdns"}) {
+		if !logWith(e.Records, "peer found", map[string]string{"node": "a", "source": "mdns"}) {
 			errs = append(errs, errors.New("e logged no peer found: a by mdns"))
 		}
 		return errors.Join(errs...)
@@ -540,9 +525,10 @@ func TestNetnsMDNSDiscovery(t *testing.T) {
 	}
 
 	// 4. b is SIGKILLed: a and c drop it within 3 × dead_after.
+	bPID := b.PID()
 	killed := time.Now()
-	b.kill()
-	t.Logf("b (pid %d) killed and reaped in %v", b.pid(), time.Since(killed).Round(time.Millisecond))
+	b.Kill()
+	t.Logf("b (pid %d) killed and reaped in %v", bPID, time.Since(killed).Round(time.Millisecond))
 	// A listing taken after the bound that still shows b up fails; one
 	// CLI run takes a while (a second under -race), so the time measured
 	// is when the first listing without b returned, and the host's log
@@ -563,7 +549,7 @@ func TestNetnsMDNSDiscovery(t *testing.T) {
 					}
 				}
 				if asked.Sub(killed) > bound {
-					errs[i] = fmt.Errorf("host %s still lists b as up %v after b was killed (%v)", h.name, asked.Sub(killed).Round(time.Millisecond), err)
+					errs[i] = fmt.Errorf("host %s still lists b as up %v after b was killed (%v)", h.Name, asked.Sub(killed).Round(time.Millisecond), err)
 					return
 				}
 				time.Sleep(50 * time.Millisecond)
@@ -577,13 +563,13 @@ func TestNetnsMDNSDiscovery(t *testing.T) {
 			continue
 		}
 		how := ""
-		if at := h.logs.firstAt(killed, "peer disconnected", "peer silent, closing its link"); !at.IsZero() {
-			how = fmt.Sprintf(" (it logged the link down %v after the kill: %s)", at.Sub(killed).Round(time.Millisecond), closeReason(h.hostProc))
+		if at := h.Records.FirstAt(killed, "peer disconnected", "peer silent, closing its link"); !at.IsZero() {
+			how = fmt.Sprintf(" (it logged the link down %v after the kill: %s)", at.Sub(killed).Round(time.Millisecond), closeReason(h.Records))
 		}
-		t.Logf("host %s lists b as not up %v after SIGKILL of b%s; bound 3 × dead_after = %v", h.name,
+		t.Logf("host %s lists b as not up %v after SIGKILL of b%s; bound 3 × dead_after = %v", h.Name,
 			dropped[i].Round(time.Millisecond), how, 3*netnsDeadAfter)
 		if dropped[i] > 3*netnsDeadAfter {
-			t.Logf("host %s: over 3 × dead_after, within the %v slack for a loaded machine", h.name, netnsDropSlack)
+			t.Logf("host %s: over 3 × dead_after, within the %v slack for a loaded machine", h.Name, netnsDropSlack)
 		}
 	}
 	if t.Failed() {
@@ -600,7 +586,7 @@ func TestNetnsMDNSDiscovery(t *testing.T) {
 		}
 		checkNoE(h, ps)
 		if p, ok := peerNamed(ps, "b"); ok && p.State == "up" {
-			t.Errorf("host %s lists the dead b as up again: %+v", h.name, p)
+			t.Errorf("host %s lists the dead b as up again: %+v", h.Name, p)
 		}
 	}
 
@@ -627,8 +613,8 @@ func TestNetnsMDNSDiscovery(t *testing.T) {
 	}
 	silent := time.Since(cut)
 	how := ""
-	if at := a.logs.firstAt(cut, "peer silent, closing its link", "peer stopped reading, closing its link", "peer disconnected"); !at.IsZero() {
-		how = fmt.Sprintf(" (it closed the link %v after the cut: %s)", at.Sub(cut).Round(time.Millisecond), closeReason(a.hostProc))
+	if at := a.Records.FirstAt(cut, "peer silent, closing its link", "peer stopped reading, closing its link", "peer disconnected"); !at.IsZero() {
+		how = fmt.Sprintf(" (it closed the link %v after the cut: %s)", at.Sub(cut).Round(time.Millisecond), closeReason(a.Records))
 	}
 	t.Logf("a lists the silent c as not up %v after c was cut off the LAN%s; dead_after %v, bound 3 × dead_after = %v",
 		silent.Round(time.Millisecond), how, netnsDeadAfter, 3*netnsDeadAfter)
@@ -661,9 +647,8 @@ func TestNetnsMDNSMultiHomed(t *testing.T) {
 	lab.must("-n", nsM.ns, "link", "set", "veth1", "up")
 	lab.must("-n", nsB.ns, "link", "set", "veth0", "up")
 
-	m := startNetnsHost(t, lab, nsM, nsM.writeConfig(t, procSecret, ""))
-	a := startNetnsHost(t, lab, nsA, nsA.writeConfig(t, procSecret, ""))
-	b := startNetnsHost(t, lab, nsB, nsB.writeConfig(t, procSecret, ""))
+	procs := startNetnsHosts(t, lab, []*netnsHost{nsM, nsA, nsB}, nil, nil)
+	m, a, b := procs[0], procs[1], procs[2]
 
 	procEventually(t, netnsFindTimeout, "a and b each list m as up, m lists both", func() error {
 		var errs []error
@@ -673,8 +658,8 @@ func TestNetnsMDNSMultiHomed(t *testing.T) {
 				errs = append(errs, err)
 				continue
 			}
-			if p, ok := peerNamed(ps, pair[1].name); !ok || p.State != "up" {
-				errs = append(errs, fmt.Errorf("host %s: %s is %+v", pair[0].name, pair[1].name, p))
+			if p, ok := peerNamed(ps, pair[1].Name); !ok || p.State != "up" {
+				errs = append(errs, fmt.Errorf("host %s: %s is %+v", pair[0].Name, pair[1].Name, p))
 			}
 		}
 		return errors.Join(errs...)
@@ -688,10 +673,10 @@ func TestNetnsMDNSMultiHomed(t *testing.T) {
 	}
 	finds := 0
 	for _, h := range []*nsProc{a, b, m} {
-		h.logs.mu.Lock()
-		for _, rec := range h.logs.lines {
+		for _, r := range h.Records.All() {
+			rec := r.Fields
 			if rec["msg"] == "peer found" && rec["source"] == "mdns" {
-				key := [2]string{h.name, fmt.Sprint(rec["node"])}
+				key := [2]string{h.Name, fmt.Sprint(rec["node"])}
 				if got := fmt.Sprint(rec["addrs"]); got != want[key] {
 					t.Errorf("host %s found %s by mDNS at %s, want %s (the address on its link)", key[0], key[1], got, want[key])
 				} else {
@@ -700,10 +685,9 @@ func TestNetnsMDNSMultiHomed(t *testing.T) {
 				finds++
 			}
 			if rec["msg"] == "dial of a discovered host failed" && (h == m || rec["node"] == "m") {
-				t.Errorf("host %s: a dial failed: %v", h.name, rec)
+				t.Errorf("host %s: a dial failed: %v", h.Name, rec)
 			}
 		}
-		h.logs.mu.Unlock()
 	}
 	if finds < 2 {
 		t.Errorf("%d mDNS finds logged, want one per link at least", finds)

@@ -3,56 +3,14 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
-)
 
-// runHostToExit runs `pycomms-host run -c cfg` as a real process (this test
-// binary, see TestMain) and waits, at most 60 s, for it to exit on its
-// own; it returns the exit code and stderr.
-func runHostToExit(t *testing.T, cfg string) (int, string) {
-	t.Helper()
-	cmd := exec.Command(hostBinary(t), "run", "-c", cfg)
-	cmd.Dir = filepath.Dir(cfg)
-	env := []string{asHostEnv + "=1", asHostPPIDEnv + "=" + strconv.Itoa(os.Getpid())}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PYCOMMS_") && !strings.HasPrefix(kv, "GO_TEST_PYCOMMS_HOST_") {
-			env = append(env, kv)
-		}
-	}
-	cmd.Env = env
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		var ee *exec.ExitError
-		if err != nil && !errors.As(err, &ee) {
-			t.Fatalf("wait: %v", err)
-		}
-		return cmd.ProcessState.ExitCode(), stderr.String()
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("run did not exit within 60s; stderr:\n%s", stderr.String())
-	}
-	return 0, ""
-}
+	"github.com/pycomms/pycomms-host/internal/hosttest/cluster"
+)
 
 // TestAddressInUse: a node whose control, listen.tcp or listen.quic
 // address another process holds exits at once with ExitListen (9, listed
@@ -87,14 +45,27 @@ func TestAddressInUse(t *testing.T) {
 		{"listen.quic", "127.0.0.1:0", "", heldUDP, "listen.quic", heldUDP},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			cfg := filepath.Join(dir, "pycomms.yaml")
-			text := fmt.Sprintf("control: %q\nlisten: {tcp: %q, quic: %q}\ndata_dir: data\ncache_dir: cache\nplugins: []\n",
-				tc.control, tc.tcp, tc.quic)
-			if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+			h := procCluster(t, cluster.Options{Hosts: 1}).Host("a")
+			h.EditConfig(func(cfg string) string {
+				lines := strings.Split(cfg, "\n")
+				for i, l := range lines {
+					switch {
+					case strings.HasPrefix(l, "control: "):
+						lines[i] = fmt.Sprintf("control: %q", tc.control)
+					case strings.HasPrefix(l, "listen: "):
+						lines[i] = fmt.Sprintf("listen: {tcp: %q, quic: %q}", tc.tcp, tc.quic)
+					}
+				}
+				return strings.Join(lines, "\n")
+			})
+			if err := h.Start(); err == nil {
+				t.Fatal("the host started")
+			}
+			code, err := h.ExitCode()
+			if err != nil {
 				t.Fatal(err)
 			}
-			code, stderr := runHostToExit(t, cfg)
+			stderr := h.Logs.String()
 			last := stderr
 			if i := strings.LastIndex(strings.TrimSuffix(stderr, "\n"), "\n"); i >= 0 {
 				last = stderr[i+1:]

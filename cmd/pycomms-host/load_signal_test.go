@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -27,12 +26,7 @@ func TestProcessStopsWhileLoadingConfig(t *testing.T) {
 	}
 	cmd := exec.Command(hostBinary(t), "run", "-c", cfg)
 	cmd.Dir = dir
-	cmd.Env = []string{asHostEnv + "=1", asHostPPIDEnv + "=" + strconv.Itoa(os.Getpid())}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PYCOMMS_") && !strings.HasPrefix(kv, "GO_TEST_PYCOMMS_HOST_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
+	cmd.Env = hostEnv()
 	var stderr bytes.Buffer
 	cmd.Stderr, cmd.Stdout = &stderr, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

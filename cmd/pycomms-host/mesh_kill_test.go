@@ -26,7 +26,7 @@ import (
 func TestProcessKilledProviderLeavesRotation(t *testing.T) {
 	for _, tr := range []string{"tcp", "quic"} {
 		t.Run(tr, func(t *testing.T) {
-			c := cluster.New(t, cluster.Options{Names: []string{"b", "c", "a"}, Mode: cluster.Process, Topology: cluster.None,
+			c := procCluster(t, cluster.Options{Names: []string{"b", "c", "a"}, Topology: cluster.None,
 				DeadAfter: 15 * time.Second, Plugins: map[string]string{"b": cluster.WatEcho("echo", "echo"), "c": cluster.WatEcho("echo", "echo")}})
 			b, cc, a := c.Host("b"), c.Host("c"), c.Host("a")
 			for _, h := range []*cluster.Host{b, cc} {

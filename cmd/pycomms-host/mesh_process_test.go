@@ -2,11 +2,12 @@
 
 package main
 
-// Fault tests with real host processes: each host is this test binary
-// re-executed as `pycomms-host run -c FILE` (see TestMain), on loopback,
-// and the tests kill (SIGKILL) or freeze (SIGSTOP) them in the middle of
-// traffic, over TCP and over QUIC. The CLI is driven in-process with
-// runCLI, exactly as a user's shell would run it.
+// Fault tests with real host processes: a cluster of the fault-test kit
+// (internal/hosttest/cluster) whose hosts are this test binary re-executed
+// as `pycomms-host run -c FILE` (see TestMain and procCluster), on
+// loopback, and the tests kill (SIGKILL) or freeze (SIGSTOP) them in the
+// middle of traffic, over TCP and over QUIC. The CLI is driven in-process
+// with runCLI, exactly as a user's shell would run it.
 
 import (
 	"bufio"
@@ -15,10 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -45,8 +43,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(asHostEnv) == "1" {
 		runAsHost()
 	}
-	// cluster.Main runs the tests and removes the pycomms-host binary
-	// that the tests using hosttest/cluster's Process mode build.
+	// cluster.Main runs the tests, and would remove a pycomms-host binary
+	// that a cluster built (these tests' clusters run this binary instead:
+	// procCluster).
 	code := cluster.Main(m)
 	if procCacheDir != "" {
 		os.RemoveAll(procCacheDir)
@@ -54,7 +53,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// runAsHost is main() for a host process started by startHost. It exits
+// runAsHost is main() for a host process started by procCluster. It exits
 // when the test process that started it goes away (for example a test
 // binary killed by -timeout, whose cleanups never run), so that no host
 // outlives its test.
@@ -85,6 +84,25 @@ func hostBinary(t *testing.T) string {
 	return exe
 }
 
+// asHost is the environment that makes this test binary run as the host
+// (TestMain) and end with this test process.
+func asHost() []string {
+	return []string{asHostEnv + "=1", asHostPPIDEnv + "=" + strconv.Itoa(os.Getpid())}
+}
+
+// hostEnv is the environment of a host or CLI process that is no
+// cluster's: asHost, extra, and this process's environment without
+// PYCOMMS_* variables (hermetic) and GO_TEST_PYCOMMS_HOST_* ones.
+func hostEnv(extra ...string) []string {
+	env := append(asHost(), extra...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PYCOMMS_") && !strings.HasPrefix(kv, "GO_TEST_PYCOMMS_HOST_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
 var (
 	procCacheOnce sync.Once
 	procCacheDir  string
@@ -105,9 +123,8 @@ func sharedCache(t *testing.T) string {
 
 // Bounds. Generous: a loaded two-core machine, maybe under -race.
 const (
-	procStartTimeout = 120 * time.Second // start, including a cold plugin compile
-	procRouteTimeout = 30 * time.Second  // a route appears after a start or redial
-	procDeadAfter    = 5 * time.Second   // the mesh default (abi/PROTOCOL.md)
+	procRouteTimeout = 30 * time.Second // a route appears after a start or redial
+	procDeadAfter    = 5 * time.Second  // the mesh default (abi/PROTOCOL.md)
 	procSecret       = "process-fault-test-cluster-secret"
 )
 
@@ -122,44 +139,26 @@ func watEchoPath(t *testing.T) string {
 	return p
 }
 
-// procConfig is one host's pycomms.yaml.
-type procConfig struct {
-	name    string
-	dir     string   // the host's directory: config, data
-	listen  string   // host:port for both transports; "" is 127.0.0.1:0
-	peers   []string // peer URLs
-	plugins string   // the YAML list items under plugins:, indented by 2
+// procCluster is cluster.New for the CLI's process tests: its hosts are
+// this test binary run as pycomms-host (see TestMain and hostBinary),
+// sharing one compile cache (sharedCache).
+func procCluster(t *testing.T, opts cluster.Options) *cluster.Cluster {
+	t.Helper()
+	opts.Mode = cluster.Process
+	opts.Binary = hostBinary(t)
+	opts.Env = append(opts.Env, asHost()...)
+	if opts.CacheDir == "" {
+		opts.CacheDir = sharedCache(t)
+	}
+	return cluster.New(t, opts)
 }
 
-func (c procConfig) write(t *testing.T) string {
+// startProcCluster is procCluster then StartAll.
+func startProcCluster(t *testing.T, opts cluster.Options) *cluster.Cluster {
 	t.Helper()
-	listen := c.listen
-	if listen == "" {
-		listen = "127.0.0.1:0"
-	}
-	peers := make([]string, len(c.peers))
-	for i, p := range c.peers {
-		peers[i] = strconv.Quote(p)
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "node: {name: %s}\n", c.name)
-	fmt.Fprintf(&b, "control: 127.0.0.1:0\n")
-	fmt.Fprintf(&b, "listen: {tcp: %q, quic: %q}\n", listen, listen)
-	fmt.Fprintf(&b, "data_dir: %q\n", filepath.Join(c.dir, "data"))
-	fmt.Fprintf(&b, "cache_dir: %q\n", sharedCache(t))
-	fmt.Fprintf(&b, "log: {format: json, level: debug}\n")
-	fmt.Fprintf(&b, "trust: {secret: %q}\n", procSecret)
-	fmt.Fprintf(&b, "peers: [%s]\n", strings.Join(peers, ", "))
-	if c.plugins == "" {
-		b.WriteString("plugins: []\n")
-	} else {
-		b.WriteString("plugins:\n" + c.plugins)
-	}
-	path := filepath.Join(c.dir, "pycomms.yaml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	c := procCluster(t, opts)
+	c.StartAll()
+	return c
 }
 
 // watPlugin is a plugins: item running the WAT echo.
@@ -168,257 +167,40 @@ func watPlugin(t *testing.T, name string, services, topics []string) string {
 		name, watEchoPath(t), strings.Join(services, ", "), strings.Join(topics, ", "))
 }
 
-// hostProc is one running `pycomms-host run` process.
-type hostProc struct {
-	t       *testing.T
-	name    string
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed when the process has exited
-	control string        // host:port of the control API
-	tcp     string        // host:port of the TCP mesh listener
-	quic    string        // host:port of the QUIC mesh listener
-	logs    *procLogs
+// hostCLI runs one pycomms-host command, in this process as a user's shell
+// would run it, against the host's control API.
+func hostCLI(t *testing.T, h *cluster.Host, args ...string) result {
+	return runCLI(t, "", append(args, "--control", h.ControlAddr())...)
 }
 
-// procLogs collects a host's JSON log lines from its stderr.
-type procLogs struct {
-	mu      sync.Mutex
-	partial []byte
-	lines   []map[string]any
-	raw     []string
-	changed chan struct{} // closed and replaced on every new line
-}
-
-func newProcLogs() *procLogs { return &procLogs{changed: make(chan struct{})} }
-
-func (l *procLogs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.partial = append(l.partial, p...)
-	for {
-		i := bytes.IndexByte(l.partial, '\n')
-		if i < 0 {
-			break
-		}
-		line := string(l.partial[:i])
-		l.partial = l.partial[i+1:]
-		l.raw = append(l.raw, line)
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil {
-			m["_at"] = time.Now()
-			l.lines = append(l.lines, m)
-		}
-	}
-	close(l.changed)
-	l.changed = make(chan struct{})
-	return len(p), nil
-}
-
-// find returns the first log record with message msg, if any, and a
-// channel that is closed when more lines arrive.
-func (l *procLogs) find(msg string) (map[string]any, <-chan struct{}) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, m := range l.lines {
-		if m["msg"] == msg {
-			return m, l.changed
-		}
-	}
-	return nil, l.changed
-}
-
-// firstAt is when a record with one of msgs was first logged at or after
-// since (zero: never).
-func (l *procLogs) firstAt(since time.Time, msgs ...string) time.Time {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, m := range l.lines {
-		for _, msg := range msgs {
-			if m["msg"] == msg && !m["_at"].(time.Time).Before(since) {
-				return m["_at"].(time.Time)
-			}
-		}
-	}
-	return time.Time{}
-}
-
-// rawIndex is the index of the first stderr line containing s, or -1.
-func (l *procLogs) rawIndex(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for i, line := range l.raw {
-		if strings.Contains(line, s) {
-			return i
-		}
-	}
-	return -1
-}
-
-// from returns up to n stderr lines from index i.
-func (l *procLogs) from(i, n int) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.raw[i:min(len(l.raw), i+n)], "\n")
-}
-
-func (l *procLogs) tail(n int) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	from := max(0, len(l.raw)-n)
-	return strings.Join(l.raw[from:], "\n")
-}
-
-// startHost runs `pycomms-host run -c cfg` and waits until the node has
-// logged its mesh listeners and its control address, all on loopback. The
-// process is killed when the test ends.
-func startHost(t *testing.T, name, cfg string) *hostProc {
+// cliPeers is the host's `peers --json`.
+func cliPeers(t *testing.T, h *cluster.Host) []control.PeerInfo {
 	t.Helper()
-	cmd := exec.Command(hostBinary(t), "run", "-c", cfg)
-	cmd.Dir = filepath.Dir(cfg)
-	env := []string{asHostEnv + "=1", asHostPPIDEnv + "=" + strconv.Itoa(os.Getpid())}
-	for _, kv := range os.Environ() {
-		// Hermetic: no PYCOMMS_* override from the caller's environment.
-		if !strings.HasPrefix(kv, "PYCOMMS_") && !strings.HasPrefix(kv, "GO_TEST_PYCOMMS_HOST_") {
-			env = append(env, kv)
-		}
-	}
-	cmd.Env = env
-	cmd.Stdout = io.Discard
-	h := launchHost(t, name, cmd, "")
-	for what, addr := range map[string]string{"tcp": h.tcp, "quic": h.quic, "control": h.control} {
-		host, _, err := net.SplitHostPort(addr)
-		if err != nil || host != "127.0.0.1" {
-			t.Fatalf("host %s: %s address %q is not a loopback host:port (%v)", name, what, addr, err)
-		}
-	}
-	return h
-}
-
-// launchHost starts cmd, a `pycomms-host run` (directly or through a
-// wrapper that execs it), collecting its stderr (and its stdout, unless
-// cmd has one) as logs, and waits until
-// the node has logged its mesh listeners and its control address, which
-// it fills in. The process is killed when the test ends, and a data race
-// it reports fails the test. where names the host's place in failure
-// reports (a network namespace, say).
-func launchHost(t *testing.T, name string, cmd *exec.Cmd, where string) *hostProc {
-	t.Helper()
-	logs := newProcLogs()
-	cmd.Stderr = logs
-	if cmd.Stdout == nil {
-		cmd.Stdout = logs
-	}
-	cmd.WaitDelay = 5 * time.Second
-	// If the test binary dies (a -timeout panic skips cleanups), the kernel
-	// kills the host, even a SIGSTOPped one that cannot notice by itself;
-	// the death signal survives an exec.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	h := &hostProc{t: t, name: name, cmd: cmd, exited: make(chan struct{}), logs: logs}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start host %s: %v", name, err)
-	}
-	go func() {
-		cmd.Wait()
-		close(h.exited)
-	}()
-	t.Cleanup(func() {
-		h.kill()
-		// A host built with -race reports data races on stderr (the exit
-		// status is lost to SIGKILL).
-		if race := logs.rawIndex("WARNING: DATA RACE"); race >= 0 {
-			t.Errorf("host %s reported a data race:\n%s", name, logs.from(race, 80))
-		}
-		if t.Failed() {
-			t.Logf("host %s (pid %d%s), last log lines:\n%s", name, cmd.Process.Pid, where, logs.tail(60))
-		}
-	})
-
-	deadline := time.After(procStartTimeout)
-	var listening, started map[string]any
-	for {
-		var changed <-chan struct{}
-		listening, changed = logs.find("mesh listening")
-		started, _ = logs.find("node started")
-		if listening != nil && started != nil {
-			break
-		}
-		select {
-		case <-changed:
-		case <-h.exited:
-			t.Fatalf("host %s exited during start (%v):\n%s", name, cmd.ProcessState, logs.tail(40))
-		case <-deadline:
-			t.Fatalf("host %s not started within %v:\n%s", name, procStartTimeout, logs.tail(40))
-		}
-	}
-	h.tcp = strings.TrimPrefix(fmt.Sprint(listening["tcp"]), "tcp://")
-	h.quic = strings.TrimPrefix(fmt.Sprint(listening["quic"]), "quic://")
-	h.control = fmt.Sprint(started["control"])
-	return h
-}
-
-// addr is the host's mesh listen address for transport, as a peer URL.
-func (h *hostProc) addr(transport string) string {
-	if transport == "quic" {
-		return "quic://" + h.quic
-	}
-	return "tcp://" + h.tcp
-}
-
-func (h *hostProc) pid() int { return h.cmd.Process.Pid }
-
-func (h *hostProc) signal(sig syscall.Signal) {
-	h.t.Helper()
-	if err := h.cmd.Process.Signal(sig); err != nil {
-		h.t.Fatalf("signal %v to host %s: %v", sig, h.name, err)
-	}
-}
-
-// kill SIGKILLs the process (stopped or not) and waits for it to exit.
-func (h *hostProc) kill() {
-	select {
-	case <-h.exited:
-		return
-	default:
-	}
-	h.cmd.Process.Signal(syscall.SIGKILL)
-	select {
-	case <-h.exited:
-	case <-time.After(15 * time.Second):
-		h.t.Errorf("host %s (pid %d) did not exit within 15s of SIGKILL", h.name, h.pid())
-	}
-}
-
-// cli runs one pycomms-host command against the host's control API.
-func (h *hostProc) cli(args ...string) result {
-	return runCLI(h.t, "", append(args, "--control", h.control)...)
-}
-
-func (h *hostProc) peers(t *testing.T) []control.PeerInfo {
-	t.Helper()
-	r := h.cli("peers", "--json")
+	r := hostCLI(t, h, "peers", "--json")
 	if r.code != 0 {
-		t.Fatalf("host %s: peers --json: %+v", h.name, r)
+		t.Fatalf("host %s: peers --json: %+v", h, r)
 	}
 	var ps []control.PeerInfo
 	if err := json.Unmarshal([]byte(r.stdout), &ps); err != nil {
-		t.Fatalf("host %s: peers --json: %v\n%s", h.name, err, r.stdout)
+		t.Fatalf("host %s: peers --json: %v\n%s", h, err, r.stdout)
 	}
 	return ps
 }
 
-func (h *hostProc) plugin(t *testing.T, name string) control.PluginInfo {
+// cliPlugin is plugin name of the host's `plugins --json`.
+func cliPlugin(t *testing.T, h *cluster.Host, name string) control.PluginInfo {
 	t.Helper()
-	r := h.cli("plugins", "--json")
+	r := hostCLI(t, h, "plugins", "--json")
 	var ps []control.PluginInfo
 	if err := json.Unmarshal([]byte(r.stdout), &ps); r.code != 0 || err != nil {
-		t.Fatalf("host %s: plugins --json: %v %+v", h.name, err, r)
+		t.Fatalf("host %s: plugins --json: %v %+v", h, err, r)
 	}
 	for _, p := range ps {
 		if p.Name == name {
 			return p
 		}
 	}
-	t.Fatalf("host %s has no plugin %q: %s", h.name, name, r.stdout)
+	t.Fatalf("host %s has no plugin %q: %s", h, name, r.stdout)
 	return control.PluginInfo{}
 }
 
@@ -442,9 +224,9 @@ func procEventually(t *testing.T, timeout time.Duration, what string, f func() e
 }
 
 // callOK is a poll function: the call prints want and exits 0.
-func callOK(h *hostProc, subject, data, want string) func() error {
+func callOK(t *testing.T, h *cluster.Host, subject, data, want string) func() error {
 	return func() error {
-		r := h.cli("call", subject, data, "--timeout", "2s")
+		r := hostCLI(t, h, "call", subject, data, "--timeout", "2s")
 		if r.code != 0 || r.stdout != want+"\n" {
 			return fmt.Errorf("call %s %s: exit %d, stdout %q, stderr %q", subject, data, r.code, r.stdout, r.stderr)
 		}
@@ -459,18 +241,17 @@ func callOK(h *hostProc, subject, data, want string) func() error {
 func TestProcessPeerKilledMidRequest(t *testing.T) {
 	for _, tr := range []string{"tcp", "quic"} {
 		t.Run(tr, func(t *testing.T) {
-			bDir, aDir := t.TempDir(), t.TempDir()
-			b := startHost(t, "b", procConfig{name: "b", dir: bDir,
-				plugins: "  - {name: echo, path: builtin:echo, services: [echo], instances: 2, watch: false, limits: {timeout: 1m}}\n",
-			}.write(t))
-			a := startHost(t, "a", procConfig{name: "a", dir: aDir, peers: []string{b.addr(tr)},
-				plugins: watPlugin(t, "local", []string{"local"}, nil)}.write(t))
+			// a dials b.
+			cl := startProcCluster(t, cluster.Options{Names: []string{"b", "a"}, Transport: tr, Plugins: map[string]string{
+				"b": "  - {name: echo, path: builtin:echo, services: [echo], instances: 2, watch: false, limits: {timeout: 1m}}\n",
+				"a": watPlugin(t, "local", []string{"local"}, nil)}})
+			b, a := cl.Host("b"), cl.Host("a")
 
-			procEventually(t, procRouteTimeout, "a calls echo.upper served by b", callOK(a, "echo.upper", "hi", "HI"))
+			procEventually(t, procRouteTimeout, "a calls echo.upper served by b", callOK(t, a, "echo.upper", "hi", "HI"))
 
 			const callTimeout = 20 * time.Second
 			done := make(chan result, 1)
-			go func() { done <- a.cli("call", "echo.sleep", "30s", "--timeout", callTimeout.String()) }()
+			go func() { done <- hostCLI(t, a, "call", "echo.sleep", "30s", "--timeout", callTimeout.String()) }()
 			// Kill b once the slow call runs in its plugin, not after a guessed
 			// delay.
 			procEventually(t, 15*time.Second, "the slow call is in flight at b", func() error {
@@ -479,14 +260,14 @@ func TestProcessPeerKilledMidRequest(t *testing.T) {
 					t.Fatalf("the slow call ended before b was killed: %+v", r)
 				default:
 				}
-				if p := b.plugin(t, "echo"); p.Busy < 1 {
+				if p := cliPlugin(t, b, "echo"); p.Busy < 1 {
 					return fmt.Errorf("b's echo plugin: busy %d", p.Busy)
 				}
 				return nil
 			})
 			time.Sleep(100 * time.Millisecond) // let it settle in the plugin
 			killed := time.Now()
-			b.kill()
+			b.Kill()
 
 			var r result
 			select {
@@ -505,11 +286,11 @@ func TestProcessPeerKilledMidRequest(t *testing.T) {
 			}
 
 			// a goes on serving its own plugin.
-			if err := callOK(a, "local.x", "still here", "STILL HERE")(); err != nil {
+			if err := callOK(t, a, "local.x", "still here", "STILL HERE")(); err != nil {
 				t.Errorf("a after b died: %v", err)
 			}
 			down := procEventually(t, 3*procDeadAfter+10*time.Second, "a no longer lists b as up", func() error {
-				for _, p := range a.peers(t) {
+				for _, p := range cliPeers(t, a) {
 					if p.State == "up" && p.Name == "b" {
 						return fmt.Errorf("b is %+v", p)
 					}
@@ -517,7 +298,7 @@ func TestProcessPeerKilledMidRequest(t *testing.T) {
 				return nil
 			})
 			t.Logf("%s: a lists b as not up %v after the call ended", tr, down.Round(time.Millisecond))
-			r = a.cli("call", "echo.upper", "x", "--timeout", "2s")
+			r = hostCLI(t, a, "call", "echo.upper", "x", "--timeout", "2s")
 			if r.code == 0 {
 				t.Errorf("a still reaches echo on a dead b: %+v", r)
 			}
@@ -525,53 +306,28 @@ func TestProcessPeerKilledMidRequest(t *testing.T) {
 	}
 }
 
-// freePort returns a port number free on 127.0.0.1 for both TCP and UDP,
-// so that a host restarted on it is found again on either transport.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		l.Close()
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		return port
-	}
-	t.Fatal("no port free for both TCP and UDP on 127.0.0.1")
-	return 0
-}
-
 // TestProcessReconnectRestoresRoutes: B is SIGKILLed and restarted with the
-// same config, data dir (key) and port; A redials it on its own and its
+// same config, data dir (key) and ports; A redials it on its own and its
 // calls to B's service succeed again.
 func TestProcessReconnectRestoresRoutes(t *testing.T) {
 	for _, tr := range []string{"tcp", "quic"} {
 		t.Run(tr, func(t *testing.T) {
-			port := freePort(t)
-			listen := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-			bDir, aDir := t.TempDir(), t.TempDir()
-			bCfg := procConfig{name: "b", dir: bDir, listen: listen,
-				plugins: watPlugin(t, "echo", []string{"echo"}, nil)}.write(t)
-			b := startHost(t, "b", bCfg)
-			a := startHost(t, "a", procConfig{name: "a", dir: aDir, peers: []string{tr + "://" + listen},
-				plugins: watPlugin(t, "local", []string{"local"}, nil)}.write(t))
-			procEventually(t, procRouteTimeout, "a calls echo on b", callOK(a, "echo.upper", "hi", "HI"))
-			before, ok := peerNamed(a.peers(t), "b")
+			// a dials b.
+			cl := startProcCluster(t, cluster.Options{Names: []string{"b", "a"}, Transport: tr, Plugins: map[string]string{
+				"b": watPlugin(t, "echo", []string{"echo"}, nil), "a": watPlugin(t, "local", []string{"local"}, nil)}})
+			b, a := cl.Host("b"), cl.Host("a")
+			bTCP, bQUIC := b.ListenAddrs()
+			procEventually(t, procRouteTimeout, "a calls echo on b", callOK(t, a, "echo.upper", "hi", "HI"))
+			before, ok := peerNamed(cliPeers(t, a), "b")
 			if !ok || before.State != "up" || before.Transport != tr {
 				t.Fatalf("a's view of b: %+v (found %v)", before, ok)
 			}
 
 			for round := 1; round <= 2; round++ {
-				b.kill()
+				b.Kill()
 				// While b is down, a call fails promptly: never a hang.
 				start := time.Now()
-				r := a.cli("call", "echo.upper", "x", "--timeout", "2s")
+				r := hostCLI(t, a, "call", "echo.upper", "x", "--timeout", "2s")
 				el := time.Since(start)
 				t.Logf("%s round %d: call while b is down: exit %d after %v: %s", tr, round, r.code, el.Round(time.Millisecond), strings.TrimSpace(r.stderr))
 				switch r.code {
@@ -582,19 +338,21 @@ func TestProcessReconnectRestoresRoutes(t *testing.T) {
 				if el > 2*time.Second+10*time.Second {
 					t.Errorf("round %d: call with --timeout 2s while b is down returned after %v", round, el)
 				}
-				if err := callOK(a, "local.x", "ok", "OK")(); err != nil {
+				if err := callOK(t, a, "local.x", "ok", "OK")(); err != nil {
 					t.Errorf("round %d: a while b is down: %v", round, err)
 				}
 
 				restarted := time.Now()
-				b = startHost(t, "b", bCfg)
-				if b.tcp != listen || b.quic != listen {
-					t.Fatalf("restarted b listens on tcp %s, quic %s; want %s", b.tcp, b.quic, listen)
+				if err := b.Start(); err != nil {
+					t.Fatal(err)
 				}
-				back := procEventually(t, procRouteTimeout, "a calls echo on the restarted b", callOK(a, "echo.upper", "again", "AGAIN"))
+				if tcp, quic := b.ListenAddrs(); tcp != bTCP || quic != bQUIC {
+					t.Fatalf("restarted b listens on tcp %s, quic %s; want %s, %s", tcp, quic, bTCP, bQUIC)
+				}
+				back := procEventually(t, procRouteTimeout, "a calls echo on the restarted b", callOK(t, a, "echo.upper", "again", "AGAIN"))
 				t.Logf("%s round %d: route restored %v after b's restart began (%v after it was ready)",
 					tr, round, time.Since(restarted).Round(time.Millisecond), back.Round(time.Millisecond))
-				after, ok := peerNamed(a.peers(t), "b")
+				after, ok := peerNamed(cliPeers(t, a), "b")
 				if !ok || after.State != "up" || after.ID != before.ID || after.Transport != tr {
 					t.Errorf("round %d: a's view of the restarted b: %+v, want up over %s with id %s", round, after, tr, before.ID)
 				}
@@ -634,14 +392,12 @@ func vmKB(t *testing.T, pid int, field string) int {
 func TestProcessFrozenPeer(t *testing.T) {
 	for _, tr := range []string{"tcp", "quic"} {
 		t.Run(tr, func(t *testing.T) {
-			bDir, aDir := t.TempDir(), t.TempDir()
-			b := startHost(t, "b", procConfig{name: "b", dir: bDir,
-				plugins: watPlugin(t, "echo", []string{"echo"}, []string{"flood.>"})}.write(t))
-			a := startHost(t, "a", procConfig{name: "a", dir: aDir, peers: []string{b.addr(tr)},
-				plugins: watPlugin(t, "local", []string{"local"}, nil)}.write(t))
-			procEventually(t, procRouteTimeout, "a calls echo on b", callOK(a, "echo.upper", "hi", "HI"))
-			cl := control.NewClient(a.control)
-			defer cl.CloseIdleConnections()
+			// a dials b.
+			c := startProcCluster(t, cluster.Options{Names: []string{"b", "a"}, Transport: tr, Plugins: map[string]string{
+				"b": watPlugin(t, "echo", []string{"echo"}, []string{"flood.>"}), "a": watPlugin(t, "local", []string{"local"}, nil)}})
+			b, a := c.Host("b"), c.Host("a")
+			procEventually(t, procRouteTimeout, "a calls echo on b", callOK(t, a, "echo.upper", "hi", "HI"))
+			cl := a.Client
 			procEventually(t, procRouteTimeout, "a learns b's topic", func() error {
 				n, err := cl.Publish(context.Background(), "flood.probe", nil, nil)
 				if err != nil || n != 1 {
@@ -649,13 +405,15 @@ func TestProcessFrozenPeer(t *testing.T) {
 				}
 				return nil
 			})
-			baseRSS := vmKB(t, a.pid(), "VmRSS")
+			baseRSS := vmKB(t, a.PID(), "VmRSS")
 
-			b.signal(syscall.SIGSTOP)
+			if err := b.Freeze(); err != nil { // SIGSTOP
+				t.Fatal(err)
+			}
 			// kill(2) returns before the kernel has stopped every thread:
 			// wait until /proc says the process is stopped ("T").
 			procEventually(t, 10*time.Second, "b is stopped", func() error {
-				stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", b.pid()))
+				stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", b.PID()))
 				if err != nil {
 					return err
 				}
@@ -665,11 +423,10 @@ func TestProcessFrozenPeer(t *testing.T) {
 				return nil
 			})
 			stopped := time.Now()
-			t.Cleanup(func() { b.cmd.Process.Signal(syscall.SIGCONT) })
 
 			// A call to the frozen b fails at its deadline.
 			start := time.Now()
-			r := a.cli("call", "echo.upper", "x", "--timeout", "1s")
+			r := hostCLI(t, a, "call", "echo.upper", "x", "--timeout", "1s")
 			el := time.Since(start)
 			t.Logf("%s: call to frozen b: exit %d after %v: %s", tr, r.code, el.Round(time.Millisecond), strings.TrimSpace(r.stderr))
 			if r.code != exitTimeout && r.code != exitUnreachable && r.code != exitBusy {
@@ -713,7 +470,7 @@ func TestProcessFrozenPeer(t *testing.T) {
 				defer close(callsDone)
 				for watchCtx.Err() == nil {
 					s := time.Now()
-					r := runCLI(t, "", "call", "echo.upper", "x", "--timeout", "500ms", "--control", a.control)
+					r := runCLI(t, "", "call", "echo.upper", "x", "--timeout", "500ms", "--control", a.ControlAddr())
 					calls = append(calls, callResult{s, time.Since(s), r})
 					select {
 					case <-watchCtx.Done():
@@ -762,18 +519,18 @@ func TestProcessFrozenPeer(t *testing.T) {
 			if err := pubErr.Load(); err != nil {
 				t.Fatalf("publish to a with b frozen: %v", err)
 			}
-			hwm := vmKB(t, a.pid(), "VmHWM")
-			rss := vmKB(t, a.pid(), "VmRSS")
+			hwm := vmKB(t, a.PID(), "VmHWM")
+			rss := vmKB(t, a.PID(), "VmRSS")
 			// Keep the calls and the watcher going until a has given up on
 			// the link, so both outcomes are seen.
 			closeMsgs := []string{"peer silent, closing its link", "peer stopped reading, closing its link", "peer does not answer probes, closing its link", "peer disconnected"}
 			procEventually(t, 3*procDeadAfter+15*time.Second, "a closes its link to the frozen b", func() error {
-				if a.logs.firstAt(stopped, closeMsgs...).IsZero() {
+				if a.Records.FirstAt(stopped, closeMsgs...).IsZero() {
 					return errors.New("no link close logged")
 				}
 				return nil
 			})
-			closedAt := a.logs.firstAt(stopped, closeMsgs...)
+			closedAt := a.Records.FirstAt(stopped, closeMsgs...)
 			stopWatch()
 			<-watched
 			<-callsDone
@@ -782,14 +539,14 @@ func TestProcessFrozenPeer(t *testing.T) {
 				tr, events, size>>10, floodTime.Round(time.Millisecond), time.Duration(slowest.Load()).Round(time.Millisecond),
 				receivers.Load(), maxDropped.Load())
 			t.Logf("%s: a's RSS %d MiB before, %d MiB after, peak %d MiB; link closed %v after SIGSTOP (%q)",
-				tr, baseRSS>>10, rss>>10, hwm>>10, closedAt.Sub(stopped).Round(time.Millisecond), closeReason(a))
+				tr, baseRSS>>10, rss>>10, hwm>>10, closedAt.Sub(stopped).Round(time.Millisecond), closeReason(a.Records))
 			if d := time.Duration(slowest.Load()); d > 5*time.Second {
 				t.Errorf("a publish blocked for %v with b frozen", d)
 			}
 			if hwm > 300<<10 {
 				t.Errorf("a's peak RSS %d MiB, want < 300 MiB: a stuck peer grows the sender's memory", hwm>>10)
 			}
-			if maxDropped.Load() == 0 && a.logs.firstAt(stopped, closeMsgs[:3]...).IsZero() {
+			if maxDropped.Load() == 0 && a.Records.FirstAt(stopped, closeMsgs[:3]...).IsZero() {
 				t.Errorf("neither a dropped event for b nor a link closed as silent, stuck or not answering probes")
 			}
 			if closedAt.Sub(stopped) > 3*procDeadAfter+10*time.Second {
@@ -809,16 +566,18 @@ func TestProcessFrozenPeer(t *testing.T) {
 			t.Logf("%s: %d calls during the freeze, all failed within their deadline", tr, len(calls))
 
 			// a still serves its own plugin.
-			if err := callOK(a, "local.x", "alive", "ALIVE")(); err != nil {
+			if err := callOK(t, a, "local.x", "alive", "ALIVE")(); err != nil {
 				t.Errorf("a with b frozen: %v", err)
 			}
 			// b thaws: a reaches it again (it redials; b drains what its kernel
 			// buffered and accepts).
-			b.signal(syscall.SIGCONT)
-			back := procEventually(t, procRouteTimeout+procDeadAfter, "a reaches b again after SIGCONT", callOK(a, "echo.upper", "thawed", "THAWED"))
+			if err := b.Thaw(); err != nil { // SIGCONT
+				t.Fatal(err)
+			}
+			back := procEventually(t, procRouteTimeout+procDeadAfter, "a reaches b again after SIGCONT", callOK(t, a, "echo.upper", "thawed", "THAWED"))
 			t.Logf("%s: b reached again %v after SIGCONT", tr, back.Round(time.Millisecond))
-			b.kill()
-			if err := callOK(a, "local.x", "alive", "ALIVE")(); err != nil {
+			b.Kill()
+			if err := callOK(t, a, "local.x", "alive", "ALIVE")(); err != nil {
 				t.Errorf("a after b was killed: %v", err)
 			}
 		})
@@ -826,14 +585,14 @@ func TestProcessFrozenPeer(t *testing.T) {
 }
 
 // closeReason is the first link-close message a logged, for the test log.
-func closeReason(h *hostProc) string {
+func closeReason(logs *hosttest.LogRecords) string {
 	for _, msg := range []string{"peer silent, closing its link", "peer stopped reading, closing its link", "peer does not answer probes, closing its link"} {
-		if m, _ := h.logs.find(msg); m != nil {
+		if _, ok := logs.Find(msg); ok {
 			return msg
 		}
 	}
-	if m, _ := h.logs.find("peer disconnected"); m != nil {
-		return fmt.Sprint(m["cause"])
+	if r, ok := logs.Find("peer disconnected"); ok {
+		return fmt.Sprint(r.Fields["cause"])
 	}
 	return ""
 }
@@ -845,53 +604,53 @@ func closeReason(h *hostProc) string {
 func TestProcessThreeHostChainCLI(t *testing.T) {
 	for _, tt := range []struct{ ab, bc string }{{"tcp", "tcp"}, {"quic", "tcp"}} {
 		t.Run("a-"+tt.ab+"-b-"+tt.bc+"-c", func(t *testing.T) {
-			c := startHost(t, "c", procConfig{name: "c", dir: t.TempDir(),
-				plugins: watPlugin(t, "upper", []string{"echo"}, []string{"news.>"})}.write(t))
-			b := startHost(t, "b", procConfig{name: "b", dir: t.TempDir(), peers: []string{c.addr(tt.bc)}}.write(t))
-			a := startHost(t, "a", procConfig{name: "a", dir: t.TempDir(), peers: []string{b.addr(tt.ab)}}.write(t))
+			// b dials c over tt.bc, a dials b over tt.ab.
+			cl := startProcCluster(t, cluster.Options{Names: []string{"c", "b", "a"}, Transports: map[string]string{"b": tt.bc, "a": tt.ab},
+				Plugins: map[string]string{"c": watPlugin(t, "upper", []string{"echo"}, []string{"news.>"})}})
+			c, b, a := cl.Host("c"), cl.Host("b"), cl.Host("a")
 
-			took := procEventually(t, procRouteTimeout, "call on a served by c", callOK(a, "echo.upper", "hi", "HI"))
+			took := procEventually(t, procRouteTimeout, "call on a served by c", callOK(t, a, "echo.upper", "hi", "HI"))
 			t.Logf("chain up %v after the hosts started", took.Round(time.Millisecond))
-			if r := a.cli("call", "echo.upper", "hi"); r.code != 0 || r.stdout != "HI\n" || r.stderr != "" {
+			if r := hostCLI(t, a, "call", "echo.upper", "hi"); r.code != 0 || r.stdout != "HI\n" || r.stderr != "" {
 				t.Errorf("call echo.upper hi: %+v", r)
 			}
 
-			before := c.plugin(t, "upper").Calls
-			if r := a.cli("send", "--node", "c", "echo.note", "x"); r.code != 0 || r.stdout != "" || r.stderr != "" {
+			before := cliPlugin(t, c, "upper").Calls
+			if r := hostCLI(t, a, "send", "--node", "c", "echo.note", "x"); r.code != 0 || r.stdout != "" || r.stderr != "" {
 				t.Fatalf("send --node c: %+v", r)
 			}
 			procEventually(t, 10*time.Second, "c's plugin handles the send", func() error {
-				if got := c.plugin(t, "upper").Calls; got <= before {
+				if got := cliPlugin(t, c, "upper").Calls; got <= before {
 					return fmt.Errorf("c's plugin calls %d, before the send %d", got, before)
 				}
 				return nil
 			})
 
-			ps := a.peers(t)
-			if p, ok := peerNamed(ps, "b"); !ok || p.State != "up" || p.Transport != tt.ab || !p.Dialed || p.Config != b.addr(tt.ab) {
-				t.Errorf("a's link to b: %+v (found %v), want up over %s, dialled from %s", p, ok, tt.ab, b.addr(tt.ab))
+			ps := cliPeers(t, a)
+			if p, ok := peerNamed(ps, "b"); !ok || p.State != "up" || p.Transport != tt.ab || !p.Dialed || p.Config != b.PeerURL(tt.ab) {
+				t.Errorf("a's link to b: %+v (found %v), want up over %s, dialled from %s", p, ok, tt.ab, b.PeerURL(tt.ab))
 			}
 			// c is relayed via b until a and c, which learnt of each other
 			// through b, link directly (gossip on the dialling side).
 			if p, ok := peerNamed(ps, "c"); !ok || (p.State != "relayed" || p.Via != "b") && (p.State != "up" || p.Found != "gossip" && p.Found != "inbound") {
 				t.Errorf("a's view of c: %+v (found %v), want relayed via b or linked by gossip", p, ok)
 			}
-			if r := a.cli("peers"); r.code != 0 || !strings.Contains(r.stdout, "via b") && !strings.Contains(r.stdout, "gossip") && !strings.Contains(r.stdout, "inbound") {
+			if r := hostCLI(t, a, "peers"); r.code != 0 || !strings.Contains(r.stdout, "via b") && !strings.Contains(r.stdout, "gossip") && !strings.Contains(r.stdout, "inbound") {
 				t.Errorf("peers table: %+v", r)
 			}
 
 			// pub prints nothing; with --json the number of receivers.
 			procEventually(t, 10*time.Second, "pub on a reaches c's subscriber", func() error {
-				r := a.cli("pub", "news.x", "hello", "--json")
+				r := hostCLI(t, a, "pub", "news.x", "hello", "--json")
 				if r.code != 0 || r.stdout != `{"receivers":1}`+"\n" {
 					return fmt.Errorf("pub --json: %+v", r)
 				}
 				return nil
 			})
-			if r := a.cli("pub", "news.x", "hello"); r.code != 0 || r.stdout != "" || r.stderr != "" {
+			if r := hostCLI(t, a, "pub", "news.x", "hello"); r.code != 0 || r.stdout != "" || r.stderr != "" {
 				t.Errorf("pub: %+v", r)
 			}
-			if r := a.cli("pub", "nobody.listens", "x", "--json"); r.code != 0 || r.stdout != `{"receivers":0}`+"\n" {
+			if r := hostCLI(t, a, "pub", "nobody.listens", "x", "--json"); r.code != 0 || r.stdout != `{"receivers":0}`+"\n" {
 				t.Errorf("pub to no subscriber: %+v", r)
 			}
 		})
@@ -905,41 +664,32 @@ func TestProcessThreeHostChainCLI(t *testing.T) {
 // from a is shown lost after the dead time, a killed one at once, and a
 // host that stops cleanly is shown left.
 func TestProcessGossipChain(t *testing.T) {
-	names := []string{"a", "b", "c", "d", "e"}
-	hosts := make([]*hostProc, len(names))
-	for i, name := range names {
-		cfg := procConfig{name: name, dir: t.TempDir()}
-		if i > 0 {
-			cfg.peers = []string{hosts[i-1].addr("tcp")}
-		}
-		if name == "e" {
-			cfg.plugins = watPlugin(t, "upper", []string{"echo"}, nil)
-		}
-		hosts[i] = startHost(t, name, cfg.write(t))
-	}
-	a, b, c, d := hosts[0], hosts[1], hosts[2], hosts[3]
+	// b dials a, c dials b, and so on.
+	cl := startProcCluster(t, cluster.Options{Names: []string{"a", "b", "c", "d", "e"},
+		Plugins: map[string]string{"e": watPlugin(t, "upper", []string{"echo"}, nil)}})
+	a, b, c, d := cl.Host("a"), cl.Host("b"), cl.Host("c"), cl.Host("d")
 	took := procEventually(t, procRouteTimeout, "a knows e as a member four links away", func() error {
-		p, ok := peerNamed(a.peers(t), "e")
+		p, ok := peerNamed(cliPeers(t, a), "e")
 		if !ok || p.State != "member" || p.Found != "gossip" || p.Hops != 4 {
 			return fmt.Errorf("a's view of e: %+v (listed %v)", p, ok)
 		}
 		return nil
 	})
 	t.Logf("a learnt of e, four links away, %v after the hosts started", took.Round(time.Millisecond))
-	if r := a.cli("peers"); r.code != 0 || !strings.Contains(r.stdout, "4 links away") {
+	if r := hostCLI(t, a, "peers"); r.code != 0 || !strings.Contains(r.stdout, "4 links away") {
 		t.Errorf("peers table on a: %+v", r)
 	}
 	procEventually(t, 10*time.Second, "a's health counts the four others", func() error {
-		if r := a.cli("health"); r.code != 0 || !strings.Contains(r.stdout, "4 other hosts alive") {
+		if r := hostCLI(t, a, "health"); r.code != 0 || !strings.Contains(r.stdout, "4 other hosts alive") {
 			return fmt.Errorf("health on a: %+v", r)
 		}
 		return nil
 	})
 
-	if r := a.cli("call", "echo.upper", "far", "--timeout", "10s"); r.code != 0 || r.stdout != "FAR\n" {
+	if r := hostCLI(t, a, "call", "echo.upper", "far", "--timeout", "10s"); r.code != 0 || r.stdout != "FAR\n" {
 		t.Fatalf("a calls e's plugin, four links away: %+v", r)
 	}
-	if p, _ := peerNamed(a.peers(t), "e"); p.State != "up" || p.Found != "gossip" {
+	if p, _ := peerNamed(cliPeers(t, a), "e"); p.State != "up" || p.Found != "gossip" {
 		t.Errorf("a's link to e after the call: %+v, want up, found by gossip", p)
 	}
 
@@ -947,13 +697,15 @@ func TestProcessGossipChain(t *testing.T) {
 	// from a: its neighbours close their links after the dead time, and
 	// their records tell a.
 	start := time.Now()
-	d.signal(syscall.SIGSTOP)
+	if err := d.Freeze(); err != nil { // SIGSTOP
+		t.Fatal(err)
+	}
 	// The promise is the dead time (c closes its link to the silent d
 	// after at most that, and its record reaches a ~50 ms per link); the
 	// bound is the project's ~3x margin for a loaded 2-core machine, and
 	// the poll runs a little past it so that a slow pass reports its time.
 	took = procEventually(t, 3*procDeadAfter+5*time.Second, "a shows the frozen d lost", func() error {
-		if p, ok := peerNamed(a.peers(t), "d"); ok && p.State != "lost" {
+		if p, ok := peerNamed(cliPeers(t, a), "d"); ok && p.State != "lost" {
 			return fmt.Errorf("a's view of d: %+v", p)
 		}
 		return nil
@@ -962,13 +714,13 @@ func TestProcessGossipChain(t *testing.T) {
 	if took > 3*procDeadAfter {
 		t.Errorf("d lost after %v, more than 3 x the dead time %v", took, procDeadAfter)
 	}
-	d.kill()
+	d.Kill()
 
 	// A killed host two links from a: its neighbours' reads end at once.
 	start = time.Now()
-	c.kill()
+	c.Kill()
 	took = procEventually(t, 3*procDeadAfter, "a shows the killed c lost", func() error {
-		if p, ok := peerNamed(a.peers(t), "c"); ok && p.State != "lost" {
+		if p, ok := peerNamed(cliPeers(t, a), "c"); ok && p.State != "lost" {
 			return fmt.Errorf("a's view of c: %+v", p)
 		}
 		return nil
@@ -977,27 +729,29 @@ func TestProcessGossipChain(t *testing.T) {
 	if took > procDeadAfter {
 		t.Errorf("c lost after %v, more than the dead time %v", took, procDeadAfter)
 	}
-	if r := a.cli("peers"); r.code != 0 || !strings.Contains(r.stdout, "lost") {
+	if r := hostCLI(t, a, "peers"); r.code != 0 || !strings.Contains(r.stdout, "lost") {
 		t.Errorf("peers table on a after c died: %+v", r)
 	}
-	if at := a.logs.firstAt(start, "peer lost: no chain of live links reaches it"); at.IsZero() {
+	if at := a.Records.FirstAt(start, "peer lost: no chain of live links reaches it"); at.IsZero() {
 		t.Error("a logged no \"peer lost\" for c")
 	}
 
 	// A host that stops cleanly is shown left.
 	start = time.Now()
-	b.signal(syscall.SIGTERM)
+	if err := b.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
 	procEventually(t, 10*time.Second, "a shows b left", func() error {
-		if p, ok := peerNamed(a.peers(t), "b"); ok && p.State != "left" {
+		if p, ok := peerNamed(cliPeers(t, a), "b"); ok && p.State != "left" {
 			return fmt.Errorf("a's view of b: %+v", p)
 		}
 		return nil
 	})
-	if at := a.logs.firstAt(start, "peer left"); at.IsZero() {
+	if at := a.Records.FirstAt(start, "peer left"); at.IsZero() {
 		t.Error("a logged no \"peer left\" for b")
 	}
 	// a still reaches e over the link it made.
-	if r := a.cli("call", "echo.upper", "still"); r.code != 0 || r.stdout != "STILL\n" {
+	if r := hostCLI(t, a, "call", "echo.upper", "still"); r.code != 0 || r.stdout != "STILL\n" {
 		t.Errorf("a -> e after b, c and d went: %+v", r)
 	}
 }

@@ -45,6 +45,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -660,4 +661,26 @@ func TestReadmeTour(t *testing.T) {
 	if tr.ran < 15 {
 		t.Errorf("ran only %d commands of the tour: is the README parsed right?", tr.ran)
 	}
+}
+
+// freePort returns a port number free on 127.0.0.1 for both TCP and UDP,
+// so that a host restarted on it is found again on either transport.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		l.Close()
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		return port
+	}
+	t.Fatal("no port free for both TCP and UDP on 127.0.0.1")
+	return 0
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/internal/hosttest"
+	"github.com/pycomms/pycomms-host/internal/hosttest/cluster"
 )
 
 func copyFixture(t *testing.T, name, to string) {
@@ -67,10 +68,8 @@ func TestProcessReloadLosesNoCall(t *testing.T) {
 	copyFixture(t, "echo_a.wasm", filepath.Join(dir, "a.wasm"))
 	copyFixture(t, "echo_b.wasm", filepath.Join(dir, "b.wasm"))
 	copyFixture(t, "echo.wasm", filepath.Join(dir, "e.wasm"))
-	pc := procConfig{name: "reload", dir: dir, plugins: hosttest.ReloadPlugins(dir, 0)}
-	cfg := pc.write(t)
-	h := startHost(t, "reload", cfg)
-	c := control.NewClient(h.control)
+	h := startProcCluster(t, cluster.Options{Names: []string{"reload"}, Plugins: map[string]string{"reload": hosttest.ReloadPlugins(dir, 0)}}).Host("reload")
+	c := h.Client
 	waitGeneration(t, c, 1)
 
 	var applying, done atomic.Int64
@@ -115,14 +114,20 @@ func TestProcessReloadLosesNoCall(t *testing.T) {
 		wg.Wait()
 	}
 	for i := 1; i <= 40; i++ {
-		pc.plugins = hosttest.ReloadPlugins(dir, i)
-		pc.write(t)
+		h.SetPlugins(hosttest.ReloadPlugins(dir, i))
+		if err := h.WriteConfig(); err != nil {
+			finish()
+			t.Fatal(err)
+		}
 		applying.Store(int64(i))
 		if i%2 == 1 {
-			h.signal(syscall.SIGHUP)
+			if err := h.Signal(syscall.SIGHUP); err != nil {
+				finish()
+				t.Fatal(err)
+			}
 			waitGeneration(t, c, uint64(i+1))
 		} else {
-			if r := h.cli("reload"); r.code != 0 {
+			if r := hostCLI(t, h, "reload"); r.code != 0 {
 				finish()
 				t.Fatalf("reload %d: %+v", i, r)
 			}
@@ -143,7 +148,7 @@ func TestProcessReloadLosesNoCall(t *testing.T) {
 	// none of them failed.
 	var total uint64
 	for _, name := range []string{"echo", "wa", "wb"} {
-		p := h.plugin(t, name)
+		p := cliPlugin(t, h, name)
 		if p.Errors != 0 || p.State != control.PluginServing {
 			t.Errorf("plugin %s: %+v", name, p)
 		}
@@ -165,10 +170,8 @@ func TestProcessReloadStorm(t *testing.T) {
 	plugins := func(i int) string {
 		return fmt.Sprintf("  - {name: ab, path: %q, services: [ab], instances: %d, limits: {timeout: %dms}}\n", wasm, 1+i%2, 1000+i)
 	}
-	pc := procConfig{name: "storm", dir: dir, plugins: plugins(0)}
-	cfg := pc.write(t)
-	h := startHost(t, "storm", cfg)
-	c := control.NewClient(h.control)
+	h := startProcCluster(t, cluster.Options{Names: []string{"storm"}, Plugins: map[string]string{"storm": plugins(0)}}).Host("storm")
+	c := h.Client
 	const settle = 250 * time.Millisecond
 	gap := func() { time.Sleep(time.Duration(rand.Int64N(int64(settle)))) }
 	for i := 1; i <= 100; i++ {
@@ -178,9 +181,13 @@ func TestProcessReloadStorm(t *testing.T) {
 		}
 		copyFixture(t, fixture, wasm)
 		gap()
-		pc.plugins = plugins(i)
-		pc.write(t)
-		h.signal(syscall.SIGHUP)
+		h.SetPlugins(plugins(i))
+		if err := h.WriteConfig(); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
 		gap()
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		_, err := c.Health(ctx)
@@ -190,12 +197,14 @@ func TestProcessReloadStorm(t *testing.T) {
 		}
 	}
 	waitGeneration(t, c, 101)
-	procEventually(t, procRouteTimeout, "the last file (echo_a) serves", callOK(h, "ab.x", "hi", "A:hi"))
-	h.signal(syscall.SIGTERM)
+	procEventually(t, procRouteTimeout, "the last file (echo_a) serves", callOK(t, h, "ab.x", "hi", "A:hi"))
+	if err := h.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
 	select {
-	case <-h.exited:
-		if code := h.cmd.ProcessState.ExitCode(); code != 0 {
-			t.Fatalf("exit code %d after SIGTERM", code)
+	case <-h.Exited():
+		if code, err := h.ExitCode(); err != nil || code != 0 {
+			t.Fatalf("exit code %d (%v) after SIGTERM", code, err)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the node did not stop within 30s of SIGTERM")
@@ -209,31 +218,35 @@ func TestProcessBrokenPluginStart(t *testing.T) {
 	dir := t.TempDir()
 	wasm := filepath.Join(dir, "br.wasm")
 	copyFixture(t, "wrongabi.wasm", wasm)
-	pc := procConfig{name: "broken", dir: dir, plugins: fmt.Sprintf("  - {name: br, path: %q, services: [br]}\n", wasm)}
-	cfg := pc.write(t)
+	h := procCluster(t, cluster.Options{Names: []string{"broken"}, Plugins: map[string]string{"broken": fmt.Sprintf("  - {name: br, path: %q, services: [br]}\n", wasm)}}).Host("broken")
+	if err := h.WriteConfig(); err != nil {
+		t.Fatal(err)
+	}
 
-	r := runCLI(t, "", "run", "--strict", "-c", cfg)
+	r := runCLI(t, "", "run", "--strict", "-c", h.ConfigPath())
 	if r.code != 1 || !strings.Contains(r.stderr, `plugin "br": plugin ABI version 7 is not supported`) {
 		t.Fatalf("run --strict: %+v", r)
 	}
 
-	h := startHost(t, "broken", cfg)
-	c := control.NewClient(h.control)
+	if err := h.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := h.Client
 	hl, err := c.Health(context.Background())
 	if err != nil || hl.Ready || hl.NotReady != "plugins failed: br" {
 		t.Fatalf("health: %+v %v", hl, err)
 	}
-	if r := h.cli("health"); r.code != 0 || !strings.Contains(r.stdout, "no, plugins failed: br") {
+	if r := hostCLI(t, h, "health"); r.code != 0 || !strings.Contains(r.stdout, "no, plugins failed: br") {
 		t.Fatalf("health: %+v", r)
 	}
-	if p := h.plugin(t, "br"); p.State != control.PluginFailed || !strings.Contains(p.Error, "plugin ABI version 7") {
+	if p := cliPlugin(t, h, "br"); p.State != control.PluginFailed || !strings.Contains(p.Error, "plugin ABI version 7") {
 		t.Fatalf("plugin: %+v", p)
 	}
-	if r := h.cli("call", "br.x", "x"); r.code != exitNoHandler {
+	if r := hostCLI(t, h, "call", "br.x", "x"); r.code != exitNoHandler {
 		t.Fatalf("call to a failed plugin: %+v", r)
 	}
 	copyFixture(t, "echo_a.wasm", wasm)
-	procEventually(t, procRouteTimeout, "fixed plugin serves", callOK(h, "br.x", "x", "A:x"))
+	procEventually(t, procRouteTimeout, "fixed plugin serves", callOK(t, h, "br.x", "x", "A:x"))
 	if hl, _ := c.Health(context.Background()); !hl.Ready {
 		t.Fatalf("health after the fix: %+v", hl)
 	}

@@ -1,7 +1,8 @@
 // Package hosttest is the fault-test kit the tests of several packages
 // share: CheckFor (poll until a condition holds, fail with the last error,
 // which names the host that held what), SyncBuffer (a log a test reads
-// while hosts write it), TCPProxy and UDPProxy (put a mesh link through a
+// while hosts write it), LogRecords (a host's JSON log by record and
+// time), TCPProxy and UDPProxy (put a mesh link through a
 // loopback proxy that delays, drops and partitions it), and the reload
 // scenario. Package cluster runs N hosts through host/node.
 //

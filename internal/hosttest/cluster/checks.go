@@ -11,13 +11,13 @@ import (
 // Peers is the host's GET /v1/peers.
 func (h *Host) Peers() ([]control.PeerInfo, error) {
 	if h.Client == nil {
-		return nil, fmt.Errorf("host %q: never started", h.Name)
+		return nil, fmt.Errorf("host %q: never started", h)
 	}
 	ctx, cancel := ctx()
 	defer cancel()
 	ps, err := h.Client.Peers(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("host %q: peers: %w", h.Name, err)
+		return nil, fmt.Errorf("host %q: peers: %w", h, err)
 	}
 	return ps, nil
 }
@@ -44,7 +44,7 @@ func (h *Host) HasRoute(service string) error {
 		return err
 	}
 	if !routeTo(ps, service) {
-		return fmt.Errorf("host %q: no route to service %q (peers: %s)", h.Name, service, peersString(ps))
+		return fmt.Errorf("host %q: no route to service %q (peers: %s)", h, service, peersString(ps))
 	}
 	return nil
 }
@@ -56,7 +56,7 @@ func (h *Host) NoRoute(service string) error {
 		return err
 	}
 	if routeTo(ps, service) {
-		return fmt.Errorf("host %q: still has a route to service %q (peers: %s)", h.Name, service, peersString(ps))
+		return fmt.Errorf("host %q: still has a route to service %q (peers: %s)", h, service, peersString(ps))
 	}
 	return nil
 }
@@ -72,7 +72,7 @@ func (h *Host) LinkUp(peer string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("host %q: no link up to %q (peers: %s)", h.Name, peer, peersString(ps))
+	return fmt.Errorf("host %q: no link up to %q (peers: %s)", h, peer, peersString(ps))
 }
 
 // NoLink returns nil once the host has no live link to the host named
@@ -84,7 +84,7 @@ func (h *Host) NoLink(peer string) error {
 	}
 	for _, p := range ps {
 		if p.Name == peer && p.State == control.PeerUp {
-			return fmt.Errorf("host %q: link to %q still up (peers: %s)", h.Name, peer, peersString(ps))
+			return fmt.Errorf("host %q: link to %q still up (peers: %s)", h, peer, peersString(ps))
 		}
 	}
 	return nil
@@ -95,13 +95,13 @@ func (h *Host) NoLink(peer string) error {
 // the host.
 func (h *Host) Call(subject, payload string, timeout time.Duration) (string, error) {
 	if h.Client == nil {
-		return "", fmt.Errorf("host %q: never started", h.Name)
+		return "", fmt.Errorf("host %q: never started", h)
 	}
 	ctx, cancel := ctx()
 	defer cancel()
 	out, err := h.Client.Call(ctx, subject, []byte(payload), nil, timeout)
 	if err != nil {
-		return "", fmt.Errorf("host %q: call %s: %w", h.Name, subject, err)
+		return "", fmt.Errorf("host %q: call %s: %w", h, subject, err)
 	}
 	return string(out), nil
 }
@@ -113,7 +113,7 @@ func (h *Host) CallOK(subject, payload, want string) error {
 		return err
 	}
 	if out != want {
-		return fmt.Errorf("host %q: call %s %q answered %q, want %q", h.Name, subject, payload, out, want)
+		return fmt.Errorf("host %q: call %s %q answered %q, want %q", h, subject, payload, out, want)
 	}
 	return nil
 }

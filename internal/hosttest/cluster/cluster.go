@@ -11,13 +11,25 @@
 // Links: host i dials the hosts before it (Chain: host i-1 only; Full: all
 // of them), so a host starts after those it dials. Everything a cluster
 // starts (nodes, processes, proxies, temp dirs) ends with the test.
+//
+// Hosts may differ: the transport of the links each dials, its trust, its
+// listen address, its plugins and more config (Options, Host.SetPlugins,
+// SetExtra, EditConfig); a test rewrites a running host's config and
+// makes it reload (WriteConfig, RewriteConfig, then Reload, or Signal with
+// SIGHUP), reads its log by record (Host.Records) and finds hosts whose
+// names repeat by number (HostAt). Process hosts may run another program
+// than the one the cluster builds (Options.Binary: the CLI's tests run
+// their own test binary) and through a wrapper (Options.Wrap: ip netns
+// exec).
 package cluster
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -61,14 +73,18 @@ const (
 // Options describe a cluster. The zero value is two in-process hosts, a
 // and b, b dialling a over TCP.
 type Options struct {
-	// Hosts is how many hosts (default 2), named a, b, c, ... unless
-	// Names is set.
+	// Hosts is how many hosts (default: as many as Names, else 2), named
+	// a, b, c, ... unless Names is set.
 	Hosts int
 	Names []string
 	Mode  Mode
 	// Transport of the links the topology makes: "tcp" (default) or "quic".
 	Transport string
-	Topology  Topology
+	// Transports holds, by host name, the transport of the links that
+	// host dials, where it differs from Transport (a chain whose links
+	// mix TCP and QUIC).
+	Transports map[string]string
+	Topology   Topology
 	// Proxied puts every link the topology makes through its own proxy
 	// (a TCPProxy for tcp, a UDPProxy for quic; Cluster.TCPProxy and
 	// UDPProxy find them), so that a test can delay, drop and partition
@@ -81,6 +97,10 @@ type Options struct {
 	DeadAfter time.Duration
 	// Secret is trust.secret (default: a fixed test secret).
 	Secret string
+	// Trust holds, by host name, the value of the host's trust: key (YAML,
+	// such as "{nodes: [ID]}") in place of {secret: Secret}; an empty value
+	// writes no trust: key at all.
+	Trust map[string]string
 	// Plugins holds, by host name, the items of its plugins: list (YAML,
 	// each line indented by two spaces, as WatEcho returns).
 	Plugins map[string]string
@@ -89,6 +109,23 @@ type Options struct {
 	// CacheDir is the compile cache the hosts share (default: one temp dir
 	// per cluster).
 	CacheDir string
+	// Binary is the program a Process host runs as `Binary run -c FILE`
+	// (default: ./cmd/pycomms-host, built once per test binary). The CLI's
+	// tests pass their own test binary, which runs as the host when Env
+	// says so: no build step, and the hosts have the test's -race.
+	Binary string
+	// Env is added to a Process host's environment (which otherwise is
+	// the test's, without PYCOMMS_* variables).
+	Env []string
+	// Wrap, if set, may change the command of a Process host before it
+	// starts: run it through a wrapper that execs it (`ip netns exec NS
+	// ...`), add to its Env. The cluster sets its output, its parent-death
+	// signal and its working directory.
+	Wrap func(h *Host, cmd *exec.Cmd)
+	// ListenHost holds, by host name, the IP address its mesh listens on
+	// (default 127.0.0.1; its control API stays on 127.0.0.1): a host in
+	// a network namespace of the test's, on a LAN address or on 0.0.0.0.
+	ListenHost map[string]string
 }
 
 // Cluster is a set of hosts started for one test.
@@ -112,7 +149,10 @@ const StartTimeout = 120 * time.Second
 func New(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	if opts.Hosts == 0 {
-		opts.Hosts = max(2, len(opts.Names))
+		opts.Hosts = len(opts.Names)
+		if opts.Hosts == 0 {
+			opts.Hosts = 2
+		}
 	}
 	if opts.Names == nil {
 		for i := range opts.Hosts {
@@ -125,8 +165,10 @@ func New(t testing.TB, opts Options) *Cluster {
 	if opts.Transport == "" {
 		opts.Transport = "tcp"
 	}
-	if opts.Transport != "tcp" && opts.Transport != "quic" {
-		t.Fatalf("cluster: transport %q, want tcp or quic", opts.Transport)
+	for _, tr := range append([]string{opts.Transport}, slices.Collect(maps.Values(opts.Transports))...) {
+		if tr != "tcp" && tr != "quic" {
+			t.Fatalf("cluster: transport %q, want tcp or quic", tr)
+		}
 	}
 	if opts.Secret == "" {
 		opts.Secret = DefaultSecret
@@ -135,8 +177,14 @@ func New(t testing.TB, opts Options) *Cluster {
 		opts.CacheDir = t.TempDir()
 	}
 	c := &Cluster{t: t, opts: opts, tcpProx: map[[2]string]*hosttest.TCPProxy{}, udpProx: map[[2]string]*hosttest.UDPProxy{}}
-	for _, name := range opts.Names {
-		c.hosts = append(c.hosts, &Host{Name: name, c: c, dir: t.TempDir(), Logs: &hosttest.SyncBuffer{}})
+	for i, name := range opts.Names {
+		if slices.Index(opts.Names, name) != i && opts.Proxied {
+			t.Fatalf("cluster: host name %q repeats, and proxies are found by host name: a Proxied cluster needs distinct names", name)
+		}
+		h := &Host{Name: name, Index: i, c: c, dir: t.TempDir(), Logs: &hosttest.SyncBuffer{}, Records: &hosttest.LogRecords{},
+			plugins: opts.Plugins[name], extra: opts.Extra[name]}
+		h.trust, h.ownTrust = opts.Trust[name]
+		c.hosts = append(c.hosts, h)
 	}
 	t.Cleanup(func() {
 		// Last started, first stopped: dialers go before what they dial.
@@ -148,12 +196,12 @@ func New(t testing.TB, opts Options) *Cluster {
 			// (its exit status is lost to SIGKILL).
 			logs := h.Logs.String()
 			if i := strings.Index(logs, "WARNING: DATA RACE"); i >= 0 {
-				t.Errorf("host %s reported a data race:\n%s", h.Name, logs[i:min(len(logs), i+8000)])
+				t.Errorf("host %s reported a data race:\n%s", h, logs[i:min(len(logs), i+8000)])
 			}
 		}
 		if t.Failed() {
 			for _, h := range c.hosts {
-				t.Logf("host %s (%s), last log lines:\n%s", h.Name, opts.Mode, tail(h.Logs.String(), 40))
+				t.Logf("host %s (%s), last log lines:\n%s", h, opts.Mode, tail(h.Logs.String(), 40))
 			}
 		}
 	})
@@ -197,6 +245,9 @@ func (c *Cluster) StartAll() {
 // that of a new proxy in front of it.
 func (c *Cluster) link(from, to *Host) string {
 	tr := c.opts.Transport
+	if t, ok := c.opts.Transports[from.Name]; ok {
+		tr = t
+	}
 	if !c.opts.Proxied {
 		return to.PeerURL(tr)
 	}
@@ -255,23 +306,39 @@ func (c *Cluster) CheckProxied() error {
 		}
 		for _, p := range ps {
 			if p.State == control.PeerUp && p.Dialed && !proxies[p.Addr] {
-				return fmt.Errorf("host %q: link to %s at %s/%s bypasses the proxies (found: %s; peers %s)", h.Name, p.Name, p.Transport, p.Addr, p.Found, peersString(ps))
+				return fmt.Errorf("host %q: link to %s at %s/%s bypasses the proxies (found: %s; peers %s)", h, p.Name, p.Transport, p.Addr, p.Found, peersString(ps))
 			}
 		}
 	}
 	return nil
 }
 
-// Host returns the host named name; the test fails if there is none.
+// Host returns the host named name; the test fails if there is none, or
+// more than one (HostAt finds hosts whose names repeat).
 func (c *Cluster) Host(name string) *Host {
 	c.t.Helper()
+	var found *Host
 	for _, h := range c.hosts {
 		if h.Name == name {
-			return h
+			if found != nil {
+				c.t.Fatalf("cluster: hosts %d and %d are both named %q: use HostAt", found.Index, h.Index, name)
+			}
+			found = h
 		}
 	}
-	c.t.Fatalf("cluster: no host %q", name)
-	return nil
+	if found == nil {
+		c.t.Fatalf("cluster: no host %q", name)
+	}
+	return found
+}
+
+// HostAt returns host number i (0-based, in start order).
+func (c *Cluster) HostAt(i int) *Host {
+	c.t.Helper()
+	if i < 0 || i >= len(c.hosts) {
+		c.t.Fatalf("cluster: no host number %d of %d", i, len(c.hosts))
+	}
+	return c.hosts[i]
 }
 
 // Hosts returns the hosts in start order.

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -11,28 +11,13 @@ import (
 
 	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/host/node"
 	"github.com/pycomms/pycomms-host/internal/hosttest"
+	"github.com/pycomms/pycomms-host/internal/hosttest/cluster"
 )
 
-// meshNode starts a node in its own directory with the given extra config
-// and returns it with its TCP and QUIC listen addresses (host:port).
-func meshNode(t *testing.T, name, extra string) (*Node, string, string) {
-	t.Helper()
-	dir := t.TempDir()
-	cfg := fmt.Sprintf("node: {name: %s}\ndata_dir: %s\nlisten: {tcp: 127.0.0.1:0, quic: 127.0.0.1:0}\n%s", name, filepath.Join(dir, "data"), extra)
-	n, _, _ := startNode(t, dir, cfg)
-	tcpAddr, quicAddr := n.mesh.ListenAddrs()
-	return n, tcpAddr.String(), quicAddr.String()
-}
-
-func watEcho(t *testing.T) string {
-	t.Helper()
-	p, err := filepath.Abs(repo("testdata", "wat", "echo.wasm"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+// eventually bounds a route or a link appearing on a loaded machine.
+const eventually = 15 * time.Second
 
 // TestTrustModes checks that every trust mode admits the right hosts and
 // refuses the others on both transports, and that a refused host learns no
@@ -42,29 +27,44 @@ func TestTrustModes(t *testing.T) {
 	// Pinned ids need the id before the node starts: make the key first.
 	okKey := filepath.Join(keyDir, "ok.key")
 	okID := nodeIDForKey(t, okKey)
+	// The value of each host's trust: key ("" for none) and more config.
 	tests := []struct {
-		name       string
-		server     string
-		goodClient string
-		badClient  string
+		name                          string
+		server, goodClient, badClient string
+		goodExtra                     string
 	}{
-		{"secret", "trust: {secret: first-secret-0123456789}\n", "trust: {secret: first-secret-0123456789}\n", "trust: {secret: other-secret-0123456789}\n"},
-		{"nodes", "trust: {nodes: [" + okID + "]}\n", "identity: {key: " + okKey + "}\n", ""},
+		{"secret", "{secret: first-secret-0123456789}", "{secret: first-secret-0123456789}", "{secret: other-secret-0123456789}", ""},
+		{"nodes", "{nodes: [" + okID + "]}", "", "", "identity: {key: " + okKey + "}\n"},
 	}
 	for _, tt := range tests {
 		for _, tr := range []string{"tcp", "quic"} {
 			t.Run(tt.name+"/"+tr, func(t *testing.T) {
-				s, sTCP, sQUIC := meshNode(t, "s", tt.server+fmt.Sprintf("plugins:\n  - {name: upper, path: %s, services: [private]}\n", watEcho(t)))
-				addr := map[string]string{"tcp": sTCP, "quic": sQUIC}[tr]
-				good, _, _ := meshNode(t, "good", tt.goodClient+fmt.Sprintf("peers: [%s://%s]\n", tr, addr))
-				hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("the trusted host reaches the service", func() error {
+				cl := cluster.New(t, cluster.Options{Names: []string{"s", "good", "bad"}, Topology: cluster.None,
+					Trust: map[string]string{"s": tt.server, "good": tt.goodClient, "bad": tt.badClient},
+					Extra: map[string]string{"good": tt.goodExtra},
+					Plugins: map[string]string{"s": fmt.Sprintf("  - {name: upper, path: %s, services: [private]}\n",
+						cluster.TestdataPath("wat", "echo.wasm"))}})
+				sh, goodh, badh := cl.Host("s"), cl.Host("good"), cl.Host("bad")
+				if err := sh.Start(); err != nil {
+					t.Fatal(err)
+				}
+				goodh.SetPeers(sh.PeerURL(tr))
+				if err := goodh.Start(); err != nil {
+					t.Fatal(err)
+				}
+				s, good := sh.Node(), goodh.Node()
+				hosttest.CheckFor(t, eventually, hosttest.Describe("the trusted host reaches the service", func() error {
 					_, err := good.Call(context.Background(), &message.Message{Kind: abi.KindRequest, Subject: "private.x", Deadline: time.Now().Add(time.Second)})
 					return err
 				}))
-				before := s.mesh.RefusedCount()
-				bad, _, _ := meshNode(t, "bad", tt.badClient+fmt.Sprintf("peers: [%s://%s]\n", tr, addr))
-				hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("the untrusted host is refused", func() error {
-					if s.mesh.RefusedCount() == before {
+				before := node.RefusedCount(s)
+				badh.SetPeers(sh.PeerURL(tr))
+				if err := badh.Start(); err != nil {
+					t.Fatal(err)
+				}
+				bad := badh.Node()
+				hosttest.CheckFor(t, eventually, hosttest.Describe("the untrusted host is refused", func() error {
+					if node.RefusedCount(s) == before {
 						return fmt.Errorf("not refused yet")
 					}
 					return nil
@@ -89,11 +89,11 @@ func nodeIDForKey(t *testing.T, key string) string {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "pycomms.yaml")
-	cfg := fmt.Sprintf("cache_dir: %s\ncontrol: \"\"\nlisten: {tcp: \"\", quic: \"\"}\nidentity: {key: %s}\n", sharedCache, key)
+	cfg := fmt.Sprintf("cache_dir: %s\ncontrol: \"\"\nlisten: {tcp: \"\", quic: \"\"}\nidentity: {key: %s}\n", filepath.Join(dir, "cache"), key)
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	n, err := New(context.Background(), Options{ConfigPath: path})
+	n, err := node.New(context.Background(), node.Options{ConfigPath: path})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,20 +104,17 @@ func nodeIDForKey(t *testing.T, key string) string {
 // TestReloadAppliesPeers: peers is the one mesh key a reload applies; the
 // others need a restart and say so.
 func TestReloadAppliesPeers(t *testing.T) {
-	_, bTCP, _ := meshNode(t, "b", "")
-	a, _, _ := meshNode(t, "a", "")
-	path := a.cfg.File
-	orig, err := os.ReadFile(path)
-	if err != nil {
+	cl := cluster.Start(t, cluster.Options{Names: []string{"b", "a"}, Topology: cluster.None})
+	b, ah := cl.Host("b"), cl.Host("a")
+	a := ah.Node()
+	ah.SetPeers(b.PeerURL("tcp"))
+	if err := ah.WriteConfig(); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, append(orig, []byte(fmt.Sprintf("peers: [tcp://%s]\n", bTCP))...), 0o644); err != nil {
+	if err := ah.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Reload(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("a dials the peer added by the reload", func() error {
+	hosttest.CheckFor(t, eventually, hosttest.Describe("a dials the peer added by the reload", func() error {
 		for _, p := range a.Peers() {
 			if p.Name == "b" && p.State == "up" {
 				return nil
@@ -125,11 +122,14 @@ func TestReloadAppliesPeers(t *testing.T) {
 		}
 		return fmt.Errorf("peers %+v", a.Peers())
 	}))
-	bad := strings.Replace(string(orig), "quic: 127.0.0.1:0", "quic: \"\"", 1)
-	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
+	// The first config (no peers) with listen.quic changed.
+	ah.SetPeers()
+	if err := ah.RewriteConfig(func(s string) string {
+		return strings.Replace(s, `quic: "127.0.0.1:0"`, `quic: ""`, 1)
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Reload(context.Background()); err == nil || !strings.Contains(err.Error(), "listen") {
+	if err := ah.Reload(); err == nil || !strings.Contains(err.Error(), "listen") {
 		t.Fatalf("changing listen on reload: %v", err)
 	}
 }
@@ -139,14 +139,23 @@ func TestReloadAppliesPeers(t *testing.T) {
 // invalid (CLI exit code 1) listing both ids, and reaches neither plugin;
 // each id still reaches its own node; GET /v1/peers shows the clash.
 func TestNodeNameClashOverControlAPI(t *testing.T) {
-	aDir := t.TempDir()
-	a, ac, _ := startNode(t, aDir, "node: {name: a}\n")
-	aTCP, _ := a.mesh.Addrs()
-	plugin := fmt.Sprintf("peers: [%s]\nplugins:\n  - {name: upper, path: %s, services: [echo], instances: 1}\n", aTCP, watEcho(t))
-	b1, _, _ := meshNode(t, "b", plugin)
-	b2, _, _ := meshNode(t, "b", plugin)
+	cl := cluster.New(t, cluster.Options{Names: []string{"a", "b", "b"}, Topology: cluster.None,
+		Plugins: map[string]string{"b": fmt.Sprintf("  - {name: upper, path: %s, services: [echo], instances: 1}\n",
+			cluster.TestdataPath("wat", "echo.wasm"))}})
+	ah := cl.HostAt(0)
+	if err := ah.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{1, 2} {
+		bh := cl.HostAt(i)
+		bh.SetPeers(ah.PeerURL("tcp"))
+		if err := bh.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, ac, b1, b2 := ah.Node(), ah.Client, cl.HostAt(1).Node(), cl.HostAt(2).Node()
 	ctx := context.Background()
-	hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("a learns both b and their services", func() error {
+	hosttest.CheckFor(t, eventually, hosttest.Describe("a learns both b and their services", func() error {
 		n := 0
 		for _, p := range a.Peers() {
 			if p.Name == "b" && len(p.Services) == 1 {
@@ -175,7 +184,7 @@ func TestNodeNameClashOverControlAPI(t *testing.T) {
 	if got := calls(); got != before {
 		t.Fatalf("a refused reference reached a plugin: calls %v -> %v", before, got)
 	}
-	for i, b := range []*Node{b1, b2} {
+	for i, b := range []*node.Node{b1, b2} {
 		out, err := ac.CallNode(ctx, b.ID(), "echo.x", []byte("hi"), nil, 5*time.Second)
 		if err != nil || string(out) != "HI" {
 			t.Fatalf("call --node %s: %q, %v", b.ID(), out, err)
