@@ -39,7 +39,7 @@ func (in *instrumenter) code(r *reader, out []byte, checks, constExpr bool) ([]b
 			return l // looking ahead from inside the loop: outer labels are unknown
 		}
 		if r.err == nil && int64(l) > int64(depth) {
-			r.err = fmt.Errorf("label %d out of range (%d blocks are open) at offset %d", l, depth, r.pos)
+			r.err = fmt.Errorf("label %d out of range (%d in scope) at offset %d", l, depth+1, r.pos)
 		}
 		if r.err != nil {
 			return 0
@@ -108,12 +108,12 @@ func (in *instrumenter) code(r *reader, out []byte, checks, constExpr bool) ([]b
 			open(false)
 			continue
 		case op == 0x0c || op == 0x0d: // br, br_if
-			l := r.u32()
+			l := label(r.u32())
 			if r.err != nil {
 				return nil, r.err
 			}
 			out = append(out, op)
-			out = appendU32(out, label(l))
+			out = appendU32(out, l)
 			continue
 		case op == 0x0e: // br_table
 			n := r.u32()

@@ -123,8 +123,9 @@ func TestStuckGuestsAreStopped(t *testing.T) {
 // A guest naming the local one past its own would name the loop counter
 // the rewrite appends (and could set it for ever): refused, as wazero
 // refuses it in the original. The function has a tight loop, so the
-// rewrite would give it the counter.
-func TestInstrumentRefusesTheLocalPastTheOriginal(t *testing.T) {
+// rewrite would give it the counter. The same for a branch label one past
+// the blocks open around it, which would name the wrapper loop.
+func TestInstrumentRefusesTheLocalAndLabelPastTheOriginal(t *testing.T) {
 	// (func (param i32) (local i32) (loop (local.set 2 (i32.const 1000)) (br 0)))
 	body := []byte{1, 1, 0x7f, 0x03, 0x40, 0x41, 0xe8, 0x07, 0x21, 2, 0x0c, 0, 0x0b, 0x0b}
 	for _, tc := range []struct {
@@ -136,6 +137,10 @@ func TestInstrumentRefusesTheLocalPastTheOriginal(t *testing.T) {
 		{"local.get", []byte{0, 0x03, 0x40, 0x20, 1, 0x1a, 0x0c, 0, 0x0b, 0x0b}, "local index 1 out of range (the module has 1)"},
 		{"local.tee", []byte{0, 0x41, 0, 0x22, 1, 0x1a, 0x0b}, "local index 1 out of range (the module has 1)"},
 		{"in a constant expression", nil, "global section: global 0 initializer: local index 0 out of range (the module has 0)"},
+		// (loop (br 2)): one past the loop and the function's label, it
+		// would name the wrapper loop the rewrite puts around a tight loop.
+		{"branch label", []byte{0, 0x03, 0x40, 0x0c, 2, 0x0b, 0x0b}, "code section: function 0: label 2 out of range (2 in scope)"},
+		{"br_table label", []byte{0, 0x03, 0x40, 0x41, 0, 0x0e, 1, 0, 2, 0x0b, 0x0b}, "label 2 out of range (2 in scope)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mod := spinModule(nil, tc.body)
