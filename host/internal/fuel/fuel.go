@@ -431,6 +431,15 @@ func (in *instrumenter) check(out []byte, cost int32) []byte {
 // header: there are not many more registers than that to keep them in.
 const maxCopies = 8
 
+// minTightBody is the smallest loop body, in bytes, that gets the loop
+// counter. A counted loop's header is ~55 bytes (and up to ~60 more of
+// copies) where the fuel check is ~16: without a floor, a module of
+// nothing but minimal loops (`loop; br_if 0; end`, 5 bytes with its
+// condition) would grow 18 times where it grew 7 times before, and
+// wazero would compile all of it. With it, no module grows more than it
+// did. Real hot loops are longer: the echo's is 48 bytes.
+const minTightBody = 24
+
 // loopScan is what tightLoop learns of a loop body: the locals it reads,
 // in the order of their first read, and which of them it also writes.
 type loopScan struct {
@@ -439,6 +448,9 @@ type loopScan struct {
 }
 
 func (s *loopScan) use(l uint32, read bool) {
+	if s.written == nil {
+		s.written = map[uint32]bool{} // only now: a loop that names no local needs none
+	}
 	if _, seen := s.written[l]; !seen && read {
 		s.reads = append(s.reads, l)
 	}
@@ -447,7 +459,7 @@ func (s *loopScan) use(l uint32, read bool) {
 
 // tightLoop looks ahead through the body of the loop whose header r has
 // just read, and says whether it is a tight loop: one with no nested loop
-// and no call. Those are the loops where the cost of metering shows, and
+// and no call, of at least minTightBody bytes. Those are the loops where the cost of metering shows, and
 // they get the loop counter (countedLoop); other loops keep the fuel
 // check at their header, which costs nothing next to a call. It also
 // returns the integer locals the loop reads and never writes (at most
@@ -456,12 +468,16 @@ func (s *loopScan) use(l uint32, read bool) {
 // Each byte is looked at once more at most: a look-ahead stops at the
 // first nested loop, and the one started there covers that loop's body.
 func (in *instrumenter) tightLoop(r *reader) ([]uint32, bool) {
-	s := &loopScan{written: map[uint32]bool{}}
+	s := &loopScan{}
 	in.ahead = s
-	_, err := in.code(&reader{b: r.b, pos: r.pos}, nil, true, false)
+	body := &reader{b: r.b, pos: r.pos}
+	_, err := in.code(body, nil, true, false)
 	in.ahead = nil
 	if err != nil {
 		return nil, false // errNotTight, or an error the rewrite will report
+	}
+	if body.pos-r.pos < minTightBody {
+		return nil, false
 	}
 	var copies []uint32
 	for _, l := range s.reads {
