@@ -154,3 +154,30 @@ func TestInstrumentRefusesTheLocalAndLabelPastTheOriginal(t *testing.T) {
 		})
 	}
 }
+
+// The tight loops of stuck.wasm do get the loop counter (a function with
+// one pays loopEntry at entry, see Batch), and the other shapes do not:
+// otherwise TestStuckGuestsAreStopped would test the fuel check at the
+// header only.
+func TestTightLoopsGetTheCounter(t *testing.T) {
+	const calls = 2048
+	for _, tc := range []struct {
+		name  string
+		tight bool
+	}{{"spin", true}, {"nested", true}, {"short", true}, {"carried", true}, {"calling", false}, {"tree", false}} {
+		g := newStuckGuest(t)
+		total := 0
+		for range calls {
+			n, err := g.run(t, tc.name, 1)
+			if err != nil {
+				t.Fatalf("%s(1): %v", tc.name, err)
+			}
+			total += n
+		}
+		// At most 4 units a call without the counter (calling: its entry,
+		// its header and its callee's entry), at least loopEntry with it.
+		if counted := total >= calls*loopEntry/Period-1; counted != tc.tight {
+			t.Errorf("%d calls of %s(1) made %d ticks: loop counter used = %v, want %v", calls, tc.name, total, counted, tc.tight)
+		}
+	}
+}
