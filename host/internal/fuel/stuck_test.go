@@ -3,6 +3,7 @@ package fuel
 import (
 	"context"
 	"errors"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -155,29 +156,35 @@ func TestInstrumentRefusesTheLocalAndLabelPastTheOriginal(t *testing.T) {
 	}
 }
 
-// The tight loops of stuck.wasm do get the loop counter (a function with
-// one pays loopEntry at entry, see Batch), and the other shapes do not:
-// otherwise TestStuckGuestsAreStopped would test the fuel check at the
-// header only.
+// The tight loops of stuck.wasm do get the loop counter, and the other
+// shapes do not (otherwise TestStuckGuestsAreStopped would only test the
+// check at loop headers): with the counter a function pays loopEntry at
+// entry and nothing for fewer than Batch iterations (see Batch), without
+// it 1 at entry and 1 per iteration. Each case says what one call pays.
 func TestTightLoopsGetTheCounter(t *testing.T) {
 	const calls = 2048
 	for _, tc := range []struct {
-		name  string
-		tight bool
-	}{{"spin", true}, {"nested", true}, {"short", true}, {"carried", true}, {"calling", false}, {"tree", false}} {
+		name         string
+		units, plain int // fuel one call (argument 1) pays with the counter, and without
+	}{
+		{"spin", loopEntry, 2},            // one iteration
+		{"nested", loopEntry + 1, 102},    // the outer loop's header, 100 inner iterations
+		{"short", 3 * loopEntry, 3 * 201}, // three calls of 200 iterations
+		{"carried", loopEntry, 2},         // one iteration
+		{"calling", 3, 3},                 // its entry, one header, the callee's entry
+		{"tree", 3, 3},                    // three calls
+	} {
 		g := newStuckGuest(t)
-		total := 0
+		ticks := 0
 		for range calls {
 			n, err := g.run(t, tc.name, 1)
 			if err != nil {
 				t.Fatalf("%s(1): %v", tc.name, err)
 			}
-			total += n
+			ticks += n
 		}
-		// At most 4 units a call without the counter (calling: its entry,
-		// its header and its callee's entry), at least loopEntry with it.
-		if counted := total >= calls*loopEntry/Period-1; counted != tc.tight {
-			t.Errorf("%d calls of %s(1) made %d ticks: loop counter used = %v, want %v", calls, tc.name, total, counted, tc.tight)
+		if want := float64(calls*tc.units) / Period; math.Abs(float64(ticks)-want) > 1.5 {
+			t.Errorf("%d calls of %s(1) made %d ticks, want %.1f (%.1f without the loop counter)", calls, tc.name, ticks, want, float64(calls*tc.plain)/Period)
 		}
 	}
 }
