@@ -48,7 +48,9 @@ const (
 )
 
 // Period is the fuel a module starts with and the host refills on a tick:
-// the number of loop iterations and function entries between host checks.
+// the number of loop iterations and function entries between host checks
+// (a tight loop pays in batches, and a call of its function more than 1:
+// see Batch).
 const Period = 1 << 14
 
 // Batch is how many iterations of its tight loops a function runs
