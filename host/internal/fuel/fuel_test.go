@@ -91,7 +91,7 @@ func FuzzInstrument(f *testing.F) {
 	if err != nil || len(seeds) == 0 {
 		f.Fatalf("no WAT fixtures in ../../../testdata/wat: %v", err)
 	}
-	for _, p := range append(seeds, "testdata/count.wasm", "../../../plugins/hello-c/hello.wasm") {
+	for _, p := range append(seeds, "testdata/count.wasm", "testdata/stuck.wasm", "../../../plugins/hello-c/hello.wasm") {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)

@@ -122,15 +122,18 @@ func (r *reader) valType(types uint32) {
 }
 
 // blockType reads a block type: empty, one value type or a type index.
-func (r *reader) blockType(types uint32) {
+// It returns the type index, or -1 for the other two.
+func (r *reader) blockType(types uint32) int64 {
 	at := r.pos
 	bt := r.s33()
 	if r.err != nil || bt < 0 {
-		return // 0x40 (empty) and the one-byte value types are negative
+		return -1 // 0x40 (empty) and the one-byte value types are negative
 	}
 	if bt >= int64(types) {
 		r.err = fmt.Errorf("block type index %d out of range (the module has %d types) at offset %d", bt, types, at)
+		return -1
 	}
+	return bt
 }
 
 // limits reads limits and returns the initial size.
@@ -216,9 +219,15 @@ func (in *instrumenter) scan(secs []section) error {
 					return fmt.Errorf("type section: type %d: unsupported form %#x (want 0x60, a function type)", i, form)
 				}
 				p := r.count(fmt.Sprintf("parameters in type %d", i), 1, MaxParams)
+				in.params = append(in.params, p)
+				at := len(in.paramTypes)
 				for k := uint32(0); k < p && r.err == nil; k++ {
+					if r.pos < len(r.b) {
+						in.paramTypes = append(in.paramTypes, r.b[r.pos])
+					}
 					r.valType(n)
 				}
+				in.paramAt = append(in.paramAt, uint32(at))
 				q := r.count(fmt.Sprintf("results in type %d", i), 1, MaxResults)
 				for k := uint32(0); k < q && r.err == nil; k++ {
 					r.valType(n)
@@ -262,7 +271,7 @@ func (in *instrumenter) scan(secs []section) error {
 			in.add(r, "functions", &in.funcs, n, MaxFunctions)
 			in.defined = n
 			for i := uint32(0); i < n && r.err == nil; i++ {
-				r.index("type", in.types)
+				in.funcTypes = append(in.funcTypes, r.index("type", in.types))
 			}
 		case secTable:
 			n := r.count("tables", 3, MaxTables)
