@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bytes"
@@ -10,10 +10,12 @@ import (
 
 	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/host/node"
 	"github.com/pycomms/pycomms-host/internal/hosttest"
+	"github.com/pycomms/pycomms-host/internal/hosttest/cluster"
 )
 
-func upper(sends *atomic.Int64) Handler {
+func upper(sends *atomic.Int64) node.Handler {
 	return func(ctx context.Context, m *message.Message) ([]byte, error) {
 		if m.Kind == abi.KindSend {
 			sends.Add(1)
@@ -30,14 +32,15 @@ func upper(sends *atomic.Int64) Handler {
 // and, through the mesh, from a peer; its errors keep their status; a
 // service a plugin serves is refused; stop removes it.
 func TestServeGoHandler(t *testing.T) {
-	a, tcpA, _ := meshNode(t, "a", fmt.Sprintf("plugins:\n  - {name: wat, path: %s, services: [wat]}\n", watEcho(t)))
-	b, _, _ := meshNode(t, "b", fmt.Sprintf("peers: [tcp://%s]\n", tcpA))
+	cl := cluster.Start(t, cluster.Options{Names: []string{"a", "b"},
+		Plugins: map[string]string{"a": cluster.WatEcho("wat", "wat")}})
+	a, b := cl.Host("a").Node(), cl.Host("b").Node()
 	var sends atomic.Int64
 	stop, err := a.Serve("upper", []string{"upper"}, upper(&sends))
 	if err != nil {
 		t.Fatal(err)
 	}
-	call := func(n *Node, payload string) (string, error) {
+	call := func(n *node.Node, payload string) (string, error) {
 		out, err := n.Call(context.Background(), &message.Message{Kind: abi.KindRequest, Subject: "upper.x",
 			Payload: []byte(payload), Deadline: time.Now().Add(5 * time.Second)})
 		return string(out), err
@@ -48,7 +51,7 @@ func TestServeGoHandler(t *testing.T) {
 	if _, err := call(a, "fail"); message.StatusOf(err) != abi.StatusInvalid {
 		t.Fatalf("a handler's error lost its status: %v", err)
 	}
-	hosttest.CheckFor(t, 10*time.Second, func() error {
+	hosttest.CheckFor(t, 15*time.Second, func() error {
 		if out, err := call(b, "peer"); err != nil || out != "PEER" {
 			return fmt.Errorf("node b calls a's Go handler: %q %v", out, err)
 		}
