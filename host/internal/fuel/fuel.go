@@ -535,23 +535,12 @@ func (in *instrumenter) localType(l uint32) byte {
 // parameters are on the stack at both headers, where br_if passes them
 // on (an `if` cannot take them without a new type).
 func (in *instrumenter) countedLoop(out, loop []byte, params bool, copies []uint32) []byte {
-	c, f := in.fnLocals, in.fuelIndex()
+	c := in.fnLocals
 	out = append(out, 0x20)
 	out = appendU32(out, c)
 	out = append(out, 0x41, 0, 0x4c, 0x04, 0x40) // i32.le_s; if
-	out = append(out, 0x23)
-	out = appendU32(out, f)
+	out = in.check(out, Batch)
 	out = append(out, 0x41)
-	out = appendS32(out, Batch)
-	out = append(out, 0x6b, 0x24)
-	out = appendU32(out, f)
-	out = append(out, 0x23)
-	out = appendU32(out, f)
-	out = append(out, 0x41, 0, 0x4c, 0x04, 0x40, 0x10)
-	out = appendU32(out, in.tickIndex())
-	out = append(out, 0x24)
-	out = appendU32(out, f)
-	out = append(out, 0x0b, 0x41)
 	out = appendS32(out, Batch)
 	out = append(out, 0x21)
 	out = appendU32(out, c)

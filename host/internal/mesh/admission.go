@@ -190,14 +190,7 @@ func (g *slots) release(s *slot) {
 // sourceOf is the source a connection counts against: its IPv4 address,
 // or its IPv6 /64.
 func sourceOf(a net.Addr) netip.Prefix {
-	var ap netip.AddrPort
-	switch a := a.(type) {
-	case *net.TCPAddr:
-		ap = a.AddrPort()
-	case *net.UDPAddr:
-		ap = a.AddrPort()
-	}
-	ip := ap.Addr().Unmap()
+	ip := addrPort(a).Addr()
 	if !ip.IsValid() {
 		return netip.PrefixFrom(netip.IPv6Unspecified(), 0)
 	}
