@@ -103,7 +103,7 @@ func (v *Version) instantiateHostModules(ctx context.Context) error {
 // iterations and function entries: the host's chance to stop it.
 var hostTick = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
 	w := instanceOf(ctx)
-	if w.killed.Load() {
+	if w.killed() {
 		panic(errStopped)
 	}
 	stack[0] = fuel.Period
@@ -186,7 +186,7 @@ func (w *instance) outgoing(kind abi.Kind, stack []uint64, what string) (*messag
 	m := &message.Message{Kind: kind, Subject: subject, Payload: append([]byte(nil), data...), From: w.v.spec.Name}
 	if in := w.msg; in != nil {
 		m.Hops = in.Hops + 1
-		m.Deadline = time.Unix(0, w.deadline)
+		m.Deadline = deadlineTime(w.due)
 	}
 	return m, true
 }
@@ -240,6 +240,7 @@ var hostCall = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []
 	m.Chain = w.chain.Load()
 	if m.Chain == 0 {
 		m.Chain = nextChain.Add(1)
+		w.held.Store(w.msg)
 		w.chain.Store(m.Chain)
 	}
 	if ms := int32(stack[4]); ms > 0 {

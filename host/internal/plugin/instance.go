@@ -41,19 +41,25 @@ type instance struct {
 	mem    api.Memory
 	stack  [5]uint64
 
-	// mu orders message switches against the watchdog, so that a stop
-	// meant for one message can never hit the next one.
-	mu       sync.Mutex
-	msg      *message.Message
-	started  time.Time
-	deadline int64 // unix nanos; 0 while idle
-	killed   atomic.Bool
+	// deadline is when the guest code running now must be done, on the
+	// package's monotonic clock (nanotime); 0 while idle, stopped once the
+	// watchdog found it past. It is one word so that the watchdog's stop is
+	// a compare-and-swap against the very deadline it judged: a stop meant
+	// for one message cannot hit the next, which has its own deadline (and
+	// were that the same instant, it would be just as late).
+	deadline atomic.Int64
 	// chain is the call chain (message.Message.Chain) of the request this
 	// instance runs, given an id by the first call the handler makes; 0
-	// while idle. Other callers read it to detect a call loop.
+	// while idle. Other callers read it to detect a call loop; held is the
+	// message of that chain (set before chain, cleared after it), for the
+	// loop's error text.
 	chain atomic.Uint64
+	held  atomic.Pointer[message.Message]
 
 	// Per-message state, touched only by the goroutine holding the instance.
+	msg      *message.Message
+	started  int64 // nanotime when the message arrived
+	due      int64 // the message's deadline (nanotime), for the calls it makes
 	reply    []byte
 	tooLarge uint64
 	denied   abi.Capability
@@ -80,7 +86,7 @@ func (w *instance) instantiate(ctx context.Context) error {
 
 	// _initialize runs guest code before any message: bound it like one.
 	w.ctx = context.WithValue(context.Background(), instanceKey{}, w)
-	w.arm(time.Now().Add(max(v.spec.Timeout, 10*time.Second)))
+	w.arm(nanotime() + int64(max(v.spec.Timeout, 10*time.Second)))
 	defer w.disarm()
 	mod, err := v.rt.InstantiateModule(w.ctx, v.module, cfg)
 	if err != nil {
@@ -112,54 +118,65 @@ func (w *instance) close() {
 	}
 }
 
-// arm starts the watchdog clock for guest code about to run.
-func (w *instance) arm(deadline time.Time) {
-	w.mu.Lock()
-	w.started, w.deadline = time.Now(), deadline.UnixNano()
-	w.killed.Store(false)
-	w.mu.Unlock()
-	w.v.dogArm()
+// stopped is the deadline of an instance the watchdog has stopped: the
+// guest ends at its next fuel tick.
+const stopped = -1
+
+// arm starts the watchdog clock for guest code about to run: deadline is
+// on the nanotime clock. It wakes the watchdog when it sleeps; the store
+// before the load pairs with the watchdog's (see Version.watchdog), so
+// one of the two always sees the other.
+func (w *instance) arm(deadline int64) {
+	w.deadline.Store(deadline)
+	if v := w.v; v.asleep.Load() && v.asleep.CompareAndSwap(true, false) {
+		// Only the winner of the flip sends, and the watchdog takes the
+		// token before it can announce another sleep: this never blocks.
+		v.wakeDog <- struct{}{}
+	}
 }
 
 // disarm ends what arm or invoke started: the instance is idle again.
 func (w *instance) disarm() {
-	w.mu.Lock()
-	w.deadline, w.msg = 0, nil
-	w.mu.Unlock()
-	w.chain.Store(0)
-	w.v.dogDisarm()
+	w.deadline.Store(0)
+	w.msg = nil
+	if w.chain.Load() != 0 {
+		w.chain.Store(0)
+		w.held.Store(nil)
+	}
 }
 
+// killed reports that the watchdog stopped the guest code running now.
+func (w *instance) killed() bool { return w.deadline.Load() == stopped }
+
 // checkDeadline is the watchdog's half of deadline enforcement: the guest
-// stops at its next fuel tick.
-func (w *instance) checkDeadline(now int64) {
-	w.mu.Lock()
-	if w.deadline != 0 && now > w.deadline {
-		w.killed.Store(true)
+// stops at its next fuel tick. It reports whether the instance runs guest
+// code (armed, stopped or not).
+func (w *instance) checkDeadline(now int64) bool {
+	d := w.deadline.Load()
+	if d > 0 && now > d {
+		w.deadline.CompareAndSwap(d, stopped)
 	}
-	w.mu.Unlock()
+	return d != 0
 }
 
 // invoke delivers one message to the guest and turns what happened into a
 // reply or an error. broken reports that the instance must be replaced.
 // started is when the message arrived; waiting for an instance counts
 // against its deadline, which is what the caller experiences.
-func (w *instance) invoke(m *message.Message, started, deadline time.Time) (reply []byte, err error, broken bool) {
+func (w *instance) invoke(m *message.Message, started, deadline int64) (reply []byte, err error, broken bool) {
 	if len(m.Headers) > 0 {
 		w.hdr, _ = headerEnc.Marshal(m.Headers) // map[string]string always encodes
 	} else {
 		w.hdr = w.hdr[:0]
 	}
-	w.mu.Lock()
-	w.msg, w.started, w.deadline = m, started, deadline.UnixNano()
-	w.mu.Unlock()
-	w.killed.Store(false)
-	if m.Kind == abi.KindRequest {
+	w.msg, w.started, w.due = m, started, deadline
+	if m.Kind == abi.KindRequest && m.Chain != 0 {
 		// Sends and events run detached from whoever posted them: they
 		// never belong to the poster's chain.
+		w.held.Store(m)
 		w.chain.Store(m.Chain)
 	}
-	w.v.dogArm()
+	w.arm(deadline)
 	defer w.disarm()
 	w.growFailed = false
 	defer func() { w.reply, w.tooLarge, w.denied, w.callErr = w.reply[:0], 0, "", "" }()
@@ -211,8 +228,8 @@ func (w *instance) failure(m *message.Message, err error) *message.Error {
 		w.fatal = nil
 		return message.Errorf(f.Status, "plugin %q: %s%s", name, subject, f.Msg)
 	}
-	if w.killed.Load() {
-		took := time.Since(w.started).Round(time.Millisecond)
+	if w.killed() {
+		took := time.Duration(nanotime() - w.started).Round(time.Millisecond)
 		return message.Errorf(abi.StatusTimeout, "plugin %q: %sdid not finish within its deadline (stopped after %v; instance replaced)", name, subject, took)
 	}
 	msg := firstLine(err).Error()
@@ -232,7 +249,7 @@ func (w *instance) failure(m *message.Message, err error) *message.Error {
 // too_large, naming the limit. The instance is replaced all the same: a
 // trap may leave the guest's state half-updated.
 func (w *instance) allocFailure(m *message.Message, err error, total, limit uint64) *message.Error {
-	if w.fatal != nil || w.killed.Load() || uint64(w.mem.Size())+total <= limit {
+	if w.fatal != nil || w.killed() || uint64(w.mem.Size())+total <= limit {
 		return w.failure(m, err)
 	}
 	return message.Errorf(abi.StatusTooLarge, "plugin %q: %s: message of %d bytes (payload %d, subject %d, headers %d) does not fit in the plugin's memory: %s(%d) trapped with memory %d of limits.memory %d bytes (instance replaced): %s",
@@ -247,7 +264,7 @@ func memoryPages(limit uint64) uint32 {
 
 // cause explains a failure outside message handling (instantiation).
 func (w *instance) cause(err error) error {
-	if w.killed.Load() {
+	if w.killed() {
 		return fmt.Errorf("did not finish within %v", max(w.v.spec.Timeout, 10*time.Second))
 	}
 	return firstLine(err)
@@ -267,7 +284,14 @@ func (w *instance) complete(m *message.Message, status abi.Status) ([]byte, erro
 			err = message.Errorf(abi.StatusTooLarge, "plugin %q: %s: reply of %d bytes exceeds max_reply (%d bytes)", name, m.Subject, w.tooLarge, w.v.spec.MaxReply)
 			break
 		}
-		return bytes.Clone(w.reply), nil, false
+		// The reply buffer goes to the caller: one copy out of guest
+		// memory (in hostReply), none here; the next reply allocates.
+		r := w.reply
+		w.reply = nil
+		if r == nil {
+			r = []byte{}
+		}
+		return r, nil, false
 	case abi.StatusHandlerError:
 		text := string(w.reply)
 		if text == "" {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -50,13 +51,10 @@ type Version struct {
 	drainOne sync.Once
 	stopDog  chan struct{}
 	closed   chan struct{}
-	// armed counts instances running guest code under a deadline; the
-	// watchdog ticks only while it is above zero. asleep is true while the
-	// watchdog is about to wait or waits on wakeDog (capacity 1); the one
-	// dogArm that flips it back sends the wake, so a caller pays for a
-	// channel operation only when the watchdog really sleeps, not on
-	// every call that finds the count at zero.
-	armed    atomic.Int64
+	// asleep is true while the watchdog is about to wait or waits on
+	// wakeDog (capacity 1); the one arm that flips it back sends the wake,
+	// so a call pays for a channel operation only when the watchdog
+	// really sleeps, not on every call.
 	asleep   atomic.Bool
 	wakeDog  chan struct{}
 	dogWakes atomic.Uint64 // watchdog passes over the instances, for tests
@@ -317,15 +315,34 @@ func (v *Version) Close() {
 	close(v.closed)
 }
 
-// deadline is when a message must be done: the sender's deadline or the
-// plugin's timeout, whichever comes first.
-func (v *Version) deadline(m *message.Message, now time.Time) time.Time {
-	dl := now.Add(v.spec.Timeout)
-	if d := m.Deadline; !d.IsZero() && d.Before(dl) {
-		return d
+// epoch is the origin of nanotime.
+var epoch = time.Now()
+
+// nanotime reads the monotonic clock only (time.Since on a time with a
+// monotonic reading), about half the cost of time.Now, which also reads
+// the wall clock: deadlines are kept on this clock.
+func nanotime() int64 { return int64(time.Since(epoch)) }
+
+// deadline is when a message must be done, on the nanotime clock: the
+// sender's deadline or the plugin's timeout, whichever comes first.
+func (v *Version) deadline(m *message.Message, now int64) int64 {
+	dl := now + int64(v.spec.Timeout)
+	if dl < now {
+		dl = math.MaxInt64
+	}
+	if !m.Deadline.IsZero() {
+		// Sub uses the monotonic readings when m.Deadline has one (it was
+		// made in this process), the wall clock otherwise.
+		if d := int64(m.Deadline.Sub(epoch)); d < dl {
+			// A deadline before the epoch has long passed; 0 is "idle".
+			dl = max(d, 1)
+		}
 	}
 	return dl
 }
+
+// deadlineTime turns a nanotime deadline back into a time.Time.
+func deadlineTime(dl int64) time.Time { return epoch.Add(time.Duration(dl)) }
 
 // Request runs a request on an idle instance and returns its reply. It
 // waits for an instance until the deadline; at most Queue requests wait.
@@ -334,7 +351,7 @@ func (v *Version) Request(ctx context.Context, m *message.Message) ([]byte, erro
 		return nil, errRetired
 	}
 	defer v.release()
-	now := time.Now()
+	now := nanotime()
 	dl := v.deadline(m, now)
 	w, err := v.checkout(ctx, m, dl)
 	if err != nil {
@@ -346,7 +363,7 @@ func (v *Version) Request(ctx context.Context, m *message.Message) ([]byte, erro
 	return v.run(w, m, now, dl)
 }
 
-func (v *Version) checkout(ctx context.Context, m *message.Message, dl time.Time) (*instance, error) {
+func (v *Version) checkout(ctx context.Context, m *message.Message, dl int64) (*instance, error) {
 	select {
 	case w := <-v.idle:
 		return w, nil
@@ -365,7 +382,7 @@ func (v *Version) checkout(ctx context.Context, m *message.Message, dl time.Time
 		return nil, message.Errorf(abi.StatusBusy, "plugin %q is busy: %d instances in use and %d requests waiting", v.spec.Name, v.spec.Instances, v.spec.Queue)
 	}
 	defer v.waiting.Add(-1)
-	t := time.NewTimer(time.Until(dl))
+	t := time.NewTimer(time.Duration(dl - nanotime()))
 	defer t.Stop()
 	select {
 	case w := <-v.idle:
@@ -391,11 +408,9 @@ func (v *Version) loop(m *message.Message) error {
 			continue
 		}
 		held++
-		w.mu.Lock()
-		if w.msg != nil && !slices.Contains(subjects, w.msg.Subject) {
-			subjects = append(subjects, w.msg.Subject)
+		if hm := w.held.Load(); hm != nil && !slices.Contains(subjects, hm.Subject) {
+			subjects = append(subjects, hm.Subject)
 		}
-		w.mu.Unlock()
 	}
 	if held == 0 || int64(held) < v.alive.Load() {
 		return nil
@@ -416,7 +431,7 @@ func quoteAll(s []string) string {
 
 // run delivers m on w, replaces w when the call broke it, and returns w (or
 // its replacement) to the pool.
-func (v *Version) run(w *instance, m *message.Message, now, dl time.Time) ([]byte, error) {
+func (v *Version) run(w *instance, m *message.Message, now, dl int64) ([]byte, error) {
 	v.busy.Add(1)
 	v.calls.Add(1)
 	reply, err, broken := w.invoke(m, now, dl)
@@ -464,7 +479,7 @@ func (v *Version) Post(m *message.Message) error {
 func (v *Version) deliverPosts() {
 	defer v.wg.Done()
 	for m := range v.posts {
-		now := time.Now()
+		now := nanotime()
 		dl := v.deadline(m, now)
 		w, err := v.checkout(context.Background(), m, dl)
 		if err == nil {
@@ -485,18 +500,20 @@ var errRetired = errors.New("plugin version retired")
 // watchdog enforces deadlines: while any instance runs guest code it looks
 // at every instance once per tick and marks those past their deadline, so
 // that the guest stops at its next fuel check. With nothing in flight it
-// holds no timer and sleeps until dogArm wakes it: an idle version costs
+// holds no timer and sleeps until an arm wakes it: an idle version costs
 // no CPU. A deadline is enforced at most one tick late either way, as the
 // first tick comes one period after the wake.
 func (v *Version) watchdog() {
 	tick := v.engine.watchdogTick(v.spec.Timeout)
 	for {
-		// Announce the sleep, then look at the count once more: an
+		// Announce the sleep, then look at the instances once more: an
 		// instance armed after the last tick's look saw asleep false and
-		// sent nothing.
+		// sent nothing. (arm stores its deadline, then loads asleep; this
+		// stores asleep, then loads the deadlines: one side sees the
+		// other.)
 		v.asleep.Store(true)
-		if v.armed.Load() == 0 || !v.asleep.CompareAndSwap(true, false) {
-			// Either nothing runs, or a dogArm flipped asleep after the
+		if !v.anyArmed() || !v.asleep.CompareAndSwap(true, false) {
+			// Either nothing runs, or an arm flipped asleep after the
 			// Store and its wake is on the way: wait for it.
 			select {
 			case <-v.stopDog:
@@ -512,33 +529,30 @@ func (v *Version) watchdog() {
 				return
 			case <-t.C:
 				v.dogWakes.Add(1)
-				now := time.Now().UnixNano()
+				now := nanotime()
+				running = false
 				for _, w := range v.all {
-					if w != nil {
-						w.checkDeadline(now)
+					if w != nil && w.checkDeadline(now) {
+						running = true
 					}
 				}
 				// Sleep once nothing runs (the loop top looks again, so
-				// an instance armed after this load is not missed).
-				running = v.armed.Load() > 0
+				// an instance armed after this pass is not missed).
 			}
 		}
 		t.Stop()
 	}
 }
 
-// dogArm counts an instance that starts running guest code and wakes the
-// watchdog when it was asleep. Under load the count rarely drops to zero,
-// so the channel is touched only when calls start after a quiet spell.
-func (v *Version) dogArm() {
-	if v.armed.Add(1) == 1 && v.asleep.Load() && v.asleep.CompareAndSwap(true, false) {
-		// Only the winner of the flip sends, and the watchdog takes the
-		// token before it can announce another sleep: this never blocks.
-		v.wakeDog <- struct{}{}
+// anyArmed reports whether some instance runs guest code under a deadline.
+func (v *Version) anyArmed() bool {
+	for _, w := range v.all {
+		if w != nil && w.deadline.Load() != 0 {
+			return true
+		}
 	}
+	return false
 }
-
-func (v *Version) dogDisarm() { v.armed.Add(-1) }
 
 // flatten turns a nested config map into dotted keys with string values,
 // for config_get: the form a C or WAT plugin can use without a CBOR parser.
