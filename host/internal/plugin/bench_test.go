@@ -201,7 +201,7 @@ func BenchmarkStartGoEcho(b *testing.B) {
 // the way the comparison harness makes it (host/internal/bench/compare,
 // "ours"): a fresh message with its own deadline per call, one instance,
 // the WAT echo. It is the per-call overhead on top of the floor, for
-// profiling.
+// profiling and for comparing two builds back to back (cpu-ns/op).
 func BenchmarkPluginRequest(b *testing.B) {
 	wasm := fixture(b, "echo.wasm")
 	for _, sz := range sizes {
@@ -211,12 +211,16 @@ func BenchmarkPluginRequest(b *testing.B) {
 			payload := make([]byte, sz.n)
 			b.SetBytes(int64(sz.n))
 			b.ReportAllocs()
+			cpu := processCPU()
 			for b.Loop() {
 				m := &message.Message{Kind: abi.KindRequest, Subject: "echo.upper", Payload: payload, Deadline: time.Now().Add(10 * time.Second)}
 				if _, err := p.Request(context.Background(), m); err != nil {
 					b.Fatal(err)
 				}
 			}
+			// The whole process's CPU (GC and the watchdog included) per
+			// call: steadier than ns/op on a shared machine.
+			b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }

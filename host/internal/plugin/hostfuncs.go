@@ -75,7 +75,28 @@ func capNames() string {
 
 func neg(s abi.Status) uint64 { return uint64(uint32(-int32(s))) }
 
-func instanceOf(ctx context.Context) *instance { return ctx.Value(instanceKey{}).(*instance) }
+// instanceCtx is the context an instance's guest code runs with: it
+// carries the instance for host functions, which find it with a type
+// assertion instead of a ctx.Value lookup (they run on every reply and
+// every fuel tick).
+type instanceCtx struct {
+	context.Context
+	w *instance
+}
+
+func (c *instanceCtx) Value(key any) any {
+	if key == (instanceKey{}) {
+		return c.w
+	}
+	return c.Context.Value(key)
+}
+
+func instanceOf(ctx context.Context) *instance {
+	if c, ok := ctx.(*instanceCtx); ok {
+		return c.w
+	}
+	return ctx.Value(instanceKey{}).(*instance)
+}
 
 // instantiateHostModules provides pycomms:host/v1 (the ABI) and
 // pycomms:internal (the fuel tick) in this version's runtime.

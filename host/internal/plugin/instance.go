@@ -85,7 +85,7 @@ func (w *instance) instantiate(ctx context.Context) error {
 		WithRandSource(rand.Reader)
 
 	// _initialize runs guest code before any message: bound it like one.
-	w.ctx = context.WithValue(context.Background(), instanceKey{}, w)
+	w.ctx = &instanceCtx{Context: context.Background(), w: w}
 	w.arm(nanotime() + int64(max(v.spec.Timeout, 10*time.Second)))
 	defer w.disarm()
 	mod, err := v.rt.InstantiateModule(w.ctx, v.module, cfg)

@@ -3,6 +3,8 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"github.com/pycomms/pycomms-host/host/internal/router"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -215,6 +217,70 @@ func TestBusy(t *testing.T) {
 	}
 	if busy != 1 {
 		t.Fatalf("busy = %d, want exactly 1 (one running, one queued)", busy)
+	}
+}
+
+// slowService is a plain-Go service on the router that takes a while to
+// answer, so that a handler calling it leaves its goroutine parked while
+// holding its instance.
+type slowService struct{}
+
+func (slowService) Request(ctx context.Context, m *message.Message) ([]byte, error) {
+	time.Sleep(200 * time.Microsecond)
+	return []byte("ok"), nil
+}
+
+func (slowService) Post(*message.Message) error { return nil }
+
+// TestPoolHandsOff: many more callers than instances, each handler
+// parked in a call while it holds its instance, so that most checkouts
+// wait. Every call gets an instance (a waiter never sleeps past a free
+// one: put and checkout see each other), and afterwards every instance
+// is idle again: in its slot, or in the hand-off channel when its waiter
+// had found another.
+func TestPoolHandsOff(t *testing.T) {
+	e := newEngine(t)
+	r := router.New(router.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err := r.SetRoutes("slow", slowService{}, []string{"svc.slow"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.Load(context.Background(), Spec{Name: "caller", Wasm: fixture(t, "caller.wasm"), Instances: 2, Queue: 64,
+		Grants: []abi.Capability{abi.CapCall}}, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Close)
+	const callers, calls = 16, 50
+	errs := make(chan error, callers)
+	for range callers {
+		go func() {
+			for range calls {
+				// A waiter that missed a free instance waits until its
+				// deadline: 5 s is far beyond a queue of 16 such calls.
+				if got, err := request(v, "caller.x", "svc.slow.wait", 5*time.Second); err != nil || string(got) != "ok" {
+					errs <- fmt.Errorf("reply %q, err %v", got, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range callers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := v.Busy(); n != 0 {
+		t.Fatalf("Busy() = %d after every call returned, want 0", n)
+	}
+	idle := len(v.idle)
+	for i := range v.slots {
+		if v.slots[i].w.Load() == v.all[i] {
+			idle++
+		}
+	}
+	if idle != len(v.all) {
+		t.Fatalf("%d of %d instances idle after every call returned", idle, len(v.all))
 	}
 }
 

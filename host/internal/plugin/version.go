@@ -38,7 +38,11 @@ type Version struct {
 	cfgCBOR []byte
 	cfgFlat map[string]string
 
-	all     []*instance
+	all []*instance
+	// slots[i] holds all[i] while it is idle: a request takes a free
+	// instance with one compare-and-swap and puts it back with one store.
+	// idle hands instances to requests that wait for one (see put).
+	slots   []slot
 	idle    chan *instance
 	alive   atomic.Int64 // instances that exist (a failed restart loses one)
 	waiting atomic.Int64 // requests waiting for an idle instance
@@ -62,7 +66,6 @@ type Version struct {
 	restarts atomic.Uint64
 	calls    atomic.Uint64
 	errors   atomic.Uint64
-	busy     atomic.Int64
 }
 
 // Hash is the sha256 of the module bytes, hex encoded.
@@ -71,8 +74,19 @@ func (v *Version) Hash() string { return v.hash }
 // Restarts counts instances replaced after a trap, timeout or ABI violation.
 func (v *Version) Restarts() uint64 { return v.restarts.Load() }
 
-// Busy is the number of instances handling a message right now.
-func (v *Version) Busy() int { return int(v.busy.Load()) }
+// Busy is the number of instances running guest code right now: handling
+// a message, or starting again after one broke them. It is read from the
+// instances' deadlines, which are set anyway, so a call pays no counter
+// for it.
+func (v *Version) Busy() int {
+	n := 0
+	for _, w := range v.all {
+		if w.deadline.Load() != 0 {
+			n++
+		}
+	}
+	return n
+}
 
 // Spec returns the spec this version was loaded from (without the bytes).
 func (v *Version) Spec() Spec { s := v.spec; s.Wasm = nil; return s }
@@ -176,6 +190,7 @@ func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, erro
 	// The watchdog reads v.all, so the slice is complete before it starts;
 	// instantiate arms each instance's deadline under its own lock.
 	v.all = make([]*instance, spec.Instances)
+	v.slots = make([]slot, spec.Instances)
 	for i := range v.all {
 		v.all[i] = &instance{v: v, slot: i}
 	}
@@ -192,7 +207,7 @@ func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, erro
 			}
 			return nil, err
 		}
-		v.idle <- w
+		v.slots[i].w.Store(w)
 	}
 	v.alive.Store(int64(spec.Instances))
 	for range min(spec.Instances, 4) {
@@ -363,11 +378,42 @@ func (v *Version) Request(ctx context.Context, m *message.Message) ([]byte, erro
 	return v.run(w, m, now, dl)
 }
 
+// slot is one instance's place in the pool, a cache line of its own, so
+// that taking one instance does not slow down the callers looking at the
+// next.
+type slot struct {
+	w atomic.Pointer[instance]
+	_ [56]byte
+}
+
+// take returns a free instance, or nil when every one is held.
+func (v *Version) take() *instance {
+	for i := range v.slots {
+		s := &v.slots[i].w
+		if w := s.Load(); w != nil && s.CompareAndSwap(w, nil) {
+			return w
+		}
+	}
+	return nil
+}
+
+// put returns w to the pool, or hands it to a waiting request. The store
+// comes before the load of waiting, and checkout counts itself waiting
+// before it looks at the slots again: one of the two sees the other, so
+// a waiter never sleeps past a free instance.
+func (v *Version) put(w *instance) {
+	s := &v.slots[w.slot].w
+	s.Store(w)
+	if v.waiting.Load() > 0 && s.CompareAndSwap(w, nil) {
+		// Every instance is in its slot, in idle or held, and idle has
+		// room for all of them: this never blocks.
+		v.idle <- w
+	}
+}
+
 func (v *Version) checkout(ctx context.Context, m *message.Message, dl int64) (*instance, error) {
-	select {
-	case w := <-v.idle:
+	if w := v.take(); w != nil {
 		return w, nil
-	default:
 	}
 	if v.alive.Load() == 0 {
 		return nil, message.Errorf(abi.StatusTrap, "plugin %q has no instance left: every restart failed (see the log)", v.spec.Name)
@@ -382,6 +428,9 @@ func (v *Version) checkout(ctx context.Context, m *message.Message, dl int64) (*
 		return nil, message.Errorf(abi.StatusBusy, "plugin %q is busy: %d instances in use and %d requests waiting", v.spec.Name, v.spec.Instances, v.spec.Queue)
 	}
 	defer v.waiting.Add(-1)
+	if w := v.take(); w != nil {
+		return w, nil
+	}
 	t := time.NewTimer(time.Duration(dl - nanotime()))
 	defer t.Stop()
 	select {
@@ -432,10 +481,8 @@ func quoteAll(s []string) string {
 // run delivers m on w, replaces w when the call broke it, and returns w (or
 // its replacement) to the pool.
 func (v *Version) run(w *instance, m *message.Message, now, dl int64) ([]byte, error) {
-	v.busy.Add(1)
 	v.calls.Add(1)
 	reply, err, broken := w.invoke(m, now, dl)
-	v.busy.Add(-1)
 	if err != nil {
 		v.errors.Add(1)
 	}
@@ -443,7 +490,7 @@ func (v *Version) run(w *instance, m *message.Message, now, dl int64) ([]byte, e
 		v.replace(w, err)
 	}
 	if w.mod != nil {
-		v.idle <- w
+		v.put(w)
 	}
 	return reply, err
 }
