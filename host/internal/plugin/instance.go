@@ -58,7 +58,6 @@ type instance struct {
 
 	// Per-message state, touched only by the goroutine holding the instance.
 	msg      *message.Message
-	started  int64 // nanotime when the message arrived
 	due      int64 // the message's deadline (nanotime), for the calls it makes
 	reply    []byte
 	tooLarge uint64
@@ -161,15 +160,15 @@ func (w *instance) checkDeadline(now int64) bool {
 
 // invoke delivers one message to the guest and turns what happened into a
 // reply or an error. broken reports that the instance must be replaced.
-// started is when the message arrived; waiting for an instance counts
-// against its deadline, which is what the caller experiences.
-func (w *instance) invoke(m *message.Message, started, deadline int64) (reply []byte, err error, broken bool) {
+// deadline counts from the message's arrival: waiting for an instance
+// counts against it, which is what the caller experiences.
+func (w *instance) invoke(m *message.Message, deadline int64) (reply []byte, err error, broken bool) {
 	if len(m.Headers) > 0 {
 		w.hdr, _ = headerEnc.Marshal(m.Headers) // map[string]string always encodes
 	} else {
 		w.hdr = w.hdr[:0]
 	}
-	w.msg, w.started, w.due = m, started, deadline
+	w.msg, w.due = m, deadline
 	if m.Kind == abi.KindRequest && m.Chain != 0 {
 		// Sends and events run detached from whoever posted them: they
 		// never belong to the poster's chain.
@@ -229,8 +228,10 @@ func (w *instance) failure(m *message.Message, err error) *message.Error {
 		return message.Errorf(f.Status, "plugin %q: %s%s", name, subject, f.Msg)
 	}
 	if w.killed() {
-		took := time.Duration(nanotime() - w.started).Round(time.Millisecond)
-		return message.Errorf(abi.StatusTimeout, "plugin %q: %sdid not finish within its deadline (stopped after %v; instance replaced)", name, subject, took)
+		// The arrival time is not read on the hot path (see
+		// Version.deadline): say how late the stop came instead.
+		late := time.Duration(max(nanotime()-w.due, 0)).Round(time.Millisecond)
+		return message.Errorf(abi.StatusTimeout, "plugin %q: %sdid not finish within its deadline (stopped %v past it; instance replaced)", name, subject, late)
 	}
 	msg := firstLine(err).Error()
 	if w.growFailed || uint64(w.mem.Size())+65536 > w.v.spec.Memory {

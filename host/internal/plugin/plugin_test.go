@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/pycomms/pycomms-host/host/internal/router"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -199,6 +200,50 @@ func TestDeadlineFromCaller(t *testing.T) {
 	// Liveness bound with a generous margin for a loaded 2-core machine.
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("stopped after %v", d)
+	}
+}
+
+// TestDeadlineBounds: the deadline a message gets is the sender's when
+// that comes first, exactly; otherwise the plugin's timeout from the
+// message's arrival, at most clockSlack late (when deadline skips the clock
+// read); never earlier than either bound.
+func TestDeadlineBounds(t *testing.T) {
+	e := newEngine(t)
+	const timeout = time.Second
+	v := load(t, e, Spec{Name: "echo", Wasm: fixture(t, "echo.wasm"), Timeout: timeout})
+	T := int64(timeout)
+	for _, c := range []struct {
+		name   string
+		sender time.Duration // from now; 0: no sender deadline
+	}{
+		{"no sender deadline", 0},
+		{"sender first", timeout / 2},
+		{"sender just past the timeout", timeout + time.Duration(clockSlack)/2},
+		{"sender the same as the timeout", timeout},
+		{"sender a few slacks past the timeout", timeout + 5*time.Duration(clockSlack)},
+		{"sender long after the timeout", 10 * timeout},
+		{"sender long gone", -time.Hour},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for range 3 { // the first may read the clock, the next ones not
+				m := &message.Message{Kind: abi.KindRequest, Subject: "echo.x"}
+				sender := int64(math.MaxInt64)
+				if c.sender != 0 {
+					m.Deadline = time.Now().Add(c.sender)
+					sender = max(int64(m.Deadline.Sub(epoch)), 1)
+				}
+				a0 := nanotime()
+				dl := v.deadline(m)
+				a1 := nanotime()
+				lo, hi := min(sender, a0+T), min(sender, a1+T)+clockSlack
+				if dl < lo || dl > hi {
+					t.Fatalf("deadline %d outside [%d, %d] (sender %d, arrival in [%d, %d])", dl, lo, hi, sender, a0, a1)
+				}
+				if sender < a0+T && dl != sender {
+					t.Fatalf("deadline %d, want the sender's %d exactly", dl, sender)
+				}
+			}
+		})
 	}
 }
 
