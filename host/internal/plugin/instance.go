@@ -41,13 +41,20 @@ type instance struct {
 	mem    api.Memory
 	stack  [5]uint64
 
-	// deadline is when the guest code running now must be done, on the
-	// package's monotonic clock (nanotime); 0 while idle, stopped once the
-	// watchdog found it past. It is one word so that the watchdog's stop is
-	// a compare-and-swap against the very deadline it judged: a stop meant
-	// for one message cannot hit the next, which has its own deadline (and
-	// were that the same instant, it would be just as late).
+	// deadline is the instance's state and, while it runs guest code, when
+	// that must be done, on the package's monotonic clock (nanotime): 0
+	// idle in the pool, held (taken, running no guest code, or lost), a
+	// deadline (> 0), or stopped once the watchdog found it past. Taking
+	// an instance from the pool and arming its deadline is one
+	// compare-and-swap from 0, and putting it back one store of 0. The
+	// watchdog's stop is a compare-and-swap against the very deadline it
+	// judged: a stop meant for one message cannot hit the next, which has
+	// its own deadline (and were that the same instant, it would be just as
+	// late). The padding keeps the word, which other callers read while
+	// looking for an idle instance, off the cache lines its owner writes.
+	_        [64]byte
 	deadline atomic.Int64
+	_        [56]byte
 	// chain is the call chain (message.Message.Chain) of the request this
 	// instance runs, given an id by the first call the handler makes; 0
 	// while idle. Other callers read it to detect a call loop; held is the
@@ -86,7 +93,7 @@ func (w *instance) instantiate(ctx context.Context) error {
 	// _initialize runs guest code before any message: bound it like one.
 	w.ctx = &instanceCtx{Context: context.Background(), w: w}
 	w.arm(nanotime() + int64(max(v.spec.Timeout, 10*time.Second)))
-	defer w.disarm()
+	defer w.deadline.Store(held)
 	mod, err := v.rt.InstantiateModule(w.ctx, v.module, cfg)
 	if err != nil {
 		return fmt.Errorf("instantiate: %w", w.cause(err))
@@ -117,26 +124,23 @@ func (w *instance) close() {
 	}
 }
 
-// stopped is the deadline of an instance the watchdog has stopped: the
-// guest ends at its next fuel tick.
-const stopped = -1
+// The states of instance.deadline that are not a deadline.
+const (
+	idle    = 0
+	stopped = -1 // the watchdog stopped it: the guest ends at its next fuel tick
+	held    = -2 // taken from the pool, running no guest code (or lost)
+)
 
-// arm starts the watchdog clock for guest code about to run: deadline is
-// on the nanotime clock. It wakes the watchdog when it sleeps; the store
-// before the load pairs with the watchdog's (see Version.watchdog), so
-// one of the two always sees the other.
+// arm starts the watchdog clock for guest code about to run on an
+// instance its caller holds: deadline is on the nanotime clock.
 func (w *instance) arm(deadline int64) {
 	w.deadline.Store(deadline)
-	if v := w.v; v.asleep.Load() && v.asleep.CompareAndSwap(true, false) {
-		// Only the winner of the flip sends, and the watchdog takes the
-		// token before it can announce another sleep: this never blocks.
-		v.wakeDog <- struct{}{}
-	}
+	w.v.wakeDog()
 }
 
-// disarm ends what arm or invoke started: the instance is idle again.
-func (w *instance) disarm() {
-	w.deadline.Store(0)
+// clear ends the message invoke started: its state is gone, the instance
+// stays armed until the pool takes it back (Version.put).
+func (w *instance) clear() {
 	w.msg = nil
 	if w.chain.Load() != 0 {
 		w.chain.Store(0)
@@ -155,13 +159,17 @@ func (w *instance) checkDeadline(now int64) bool {
 	if d > 0 && now > d {
 		w.deadline.CompareAndSwap(d, stopped)
 	}
-	return d != 0
+	return running(d)
 }
 
-// invoke delivers one message to the guest and turns what happened into a
-// reply or an error. broken reports that the instance must be replaced.
-// deadline counts from the message's arrival: waiting for an instance
-// counts against it, which is what the caller experiences.
+// running reports whether an instance in state d runs guest code.
+func running(d int64) bool { return d > 0 || d == stopped }
+
+// invoke delivers one message to the guest, on an instance armed with
+// deadline, and turns what happened into a reply or an error. broken
+// reports that the instance must be replaced. deadline counts from the
+// message's arrival: waiting for an instance counts against it, which is
+// what the caller experiences.
 func (w *instance) invoke(m *message.Message, deadline int64) (reply []byte, err error, broken bool) {
 	if len(m.Headers) > 0 {
 		w.hdr, _ = headerEnc.Marshal(m.Headers) // map[string]string always encodes
@@ -175,8 +183,7 @@ func (w *instance) invoke(m *message.Message, deadline int64) (reply []byte, err
 		w.held.Store(m)
 		w.chain.Store(m.Chain)
 	}
-	w.arm(deadline)
-	defer w.disarm()
+	defer w.clear()
 	w.growFailed = false
 	defer func() { w.reply, w.tooLarge, w.denied, w.callErr = w.reply[:0], 0, "", "" }()
 

@@ -281,7 +281,7 @@ func (slowService) Post(*message.Message) error { return nil }
 // parked in a call while it holds its instance, so that most checkouts
 // wait. Every call gets an instance (a waiter never sleeps past a free
 // one: put and checkout see each other), and afterwards every instance
-// is idle again: in its slot, or in the hand-off channel when its waiter
+// is idle again: in the pool, or in the hand-off channel when its waiter
 // had found another.
 func TestPoolHandsOff(t *testing.T) {
 	e := newEngine(t)
@@ -319,8 +319,8 @@ func TestPoolHandsOff(t *testing.T) {
 		t.Fatalf("Busy() = %d after every call returned, want 0", n)
 	}
 	idle := len(v.idle)
-	for i := range v.slots {
-		if v.slots[i].w.Load() == v.all[i] {
+	for _, w := range v.all {
+		if w.deadline.Load() == 0 {
 			idle++
 		}
 	}

@@ -38,11 +38,9 @@ type Version struct {
 	cfgCBOR []byte
 	cfgFlat map[string]string
 
-	all []*instance
-	// slots[i] holds all[i] while it is idle: a request takes a free
-	// instance with one compare-and-swap and puts it back with one store.
-	// idle hands instances to requests that wait for one (see put).
-	slots   []slot
+	// all is the pool: an instance whose deadline word is 0 is idle (see
+	// take and put). idle hands instances to requests that wait for one.
+	all     []*instance
 	idle    chan *instance
 	alive   atomic.Int64 // instances that exist (a failed restart loses one)
 	waiting atomic.Int64 // requests waiting for an idle instance
@@ -56,11 +54,11 @@ type Version struct {
 	stopDog  chan struct{}
 	closed   chan struct{}
 	// asleep is true while the watchdog is about to wait or waits on
-	// wakeDog (capacity 1); the one arm that flips it back sends the wake,
+	// wake (capacity 1); the one arm that flips it back sends the wake,
 	// so a call pays for a channel operation only when the watchdog
 	// really sleeps, not on every call.
 	asleep   atomic.Bool
-	wakeDog  chan struct{}
+	wake     chan struct{}
 	dogWakes atomic.Uint64 // watchdog passes over the instances, for tests
 	lastNow  atomic.Int64  // a recent nanotime reading (see deadline)
 
@@ -82,7 +80,7 @@ func (v *Version) Restarts() uint64 { return v.restarts.Load() }
 func (v *Version) Busy() int {
 	n := 0
 	for _, w := range v.all {
-		if w.deadline.Load() != 0 {
+		if running(w.deadline.Load()) {
 			n++
 		}
 	}
@@ -129,7 +127,7 @@ func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, erro
 		posts:   make(chan *message.Message, spec.Queue),
 		drained: make(chan struct{}),
 		stopDog: make(chan struct{}),
-		wakeDog: make(chan struct{}, 1),
+		wake:    make(chan struct{}, 1),
 		closed:  make(chan struct{}),
 	}
 	for _, g := range spec.Grants {
@@ -191,7 +189,6 @@ func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, erro
 	// The watchdog reads v.all, so the slice is complete before it starts;
 	// instantiate arms each instance's deadline under its own lock.
 	v.all = make([]*instance, spec.Instances)
-	v.slots = make([]slot, spec.Instances)
 	for i := range v.all {
 		v.all[i] = &instance{v: v, slot: i}
 	}
@@ -208,7 +205,7 @@ func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, erro
 			}
 			return nil, err
 		}
-		v.slots[i].w.Store(w)
+		w.deadline.Store(idle)
 	}
 	v.alive.Store(int64(spec.Instances))
 	for range min(spec.Instances, 4) {
@@ -401,19 +398,12 @@ func (v *Version) Request(ctx context.Context, m *message.Message) ([]byte, erro
 	return v.run(w, m, dl)
 }
 
-// slot is one instance's place in the pool, a cache line of its own, so
-// that taking one instance does not slow down the callers looking at the
-// next.
-type slot struct {
-	w atomic.Pointer[instance]
-	_ [56]byte
-}
-
-// take returns a free instance, or nil when every one is held.
-func (v *Version) take() *instance {
-	for i := range v.slots {
-		s := &v.slots[i].w
-		if w := s.Load(); w != nil && s.CompareAndSwap(w, nil) {
+// take returns an idle instance armed with dl, or nil when every one is
+// held: taking it and arming its deadline is one compare-and-swap.
+func (v *Version) take(dl int64) *instance {
+	for _, w := range v.all {
+		if w.deadline.Load() == idle && w.deadline.CompareAndSwap(idle, dl) {
+			v.wakeDog()
 			return w
 		}
 	}
@@ -422,20 +412,20 @@ func (v *Version) take() *instance {
 
 // put returns w to the pool, or hands it to a waiting request. The store
 // comes before the load of waiting, and checkout counts itself waiting
-// before it looks at the slots again: one of the two sees the other, so
-// a waiter never sleeps past a free instance.
+// before it looks at the pool again: one of the two sees the other, so a
+// waiter never sleeps past an idle instance.
 func (v *Version) put(w *instance) {
-	s := &v.slots[w.slot].w
-	s.Store(w)
-	if v.waiting.Load() > 0 && s.CompareAndSwap(w, nil) {
-		// Every instance is in its slot, in idle or held, and idle has
-		// room for all of them: this never blocks.
+	w.deadline.Store(idle)
+	if v.waiting.Load() > 0 && w.deadline.CompareAndSwap(idle, held) {
+		// Every instance is idle, in the channel or held, and the channel
+		// has room for all of them: this never blocks.
 		v.idle <- w
 	}
 }
 
+// checkout returns an instance armed with dl.
 func (v *Version) checkout(ctx context.Context, m *message.Message, dl int64) (*instance, error) {
-	if w := v.take(); w != nil {
+	if w := v.take(dl); w != nil {
 		return w, nil
 	}
 	if v.alive.Load() == 0 {
@@ -451,13 +441,14 @@ func (v *Version) checkout(ctx context.Context, m *message.Message, dl int64) (*
 		return nil, message.Errorf(abi.StatusBusy, "plugin %q is busy: %d instances in use and %d requests waiting", v.spec.Name, v.spec.Instances, v.spec.Queue)
 	}
 	defer v.waiting.Add(-1)
-	if w := v.take(); w != nil {
+	if w := v.take(dl); w != nil {
 		return w, nil
 	}
 	t := time.NewTimer(time.Duration(dl - nanotime()))
 	defer t.Stop()
 	select {
 	case w := <-v.idle:
+		w.arm(dl)
 		return w, nil
 	case <-t.C:
 		return nil, message.Errorf(abi.StatusTimeout, "plugin %q: %s: deadline passed while waiting for a free instance (%d in use)", v.spec.Name, m.Subject, v.spec.Instances)
@@ -587,7 +578,7 @@ func (v *Version) watchdog() {
 			select {
 			case <-v.stopDog:
 				return
-			case <-v.wakeDog:
+			case <-v.wake:
 			}
 		}
 		t := time.NewTicker(tick)
@@ -613,10 +604,22 @@ func (v *Version) watchdog() {
 	}
 }
 
+// wakeDog wakes the watchdog when it sleeps, after an instance was armed;
+// the arm's store before this load pairs with the watchdog's store of
+// asleep before it looks at the instances, so one of the two always sees
+// the other.
+func (v *Version) wakeDog() {
+	if v.asleep.Load() && v.asleep.CompareAndSwap(true, false) {
+		// Only the winner of the flip sends, and the watchdog takes the
+		// token before it can announce another sleep: this never blocks.
+		v.wake <- struct{}{}
+	}
+}
+
 // anyArmed reports whether some instance runs guest code under a deadline.
 func (v *Version) anyArmed() bool {
 	for _, w := range v.all {
-		if w != nil && w.deadline.Load() != 0 {
+		if w != nil && running(w.deadline.Load()) {
 			return true
 		}
 	}
