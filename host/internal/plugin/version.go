@@ -47,8 +47,9 @@ type Version struct {
 	posts   chan *message.Message
 	wg      sync.WaitGroup
 
-	refs     atomic.Int64
+	refs     atomic.Int64 // posts queued and requests waiting for an instance
 	closing  atomic.Bool
+	returned chan struct{} // an instance came back while closing (capacity 1)
 	drained  chan struct{}
 	drainOne sync.Once
 	stopDog  chan struct{}
@@ -119,16 +120,17 @@ func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, erro
 	spec.defaults()
 	sum := sha256.Sum256(spec.Wasm)
 	v := &Version{
-		spec:    spec,
-		hash:    hex.EncodeToString(sum[:]),
-		engine:  e,
-		host:    host,
-		idle:    make(chan *instance, spec.Instances),
-		posts:   make(chan *message.Message, spec.Queue),
-		drained: make(chan struct{}),
-		stopDog: make(chan struct{}),
-		wake:    make(chan struct{}, 1),
-		closed:  make(chan struct{}),
+		spec:     spec,
+		hash:     hex.EncodeToString(sum[:]),
+		engine:   e,
+		host:     host,
+		idle:     make(chan *instance, spec.Instances),
+		posts:    make(chan *message.Message, spec.Queue),
+		drained:  make(chan struct{}),
+		stopDog:  make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		returned: make(chan struct{}, 1),
+		closed:   make(chan struct{}),
 	}
 	for _, g := range spec.Grants {
 		bit, ok := capBit(g)
@@ -290,8 +292,10 @@ func sig(params, results []api.ValueType) string {
 	return "(" + n(params) + ")->(" + n(results) + ")"
 }
 
-// acquire takes a reference that keeps the version from draining; it fails
-// once Close has begun, and the caller then retries on the current version.
+// acquire takes a reference that keeps the version from draining (a post
+// in the queue, a request waiting for an instance; a request that found
+// one idle holds the instance instead, see collect); it fails once Close
+// has begun, and the caller then retries on the current version.
 func (v *Version) acquire() bool {
 	v.refs.Add(1)
 	if v.closing.Load() {
@@ -321,6 +325,7 @@ func (v *Version) Close() {
 	<-v.drained
 	close(v.posts)
 	v.wg.Wait()
+	v.collect()
 	close(v.stopDog)
 	for _, w := range v.all {
 		w.close()
@@ -383,11 +388,22 @@ func deadlineTime(dl int64) time.Time { return epoch.Add(time.Duration(dl)) }
 // Request runs a request on an idle instance and returns its reply. It
 // waits for an instance until the deadline; at most Queue requests wait.
 func (v *Version) Request(ctx context.Context, m *message.Message) ([]byte, error) {
+	dl := v.deadline(m)
+	if w := v.take(dl); w != nil {
+		// An instance in hand needs no reference: Close waits for every
+		// instance to come back (collect). When Close began before the
+		// take, the instance goes back and the request to the version
+		// serving now.
+		if v.closing.Load() {
+			v.put(w)
+			return nil, errRetired
+		}
+		return v.run(w, m, dl)
+	}
 	if !v.acquire() {
 		return nil, errRetired
 	}
 	defer v.release()
-	dl := v.deadline(m)
 	w, err := v.checkout(ctx, m, dl)
 	if err != nil {
 		// A refused call is still a call: errors never exceed calls.
@@ -410,6 +426,42 @@ func (v *Version) take(dl int64) *instance {
 	return nil
 }
 
+// collect waits until every live instance is back in the pool and takes
+// them all out of it, for Close: requests that found an instance idle
+// hold no reference (see Request), so the drained references do not cover
+// them. Instances lost to a failed restart never come back; the live
+// count says how many will.
+func (v *Version) collect() {
+	got := make([]bool, len(v.all))
+	n := 0
+	for {
+		for drained := false; !drained; {
+			select {
+			case w := <-v.idle:
+				got[w.slot] = true
+				n++
+			default:
+				drained = true
+			}
+		}
+		for i, w := range v.all {
+			if !got[i] && w.deadline.CompareAndSwap(idle, held) {
+				got[i] = true
+				n++
+			}
+		}
+		if int64(n) >= v.alive.Load() {
+			return
+		}
+		// put signals returned once closing is set; a restart that fails
+		// lowers alive without a put, hence the poll as well.
+		select {
+		case <-v.returned:
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 // put returns w to the pool, or hands it to a waiting request. The store
 // comes before the load of waiting, and checkout counts itself waiting
 // before it looks at the pool again: one of the two sees the other, so a
@@ -420,6 +472,12 @@ func (v *Version) put(w *instance) {
 		// Every instance is idle, in the channel or held, and the channel
 		// has room for all of them: this never blocks.
 		v.idle <- w
+	}
+	if v.closing.Load() {
+		select {
+		case v.returned <- struct{}{}: // wake collect
+		default:
+		}
 	}
 }
 
