@@ -196,3 +196,31 @@ func BenchmarkStartGoEcho(b *testing.B) {
 	b.ReportMetric(float64(warm.Milliseconds())/float64(b.N), "warm-ms")
 	b.ReportMetric(float64(cold)/float64(warm), "x-cold/warm")
 }
+
+// BenchmarkPluginRequest is one sequential request through Plugin.Request
+// the way the comparison harness makes it (host/internal/bench/compare,
+// "ours"): a fresh message with its own deadline per call, one instance,
+// the WAT echo. It is the per-call overhead on top of the floor, for
+// profiling and for comparing two builds back to back (cpu-ns/op).
+func BenchmarkPluginRequest(b *testing.B) {
+	wasm := fixture(b, "echo.wasm")
+	for _, sz := range sizes {
+		b.Run(sz.name, func(b *testing.B) {
+			e := newEngine(b)
+			p := New("echo", load(b, e, Spec{Name: "echo", Wasm: wasm, Instances: 1, Queue: 64, Timeout: 10 * time.Second, MaxReply: 1 << 20}))
+			payload := make([]byte, sz.n)
+			b.SetBytes(int64(sz.n))
+			b.ReportAllocs()
+			cpu := processCPU()
+			for b.Loop() {
+				m := &message.Message{Kind: abi.KindRequest, Subject: "echo.upper", Payload: payload, Deadline: time.Now().Add(10 * time.Second)}
+				if _, err := p.Request(context.Background(), m); err != nil {
+					b.Fatal(err)
+				}
+			}
+			// The whole process's CPU (GC and the watchdog included) per
+			// call: steadier than ns/op on a shared machine.
+			b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}

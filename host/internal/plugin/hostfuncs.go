@@ -75,7 +75,28 @@ func capNames() string {
 
 func neg(s abi.Status) uint64 { return uint64(uint32(-int32(s))) }
 
-func instanceOf(ctx context.Context) *instance { return ctx.Value(instanceKey{}).(*instance) }
+// instanceCtx is the context an instance's guest code runs with: it
+// carries the instance for host functions, which find it with a type
+// assertion instead of a ctx.Value lookup (they run on every reply and
+// every fuel tick).
+type instanceCtx struct {
+	context.Context
+	w *instance
+}
+
+func (c *instanceCtx) Value(key any) any {
+	if key == (instanceKey{}) {
+		return c.w
+	}
+	return c.Context.Value(key)
+}
+
+func instanceOf(ctx context.Context) *instance {
+	if c, ok := ctx.(*instanceCtx); ok {
+		return c.w
+	}
+	return ctx.Value(instanceKey{}).(*instance)
+}
 
 // instantiateHostModules provides pycomms:host/v1 (the ABI) and
 // pycomms:internal (the fuel tick) in this version's runtime.
@@ -103,7 +124,7 @@ func (v *Version) instantiateHostModules(ctx context.Context) error {
 // iterations and function entries: the host's chance to stop it.
 var hostTick = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
 	w := instanceOf(ctx)
-	if w.killed.Load() {
+	if w.killed() {
 		panic(errStopped)
 	}
 	stack[0] = fuel.Period
@@ -186,7 +207,7 @@ func (w *instance) outgoing(kind abi.Kind, stack []uint64, what string) (*messag
 	m := &message.Message{Kind: kind, Subject: subject, Payload: append([]byte(nil), data...), From: w.v.spec.Name}
 	if in := w.msg; in != nil {
 		m.Hops = in.Hops + 1
-		m.Deadline = time.Unix(0, w.deadline)
+		m.Deadline = deadlineTime(w.due)
 	}
 	return m, true
 }
@@ -240,6 +261,7 @@ var hostCall = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []
 	m.Chain = w.chain.Load()
 	if m.Chain == 0 {
 		m.Chain = nextChain.Add(1)
+		w.held.Store(w.msg)
 		w.chain.Store(m.Chain)
 	}
 	if ms := int32(stack[4]); ms > 0 {

@@ -41,19 +41,31 @@ type instance struct {
 	mem    api.Memory
 	stack  [5]uint64
 
-	// mu orders message switches against the watchdog, so that a stop
-	// meant for one message can never hit the next one.
-	mu       sync.Mutex
-	msg      *message.Message
-	started  time.Time
-	deadline int64 // unix nanos; 0 while idle
-	killed   atomic.Bool
+	// deadline is the instance's state and, while it runs guest code, when
+	// that must be done, on the package's monotonic clock (nanotime): 0
+	// idle in the pool, held (taken, running no guest code, or lost), a
+	// deadline (> 0), or stopped once the watchdog found it past. Taking
+	// an instance from the pool and arming its deadline is one
+	// compare-and-swap from 0, and putting it back one store of 0. The
+	// watchdog's stop is a compare-and-swap against the very deadline it
+	// judged: a stop meant for one message cannot hit the next, which has
+	// its own deadline (and were that the same instant, it would be just as
+	// late). The padding keeps the word, which other callers read while
+	// looking for an idle instance, off the cache lines its owner writes.
+	_        [64]byte
+	deadline atomic.Int64
+	_        [56]byte
 	// chain is the call chain (message.Message.Chain) of the request this
 	// instance runs, given an id by the first call the handler makes; 0
-	// while idle. Other callers read it to detect a call loop.
+	// while idle. Other callers read it to detect a call loop; held is the
+	// message of that chain (set before chain, cleared after it), for the
+	// loop's error text.
 	chain atomic.Uint64
+	held  atomic.Pointer[message.Message]
 
 	// Per-message state, touched only by the goroutine holding the instance.
+	msg      *message.Message
+	due      int64 // the message's deadline (nanotime), for the calls it makes
 	reply    []byte
 	tooLarge uint64
 	denied   abi.Capability
@@ -79,9 +91,9 @@ func (w *instance) instantiate(ctx context.Context) error {
 		WithRandSource(rand.Reader)
 
 	// _initialize runs guest code before any message: bound it like one.
-	w.ctx = context.WithValue(context.Background(), instanceKey{}, w)
-	w.arm(time.Now().Add(max(v.spec.Timeout, 10*time.Second)))
-	defer w.disarm()
+	w.ctx = &instanceCtx{Context: context.Background(), w: w}
+	w.arm(nanotime() + int64(max(v.spec.Timeout, 10*time.Second)))
+	defer w.deadline.Store(held)
 	mod, err := v.rt.InstantiateModule(w.ctx, v.module, cfg)
 	if err != nil {
 		return fmt.Errorf("instantiate: %w", w.cause(err))
@@ -112,55 +124,66 @@ func (w *instance) close() {
 	}
 }
 
-// arm starts the watchdog clock for guest code about to run.
-func (w *instance) arm(deadline time.Time) {
-	w.mu.Lock()
-	w.started, w.deadline = time.Now(), deadline.UnixNano()
-	w.killed.Store(false)
-	w.mu.Unlock()
-	w.v.dogArm()
+// The states of instance.deadline that are not a deadline.
+const (
+	idle    = 0
+	stopped = -1 // the watchdog stopped it: the guest ends at its next fuel tick
+	held    = -2 // taken from the pool, running no guest code (or lost)
+)
+
+// arm starts the watchdog clock for guest code about to run on an
+// instance its caller holds: deadline is on the nanotime clock.
+func (w *instance) arm(deadline int64) {
+	w.deadline.Store(deadline)
+	w.v.wakeDog()
 }
 
-// disarm ends what arm or invoke started: the instance is idle again.
-func (w *instance) disarm() {
-	w.mu.Lock()
-	w.deadline, w.msg = 0, nil
-	w.mu.Unlock()
-	w.chain.Store(0)
-	w.v.dogDisarm()
+// clear ends the message invoke started: its state is gone, the instance
+// stays armed until the pool takes it back (Version.put).
+func (w *instance) clear() {
+	w.msg = nil
+	if w.chain.Load() != 0 {
+		w.chain.Store(0)
+		w.held.Store(nil)
+	}
 }
+
+// killed reports that the watchdog stopped the guest code running now.
+func (w *instance) killed() bool { return w.deadline.Load() == stopped }
 
 // checkDeadline is the watchdog's half of deadline enforcement: the guest
-// stops at its next fuel tick.
-func (w *instance) checkDeadline(now int64) {
-	w.mu.Lock()
-	if w.deadline != 0 && now > w.deadline {
-		w.killed.Store(true)
+// stops at its next fuel tick. It reports whether the instance runs guest
+// code (armed, stopped or not).
+func (w *instance) checkDeadline(now int64) bool {
+	d := w.deadline.Load()
+	if d > 0 && now > d {
+		w.deadline.CompareAndSwap(d, stopped)
 	}
-	w.mu.Unlock()
+	return running(d)
 }
 
-// invoke delivers one message to the guest and turns what happened into a
-// reply or an error. broken reports that the instance must be replaced.
-// started is when the message arrived; waiting for an instance counts
-// against its deadline, which is what the caller experiences.
-func (w *instance) invoke(m *message.Message, started, deadline time.Time) (reply []byte, err error, broken bool) {
+// running reports whether an instance in state d runs guest code.
+func running(d int64) bool { return d > 0 || d == stopped }
+
+// invoke delivers one message to the guest, on an instance armed with
+// deadline, and turns what happened into a reply or an error. broken
+// reports that the instance must be replaced. deadline counts from the
+// message's arrival: waiting for an instance counts against it, which is
+// what the caller experiences.
+func (w *instance) invoke(m *message.Message, deadline int64) (reply []byte, err error, broken bool) {
 	if len(m.Headers) > 0 {
 		w.hdr, _ = headerEnc.Marshal(m.Headers) // map[string]string always encodes
 	} else {
 		w.hdr = w.hdr[:0]
 	}
-	w.mu.Lock()
-	w.msg, w.started, w.deadline = m, started, deadline.UnixNano()
-	w.mu.Unlock()
-	w.killed.Store(false)
-	if m.Kind == abi.KindRequest {
+	w.msg, w.due = m, deadline
+	if m.Kind == abi.KindRequest && m.Chain != 0 {
 		// Sends and events run detached from whoever posted them: they
 		// never belong to the poster's chain.
+		w.held.Store(m)
 		w.chain.Store(m.Chain)
 	}
-	w.v.dogArm()
-	defer w.disarm()
+	defer w.clear()
 	w.growFailed = false
 	defer func() { w.reply, w.tooLarge, w.denied, w.callErr = w.reply[:0], 0, "", "" }()
 
@@ -211,9 +234,11 @@ func (w *instance) failure(m *message.Message, err error) *message.Error {
 		w.fatal = nil
 		return message.Errorf(f.Status, "plugin %q: %s%s", name, subject, f.Msg)
 	}
-	if w.killed.Load() {
-		took := time.Since(w.started).Round(time.Millisecond)
-		return message.Errorf(abi.StatusTimeout, "plugin %q: %sdid not finish within its deadline (stopped after %v; instance replaced)", name, subject, took)
+	if w.killed() {
+		// The arrival time is not read on the hot path (see
+		// Version.deadline): say how late the stop came instead.
+		late := time.Duration(max(nanotime()-w.due, 0)).Round(time.Millisecond)
+		return message.Errorf(abi.StatusTimeout, "plugin %q: %sdid not finish within its deadline (stopped %v past it; instance replaced)", name, subject, late)
 	}
 	msg := firstLine(err).Error()
 	if w.growFailed || uint64(w.mem.Size())+65536 > w.v.spec.Memory {
@@ -232,7 +257,7 @@ func (w *instance) failure(m *message.Message, err error) *message.Error {
 // too_large, naming the limit. The instance is replaced all the same: a
 // trap may leave the guest's state half-updated.
 func (w *instance) allocFailure(m *message.Message, err error, total, limit uint64) *message.Error {
-	if w.fatal != nil || w.killed.Load() || uint64(w.mem.Size())+total <= limit {
+	if w.fatal != nil || w.killed() || uint64(w.mem.Size())+total <= limit {
 		return w.failure(m, err)
 	}
 	return message.Errorf(abi.StatusTooLarge, "plugin %q: %s: message of %d bytes (payload %d, subject %d, headers %d) does not fit in the plugin's memory: %s(%d) trapped with memory %d of limits.memory %d bytes (instance replaced): %s",
@@ -247,7 +272,7 @@ func memoryPages(limit uint64) uint32 {
 
 // cause explains a failure outside message handling (instantiation).
 func (w *instance) cause(err error) error {
-	if w.killed.Load() {
+	if w.killed() {
 		return fmt.Errorf("did not finish within %v", max(w.v.spec.Timeout, 10*time.Second))
 	}
 	return firstLine(err)
@@ -267,7 +292,14 @@ func (w *instance) complete(m *message.Message, status abi.Status) ([]byte, erro
 			err = message.Errorf(abi.StatusTooLarge, "plugin %q: %s: reply of %d bytes exceeds max_reply (%d bytes)", name, m.Subject, w.tooLarge, w.v.spec.MaxReply)
 			break
 		}
-		return bytes.Clone(w.reply), nil, false
+		// The reply buffer goes to the caller: one copy out of guest
+		// memory (in hostReply), none here; the next reply allocates.
+		r := w.reply
+		w.reply = nil
+		if r == nil {
+			r = []byte{}
+		}
+		return r, nil, false
 	case abi.StatusHandlerError:
 		text := string(w.reply)
 		if text == "" {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pycomms/pycomms-host/host/internal/router"
+	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -202,6 +205,50 @@ func TestDeadlineFromCaller(t *testing.T) {
 	}
 }
 
+// TestDeadlineBounds: the deadline a message gets is the sender's when
+// that comes first, exactly; otherwise the plugin's timeout from the
+// message's arrival, at most clockSlack late (when deadline skips the clock
+// read); never earlier than either bound.
+func TestDeadlineBounds(t *testing.T) {
+	e := newEngine(t)
+	const timeout = time.Second
+	v := load(t, e, Spec{Name: "echo", Wasm: fixture(t, "echo.wasm"), Timeout: timeout})
+	T := int64(timeout)
+	for _, c := range []struct {
+		name   string
+		sender time.Duration // from now; 0: no sender deadline
+	}{
+		{"no sender deadline", 0},
+		{"sender first", timeout / 2},
+		{"sender just past the timeout", timeout + time.Duration(clockSlack)/2},
+		{"sender the same as the timeout", timeout},
+		{"sender a few slacks past the timeout", timeout + 5*time.Duration(clockSlack)},
+		{"sender long after the timeout", 10 * timeout},
+		{"sender long gone", -time.Hour},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for range 3 { // the first may read the clock, the next ones not
+				m := &message.Message{Kind: abi.KindRequest, Subject: "echo.x"}
+				sender := int64(math.MaxInt64)
+				if c.sender != 0 {
+					m.Deadline = time.Now().Add(c.sender)
+					sender = max(int64(m.Deadline.Sub(epoch)), 1)
+				}
+				a0 := nanotime()
+				dl := v.deadline(m)
+				a1 := nanotime()
+				lo, hi := min(sender, a0+T), min(sender, a1+T)+clockSlack
+				if dl < lo || dl > hi {
+					t.Fatalf("deadline %d outside [%d, %d] (sender %d, arrival in [%d, %d])", dl, lo, hi, sender, a0, a1)
+				}
+				if sender < a0+T && dl != sender {
+					t.Fatalf("deadline %d, want the sender's %d exactly", dl, sender)
+				}
+			}
+		})
+	}
+}
+
 func TestBusy(t *testing.T) {
 	e := newEngine(t)
 	v := load(t, e, Spec{Name: "loop", Wasm: fixture(t, "loop.wasm"), Instances: 1, Queue: 1, Timeout: 2 * time.Second})
@@ -217,6 +264,70 @@ func TestBusy(t *testing.T) {
 	}
 	if busy != 1 {
 		t.Fatalf("busy = %d, want exactly 1 (one running, one queued)", busy)
+	}
+}
+
+// slowService is a plain-Go service on the router that takes a while to
+// answer, so that a handler calling it leaves its goroutine parked while
+// holding its instance.
+type slowService struct{}
+
+func (slowService) Request(ctx context.Context, m *message.Message) ([]byte, error) {
+	time.Sleep(200 * time.Microsecond)
+	return []byte("ok"), nil
+}
+
+func (slowService) Post(*message.Message) error { return nil }
+
+// TestPoolHandsOff: many more callers than instances, each handler
+// parked in a call while it holds its instance, so that most checkouts
+// wait. Every call gets an instance (a waiter never sleeps past a free
+// one: put and checkout see each other), and afterwards every instance
+// is idle again: in the pool, or in the hand-off channel when its waiter
+// had found another.
+func TestPoolHandsOff(t *testing.T) {
+	e := newEngine(t)
+	r := router.New(router.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err := r.SetRoutes("slow", slowService{}, []string{"svc.slow"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.Load(context.Background(), Spec{Name: "caller", Wasm: fixture(t, "caller.wasm"), Instances: 2, Queue: 64,
+		Grants: []abi.Capability{abi.CapCall}}, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Close)
+	const callers, calls = 16, 50
+	errs := make(chan error, callers)
+	for range callers {
+		go func() {
+			for range calls {
+				// A waiter that missed a free instance waits until its
+				// deadline: 5 s is far beyond a queue of 16 such calls.
+				if got, err := request(v, "caller.x", "svc.slow.wait", 5*time.Second); err != nil || string(got) != "ok" {
+					errs <- fmt.Errorf("reply %q, err %v", got, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range callers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := v.Busy(); n != 0 {
+		t.Fatalf("Busy() = %d after every call returned, want 0", n)
+	}
+	idle := len(v.idle)
+	for _, w := range v.all {
+		if w.deadline.Load() == 0 {
+			idle++
+		}
+	}
+	if idle != len(v.all) {
+		t.Fatalf("%d of %d instances idle after every call returned", idle, len(v.all))
 	}
 }
 
@@ -395,7 +506,7 @@ func TestTryRequest(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { _, err := request(loop, "loop.x", "", 2*time.Second); done <- err }()
 	hosttest.CheckFor(t, 2*time.Second, func() error {
-		if loop.busy.Load() == 0 {
+		if loop.Busy() == 0 {
 			return errors.New("the loop has not started")
 		}
 		return nil
@@ -442,7 +553,7 @@ func TestTryPostKeepsOrder(t *testing.T) {
 	loop := load(t, e, Spec{Name: "loop", Wasm: fixture(t, "loop.wasm"), Instances: 1, Timeout: 300 * time.Millisecond})
 	go request(loop, "loop.x", "", time.Second) // holds the only instance
 	hosttest.CheckFor(t, 2*time.Second, func() error {
-		if loop.busy.Load() == 0 {
+		if loop.Busy() == 0 {
 			return errors.New("the request has not started")
 		}
 		return nil

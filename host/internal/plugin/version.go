@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -37,6 +38,8 @@ type Version struct {
 	cfgCBOR []byte
 	cfgFlat map[string]string
 
+	// all is the pool: an instance whose deadline word is 0 is idle (see
+	// take and put). idle hands instances to requests that wait for one.
 	all     []*instance
 	idle    chan *instance
 	alive   atomic.Int64 // instances that exist (a failed restart loses one)
@@ -50,27 +53,25 @@ type Version struct {
 	postMu sync.Mutex
 	queued atomic.Int64
 
-	refs     atomic.Int64
+	refs     atomic.Int64 // posts queued and requests waiting for an instance
 	closing  atomic.Bool
+	returned chan struct{} // an instance came back while closing (capacity 1)
 	drained  chan struct{}
 	drainOne sync.Once
 	stopDog  chan struct{}
 	closed   chan struct{}
-	// armed counts instances running guest code under a deadline; the
-	// watchdog ticks only while it is above zero. asleep is true while the
-	// watchdog is about to wait or waits on wakeDog (capacity 1); the one
-	// dogArm that flips it back sends the wake, so a caller pays for a
-	// channel operation only when the watchdog really sleeps, not on
-	// every call that finds the count at zero.
-	armed    atomic.Int64
+	// asleep is true while the watchdog is about to wait or waits on
+	// wake (capacity 1); the one arm that flips it back sends the wake,
+	// so a call pays for a channel operation only when the watchdog
+	// really sleeps, not on every call.
 	asleep   atomic.Bool
-	wakeDog  chan struct{}
+	wake     chan struct{}
 	dogWakes atomic.Uint64 // watchdog passes over the instances, for tests
+	lastNow  atomic.Int64  // a recent nanotime reading (see deadline)
 
 	restarts atomic.Uint64
 	calls    atomic.Uint64
 	errors   atomic.Uint64
-	busy     atomic.Int64
 }
 
 // Hash is the sha256 of the module bytes, hex encoded.
@@ -79,8 +80,19 @@ func (v *Version) Hash() string { return v.hash }
 // Restarts counts instances replaced after a trap, timeout or ABI violation.
 func (v *Version) Restarts() uint64 { return v.restarts.Load() }
 
-// Busy is the number of instances handling a message right now.
-func (v *Version) Busy() int { return int(v.busy.Load()) }
+// Busy is the number of instances running guest code right now: handling
+// a message, or starting again after one broke them. It is read from the
+// instances' deadlines, which are set anyway, so a call pays no counter
+// for it.
+func (v *Version) Busy() int {
+	n := 0
+	for _, w := range v.all {
+		if running(w.deadline.Load()) {
+			n++
+		}
+	}
+	return n
+}
 
 // Spec returns the spec this version was loaded from (without the bytes).
 func (v *Version) Spec() Spec { s := v.spec; s.Wasm = nil; return s }
@@ -114,16 +126,17 @@ func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, erro
 	spec.defaults()
 	sum := sha256.Sum256(spec.Wasm)
 	v := &Version{
-		spec:    spec,
-		hash:    hex.EncodeToString(sum[:]),
-		engine:  e,
-		host:    host,
-		idle:    make(chan *instance, spec.Instances),
-		posts:   make(chan *message.Message, spec.Queue),
-		drained: make(chan struct{}),
-		stopDog: make(chan struct{}),
-		wakeDog: make(chan struct{}, 1),
-		closed:  make(chan struct{}),
+		spec:     spec,
+		hash:     hex.EncodeToString(sum[:]),
+		engine:   e,
+		host:     host,
+		idle:     make(chan *instance, spec.Instances),
+		posts:    make(chan *message.Message, spec.Queue),
+		drained:  make(chan struct{}),
+		stopDog:  make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		returned: make(chan struct{}, 1),
+		closed:   make(chan struct{}),
 	}
 	for _, g := range spec.Grants {
 		bit, ok := capBit(g)
@@ -200,7 +213,7 @@ func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, erro
 			}
 			return nil, err
 		}
-		v.idle <- w
+		w.deadline.Store(idle)
 	}
 	v.alive.Store(int64(spec.Instances))
 	for range min(spec.Instances, 4) {
@@ -208,6 +221,7 @@ func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, erro
 		go v.deliverPosts()
 	}
 	v.loaded = time.Now()
+	v.lastNow.Store(nanotime())
 	ok = true
 	return v, nil
 }
@@ -284,8 +298,10 @@ func sig(params, results []api.ValueType) string {
 	return "(" + n(params) + ")->(" + n(results) + ")"
 }
 
-// acquire takes a reference that keeps the version from draining; it fails
-// once Close has begun, and the caller then retries on the current version.
+// acquire takes a reference that keeps the version from draining (a post
+// in the queue, a request waiting for an instance; a request that found
+// one idle holds the instance instead, see collect); it fails once Close
+// has begun, and the caller then retries on the current version.
 func (v *Version) acquire() bool {
 	v.refs.Add(1)
 	if v.closing.Load() {
@@ -315,6 +331,7 @@ func (v *Version) Close() {
 	<-v.drained
 	close(v.posts)
 	v.wg.Wait()
+	v.collect()
 	close(v.stopDog)
 	for _, w := range v.all {
 		w.close()
@@ -323,25 +340,76 @@ func (v *Version) Close() {
 	close(v.closed)
 }
 
-// deadline is when a message must be done: the sender's deadline or the
-// plugin's timeout, whichever comes first.
-func (v *Version) deadline(m *message.Message, now time.Time) time.Time {
-	dl := now.Add(v.spec.Timeout)
-	if d := m.Deadline; !d.IsZero() && d.Before(dl) {
-		return d
+// epoch is the origin of nanotime.
+var epoch = time.Now()
+
+// nanotime reads the monotonic clock only (time.Since on a time with a
+// monotonic reading), about half the cost of time.Now, which also reads
+// the wall clock: deadlines are kept on this clock.
+func nanotime() int64 { return int64(time.Since(epoch)) }
+
+// clockSlack is how stale a clock reading may be and still stand for a
+// message's arrival: see deadline.
+const clockSlack = int64(time.Millisecond)
+
+// deadline returns when m must be done, on the nanotime clock: the
+// sender's deadline or the plugin's timeout from its arrival, whichever
+// comes first.
+//
+// Reading the clock is a fifth of a 64 B call on a VM, so a sender's
+// deadline that is at most clockSlack past the timeout counted from the
+// version's last clock reading (lastNow, never after the arrival) is taken
+// as it is, without a reading: it is then exact when it is the earlier
+// bound, and at most clockSlack past the timeout bound otherwise. Callers
+// that give every message the plugin's timeout (a loop of calls with the
+// same budget) read the clock about once per clockSlack.
+func (v *Version) deadline(m *message.Message) int64 {
+	timeout := int64(v.spec.Timeout)
+	sender := int64(math.MaxInt64)
+	if !m.Deadline.IsZero() {
+		// Sub uses the monotonic readings when m.Deadline has one (it was
+		// made in this process), the wall clock otherwise. A deadline
+		// before the epoch has long passed; 0 means idle.
+		sender = max(int64(m.Deadline.Sub(epoch)), 1)
+		if sender-timeout <= v.lastNow.Load()+clockSlack {
+			return sender
+		}
 	}
-	return dl
+	now := nanotime()
+	if now-v.lastNow.Load() > clockSlack/2 {
+		// Racing stores may leave an older reading: still one taken
+		// before every later arrival, which is all deadline needs.
+		v.lastNow.Store(now)
+	}
+	dl := now + timeout
+	if dl < now {
+		dl = math.MaxInt64
+	}
+	return min(dl, sender)
 }
+
+// deadlineTime turns a nanotime deadline back into a time.Time.
+func deadlineTime(dl int64) time.Time { return epoch.Add(time.Duration(dl)) }
 
 // Request runs a request on an idle instance and returns its reply. It
 // waits for an instance until the deadline; at most Queue requests wait.
 func (v *Version) Request(ctx context.Context, m *message.Message) ([]byte, error) {
+	dl := v.deadline(m)
+	if w := v.take(dl); w != nil {
+		// An instance in hand needs no reference: Close waits for every
+		// instance to come back (collect). When Close began before the
+		// take, the instance goes back and the request to the version
+		// serving now.
+		if v.closing.Load() {
+			v.put(w)
+			return nil, errRetired
+		}
+		return v.run(w, m, dl)
+	}
 	if !v.acquire() {
 		return nil, errRetired
 	}
 	defer v.release()
-	now := time.Now()
-	dl := v.deadline(m, now)
 	w, err := v.checkout(ctx, m, dl)
 	if err != nil {
 		// A refused call is still a call: errors never exceed calls.
@@ -349,7 +417,7 @@ func (v *Version) Request(ctx context.Context, m *message.Message) ([]byte, erro
 		v.errors.Add(1)
 		return nil, err
 	}
-	return v.run(w, m, now, dl)
+	return v.run(w, m, dl)
 }
 
 // TryRequest runs a request at once when an instance is idle, and
@@ -357,26 +425,91 @@ func (v *Version) Request(ctx context.Context, m *message.Message) ([]byte, erro
 // link reader uses it to serve a request without handing it to another
 // goroutine.
 func (v *Version) TryRequest(m *message.Message) (reply []byte, ok bool, err error) {
-	if !v.acquire() {
+	dl := v.deadline(m)
+	w := v.take(dl)
+	if w == nil {
 		return nil, false, nil
 	}
-	defer v.release()
-	var w *instance
-	select {
-	case w = <-v.idle:
-	default:
+	if v.closing.Load() {
+		// As in Request: the caller goes to the version serving now.
+		v.put(w)
 		return nil, false, nil
 	}
-	now := time.Now()
-	reply, err = v.run(w, m, now, v.deadline(m, now))
+	reply, err = v.run(w, m, dl)
 	return reply, true, err
 }
 
-func (v *Version) checkout(ctx context.Context, m *message.Message, dl time.Time) (*instance, error) {
-	select {
-	case w := <-v.idle:
+// take returns an idle instance armed with dl, or nil when every one is
+// held: taking it and arming its deadline is one compare-and-swap.
+func (v *Version) take(dl int64) *instance {
+	for _, w := range v.all {
+		if w.deadline.Load() == idle && w.deadline.CompareAndSwap(idle, dl) {
+			v.wakeDog()
+			return w
+		}
+	}
+	return nil
+}
+
+// collect waits until every live instance is back in the pool and takes
+// them all out of it, for Close: requests that found an instance idle
+// hold no reference (see Request), so the drained references do not cover
+// them. Instances lost to a failed restart never come back; the live
+// count says how many will.
+func (v *Version) collect() {
+	got := make([]bool, len(v.all))
+	n := 0
+	for {
+		for drained := false; !drained; {
+			select {
+			case w := <-v.idle:
+				got[w.slot] = true
+				n++
+			default:
+				drained = true
+			}
+		}
+		for i, w := range v.all {
+			if !got[i] && w.deadline.CompareAndSwap(idle, held) {
+				got[i] = true
+				n++
+			}
+		}
+		if int64(n) >= v.alive.Load() {
+			return
+		}
+		// put signals returned once closing is set; a restart that fails
+		// lowers alive without a put, hence the poll as well.
+		select {
+		case <-v.returned:
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// put returns w to the pool, or hands it to a waiting request. The store
+// comes before the load of waiting, and checkout counts itself waiting
+// before it looks at the pool again: one of the two sees the other, so a
+// waiter never sleeps past an idle instance.
+func (v *Version) put(w *instance) {
+	w.deadline.Store(idle)
+	if v.waiting.Load() > 0 && w.deadline.CompareAndSwap(idle, held) {
+		// Every instance is idle, in the channel or held, and the channel
+		// has room for all of them: this never blocks.
+		v.idle <- w
+	}
+	if v.closing.Load() {
+		select {
+		case v.returned <- struct{}{}: // wake collect
+		default:
+		}
+	}
+}
+
+// checkout returns an instance armed with dl.
+func (v *Version) checkout(ctx context.Context, m *message.Message, dl int64) (*instance, error) {
+	if w := v.take(dl); w != nil {
 		return w, nil
-	default:
 	}
 	if v.alive.Load() == 0 {
 		return nil, message.Errorf(abi.StatusTrap, "plugin %q has no instance left: every restart failed (see the log)", v.spec.Name)
@@ -391,10 +524,14 @@ func (v *Version) checkout(ctx context.Context, m *message.Message, dl time.Time
 		return nil, message.Errorf(abi.StatusBusy, "plugin %q is busy: %d instances in use and %d requests waiting", v.spec.Name, v.spec.Instances, v.spec.Queue)
 	}
 	defer v.waiting.Add(-1)
-	t := time.NewTimer(time.Until(dl))
+	if w := v.take(dl); w != nil {
+		return w, nil
+	}
+	t := time.NewTimer(time.Duration(dl - nanotime()))
 	defer t.Stop()
 	select {
 	case w := <-v.idle:
+		w.arm(dl)
 		return w, nil
 	case <-t.C:
 		return nil, message.Errorf(abi.StatusTimeout, "plugin %q: %s: deadline passed while waiting for a free instance (%d in use)", v.spec.Name, m.Subject, v.spec.Instances)
@@ -417,11 +554,9 @@ func (v *Version) loop(m *message.Message) error {
 			continue
 		}
 		held++
-		w.mu.Lock()
-		if w.msg != nil && !slices.Contains(subjects, w.msg.Subject) {
-			subjects = append(subjects, w.msg.Subject)
+		if hm := w.held.Load(); hm != nil && !slices.Contains(subjects, hm.Subject) {
+			subjects = append(subjects, hm.Subject)
 		}
-		w.mu.Unlock()
 	}
 	if held == 0 || int64(held) < v.alive.Load() {
 		return nil
@@ -442,11 +577,9 @@ func quoteAll(s []string) string {
 
 // run delivers m on w, replaces w when the call broke it, and returns w (or
 // its replacement) to the pool.
-func (v *Version) run(w *instance, m *message.Message, now, dl time.Time) ([]byte, error) {
-	v.busy.Add(1)
+func (v *Version) run(w *instance, m *message.Message, dl int64) ([]byte, error) {
 	v.calls.Add(1)
-	reply, err, broken := w.invoke(m, now, dl)
-	v.busy.Add(-1)
+	reply, err, broken := w.invoke(m, dl)
 	if err != nil {
 		v.errors.Add(1)
 	}
@@ -454,7 +587,7 @@ func (v *Version) run(w *instance, m *message.Message, now, dl time.Time) ([]byt
 		v.replace(w, err)
 	}
 	if w.mod != nil {
-		v.idle <- w
+		v.put(w)
 	}
 	return reply, err
 }
@@ -506,14 +639,12 @@ func (v *Version) TryPost(m *message.Message) (ok bool, err error) {
 	if v.queued.Load() != 0 {
 		return false, nil
 	}
-	var w *instance
-	select {
-	case w = <-v.idle:
-	default:
+	dl := v.deadline(m)
+	w := v.take(dl)
+	if w == nil {
 		return false, nil
 	}
-	now := time.Now()
-	if _, err = v.run(w, m, now, v.deadline(m, now)); err != nil {
+	if _, err = v.run(w, m, dl); err != nil {
 		v.engine.logger.Warn("plugin failed to handle message", "plugin", v.spec.Name, "kind", m.Kind.String(), "subject", m.Subject, "err", err)
 	}
 	return true, err
@@ -523,11 +654,10 @@ func (v *Version) deliverPosts() {
 	defer v.wg.Done()
 	for m := range v.posts {
 		v.postMu.Lock()
-		now := time.Now()
-		dl := v.deadline(m, now)
+		dl := v.deadline(m)
 		w, err := v.checkout(context.Background(), m, dl)
 		if err == nil {
-			_, err = v.run(w, m, now, dl)
+			_, err = v.run(w, m, dl)
 		} else {
 			v.calls.Add(1)
 			v.errors.Add(1)
@@ -546,23 +676,25 @@ var errRetired = errors.New("plugin version retired")
 // watchdog enforces deadlines: while any instance runs guest code it looks
 // at every instance once per tick and marks those past their deadline, so
 // that the guest stops at its next fuel check. With nothing in flight it
-// holds no timer and sleeps until dogArm wakes it: an idle version costs
+// holds no timer and sleeps until an arm wakes it: an idle version costs
 // no CPU. A deadline is enforced at most one tick late either way, as the
 // first tick comes one period after the wake.
 func (v *Version) watchdog() {
 	tick := v.engine.watchdogTick(v.spec.Timeout)
 	for {
-		// Announce the sleep, then look at the count once more: an
+		// Announce the sleep, then look at the instances once more: an
 		// instance armed after the last tick's look saw asleep false and
-		// sent nothing.
+		// sent nothing. (arm stores its deadline, then loads asleep; this
+		// stores asleep, then loads the deadlines: one side sees the
+		// other.)
 		v.asleep.Store(true)
-		if v.armed.Load() == 0 || !v.asleep.CompareAndSwap(true, false) {
-			// Either nothing runs, or a dogArm flipped asleep after the
+		if !v.anyArmed() || !v.asleep.CompareAndSwap(true, false) {
+			// Either nothing runs, or an arm flipped asleep after the
 			// Store and its wake is on the way: wait for it.
 			select {
 			case <-v.stopDog:
 				return
-			case <-v.wakeDog:
+			case <-v.wake:
 			}
 		}
 		t := time.NewTicker(tick)
@@ -573,33 +705,42 @@ func (v *Version) watchdog() {
 				return
 			case <-t.C:
 				v.dogWakes.Add(1)
-				now := time.Now().UnixNano()
+				now := nanotime()
+				running = false
 				for _, w := range v.all {
-					if w != nil {
-						w.checkDeadline(now)
+					if w != nil && w.checkDeadline(now) {
+						running = true
 					}
 				}
 				// Sleep once nothing runs (the loop top looks again, so
-				// an instance armed after this load is not missed).
-				running = v.armed.Load() > 0
+				// an instance armed after this pass is not missed).
 			}
 		}
 		t.Stop()
 	}
 }
 
-// dogArm counts an instance that starts running guest code and wakes the
-// watchdog when it was asleep. Under load the count rarely drops to zero,
-// so the channel is touched only when calls start after a quiet spell.
-func (v *Version) dogArm() {
-	if v.armed.Add(1) == 1 && v.asleep.Load() && v.asleep.CompareAndSwap(true, false) {
+// wakeDog wakes the watchdog when it sleeps, after an instance was armed;
+// the arm's store before this load pairs with the watchdog's store of
+// asleep before it looks at the instances, so one of the two always sees
+// the other.
+func (v *Version) wakeDog() {
+	if v.asleep.Load() && v.asleep.CompareAndSwap(true, false) {
 		// Only the winner of the flip sends, and the watchdog takes the
 		// token before it can announce another sleep: this never blocks.
-		v.wakeDog <- struct{}{}
+		v.wake <- struct{}{}
 	}
 }
 
-func (v *Version) dogDisarm() { v.armed.Add(-1) }
+// anyArmed reports whether some instance runs guest code under a deadline.
+func (v *Version) anyArmed() bool {
+	for _, w := range v.all {
+		if w != nil && running(w.deadline.Load()) {
+			return true
+		}
+	}
+	return false
+}
 
 // flatten turns a nested config map into dotted keys with string values,
 // for config_get: the form a C or WAT plugin can use without a CBOR parser.
