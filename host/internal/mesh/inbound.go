@@ -65,9 +65,6 @@ func (in *inbound) dispatch(l *link, e *wire.Envelope, main bool) error {
 			m.log.Debug("send from a peer not delivered", "node", l.name, "subject", e.Subject, "err", err)
 		}
 	case wire.KindEvent:
-		if main {
-			return in.publishInline(l, e)
-		}
 		m.local.Publish(l.ctx, in.message(l, e))
 	default:
 		return &wire.ProtocolError{Code: wire.ErrProtocol, Msg: fmt.Sprintf("envelope of kind %v", e.Kind)}

@@ -10,15 +10,15 @@ import (
 	"github.com/pycomms/pycomms-host/host/message"
 )
 
-// Serving requests and events on the link's reader.
+// Serving requests on the link's reader.
 //
 // A request from a peer used to be handed from the link's reader to a
-// worker goroutine, and an event to the subscriber plugin's delivery
-// goroutine: one sleep and wake-up per message, a fifth of the CPU of a
-// small call on two cores. When the local handler can start at once (a
-// free plugin instance: Local.TryCall; for an event, a subscriber with an
-// idle instance and nothing queued before it: router.PublishNow), the
-// reader now runs it itself and reads on after. Two rules keep that from
+// worker goroutine: one sleep and wake-up per request, a fifth of the CPU
+// of a small call on two cores. When the local handler can start at once
+// (a free plugin instance: Local.TryCall), the reader now runs it itself
+// and reads on after. (Events stay queued to their subscriber: run on the
+// reader, they cost the pipelining of reading while the plugin runs, and
+// measured fewer events per second with more dropped; RATIONALE.md.) Two rules keep that from
 // starving the link, whose reader also answers pings and carries the
 // replies to this host's own requests:
 //
@@ -54,12 +54,6 @@ type tryLocal interface {
 	TryCall(ctx context.Context, m *message.Message) (reply []byte, ok bool, err error)
 }
 
-// publishLocal is a Local that can run an event's subscribers on the
-// caller's goroutine where they can start at once (router.Router.PublishNow).
-type publishLocal interface {
-	PublishNow(ctx context.Context, m *message.Message) (int, error)
-}
-
 // reader is the state of a link's main-stream reader.
 type reader struct {
 	fr   *wire.Reader  // main stream; it may hold frames read ahead during the handshake
@@ -93,25 +87,6 @@ func (in *inbound) tryInline(l *link, e *wire.Envelope) error {
 		l.inflight.Add(-1)
 	}
 	if !mine {
-		return errHandedOver
-	}
-	return nil
-}
-
-// publishInline hands event e to this host's subscribers on the calling
-// reader, under the same rules: a subscriber plugin with an idle instance
-// and nothing queued runs it at once, the others get it queued. It
-// returns errHandedOver as tryInline does.
-func (in *inbound) publishInline(l *link, e *wire.Envelope) error {
-	pl, ok := in.m.local.(publishLocal)
-	if !ok || !l.rd.mayInline(e) {
-		in.m.local.Publish(l.ctx, in.message(l, e))
-		return nil
-	}
-	msg := in.message(l, e)
-	s, start := in.begin(l)
-	pl.PublishNow(l.ctx, msg)
-	if !in.end(l, s, start) {
 		return errHandedOver
 	}
 	return nil

@@ -177,13 +177,6 @@ func (p *Plugin) Post(m *message.Message) error {
 	return message.Errorf(abi.StatusBusy, "plugin %q is being replaced", p.name)
 }
 
-// TryPost runs a send or event on the current version at once when that
-// keeps the order and an instance is idle; ok false means it did nothing
-// and the caller should use Post (router.TryPoster).
-func (p *Plugin) TryPost(m *message.Message) (ok bool, err error) {
-	return p.cur.Load().TryPost(m)
-}
-
 // Close stops accepting messages, lets the current version and every
 // draining one finish what they accepted, and frees them.
 func (p *Plugin) Close() {

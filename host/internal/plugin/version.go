@@ -46,12 +46,6 @@ type Version struct {
 	waiting atomic.Int64 // requests waiting for an idle instance
 	posts   chan *message.Message
 	wg      sync.WaitGroup
-	// Sends and events run one at a time, in the order they came: postMu
-	// is held by whoever runs one (deliverPosts, or TryPost on its
-	// caller's goroutine), and queued counts those accepted by Post and
-	// not yet done, which TryPost must not overtake.
-	postMu sync.Mutex
-	queued atomic.Int64
 
 	refs     atomic.Int64 // posts queued and requests waiting for an instance
 	closing  atomic.Bool
@@ -611,49 +605,18 @@ func (v *Version) Post(m *message.Message) error {
 	if !v.acquire() {
 		return errRetired
 	}
-	v.queued.Add(1)
 	select {
 	case v.posts <- m:
 		return nil // released by deliverPosts
 	default:
-		v.queued.Add(-1)
 		v.release()
 		return message.Errorf(abi.StatusBusy, "plugin %q is busy: %d messages queued", v.spec.Name, v.spec.Queue)
 	}
 }
 
-// TryPost runs a send or event at once, on the caller's goroutine, when
-// that keeps the order: nothing Post accepted is still waiting or running,
-// and an instance is idle. Otherwise it does nothing and reports ok false,
-// and the caller uses Post. It never waits. The mesh's link reader uses it
-// to hand an event to a plugin without a goroutine hand-off.
-func (v *Version) TryPost(m *message.Message) (ok bool, err error) {
-	if !v.acquire() {
-		return false, nil
-	}
-	defer v.release()
-	if !v.postMu.TryLock() {
-		return false, nil
-	}
-	defer v.postMu.Unlock()
-	if v.queued.Load() != 0 {
-		return false, nil
-	}
-	dl := v.deadline(m)
-	w := v.take(dl)
-	if w == nil {
-		return false, nil
-	}
-	if _, err = v.run(w, m, dl); err != nil {
-		v.engine.logger.Warn("plugin failed to handle message", "plugin", v.spec.Name, "kind", m.Kind.String(), "subject", m.Subject, "err", err)
-	}
-	return true, err
-}
-
 func (v *Version) deliverPosts() {
 	defer v.wg.Done()
 	for m := range v.posts {
-		v.postMu.Lock()
 		dl := v.deadline(m)
 		w, err := v.checkout(context.Background(), m, dl)
 		if err == nil {
@@ -665,8 +628,6 @@ func (v *Version) deliverPosts() {
 		if err != nil {
 			v.engine.logger.Warn("plugin failed to handle message", "plugin", v.spec.Name, "kind", m.Kind.String(), "subject", m.Subject, "err", err)
 		}
-		v.queued.Add(-1)
-		v.postMu.Unlock()
 		v.release()
 	}
 }

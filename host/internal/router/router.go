@@ -58,13 +58,6 @@ type TryRequester interface {
 	TryRequest(ctx context.Context, m *message.Message) (reply []byte, ok bool, err error)
 }
 
-// TryPoster is an Endpoint that can also run a send or event at once, on
-// the caller's goroutine, when that keeps its order; ok false means it
-// did nothing.
-type TryPoster interface {
-	TryPost(m *message.Message) (ok bool, err error)
-}
-
 // Options configure a Router.
 type Options struct {
 	// MaxHops is the deepest call chain a message may have travelled
@@ -533,18 +526,6 @@ func (r *Router) tooDeep(m *message.Message) error {
 //
 // ctx is not consulted: local delivery never waits.
 func (r *Router) Publish(ctx context.Context, m *message.Message) (int, error) {
-	return r.publish(m, false)
-}
-
-// PublishNow is Publish for the mesh's link reader: a subscriber endpoint
-// that can run the event at once (TryPoster) runs it on the calling
-// goroutine instead of queueing it, which saves a goroutine hand-off per
-// event. The caller must be able to afford the wait (the mesh bounds it).
-func (r *Router) PublishNow(ctx context.Context, m *message.Message) (int, error) {
-	return r.publish(m, true)
-}
-
-func (r *Router) publish(m *message.Message, now bool) (int, error) {
 	topic := m.Subject
 	if err := abi.ValidateSubject(topic); err != nil {
 		return 0, &message.Error{Status: abi.StatusInvalid, Msg: err.Error()}
@@ -558,16 +539,6 @@ func (r *Router) publish(m *message.Message, now bool) (int, error) {
 	for _, o := range r.tab.Load().listeners {
 		if !abi.MatchAny(o.topics, topic) {
 			continue
-		}
-		if now {
-			if tp, can := o.ep.(TryPoster); can {
-				if ok, _ := tp.TryPost(m); ok {
-					// Handled: an error of the handler is logged where it
-					// ran, as Post's are.
-					accepted++
-					continue
-				}
-			}
 		}
 		if err := o.ep.Post(m); err != nil {
 			if errors.Is(err, ErrGone) {
