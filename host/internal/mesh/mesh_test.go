@@ -16,6 +16,7 @@ import (
 	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/internal/identity"
 	"github.com/pycomms/pycomms-host/host/internal/router"
+	"github.com/pycomms/pycomms-host/host/internal/wire"
 	"github.com/pycomms/pycomms-host/host/message"
 	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
@@ -547,7 +548,8 @@ func TestNoLoops(t *testing.T) {
 	// Through b even if a has linked to c directly meanwhile.
 	nd, _, _ := a.mesh.routes.load().resolve("c")
 	l := a.mesh.links.get(b.mesh.ID())
-	e := l.envelope(&node{id: nd.id, name: nd.name, via: l}, 1, &message.Message{Subject: "echo.x", Deadline: time.Now().Add(time.Second)})
+	e := new(wire.Envelope)
+	l.fill(e, &node{id: nd.id, name: nd.name, via: l}, 1, &message.Message{Subject: "echo.x", Deadline: time.Now().Add(time.Second)})
 	e.Relays = 1
 	r, err := l.request(context.Background(), e, time.Now().Add(2*time.Second))
 	if err != nil || abi.Status(r.Status) != abi.StatusUnreachable || !strings.Contains(r.Error, "relayed at most once") {
