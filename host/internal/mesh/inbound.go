@@ -183,6 +183,7 @@ func (ib *inbound) relay(in *link, e *wire.Envelope) error {
 				ib.reply(in, e, dl, nil, err)
 				return
 			}
+			defer done(r)
 			if r.Status != 0 {
 				ib.reply(in, e, dl, nil, &message.Error{Status: abi.Status(r.Status), Msg: r.Error})
 				return

@@ -223,7 +223,7 @@ func (l *link) handle(t wire.FrameType, body []byte, main bool) error {
 	}
 	switch t {
 	case wire.FrameMsg:
-		e := new(wire.Envelope)
+		e := envelopes.Get().(*wire.Envelope)
 		if err := wire.DecodeEnvelope(body, e); err != nil {
 			return &wire.ProtocolError{Code: wire.ErrProtocol, Msg: err.Error()}
 		}

@@ -104,6 +104,20 @@ func (r *requests) waiting() int {
 	return len(r.pending)
 }
 
+// envelopes recycles the envelopes decoded from the links. Only replies
+// come back (done, once the requester has read one): a request, send or
+// event goes on to code that may keep parts of it, such as its headers.
+// DecodeEnvelope gives every payload a slice of its own, so a payload read
+// from a reply stays the caller's after the envelope is reused.
+var envelopes = sync.Pool{New: func() any { return new(wire.Envelope) }}
+
+// done gives back a reply envelope the requester has finished reading.
+func done(r *wire.Envelope) {
+	if r != expired {
+		envelopes.Put(r)
+	}
+}
+
 // replyChans recycles the one-slot channels requests wait on.
 var replyChans = sync.Pool{New: func() any { return make(chan *wire.Envelope, 1) }}
 
@@ -182,5 +196,7 @@ func (l *link) forget(id uint64, ch chan *wire.Envelope) {
 func (l *link) deliverReply(e *wire.Envelope) {
 	if ch := l.reqs.remove(e.ReplyTo); ch != nil {
 		ch <- e
+		return
 	}
+	done(e)
 }

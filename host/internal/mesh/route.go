@@ -150,6 +150,7 @@ func (m *Mesh) callNode(ctx context.Context, nd *node, msg *message.Message) ([]
 	if err != nil {
 		return nil, err
 	}
+	defer done(r)
 	if r.Status != uint16(abi.StatusOK) {
 		return nil, remoteError(nd.name, r)
 	}
