@@ -14,8 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -72,78 +70,33 @@ func TestProcessReloadLosesNoCall(t *testing.T) {
 	c := h.Client
 	waitGeneration(t, c, 1)
 
-	var applying, done atomic.Int64
-	subjects := []string{"echo.prefix", "a.x", "b.x", "mv.x"}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var calls, failed atomic.Int64
-	var mu sync.Mutex
-	var failures []string
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := w; ; k++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				s := subjects[k%len(subjects)]
-				lo := done.Load()
-				r, err := c.Call(context.Background(), s, []byte("x"), nil, 30*time.Second)
-				hi := applying.Load()
-				calls.Add(1)
-				ok := false
-				for i := lo; i <= hi && err == nil; i++ {
-					ok = ok || string(r) == hosttest.ReloadReply(int(i), s)
-				}
-				if !ok {
-					failed.Add(1)
-					mu.Lock()
-					if len(failures) < 5 {
-						failures = append(failures, fmt.Sprintf("%s during configs %d..%d: %q %v", s, lo, hi, r, err))
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	finish := func() {
-		close(stop)
-		wg.Wait()
-	}
+	callers := hosttest.StartReloadCallers([]string{"echo.prefix", "a.x", "b.x", "mv.x"}, func(s string) ([]byte, error) {
+		return c.Call(context.Background(), s, []byte("x"), nil, 30*time.Second)
+	})
 	for i := 1; i <= 40; i++ {
 		h.SetPlugins(hosttest.ReloadPlugins(dir, i))
 		if err := h.WriteConfig(); err != nil {
-			finish()
+			callers.Stop()
 			t.Fatal(err)
 		}
-		applying.Store(int64(i))
+		callers.Applying(i)
 		if i%2 == 1 {
 			if err := h.Signal(syscall.SIGHUP); err != nil {
-				finish()
+				callers.Stop()
 				t.Fatal(err)
 			}
 			waitGeneration(t, c, uint64(i+1))
 		} else {
 			if r := hostCLI(t, h, "reload"); r.code != 0 {
-				finish()
+				callers.Stop()
 				t.Fatalf("reload %d: %+v", i, r)
 			}
 			waitGeneration(t, c, uint64(i+1)) // `reload` returns once applied
 		}
-		done.Store(int64(i))
+		callers.Done(i)
 		time.Sleep(time.Duration(rand.IntN(50)) * time.Millisecond)
 	}
-	finish()
-	t.Logf("%d calls during 40 reloads", calls.Load())
-	if f := failed.Load(); f > 0 {
-		t.Fatalf("%d of %d calls failed or got a reply of neither config, first ones:\n%s", f, calls.Load(), strings.Join(failures, "\n"))
-	}
-	if calls.Load() < 40 {
-		t.Fatalf("only %d calls: the callers did not run during the reloads", calls.Load())
-	}
+	callers.Check(t, 40)
 	// Counters never went backwards: every call reached a plugin, and
 	// none of them failed.
 	var total uint64
@@ -154,8 +107,8 @@ func TestProcessReloadLosesNoCall(t *testing.T) {
 		}
 		total += p.Calls
 	}
-	if total < uint64(calls.Load()) {
-		t.Errorf("plugins counted %d calls, the callers made %d: counters were lost in a reload", total, calls.Load())
+	if total < uint64(callers.Calls()) {
+		t.Errorf("plugins counted %d calls, the callers made %d: counters were lost in a reload", total, callers.Calls())
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,54 +32,17 @@ func TestReloadLosesNoCall(t *testing.T) {
 	path := filepath.Join(dir, "pycomms.yaml")
 	head, _, _ := strings.Cut(mustRead(t, path), "plugins:")
 
-	// applying is the config being applied (or last applied), done the
-	// last one applied: a call that began after done=k and ended before
-	// applying>j may only see configs k..j.
-	var applying, done atomic.Int64
-	subjects := []string{"echo.prefix", "a.x", "b.x", "mv.x", "echo.upper"}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var calls, failed atomic.Int64
-	var mu sync.Mutex
-	var failures []string
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := w; ; k++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				s := subjects[k%len(subjects)]
-				lo := done.Load()
-				r, err := n.Call(context.Background(), &message.Message{
-					Kind: abi.KindRequest, Subject: s, Payload: []byte("x"), Deadline: time.Now().Add(30 * time.Second),
-				})
-				hi := applying.Load()
-				calls.Add(1)
-				ok := false
-				for i := lo; i <= hi && err == nil; i++ {
-					ok = ok || string(r) == hosttest.ReloadReply(int(i), s)
-				}
-				if !ok {
-					failed.Add(1)
-					mu.Lock()
-					if len(failures) < 5 {
-						failures = append(failures, fmt.Sprintf("%s during configs %d..%d: %q %v", s, lo, hi, r, err))
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
+	callers := hosttest.StartReloadCallers([]string{"echo.prefix", "a.x", "b.x", "mv.x", "echo.upper"}, func(s string) ([]byte, error) {
+		return n.Call(context.Background(), &message.Message{
+			Kind: abi.KindRequest, Subject: s, Payload: []byte("x"), Deadline: time.Now().Add(30 * time.Second),
+		})
+	})
 	ctx := context.Background()
 	for i := 1; i <= 40; i++ {
 		if err := os.WriteFile(path, []byte(head+"plugins:\n"+hosttest.ReloadPlugins(dir, i)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		applying.Store(int64(i))
+		callers.Applying(i)
 		var err error
 		if i%2 == 0 {
 			err = n.Reload(ctx)
@@ -88,22 +50,13 @@ func TestReloadLosesNoCall(t *testing.T) {
 			err = c.Reload(ctx)
 		}
 		if err != nil {
-			close(stop)
-			wg.Wait()
+			callers.Stop()
 			t.Fatalf("reload %d: %v", i, err)
 		}
-		done.Store(int64(i))
+		callers.Done(i)
 		time.Sleep(time.Duration(rand.IntN(30)) * time.Millisecond)
 	}
-	close(stop)
-	wg.Wait()
-	t.Logf("%d calls during 40 reloads", calls.Load())
-	if f := failed.Load(); f > 0 {
-		t.Fatalf("%d of %d calls failed or got a reply of neither config, first ones:\n%s", f, calls.Load(), strings.Join(failures, "\n"))
-	}
-	if calls.Load() < 40 {
-		t.Fatalf("only %d calls: the callers did not run during the reloads", calls.Load())
-	}
+	callers.Check(t, 40)
 }
 
 func mustRead(t *testing.T, path string) string {
