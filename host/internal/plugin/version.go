@@ -389,16 +389,8 @@ func deadlineTime(dl int64) time.Time { return epoch.Add(time.Duration(dl)) }
 // waits for an instance until the deadline; at most Queue requests wait.
 func (v *Version) Request(ctx context.Context, m *message.Message) ([]byte, error) {
 	dl := v.deadline(m)
-	if w := v.take(dl); w != nil {
-		// An instance in hand needs no reference: Close waits for every
-		// instance to come back (collect). When Close began before the
-		// take, the instance goes back and the request to the version
-		// serving now.
-		if v.closing.Load() {
-			v.put(w)
-			return nil, errRetired
-		}
-		return v.run(w, m, dl)
+	if reply, ok, err := v.runIdle(m, dl); ok {
+		return reply, err
 	}
 	if !v.acquire() {
 		return nil, errRetired
@@ -414,23 +406,34 @@ func (v *Version) Request(ctx context.Context, m *message.Message) ([]byte, erro
 	return v.run(w, m, dl)
 }
 
-// TryRequest runs a request at once when an instance is idle, and
-// otherwise does nothing and reports ok false: it never waits. The mesh's
-// link reader uses it to serve a request without handing it to another
-// goroutine.
-func (v *Version) TryRequest(m *message.Message) (reply []byte, ok bool, err error) {
-	dl := v.deadline(m)
+// runIdle runs m on an idle instance, if there is one (ok false: none).
+// An instance in hand needs no reference: Close waits for every instance
+// to come back (collect). When Close began before the take, the instance
+// goes back and the message fails with errRetired, for the version
+// serving now.
+func (v *Version) runIdle(m *message.Message, dl int64) (reply []byte, ok bool, err error) {
 	w := v.take(dl)
 	if w == nil {
 		return nil, false, nil
 	}
 	if v.closing.Load() {
-		// As in Request: the caller goes to the version serving now.
 		v.put(w)
-		return nil, false, nil
+		return nil, true, errRetired
 	}
 	reply, err = v.run(w, m, dl)
 	return reply, true, err
+}
+
+// TryRequest runs a request at once when an instance is idle, and
+// otherwise does nothing and reports ok false: it never waits. The mesh's
+// link reader uses it to serve a request without handing it to another
+// goroutine.
+func (v *Version) TryRequest(m *message.Message) (reply []byte, ok bool, err error) {
+	reply, ok, err = v.runIdle(m, v.deadline(m))
+	if err == errRetired {
+		return nil, false, nil // the caller goes to the version serving now
+	}
+	return reply, ok, err
 }
 
 // take returns an idle instance armed with dl, or nil when every one is
