@@ -77,9 +77,18 @@ func (in *inbound) tryInline(l *link, e *wire.Envelope) error {
 		return nil
 	}
 	msg := in.message(l, e)
-	s, start := in.begin(l)
+	in.inline.active()
+	var start time.Time // rule 2: one request in inlineSample is timed
+	if l.rd.n%inlineSample == 0 {
+		start = time.Now()
+	}
+	l.rd.n++
+	s := l.rd.seq.Add(1) // odd: running; the watcher may take over (rule 1)
 	out, done, err := tl.TryCall(l.ctx, msg)
-	mine := in.end(l, s, start)
+	mine := l.rd.seq.CompareAndSwap(s, s+1)
+	if !start.IsZero() && time.Since(start) > inlineSlow {
+		l.rd.skip.Store(inlineBackoff)
+	}
 	if !done {
 		in.pool.run(job{l, e})
 	} else {
@@ -103,28 +112,6 @@ func (rd *reader) mayInline(e *wire.Envelope) bool {
 		return false
 	}
 	return true
-}
-
-// begin marks the reader as running a message inline; it returns the
-// reader's seq and, for one message in inlineSample, the start time.
-func (in *inbound) begin(l *link) (uint64, time.Time) {
-	in.inline.active()
-	var start time.Time
-	if l.rd.n%inlineSample == 0 {
-		start = time.Now()
-	}
-	l.rd.n++
-	return l.rd.seq.Add(1), start
-}
-
-// end marks the inline run that begin started as done and applies rule 2;
-// false means the watcher took the reading over meanwhile.
-func (in *inbound) end(l *link, s uint64, start time.Time) bool {
-	mine := l.rd.seq.CompareAndSwap(s, s+1)
-	if !start.IsZero() && time.Since(start) > inlineSlow {
-		l.rd.skip.Store(inlineBackoff)
-	}
-	return mine
 }
 
 // inlineWatch is the watcher of rule 1. It runs while inline requests
