@@ -64,20 +64,25 @@ func checkSubject(what, s string, pattern bool) error {
 	if len(s) > MaxSubjectLen {
 		return fail("longer than the limit of %d bytes", MaxSubjectLen)
 	}
-	pos, start := 0, 0
+	// wild says the token holds '*' or '>': tracked in the byte loop, as
+	// every message that enters the router passes here.
+	pos, start, wild := 0, 0, false
 	for i := 0; i <= len(s); i++ {
 		if i < len(s) && s[i] != '.' {
-			if c := s[i]; c < 0x21 || c > 0x7e {
+			c := s[i]
+			if c < 0x21 || c > 0x7e {
 				if c == ' ' {
 					return fail("space at offset %d: subjects are printable ASCII without spaces", i)
 				}
 				return fail("byte 0x%02x at offset %d is not allowed: subjects are printable ASCII without spaces", c, i)
 			}
+			wild = wild || c == '*' || c == '>'
 			continue
 		}
 		switch tok := s[start:i]; {
 		case tok == "":
 			return fail("empty token at position %d", pos)
+		case !wild:
 		case tok == "*" || tok == ">":
 			if !pattern {
 				return fail("wildcard %q at position %d: wildcards are only allowed in topic patterns", tok, pos)
@@ -85,14 +90,14 @@ func checkSubject(what, s string, pattern bool) error {
 			if tok == ">" && i != len(s) {
 				return fail("wildcard \">\" at position %d must be the last token", pos)
 			}
-		case strings.ContainsAny(tok, "*>"):
+		default:
 			// '*' and '>' are reserved for wildcards: inside a longer token
 			// they would be literal, which a reader of "orders*" or a
 			// guest SDK would not expect.
 			return fail("token %q at position %d mixes a wildcard with other characters: '*' and '>' must be whole tokens", tok, pos)
 		}
 		pos++
-		start = i + 1
+		start, wild = i+1, false
 	}
 	return nil
 }
