@@ -63,6 +63,26 @@ const (
 	// ExportInitialize is the WASI reactor initializer, called once per
 	// instance before anything else when the plugin exports it.
 	ExportInitialize = "_initialize"
+	// ExportHandleBatch: (ptr, len, count i32) -> i32. Optional. When a
+	// plugin exports it, the sends and events queued for it arrive in
+	// batches: count records of BatchRecordHeader bytes each followed by
+	// its subject, payload and headers, len bytes in all at ptr (see
+	// SPEC.md section 3). Returns how many of the records failed (0 to
+	// count); any other value breaks the ABI.
+	ExportHandleBatch = "pycomms_handle_batch"
+)
+
+// Batch limits: what one ExportHandleBatch call carries at most. A message
+// whose record alone exceeds BatchMaxBytes is delivered through
+// ExportHandle instead.
+const (
+	// BatchRecordHeader is the size of a record's fixed part: kind,
+	// subject_len, payload_len, headers_len, each a little-endian u32.
+	BatchRecordHeader = 16
+	// BatchMaxCount is the most records in one batch.
+	BatchMaxCount = 256
+	// BatchMaxBytes is the most bytes (len) of one batch.
+	BatchMaxBytes = 64 << 10
 )
 
 // Host imports, all in ImportModule. Every function that returns i32 returns

@@ -1,6 +1,7 @@
 package abi
 
 import (
+	"fmt"
 	"os"
 	"regexp"
 	"strconv"
@@ -76,7 +77,7 @@ func TestSpecExports(t *testing.T) {
 	for _, r := range table(t, readSpec(t), "## 3. Exports (guest provides)") {
 		got[r[0]] = true
 	}
-	for _, name := range []string{ExportABIVersion, ExportAlloc, ExportHandle, ExportMemory, ExportInitialize} {
+	for _, name := range []string{ExportABIVersion, ExportAlloc, ExportHandle, ExportMemory, ExportInitialize, ExportHandleBatch} {
 		if !got[name] {
 			t.Errorf("export %q is in the package but not in SPEC.md", name)
 		}
@@ -84,6 +85,29 @@ func TestSpecExports(t *testing.T) {
 	}
 	for name := range got {
 		t.Errorf("export %q is in SPEC.md but not in the package", name)
+	}
+}
+
+func TestSpecBatchLimits(t *testing.T) {
+	want := map[string]string{
+		"fixed part of a record":            fmt.Sprintf("%d bytes", BatchRecordHeader),
+		"records in one batch, at most":     fmt.Sprint(BatchMaxCount),
+		"bytes in one batch (len), at most": fmt.Sprint(BatchMaxBytes),
+	}
+	rows := table(t, readSpec(t), "### 3.1 Batches of sends and events")
+	for _, r := range rows {
+		w, ok := want[r[0]]
+		if !ok {
+			t.Errorf("SPEC.md batch limit %q is not in the package", r[0])
+			continue
+		}
+		if r[1] != w {
+			t.Errorf("SPEC.md batch limit %q is %q, the package says %q", r[0], r[1], w)
+		}
+		delete(want, r[0])
+	}
+	for k := range want {
+		t.Errorf("batch limit %q is in the package but not in SPEC.md", k)
 	}
 }
 

@@ -95,7 +95,7 @@ func TestEchoWasmMatchesABI(t *testing.T) {
 	}
 	spec := echoSpecSignatures(t)
 
-	// Exports: the three ABI functions, the memory, and _initialize, which
+	// Exports: the four ABI functions, the memory, and _initialize, which
 	// every Go reactor has; nothing else.
 	var exports []string
 	for name, def := range cm.ExportedFunctions() {
@@ -103,7 +103,7 @@ func TestEchoWasmMatchesABI(t *testing.T) {
 		echoCheckSignature(t, "export "+name, def, spec)
 	}
 	slices.Sort(exports)
-	wantExports := []string{abi.ExportABIVersion, abi.ExportAlloc, abi.ExportHandle, abi.ExportInitialize}
+	wantExports := []string{abi.ExportABIVersion, abi.ExportAlloc, abi.ExportHandle, abi.ExportHandleBatch, abi.ExportInitialize}
 	slices.Sort(wantExports)
 	if !slices.Equal(exports, wantExports) {
 		t.Errorf("echo.wasm exports functions %v, want exactly %v", exports, wantExports)

@@ -49,7 +49,7 @@ const (
 // wantFixtures are the WAT fixtures other packages' tests rely on.
 var wantFixtures = []string{
 	"echo", "echo_a", "echo_b", "loop", "memgrow", "biggrow", "status", "initloop", "badwrite", "trap", "badptr", "badalloc",
-	"nogrant", "bigreply", "wrongabi", "noexport", "caller", "publisher",
+	"nogrant", "bigreply", "wrongabi", "noexport", "caller", "publisher", "batch", "badbatch", "badbatchsig",
 }
 
 var i32 = api.ValueTypeI32

@@ -8,11 +8,13 @@
 ;;   request "any.subject" payload "hello, World 1" -> status ok, reply "HELLO, WORLD 1"
 ;;   request with an empty payload                  -> status ok, empty reply
 ;;   send / event                                   -> status ok, no reply
+;;   a batch of sends and events (SPEC 3.1)         -> 0 failed, no reply
 ;;   a message that memory cannot hold twice over under limits.memory
 ;;                                                  -> status too_large, instance kept
 ;;
 ;; This module shows that ABI v1 needs no language runtime, SDK or CBOR:
-;; one import, three exported functions and the memory.
+;; one import, three exported functions and the memory (a fourth,
+;; optional, takes sends and events in batches).
 (module
   ;; reply(ptr, len) -> 0, or a negated status (e.g. -3 too_large)
   (import "pycomms:host/v1" "reply" (func $reply (param i32 i32) (result i32)))
@@ -72,5 +74,26 @@
     (local.set $r (call $reply (local.get $dst) (local.get $plen)))
     (if (i32.lt_s (local.get $r) (i32.const 0))
       (then (return (i32.sub (i32.const 0) (local.get $r)))))
+    (i32.const 0))
+
+  ;; pycomms_handle_batch(ptr, len, count) -> how many records failed.
+  ;; Sends and events need nothing from echo: it walks the records (a
+  ;; 16-byte fixed part of kind, subject_len, payload_len, headers_len,
+  ;; then those bytes) and traps when they do not end exactly at ptr+len.
+  (func (export "pycomms_handle_batch") (param $ptr i32) (param $len i32) (param $count i32) (result i32)
+    (local $p i32)
+    (local.set $p (local.get $ptr))
+    (block $done
+      (loop $next
+        (br_if $done (i32.eqz (local.get $count)))
+        (local.set $p
+          (i32.add (local.get $p)
+            (i32.add (i32.const 16)
+              (i32.add (i32.load offset=4 (local.get $p))
+                (i32.add (i32.load offset=8 (local.get $p)) (i32.load offset=12 (local.get $p)))))))
+        (local.set $count (i32.sub (local.get $count) (i32.const 1)))
+        (br $next)))
+    (if (i32.ne (local.get $p) (i32.add (local.get $ptr) (local.get $len)))
+      (then (unreachable)))
     (i32.const 0))
 )

@@ -38,8 +38,11 @@ type instance struct {
 	mod    api.Module
 	alloc  api.Function
 	handle api.Function
-	mem    api.Memory
-	stack  [5]uint64
+	// handleBatch is pycomms_handle_batch, nil when the plugin does not
+	// export it.
+	handleBatch api.Function
+	mem         api.Memory
+	stack       [5]uint64
 
 	// deadline is the instance's state and, while it runs guest code, when
 	// that must be done, on the package's monotonic clock (nanotime): 0
@@ -76,6 +79,8 @@ type instance struct {
 	growFailed bool
 	fatal      *message.Error
 	hdr        []byte
+	// batchMsg stands for the message being handled during a batch.
+	batchMsg message.Message
 }
 
 func (w *instance) instantiate(ctx context.Context) error {
@@ -113,6 +118,7 @@ func (w *instance) instantiate(ctx context.Context) error {
 	w.mod, w.mem = mod, mod.Memory()
 	w.alloc = mod.ExportedFunction(abi.ExportAlloc)
 	w.handle = mod.ExportedFunction(abi.ExportHandle)
+	w.handleBatch = mod.ExportedFunction(abi.ExportHandleBatch)
 	ok = true
 	return nil
 }

@@ -66,6 +66,7 @@ type Version struct {
 	restarts atomic.Uint64
 	calls    atomic.Uint64
 	errors   atomic.Uint64
+	batches  atomic.Uint64 // pycomms_handle_batch calls, for tests
 }
 
 // Hash is the sha256 of the module bytes, hex encoded.
@@ -210,9 +211,13 @@ func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, erro
 		w.deadline.Store(idle)
 	}
 	v.alive.Store(int64(spec.Instances))
+	deliver := v.deliverPosts
+	if _, ok := mod.ExportedFunctions()[abi.ExportHandleBatch]; ok {
+		deliver = v.deliverBatches
+	}
 	for range min(spec.Instances, 4) {
 		v.wg.Add(1)
-		go v.deliverPosts()
+		go deliver()
 	}
 	v.loaded = time.Now()
 	v.lastNow.Store(nanotime())
@@ -243,6 +248,13 @@ func checkModule(mod wazero.CompiledModule) error {
 		if !slices.Equal(def.ParamTypes(), w.params) || !slices.Equal(def.ResultTypes(), w.results) {
 			problems = append(problems, fmt.Sprintf("export %q has signature %s, want %s",
 				w.name, sig(def.ParamTypes(), def.ResultTypes()), sig(w.params, w.results)))
+		}
+	}
+	if def, ok := exports[abi.ExportHandleBatch]; ok {
+		params, results := slices.Repeat([]api.ValueType{api.ValueTypeI32}, 3), []api.ValueType{api.ValueTypeI32}
+		if !slices.Equal(def.ParamTypes(), params) || !slices.Equal(def.ResultTypes(), results) {
+			problems = append(problems, fmt.Sprintf("optional export %q has signature %s, want %s",
+				abi.ExportHandleBatch, sig(def.ParamTypes(), def.ResultTypes()), sig(params, results)))
 		}
 	}
 	if _, ok := mod.ExportedMemories()[abi.ExportMemory]; !ok {
@@ -617,21 +629,29 @@ func (v *Version) Post(m *message.Message) error {
 	}
 }
 
+// deliverPosts runs the sends and events queued by Post, one at a time
+// (see deliverBatches for plugins that take them in batches).
 func (v *Version) deliverPosts() {
 	defer v.wg.Done()
 	for m := range v.posts {
-		dl := v.deadline(m)
-		w, err := v.checkout(context.Background(), m, dl)
-		if err == nil {
-			_, err = v.run(w, m, dl)
-		} else {
-			v.calls.Add(1)
-			v.errors.Add(1)
-		}
-		if err != nil {
-			v.engine.logger.Warn("plugin failed to handle message", "plugin", v.spec.Name, "kind", m.Kind.String(), "subject", m.Subject, "err", err)
-		}
-		v.release()
+		v.deliverOne(m)
+	}
+}
+
+// deliverOne runs one queued message through pycomms_handle and releases
+// its queue reference.
+func (v *Version) deliverOne(m *message.Message) {
+	defer v.release()
+	dl := v.deadline(m)
+	w, err := v.checkout(context.Background(), m, dl)
+	if err == nil {
+		_, err = v.run(w, m, dl)
+	} else {
+		v.calls.Add(1)
+		v.errors.Add(1)
+	}
+	if err != nil {
+		v.engine.logger.Warn("plugin failed to handle message", "plugin", v.spec.Name, "kind", m.Kind.String(), "subject", m.Subject, "err", err)
 	}
 }
 
