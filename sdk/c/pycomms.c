@@ -2,7 +2,8 @@
  * pycomms.c - guest side of pycomms ABI v1 for C (clang-14 + wasi-libc,
  * WASI reactor). See pycomms.h for the API and abi/SPEC.md for the ABI.
  *
- * Exports: pycomms_abi_version, pycomms_alloc, pycomms_handle.
+ * Exports: pycomms_abi_version, pycomms_alloc, pycomms_handle,
+ * pycomms_handle_batch.
  */
 #include "pycomms.h"
 
@@ -143,6 +144,9 @@ static int dispatch(const pc_msg *m) {
 	return PC_NO_METHOD;
 }
 
+static int32_t deliver(int32_t kind, char *ptr, uint32_t subject_len,
+                       uint32_t payload_len, uint32_t headers_len);
+
 PC_EXPORT("pycomms_handle")
 int32_t pycomms_handle(int32_t kind, char *ptr, uint32_t subject_len,
                        uint32_t payload_len, uint32_t headers_len) {
@@ -163,6 +167,65 @@ int32_t pycomms_handle(int32_t kind, char *ptr, uint32_t subject_len,
 		g_cap = c;
 		ptr = nb;
 	}
+	return deliver(kind, ptr, subject_len, payload_len, headers_len);
+}
+
+/* ---- batches (abi/SPEC.md section 3.1) ------------------------------------
+ *
+ * A record is copied out of the batch into g_rec before it is handled: the
+ * handler gets the same NUL-terminated payload as from pycomms_handle, and
+ * that NUL needs a byte the batch does not have to spare.
+ */
+static char *g_rec;
+static size_t g_rec_cap;
+
+static uint32_t le32(const char *p) {
+	const unsigned char *u = (const unsigned char *)p;
+	return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
+}
+
+PC_EXPORT("pycomms_handle_batch")
+int32_t pycomms_handle_batch(char *ptr, uint32_t len, uint32_t count) {
+	uint32_t failed = 0;
+	size_t off = 0;
+	for (uint32_t i = 0; i < count; i++) {
+		if (len - off < 16) {
+			pc_reply_str("pycomms: a record runs past the batch's end");
+			return (int32_t)(failed + count - i);
+		}
+		const char *r = ptr + off;
+		uint32_t s = le32(r + 4), p = le32(r + 8), h = le32(r + 12);
+		uint64_t total64 = (uint64_t)s + p + h;
+		if (s > PC_MAX_SUBJECT_LEN || total64 > len - off - 16) {
+			pc_reply_str("pycomms: a record runs past the batch's end");
+			return (int32_t)(failed + count - i);
+		}
+		size_t total = (size_t)total64;
+		if (total + 1 > g_rec_cap) {
+			size_t c = g_rec_cap ? g_rec_cap : 1024;
+			while (c < total + 1)
+				c *= 2;
+			char *nb = malloc(c);
+			if (!nb) {
+				pc_reply_str("pycomms: out of memory for a batch record");
+				return (int32_t)(failed + count - i);
+			}
+			free(g_rec);
+			g_rec = nb;
+			g_rec_cap = c;
+		}
+		memcpy(g_rec, r + 16, total);
+		if (deliver((int32_t)le32(r), g_rec, s, p, h) != PC_OK)
+			failed++;
+		off += 16 + total;
+	}
+	return (int32_t)failed;
+}
+
+/* deliver hands one message at ptr (with one spare byte after it) to the
+ * handlers. */
+static int32_t deliver(int32_t kind, char *ptr, uint32_t subject_len,
+                       uint32_t payload_len, uint32_t headers_len) {
 	/* subject -> NUL-terminated copy; payload gets a NUL after it by moving
 	 * the headers up one byte into the spare byte. */
 	memcpy(g_subject, ptr, subject_len);

@@ -18,9 +18,10 @@
  *       pc_handle("hello.greet", greet);
  *   }
  *
- * The SDK exports pycomms_abi_version, pycomms_alloc and pycomms_handle
- * (abi/SPEC.md, section 3) and dispatches every message to the handler
- * registered for its subject. See sdk/c/README.md for the full guide.
+ * The SDK exports pycomms_abi_version, pycomms_alloc, pycomms_handle and
+ * pycomms_handle_batch (abi/SPEC.md, section 3) and dispatches every
+ * message, alone or from a batch, to the handler registered for its
+ * subject. See sdk/c/README.md for the full guide.
  *
  * Conventions of this API
  *  - Functions that only succeed or fail return a status: PC_OK (0) or one

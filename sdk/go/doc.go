@@ -7,7 +7,8 @@
 //	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o plugin.wasm .
 //
 // Importing this package provides the exports the host looks for
-// (pycomms_abi_version, pycomms_alloc, pycomms_handle); the plugin only
+// (pycomms_abi_version, pycomms_alloc, pycomms_handle, and
+// pycomms_handle_batch for queued sends and events); the plugin only
 // registers its handlers:
 //
 //	package main

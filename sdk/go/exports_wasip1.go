@@ -3,6 +3,7 @@
 package pycomms
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"unsafe"
@@ -87,6 +88,60 @@ func exportHandle(kind int32, ptr uint32, subjectLen, payloadLen, headersLen int
 		return fail(replyError(abi.Status(-r), len(reply)))
 	}
 	return int32(abi.StatusOK)
+}
+
+// exportHandleBatch takes a batch of sends and events (SPEC section 3.1)
+// and dispatches each record as exportHandle would a message, through the
+// same Msg. It returns how many records failed; the error text of the last
+// failure is what the host logs.
+//
+//go:wasmexport pycomms_handle_batch
+func exportHandleBatch(ptr uint32, n, count int32) int32 {
+	if n < 0 || count < 0 || int(n) > len(inbuf) ||
+		(n > 0 && ptr != uint32(uintptr(unsafe.Pointer(unsafe.SliceData(inbuf))))) {
+		fail(abi.StatusInvalid, badBatchText(ptr, n, count))
+		return max(count, 0)
+	}
+	buf := inbuf[:n:n]
+	failed := int32(0)
+	for i := range count {
+		if len(buf) < abi.BatchRecordHeader {
+			fail(abi.StatusInvalid, badRecordText(i, count))
+			return failed + count - i
+		}
+		kind := binary.LittleEndian.Uint32(buf)
+		s := uint64(binary.LittleEndian.Uint32(buf[4:]))
+		p := uint64(binary.LittleEndian.Uint32(buf[8:]))
+		h := uint64(binary.LittleEndian.Uint32(buf[12:]))
+		rec := buf[abi.BatchRecordHeader:]
+		if s+p+h > uint64(len(rec)) {
+			fail(abi.StatusInvalid, badRecordText(i, count))
+			return failed + count - i
+		}
+		end := s + p + h
+		m := cur
+		m.kind = abi.Kind(kind)
+		m.subjectRaw = rec[:s:s]
+		m.payload = rec[s : s+p : s+p]
+		m.rawHeaders = rec[s+p : end : end]
+		_, st, text := reg.dispatch(m)
+		*m = Msg{}
+		if st != abi.StatusOK {
+			failed++
+			fail(st, text)
+		}
+		buf = rec[end:]
+	}
+	return failed
+}
+
+func badBatchText(ptr uint32, n, count int32) string {
+	return fmt.Sprintf("pycomms: batch of %d records (%d bytes) at %#x is not within the %d-byte buffer pycomms_alloc returned",
+		count, n, ptr, len(inbuf))
+}
+
+func badRecordText(i, count int32) string {
+	return fmt.Sprintf("pycomms: record %d of a batch of %d runs past the batch's end", i, count)
 }
 
 // fail sets text as the error text of the message being handled (ABI: "the

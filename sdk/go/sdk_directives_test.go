@@ -113,10 +113,10 @@ func TestDirectivesMatchABI(t *testing.T) {
 	if !slices.Equal(imports, wantImports) {
 		t.Errorf("SDK imports %v, abi defines %v (each exactly once)", imports, wantImports)
 	}
-	wantExports := []string{abi.ExportABIVersion, abi.ExportAlloc, abi.ExportHandle}
+	wantExports := []string{abi.ExportABIVersion, abi.ExportAlloc, abi.ExportHandle, abi.ExportHandleBatch}
 	slices.Sort(wantExports)
 	if !slices.Equal(exports, wantExports) {
-		t.Errorf("SDK exports %v, abi requires %v (each exactly once)", exports, wantExports)
+		t.Errorf("SDK exports %v, abi defines %v (each exactly once)", exports, wantExports)
 	}
 }
 
