@@ -64,12 +64,23 @@ func (in *inbound) dispatch(l *link, e *wire.Envelope, main bool) error {
 		if err := m.local.Send(l.ctx, in.message(l, e)); err != nil {
 			m.log.Debug("send from a peer not delivered", "node", l.name, "subject", e.Subject, "err", err)
 		}
+		recycleEnvelope(e)
 	case wire.KindEvent:
 		m.local.Publish(l.ctx, in.message(l, e))
+		recycleEnvelope(e)
 	default:
 		return &wire.ProtocolError{Code: wire.ErrProtocol, Msg: fmt.Sprintf("envelope of kind %v", e.Kind)}
 	}
 	return nil
+}
+
+// recycleEnvelope gives back the envelope of a send or event once its message
+// is made: the message holds the envelope's strings, payload and headers
+// map, never the envelope itself. The map goes with the message, as a
+// decode into a pooled envelope would clear it.
+func recycleEnvelope(e *wire.Envelope) {
+	e.Headers = nil
+	envelopes.Put(e)
 }
 
 // message turns an envelope addressed to this host into a message for the
@@ -77,7 +88,7 @@ func (in *inbound) dispatch(l *link, e *wire.Envelope, main bool) error {
 // host's clock.
 func (in *inbound) message(l *link, e *wire.Envelope) *message.Message {
 	msg := &message.Message{Kind: abi.KindRequest, Subject: e.Subject, Payload: e.Payload,
-		Headers: abi.Headers(e.Headers), Hops: int(e.Hops), From: "node:" + l.name, FromNode: e.From}
+		Headers: abi.Headers(e.Headers), Hops: int(e.Hops), From: l.source, FromNode: e.From}
 	if e.Relays > 0 {
 		// Name the origin, not the relay.
 		msg.From = "node:" + e.From

@@ -27,6 +27,7 @@ type link struct {
 	found   string // how the peer was found: configured, mdns, gossip, inbound
 	peer    identity.ID
 	name    string
+	source  string // "node:" + name: the From of every message this link brings in
 	version uint16
 	listen  []string
 	maxOut  int // largest payload the peer accepts
@@ -83,6 +84,7 @@ func newLink(m *Mesh, c conn, dialed bool, g *greeted) *link {
 	}
 	l.out.l, l.out.w, l.out.limit, l.out.wake = l, g.w, m.sendBuffer, make(chan struct{}, 1)
 	l.probe.l = l
+	l.source = "node:" + l.name
 	l.lastSeen.Store(now.UnixNano())
 	return l
 }
