@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"unsafe"
 )
 
 // DecodeEnvelope decodes the body of a FrameMsg frame into e.
@@ -21,10 +22,12 @@ import (
 // checks (subject syntax, which fields a kind needs) are the caller's.
 //
 // Nothing in e refers to body afterwards, since a Reader reuses its buffer.
-// The payload gets a fresh slice of its own. The strings (from, to,
-// subject, headers, error) are cut from one fresh copy of the part of the
-// body that holds them, which saves an allocation per string; keeping any
-// one of them keeps that copy, but never the payload. e.Headers is cleared
+// The payload gets a fresh slice of its own, capped at its length. The
+// strings (from, to, subject, headers, error) are cut from one fresh copy
+// of the part of the body that holds them, which saves an allocation per
+// string; keeping any one of them keeps that copy, and a payload of at
+// most 1 KiB that shares its allocation (one allocation per envelope
+// instead of two), but never a larger payload. e.Headers is cleared
 // and reused when it is not nil, so it must not be shared with anyone who
 // still needs the previous message. After an error e is left partly
 // decoded.
@@ -117,10 +120,8 @@ func DecodeEnvelope(body []byte, e *Envelope) error {
 		case keyPayload:
 			var b []byte
 			if b, err = d.str(key, majorBytes); err == nil {
-				// append to nil, unlike make and copy, does not zero the
-				// bytes it is about to overwrite, and keeps an empty
-				// payload nil.
-				e.Payload = append([]byte(nil), b...)
+				// Copied by strings, together with the texts when small.
+				d.payload = span{d.pos - len(b), d.pos}
 			}
 		case keyHops:
 			var v uint64
@@ -160,6 +161,11 @@ func DecodeEnvelope(body []byte, e *Envelope) error {
 // copy.
 type span struct{ lo, hi int }
 
+// sharedPayload is the largest payload that shares its allocation with the
+// envelope's strings: a string kept (a subject in a log or a map) keeps
+// that allocation alive, which must not be a large payload.
+const sharedPayload = 1 << 10
+
 // spanHeaders is how many headers the decoder keeps as spans; a message
 // with more gets one allocation per string, as a plain decoder would.
 const spanHeaders = 16
@@ -183,7 +189,24 @@ func (d *decoder) strings(e *Envelope) error {
 	// another order it could hold the payload, and copying that twice is
 	// worse than an allocation per string.
 	t := texts{b: d.b, base: lo, each: hi-lo > 2*total+64}
-	if total > 0 && !t.each {
+	region := total > 0 && !t.each
+	e.Payload = nil
+	switch pl := d.payload.hi - d.payload.lo; {
+	case pl > 0 && pl <= sharedPayload && region:
+		// One allocation for the payload and the texts: the payload
+		// first, capped so that appending to it reallocates, then the
+		// region the strings are cut from, which nothing can write to
+		// afterwards. (append to a full slice copies without zeroing.)
+		buf := append(d.b[d.payload.lo:d.payload.hi:d.payload.hi], d.b[lo:hi]...)
+		e.Payload = buf[:pl:pl]
+		t.region = unsafe.String(&buf[pl], hi-lo)
+		region = false
+	case pl > 0:
+		// append to nil, unlike make and copy, does not zero the bytes it
+		// is about to overwrite.
+		e.Payload = append([]byte(nil), d.b[d.payload.lo:d.payload.hi]...)
+	}
+	if region {
 		t.region = string(d.b[lo:hi])
 	}
 	e.From, e.To, e.Subject, e.Error = t.get(d.from), t.get(d.to), t.get(d.subject), t.get(d.errText)
@@ -232,6 +255,7 @@ type decoder struct {
 	pos int
 
 	from, to, subject, errText span
+	payload                    span
 	hdrs                       [spanHeaders][2]span
 	nHdrs                      int
 }
