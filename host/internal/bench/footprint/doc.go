@@ -6,8 +6,10 @@
 // file, Start, Reload, Peers, Plugins, Close), which older commits have
 // too, so the same file runs on both sides of a comparison.
 //
-// How a figure is taken (Snapshot): debug.FreeOSMemory (a forced GC that
-// also returns free pages to the OS), then runtime.MemStats HeapInuse and
+// How a figure is taken (Take): debug.FreeOSMemory (a forced GC that
+// also returns free pages to the OS), repeated until the heap stops
+// shrinking (memory freed through cleanups lags the GC), then
+// runtime.MemStats HeapInuse and
 // StackInuse, the goroutine count, and the process's resident set from
 // /proc/self/statm. Every figure is a difference between two snapshots of
 // this one process, divided by the number of links or instances added, so
@@ -32,5 +34,8 @@
 //
 // Run from host/internal/bench:
 //
-//	go test ./footprint -run XXX -bench . -benchtime 1x
+//	go test ./footprint -run XXX -bench Links -benchtime 3x
+//	go test ./footprint -run XXX -bench Instances -benchtime 1x
+//
+// (Links reports the median of b.N hubs; Instances runs 3 rounds in one.)
 package footprint
