@@ -39,8 +39,8 @@ func BenchmarkLinks(b *testing.B) {
 }
 
 // BenchmarkInstances: the memory of one plugin instance, for the WAT echo
-// and the Go-built builtin echo, as the median of 3 rounds of a host with
-// 1 and with 33 instances.
+// and the Go-built builtin echo, as the median of 3 rounds (1 with
+// -short) of a host with 1 and with 33 instances.
 func BenchmarkInstances(b *testing.B) {
 	root, err := FindRepoRoot(".")
 	if err != nil {
@@ -55,9 +55,13 @@ func BenchmarkInstances(b *testing.B) {
 		{"go", Plugin{Path: "builtin:echo", Service: "echo"}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
+			rounds := 3
+			if testing.Short() { // the suite's check that it runs
+				rounds = 1
+			}
 			var p PerUnit
 			for range b.N {
-				if p, err = Instances(c.p, cache, 3); err != nil {
+				if p, err = Instances(c.p, cache, rounds); err != nil {
 					b.Fatal(err)
 				}
 			}
