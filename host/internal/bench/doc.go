@@ -6,9 +6,12 @@
 // that none of those systems is a dependency of the product: the host
 // module's `go list -m all` does not list them. Its path, under
 // host/internal/, lets it import the host's internal packages.
+// footprint/ measures the host's own memory per link and per plugin
+// instance, to compare one commit with another.
 //
 // Run from this directory:
 //
 //	go test ./membership -run XXX -bench Membership -benchtime 1x
 //	go run ./cmd/compare    # the side-by-side table of the README
+//	go test ./footprint -run XXX -bench Links -benchtime 3x  # memory per link
 package bench
