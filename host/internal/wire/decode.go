@@ -173,15 +173,19 @@ const spanHeaders = 16
 // strings sets e's text fields from the spans recorded, and fills
 // e.Headers from the header spans, refusing duplicate header names.
 func (d *decoder) strings(e *Envelope) error {
-	all := [4 + 2*spanHeaders]span{d.from, d.to, d.subject, d.errText}
-	spans := all[:4]
-	for _, kv := range d.hdrs[:d.nHdrs] {
-		spans = append(spans, kv[0], kv[1])
-	}
+	// The bounds of every text, without gathering the spans in an array
+	// first: zeroing one big enough for 16 headers cost more than the loop.
 	lo, hi, total := len(d.b), 0, 0
-	for _, s := range spans {
+	for _, s := range [...]span{d.from, d.to, d.subject, d.errText} {
 		if s.hi > s.lo {
 			lo, hi, total = min(lo, s.lo), max(hi, s.hi), total+s.hi-s.lo
+		}
+	}
+	for _, kv := range d.hdrs[:d.nHdrs] {
+		for _, s := range kv {
+			if s.hi > s.lo {
+				lo, hi, total = min(lo, s.lo), max(hi, s.hi), total+s.hi-s.lo
+			}
 		}
 	}
 	// The region between the first and last string holds little else when
