@@ -587,7 +587,10 @@ func (n *Node) Call(ctx context.Context, m *message.Message) ([]byte, error) {
 // Send routes a one-way message.
 func (n *Node) Send(ctx context.Context, m *message.Message) error { return n.router.Send(ctx, m) }
 
-// Publish fans an event out to every subscriber.
+// Publish fans an event out to every subscriber. An event with a
+// Deadline waits for room on a congested link to another host until then
+// (flow control); without one it is dropped there at once. Local
+// subscribers never make the publisher wait.
 func (n *Node) Publish(ctx context.Context, m *message.Message) (int, error) {
 	return n.router.Publish(ctx, m)
 }

@@ -388,6 +388,24 @@ func TestStuckPeerBoundsMemory(t *testing.T) {
 		t.Error("no event was dropped")
 	}
 	t.Logf("published 2000 × 64 KiB in %v; at most %d bytes queued; %d dropped", time.Since(start).Round(time.Millisecond), maxQueued, sl.dropped.Load())
+	// An event with a deadline waits for room until then, and is dropped
+	// when none comes. (The kernel's socket buffers, which grow, may take
+	// a few megabytes more first.)
+	for i := 0; ; i++ {
+		start = time.Now()
+		k, _ := a.router.Publish(context.Background(), &message.Message{Kind: abi.KindEvent, Subject: "flood.x", Payload: payload,
+			Deadline: time.Now().Add(300 * time.Millisecond)})
+		el := time.Since(start)
+		if k == 0 {
+			if el < 250*time.Millisecond || el > 5*time.Second {
+				t.Errorf("an event with a 300ms deadline to a stuck peer was dropped after %v; want about 300ms", el)
+			}
+			break
+		}
+		if i == 400 {
+			t.Fatalf("400 events of 64 KiB with a deadline went out to a peer that reads nothing")
+		}
+	}
 	// The ping loop closes the link once a write has been stuck too long
 	// (dead time 2s in these tests).
 	hosttest.CheckFor(t, 15*time.Second, func() error { return holds(len(a.mesh.links.all()) == 0, "a closes the stuck link", a) })

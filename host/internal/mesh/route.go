@@ -40,7 +40,11 @@ func (t *table) noHandler(subj string) error {
 // Publish sends the event to every remote host with a matching topic
 // pattern (router.Remote). A link whose send buffer is full drops the
 // event and counts it: pub/sub is at-most-once and a slow peer must not
-// hold up the publisher.
+// hold up the publisher. A publisher that gives the event a deadline asks
+// to be held up instead: it waits for room until then (flow control, as a
+// NATS client that blocks on a full socket), and only then is the event
+// dropped. The deadline is not sent: it bounds the publisher's wait, not
+// the event's life.
 func (m *Mesh) Publish(msg *message.Message) int {
 	t := m.routes.load()
 	n := 0
@@ -58,7 +62,8 @@ func (m *Mesh) Publish(msg *message.Message) int {
 		}
 		var e wire.Envelope
 		l.fill(&e, nd, wire.KindEvent, msg)
-		if err := l.out.enqueue(&e, false, time.Time{}); err != nil {
+		e.Deadline = 0
+		if err := l.out.enqueue(&e, !msg.Deadline.IsZero(), msg.Deadline); err != nil {
 			l.dropped.Add(1)
 			if m.log.Enabled(context.Background(), slog.LevelDebug) {
 				// Not boxed for a log that drops it: a publisher that

@@ -524,7 +524,10 @@ func (r *Router) tooDeep(m *message.Message) error {
 // returns 0, nil. It fails only for an invalid topic (wildcards are not
 // allowed) or an event chain deeper than MaxHops, both StatusInvalid.
 //
-// ctx is not consulted: local delivery never waits.
+// ctx is not consulted: local delivery never waits. A remote host's link
+// that is congested makes the publisher wait for room until m.Deadline,
+// when it has one (see mesh.Mesh.Publish); without one the event is
+// dropped there at once.
 func (r *Router) Publish(ctx context.Context, m *message.Message) (int, error) {
 	topic := m.Subject
 	if err := abi.ValidateSubject(topic); err != nil {
