@@ -58,44 +58,37 @@ func (b *batch) reset() {
 }
 
 // deliverBatches is deliverPosts for a plugin that takes batches: it waits
-// for one message, then takes whatever else is queued, up to the batch
-// limits, and hands it all to one instance in one call. A message that
-// does not fit starts the next batch; one too large for any batch goes
+// for a message and takes whatever else is queued with it, up to a batch's
+// count, and hands it to one instance in one call; what does not fit the
+// batch's bytes goes in the next. A message too large for any batch goes
 // through pycomms_handle.
 func (v *Version) deliverBatches() {
 	defer v.wg.Done()
 	b := &batch{}
-	var next *message.Message
+	var taken []*message.Message
 	for {
-		m := next
-		next = nil
-		if m == nil {
-			var ok bool
-			if m, ok = <-v.posts; !ok {
-				return
-			}
+		clear(taken)
+		var ok bool
+		if taken, ok = v.posts.take(taken[:0], abi.BatchMaxCount); !ok {
+			return
 		}
 		b.reset()
-		if !b.add(v, m) {
-			v.deliverOne(m)
-			continue
-		}
-	fill:
-		for len(b.msgs) < abi.BatchMaxCount {
-			select {
-			case m, ok := <-v.posts:
-				if !ok {
-					break fill
-				}
-				if !b.add(v, m) {
-					next = m
-					break fill
-				}
-			default:
-				break fill
+		for _, m := range taken {
+			if b.add(v, m) {
+				continue
 			}
+			if len(b.msgs) > 0 {
+				v.deliverBatch(b)
+				b.reset()
+				if b.add(v, m) {
+					continue
+				}
+			}
+			v.deliverOne(m)
 		}
-		v.deliverBatch(b)
+		if len(b.msgs) > 0 {
+			v.deliverBatch(b)
+		}
 	}
 }
 
@@ -103,11 +96,7 @@ func (v *Version) deliverBatches() {
 // references.
 func (v *Version) deliverBatch(b *batch) {
 	n := len(b.msgs)
-	defer func() {
-		for range n {
-			v.release()
-		}
-	}()
+	defer v.releaseN(n)
 	v.calls.Add(uint64(n))
 	v.batches.Add(1)
 	w, err := v.checkout(context.Background(), b.msgs[0], b.due)

@@ -44,7 +44,7 @@ type Version struct {
 	idle    chan *instance
 	alive   atomic.Int64 // instances that exist (a failed restart loses one)
 	waiting atomic.Int64 // requests waiting for an idle instance
-	posts   chan *message.Message
+	posts   *postQueue
 	wg      sync.WaitGroup
 
 	refs     atomic.Int64 // posts queued and requests waiting for an instance
@@ -126,7 +126,7 @@ func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, erro
 		engine:   e,
 		host:     host,
 		idle:     make(chan *instance, spec.Instances),
-		posts:    make(chan *message.Message, spec.Queue),
+		posts:    newPostQueue(spec.Queue),
 		drained:  make(chan struct{}),
 		stopDog:  make(chan struct{}),
 		wake:     make(chan struct{}, 1),
@@ -317,8 +317,11 @@ func (v *Version) acquire() bool {
 	return true
 }
 
-func (v *Version) release() {
-	if v.refs.Add(-1) == 0 && v.closing.Load() {
+func (v *Version) release() { v.releaseN(1) }
+
+// releaseN drops n references at once (a batch's).
+func (v *Version) releaseN(n int) {
+	if v.refs.Add(-int64(n)) == 0 && v.closing.Load() {
 		v.drainOne.Do(func() { close(v.drained) })
 	}
 }
@@ -335,7 +338,7 @@ func (v *Version) Close() {
 		v.drainOne.Do(func() { close(v.drained) })
 	}
 	<-v.drained
-	close(v.posts)
+	v.posts.close()
 	v.wg.Wait()
 	v.collect()
 	close(v.stopDog)
@@ -620,21 +623,25 @@ func (v *Version) Post(m *message.Message) error {
 	if !v.acquire() {
 		return errRetired
 	}
-	select {
-	case v.posts <- m:
-		return nil // released by deliverPosts
-	default:
-		v.release()
-		return message.Errorf(abi.StatusBusy, "plugin %q is busy: %d messages queued", v.spec.Name, v.spec.Queue)
+	if v.posts.put(m) {
+		return nil // released by the deliverer
 	}
+	v.release()
+	return message.Errorf(abi.StatusBusy, "plugin %q is busy: %d messages queued", v.spec.Name, v.spec.Queue)
 }
 
 // deliverPosts runs the sends and events queued by Post, one at a time
 // (see deliverBatches for plugins that take them in batches).
 func (v *Version) deliverPosts() {
 	defer v.wg.Done()
-	for m := range v.posts {
-		v.deliverOne(m)
+	var one []*message.Message
+	for {
+		var ok bool
+		if one, ok = v.posts.take(one[:0], 1); !ok {
+			return
+		}
+		v.deliverOne(one[0])
+		one[0] = nil
 	}
 }
 
