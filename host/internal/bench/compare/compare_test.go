@@ -293,7 +293,7 @@ func TestEnvContendersAnswer(t *testing.T) {
 		}
 	}
 	before := env.OursTLS.Received()
-	if ok, err := env.OursTLS.Publish(pl); !ok || err != nil {
+	if ok, err := env.OursTLS.Publish(pl, time.Now().Add(5*time.Second)); !ok || err != nil {
 		t.Fatalf("publish: reached a subscriber %v, %v", ok, err)
 	}
 	hosttest.CheckForEvery(t, 10*time.Second, 5*time.Millisecond, func() error {

@@ -125,7 +125,7 @@ func (p *Pair) ready() error {
 	for time.Now().Before(deadline) {
 		last = p.Call([]byte("ready"))
 		if last == nil {
-			k, err := p.Near.Publish(context.Background(), p.event([]byte("ready")))
+			k, err := p.Near.Publish(context.Background(), p.event([]byte("ready"), time.Time{}))
 			if err == nil && k > 0 {
 				return nil
 			}
@@ -163,15 +163,16 @@ func (p *Pair) call(subject string, payload []byte) error {
 	return nil
 }
 
-func (p *Pair) event(payload []byte) *message.Message {
-	return &message.Message{Kind: abi.KindEvent, Subject: eventSubject, Payload: payload, From: "compare"}
+func (p *Pair) event(payload []byte, deadline time.Time) *message.Message {
+	return &message.Message{Kind: abi.KindEvent, Subject: eventSubject, Payload: payload, From: "compare", Deadline: deadline}
 }
 
-// Publish publishes one event on Near; it reports false when the event
-// reached no subscriber (the link's send buffer was full, so it was
-// dropped: events are at most once).
-func (p *Pair) Publish(payload []byte) (bool, error) {
-	k, err := p.Near.Publish(context.Background(), p.event(payload))
+// Publish publishes one event on Near, waiting for room on the link until
+// deadline; it reports false when the event reached no subscriber (the
+// link's send buffer stayed full, so it was dropped: events are at most
+// once).
+func (p *Pair) Publish(payload []byte, deadline time.Time) (bool, error) {
+	k, err := p.Near.Publish(context.Background(), p.event(payload, deadline))
 	return k > 0, err
 }
 
