@@ -117,33 +117,6 @@ func Median(ps []PerUnit) PerUnit {
 	}
 }
 
-// FindRepoRoot walks up from dir to the directory that holds
-// testdata/wat/echo.wasm and go.mod.
-func FindRepoRoot(dir string) (string, error) {
-	d, err := filepath.Abs(dir)
-	if err != nil {
-		return "", fmt.Errorf("footprint: %w", err)
-	}
-	for {
-		if exists(filepath.Join(d, EchoWATPath)) && exists(filepath.Join(d, "go.mod")) {
-			return d, nil
-		}
-		parent := filepath.Dir(d)
-		if parent == d {
-			return "", fmt.Errorf("footprint: no directory above %s holds %s and go.mod: run from inside the repository", dir, EchoWATPath)
-		}
-		d = parent
-	}
-}
-
-// EchoWATPath is the WAT echo, from the repository root.
-var EchoWATPath = filepath.Join("testdata", "wat", "echo.wasm")
-
-func exists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
-}
-
 // host is one node started from a config file in its own directory.
 type host struct {
 	n    *node.Node

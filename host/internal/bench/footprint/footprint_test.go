@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+
+	"github.com/pycomms/pycomms-host/host/internal/bench/compare"
 )
 
 // report reports a per-unit figure under unit names that say what the
@@ -42,7 +44,7 @@ func BenchmarkLinks(b *testing.B) {
 // and the Go-built builtin echo, as the median of 3 rounds (1 with
 // -short) of a host with 1 and with 33 instances.
 func BenchmarkInstances(b *testing.B) {
-	root, err := FindRepoRoot(".")
+	root, err := compare.FindRepoRoot(".")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -51,7 +53,7 @@ func BenchmarkInstances(b *testing.B) {
 		name string
 		p    Plugin
 	}{
-		{"wat", Plugin{Path: filepath.Join(root, EchoWATPath), Service: "echo"}},
+		{"wat", Plugin{Path: filepath.Join(root, compare.EchoWATPath), Service: "echo"}},
 		{"go", Plugin{Path: "builtin:echo", Service: "echo"}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
@@ -89,11 +91,11 @@ func TestLinksGrowMemory(t *testing.T) {
 // TestInstancesGrowMemory: 33 instances of the WAT echo hold more heap
 // than 1 by at least its 64 KiB linear memory page per extra instance.
 func TestInstancesGrowMemory(t *testing.T) {
-	root, err := FindRepoRoot(".")
+	root, err := compare.FindRepoRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := Instances(Plugin{Path: filepath.Join(root, EchoWATPath), Service: "echo"}, t.TempDir(), 1)
+	p, err := Instances(Plugin{Path: filepath.Join(root, compare.EchoWATPath), Service: "echo"}, t.TempDir(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
