@@ -147,42 +147,72 @@ const chunkSize = writeChunk
 // its chunk.
 const controlSize = 1 << 10
 
-// chunks recycles written chunks across links: a burst on one link leaves
-// no buffer pinned to it, and a steady stream allocates none.
-var chunks = sync.Pool{New: func() any { return new([]byte) }}
+// chunkClasses is how many sizes of chunk are pooled: class k holds
+// chunks of chunkSize<<k bytes (64 KiB to 16 MiB), so that a frame larger
+// than a chunk, which gets a chunk of its own, is not an allocation per
+// frame either.
+const chunkClasses = 9
+
+// chunks recycles written chunks across links, by class: a burst on one
+// link leaves no buffer pinned to it, and a steady stream allocates none.
+// The pools hold *[]byte, whose empty holders go back to holders, so that
+// neither a Get nor a Put allocates.
+var (
+	chunks  [chunkClasses]sync.Pool
+	holders = sync.Pool{New: func() any { return new([]byte) }}
+)
+
+// chunkClass is the smallest class whose chunks hold n bytes.
+func chunkClass(n int) (int, bool) {
+	for k := range chunkClasses {
+		if n <= chunkSize<<k {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
+// getChunk returns an empty chunk with room for need bytes.
+func getChunk(need int) []byte {
+	k, ok := chunkClass(need)
+	if !ok {
+		return make([]byte, 0, need)
+	}
+	if p, _ := chunks[k].Get().(*[]byte); p != nil {
+		c := (*p)[:0]
+		*p = nil
+		holders.Put(p)
+		return c
+	}
+	return make([]byte, 0, chunkSize<<k)
+}
+
+// putChunk gives a written chunk back to its class's pool.
+func putChunk(c []byte) {
+	if k, ok := chunkClass(cap(c)); ok && cap(c) == chunkSize<<k {
+		p := holders.Get().(*[]byte)
+		*p = c[:0]
+		chunks[k].Put(p)
+	}
+}
 
 // tail returns the index in o.queue of a chunk with room for need more
 // bytes, starting a new chunk when the last one is too full; o.mu is held.
-// A frame larger than a chunk gets a chunk of its own, not pooled.
+// A frame larger than a chunk gets a chunk of its own.
 func (o *outbox) tail(need int) int {
 	if n := len(o.queue); n > 0 {
 		if last := o.queue[n-1]; cap(last)-len(last) >= need {
 			return n - 1
 		}
 	}
-	var c []byte
-	if need > chunkSize {
-		c = make([]byte, 0, need)
-	} else if p := chunks.Get().(*[]byte); cap(*p) == chunkSize {
-		c = (*p)[:0]
-		*p = nil
-		chunks.Put(p)
-	} else {
-		chunks.Put(p)
-		c = make([]byte, 0, chunkSize)
-	}
-	o.queue = append(o.queue, c)
+	o.queue = append(o.queue, getChunk(need))
 	return len(o.queue) - 1
 }
 
-// recycle returns written chunks to the pool.
+// recycle returns written chunks to the pools.
 func recycle(batch [][]byte) {
 	for i, c := range batch {
-		if cap(c) == chunkSize {
-			p := chunks.Get().(*[]byte)
-			*p = c[:0]
-			chunks.Put(p)
-		}
+		putChunk(c)
 		batch[i] = nil
 	}
 }
