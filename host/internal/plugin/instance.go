@@ -76,6 +76,11 @@ type instance struct {
 	growFailed bool
 	fatal      *message.Error
 	hdr        []byte
+
+	// event is pycomms_transport_event of a transport (nil for a
+	// handler), called with estack (see transport.go).
+	event  api.Function
+	estack [7]uint64
 }
 
 func (w *instance) instantiate(ctx context.Context) error {
@@ -113,6 +118,7 @@ func (w *instance) instantiate(ctx context.Context) error {
 	w.mod, w.mem = mod, mod.Memory()
 	w.alloc = mod.ExportedFunction(abi.ExportAlloc)
 	w.handle = mod.ExportedFunction(abi.ExportHandle)
+	w.event = mod.ExportedFunction(abi.ExportTransportEvent)
 	ok = true
 	return nil
 }
