@@ -191,6 +191,12 @@ type PluginInfo struct {
 	Topics    []string  `json:"topics"`
 	Grants    []string  `json:"grants"`
 	LoadedAt  time.Time `json:"loaded_at"`
+	// Config is the plugin's config with the values of its secrets
+	// replaced by "[redacted]".
+	Config map[string]any `json:"config,omitempty"`
+	// Transport is set for a transport plugin: its connections and
+	// counters.
+	Transport *TransportInfo `json:"transport,omitempty"`
 }
 
 // The states of a plugin in PluginInfo.State: a closed set.
