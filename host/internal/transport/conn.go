@@ -31,6 +31,9 @@ type conn struct {
 
 	closed atomic.Bool
 	done   chan struct{} // closed by closeConn
+	// opened: the plugin got its dialed or accepted event (read and
+	// written by its slot's goroutine only).
+	opened bool
 	wake   chan struct{} // capacity 1: bytes were queued
 
 	mu       sync.Mutex

@@ -164,3 +164,39 @@ func TestWriteBufferLimit(t *testing.T) {
 		t.Fatalf("the other connection read %q", got)
 	}
 }
+
+// TestInstanceFailureRedials: when the instance that owns a dial
+// connection fails, the connection closes with it and the host dials the
+// entry again, after a backoff.
+func TestInstanceFailureRedials(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	g := start(t, "transport_loop", Config{Dial: []Dial{{Raw: "tcp://" + addr, Addr: addr}},
+		Spec: plugin.Spec{Instances: 1, Timeout: 300 * time.Millisecond}}, nil, nil)
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(liveness))
+	first, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("the transport did not dial: %v", err)
+	}
+	defer first.Close()
+	first.Write([]byte("L"))
+	expectClosed(t, first, "the failed instance's dial connection")
+	second, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("the transport did not dial again after its instance failed: %v", err)
+	}
+	defer second.Close()
+	second.SetDeadline(time.Now().Add(liveness))
+	second.Write([]byte("x"))
+	if got := readN(t, second, 1); got != "x" {
+		t.Fatalf("the redialled connection read %q", got)
+	}
+	st := g.tr.Stats()
+	if st.InstanceFailures != 1 || st.Reconnects != 1 || st.Closes["instance failed"] != 1 {
+		t.Errorf("stats %+v: want 1 instance failure, 1 reconnect", st)
+	}
+}

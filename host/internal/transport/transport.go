@@ -307,6 +307,22 @@ func (t *Transport) drainSlot(s *slot) {
 var errClosed = errors.New("transport closed")
 
 func (t *Transport) runJob(s *slot, j *job) {
+	if c := j.conn; c != nil {
+		switch j.ev.Type {
+		case abi.EventDialed, abi.EventAccepted:
+			if !c.closed.Load() {
+				c.opened = true // only this slot's goroutine touches it
+			}
+		case abi.EventClosed:
+			if !c.opened {
+				// The plugin never saw it open: it has nothing to close.
+				if j.done != nil {
+					j.done(0, errStale)
+				}
+				return
+			}
+		}
+	}
 	if (j.conn != nil && j.conn.closed.Load() && j.ev.Type != abi.EventClosed) || (j.gen != 0 && j.gen != s.gen.Load()) {
 		// Its connection closed, or its instance was replaced, after it
 		// was queued: the instance that would know about it is gone.
@@ -394,6 +410,13 @@ func (t *Transport) post(s *slot, j *job) bool {
 // postAsync queues j from a goroutine of its own: for actions, which run
 // on the slot's goroutine and must not wait for its queue.
 func (t *Transport) postAsync(s *slot, j *job) {
+	// Under mu, against Close: a timer firing as Close waits must not add
+	// to the wait group once Wait may have seen it at zero.
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return
+	}
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
@@ -482,7 +505,7 @@ func (t *Transport) Request(ctx context.Context, m *message.Message) ([]byte, er
 	}
 	dl := m.Deadline
 	if dl.IsZero() {
-		dl = time.Now().Add(t.cfg.Spec.Timeout)
+		dl = time.Now().Add(t.v.Spec().Timeout)
 	}
 	timer := time.NewTimer(time.Until(dl))
 	defer timer.Stop()

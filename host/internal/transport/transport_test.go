@@ -160,9 +160,18 @@ func TestAcceptEcho(t *testing.T) {
 		t.Fatalf("peer read %q, want %q", got, "out")
 	}
 
+	// A request without a deadline of its own gets the plugin's timeout.
+	reply, err = g.tr.Request(context.Background(), &message.Message{Kind: abi.KindRequest, Subject: "x.nd", Payload: []byte("nd")})
+	if err != nil || string(reply) != "nd" {
+		t.Fatalf("request without a deadline: %q, %v", reply, err)
+	}
+	if got := readN(t, c, 2); got != "nd" {
+		t.Fatalf("peer read %q, want %q", got, "nd")
+	}
+
 	st := g.tr.Stats()
-	if st.Accepted != 1 || st.BytesIn != 6 || st.BytesOut != 9 || st.MessagesIn != 2 || st.MessagesOut != 1 {
-		t.Errorf("stats %+v: want 1 accepted, 6 bytes in, 9 out, 2 messages in, 1 out", st)
+	if st.Accepted != 1 || st.BytesIn != 6 || st.BytesOut != 11 || st.MessagesIn != 2 || st.MessagesOut != 2 {
+		t.Errorf("stats %+v: want 1 accepted, 6 bytes in, 11 out, 2 messages in, 2 out", st)
 	}
 	c.Close()
 	waitFor(t, "the close to be seen", func() bool { return g.tr.Stats().Closes["peer closed"] == 1 })
