@@ -11,6 +11,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -280,5 +281,35 @@ func TestConnectionsPinned(t *testing.T) {
 		if got := readN(t, c, 4); got != line {
 			t.Errorf("conn %d: echo %q, want %q", i, got, line)
 		}
+	}
+}
+
+// TestAcceptRefused: a source outside allow_from, and a connection past
+// limits.max_conns, are closed at once and counted; the plugin never sees
+// them.
+func TestAcceptRefused(t *testing.T) {
+	g := start(t, "transport_echo", Config{Accept: []string{"127.0.0.1:0"},
+		AllowFrom: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, nil, nil)
+	c := dialTo(t, g.tr)
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("a source outside allow_from was served")
+	}
+	if st := g.tr.Stats(); st.Refused != 1 || st.Accepted != 0 {
+		t.Errorf("stats %+v: want 1 refused, 0 accepted", st)
+	}
+
+	g = start(t, "transport_echo", Config{Accept: []string{"127.0.0.1:0"}, MaxConns: 1}, nil, nil)
+	first := dialTo(t, g.tr)
+	waitFor(t, "the first connection", func() bool { return len(g.tr.Stats().Conns) == 1 })
+	second := dialTo(t, g.tr)
+	if _, err := second.Read(make([]byte, 1)); err == nil {
+		t.Fatal("a connection past max_conns was served")
+	}
+	first.Write([]byte("ok\n"))
+	if got := readN(t, first, 3); got != "ok\n" {
+		t.Fatalf("the first connection read %q", got)
+	}
+	if st := g.tr.Stats(); st.Refused != 1 || st.Accepted != 1 {
+		t.Errorf("stats %+v: want 1 refused, 1 accepted", st)
 	}
 }
