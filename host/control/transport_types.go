@@ -32,6 +32,11 @@ type TransportInfo struct {
 	// violation, each closing its connections.
 	Errors           uint64 `json:"errors"`
 	InstanceFailures uint64 `json:"instance_failures"`
+	// Events counts the plugin's events; EventNanos the wall time spent in
+	// them, guest code and its actions: EventNanos/Events is the plugin's
+	// share of each event.
+	Events     uint64 `json:"events"`
+	EventNanos uint64 `json:"event_nanos"`
 	// Closes counts closed connections by reason ("peer closed", "read
 	// buffer full", "instance failed", ...).
 	Closes map[string]uint64 `json:"closes,omitempty"`

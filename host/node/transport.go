@@ -275,6 +275,7 @@ func (n *Node) transportInfos() []control.PluginInfo {
 			ti.BytesIn, ti.BytesOut = st.BytesIn, st.BytesOut
 			ti.MessagesIn, ti.MessagesOut, ti.Dropped = st.MessagesIn, st.MessagesOut, st.Dropped
 			ti.Errors, ti.InstanceFailures = st.Errors, st.InstanceFailures
+			ti.Events, ti.EventNanos = st.Events, uint64(st.EventTime)
 			ti.Closes = st.Closes
 			for _, c := range st.Conns {
 				ti.Conns = append(ti.Conns, control.TransportConn{ID: c.ID, Entry: c.Entry, Remote: c.Remote, Instance: c.Instance,

@@ -112,6 +112,9 @@ type counters struct {
 	bytesIn, bytesOut                                 atomic.Uint64
 	messagesIn, messagesOut, dropped                  atomic.Uint64
 	errors, instanceFailures                          atomic.Uint64
+	// events and eventNanos count the plugin's events and the wall time
+	// spent in them: the plugin's share of each message.
+	events, eventNanos atomic.Uint64
 }
 
 // slot is one instance and the goroutine that runs its events.
@@ -337,7 +340,10 @@ func (t *Transport) runJob(s *slot, j *job) {
 		}
 		return
 	}
+	t0 := time.Now()
 	res, err := t.v.Event(s.i, &j.ev)
+	t.stats.eventNanos.Add(uint64(time.Since(t0)))
+	t.stats.events.Add(1)
 	if err != nil {
 		t.instanceFailed(s, err)
 	} else if res < 0 && j.ev.Type != abi.EventMessage && j.ev.Type != abi.EventData {
@@ -758,12 +764,16 @@ type ConnInfo struct {
 
 // Stats is a snapshot of a transport's state and counters.
 type Stats struct {
-	Conns                               []ConnInfo
-	Accepted, Dialed, Reconnects        uint64
-	DialErrors, Refused                 uint64
-	BytesIn, BytesOut                   uint64
-	MessagesIn, MessagesOut, Dropped    uint64
-	Errors, InstanceFailures            uint64
+	Conns                            []ConnInfo
+	Accepted, Dialed, Reconnects     uint64
+	DialErrors, Refused              uint64
+	BytesIn, BytesOut                uint64
+	MessagesIn, MessagesOut, Dropped uint64
+	Errors, InstanceFailures         uint64
+	// Events counts the plugin's events and EventTime the time spent in
+	// them (guest code and the actions it took).
+	Events                              uint64
+	EventTime                           time.Duration
 	Closes                              map[string]uint64
 	Listening                           []string
 	DialEntries                         []string
@@ -778,6 +788,7 @@ func (t *Transport) Stats() Stats {
 		BytesIn: t.stats.bytesIn.Load(), BytesOut: t.stats.bytesOut.Load(),
 		MessagesIn: t.stats.messagesIn.Load(), MessagesOut: t.stats.messagesOut.Load(), Dropped: t.stats.dropped.Load(),
 		Errors: t.stats.errors.Load(), InstanceFailures: t.stats.instanceFailures.Load(),
+		Events: t.stats.events.Load(), EventTime: time.Duration(t.stats.eventNanos.Load()),
 		Closes:    map[string]uint64{},
 		Instances: len(t.slots), Restarts: int(t.v.Restarts()),
 	}
