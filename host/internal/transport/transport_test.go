@@ -45,6 +45,12 @@ type rig struct {
 
 func start(t *testing.T, fixture string, cfg Config, services, topics []string) *rig {
 	t.Helper()
+	return startWasm(t, wat(t, fixture), cfg, services, topics)
+}
+
+// startWasm runs the transport module wasm, routed from a fresh router.
+func startWasm(t *testing.T, wasm []byte, cfg Config, services, topics []string) *rig {
+	t.Helper()
 	engine, err := plugin.NewEngine(plugin.EngineOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +60,7 @@ func start(t *testing.T, fixture string, cfg Config, services, topics []string) 
 	if cfg.Spec.Name == "" {
 		cfg.Spec.Name = "wire"
 	}
-	cfg.Spec.Wasm = wat(t, fixture)
+	cfg.Spec.Wasm = wasm
 	if cfg.Spec.Grants == nil {
 		cfg.Spec.Grants = []abi.Capability{abi.CapLog, abi.CapPublish, abi.CapSend, abi.CapCall}
 	}
