@@ -109,8 +109,11 @@ type Node struct {
 	plugins map[string]*managed
 	// transports are the plugins of kind transport (transport.go).
 	transports map[string]*runningTransport
-	gen        uint64 // configs applied: 1 after New, +1 per applied reload
-	digest     string // cfg.Digest()
+	// transportMu serialises starting and stopping transports: a config
+	// reload and a watcher callback (which must not take reloadMu).
+	transportMu sync.Mutex
+	gen         uint64 // configs applied: 1 after New, +1 per applied reload
+	digest      string // cfg.Digest()
 
 	watcher  *watch.Watcher
 	server   *control.Server

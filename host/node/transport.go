@@ -12,6 +12,7 @@ import (
 	"github.com/pycomms/pycomms-host/host/config"
 	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/internal/identity"
+	"github.com/pycomms/pycomms-host/host/internal/plugin"
 	"github.com/pycomms/pycomms-host/host/internal/transport"
 	"github.com/pycomms/pycomms-host/host/internal/watch"
 )
@@ -142,6 +143,10 @@ func (n *Node) closeTransports() {
 		if n.watcher != nil {
 			n.watcher.Remove(rt.cfg.Path)
 		}
+	}
+	n.transportMu.Lock()
+	defer n.transportMu.Unlock()
+	for _, rt := range ts {
 		n.stopTransport(rt)
 	}
 }
@@ -152,10 +157,15 @@ func (n *Node) watchTransport(rt *runningTransport) {
 		return
 	}
 	name := rt.cfg.Name
+	limit := rt.cfg.Limits.MaxModule
 	err := n.watcher.AddFile(rt.cfg.Path, watch.File{
 		Initial:  rt.sum,
 		OnChange: func(_ []byte, _ [32]byte) { n.restartTransport(name) },
-		MaxSize:  func() int64 { return int64(min(rt.cfg.Limits.MaxModule, 1<<62)) },
+		MaxSize:  func() int64 { return int64(min(limit, 1<<62)) },
+		OnOversize: func(size int64) {
+			n.logger.Error("transport file refused; the running version keeps serving", "plugin", name,
+				"err", &plugin.TooLargeError{Size: uint64(size), Limit: limit})
+		},
 	})
 	if err != nil {
 		n.logger.Warn("cannot watch transport file; hot reload is off for it", "plugin", name, "path", rt.cfg.Path, "err", err)
@@ -167,8 +177,9 @@ func (n *Node) watchTransport(rt *runningTransport) {
 // transport failed: the old one cannot keep its sockets while a new one
 // takes them.
 func (n *Node) restartTransport(name string) {
-	n.reloadMu.Lock()
-	defer n.reloadMu.Unlock()
+	// Not reloadMu: a reload waits for watcher callbacks while holding it.
+	n.transportMu.Lock()
+	defer n.transportMu.Unlock()
 	n.mu.Lock()
 	old := n.transports[name]
 	n.mu.Unlock()
@@ -179,7 +190,7 @@ func (n *Node) restartTransport(name string) {
 }
 
 // replaceTransport stops old (when not nil) and starts pc in its place.
-// The caller holds reloadMu.
+// The caller holds transportMu.
 func (n *Node) replaceTransport(old *runningTransport, pc config.Plugin) {
 	if old != nil {
 		n.stopTransport(old)
@@ -219,9 +230,11 @@ func (n *Node) reloadTransports(cfg *config.Config) {
 			}
 		}
 		if old != nil && n.watcher != nil {
-			n.watcher.Remove(old.cfg.Path)
+			n.watcher.Remove(old.cfg.Path) // waits for a running callback: transportMu is not held
 		}
+		n.transportMu.Lock()
 		n.replaceTransport(old, pc)
+		n.transportMu.Unlock()
 		n.mu.Lock()
 		rt := n.transports[pc.Name]
 		n.mu.Unlock()
@@ -232,7 +245,9 @@ func (n *Node) reloadTransports(cfg *config.Config) {
 			if n.watcher != nil {
 				n.watcher.Remove(rt.cfg.Path)
 			}
+			n.transportMu.Lock()
 			n.stopTransport(rt)
+			n.transportMu.Unlock()
 			n.mu.Lock()
 			delete(n.transports, name)
 			n.mu.Unlock()

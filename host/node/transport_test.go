@@ -14,6 +14,7 @@ import (
 
 	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
 const transportYAML = `
@@ -140,4 +141,43 @@ func transportNamed(t *testing.T, c *control.Client, name string) control.Plugin
 	}
 	t.Fatalf("no plugin %s in %+v", name, ps)
 	return control.PluginInfo{}
+}
+
+// TestTransportHotReload: a new file for a transport restarts it with the
+// new version: the old connections close, new ones get the new code.
+func TestTransportHotReload(t *testing.T) {
+	dir := t.TempDir()
+	wasm := filepath.Join(dir, "wire.wasm")
+	copyFile(t, repo("testdata", "wat", "transport_echo.wasm"), wasm)
+	_, c, _ := startNode(t, dir, fmt.Sprintf(transportYAML, wasm))
+	before := transportInfo(t, c)
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(before.Transport.Listening[0], "tcp://"), eventuallyTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(eventuallyTimeout))
+	replaceFile(t, repo("testdata", "wat", "transport_foreign.wasm"), wasm)
+	if _, err := io.Copy(io.Discard, conn); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("the old version's connection stayed open after the file changed")
+	}
+	var after control.PluginInfo
+	hosttest.CheckFor(t, eventuallyTimeout, func() error {
+		after = transportInfo(t, c)
+		if after.Version == before.Version || after.State != control.PluginServing {
+			return fmt.Errorf("still %s, %s", after.Version, after.State)
+		}
+		return nil
+	})
+	conn, err = net.DialTimeout("tcp", strings.TrimPrefix(after.Transport.Listening[0], "tcp://"), eventuallyTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(eventuallyTimeout))
+	conn.Write([]byte("x"))
+	buf := make([]byte, 3)
+	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "NF\n" {
+		t.Fatalf("the new version answered %q, %v; want transport_foreign's NF", buf, err)
+	}
 }
