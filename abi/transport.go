@@ -177,6 +177,12 @@ func DeliverCapability(k Kind) (Capability, bool) {
 	return "", false
 }
 
+// HeaderOrigin is the header the host adds to every message it routes out
+// through a transport: its node id. A transport that carries headers over
+// its medium brings it back with the message, and a host drops a message
+// delivered to it with its own id there (SPEC.md section 13.2).
+const HeaderOrigin = "pycomms-origin"
+
 // Limits of transport plugins that do not depend on configuration.
 const (
 	// MaxTimers is how many timers one transport instance may have set.

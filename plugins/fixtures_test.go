@@ -50,7 +50,7 @@ const (
 var wantFixtures = []string{
 	"echo", "echo_a", "echo_b", "loop", "memgrow", "biggrow", "status", "initloop", "badwrite", "trap", "badptr", "badalloc",
 	"nogrant", "bigreply", "wrongabi", "noexport", "caller", "publisher",
-	"transport_echo", "transport_loop", "transport_foreign", "transport_baddial", "transport_garbage", "transport_noread",
+	"transport_echo", "transport_loop", "transport_foreign", "transport_baddial", "transport_garbage", "transport_noread", "transport_frames",
 }
 
 var i32 = api.ValueTypeI32

@@ -26,6 +26,9 @@ type TransportInfo struct {
 	MessagesIn  uint64 `json:"messages_in"`
 	MessagesOut uint64 `json:"messages_out"`
 	Dropped     uint64 `json:"dropped"`
+	// OwnDropped counts messages the plugin delivered that carried this
+	// host's own origin header: its own, come back through the medium.
+	OwnDropped uint64 `json:"own_dropped"`
 	// Errors counts the plugin's refused actions (a write on a connection
 	// it does not own, a dial outside its list) and failed events;
 	// InstanceFailures the instances replaced after a trap, overrun or ABI

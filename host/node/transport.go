@@ -34,9 +34,10 @@ type runningTransport struct {
 }
 
 // transportConfig turns a plugin's config into the runtime's.
-func transportConfig(pc config.Plugin, wasm []byte) (transport.Config, error) {
+func transportConfig(pc config.Plugin, wasm []byte, origin string) (transport.Config, error) {
 	tc := transport.Config{
 		Spec:        spec(pc, wasm),
+		Origin:      origin,
 		ReadBuffer:  int(pc.Limits.ReadBuffer),
 		WriteBuffer: int(pc.Limits.WriteBuffer),
 		MaxConns:    pc.Limits.MaxConns,
@@ -73,7 +74,7 @@ func (n *Node) loadTransport(ctx context.Context, pc config.Plugin) (*runningTra
 	if err == nil {
 		rt.sum = sha256.Sum256(wasm)
 		var tc transport.Config
-		if tc, err = transportConfig(pc, wasm); err == nil {
+		if tc, err = transportConfig(pc, wasm, n.ID()); err == nil {
 			rt.tr, err = transport.New(ctx, n.engine, tc, n.router, n.logger)
 		}
 	}
@@ -288,7 +289,7 @@ func (n *Node) transportInfos() []control.PluginInfo {
 			ti.Listening = st.Listening
 			ti.Accepted, ti.Dialed, ti.Reconnects, ti.DialErrors, ti.Refused = st.Accepted, st.Dialed, st.Reconnects, st.DialErrors, st.Refused
 			ti.BytesIn, ti.BytesOut = st.BytesIn, st.BytesOut
-			ti.MessagesIn, ti.MessagesOut, ti.Dropped = st.MessagesIn, st.MessagesOut, st.Dropped
+			ti.MessagesIn, ti.MessagesOut, ti.Dropped, ti.OwnDropped = st.MessagesIn, st.MessagesOut, st.Dropped, st.OwnDropped
 			ti.Errors, ti.InstanceFailures = st.Errors, st.InstanceFailures
 			ti.Events, ti.EventNanos = st.Events, uint64(st.EventTime)
 			ti.Closes = st.Closes

@@ -79,6 +79,10 @@ type Config struct {
 	MaxConns    int
 	// MinBackoff overrides MinBackoff (tests).
 	MinBackoff time.Duration
+	// Origin is this host's node id: added as abi.HeaderOrigin to every
+	// message routed out, and a delivered message carrying it is this
+	// host's own coming back, dropped. "" turns both off.
+	Origin string
 }
 
 // Transport is one running transport plugin.
@@ -110,7 +114,7 @@ type Transport struct {
 type counters struct {
 	accepted, dialed, reconnects, dialErrors, refused atomic.Uint64
 	bytesIn, bytesOut                                 atomic.Uint64
-	messagesIn, messagesOut, dropped                  atomic.Uint64
+	messagesIn, messagesOut, dropped, ownDropped      atomic.Uint64
 	errors, instanceFailures                          atomic.Uint64
 	// events and eventNanos count the plugin's events and the wall time
 	// spent in them: the plugin's share of each message.
@@ -464,12 +468,28 @@ func (t *Transport) countClose(reason string) {
 
 var headerEnc, _ = cbor.EncOptions{Sort: cbor.SortCoreDeterministic}.EncMode()
 
-func messageEvent(m *message.Message, corr uint32) plugin.Event {
+func (t *Transport) messageEvent(m *message.Message, corr uint32) plugin.Event {
 	ev := plugin.Event{Type: abi.EventMessage, ID: corr, Arg: int32(m.Kind), A: []byte(m.Subject), B: m.Payload}
-	if len(m.Headers) > 0 {
-		ev.C, _ = headerEnc.Marshal(m.Headers) // map[string]string always encodes
+	h := m.Headers
+	if _, ok := h[abi.HeaderOrigin]; !ok && t.cfg.Origin != "" {
+		// m is shared and read-only: the origin goes into a copy.
+		h = make(abi.Headers, len(m.Headers)+1)
+		for k, v := range m.Headers {
+			h[k] = v
+		}
+		h[abi.HeaderOrigin] = t.cfg.Origin
+	}
+	if len(h) > 0 {
+		ev.C, _ = headerEnc.Marshal(h) // map[string]string always encodes
 	}
 	return ev
+}
+
+// fromMedium reports whether m came in through a transport that carried
+// its origin: such a message is not sent out through a transport again.
+func fromMedium(m *message.Message) bool {
+	_, ok := m.Headers[abi.HeaderOrigin]
+	return ok
 }
 
 // Request hands a request to one instance that owns a connection and waits
@@ -477,6 +497,11 @@ func messageEvent(m *message.Message, corr uint32) plugin.Event {
 func (t *Transport) Request(ctx context.Context, m *message.Message) ([]byte, error) {
 	if t.ctx.Err() != nil {
 		return nil, router.ErrGone
+	}
+	if fromMedium(m) {
+		t.stats.dropped.Add(1)
+		return nil, message.Errorf(abi.StatusUnreachable, "transport %q: %s: the request came in through a transport (header %s %q); it is not sent out through one again",
+			t.name, m.Subject, abi.HeaderOrigin, m.Headers[abi.HeaderOrigin])
 	}
 	s := t.pick(true)
 	if s == nil {
@@ -491,7 +516,7 @@ func (t *Transport) Request(ctx context.Context, m *message.Message) ([]byte, er
 	t.mu.Lock()
 	t.pending[corr] = w
 	t.mu.Unlock()
-	j := &job{ev: messageEvent(m, corr), done: func(res int32, err error) {
+	j := &job{ev: t.messageEvent(m, corr), done: func(res int32, err error) {
 		if err == nil && res >= 0 {
 			return
 		}
@@ -554,6 +579,11 @@ func (t *Transport) Post(m *message.Message) error {
 	if t.ctx.Err() != nil {
 		return router.ErrGone
 	}
+	if fromMedium(m) {
+		// Its medium has it: sending it out again would publish it twice
+		// there, and back and forth between two hosts on one broker.
+		return nil
+	}
 	var targets []*slot
 	if m.Kind == abi.KindEvent {
 		for _, s := range t.slots {
@@ -573,7 +603,7 @@ func (t *Transport) Post(m *message.Message) error {
 		}
 		return nil
 	}
-	ev := messageEvent(m, 0)
+	ev := t.messageEvent(m, 0)
 	busy := false
 	for _, s := range targets {
 		select {
@@ -692,6 +722,12 @@ func (t *Transport) SetTimer(slotIdx int, id uint32, ms int32) abi.Status {
 
 // Deliver implements plugin.Actions.
 func (t *Transport) Deliver(slotIdx int, corr uint32, m *message.Message) abi.Status {
+	if t.cfg.Origin != "" && m.Headers[abi.HeaderOrigin] == t.cfg.Origin {
+		// This host's own message, back through the medium: it has been
+		// delivered here already.
+		t.stats.ownDropped.Add(1)
+		return abi.StatusOK
+	}
 	t.stats.messagesIn.Add(1)
 	switch m.Kind {
 	case abi.KindSend:
@@ -769,7 +805,10 @@ type Stats struct {
 	DialErrors, Refused              uint64
 	BytesIn, BytesOut                uint64
 	MessagesIn, MessagesOut, Dropped uint64
-	Errors, InstanceFailures         uint64
+	// OwnDropped counts messages delivered with this host's origin: its
+	// own, come back, dropped.
+	OwnDropped               uint64
+	Errors, InstanceFailures uint64
 	// Events counts the plugin's events and EventTime the time spent in
 	// them (guest code and the actions it took).
 	Events                              uint64
@@ -786,7 +825,7 @@ func (t *Transport) Stats() Stats {
 		Accepted: t.stats.accepted.Load(), Dialed: t.stats.dialed.Load(), Reconnects: t.stats.reconnects.Load(),
 		DialErrors: t.stats.dialErrors.Load(), Refused: t.stats.refused.Load(),
 		BytesIn: t.stats.bytesIn.Load(), BytesOut: t.stats.bytesOut.Load(),
-		MessagesIn: t.stats.messagesIn.Load(), MessagesOut: t.stats.messagesOut.Load(), Dropped: t.stats.dropped.Load(),
+		MessagesIn: t.stats.messagesIn.Load(), MessagesOut: t.stats.messagesOut.Load(), Dropped: t.stats.dropped.Load(), OwnDropped: t.stats.ownDropped.Load(),
 		Errors: t.stats.errors.Load(), InstanceFailures: t.stats.instanceFailures.Load(),
 		Events: t.stats.events.Load(), EventTime: time.Duration(t.stats.eventNanos.Load()),
 		Closes:    map[string]uint64{},
