@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pycomms/pycomms-host/host/config"
 	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/message"
 	"github.com/pycomms/pycomms-host/internal/hosttest"
@@ -179,5 +180,36 @@ func TestTransportHotReload(t *testing.T) {
 	buf := make([]byte, 3)
 	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "NF\n" {
 		t.Fatalf("the new version answered %q, %v; want transport_foreign's NF", buf, err)
+	}
+}
+
+// TestValidateTransportKinds: validate checks a transport's module as a
+// transport: a handler module configured as one, and a transport module
+// configured as a handler, are refused with both kinds named.
+func TestValidateTransportKinds(t *testing.T) {
+	dir := t.TempDir()
+	copyFile(t, repo("testdata", "wat", "echo.wasm"), filepath.Join(dir, "echo.wasm"))
+	copyFile(t, repo("testdata", "wat", "transport_echo.wasm"), filepath.Join(dir, "wire.wasm"))
+	path := filepath.Join(dir, "pycomms.yaml")
+	if err := os.WriteFile(path, []byte(`cache_dir: cache
+plugins:
+  - {name: a, path: echo.wasm, kind: transport, accept: ["tcp://127.0.0.1:0"]}
+  - {name: b, path: wire.wasm, services: [b]}
+  - {name: c, path: wire.wasm, kind: transport, dial: ["tcp://127.0.0.1:1"]}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := Validate(context.Background(), Options{ConfigPath: path})
+	var ce *config.Errors
+	if !errors.As(err, &ce) || len(ce.List) != 2 {
+		t.Fatalf("want 2 errors, got %v", err)
+	}
+	for i, want := range []string{
+		`plugins[0].path: plugin "a": not a pycomms ABI v1 transport plugin: the module is a handler plugin (it exports "pycomms_handle"): configure it with kind: handler`,
+		`plugins[1].path: plugin "b": not a pycomms ABI v1 handler plugin: the module is a transport plugin (it exports "pycomms_transport_event"): configure it with kind: transport`,
+	} {
+		if got := ce.List[i].Error(); !strings.Contains(got, want) {
+			t.Errorf("error %d: %q does not contain %q", i, got, want)
+		}
 	}
 }
