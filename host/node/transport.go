@@ -123,11 +123,18 @@ func (n *Node) startTransports() error {
 }
 
 // stopTransport removes rt's routes and closes it.
-func (n *Node) stopTransport(rt *runningTransport) {
+func (n *Node) stopTransport(rt *runningTransport) { n.stopTransportRoutes(rt, true) }
+
+// stopTransportRoutes closes rt, and removes its routes when routes is
+// set: not when a handler of the same name has taken them over (a reload
+// that changed the plugin's kind).
+func (n *Node) stopTransportRoutes(rt *runningTransport, routes bool) {
 	if rt.tr == nil {
 		return
 	}
-	n.router.Remove(rt.cfg.Name)
+	if routes {
+		n.router.Remove(rt.cfg.Name)
+	}
 	rt.tr.Close()
 	n.mu.Lock()
 	rt.tr = nil
@@ -241,13 +248,17 @@ func (n *Node) reloadTransports(cfg *config.Config) {
 		n.mu.Unlock()
 		n.watchTransport(rt)
 	}
+	handlers := map[string]bool{}
+	for _, pc := range cfg.Plugins {
+		handlers[pc.Name] = pc.Kind != "transport"
+	}
 	for name, rt := range cur {
 		if !keep[name] {
 			if n.watcher != nil {
 				n.watcher.Remove(rt.cfg.Path)
 			}
 			n.transportMu.Lock()
-			n.stopTransport(rt)
+			n.stopTransportRoutes(rt, !handlers[name])
 			n.transportMu.Unlock()
 			n.mu.Lock()
 			delete(n.transports, name)

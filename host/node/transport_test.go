@@ -213,3 +213,26 @@ plugins:
 		}
 	}
 }
+
+// TestTransportBecomesHandler: a reload that turns a transport into a
+// handler of the same name leaves the handler's routes in place.
+func TestTransportBecomesHandler(t *testing.T) {
+	dir := t.TempDir()
+	wasm := filepath.Join(dir, "wire.wasm")
+	copyFile(t, repo("testdata", "wat", "transport_echo.wasm"), wasm)
+	_, c, _ := startNode(t, dir, fmt.Sprintf(transportYAML, wasm))
+	copyFile(t, repo("testdata", "wat", "echo.wasm"), filepath.Join(dir, "echo.wasm"))
+	cfg, _ := os.ReadFile(filepath.Join(dir, "pycomms.yaml"))
+	s := string(cfg)
+	s = s[:strings.Index(s, "plugins:")] + "plugins:\n  - {name: wire, path: echo.wasm, services: [wire]}\n"
+	if err := os.WriteFile(filepath.Join(dir, "pycomms.yaml"), []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := c.Call(context.Background(), "wire.x", []byte("hi"), nil, eventuallyTimeout)
+	if err != nil || string(reply) != "HI" {
+		t.Fatalf("the handler that replaced the transport: %q, %v", reply, err)
+	}
+}
