@@ -176,6 +176,10 @@ type Plugin struct {
 	// mappings are map[string]any; values set from the environment are
 	// strings.
 	Config map[string]any
+	// Secrets are the keys of Config (dotted, as config_get reads them)
+	// whose values are secret: shown as Redacted wherever the config is
+	// shown (/v1/plugins).
+	Secrets []string
 	// Transport holds the keys of a transport plugin (kind: transport);
 	// zero for a handler.
 	Transport Transport

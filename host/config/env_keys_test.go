@@ -180,8 +180,8 @@ func TestEveryKeyFromEnv(t *testing.T) {
 		}}},
 		"plugins[].open": {{[]string{tk, "PYCOMMS_PLUGINS__0__ACCEPT=[tcp://0.0.0.0:0]", "PYCOMMS_PLUGINS__0__OPEN=true"}, func(c *Config) bool { return c.Plugins[0].Transport.Open }}},
 		"plugins[].ca":   {{[]string{tk, "PYCOMMS_PLUGINS__0__DIAL=[tls://a.example:1]", "PYCOMMS_PLUGINS__0__CA=" + ca}, func(c *Config) bool { return c.Plugins[0].Transport.CA == ca }}},
-		"plugins[].secrets": {{[]string{tk, ta, "PYCOMMS_PLUGINS__0__SECRETS=[prefix]"}, func(c *Config) bool {
-			return slices.Equal(c.Plugins[0].Transport.Secrets, []string{"prefix"}) && c.Plugins[0].RedactedConfig()["prefix"] == Redacted
+		"plugins[].secrets": {{[]string{"PYCOMMS_PLUGINS__0__SECRETS=[prefix]"}, func(c *Config) bool {
+			return slices.Equal(c.Plugins[0].Secrets, []string{"prefix"}) && c.Plugins[0].RedactedConfig()["prefix"] == Redacted
 		}}},
 		"plugins[].config": {
 			{[]string{"PYCOMMS_PLUGINS__0__CONFIG__DB__HOST=db.local"}, func(c *Config) bool {

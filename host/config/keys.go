@@ -442,6 +442,6 @@ var keys = []Key{
 		Path: "plugins[].secrets", Type: TypeStrings, Reload: Live,
 		Default: "`[]`",
 		Doc:     "Keys of `config` (dotted, e.g. `auth.password`) whose values are secret: shown as `[redacted]` in `/v1/plugins` and never logged. Each must be a key of `config`.",
-		plugin:  func(p *Plugin) any { return p.Transport.Secrets },
+		plugin:  func(p *Plugin) any { return p.Secrets },
 	},
 }

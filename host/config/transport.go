@@ -23,9 +23,6 @@ type Transport struct {
 	// CA is the absolute path of a PEM bundle that verifies tls:// dial
 	// entries; "" uses the system roots.
 	CA string
-	// Secrets are the keys of Config (dotted, as config_get reads them)
-	// whose values are secret: never shown in /v1/plugins, logs or errors.
-	Secrets []string
 }
 
 // TransportAddr is one dial or accept entry.
@@ -49,11 +46,12 @@ const (
 const Redacted = "[redacted]"
 
 // transportKeys are the plugin keys only a transport may set.
-var transportKeys = []string{"dial", "accept", "allow_from", "open", "ca", "secrets"}
+var transportKeys = []string{"dial", "accept", "allow_from", "open", "ca"}
 
 // transport decodes the transport keys of plugin i; for another kind it
 // refuses them by name.
 func (d *decoder) transport(p *Plugin, m map[string]any, key func(string) string) {
+	d.secrets(p, m, key)
 	if p.Kind != "transport" {
 		for _, k := range transportKeys {
 			if m[k] != nil {
@@ -90,16 +88,6 @@ func (d *decoder) transport(p *Plugin, m map[string]any, key func(string) string
 	if s, ok := d.str(key("ca"), m["ca"]); ok && s != "" {
 		if path, ok := d.absPath(key("ca"), s); ok && d.existingFile(key("ca"), path, "CA bundle") && d.caBundle(key("ca"), path) {
 			t.CA = path
-		}
-	}
-	if items, ok := d.strList(key("secrets"), m["secrets"]); ok {
-		flat := flatKeys(p.Config, "")
-		for _, it := range items {
-			if !slices.Contains(flat, it.s) {
-				d.fail(indexKey(key("secrets"), it.index), "%s is not a key of config (write it as config_get reads it, e.g. auth.password)", quote(it.s))
-				continue
-			}
-			t.Secrets = append(t.Secrets, it.s)
 		}
 	}
 	if len(t.Dial) == 0 && len(t.Accept) == 0 && m["dial"] == nil && m["accept"] == nil {
@@ -161,11 +149,27 @@ func (d *decoder) transportLimits(p *Plugin, lm map[string]any, lkey func(string
 	}
 }
 
+// secrets decodes the secrets key (any kind of plugin): each must name a
+// key of the plugin's config.
+func (d *decoder) secrets(p *Plugin, m map[string]any, key func(string) string) {
+	items, ok := d.strList(key("secrets"), m["secrets"])
+	if !ok {
+		return
+	}
+	flat := flatKeys(p.Config, "")
+	for _, it := range items {
+		if !slices.Contains(flat, it.s) {
+			d.fail(indexKey(key("secrets"), it.index), "%s is not a key of config (write it as config_get reads it, e.g. auth.password)", quote(it.s))
+			continue
+		}
+		p.Secrets = append(p.Secrets, it.s)
+	}
+}
+
 // RedactedConfig returns the plugin's config with the values of its
-// secrets (transport.secrets) replaced by Redacted: what may be shown.
+// secrets replaced by Redacted: what may be shown.
 func (p Plugin) RedactedConfig() map[string]any {
-	out := redact(p.Config, "", p.Transport.Secrets).(map[string]any)
-	return out
+	return redact(p.Config, "", p.Secrets).(map[string]any)
 }
 
 func redact(v any, path string, secrets []string) any {
