@@ -441,7 +441,7 @@ var keys = []Key{
 	{
 		Path: "plugins[].secrets", Type: TypeStrings, Reload: Live,
 		Default: "`[]`",
-		Doc:     "Keys of `config` (dotted, e.g. `auth.password`) whose values are secret: shown as `[redacted]` in `/v1/plugins` and never logged. Each must be a key of `config`.",
+		Doc:     "Keys of `config` (dotted, e.g. `auth.password`) whose values are secret: shown as `[redacted]` where the config is shown (`/v1/plugins` shows a transport's; a handler's config is not shown). Each must be a key of `config`.",
 		plugin:  func(p *Plugin) any { return p.Secrets },
 	},
 }

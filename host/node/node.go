@@ -663,7 +663,6 @@ func (n *Node) Plugins() []control.PluginInfo {
 		for _, g := range cfg.Grants {
 			info.Grants = append(info.Grants, string(g))
 		}
-		info.Config = cfg.RedactedConfig()
 		out = append(out, info)
 	}
 	out = append(out, n.transportInfos()...)
