@@ -72,27 +72,32 @@ const (
 	EventTimer TransportEvent = 7
 )
 
-var eventNames = map[TransportEvent]string{
-	EventDialed:   "dialed",
-	EventAccepted: "accepted",
-	EventData:     "data",
-	EventClosed:   "closed",
-	EventMessage:  "message",
-	EventReply:    "reply",
-	EventTimer:    "timer",
-}
-
-// String returns the event's SPEC.md name.
+// String returns the event's SPEC.md name. (A switch rather than a map:
+// a map is built at init, which would grow every guest built with this
+// package.)
 func (e TransportEvent) String() string {
-	if n, ok := eventNames[e]; ok {
-		return n
+	switch e {
+	case EventDialed:
+		return "dialed"
+	case EventAccepted:
+		return "accepted"
+	case EventData:
+		return "data"
+	case EventClosed:
+		return "closed"
+	case EventMessage:
+		return "message"
+	case EventReply:
+		return "reply"
+	case EventTimer:
+		return "timer"
 	}
 	return fmt.Sprintf("event(%d)", int32(e))
 }
 
 // TransportEvents returns every transport event in numeric order.
 func TransportEvents() []TransportEvent {
-	out := make([]TransportEvent, 0, len(eventNames))
+	out := make([]TransportEvent, 0, EventTimer)
 	for e := EventDialed; e <= EventTimer; e++ {
 		out = append(out, e)
 	}

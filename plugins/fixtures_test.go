@@ -318,7 +318,7 @@ func TestFixturesMatchABI(t *testing.T) {
 // TestImportTableCoversABI keeps importParams, this test's own reading of
 // abi/SPEC.md, in step with the abi package's import table.
 func TestImportTableCoversABI(t *testing.T) {
-	for _, im := range abi.Imports() {
+	for _, im := range append(abi.Imports(), abi.TransportImports()...) {
 		params, ok := importParams[im.Name]
 		if !ok {
 			t.Errorf("abi import %q has no signature in importParams (add it from abi/SPEC.md)", im.Name)
@@ -327,7 +327,7 @@ func TestImportTableCoversABI(t *testing.T) {
 		}
 	}
 	for name := range importParams {
-		if _, ok := abi.ImportCapability(name); !ok {
+		if _, ok := abi.ImportCapability(name); !ok && !abi.IsTransportImport(name) {
 			t.Errorf("importParams lists %q, which the abi package does not define", name)
 		}
 	}
