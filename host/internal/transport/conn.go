@@ -186,17 +186,21 @@ func (t *Transport) writeLoop(c *conn) {
 		}
 		for {
 			c.mu.Lock()
-			out := c.wbuf
-			c.wbuf = spare[:0]
-			flushing := c.flushing
-			c.mu.Unlock()
-			if len(out) == 0 {
-				if flushing || (c.closed.Load() && !flushing) {
+			if len(c.wbuf) == 0 {
+				flushing := c.flushing
+				c.mu.Unlock()
+				if flushing || c.closed.Load() {
 					c.nc.Close()
 					return
 				}
 				break
 			}
+			// Swap only with something to write: spare is the buffer the
+			// last write used, and must never be queued into while out is
+			// being written.
+			out := c.wbuf
+			c.wbuf = spare[:0]
+			c.mu.Unlock()
 			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if _, err := c.nc.Write(out); err != nil {
 				t.closeConn(c, "write error", abi.StatusUnreachable, true, false)
