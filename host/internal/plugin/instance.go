@@ -81,6 +81,9 @@ type instance struct {
 	// handler), called with estack (see transport.go).
 	event  api.Function
 	estack [7]uint64
+	// lost is set when the instance could not be restarted: read by
+	// SlotAlive from any goroutine, where mod is its holder's alone.
+	lost atomic.Bool
 }
 
 func (w *instance) instantiate(ctx context.Context) error {

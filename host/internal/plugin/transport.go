@@ -110,8 +110,8 @@ func importForKind(name string, kind abi.PluginKind) string {
 func (v *Version) Slots() int { return len(v.all) }
 
 // SlotAlive reports whether the instance in slot exists: a restart that
-// failed loses it for good (the log says why).
-func (v *Version) SlotAlive(slot int) bool { return v.all[slot].mod != nil }
+// failed loses it for good (the log says why). Safe from any goroutine.
+func (v *Version) SlotAlive(slot int) bool { return !v.all[slot].lost.Load() }
 
 // Event is one transport event (abi/SPEC.md section 13.2). A, B and C are
 // the byte regions it carries (len_a, len_b, len_c), copied contiguously

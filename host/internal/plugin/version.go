@@ -617,6 +617,7 @@ func (v *Version) replace(w *instance, cause error) {
 	logger.Warn("plugin instance replaced", "plugin", v.spec.Name, "instance", w.slot, "cause", cause)
 	w.close()
 	if err := w.instantiate(context.Background()); err != nil {
+		w.lost.Store(true)
 		v.alive.Add(-1)
 		logger.Error("plugin instance could not be restarted", "plugin", v.spec.Name, "instance", w.slot, "err", err)
 		w.close()

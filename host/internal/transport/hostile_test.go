@@ -42,6 +42,22 @@ func TestHostileLoop(t *testing.T) {
 	if got := readN(t, a, 1); got != "x" {
 		t.Fatalf("a read %q", got)
 	}
+	// An operator reads the stats while the instance is replaced (under
+	// the race detector, this checks they read nothing the slot writes).
+	stop := make(chan struct{})
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				g.tr.Stats()
+			}
+		}
+	}()
+	defer func() { close(stop); <-polled }()
 	b.Write([]byte("L"))
 	expectClosed(t, b, "looping instance's connection")
 	waitFor(t, "the failure to be counted", func() bool {
