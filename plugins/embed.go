@@ -17,9 +17,15 @@ import (
 )
 
 //go:generate go run ./echo/mkwasm.go
+//go:generate go run ./linejson/mkwasm.go
 
 //go:embed echo/echo.wasm
 var echoWasm []byte
+
+// linejsonWasm is the linejson transport (kind: transport).
+//
+//go:embed linejson/linejson.wasm
+var linejsonWasm []byte
 
 // builtins maps a builtin plugin name to its embedded Wasm module. Plugins
 // kept in other files of this package add themselves with registerBuiltin
@@ -28,6 +34,7 @@ var builtins = map[string][]byte{}
 
 func init() {
 	registerBuiltin("echo", echoWasm)
+	registerBuiltin("linejson", linejsonWasm)
 }
 
 // registerBuiltin makes wasm loadable as builtin:name. It panics on a

@@ -50,6 +50,7 @@ const (
 var wantFixtures = []string{
 	"echo", "echo_a", "echo_b", "loop", "memgrow", "biggrow", "status", "initloop", "badwrite", "trap", "badptr", "badalloc",
 	"nogrant", "bigreply", "wrongabi", "noexport", "caller", "publisher", "batch", "badbatch", "badbatchsig",
+	"transport_echo", "transport_loop", "transport_foreign", "transport_baddial", "transport_garbage", "transport_noread", "transport_frames",
 }
 
 var i32 = api.ValueTypeI32
@@ -66,6 +67,13 @@ var importParams = map[string][]api.ValueType{
 	abi.ImportConfig:    {i32, i32},
 	abi.ImportConfigGet: {i32, i32, i32, i32},
 	abi.ImportHeader:    {i32, i32, i32, i32},
+	// transport actions (abi/SPEC.md section 13.3)
+	abi.ImportConnWrite: {i32, i32, i32},
+	abi.ImportConnOpen:  {i32},
+	abi.ImportConnClose: {i32},
+	abi.ImportTimerSet:  {i32, i32},
+	abi.ImportDeliver:   {i32, i32, i32, i32, i32, i32},
+	abi.ImportRespond:   {i32, i32, i32, i32},
 }
 
 // exportSigs are the signatures of the guest exports (abi/SPEC.md section 3).
@@ -74,6 +82,8 @@ var exportSigs = map[string]struct{ params, results []api.ValueType }{
 	abi.ExportAlloc:      {[]api.ValueType{i32}, []api.ValueType{i32}},
 	abi.ExportHandle:     {[]api.ValueType{i32, i32, i32, i32, i32}, []api.ValueType{i32}},
 	abi.ExportInitialize: {nil, nil},
+	// transport plugins (abi/SPEC.md section 13.1)
+	abi.ExportTransportEvent: {[]api.ValueType{i32, i32, i32, i32, i32, i32, i32}, []api.ValueType{i32}},
 }
 
 func inRepo(rel string) string { return filepath.Join(repoRoot, filepath.FromSlash(rel)) }
@@ -249,6 +259,9 @@ func TestFixturesMatchABI(t *testing.T) {
 					t.Errorf("exports %s, but this fixture must not", abi.ExportHandle)
 				}
 			}
+			if _, ok := cm.ExportedFunctions()[abi.ExportTransportEvent]; ok {
+				wantExports[2] = abi.ExportTransportEvent // a transport (SPEC section 13)
+			}
 			if rel == helloWasm { // a WASI reactor
 				wantExports = append(wantExports, abi.ExportInitialize)
 			}
@@ -305,7 +318,7 @@ func TestFixturesMatchABI(t *testing.T) {
 // TestImportTableCoversABI keeps importParams, this test's own reading of
 // abi/SPEC.md, in step with the abi package's import table.
 func TestImportTableCoversABI(t *testing.T) {
-	for _, im := range abi.Imports() {
+	for _, im := range append(abi.Imports(), abi.TransportImports()...) {
 		params, ok := importParams[im.Name]
 		if !ok {
 			t.Errorf("abi import %q has no signature in importParams (add it from abi/SPEC.md)", im.Name)
@@ -314,7 +327,7 @@ func TestImportTableCoversABI(t *testing.T) {
 		}
 	}
 	for name := range importParams {
-		if _, ok := abi.ImportCapability(name); !ok {
+		if _, ok := abi.ImportCapability(name); !ok && !abi.IsTransportImport(name) {
 			t.Errorf("importParams lists %q, which the abi package does not define", name)
 		}
 	}

@@ -25,8 +25,11 @@ func (a *cli) newPluginsCmd() *cobra.Command {
 		Short: "List the node's plugins",
 		Long: `Plugins prints a table of the node's plugins: name, kind, version (a short
 hash of the .wasm file), instances, calls, errors and state, plus an ERROR
-column when some plugin's last load or reload failed. --json prints every
-field.`,
+column when some plugin's last load or reload failed. Transport plugins get
+a second table: what each reaches (dial entries, accept addresses), its
+open connections, bytes and messages in and out, messages dropped, refused
+actions (ERRORS), reconnects of dial entries and instance failures; then
+one row per open connection. --json prints every field.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			plugins, err := a.client().Plugins(cmd.Context())
@@ -65,6 +68,49 @@ func (a *cli) printPlugins(plugins []control.PluginInfo) error {
 			row = append(row, orDash(strings.Join(strings.Fields(p.Error), " ")))
 		}
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write table: %w", err)
+	}
+	return a.printTransports(plugins)
+}
+
+// printTransports prints, below the plugins table, what each transport
+// plugin reaches with its counters, then its open connections.
+func (a *cli) printTransports(plugins []control.PluginInfo) error {
+	var ts []control.PluginInfo
+	for _, p := range plugins {
+		if p.Transport != nil {
+			ts = append(ts, p)
+		}
+	}
+	if len(ts) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nTRANSPORT\tREACHES\tCONNS\tBYTES_IN\tBYTES_OUT\tMSGS_IN\tMSGS_OUT\tDROPPED\tERRORS\tRECONNECTS\tFAILURES")
+	for _, p := range ts {
+		t := p.Transport
+		var reach []string
+		for _, d := range t.Dial {
+			reach = append(reach, "dial "+d)
+		}
+		for _, l := range t.Listening {
+			reach = append(reach, "accept "+l)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", p.Name, orDash(strings.Join(reach, ", ")), len(t.Conns),
+			t.BytesIn, t.BytesOut, t.MessagesIn, t.MessagesOut, t.Dropped, t.Errors, t.Reconnects, t.InstanceFailures)
+	}
+	conns := false
+	for _, p := range ts {
+		for _, c := range p.Transport.Conns {
+			if !conns {
+				fmt.Fprintln(tw, "\nTRANSPORT\tCONN\tENTRY\tREMOTE\tINSTANCE\tBYTES_IN\tBYTES_OUT\tSINCE")
+				conns = true
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%d\t%s\n", p.Name, c.ID, c.Entry, c.Remote, c.Instance, c.BytesIn, c.BytesOut,
+				c.Since.UTC().Format(time.RFC3339))
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write table: %w", err)

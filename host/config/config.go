@@ -162,7 +162,7 @@ type Plugin struct {
 	Index    int    // position in plugins[]
 	Name     string // unique among the plugins
 	Path     string // absolute path of the .wasm file, or "builtin:NAME"
-	Kind     string // "handler"
+	Kind     string // "handler" or "transport"
 	Services []string
 	Topics   []string
 	// Instances is the size of the instance pool; Queue bounds the messages
@@ -176,6 +176,13 @@ type Plugin struct {
 	// mappings are map[string]any; values set from the environment are
 	// strings.
 	Config map[string]any
+	// Secrets are the keys of Config (dotted, as config_get reads them)
+	// whose values are secret: shown as Redacted wherever the config is
+	// shown (/v1/plugins).
+	Secrets []string
+	// Transport holds the keys of a transport plugin (kind: transport);
+	// zero for a handler.
+	Transport Transport
 }
 
 // Limits bound what one plugin instance may use.
@@ -187,6 +194,12 @@ type Limits struct {
 	// compiling costs memory and time in proportion to it, and the file
 	// is read whole on every change.
 	MaxModule uint64
+	// ReadBuffer, WriteBuffer and MaxConns bound a transport plugin's
+	// connections: bytes kept for the plugin and bytes queued for writing
+	// per connection, and connections open at once.
+	ReadBuffer  uint64
+	WriteBuffer uint64
+	MaxConns    int
 }
 
 // BuiltinPrefix starts a plugin path that names a plugin embedded in the
@@ -258,7 +271,8 @@ func defaultMeshLimits() MeshLimits {
 }
 
 func defaultLimits() Limits {
-	return Limits{Memory: DefaultMemory, Timeout: DefaultTimeout, MaxReply: DefaultMaxReply, MaxModule: DefaultMaxModule}
+	return Limits{Memory: DefaultMemory, Timeout: DefaultTimeout, MaxReply: DefaultMaxReply, MaxModule: DefaultMaxModule,
+		ReadBuffer: DefaultReadBuffer, WriteBuffer: DefaultWriteBuffer, MaxConns: DefaultMaxConns}
 }
 
 // builtinDefaults is the configuration used when there is no config file:

@@ -221,9 +221,10 @@ func (d *decoder) plugin(i int, m map[string]any) Plugin {
 
 	if s, ok := d.str(key("kind"), m["kind"]); ok {
 		switch {
-		case s == "handler":
+		case s == "handler" || s == "transport":
+			p.Kind = s
 		case slices.Contains(knownKinds, s):
-			d.fail(key("kind"), "kind %q is not supported yet (only %q)", s, "handler")
+			d.fail(key("kind"), "kind %q is not supported yet (only %q and %q)", s, "handler", "transport")
 		default:
 			d.fail(key("kind"), "unknown kind %s (known: %s)", quote(s), strings.Join(knownKinds, ", "))
 		}
@@ -260,6 +261,7 @@ func (d *decoder) plugin(i int, m map[string]any) Plugin {
 		if n, ok := d.size(lkey("max_module"), lm["max_module"], minMaxModule, maxMaxModule); ok {
 			p.Limits.MaxModule = n
 		}
+		d.transportLimits(&p, lm, lkey)
 	}
 
 	if items, ok := d.strList(key("grants"), m["grants"]); ok {
@@ -269,6 +271,7 @@ func (d *decoder) plugin(i int, m map[string]any) Plugin {
 	if cm, ok := d.mapping(key("config"), m["config"]); ok {
 		p.Config = normalize(cm).(map[string]any)
 	}
+	d.transport(&p, m, key)
 	return p
 }
 

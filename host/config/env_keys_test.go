@@ -62,6 +62,8 @@ func TestEveryKeyFromEnv(t *testing.T) {
 	const id1, id2 = "mfrggzdfmztwq2lknnwg23tpobyxe43u", "gezdgnbvgy3tqojqgezdgnbvgy3tqojq"
 	const secret = "0123456789abcdef0123"
 
+	// Transport keys need kind transport and a socket.
+	const tk, ta = "PYCOMMS_PLUGINS__0__KIND=transport", "PYCOMMS_PLUGINS__0__ACCEPT=[tcp://127.0.0.1:0]"
 	type tc struct {
 		env   []string
 		check func(c *Config) bool
@@ -131,7 +133,10 @@ func TestEveryKeyFromEnv(t *testing.T) {
 		}}},
 		"plugins[].name": {{[]string{"PYCOMMS_PLUGINS__0__NAME=renamed"}, func(c *Config) bool { return c.Plugins[0].Name == "renamed" }}},
 		"plugins[].path": {{[]string{"PYCOMMS_PLUGINS__0__PATH=" + wasm}, func(c *Config) bool { return c.Plugins[0].Path == wasm }}},
-		"plugins[].kind": {{[]string{"PYCOMMS_PLUGINS__0__KIND=handler"}, func(c *Config) bool { return c.Plugins[0].Kind == "handler" }}},
+		"plugins[].kind": {
+			{[]string{"PYCOMMS_PLUGINS__0__KIND=handler"}, func(c *Config) bool { return c.Plugins[0].Kind == "handler" }},
+			{[]string{tk, ta}, func(c *Config) bool { return c.Plugins[0].Kind == "transport" }},
+		},
 		"plugins[].services": {
 			{[]string{"PYCOMMS_PLUGINS__0__SERVICES=x,y.z"}, func(c *Config) bool { return slices.Equal(c.Plugins[0].Services, []string{"x", "y.z"}) }},
 			{[]string{"PYCOMMS_PLUGINS__0__SERVICES=[x]"}, func(c *Config) bool { return slices.Equal(c.Plugins[0].Services, []string{"x"}) }},
@@ -158,6 +163,26 @@ func TestEveryKeyFromEnv(t *testing.T) {
 			}},
 			{[]string{"PYCOMMS_PLUGINS__0__GRANTS=[]"}, func(c *Config) bool { return len(c.Plugins[0].Grants) == 0 }},
 		},
+		"plugins[].limits.read_buffer": {{[]string{tk, ta, "PYCOMMS_PLUGINS__0__LIMITS__READ_BUFFER=8KiB"}, func(c *Config) bool { return c.Plugins[0].Limits.ReadBuffer == 8<<10 }}},
+		"plugins[].limits.write_buffer": {{[]string{tk, ta, "PYCOMMS_PLUGINS__0__LIMITS__WRITE_BUFFER=8KiB"}, func(c *Config) bool {
+			return c.Plugins[0].Limits.WriteBuffer == 8<<10
+		}}},
+		"plugins[].limits.max_conns": {{[]string{tk, ta, "PYCOMMS_PLUGINS__0__LIMITS__MAX_CONNS=7"}, func(c *Config) bool { return c.Plugins[0].Limits.MaxConns == 7 }}},
+		"plugins[].dial": {{[]string{tk, "PYCOMMS_PLUGINS__0__DIAL=[tcp://127.0.0.1:6379, tls://broker.example:6380]"}, func(c *Config) bool {
+			d := c.Plugins[0].Transport.Dial
+			return len(d) == 2 && d[1].Scheme == "tls" && d[1].Addr == "broker.example:6380"
+		}}},
+		"plugins[].accept": {{[]string{tk, ta}, func(c *Config) bool {
+			return len(c.Plugins[0].Transport.Accept) == 1 && c.Plugins[0].Transport.Accept[0].Addr == "127.0.0.1:0"
+		}}},
+		"plugins[].allow_from": {{[]string{tk, "PYCOMMS_PLUGINS__0__ACCEPT=[tcp://0.0.0.0:0]", "PYCOMMS_PLUGINS__0__ALLOW_FROM=[10.0.0.0/8, 192.168.1.7]"}, func(c *Config) bool {
+			return len(c.Plugins[0].Transport.AllowFrom) == 2 && c.Plugins[0].Transport.AllowFrom[1].String() == "192.168.1.7/32"
+		}}},
+		"plugins[].open": {{[]string{tk, "PYCOMMS_PLUGINS__0__ACCEPT=[tcp://0.0.0.0:0]", "PYCOMMS_PLUGINS__0__OPEN=true"}, func(c *Config) bool { return c.Plugins[0].Transport.Open }}},
+		"plugins[].ca":   {{[]string{tk, "PYCOMMS_PLUGINS__0__DIAL=[tls://a.example:1]", "PYCOMMS_PLUGINS__0__CA=" + ca}, func(c *Config) bool { return c.Plugins[0].Transport.CA == ca }}},
+		"plugins[].secrets": {{[]string{"PYCOMMS_PLUGINS__0__SECRETS=[prefix]"}, func(c *Config) bool {
+			return slices.Equal(c.Plugins[0].Secrets, []string{"prefix"}) && c.Plugins[0].RedactedConfig()["prefix"] == Redacted
+		}}},
 		"plugins[].config": {
 			{[]string{"PYCOMMS_PLUGINS__0__CONFIG__DB__HOST=db.local"}, func(c *Config) bool {
 				return reflect.DeepEqual(c.Plugins[0].Config, map[string]any{"prefix": "> ", "db": map[string]any{"host": "db.local"}})
@@ -208,15 +233,14 @@ func TestEveryKeyFromEnv(t *testing.T) {
 		}
 	}
 	for _, k := range Keys() {
-		// kind has one valid value, and the keys grouping others are
-		// covered by theirs.
+		// The keys grouping others are covered by theirs.
 		usesEnv := slices.ContainsFunc(cases[k.Path], func(c tc) bool {
 			return slices.ContainsFunc(c.env, func(kv string) bool { return strings.HasPrefix(kv, k.Env()+"=") })
 		})
 		if !usesEnv {
 			t.Errorf("no case of %s sets %s, its declared variable", k.Path, k.Env())
 		}
-		if changed[k.Path] == 0 && (k.node != nil || k.plugin != nil) && k.Path != "plugins[].kind" {
+		if changed[k.Path] == 0 && (k.node != nil || k.plugin != nil) {
 			t.Errorf("no case changes %s, so nothing checks that Digest and reload see it change: add one", k.Path)
 		}
 	}

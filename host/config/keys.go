@@ -321,7 +321,7 @@ var keys = []Key{
 	{
 		Path: "plugins[].kind", Type: TypeString, Reload: Live,
 		Default: "`handler`",
-		Doc:     "The plugin kind. Only `handler` is supported for now; `codec` and `transport` are planned.",
+		Doc:     "The plugin kind: `handler`, or `transport` (a wire protocol whose sockets the host owns, abi/SPEC.md section 13; it needs `dial` or `accept`). The module's exports must match it. `codec` is planned.",
 		plugin:  func(p *Plugin) any { return p.Kind },
 	},
 	{
@@ -379,6 +379,24 @@ var keys = []Key{
 		plugin:  func(p *Plugin) any { return p.Limits.MaxModule },
 	},
 	{
+		Path: "plugins[].limits.read_buffer", Type: TypeSize, Reload: Live,
+		Default: "`64KiB`",
+		Doc:     "Transport only: bytes the host keeps per connection for the plugin to consume, 1KiB–64MiB. A connection whose plugin consumes nothing of a full buffer is closed (an oversized frame closes that connection only).",
+		plugin:  func(p *Plugin) any { return p.Limits.ReadBuffer },
+	},
+	{
+		Path: "plugins[].limits.write_buffer", Type: TypeSize, Reload: Live,
+		Default: "`1MiB`",
+		Doc:     "Transport only: bytes queued for writing per connection, 1KiB–64MiB; a write past it closes the connection.",
+		plugin:  func(p *Plugin) any { return p.Limits.WriteBuffer },
+	},
+	{
+		Path: "plugins[].limits.max_conns", Type: TypeInt, Reload: Live,
+		Default: "`1024`",
+		Doc:     "Transport only: connections open at once, 1–1000000; further accepted ones are closed at once.",
+		plugin:  func(p *Plugin) any { return p.Limits.MaxConns },
+	},
+	{
 		Path: "plugins[].grants", Type: TypeStrings, Reload: Live,
 		Default: "`[log]`",
 		Doc:     "Capabilities granted to the plugin, each at most once: `log`, `publish`, `call`, `send`. `[]` grants none.",
@@ -389,5 +407,41 @@ var keys = []Key{
 		Default: "`{}`",
 		Doc:     "Free-form mapping handed to the plugin as is (read with the `config` and `config_get` host functions).",
 		plugin:  func(p *Plugin) any { return p.Config },
+	},
+	{
+		Path: "plugins[].dial", Type: TypeStrings, Reload: Live,
+		Default: "`[]`",
+		Doc:     "Transport only: `tcp://host:port` or `tls://host:port` addresses the host connects to for the plugin, keeping one connection to each open (redialled with backoff, 100ms doubling to 5s). Also the plugin's whole allow-list: it opens more connections by index into this list, never by address.",
+		plugin:  func(p *Plugin) any { return addrsRaw(p.Transport.Dial) },
+	},
+	{
+		Path: "plugins[].accept", Type: TypeStrings, Reload: Live,
+		Default: "`[]`",
+		Doc:     "Transport only: `tcp://host:port` addresses the host accepts connections on for the plugin (port 0: any free port). Beyond loopback it needs `allow_from` or `open: true`.",
+		plugin:  func(p *Plugin) any { return addrsRaw(p.Transport.Accept) },
+	},
+	{
+		Path: "plugins[].allow_from", Type: TypeStrings, Reload: Live,
+		Default: "unset (any source)",
+		Doc:     "Transport only: networks (CIDR, or single IP addresses) an accepted connection may come from; others are closed at once and counted.",
+		plugin:  func(p *Plugin) any { return prefixesRaw(p.Transport.AllowFrom) },
+	},
+	{
+		Path: "plugins[].open", Type: TypeBool, Reload: Live,
+		Default: "`false`",
+		Doc:     "Transport only: accept from any source on a non-loopback `accept` address without `allow_from`, on purpose.",
+		plugin:  func(p *Plugin) any { return p.Transport.Open },
+	},
+	{
+		Path: "plugins[].ca", Type: TypePath, Reload: Live,
+		Default: "unset (system roots)",
+		Doc:     "Transport only: PEM CA bundle that verifies the servers of `tls://` dial entries.",
+		plugin:  func(p *Plugin) any { return p.Transport.CA },
+	},
+	{
+		Path: "plugins[].secrets", Type: TypeStrings, Reload: Live,
+		Default: "`[]`",
+		Doc:     "Keys of `config` (dotted, e.g. `auth.password`) whose values are secret: shown as `[redacted]` where the config is shown (`/v1/plugins` shows a transport's; a handler's config is not shown). Each must be a key of `config`.",
+		plugin:  func(p *Plugin) any { return p.Secrets },
 	},
 }

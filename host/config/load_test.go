@@ -66,9 +66,10 @@ func TestLoadBuiltinDefaults(t *testing.T) {
 			Instances: 2,
 			Queue:     1024,
 			Watch:     true,
-			Limits:    Limits{Memory: 16 << 20, Timeout: 5 * time.Second, MaxReply: 1 << 20, MaxModule: DefaultMaxModule},
-			Grants:    []abi.Capability{abi.CapLog, abi.CapPublish, abi.CapCall, abi.CapSend},
-			Config:    map[string]any{"prefix": ">> "},
+			Limits: Limits{Memory: 16 << 20, Timeout: 5 * time.Second, MaxReply: 1 << 20, MaxModule: DefaultMaxModule,
+				ReadBuffer: 64 << 10, WriteBuffer: 1 << 20, MaxConns: 1024},
+			Grants: []abi.Capability{abi.CapLog, abi.CapPublish, abi.CapCall, abi.CapSend},
+			Config: map[string]any{"prefix": ">> "},
 		}},
 	}
 	c.src = nil // compared separately: At is tested on its own

@@ -191,6 +191,13 @@ type PluginInfo struct {
 	Topics    []string  `json:"topics"`
 	Grants    []string  `json:"grants"`
 	LoadedAt  time.Time `json:"loaded_at"`
+	// Config is a transport plugin's config with the values of its
+	// secrets replaced by "[redacted]" (a handler's is not shown: configs
+	// written before secrets existed mark none).
+	Config map[string]any `json:"config,omitempty"`
+	// Transport is set for a transport plugin: its connections and
+	// counters.
+	Transport *TransportInfo `json:"transport,omitempty"`
 }
 
 // The states of a plugin in PluginInfo.State: a closed set.

@@ -107,8 +107,13 @@ type Node struct {
 	mu      sync.Mutex
 	cfg     *config.Config
 	plugins map[string]*managed
-	gen     uint64 // configs applied: 1 after New, +1 per applied reload
-	digest  string // cfg.Digest()
+	// transports are the plugins of kind transport (transport.go).
+	transports map[string]*runningTransport
+	// transportMu serialises starting and stopping transports: a config
+	// reload and a watcher callback (which must not take reloadMu).
+	transportMu sync.Mutex
+	gen         uint64 // configs applied: 1 after New, +1 per applied reload
+	digest      string // cfg.Digest()
 
 	watcher  *watch.Watcher
 	server   *control.Server
@@ -190,7 +195,9 @@ func Validate(ctx context.Context, opts Options) error {
 			return err
 		}
 		wasm, err := readPlugin(pc)
-		if err == nil {
+		if err == nil && pc.Kind == "transport" {
+			err = engine.CheckTransport(ctx, spec(pc, wasm))
+		} else if err == nil {
 			err = engine.Check(ctx, spec(pc, wasm))
 		}
 		if err != nil {
@@ -218,13 +225,14 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 		return nil, &config.Errors{List: []*config.Error{cfg.At("cache_dir", "%v", err)}}
 	}
 	n := &Node{
-		opts:    opts,
-		logger:  logger,
-		engine:  engine,
-		cfg:     cfg,
-		plugins: map[string]*managed{},
-		gen:     1,
-		digest:  cfg.Digest(),
+		opts:       opts,
+		logger:     logger,
+		engine:     engine,
+		cfg:        cfg,
+		plugins:    map[string]*managed{},
+		transports: map[string]*runningTransport{},
+		gen:        1,
+		digest:     cfg.Digest(),
 	}
 	// Every change of what this host serves is advertised to its peers.
 	n.router = router.New(router.Options{Logger: logger, OnChange: func() {
@@ -240,8 +248,17 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 	for _, pc := range cfg.Plugins {
 		if err := ctx.Err(); err != nil {
 			n.closePlugins()
+			n.closeTransports()
 			engine.Close()
 			return nil, err
+		}
+		if pc.Kind == "transport" {
+			rt, err := n.loadTransport(ctx, pc)
+			n.transports[pc.Name] = rt
+			if err != nil {
+				errs.Add(cfg.At(fmt.Sprintf("plugins[%d].path", pc.Index), "plugin %q: %v", pc.Name, err))
+			}
+			continue
 		}
 		m, err := n.start(ctx, pc)
 		n.plugins[pc.Name] = m
@@ -252,6 +269,7 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 	if len(errs.List) > 0 {
 		if opts.Strict {
 			n.closePlugins()
+			n.closeTransports()
 			engine.Close()
 			return nil, errs
 		}
@@ -376,11 +394,18 @@ func (n *Node) Start() error {
 	for _, m := range ms {
 		n.watch(m)
 	}
+	if err := n.startTransports(); err != nil {
+		n.watcher.Close()
+		n.closeMesh()
+		n.closeTransports()
+		return err
+	}
 	if addr != "" {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			n.watcher.Close()
 			n.closeMesh()
+			n.closeTransports()
 			return listenError("control", addr, err)
 		}
 		n.listener = l
@@ -457,6 +482,7 @@ func (n *Node) Close() error {
 		n.watcher.Close()
 	}
 	n.closePlugins()
+	n.closeTransports()
 	n.logger.Info("node stopped", "node", n.cfg.Node.Name)
 	return n.engine.Close()
 }
@@ -642,6 +668,7 @@ func (n *Node) Plugins() []control.PluginInfo {
 		}
 		out = append(out, info)
 	}
+	out = append(out, n.transportInfos()...)
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
@@ -658,6 +685,14 @@ func (n *Node) Health() control.Health {
 			failed = append(failed, m.name)
 		}
 	}
+	n.mu.Lock()
+	for name, rt := range n.transports {
+		if rt.tr == nil {
+			failed = append(failed, name)
+		}
+	}
+	nt := len(n.transports)
+	n.mu.Unlock()
 	slices.Sort(failed)
 	notReady := ""
 	if len(failed) > 0 {
@@ -665,7 +700,7 @@ func (n *Node) Health() control.Health {
 	}
 	return control.Health{
 		Status: "ok", Node: name, Uptime: time.Since(n.started).Round(time.Second),
-		Plugins: len(ms), Version: n.opts.Version.Version,
+		Plugins: len(ms) + nt, Version: n.opts.Version.Version,
 		Ready: len(failed) == 0, NotReady: notReady,
 		ConfigGeneration: gen, ConfigDigest: short(digest),
 	}

@@ -102,6 +102,7 @@ func (n *Node) reload(ctx context.Context) error {
 	if !slices.Equal(cfg.Peers, cur.Peers) {
 		n.mesh.SetPeers(peersOf(cfg.Peers))
 	}
+	n.reloadTransports(cfg)
 	n.logger.Info("config reloaded", "changed", plan.changed, "removed", len(plan.drain), "generation", plan.gen)
 	return nil
 }
@@ -143,6 +144,9 @@ func (n *Node) apply(ctx context.Context, cfg *config.Config, digest string, ms 
 	}
 	errs := &config.Errors{}
 	for _, pc := range cfg.Plugins {
+		if pc.Kind == "transport" {
+			continue // reloadTransports, once the handlers are applied
+		}
 		st := &step{pc: pc, old: ms[pc.Name]}
 		if st.old != nil {
 			st.oldCfg, st.oldP, st.sum, _ = st.old.state()

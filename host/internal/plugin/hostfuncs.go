@@ -53,6 +53,9 @@ func buildHostImports() map[string]hostImport {
 	for _, im := range abi.Imports() {
 		m[im.Name] = hostImport{params: i32s(len(im.Params)), results: i32s(1), fn: hostImpls[im.Name]}
 	}
+	for _, im := range abi.TransportImports() {
+		m[im.Name] = hostImport{params: i32s(len(im.Params)), results: i32s(1), fn: transportImpls[im.Name]}
+	}
 	return m
 }
 

@@ -81,6 +81,14 @@ type instance struct {
 	hdr        []byte
 	// batchMsg stands for the message being handled during a batch.
 	batchMsg message.Message
+
+	// event is pycomms_transport_event of a transport (nil for a
+	// handler), called with estack (see transport.go).
+	event  api.Function
+	estack [7]uint64
+	// lost is set when the instance could not be restarted: read by
+	// SlotAlive from any goroutine, where mod is its holder's alone.
+	lost atomic.Bool
 }
 
 func (w *instance) instantiate(ctx context.Context) error {
@@ -119,6 +127,7 @@ func (w *instance) instantiate(ctx context.Context) error {
 	w.alloc = mod.ExportedFunction(abi.ExportAlloc)
 	w.handle = mod.ExportedFunction(abi.ExportHandle)
 	w.handleBatch = mod.ExportedFunction(abi.ExportHandleBatch)
+	w.event = mod.ExportedFunction(abi.ExportTransportEvent)
 	ok = true
 	return nil
 }

@@ -67,6 +67,10 @@ type Version struct {
 	calls    atomic.Uint64
 	errors   atomic.Uint64
 	batches  atomic.Uint64 // pycomms_handle_batch calls, for tests
+
+	// actions is set for a transport version (LoadTransport): what its
+	// action imports act on. nil for a handler.
+	actions Actions
 }
 
 // Hash is the sha256 of the module bytes, hex encoded.
@@ -118,6 +122,11 @@ func (e *Engine) Check(ctx context.Context, spec Spec) error {
 // Load compiles spec.Wasm, checks it against ABI v1, instantiates the pool
 // and starts serving. host may be nil for a plugin that is only checked.
 func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, error) {
+	return e.load(ctx, spec, host, nil)
+}
+
+// load is Load, and LoadTransport when actions is set.
+func (e *Engine) load(ctx context.Context, spec Spec, host Host, actions Actions) (*Version, error) {
 	spec.defaults()
 	sum := sha256.Sum256(spec.Wasm)
 	v := &Version{
@@ -132,6 +141,7 @@ func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, erro
 		wake:     make(chan struct{}, 1),
 		returned: make(chan struct{}, 1),
 		closed:   make(chan struct{}),
+		actions:  actions,
 	}
 	for _, g := range spec.Grants {
 		bit, ok := capBit(g)
@@ -180,7 +190,7 @@ func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, erro
 		return nil, fmt.Errorf("compile: %w", err)
 	}
 	v.module = mod
-	if err := checkModule(mod); err != nil {
+	if err := checkModule(mod, v.kind()); err != nil {
 		return nil, err
 	}
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, v.rt); err != nil {
@@ -227,9 +237,12 @@ func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, erro
 
 // checkModule verifies exports and imports against ABI v1 so that a plugin
 // that cannot work is refused at load, with every problem named.
-func checkModule(mod wazero.CompiledModule) error {
+func checkModule(mod wazero.CompiledModule, kind abi.PluginKind) error {
 	var problems []string
 	exports := mod.ExportedFunctions()
+	if err := kindMismatch(exports, kind); err != nil {
+		return err
+	}
 	want := []struct {
 		name    string
 		params  []api.ValueType
@@ -238,6 +251,9 @@ func checkModule(mod wazero.CompiledModule) error {
 		{abi.ExportABIVersion, nil, []api.ValueType{api.ValueTypeI32}},
 		{abi.ExportAlloc, []api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}},
 		{abi.ExportHandle, slices.Repeat([]api.ValueType{api.ValueTypeI32}, 5), []api.ValueType{api.ValueTypeI32}},
+	}
+	if kind == abi.PluginTransport {
+		want[2].name, want[2].params = abi.ExportTransportEvent, slices.Repeat([]api.ValueType{api.ValueTypeI32}, 7)
 	}
 	for _, w := range want {
 		def, ok := exports[w.name]
@@ -272,6 +288,10 @@ func checkModule(mod wazero.CompiledModule) error {
 			hf, ok := hostImports[name]
 			if !ok {
 				problems = append(problems, fmt.Sprintf("imports unknown host function %s.%s", modName, name))
+				continue
+			}
+			if p := importForKind(name, kind); p != "" {
+				problems = append(problems, p)
 				continue
 			}
 			if !slices.Equal(def.ParamTypes(), hf.params) || !slices.Equal(def.ResultTypes(), hf.results) {
@@ -612,6 +632,7 @@ func (v *Version) replace(w *instance, cause error) {
 	logger.Warn("plugin instance replaced", "plugin", v.spec.Name, "instance", w.slot, "cause", cause)
 	w.close()
 	if err := w.instantiate(context.Background()); err != nil {
+		w.lost.Store(true)
 		v.alive.Add(-1)
 		logger.Error("plugin instance could not be restarted", "plugin", v.spec.Name, "instance", w.slot, "err", err)
 		w.close()

@@ -303,3 +303,20 @@ func TestEnvContendersAnswer(t *testing.T) {
 		return nil
 	})
 }
+
+// BenchmarkLinejson: calls through the linejson gateway (a Go client, one
+// JSON line per call) next to calls through the control API on the same
+// host in the same rounds, and the gateway plugin's share of each call.
+func BenchmarkLinejson(b *testing.B) {
+	l, err := StartLinejson(filepath.Join(repoRoot(b), "testdata", "wat", "echo.wasm"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(l.Close)
+	rounds, d := benchParams()
+	for _, size := range []int{64, 1 << 10} {
+		b.Run(strings.ReplaceAll(SizeName(size), " ", ""), func(b *testing.B) {
+			report(b, func() ([]Row, error) { return l.Measure(size, 16, rounds, d) })
+		})
+	}
+}

@@ -27,6 +27,13 @@
 // testdata/wat/echo.wat's pycomms_handle; it is built with wat2wasm and
 // kept fresh by TestWAPCEchoIsFresh.
 //
+// Legacy gateway (Linejson): one host serving the WAT echo and the
+// linejson transport (builtin:linejson); a Go client writing one JSON line
+// per call on its own TCP connection, next to control.Client.Call on the
+// same host: p50 of sequential calls, calls/s from 16 callers, and the
+// plugin's share of a sequential call (the time the transport reports
+// spent in the plugin's two events, over the mean time per call).
+//
 // Every figure is the median of the per-round ratios ours/baseline, with
 // their range. Run the whole comparison as a table from the module
 // directory (host/internal/bench):

@@ -1,0 +1,62 @@
+//go:build ignore
+
+// Command mkwasm builds linejson.wasm, the committed build of this plugin. It is
+// what `go generate ./plugins/...` runs (see plugins/embed.go), from the
+// plugins directory, and what the freshness test re-runs into a temporary
+// directory. It is a Go program rather than a shell line so that a fresh
+// clone needs nothing but Go, on any OS.
+//
+// Usage, from the plugins directory:
+//
+//	go run ./linejson/mkwasm.go [-o linejson/linejson.wasm]
+//
+// It runs exactly
+//
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -ldflags='-s -w' -o OUT ./linejson
+//
+// with -buildvcs=false added to GOFLAGS: otherwise the go command stamps the
+// VCS revision and dirty flag into the binary, so every commit would change
+// linejson.wasm (and a repository without commits could not build it at all).
+// It then writes the Go version it used to OUT.go-version, because only the
+// same Go version reproduces the same bytes.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+func main() {
+	out := flag.String("o", filepath.Join("linejson", "linejson.wasm"), "`file` to write; its Go version goes to file.go-version")
+	flag.Parse()
+	if err := build(*out); err != nil {
+		fmt.Fprintln(os.Stderr, "mkwasm:", err)
+		os.Exit(1)
+	}
+}
+
+func build(out string) error {
+	env := append(os.Environ(),
+		"GOOS=wasip1",
+		"GOARCH=wasm",
+		"GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -buildvcs=false"),
+	)
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w", "-o", out, "./linejson")
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build: %w", err)
+	}
+	version := exec.Command("go", "env", "GOVERSION")
+	version.Env = env
+	version.Stderr = os.Stderr
+	v, err := version.Output()
+	if err != nil {
+		return fmt.Errorf("go env GOVERSION: %w", err)
+	}
+	return os.WriteFile(out+".go-version", []byte(strings.TrimSpace(string(v))+"\n"), 0o644)
+}

@@ -1,0 +1,40 @@
+// Package transport is the Go guest SDK for transport plugins (abi/SPEC.md
+// section 13): a wire protocol written as a state machine while the host
+// owns every socket. A plugin implements Handler, calls Set from an init
+// function, and acts with Write, Open, Close, SetTimer, Deliver and
+// Respond. plugins/linejson is a complete example.
+//
+// This package exports pycomms_alloc, pycomms_abi_version and
+// pycomms_transport_event; it must not be linked together with the handler
+// SDK (package pycomms), which exports pycomms_handle: a plugin is one kind.
+package transport
+
+import "github.com/pycomms/pycomms-host/abi"
+
+// Handler receives a transport plugin's events, one at a time. Byte slices
+// are valid only during the call: copy what you keep.
+type Handler interface {
+	// Opened: conn is open, pinned to this instance; dialed says whether
+	// it is one of the dial entries (index into dial) or accepted (index
+	// into accept).
+	Opened(conn uint32, dialed bool, index int)
+	// Data returns how many bytes of b it consumed; the host keeps the
+	// rest and hands it again, followed by what arrives next.
+	Data(conn uint32, b []byte) int
+	// Closed: conn closed, why says how (abi.StatusOK: the peer closed it).
+	Closed(conn uint32, why abi.Status)
+	// Message is a message the host routes out through this transport;
+	// corr is non-zero for a request, to be answered with Respond. The
+	// returned status fails the request when it is not abi.StatusOK.
+	Message(corr uint32, kind abi.Kind, subject string, payload, headers []byte) abi.Status
+	// Reply is the answer to a request delivered with Deliver and corr.
+	Reply(corr uint32, st abi.Status, b []byte)
+	// Timer is a timer set with SetTimer firing.
+	Timer(id uint32)
+}
+
+var h Handler
+
+// Set installs the plugin's Handler; call it from an init function (a
+// c-shared Go plugin runs init when the host calls _initialize, never main).
+func Set(handler Handler) { h = handler }
