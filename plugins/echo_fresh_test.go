@@ -2,7 +2,7 @@ package plugins
 
 // Checks on the committed build of the echo plugin (echo/echo.wasm):
 //
-//   - Freshness: rebuilt with echo/mkwasm.go (what go generate runs), it
+//   - Freshness: rebuilt with mkwasm.go (what go generate runs), it
 //     must be byte-identical to the committed file. Only the Go version that
 //     built it reproduces it, so with another Go version the test skips and
 //     names both.
@@ -36,7 +36,7 @@ import (
 const (
 	echoWasmPath    = "echo/echo.wasm"
 	echoVersionPath = "echo/echo.wasm.go-version"
-	echoBuildScript = "./echo/mkwasm.go"
+	echoBuildScript = "./mkwasm.go"
 	echoSpecPath    = "../abi/SPEC.md"
 )
 
@@ -63,7 +63,7 @@ func TestEchoWasmIsFresh(t *testing.T) {
 	}
 
 	rebuilt := filepath.Join(t.TempDir(), "echo.wasm")
-	cmd := exec.Command("go", "run", echoBuildScript, "-o", rebuilt)
+	cmd := exec.Command("go", "run", echoBuildScript, "-o", rebuilt, "echo")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go run %s -o %s: %v\n%s", echoBuildScript, rebuilt, err, out)
 	}

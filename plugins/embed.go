@@ -16,8 +16,8 @@ import (
 	"slices"
 )
 
-//go:generate go run ./echo/mkwasm.go
-//go:generate go run ./linejson/mkwasm.go
+//go:generate go run ./mkwasm.go echo
+//go:generate go run ./mkwasm.go linejson
 
 //go:embed echo/echo.wasm
 var echoWasm []byte

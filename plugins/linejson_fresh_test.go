@@ -15,7 +15,7 @@ import (
 )
 
 // TestLinejsonWasmIsFresh: linejson/linejson.wasm is what
-// linejson/mkwasm.go builds from source today (with the Go version that
+// mkwasm.go builds from source today (with the Go version that
 // built it; another version skips), and it is a transport plugin by its
 // exports.
 func TestLinejsonWasmIsFresh(t *testing.T) {
@@ -52,8 +52,8 @@ func TestLinejsonWasmIsFresh(t *testing.T) {
 		t.Skipf("linejson.wasm was built with %s but this is %s", strings.TrimSpace(string(v)), running)
 	}
 	rebuilt := filepath.Join(t.TempDir(), "linejson.wasm")
-	if out, err := exec.Command("go", "run", "./linejson/mkwasm.go", "-o", rebuilt).CombinedOutput(); err != nil {
-		t.Fatalf("go run ./linejson/mkwasm.go: %v\n%s", err, out)
+	if out, err := exec.Command("go", "run", "./mkwasm.go", "-o", rebuilt, "linejson").CombinedOutput(); err != nil {
+		t.Fatalf("go run ./mkwasm.go linejson: %v\n%s", err, out)
 	}
 	fresh, err := os.ReadFile(rebuilt)
 	if err != nil {
