@@ -16,7 +16,7 @@ import (
 )
 
 const (
-	mqttWasm_     = "plugins/mqtt/mqtt.wasm"
+	mqttWasmPath  = "plugins/mqtt/mqtt.wasm"
 	mqttToolchain = "plugins/mqtt/mqtt.wasm.clang-version"
 )
 
@@ -24,7 +24,7 @@ const (
 // builds from plugins/mqtt/mqtt.c and the C SDK today (compared when the
 // local toolchain is the recorded one), and a transport by its exports.
 func TestMQTTIsFresh(t *testing.T) {
-	committed, err := os.ReadFile(inRepo(mqttWasm_))
+	committed, err := os.ReadFile(inRepo(mqttWasmPath))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,15 +58,15 @@ func TestMQTTIsFresh(t *testing.T) {
 	}
 	if !bytes.Equal(committedID, localID) {
 		t.Skipf("%s was built with a different toolchain, so its bytes are not compared:\ncommitted:\n%slocal:\n%s",
-			mqttWasm_, committedID, localID)
+			mqttWasmPath, committedID, localID)
 	}
-	fresh, err := os.ReadFile(filepath.Join(out, filepath.FromSlash(mqttWasm_)))
+	fresh, err := os.ReadFile(filepath.Join(out, filepath.FromSlash(mqttWasmPath)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(committed, fresh) {
 		t.Errorf("%s is stale: it differs from what %s builds from plugins/mqtt/mqtt.c and sdk/c (%d vs %d bytes); run %s and commit the result",
-			mqttWasm_, buildScript, len(committed), len(fresh), buildScript)
+			mqttWasmPath, buildScript, len(committed), len(fresh), buildScript)
 	}
 }
 

@@ -39,6 +39,9 @@ type MosquittoOptions struct {
 	// password, written with mosquitto_passwd); otherwise anonymous clients
 	// are allowed.
 	Users map[string]string
+	// Verbose logs every packet (log_type all), so that a test can read
+	// what each client sent in Log: "Received PUBACK from ...".
+	Verbose bool
 }
 
 // NeedTool returns the path of a command the test needs: in CI
@@ -94,7 +97,16 @@ func StartMosquitto(t testing.TB, opt MosquittoOptions) *Mosquitto {
 		}
 		m.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		m.conf = filepath.Join(dir, "mosquitto.conf")
-		conf := fmt.Sprintf("listener %d 127.0.0.1\n%spersistence false\nlog_dest stdout\nlog_type error\nlog_type warning\nlog_type notice\n", port, auth)
+		logTypes := "log_type error\nlog_type warning\nlog_type notice\n"
+		if opt.Verbose {
+			logTypes = "log_type all\n"
+		}
+		if os.Getuid() == 0 {
+			// As root mosquitto drops to the user "mosquitto", which cannot
+			// read a password file in the test's private temp dir.
+			auth += "user root\n"
+		}
+		conf := fmt.Sprintf("listener %d 127.0.0.1\n%spersistence false\nlog_dest stdout\n%s", port, auth, logTypes)
 		if err := os.WriteFile(m.conf, []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -212,7 +224,8 @@ func MosquittoPub(t testing.TB, addr, topic, payload string, extra ...string) {
 }
 
 // MosquittoSub runs mosquitto_sub on addr until the test ends and sends
-// each message it prints ("topic payload", -v) on the returned channel.
+// each message it receives on the returned channel as "QOS TOPIC PAYLOAD"
+// (QOS: the QoS it was delivered at, 0 or 1).
 // It returns once the subscription is in place: mosquitto_sub has
 // connected and the broker logged nothing against it, judged by a
 // message published by the helper itself on a probe topic arriving.
@@ -222,7 +235,7 @@ func MosquittoSub(t testing.TB, addr, filter string, extra ...string) <-chan str
 	host, port, _ := net.SplitHostPort(addr)
 	probe := fmt.Sprintf("pycomms-test-probe/%d", time.Now().UnixNano())
 	ctx, cancel := context.WithCancel(context.Background())
-	args := append([]string{"-h", host, "-p", port, "-V", "mqttv311", "-v", "-t", filter, "-t", probe}, extra...)
+	args := append([]string{"-h", host, "-p", port, "-V", "mqttv311", "-F", "%q %t %p", "-t", filter, "-t", probe}, extra...)
 	cmd := exec.CommandContext(ctx, bin, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -240,7 +253,7 @@ func MosquittoSub(t testing.TB, addr, filter string, extra ...string) <-chan str
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			line := sc.Text()
-			if strings.HasPrefix(line, probe+" ") {
+			if _, rest, _ := strings.Cut(line, " "); strings.HasPrefix(rest, probe+" ") {
 				select {
 				case <-ready:
 				default:

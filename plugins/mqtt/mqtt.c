@@ -226,6 +226,26 @@ static uint16_t next_pid(mconn *c) {
 
 /* --- events --- */
 
+/* subscribe writes the SUBSCRIBE of every filter; sent once the CONNACK
+ * accepted the session: written before, it can make a broker that refuses
+ * the CONNECT reset the connection, and the reset loses the CONNACK that
+ * says why. */
+static void subscribe(mconn *c) {
+    if (cfg.nfilters == 0) return;
+    size_t body = 2;
+    for (int i = 0; i < cfg.nfilters; i++) body += 3 + strlen(cfg.filters[i]);
+    pkt p;
+    pkt_start(&p, body);
+    put16(&p, next_pid(c));
+    for (int i = 0; i < cfg.nfilters; i++) {
+        putstr(&p, cfg.filters[i], strlen(cfg.filters[i]));
+        uint8_t q = (uint8_t)cfg.qos;
+        put(&p, &q, 1);
+    }
+    pkt_send(&p, (SUBSCRIBE << 4) | 0x02, c->id);
+}
+
+
 static void opened(uint32_t id, int dialed, int32_t index) {
     (void)dialed;
     load_config();
@@ -250,18 +270,6 @@ static void opened(uint32_t id, int dialed, int32_t index) {
     if (cfg.has_user && cfg.has_pass) putstr(&p, cfg.password, pl);
     pkt_send(&p, CONNECT << 4, id);
     c->waiting = 1;
-    if (cfg.nfilters > 0) {
-        size_t body = 2;
-        for (int i = 0; i < cfg.nfilters; i++) body += 3 + strlen(cfg.filters[i]);
-        pkt_start(&p, body);
-        put16(&p, next_pid(c));
-        for (int i = 0; i < cfg.nfilters; i++) {
-            putstr(&p, cfg.filters[i], strlen(cfg.filters[i]));
-            uint8_t q = (uint8_t)cfg.qos;
-            put(&p, &q, 1);
-        }
-        pkt_send(&p, (SUBSCRIBE << 4) | 0x02, id);
-    }
     pct_timer_set(id, cfg.keepalive * 1000);
 }
 
@@ -365,6 +373,7 @@ static int32_t packet(mconn *c, uint8_t first, const uint8_t *b, uint32_t n) {
         }
         c->connected = 1;
         c->waiting = 0;
+        subscribe(c);
         logf_(PC_LOG_INFO, "mqtt: connection %u: connected, %d subscription(s)", c->id, cfg.nfilters);
         return 0;
     }
