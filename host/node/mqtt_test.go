@@ -2,7 +2,10 @@ package node
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -194,4 +197,142 @@ func TestMQTTRefusedTopics(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestMQTTBrokerStalled: a broker that stops answering (SIGSTOP) is
+// noticed by the plugin's keepalive, a PINGREQ without an answer for one
+// period, within 3x the two periods that takes; the connection is closed
+// (counted) and dialled again, and once the broker runs again messages
+// flow.
+func TestMQTTBrokerStalled(t *testing.T) {
+	b := hosttest.StartMosquitto(t, hosttest.MosquittoOptions{})
+	c, logs := mqttNode(t, "tcp://"+b.Addr, `{subscribe: [greetings.>], keepalive: 1}`)
+	roundTrip(t, b.Addr, hosttest.MosquittoSub(t, b.Addr, "echo/#"), 0, "greetings/world", "before")
+
+	b.Signal(syscall.SIGSTOP)
+	stopped := time.Now()
+	resumed := false
+	defer func() {
+		if !resumed {
+			b.Signal(syscall.SIGCONT)
+		}
+	}()
+	hosttest.CheckFor(t, eventuallyTimeout, func() error {
+		if ti := transportNamed(t, c, "mqtt").Transport; ti.Closes["closed by plugin"] == 0 {
+			return fmt.Errorf("the stalled broker's connection is not closed yet: closes %v", ti.Closes)
+		}
+		return nil
+	})
+	if took := time.Since(stopped); took > 3*2*time.Second {
+		t.Errorf("the stall was noticed after %v, more than 3x two keepalive periods (2 s)", took)
+	}
+	if !logs.Contains("the broker sent nothing for 1 s after PINGREQ: closing it") {
+		t.Errorf("the log does not say why the connection closed:\n%s", logs)
+	}
+	b.Signal(syscall.SIGCONT)
+	resumed = true
+	roundTrip(t, b.Addr, hosttest.MosquittoSub(t, b.Addr, "echo/#"), 0, "greetings/world", "after")
+	if ti := transportNamed(t, c, "mqtt").Transport; ti.Reconnects == 0 {
+		t.Errorf("no reconnect counted: %+v", ti)
+	}
+}
+
+// TestMQTTBrokerRestart: the broker killed mid-run: the connection closes,
+// the host dials again with backoff (dial errors counted while it is
+// down), events meanwhile are dropped and counted, and once the broker is
+// back the plugin subscribes again: a device's message reaches the host.
+func TestMQTTBrokerRestart(t *testing.T) {
+	b := hosttest.StartMosquitto(t, hosttest.MosquittoOptions{})
+	c, _ := mqttNode(t, "tcp://"+b.Addr, `{subscribe: [greetings.>], keepalive: 5}`)
+	roundTrip(t, b.Addr, hosttest.MosquittoSub(t, b.Addr, "echo/#"), 0, "greetings/world", "before")
+
+	b.Kill()
+	hosttest.CheckFor(t, eventuallyTimeout, func() error {
+		ti := transportNamed(t, c, "mqtt").Transport
+		if len(ti.Conns) != 0 || ti.DialErrors < 2 {
+			return fmt.Errorf("want no connection and dial errors while the broker is down: %d conns, %d dial errors", len(ti.Conns), ti.DialErrors)
+		}
+		return nil
+	})
+	before := transportNamed(t, c, "mqtt").Transport.Dropped
+	if _, err := c.Publish(t.Context(), "echo.events", []byte("lost"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if ti := transportNamed(t, c, "mqtt").Transport; ti.Dropped != before+1 {
+		t.Errorf("an event with the broker down: dropped %d, want %d", ti.Dropped, before+1)
+	}
+
+	b.Restart()
+	roundTrip(t, b.Addr, hosttest.MosquittoSub(t, b.Addr, "echo/#"), 0, "greetings/world", "after")
+	if ti := transportNamed(t, c, "mqtt").Transport; ti.Reconnects == 0 || len(ti.Conns) != 1 {
+		t.Errorf("after the restart: %d reconnects, %d conns", ti.Reconnects, len(ti.Conns))
+	}
+}
+
+// fakeBroker accepts MQTT clients on loopback, answers each CONNECT with a
+// CONNACK and then sends the next of garbage (round-robin); it returns its
+// address and stops when the test ends.
+func fakeBroker(t *testing.T, garbage ...[]byte) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for i := 0; ; i++ {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(conn net.Conn, bad []byte) {
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(eventuallyTimeout))
+				buf := make([]byte, 512)
+				if _, err := conn.Read(buf); err != nil { // the CONNECT
+					return
+				}
+				conn.Write(append([]byte{0x20, 2, 0, 0}, bad...))
+				io.Copy(io.Discard, conn)
+			}(conn, garbage[i%len(garbage)])
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestMQTTMalformedBroker: malformed bytes from a broker (a remaining
+// length of 5 bytes, a packet type a broker never sends) close that
+// connection only, counted as plugin errors; the connection to the real
+// broker next to it stays up and carries messages.
+func TestMQTTMalformedBroker(t *testing.T) {
+	b := hosttest.StartMosquitto(t, hosttest.MosquittoOptions{})
+	bad := fakeBroker(t, []byte{0x30, 0xff, 0xff, 0xff, 0xff, 0x7f}, []byte{0x00, 0x00})
+	c, logs := mqttNode(t, "tcp://"+b.Addr+", tcp://"+bad, `{subscribe: [greetings.>], keepalive: 5}`)
+	lines := hosttest.MosquittoSub(t, b.Addr, "echo/#")
+	roundTrip(t, b.Addr, lines, 0, "greetings/world", "before")
+	var good uint32
+	for _, cn := range transportNamed(t, c, "mqtt").Transport.Conns {
+		if strings.HasPrefix(cn.Entry, "dial[0]") {
+			good = cn.ID
+		}
+	}
+	hosttest.CheckFor(t, eventuallyTimeout, func() error {
+		ti := transportNamed(t, c, "mqtt").Transport
+		if ti.Closes["plugin error"] < 2 || ti.Errors < 2 {
+			return fmt.Errorf("want both malformed streams closed and counted: closes %v, errors %d\n%s", ti.Closes, ti.Errors, logs)
+		}
+		return nil
+	})
+	for _, want := range []string{"a remaining length longer than 4 bytes: closing it", "unexpected packet type 0 from the broker: closing it"} {
+		if !logs.Contains(want) {
+			t.Errorf("the log lacks %q", want)
+		}
+	}
+	roundTrip(t, b.Addr, lines, 0, "greetings/world", "after")
+	still := false
+	for _, cn := range transportNamed(t, c, "mqtt").Transport.Conns {
+		still = still || cn.ID == good
+	}
+	if good == 0 || !still {
+		t.Errorf("the connection to the real broker (id %d) did not stay open", good)
+	}
 }
