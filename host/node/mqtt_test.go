@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/control"
+	"github.com/pycomms/pycomms-host/host/message"
 	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
@@ -31,6 +33,7 @@ plugins:
     path: builtin:mqtt
     kind: transport
     dial: [%s]
+    services: [cmd]
     topics: [echo.events, out.>]
     grants: [publish, log]
     config: %s
@@ -79,12 +82,25 @@ func roundTrip(t *testing.T, addr string, lines <-chan string, qos int, topic, p
 
 // TestMQTTRoundTrip: mosquitto_pub on greetings/world reaches the echo
 // subscribed to greetings.>, and the echo's publish on echo.events
-// reaches mosquitto_sub on echo/events, at QoS 0.
+// reaches mosquitto_sub on echo/events, at QoS 0; a send to the service
+// the transport carries is published on the mapped topic.
 func TestMQTTRoundTrip(t *testing.T) {
 	b := hosttest.StartMosquitto(t, hosttest.MosquittoOptions{})
 	c, _ := mqttNode(t, "tcp://"+b.Addr, `{subscribe: [greetings.>], keepalive: 5}`)
-	lines := hosttest.MosquittoSub(t, b.Addr, "echo/#")
+	lines := hosttest.MosquittoSub(t, b.Addr, "#")
 	roundTrip(t, b.Addr, lines, 0, "greetings/world", "hi")
+	// A send to a service the transport carries is published on its topic.
+	if err := c.Send(t.Context(), "cmd.lamp.on", []byte("now"), nil); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(eventuallyTimeout)
+	for got := ""; got != "0 cmd/lamp/on now"; {
+		select {
+		case got = <-lines: // what is left of the round trip comes first
+		case <-timeout:
+			t.Fatal("the send to cmd.lamp.on did not reach the broker")
+		}
+	}
 	ti := transportNamed(t, c, "mqtt").Transport
 	if ti.MessagesIn == 0 || ti.MessagesOut == 0 || len(ti.Conns) != 1 {
 		t.Errorf("transport counters %+v: want messages in and out on one connection", ti)
@@ -239,7 +255,8 @@ func TestMQTTBrokerStalled(t *testing.T) {
 
 // TestMQTTBrokerRestart: the broker killed mid-run: the connection closes,
 // the host dials again with backoff (dial errors counted while it is
-// down), events meanwhile are dropped and counted, and once the broker is
+// down), events meanwhile are dropped and counted and sends fail with
+// unreachable at once, and once the broker is
 // back the plugin subscribes again: a device's message reaches the host.
 func TestMQTTBrokerRestart(t *testing.T) {
 	b := hosttest.StartMosquitto(t, hosttest.MosquittoOptions{})
@@ -258,8 +275,17 @@ func TestMQTTBrokerRestart(t *testing.T) {
 	if _, err := c.Publish(t.Context(), "echo.events", []byte("lost"), nil); err != nil {
 		t.Fatal(err)
 	}
-	if ti := transportNamed(t, c, "mqtt").Transport; ti.Dropped != before+1 {
-		t.Errorf("an event with the broker down: dropped %d, want %d", ti.Dropped, before+1)
+	// A send fails at once with unreachable, not at its deadline.
+	start := time.Now()
+	err := c.Send(t.Context(), "cmd.lamp.on", []byte("lost"), nil)
+	if message.StatusOf(err) != abi.StatusUnreachable {
+		t.Errorf("a send with the broker down: %v, want unreachable", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("the send failed after %v: it waited instead of failing at once", took)
+	}
+	if ti := transportNamed(t, c, "mqtt").Transport; ti.Dropped != before+2 {
+		t.Errorf("an event and a send with the broker down: dropped %d, want %d", ti.Dropped, before+2)
 	}
 
 	b.Restart()
