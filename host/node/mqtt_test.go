@@ -362,3 +362,39 @@ func TestMQTTMalformedBroker(t *testing.T) {
 		t.Errorf("the connection to the real broker (id %d) did not stay open", good)
 	}
 }
+
+// TestMQTTNoLoop: a topic the plugin both subscribes to and carries out
+// does not go round between host and broker: what a device publishes is
+// delivered once (marked as coming from the broker, SPEC 13.5) and not
+// published back.
+func TestMQTTNoLoop(t *testing.T) {
+	b := hosttest.StartMosquitto(t, hosttest.MosquittoOptions{})
+	c, _ := mqttNode(t, "tcp://"+b.Addr, `{subscribe: [greetings.>, out.>]}`)
+	lines := hosttest.MosquittoSub(t, b.Addr, "out/#")
+	roundTrip(t, b.Addr, hosttest.MosquittoSub(t, b.Addr, "echo/#"), 0, "greetings/world", "ready")
+	hosttest.MosquittoPub(t, b.Addr, "out/x", "once")
+	hosttest.CheckFor(t, eventuallyTimeout, func() error {
+		if ti := transportNamed(t, c, "mqtt").Transport; ti.MessagesIn < 2 {
+			return fmt.Errorf("out/x not delivered yet: %d messages in", ti.MessagesIn)
+		}
+		return nil
+	})
+	// A loop would publish out/x again within a broker round trip, many
+	// times a second; watch for one second.
+	var got []string
+	watch := time.After(time.Second)
+	for done := false; !done; {
+		select {
+		case l := <-lines:
+			got = append(got, l)
+		case <-watch:
+			done = true
+		}
+	}
+	if len(got) != 1 || got[0] != "0 out/x once" {
+		t.Errorf("mosquitto_sub on out/# read %q, want the device's one message", got)
+	}
+	if ti := transportNamed(t, c, "mqtt").Transport; ti.MessagesIn != 2 {
+		t.Errorf("%d messages delivered, want 2 (ready, out/x)", ti.MessagesIn)
+	}
+}
