@@ -113,6 +113,9 @@ static void load_config(void) {
     cfg_str("client_id", cfg.client_id, sizeof cfg.client_id);
     cfg.has_user = cfg_str("username", cfg.username, sizeof cfg.username);
     cfg.has_pass = cfg_str("password", cfg.password, sizeof cfg.password);
+    if (cfg.has_pass && !cfg.has_user)
+        logf_(PC_LOG_ERROR, "mqtt: config password is set without username: MQTT 3.1.1 sends a password only with a "
+                            "user name, so it is not sent");
     cfg.keepalive = cfg_int("keepalive", 30, 1, 65535);
     cfg.qos = cfg_int("qos", 0, 0, 1);
     char b[5];
