@@ -4,6 +4,8 @@
 #   testdata/wat/NAME.wat      -> testdata/wat/NAME.wasm       (wat2wasm, wabt)
 #   plugins/hello-c/plugin.c   -> plugins/hello-c/hello.wasm   (clang-14, sdk/c)
 #                                 plugins/hello-c/hello.wasm.clang-version
+#   plugins/mqtt/mqtt.c        -> plugins/mqtt/mqtt.wasm       (clang-14, sdk/c transport half)
+#                                 plugins/mqtt/mqtt.wasm.clang-version
 #
 # Usage: scripts/build-fixtures.sh [--out DIR] [all|wat|c]
 #
@@ -11,7 +13,7 @@
 #               (DIR/testdata/wat/..., DIR/plugins/hello-c/...) instead of
 #               next to the sources; the freshness tests in plugins/ use this
 #               to rebuild into a temporary directory and compare bytes.
-#   wat | c     build only the WAT fixtures or only the C plugin (default: all).
+#   wat | c     build only the WAT fixtures or only the C plugins (default: all).
 #
 # The outputs are deterministic: the same sources and toolchain give the same
 # bytes. hello.wasm.clang-version records the toolchain that built hello.wasm
@@ -89,4 +91,11 @@ if [ "$what" = all ] || [ "$what" = c ]; then
 		plugins/hello-c/plugin.c sdk/c/pycomms.c
 	chmod 0644 "$dest/plugins/hello-c/hello.wasm"
 	toolchain_id >"$dest/plugins/hello-c/hello.wasm.clang-version"
+	mkdir -p "$dest/plugins/mqtt"
+	clang-14 --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Wextra -Werror \
+		-Wl,--strip-all -I sdk/c \
+		-o "$dest/plugins/mqtt/mqtt.wasm" \
+		plugins/mqtt/mqtt.c sdk/c/pycomms_transport.c
+	chmod 0644 "$dest/plugins/mqtt/mqtt.wasm"
+	toolchain_id >"$dest/plugins/mqtt/mqtt.wasm.clang-version"
 fi

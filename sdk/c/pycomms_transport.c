@@ -51,7 +51,10 @@ int32_t pct_event(int32_t ev, int32_t id, int32_t arg, uint8_t *p, int32_t la, i
     case 3: {
         if (!handler->data) return la; /* consume and drop */
         int32_t n = handler->data(conn, p, (uint32_t)la);
-        return n < 0 ? 0 : (n > la ? la : n);
+        /* A negated status closes the connection (SPEC 13.2); anything
+         * else out of range is clamped rather than an ABI violation. */
+        if (n < 0) return n >= -PC_INTERNAL ? n : -PC_INTERNAL;
+        return n > la ? la : n;
     }
     case 4:
         if (handler->closed) handler->closed(conn, arg);

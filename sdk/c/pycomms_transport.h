@@ -47,7 +47,9 @@ typedef struct pct_handler {
     /* A connection opened: dialed != 0 for a dial entry, index into dial
      * or accept. */
     void (*opened)(uint32_t conn, int dialed, int32_t index);
-    /* Bytes arrived: return how many were consumed (0..n). */
+    /* Bytes arrived: return how many were consumed (0..n), or a negated
+     * status (-PC_INVALID for a malformed stream) to close the connection:
+     * the host counts it and a closed event with that status follows. */
     int32_t (*data)(uint32_t conn, const uint8_t *b, uint32_t n);
     /* A connection closed; why is a PC_* status (PC_OK: the peer closed). */
     void (*closed)(uint32_t conn, int32_t why);
