@@ -19,26 +19,30 @@ const (
 	// an origin the filter remembers: a copy that arrives after its
 	// origin published DedupWindow more events is not recognised (it is
 	// delivered a second time). Like IPsec's anti-replay window, one bit
-	// per number: 512 bytes per origin.
+	// per number: about 520 bytes per origin.
 	DedupWindow = 4096
 	// DedupOrigins is how many origins the filter remembers; past it the
-	// least recently seen is forgotten (512 KiB in all at most).
+	// least recently seen is forgotten (about 600 KiB in all at most).
 	DedupOrigins = 1024
 )
 
-const windowWords = DedupWindow / 64
+// ringWords is the bitmap of a window in 64-bit words: one more than the
+// window needs, so that the word of the highest number never shares its
+// slot with a number still in the window (RFC 6479's ring). Advancing the
+// window clears only the words it passes over.
+const ringWords = DedupWindow/64 + 1
 
 // restartGap is how far below an origin's highest number a number must be
 // to mean the origin restarted (it numbers from a random start below
 // 2^62, so two runs' numbers are this close with a chance of about 2^-30).
 const restartGap = 1 << 32
 
-// window is one origin's recently seen sequence numbers: bit k of the
-// bitmap (counting from bits[0]'s lowest) is top-k.
+// window is one origin's recently seen sequence numbers: number n is bit
+// n%64 of ring[(n/64)%ringWords], for n within DedupWindow below top.
 type window struct {
 	origin     string
 	top        uint64
-	bits       [windowWords]uint64
+	ring       [ringWords]uint64
 	prev, next *window // the LRU list, most recent first
 }
 
@@ -46,49 +50,32 @@ type window struct {
 func (w *window) accept(seq uint64) bool {
 	switch {
 	case seq > w.top:
-		w.shift(seq - w.top)
+		from, to := w.top/64, seq/64
+		if to-from >= ringWords {
+			w.ring = [ringWords]uint64{}
+		} else {
+			for i := from + 1; i <= to; i++ {
+				w.ring[i%ringWords] = 0
+			}
+		}
 		w.top = seq
-		w.bits[0] |= 1
-		return true
 	case w.top-seq >= restartGap:
 		// Far below the window: not a late copy of a recent event but a
 		// restarted origin, which numbers from a new random start. Start
 		// over from it, rather than never filter what it publishes.
-		w.bits = [windowWords]uint64{}
+		w.ring = [ringWords]uint64{}
 		w.top = seq
-		w.bits[0] = 1
-		return true
 	case w.top-seq >= DedupWindow:
 		// Too old to tell: deliver it (it may be the only copy, late)
 		// rather than drop an event that may never have arrived.
 		return true
 	}
-	k := w.top - seq
-	word, bit := k/64, uint64(1)<<(k%64)
-	if w.bits[word]&bit != 0 {
+	i, bit := (seq/64)%ringWords, uint64(1)<<(seq%64)
+	if w.ring[i]&bit != 0 {
 		return false
 	}
-	w.bits[word] |= bit
+	w.ring[i] |= bit
 	return true
-}
-
-// shift moves the window up by n numbers.
-func (w *window) shift(n uint64) {
-	if n >= DedupWindow {
-		w.bits = [windowWords]uint64{}
-		return
-	}
-	words, bits := int(n/64), n%64
-	for i := windowWords - 1; i >= 0; i-- {
-		var v uint64
-		if j := i - words; j >= 0 {
-			v = w.bits[j] << bits
-			if bits != 0 && j > 0 {
-				v |= w.bits[j-1] >> (64 - bits)
-			}
-		}
-		w.bits[i] = v
-	}
 }
 
 // Dedup remembers the identities of recently received events, per origin,
@@ -118,10 +105,9 @@ func (d *Dedup) Accept(origin string, seq uint64) bool {
 			delete(d.origins, old.origin)
 		}
 		w = &window{origin: origin, top: seq}
-		w.bits[0] = 1
 		d.origins[origin] = w
 		d.pushFront(w)
-		return true
+		return w.accept(seq)
 	}
 	if d.head != w {
 		d.unlink(w)
