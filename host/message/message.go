@@ -42,9 +42,9 @@ type Message struct {
 	From string
 	// FromNode is the id of the host the message came from over the mesh,
 	// or of the host an event came from through a transport (its header
-	// pycomms-origin), "" when it originated on this host. The router never hands a message
-	// with a FromNode back to the mesh, so a message crosses the mesh once
-	// and cannot loop between hosts.
+	// pycomms-origin), "" when it originated on this host. The router
+	// never hands a message with a FromNode back to the mesh, so a message
+	// crosses the mesh once and cannot loop between hosts.
 	FromNode string
 	// Seq is an event's number on the host it originated on: with that
 	// host's id (FromNode, or this host for "") it is the event's
