@@ -81,8 +81,10 @@ type Config struct {
 	// MinBackoff overrides MinBackoff (tests).
 	MinBackoff time.Duration
 	// Origin is this host's node id: added as abi.HeaderOrigin to every
-	// message routed out, and a delivered message carrying it is this
-	// host's own coming back, dropped. "" turns both off.
+	// message routed out (for an event from a mesh peer, that peer's id
+	// instead, with abi.HeaderSeq: the event's identity), and a delivered
+	// message carrying it is this host's own coming back, dropped. ""
+	// turns all three off.
 	Origin string
 }
 
