@@ -188,6 +188,13 @@ func DeliverCapability(k Kind) (Capability, bool) {
 // delivered to it with its own id there (SPEC.md section 13.2).
 const HeaderOrigin = "pycomms-origin"
 
+// HeaderSeq is the header that carries, with HeaderOrigin, an event's
+// number on the host it originated on (decimal): its identity, by which a
+// host that receives the event through two paths (the mesh and a
+// transport, or two transports) drops the second copy (SPEC.md section
+// 13.5). Requests and sends have none.
+const HeaderSeq = "pycomms-seq"
+
 // Limits of transport plugins that do not depend on configuration.
 const (
 	// MaxTimers is how many timers one transport instance may have set.

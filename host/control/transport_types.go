@@ -29,6 +29,10 @@ type TransportInfo struct {
 	// OwnDropped counts messages the plugin delivered that carried this
 	// host's own origin header: its own, come back through the medium.
 	OwnDropped uint64 `json:"own_dropped"`
+	// Duplicates counts events the plugin delivered with another host's
+	// identity (pycomms-origin and pycomms-seq) that this host had
+	// received already, through the mesh or another transport: dropped.
+	Duplicates uint64 `json:"duplicates,omitempty"`
 	// Errors counts the plugin's refused actions (a write on a connection
 	// it does not own, a dial outside its list) and failed events;
 	// InstanceFailures the instances replaced after a trap, overrun or ABI

@@ -14,7 +14,9 @@ import (
 
 // Message is one request, one-way send or event travelling through the host.
 // The router and the plugin runtime never modify a Message they did not
-// create; Payload and Headers are shared read-only.
+// create, but for the router's numbering of an event published on this
+// host (Seq, see router.Router.Publish); Payload and Headers are shared
+// read-only.
 type Message struct {
 	Kind    abi.Kind
 	Subject string
@@ -39,10 +41,20 @@ type Message struct {
 	// a message that came from another host.
 	From string
 	// FromNode is the id of the host the message came from over the mesh,
-	// "" when it originated on this host. The router never hands a message
-	// with a FromNode back to the mesh, so a message crosses the mesh once
-	// and cannot loop between hosts.
+	// or of the host an event came from through a transport (its header
+	// pycomms-origin), "" when it originated on this host. The router
+	// never hands a message with a FromNode back to the mesh, so a message
+	// crosses the mesh once and cannot loop between hosts.
 	FromNode string
+	// Seq is an event's number on the host it originated on: with that
+	// host's id (FromNode, or this host for "") it is the event's
+	// identity, by which a host that receives an event through two paths
+	// (the mesh and a transport) drops the second copy. The router
+	// numbers the events published on this host; the mesh carries it in
+	// the envelope's id and a transport in the header pycomms-seq. 0: no
+	// identity (an older host); such an event is never dropped as a
+	// duplicate. Requests and sends have none.
+	Seq uint64
 	// Local marks a message addressed to this host by name (a call or send
 	// with --node naming this node): the router serves it here or not at
 	// all and never hands it to the mesh, as for a message with a FromNode.

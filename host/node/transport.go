@@ -96,6 +96,9 @@ func (n *Node) startTransport(rt *runningTransport) error {
 		n.mu.Unlock()
 		return err
 	}
+	// With a transport an event can reach this host by two paths (the
+	// mesh and the transport's medium): drop the second copy.
+	n.router.EnableDedup()
 	if err := rt.tr.Start(); err != nil {
 		return fail(err)
 	}
@@ -301,6 +304,7 @@ func (n *Node) transportInfos() []control.PluginInfo {
 			ti.Accepted, ti.Dialed, ti.Reconnects, ti.DialErrors, ti.Refused = st.Accepted, st.Dialed, st.Reconnects, st.DialErrors, st.Refused
 			ti.BytesIn, ti.BytesOut = st.BytesIn, st.BytesOut
 			ti.MessagesIn, ti.MessagesOut, ti.Dropped, ti.OwnDropped = st.MessagesIn, st.MessagesOut, st.Dropped, st.OwnDropped
+			ti.Duplicates = st.Duplicates
 			ti.Errors, ti.InstanceFailures = st.Errors, st.InstanceFailures
 			ti.Events, ti.EventNanos = st.Events, uint64(st.EventTime)
 			ti.Closes = st.Closes

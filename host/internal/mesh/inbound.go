@@ -101,6 +101,7 @@ func (in *inbound) message(l *link, e *wire.Envelope) *message.Message {
 		msg.Kind = abi.KindSend
 	case wire.KindEvent:
 		msg.Kind = abi.KindEvent
+		msg.Seq = e.ID // its number on the origin; 0 from an older host
 	}
 	if msg.FromNode == "" {
 		msg.FromNode = string(l.peer)

@@ -63,6 +63,9 @@ func (m *Mesh) Publish(msg *message.Message) int {
 		var e wire.Envelope
 		l.fill(&e, nd, wire.KindEvent, msg)
 		e.Deadline = 0
+		// An event's id is its number on its origin (this host): its
+		// identity, with the origin, for hosts it reaches by two paths.
+		e.ID = msg.Seq
 		if err := l.out.enqueue(&e, !msg.Deadline.IsZero(), msg.Deadline); err != nil {
 			l.dropped.Add(1)
 			if m.log.Enabled(context.Background(), slog.LevelDebug) {

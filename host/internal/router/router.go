@@ -39,6 +39,12 @@ const DefaultMaxHops = 16
 // snapshot of the moment, instead of failing it.
 var ErrGone = errors.New("endpoint is gone")
 
+// ErrDuplicate is what Publish returns for an event whose identity (origin
+// and sequence number) this host has received already, through another
+// path; it delivered it to nobody. Only a router with a duplicate filter
+// (EnableDedup) returns it.
+var ErrDuplicate = errors.New("duplicate event: its identity was received already")
+
 // Endpoint is one receiver of routed messages: a plugin, or later a remote
 // node. Its methods are called concurrently. The router hands it the
 // caller's *message.Message, which it must treat as read-only. Once closed
@@ -108,6 +114,10 @@ type Stats struct {
 	Delivered uint64 // event copies accepted by an endpoint or subscription
 	Dropped   uint64 // event copies refused: endpoint busy or subscription buffer full
 	NoHandler uint64 // requests and sends nobody serves
+	// Duplicates counts events from other hosts dropped because their
+	// identity had been received already (EnableDedup), whichever path
+	// (mesh or transport) brought the copy.
+	Duplicates uint64
 }
 
 // Router routes messages between the owners registered with SetRoutes and
@@ -126,7 +136,14 @@ type Router struct {
 
 	onChange func()
 
-	calls, sends, published, delivered, dropped, noHandler atomic.Uint64
+	// seq numbers the events that originate on this host (their
+	// identity, with this host's node id).
+	seq atomic.Uint64
+	// dedup, once a host has a transport, drops events it received
+	// already through another path; nil skips it.
+	dedup atomic.Pointer[Dedup]
+
+	calls, sends, published, delivered, dropped, noHandler, duplicates atomic.Uint64
 }
 
 // entry is one owner's immutable registration.
@@ -152,6 +169,7 @@ type table struct {
 // New returns an empty Router.
 func New(opts Options) *Router {
 	r := &Router{maxHops: opts.MaxHops, log: opts.Logger, onChange: opts.OnChange}
+	r.seq.Store(randomStart())
 	if r.maxHops <= 0 {
 		r.maxHops = DefaultMaxHops
 	}
@@ -512,11 +530,29 @@ func (r *Router) tooDeep(m *message.Message) error {
 	return message.Errorf(abi.StatusInvalid, "call chain too deep (%d hops > %d): %q", m.Hops, r.maxHops, m.Subject)
 }
 
+// EnableDedup turns the duplicate filter on (it stays on): from now on an
+// event from another host (FromNode set) whose identity (FromNode, Seq)
+// was published here already is dropped, and Publish returns ErrDuplicate
+// for it. A host turns it on once it has a transport: then an event can
+// reach it by two paths. Without one every event has a single path (the
+// mesh carries an event once) and the filter would only cost.
+func (r *Router) EnableDedup() {
+	r.dedup.CompareAndSwap(nil, NewDedup())
+}
+
 // Publish fans the event m out to every endpoint with a topic pattern
 // matching m.Subject (one Post per endpoint, however many of its patterns
 // match), to every open Subscription whose pattern matches and, for an
 // event that originated on this host, to the Remote; it returns how many of
 // them accepted it (a remote host counts once).
+//
+// An event that originates here (FromNode "" and Seq 0) gets the next
+// number of this host in m.Seq: its identity, with this host's node id,
+// that the mesh and transports carry so that a host reached by two paths
+// drops the second copy. So Publish writes m.Seq of such a message: hand
+// it a fresh Message per event. An event from another host whose
+// identity was received already is dropped and counted, with
+// ErrDuplicate (EnableDedup).
 //
 // Pub/sub is at-most-once: an endpoint that refuses the event (busy) or a
 // subscription whose buffer is full counts as a drop in Stats, and Publish
@@ -536,6 +572,14 @@ func (r *Router) Publish(ctx context.Context, m *message.Message) (int, error) {
 	// A handler that publishes what it subscribes to would loop forever.
 	if m.Hops > r.maxHops {
 		return 0, r.tooDeep(m)
+	}
+	if m.FromNode == "" {
+		if m.Seq == 0 {
+			m.Seq = r.nextSeq()
+		}
+	} else if d := r.dedup.Load(); d != nil && !d.Accept(m.FromNode, m.Seq) {
+		r.duplicates.Add(1)
+		return 0, ErrDuplicate
 	}
 	r.published.Add(1)
 	var accepted, dropped uint64
@@ -576,6 +620,15 @@ func (r *Router) Publish(ctx context.Context, m *message.Message) (int, error) {
 	return int(accepted), nil
 }
 
+// nextSeq returns the next event number of this host, never 0 (no
+// identity).
+func (r *Router) nextSeq() uint64 {
+	if n := r.seq.Add(1); n != 0 {
+		return n
+	}
+	return r.seq.Add(1)
+}
+
 // Stats returns the router's counters. Each counter is read atomically;
 // together they are not one consistent snapshot.
 func (r *Router) Stats() Stats {
@@ -586,5 +639,7 @@ func (r *Router) Stats() Stats {
 		Delivered: r.delivered.Load(),
 		Dropped:   r.dropped.Load(),
 		NoHandler: r.noHandler.Load(),
+
+		Duplicates: r.duplicates.Load(),
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"net"
 	"net/netip"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,8 +81,10 @@ type Config struct {
 	// MinBackoff overrides MinBackoff (tests).
 	MinBackoff time.Duration
 	// Origin is this host's node id: added as abi.HeaderOrigin to every
-	// message routed out, and a delivered message carrying it is this
-	// host's own coming back, dropped. "" turns both off.
+	// message routed out (for an event from a mesh peer, that peer's id
+	// instead, with abi.HeaderSeq: the event's identity), and a delivered
+	// message carrying it is this host's own coming back, dropped. ""
+	// turns all three off.
 	Origin string
 }
 
@@ -115,6 +118,7 @@ type counters struct {
 	accepted, dialed, reconnects, dialErrors, refused atomic.Uint64
 	bytesIn, bytesOut                                 atomic.Uint64
 	messagesIn, messagesOut, dropped, ownDropped      atomic.Uint64
+	duplicates                                        atomic.Uint64
 	errors, instanceFailures                          atomic.Uint64
 	// events and eventNanos count the plugin's events and the wall time
 	// spent in them: the plugin's share of each message.
@@ -473,11 +477,24 @@ func (t *Transport) messageEvent(m *message.Message, corr uint32) plugin.Event {
 	h := m.Headers
 	if _, ok := h[abi.HeaderOrigin]; !ok && t.cfg.Origin != "" {
 		// m is shared and read-only: the origin goes into a copy.
-		h = make(abi.Headers, len(m.Headers)+1)
+		h = make(abi.Headers, len(m.Headers)+2)
 		for k, v := range m.Headers {
 			h[k] = v
 		}
 		h[abi.HeaderOrigin] = t.cfg.Origin
+		if m.Kind == abi.KindEvent {
+			// An event keeps its identity: the host it originated on
+			// (a mesh peer's event may go out here, for the apps of a
+			// gateway) and its number there. The origin drops it when
+			// it comes back, and a host that has it from the mesh too
+			// drops the second copy.
+			if m.FromNode != "" {
+				h[abi.HeaderOrigin] = m.FromNode
+			}
+			if m.Seq != 0 {
+				h[abi.HeaderSeq] = strconv.FormatUint(m.Seq, 10)
+			}
+		}
 	}
 	if len(h) > 0 {
 		ev.C, _ = headerEnc.Marshal(h) // map[string]string always encodes
@@ -728,14 +745,28 @@ func (t *Transport) Deliver(slotIdx int, corr uint32, m *message.Message) abi.St
 		t.stats.ownDropped.Add(1)
 		return abi.StatusOK
 	}
-	t.stats.messagesIn.Add(1)
 	switch m.Kind {
 	case abi.KindSend:
+		t.stats.messagesIn.Add(1)
 		return message.StatusOf(t.host.Send(t.ctx, m))
 	case abi.KindEvent:
+		if origin := m.Headers[abi.HeaderOrigin]; origin != "" {
+			// Another host's event: it has its identity, by which the
+			// router drops a copy that came by the mesh too, and it
+			// stays on this host (the origin reaches its mesh peers
+			// itself; the mesh would not carry its identity on).
+			m.FromNode = origin
+			m.Seq, _ = strconv.ParseUint(m.Headers[abi.HeaderSeq], 10, 64) // none or not a number: no identity
+		}
 		_, err := t.host.Publish(t.ctx, m)
+		if errors.Is(err, router.ErrDuplicate) {
+			t.stats.duplicates.Add(1)
+			return abi.StatusOK
+		}
+		t.stats.messagesIn.Add(1)
 		return message.StatusOf(err)
 	}
+	t.stats.messagesIn.Add(1)
 	s := t.slots[slotIdx]
 	s.mu.Lock()
 	if s.calls >= abi.MaxPendingCalls {
@@ -807,7 +838,11 @@ type Stats struct {
 	MessagesIn, MessagesOut, Dropped uint64
 	// OwnDropped counts messages delivered with this host's origin: its
 	// own, come back, dropped.
-	OwnDropped               uint64
+	OwnDropped uint64
+	// Duplicates counts events delivered with another host's identity
+	// that this host had received already (through the mesh or another
+	// transport), dropped.
+	Duplicates               uint64
 	Errors, InstanceFailures uint64
 	// Events counts the plugin's events and EventTime the time spent in
 	// them (guest code and the actions it took).
@@ -826,7 +861,8 @@ func (t *Transport) Stats() Stats {
 		DialErrors: t.stats.dialErrors.Load(), Refused: t.stats.refused.Load(),
 		BytesIn: t.stats.bytesIn.Load(), BytesOut: t.stats.bytesOut.Load(),
 		MessagesIn: t.stats.messagesIn.Load(), MessagesOut: t.stats.messagesOut.Load(), Dropped: t.stats.dropped.Load(), OwnDropped: t.stats.ownDropped.Load(),
-		Errors: t.stats.errors.Load(), InstanceFailures: t.stats.instanceFailures.Load(),
+		Duplicates: t.stats.duplicates.Load(),
+		Errors:     t.stats.errors.Load(), InstanceFailures: t.stats.instanceFailures.Load(),
 		Events: t.stats.events.Load(), EventTime: time.Duration(t.stats.eventNanos.Load()),
 		Closes:    map[string]uint64{},
 		Instances: len(t.slots), Restarts: int(t.v.Restarts()),

@@ -39,7 +39,7 @@ func (k MsgKind) String() string {
 // Envelope is one message on a link: the body of a FrameMsg frame.
 type Envelope struct {
 	Version uint16  // protocol version the envelope was written for
-	ID      uint64  // request id, unique per link while outstanding; 0 for sends and events
+	ID      uint64  // request id, unique per link while outstanding; an event's number on its origin (0: none); 0 for sends
 	Kind    MsgKind // required
 	From    string  // origin node id
 	To      string  // destination node id; "" is the receiving host
