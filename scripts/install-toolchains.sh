@@ -6,6 +6,8 @@
 #   wabt                                                     (wat2wasm)
 #   iproute2                                                 (ip netns: the mDNS tests run
 #                                                             in network namespaces they create)
+#   redis-server                                             (the redis transport's tests start
+#                                                             one on loopback; internal/redistest)
 #
 # Idempotent: only packages that are missing are installed, and nothing is
 # printed when everything is already present. Installing needs root (apt-get);
@@ -15,7 +17,7 @@
 # afterwards, 1 when something is missing and could not be installed.
 set -euo pipefail
 
-packages=(clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 wabt iproute2)
+packages=(clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 wabt iproute2 redis-server)
 
 # have_pkg NAME: true when the package is installed, judged by dpkg and, for
 # the packages that provide a command, by that command being on PATH.
@@ -26,6 +28,7 @@ have_pkg() {
 	lld-14) command -v wasm-ld-14 >/dev/null 2>&1 || command -v ld.lld-14 >/dev/null 2>&1 || return 1 ;;
 	wabt) command -v wat2wasm >/dev/null 2>&1 && return 0 ;;
 	iproute2) command -v ip >/dev/null 2>&1 && return 0 ;;
+	redis-server) command -v redis-server >/dev/null 2>&1 && return 0 ;;
 	esac
 	command -v dpkg-query >/dev/null 2>&1 || return 1
 	[ "$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)" = installed ]
