@@ -134,3 +134,27 @@ func Log(level abi.Level, msg string) {
 	b := []byte(msg)
 	hostLog(int32(level), ptr(b), int32(len(b)))
 }
+
+//go:wasmimport pycomms:host/v1 config_get
+//go:noescape
+func hostConfigGet(keyPtr unsafe.Pointer, keyLen int32, ptr unsafe.Pointer, capacity int32) int32
+
+// ConfigString returns the string form of one value of the plugin's
+// config, found by its key path with "." between levels ("auth.password";
+// a list is its items joined by ","), and whether it exists. Needs no
+// grant.
+func ConfigString(key string) (string, bool) {
+	k := []byte(key)
+	n := hostConfigGet(ptr(k), int32(len(k)), nil, 0)
+	if n < 0 {
+		return "", false
+	}
+	if n == 0 {
+		return "", true
+	}
+	buf := make([]byte, n)
+	if hostConfigGet(ptr(k), int32(len(k)), ptr(buf), n) != n {
+		return "", false
+	}
+	return string(buf), true
+}

@@ -1,0 +1,224 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pycomms/pycomms-host/host/control"
+	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
+)
+
+const redisPassword = "redis-pw-6f1c9e0d7a"
+
+// redisHostA routes echo.* and the events on orders.> and metrics.> out
+// through Redis, and takes orders.> back in (its own come back: dropped).
+const redisHostA = `
+listen: {tcp: "", quic: ""}
+plugins:
+  - name: broker
+    path: builtin:redis
+    kind: transport
+    instances: 1
+    dial: [tcp://%s]
+    services: [echo]
+    topics: [orders.>, metrics.>]
+    grants: [log, call, send, publish]
+    config: {password: %s, subscribe: [orders.>]}
+    secrets: [password]
+`
+
+// redisHostB serves echo and takes in requests and sends for echo and
+// events on orders.> and metrics.* from Redis.
+const redisHostB = `
+listen: {tcp: "", quic: ""}
+plugins:
+  - name: echo
+    path: builtin:echo
+    services: [echo]
+    grants: [log, publish, call, send]
+  - name: broker
+    path: builtin:redis
+    kind: transport
+    instances: 1
+    dial: [tcp://%s]
+    grants: [log, call, send, publish]
+    config: {password: %s, serve: [echo], subscribe: ["orders.>", "metrics.*"]}
+    secrets: [password]
+`
+
+// collect subscribes c to pattern and returns what arrives.
+type collected struct {
+	mu   sync.Mutex
+	msgs []*message.Message
+}
+
+func (cl *collected) subjects() []string {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	var out []string
+	for _, m := range cl.msgs {
+		out = append(out, m.Subject+"="+string(m.Payload))
+	}
+	return out
+}
+
+func collect(t *testing.T, c *control.Client, pattern string) *collected {
+	t.Helper()
+	cl := &collected{}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go c.Subscribe(ctx, pattern, func(m *message.Message) error {
+		cl.mu.Lock()
+		cl.msgs = append(cl.msgs, m)
+		cl.mu.Unlock()
+		return nil
+	})
+	return cl
+}
+
+// callUntil calls subject until it answers (the transport's session to
+// Redis may still be coming up), and returns the reply.
+func callUntil(t *testing.T, c *control.Client, subject, payload string) string {
+	t.Helper()
+	var reply []byte
+	hosttest.CheckFor(t, eventuallyTimeout, func() error {
+		var err error
+		reply, err = c.Call(context.Background(), subject, []byte(payload), nil, 2*time.Second)
+		return err
+	})
+	return string(reply)
+}
+
+// TestRedisTwoHosts: two hosts with no mesh listener and no peers, both
+// dialling one redis-server with a password, exchange request/reply, a
+// one-way send and events with "*" and ">" patterns; a host drops its own
+// events echoed by Redis; the password is in no log and not in
+// /v1/plugins.
+func TestRedisTwoHosts(t *testing.T) {
+	r := hosttest.StartRedis(t, hosttest.RedisOptions{Password: redisPassword})
+	na, ca, logsA := startNode(t, t.TempDir(), fmt.Sprintf(redisHostA, r.Addr, redisPassword))
+	nb, cb, logsB := startNode(t, t.TempDir(), fmt.Sprintf(redisHostB, r.Addr, redisPassword))
+
+	// Request/reply: A has no echo; B serves it through Redis.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("host a log:\n%s\nhost b log:\n%s", logsA, logsB)
+		}
+	})
+	if got := callUntil(t, ca, "echo.upper", "through redis"); got != "THROUGH REDIS" {
+		t.Fatalf("echo.upper through Redis: %q", got)
+	}
+	// A handler error comes back with its status.
+	_, err := ca.Call(context.Background(), "echo.fail", nil, nil, eventuallyTimeout)
+	if err == nil || !strings.Contains(err.Error(), "failed on purpose") {
+		t.Errorf("echo.fail through Redis: %v", err)
+	}
+
+	gotB := collect(t, cb, ">")
+	gotA := collect(t, ca, "orders.>")
+	// B's subscription to everything is in place once an event published
+	// on B reaches it.
+	hosttest.CheckFor(t, eventuallyTimeout, func() error {
+		if _, err := cb.Publish(context.Background(), "local.probe", nil, nil); err != nil {
+			return err
+		}
+		if len(gotB.subjects()) == 0 {
+			return fmt.Errorf("host b: no event seen by its subscriber yet")
+		}
+		return nil
+	})
+	hosttest.CheckFor(t, eventuallyTimeout, func() error {
+		if _, err := ca.Publish(context.Background(), "orders.probe", nil, nil); err != nil {
+			return err
+		}
+		if len(gotA.subjects()) == 0 {
+			return fmt.Errorf("host a: no event seen by its subscriber yet")
+		}
+		return nil
+	})
+
+	// A one-way send: B's echo publishes news.sent=hi on B when it gets it.
+	if err := ca.Send(context.Background(), "echo.publish", []byte("news.sent hi"), nil); err != nil {
+		t.Fatalf("send through Redis: %v", err)
+	}
+	// Events: metrics.cpu.core0 matches B's Redis glob but not its
+	// pattern metrics.*: the plugin filters it, so it never shows before
+	// metrics.cpu, published after it on the same connection.
+	ctx := context.Background()
+	for _, topic := range []string{"orders.eu.created", "metrics.cpu.core0", "metrics.cpu", "unrouted.x"} {
+		if _, err := ca.Publish(ctx, topic, []byte("1"), nil); err != nil {
+			t.Fatalf("publish %s on host a: %v", topic, err)
+		}
+	}
+	want := []string{"news.sent=hi", "orders.eu.created=1", "metrics.cpu=1"}
+	hosttest.CheckFor(t, eventuallyTimeout, func() error {
+		var got []string
+		for _, s := range gotB.subjects() {
+			if !strings.HasPrefix(s, "local.probe") && !strings.HasPrefix(s, "orders.probe") {
+				got = append(got, s)
+			}
+		}
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			return fmt.Errorf("host b got %v, want %v", got, want)
+		}
+		return nil
+	})
+
+	// Host a saw its own orders.eu.created once (locally); the copy Redis
+	// echoed back was dropped and counted.
+	hosttest.CheckFor(t, eventuallyTimeout, func() error {
+		info := transportNamed(t, ca, "broker")
+		var own int
+		for _, s := range gotA.subjects() {
+			if s == "orders.eu.created=1" {
+				own++
+			}
+		}
+		if own != 1 || info.Transport.OwnDropped < 2 {
+			return fmt.Errorf("host a: orders.eu.created seen %d times, own_dropped %d (want 1, >= 2)", own, info.Transport.OwnDropped)
+		}
+		return nil
+	})
+
+	// The password: redacted in /v1/plugins, in no log.
+	for _, h := range []struct {
+		name string
+		n    *Node
+		c    *control.Client
+		logs *hosttest.SyncBuffer
+	}{{"a", na, ca, logsA}, {"b", nb, cb, logsB}} {
+		info := transportNamed(t, h.c, "broker")
+		if fmt.Sprint(info.Config["password"]) != "[redacted]" {
+			t.Errorf("host %s: /v1/plugins shows config %v", h.name, info.Config)
+		}
+		raw := rawPlugins(t, h.n)
+		if strings.Contains(raw, redisPassword) {
+			t.Errorf("host %s: the password is in /v1/plugins", h.name)
+		}
+		if strings.Contains(h.logs.String(), redisPassword) {
+			t.Errorf("host %s: the password is in the log", h.name)
+		}
+	}
+}
+
+// rawPlugins is the /v1/plugins body as the control API serves it.
+func rawPlugins(t *testing.T, n *Node) string {
+	t.Helper()
+	resp, err := http.Get("http://" + n.ControlAddr() + "/v1/plugins")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v1/plugins: %d, %v", resp.StatusCode, err)
+	}
+	return string(b)
+}
