@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/message"
 	"github.com/pycomms/pycomms-host/internal/hosttest"
@@ -221,4 +223,148 @@ func rawPlugins(t *testing.T, n *Node) string {
 		t.Fatalf("GET /v1/plugins: %d, %v", resp.StatusCode, err)
 	}
 	return string(b)
+}
+
+// TestRedisBrokerRestart: redis-server killed while a call waits on it:
+// the call fails with unreachable at once, not at its deadline; once the
+// server is back on the same port the host has reconnected, calls flow
+// again and the subscriptions are restored (events reach host b).
+func TestRedisBrokerRestart(t *testing.T) {
+	r := hosttest.StartRedis(t, hosttest.RedisOptions{Password: redisPassword})
+	_, ca, logsA := startNode(t, t.TempDir(), fmt.Sprintf(redisHostA, r.Addr, redisPassword))
+	_, cb, logsB := startNode(t, t.TempDir(), fmt.Sprintf(redisHostB, r.Addr, redisPassword))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("host a log:\n%s\nhost b log:\n%s", logsA, logsB)
+		}
+	})
+	if got := callUntil(t, ca, "echo.upper", "before"); got != "BEFORE" {
+		t.Fatalf("before the restart: %q", got)
+	}
+
+	// A call that waits: echo.sleep holds it on host b for 6s.
+	const deadline = 30 * time.Second
+	type outcome struct {
+		err     error
+		elapsed time.Duration
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		t0 := time.Now()
+		_, err := ca.Call(context.Background(), "echo.sleep", []byte("6s"), nil, deadline)
+		done <- outcome{err, time.Since(t0)}
+	}()
+	// It is in flight once host b's echo has it.
+	hosttest.CheckFor(t, eventuallyTimeout, func() error {
+		ps, err := cb.Plugins(context.Background())
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			if p.Name == "echo" && p.Calls >= 2 {
+				return nil
+			}
+		}
+		return fmt.Errorf("host b: echo.sleep not started yet")
+	})
+	r.Kill()
+	select {
+	case o := <-done:
+		if message.StatusOf(o.err) != abi.StatusUnreachable {
+			t.Fatalf("the call in flight failed with %v (status %s), want unreachable", o.err, message.StatusOf(o.err))
+		}
+		t.Logf("the call in flight failed after %v: %v", o.elapsed.Round(time.Millisecond), o.err)
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the call in flight did not fail within 5s of the broker's death (its deadline is %v)", deadline)
+	}
+	// While the broker is down, calls fail at once too.
+	if _, err := ca.Call(context.Background(), "echo.upper", nil, nil, deadline); message.StatusOf(err) != abi.StatusUnreachable {
+		t.Errorf("a call while the broker is down: %v, want unreachable", err)
+	}
+
+	r.Restart()
+	if got := callUntil(t, ca, "echo.upper", "after"); got != "AFTER" {
+		t.Fatalf("after the restart: %q", got)
+	}
+	got := collect(t, cb, "orders.>")
+	hosttest.CheckFor(t, eventuallyTimeout, func() error {
+		if _, err := ca.Publish(context.Background(), "orders.again", []byte("x"), nil); err != nil {
+			return err
+		}
+		if len(got.subjects()) == 0 {
+			return fmt.Errorf("host b: no orders event through the restarted broker yet")
+		}
+		return nil
+	})
+	for name, c := range map[string]*control.Client{"a": ca, "b": cb} {
+		if ti := transportNamed(t, c, "broker").Transport; ti.Reconnects == 0 {
+			t.Errorf("host %s: no reconnect counted: %+v", name, ti)
+		}
+	}
+}
+
+// TestRedisMalformedBroker: a "broker" that answers with bytes that are
+// not RESP2 gets its connection closed (counted as a plugin error, and
+// redialled with backoff), while the host's other transport to a real
+// redis-server keeps serving.
+func TestRedisMalformedBroker(t *testing.T) {
+	r := hosttest.StartRedis(t, hosttest.RedisOptions{Password: redisPassword})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	var closedByHost sync.WaitGroup
+	closedByHost.Add(1)
+	var once sync.Once
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(eventuallyTimeout))
+				c.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n"))
+				if _, err := io.Copy(io.Discard, c); err == nil {
+					once.Do(closedByHost.Done) // EOF: the host closed it
+				}
+			}()
+		}
+	}()
+	cfg := fmt.Sprintf(redisHostA, r.Addr, redisPassword) + fmt.Sprintf(`
+  - name: fake
+    path: builtin:redis
+    kind: transport
+    instances: 1
+    dial: [tcp://%s]
+    services: [fake]
+    grants: [log, call, send, publish]
+`, ln.Addr())
+	_, ca, logsA := startNode(t, t.TempDir(), cfg)
+	_, cb, _ := startNode(t, t.TempDir(), fmt.Sprintf(redisHostB, r.Addr, redisPassword))
+	_ = cb
+	closedByHost.Wait()
+	hosttest.CheckFor(t, eventuallyTimeout, func() error {
+		ti := transportNamed(t, ca, "fake").Transport
+		if ti.Closes["plugin error"] < 2 || ti.Dialed < 2 {
+			return fmt.Errorf("host a: fake broker: closes %v, dialled %d (want >= 2 plugin errors and redials)", ti.Closes, ti.Dialed)
+		}
+		return nil
+	})
+	if !strings.Contains(logsA.String(), "malformed RESP") {
+		t.Error("host a: no log line names the malformed reply")
+	}
+	if got := callUntil(t, ca, "echo.upper", "still"); got != "STILL" {
+		t.Fatalf("the real broker's transport: %q", got)
+	}
+	if _, err := ca.Call(context.Background(), "fake.x", nil, nil, eventuallyTimeout); message.StatusOf(err) != abi.StatusUnreachable {
+		t.Errorf("a call through the fake broker: %v, want unreachable", err)
+	}
 }

@@ -248,15 +248,22 @@ func (p *plugin) retryCmd(s *session) {
 
 func (p *plugin) Closed(conn uint32, why abi.Status) {
 	if s := p.sessions[conn]; s != nil {
-		p.endSession(s, fmt.Sprintf("the subscriber connection to dial[%d] closed (%s)", s.index, why))
+		p.endSession(s, fmt.Sprintf("the subscriber connection to dial[%d] closed (%s)", s.index, closeReason(why)))
 		return
 	}
 	if s := p.byCmd[conn]; s != nil {
 		delete(p.byCmd, conn)
 		s.cmd, s.cmdOpen, s.waiting, s.pingOut = 0, false, s.waiting[:0], false
-		p.failOut(s, fmt.Sprintf("the command connection to dial[%d] closed (%s)", s.index, why))
+		p.failOut(s, fmt.Sprintf("the command connection to dial[%d] closed (%s)", s.index, closeReason(why)))
 		p.retryCmd(s)
 	}
+}
+
+func closeReason(why abi.Status) string {
+	if why == abi.StatusOK {
+		return "by the broker"
+	}
+	return why.String()
 }
 
 // endSession forgets s after its sub connection closed (or is being

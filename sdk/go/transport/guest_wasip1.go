@@ -42,7 +42,10 @@ func exportEvent(ev, id, arg int32, ptr uint32, la, lb, lc int32) int32 {
 		h.Opened(conn, abi.TransportEvent(ev) == abi.EventDialed, int(arg))
 	case abi.EventData:
 		n := h.Data(conn, a)
-		return int32(min(max(n, 0), len(a)))
+		if n < 0 {
+			return int32(n) // a negated status: the host closes conn
+		}
+		return int32(min(n, len(a)))
 	case abi.EventClosed:
 		h.Closed(conn, abi.Status(arg))
 	case abi.EventMessage:
