@@ -368,3 +368,32 @@ func TestRedisMalformedBroker(t *testing.T) {
 		t.Errorf("a call through the fake broker: %v, want unreachable", err)
 	}
 }
+
+// TestRedisTLS: both hosts reach a TLS-only redis-server through tls://
+// dial entries, verifying it with the CA of the plugin's ca key.
+func TestRedisTLS(t *testing.T) {
+	cert, key, ca := hosttest.TLSFiles(t, t.TempDir())
+	r := hosttest.StartRedis(t, hosttest.RedisOptions{Password: redisPassword, TLSCert: cert, TLSKey: key, TLSCA: ca})
+	tlsCfg := func(cfg string) string {
+		cfg = strings.Replace(cfg, "dial: [tcp://", "dial: [tls://", 1)
+		return strings.Replace(cfg, "    dial:", "    ca: "+ca+"\n    dial:", 1)
+	}
+	_, ca1, _ := startNode(t, t.TempDir(), tlsCfg(fmt.Sprintf(redisHostA, r.Addr, redisPassword)))
+	startNode(t, t.TempDir(), tlsCfg(fmt.Sprintf(redisHostB, r.Addr, redisPassword)))
+	if got := callUntil(t, ca1, "echo.upper", "over tls"); got != "OVER TLS" {
+		t.Fatalf("echo.upper through Redis over TLS: %q", got)
+	}
+	ti := transportNamed(t, ca1, "broker").Transport
+	if len(ti.Dial) != 1 || !strings.HasPrefix(ti.Dial[0], "tls://") {
+		t.Errorf("dial entries %v", ti.Dial)
+	}
+	// Without the CA the server is not trusted: no connection, counted.
+	noCA := strings.Replace(fmt.Sprintf(redisHostA, r.Addr, redisPassword), "dial: [tcp://", "dial: [tls://", 1)
+	_, c3, _ := startNode(t, t.TempDir(), noCA)
+	hosttest.CheckFor(t, eventuallyTimeout, func() error {
+		if ti := transportNamed(t, c3, "broker").Transport; ti.DialErrors == 0 || ti.Dialed != 0 {
+			return fmt.Errorf("host without the CA: dialled %d, dial errors %d", ti.Dialed, ti.DialErrors)
+		}
+		return nil
+	})
+}
