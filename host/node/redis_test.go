@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -396,4 +397,61 @@ func TestRedisTLS(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestRedisBrokerStalled: a broker that stops answering (SIGSTOP) is
+// noticed by the plugin's keepalive: the call waiting on it fails with
+// unreachable within a few keepalive periods, not at its deadline; once
+// the broker resumes (SIGCONT) calls flow again.
+func TestRedisBrokerStalled(t *testing.T) {
+	r := hosttest.StartRedis(t, hosttest.RedisOptions{Password: redisPassword})
+	fast := func(cfg string) string {
+		return strings.Replace(cfg, "config: {password: "+redisPassword, "config: {keepalive_ms: 300, password: "+redisPassword, 1)
+	}
+	_, ca, logsA := startNode(t, t.TempDir(), fast(fmt.Sprintf(redisHostA, r.Addr, redisPassword)))
+	startNode(t, t.TempDir(), fast(fmt.Sprintf(redisHostB, r.Addr, redisPassword)))
+	if got := callUntil(t, ca, "echo.upper", "before"); got != "BEFORE" {
+		t.Fatalf("before the stall: %q", got)
+	}
+	r.Signal(syscall.SIGSTOP)
+	t.Cleanup(func() { r.Signal(syscall.SIGCONT) })
+	t0 := time.Now()
+	const deadline = 30 * time.Second
+	_, err := ca.Call(context.Background(), "echo.upper", []byte("stalled"), nil, deadline)
+	elapsed := time.Since(t0)
+	if message.StatusOf(err) != abi.StatusUnreachable {
+		t.Fatalf("a call to the stalled broker: %v (status %s), want unreachable", err, message.StatusOf(err))
+	}
+	// Noticed within two keepalive periods (600ms); 3x margin and more.
+	if elapsed > 5*time.Second {
+		t.Errorf("the stall was noticed after %v (keepalive 300ms, deadline %v)", elapsed, deadline)
+	}
+	if !strings.Contains(logsA.String(), "did not answer PING") {
+		t.Error("host a: no log line names the unanswered PING")
+	}
+	t.Logf("the call failed after %v: %v", elapsed.Round(time.Millisecond), err)
+	r.Signal(syscall.SIGCONT)
+	if got := callUntil(t, ca, "echo.upper", "after"); got != "AFTER" {
+		t.Fatalf("after the stall: %q", got)
+	}
+}
+
+// TestRedisWrongPassword: a refused AUTH is logged without the password
+// and leaves the transport unreachable, the host serving.
+func TestRedisWrongPassword(t *testing.T) {
+	r := hosttest.StartRedis(t, hosttest.RedisOptions{Password: redisPassword})
+	const wrong = "not-the-password-93a1"
+	_, ca, logsA := startNode(t, t.TempDir(), fmt.Sprintf(redisHostA, r.Addr, wrong))
+	hosttest.CheckFor(t, eventuallyTimeout, func() error {
+		if !strings.Contains(logsA.String(), "refused") {
+			return fmt.Errorf("host a: no log line about the refused AUTH yet")
+		}
+		return nil
+	})
+	if _, err := ca.Call(context.Background(), "echo.upper", nil, nil, eventuallyTimeout); message.StatusOf(err) != abi.StatusUnreachable {
+		t.Errorf("a call with AUTH refused: %v, want unreachable", err)
+	}
+	if strings.Contains(logsA.String(), wrong) {
+		t.Error("host a: the password is in the log")
+	}
 }

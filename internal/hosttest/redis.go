@@ -157,8 +157,19 @@ func (r *Redis) Kill() {
 	if cmd == nil {
 		return
 	}
-	cmd.Process.Kill()
+	cmd.Process.Kill() // SIGKILL ends a stopped (SIGSTOP) process too
 	<-exited
+}
+
+// Signal sends sig to the running server (SIGSTOP stalls it, SIGCONT
+// resumes it); a no-op when it is not running.
+func (r *Redis) Signal(sig os.Signal) {
+	r.mu.Lock()
+	cmd := r.cmd
+	r.mu.Unlock()
+	if cmd != nil {
+		cmd.Process.Signal(sig)
+	}
 }
 
 // Restart starts the server again on the same address, after Kill.
