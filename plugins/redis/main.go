@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/sdk/go/transport"
@@ -63,6 +64,15 @@ const (
 	markPing uint64 = 1<<64 - 2
 )
 
+// Requests routed out whose reply has not come are at most maxOut (more
+// fail with busy) and forgotten after maxWait, the longest a caller waits
+// (limits.timeout is at most 1h): the host has answered the caller by
+// then, with timeout.
+const (
+	maxOut  = 1 << 16
+	maxWait = time.Hour
+)
+
 const (
 	minBackoff       = 100 // ms, reopening a command connection
 	maxBackoff       = 5000
@@ -96,6 +106,7 @@ func (s *session) ready() bool { return s.cmdOpen && s.acks >= s.want }
 type outReq struct {
 	corr uint32
 	sub  uint32 // the session it went out on
+	at   int64  // when, unix ns: a reply that never comes is forgotten after maxWait
 }
 
 // inReq is a request taken in from Redis, waiting for the host's reply.
@@ -312,12 +323,23 @@ func (p *plugin) Timer(id uint32) {
 		p.endSession(s, fmt.Sprintf("the broker of dial[%d] stopped answering (keepalive)", s.index))
 		return
 	}
+	p.sweep()
 	p.cmdBuf = appendCommand(p.cmdBuf[:0], []byte("PING"))
 	if transport.Write(s.cmd, p.cmdBuf) == abi.StatusOK {
 		s.waiting = append(s.waiting, markPing)
 		s.pingOut = true
 	}
 	transport.SetTimer(kaTimer(s), p.cfg.keepalive)
+}
+
+// sweep forgets the requests that have waited longer than maxWait.
+func (p *plugin) sweep() {
+	old := time.Now().Add(-maxWait).UnixNano()
+	for id, r := range p.out {
+		if r.at < old {
+			delete(p.out, id)
+		}
+	}
 }
 
 // Data parses every complete RESP2 value; bytes that are not RESP2 (or
@@ -538,6 +560,12 @@ func (p *plugin) Message(corr uint32, kind abi.Kind, subject string, payload, he
 		p.frame = appendFrame(p.frame[:0], &frame{typ: frameSend, headers: headers, payload: payload})
 		return p.publish(s, p.rqPrefix+subject, markNone)
 	case abi.KindRequest:
+		if len(p.out) >= maxOut {
+			p.sweep()
+			if len(p.out) >= maxOut {
+				return abi.StatusBusy
+			}
+		}
 		p.nextID++
 		if p.nextID >= markPing {
 			p.nextID = 1
@@ -547,7 +575,7 @@ func (p *plugin) Message(corr uint32, kind abi.Kind, subject string, payload, he
 		if st := p.publish(s, p.rqPrefix+subject, id); st != abi.StatusOK {
 			return st
 		}
-		p.out[id] = outReq{corr: corr, sub: s.sub}
+		p.out[id] = outReq{corr: corr, sub: s.sub, at: time.Now().UnixNano()}
 		return abi.StatusOK
 	}
 	return abi.StatusInvalid
