@@ -122,6 +122,10 @@ type plugin struct {
 	rqPrefix string
 	sessions map[uint32]*session // by sub connection
 	byCmd    map[uint32]*session
+	// orphans are command connections opened for a session that ended
+	// before they were: closed when they open, never taken for a new
+	// session's subscriber connection.
+	orphans  map[uint32]bool
 	out      map[uint64]outReq
 	nextID   uint64
 	in       map[uint32]inReq
@@ -141,6 +145,7 @@ func newPlugin() *plugin {
 		rqPrefix: cfg.prefix + ":rq:",
 		sessions: map[uint32]*session{},
 		byCmd:    map[uint32]*session{},
+		orphans:  map[uint32]bool{},
 		out:      map[uint64]outReq{},
 		in:       map[uint32]inReq{},
 	}
@@ -185,6 +190,11 @@ func kaTimer(s *session) uint32     { return s.sub * 2 }
 func reopenTimer(s *session) uint32 { return s.sub*2 + 1 }
 
 func (p *plugin) Opened(conn uint32, dialed bool, index int) {
+	if p.orphans[conn] {
+		delete(p.orphans, conn)
+		transport.Close(conn)
+		return
+	}
 	if s := p.byCmd[conn]; s != nil {
 		s.cmdOpen = true
 		s.waiting = s.waiting[:0]
@@ -258,6 +268,10 @@ func (p *plugin) retryCmd(s *session) {
 }
 
 func (p *plugin) Closed(conn uint32, why abi.Status) {
+	if p.orphans[conn] {
+		delete(p.orphans, conn)
+		return
+	}
 	if s := p.sessions[conn]; s != nil {
 		p.endSession(s, fmt.Sprintf("the subscriber connection to dial[%d] closed (%s)", s.index, closeReason(why)))
 		return
@@ -282,7 +296,11 @@ func closeReason(why abi.Status) string {
 func (p *plugin) endSession(s *session, why string) {
 	p.failOut(s, why)
 	if s.cmd != 0 {
-		transport.Close(s.cmd)
+		if s.cmdOpen {
+			transport.Close(s.cmd)
+		} else {
+			p.orphans[s.cmd] = true // still dialling: closed once open
+		}
 		delete(p.byCmd, s.cmd)
 	}
 	transport.SetTimer(kaTimer(s), 0)
