@@ -18,6 +18,7 @@ import (
 
 //go:generate go run ./mkwasm.go echo
 //go:generate go run ./mkwasm.go linejson
+//go:generate go run ./mkwasm.go redis
 
 //go:embed echo/echo.wasm
 var echoWasm []byte
@@ -27,6 +28,11 @@ var echoWasm []byte
 //go:embed linejson/linejson.wasm
 var linejsonWasm []byte
 
+// redisWasm is the redis transport (kind: transport).
+//
+//go:embed redis/redis.wasm
+var redisWasm []byte
+
 // builtins maps a builtin plugin name to its embedded Wasm module. Plugins
 // kept in other files of this package add themselves with registerBuiltin
 // from an init function.
@@ -35,6 +41,7 @@ var builtins = map[string][]byte{}
 func init() {
 	registerBuiltin("echo", echoWasm)
 	registerBuiltin("linejson", linejsonWasm)
+	registerBuiltin("redis", redisWasm)
 }
 
 // registerBuiltin makes wasm loadable as builtin:name. It panics on a

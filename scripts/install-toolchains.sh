@@ -8,6 +8,8 @@
 #                                                             in network namespaces they create)
 #   mosquitto, mosquitto-clients                             (the mqtt transport's tests start a
 #                                                             broker and use mosquitto_pub/_sub)
+#   redis-server                                             (the redis transport's tests start
+#                                                             one on loopback; internal/redistest)
 #
 # Idempotent: only packages that are missing are installed, and nothing is
 # printed when everything is already present. Installing needs root (apt-get);
@@ -17,7 +19,7 @@
 # afterwards, 1 when something is missing and could not be installed.
 set -euo pipefail
 
-packages=(clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 wabt iproute2 mosquitto mosquitto-clients)
+packages=(clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 wabt iproute2 mosquitto mosquitto-clients redis-server)
 
 # have_pkg NAME: true when the package is installed, judged by dpkg and, for
 # the packages that provide a command, by that command being on PATH.
@@ -30,6 +32,7 @@ have_pkg() {
 	iproute2) command -v ip >/dev/null 2>&1 && return 0 ;;
 	mosquitto) command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || return 1 ;;
 	mosquitto-clients) command -v mosquitto_pub >/dev/null 2>&1 || return 1 ;;
+	redis-server) command -v redis-server >/dev/null 2>&1 && return 0 ;;
 	esac
 	command -v dpkg-query >/dev/null 2>&1 || return 1
 	[ "$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)" = installed ]

@@ -119,6 +119,8 @@ func StartMosquitto(t testing.TB, opt MosquittoOptions) *Mosquitto {
 	return nil
 }
 
+// freePort returns a TCP port that was free on 127.0.0.1 a moment ago,
+// for a server the tests start (mosquitto, redis-server).
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

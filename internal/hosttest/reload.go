@@ -3,7 +3,8 @@
 // which names the host that held what), SyncBuffer (a log a test reads
 // while hosts write it), LogRecords (a host's JSON log by record and
 // time), TCPProxy and UDPProxy (put a mesh link through a
-// loopback proxy that delays, drops and partitions it), and the reload
+// loopback proxy that delays, drops and partitions it), StartRedis (a
+// redis-server on loopback for the redis transport), and the reload
 // scenario. Package cluster runs N hosts through host/node.
 //
 // Only tests import it. It imports no host/... package, so that the

@@ -1,7 +1,7 @@
 // Package bench is the root of pycomms-host's comparison benchmarks: the
 // ones that measure this host against other systems (hashicorp/memberlist
-// in membership/; NATS, raw TLS/QUIC echoes, waPC and bare wazero in
-// compare/) and so need those systems as dependencies. It is its own Go
+// in membership/; NATS, go-redis, raw TLS/QUIC echoes, waPC and bare
+// wazero in compare/) and so need those systems as dependencies. It is its own Go
 // module (go.mod here, with a replace of the host module to ../../..) so
 // that none of those systems is a dependency of the product: the host
 // module's `go list -m all` does not list them. Its path, under

@@ -19,7 +19,9 @@ type Handler interface {
 	// into accept).
 	Opened(conn uint32, dialed bool, index int)
 	// Data returns how many bytes of b it consumed; the host keeps the
-	// rest and hands it again, followed by what arrives next.
+	// rest and hands it again, followed by what arrives next. A negated
+	// status (-int(abi.StatusInvalid) for bytes that break the protocol)
+	// makes the host close conn, counted, and Closed follows with it.
 	Data(conn uint32, b []byte) int
 	// Closed: conn closed, why says how (abi.StatusOK: the peer closed it).
 	Closed(conn uint32, why abi.Status)

@@ -42,7 +42,10 @@ func exportEvent(ev, id, arg int32, ptr uint32, la, lb, lc int32) int32 {
 		h.Opened(conn, abi.TransportEvent(ev) == abi.EventDialed, int(arg))
 	case abi.EventData:
 		n := h.Data(conn, a)
-		return int32(min(max(n, 0), len(a)))
+		if n < 0 {
+			return int32(n) // a negated status: the host closes conn
+		}
+		return int32(min(n, len(a)))
 	case abi.EventClosed:
 		h.Closed(conn, abi.Status(arg))
 	case abi.EventMessage:
@@ -133,4 +136,28 @@ func Respond(corr uint32, st abi.Status, b []byte) abi.Status {
 func Log(level abi.Level, msg string) {
 	b := []byte(msg)
 	hostLog(int32(level), ptr(b), int32(len(b)))
+}
+
+//go:wasmimport pycomms:host/v1 config_get
+//go:noescape
+func hostConfigGet(keyPtr unsafe.Pointer, keyLen int32, ptr unsafe.Pointer, capacity int32) int32
+
+// ConfigString returns the string form of one value of the plugin's
+// config, found by its key path with "." between levels ("auth.password";
+// a list is its items joined by ","), and whether it exists. Needs no
+// grant.
+func ConfigString(key string) (string, bool) {
+	k := []byte(key)
+	n := hostConfigGet(ptr(k), int32(len(k)), nil, 0)
+	if n < 0 {
+		return "", false
+	}
+	if n == 0 {
+		return "", true
+	}
+	buf := make([]byte, n)
+	if hostConfigGet(ptr(k), int32(len(k)), ptr(buf), n) != n {
+		return "", false
+	}
+	return string(buf), true
 }

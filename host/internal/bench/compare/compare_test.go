@@ -320,3 +320,21 @@ func BenchmarkLinejson(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRedis: request/reply and pub/sub between two hosts riding one
+// redis-server through builtin:redis, next to two plain go-redis clients
+// doing the same through the same server in the same rounds.
+func BenchmarkRedis(b *testing.B) {
+	r := hosttest.StartRedis(b, hosttest.RedisOptions{})
+	p, err := StartRedisPair(r.Addr, filepath.Join(repoRoot(b), "testdata", "wat", "echo.wasm"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(p.Close)
+	rounds, d := benchParams()
+	for _, size := range []int{64, 1 << 10} {
+		b.Run(strings.ReplaceAll(SizeName(size), " ", ""), func(b *testing.B) {
+			report(b, func() ([]Row, error) { return p.Measure(size, 16, rounds, d) })
+		})
+	}
+}

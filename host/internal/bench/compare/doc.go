@@ -34,6 +34,14 @@
 // plugin's share of a sequential call (the time the transport reports
 // spent in the plugin's two events, over the mean time per call).
 //
+// Broker (RedisPair): two hosts with no mesh between them riding one
+// redis-server (started by the benchmark, hosttest.StartRedis) through
+// builtin:redis, the far one serving the WAT echo and a subscriber copy,
+// next to two plain go-redis clients of the same server doing the same:
+// a responder that PUBLISHes each reply to the caller's inbox channel,
+// and a subscriber fed by pipelined PUBLISHes. Figures: p50 of sequential
+// calls, calls/s from 16 callers, events/s into one subscriber.
+//
 // Every figure is the median of the per-round ratios ours/baseline, with
 // their range. Run the whole comparison as a table from the module
 // directory (host/internal/bench):
@@ -48,7 +56,9 @@
 // and github.com/nats-io/nats.go (the NATS baseline), and
 // github.com/wapc/wapc-go v0.6.2, the last release whose module still holds
 // its wazero engine (later ones moved it to a nested module that the Go
-// proxy here does not serve); it builds against wazero v1.12.0.
+// proxy here does not serve); it builds against wazero v1.12.0; and
+// github.com/redis/go-redis/v9 (the Redis baseline: the client a Go
+// program would use instead of riding the host).
 //
 // Not measured yet: the far host with a plain-Go responder instead of the
 // Wasm echo. The public API (host/node) has no way to serve a service from
