@@ -108,3 +108,23 @@ func TestOwnMessagesDropped(t *testing.T) {
 		t.Errorf("stats %+v: want 2 messages in and only t.w more out (was %d)", st, out)
 	}
 }
+
+// TestUndeliveredEventCountsDropped: an event routed to a transport that
+// has no open connection is counted dropped by the router (Publish
+// reports no receiver), not delivered.
+func TestUndeliveredEventCountsDropped(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: every dial is refused
+	g := start(t, "transport_frames", Config{Origin: "node-a", Dial: []Dial{{Raw: "tcp://" + addr, Addr: addr}}}, nil, []string{"t.>"})
+	k, err := g.r.Publish(context.Background(), &message.Message{Kind: abi.KindEvent, Subject: "t.x", Payload: []byte("one"), From: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k != 0 || g.r.Stats().Dropped != 1 || g.tr.Stats().Dropped != 1 {
+		t.Fatalf("publish reached %d, router dropped %d, transport dropped %d; want 0, 1, 1", k, g.r.Stats().Dropped, g.tr.Stats().Dropped)
+	}
+}

@@ -613,26 +613,25 @@ func (t *Transport) Post(m *message.Message) error {
 	} else if s := t.pick(true); s != nil {
 		targets = []*slot{s}
 	}
+	// An event that reaches no instance is an error too, so that the
+	// router counts it dropped rather than delivered.
 	if len(targets) == 0 {
 		t.stats.dropped.Add(1)
-		if m.Kind == abi.KindSend {
-			return message.Errorf(abi.StatusUnreachable, "transport %q: %s: no connection is open", t.name, m.Subject)
-		}
-		return nil
+		return message.Errorf(abi.StatusUnreachable, "transport %q: %s: no connection is open", t.name, m.Subject)
 	}
 	ev := t.messageEvent(m, 0)
-	busy := false
+	queued := 0
 	for _, s := range targets {
 		select {
 		case s.jobs <- &job{ev: ev}:
 			t.stats.messagesOut.Add(1)
+			queued++
 		default:
-			busy = true
 			t.stats.dropped.Add(1)
 		}
 	}
-	if busy && m.Kind == abi.KindSend {
-		return message.Errorf(abi.StatusBusy, "transport %q is busy: %d events queued", t.name, slotQueue)
+	if queued == 0 || (queued < len(targets) && m.Kind == abi.KindSend) {
+		return message.Errorf(abi.StatusBusy, "transport %q is busy: %d messages queued", t.name, slotQueue)
 	}
 	return nil
 }
