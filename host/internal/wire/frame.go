@@ -67,6 +67,18 @@ func (r *Reader) Next() (FrameType, []byte, error) {
 }
 
 func (r *Reader) next() (FrameType, []byte, error) {
+	// A frame already whole in the buffer is handed out in place: no copy
+	// into r.buf (the body is valid until the next call either way). Small
+	// frames arrive many to a read, so this is the common case.
+	if n := r.br.Buffered(); n >= HeaderLen {
+		b, _ := r.br.Peek(n)
+		l := binary.BigEndian.Uint32(b)
+		if t := FrameType(b[4]); l != 0 && uint64(l) <= uint64(r.limit) && uint64(l)+4 <= uint64(n) && t.known() {
+			body := b[HeaderLen : 4+l : 4+l]
+			r.br.Discard(int(4 + l))
+			return t, body, nil
+		}
+	}
 	// ReadFull reports io.EOF only when not one byte of the header arrived,
 	// which is exactly a clean end between frames.
 	if _, err := io.ReadFull(r.br, r.hdr[:]); err != nil {
