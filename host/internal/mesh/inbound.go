@@ -61,12 +61,12 @@ func (in *inbound) dispatch(l *link, e *wire.Envelope, main bool) error {
 		}
 		return in.tryInline(l, e)
 	case wire.KindSend:
-		if err := m.local.Send(l.ctx, in.message(l, e)); err != nil {
+		if err := m.local.Send(l.ctx, in.posted(l, e, main)); err != nil {
 			m.log.Debug("send from a peer not delivered", "node", l.name, "subject", e.Subject, "err", err)
 		}
 		recycleEnvelope(e)
 	case wire.KindEvent:
-		m.local.Publish(l.ctx, in.message(l, e))
+		m.local.Publish(l.ctx, in.posted(l, e, main))
 		recycleEnvelope(e)
 	default:
 		return &wire.ProtocolError{Code: wire.ErrProtocol, Msg: fmt.Sprintf("envelope of kind %v", e.Kind)}
@@ -83,11 +83,37 @@ func recycleEnvelope(e *wire.Envelope) {
 	envelopes.Put(e)
 }
 
+// msgChunk is how many messages of sends and events a link's reader
+// allocates at once.
+const msgChunk = 32
+
+// posted is message for a send or event: on the main stream its message
+// comes from the reader's chunk (l.rd.msgs), which only the reader touches.
+func (in *inbound) posted(l *link, e *wire.Envelope, main bool) *message.Message {
+	if !main {
+		return in.message(l, e)
+	}
+	if len(l.rd.msgs) == 0 {
+		l.rd.msgs = make([]message.Message, msgChunk)
+	}
+	msg := &l.rd.msgs[0]
+	l.rd.msgs = l.rd.msgs[1:]
+	in.fill(msg, l, e)
+	return msg
+}
+
 // message turns an envelope addressed to this host into a message for the
 // local router. The deadline is rebuilt from the remaining budget on this
 // host's clock.
 func (in *inbound) message(l *link, e *wire.Envelope) *message.Message {
-	msg := &message.Message{Kind: abi.KindRequest, Subject: e.Subject, Payload: e.Payload,
+	msg := new(message.Message)
+	in.fill(msg, l, e)
+	return msg
+}
+
+// fill sets msg (zero) from e; see message.
+func (in *inbound) fill(msg *message.Message, l *link, e *wire.Envelope) {
+	*msg = message.Message{Kind: abi.KindRequest, Subject: e.Subject, Payload: e.Payload,
 		Headers: abi.Headers(e.Headers), Hops: int(e.Hops), From: l.source, FromNode: e.From}
 	if e.Relays > 0 {
 		// Name the origin, not the relay.
@@ -109,7 +135,6 @@ func (in *inbound) message(l *link, e *wire.Envelope) *message.Message {
 	if e.Deadline > 0 {
 		msg.Deadline = time.Now().Add(time.Duration(e.Deadline) * time.Microsecond)
 	}
-	return msg
 }
 
 // serve runs one request from a peer on this host and replies.

@@ -61,6 +61,12 @@ type reader struct {
 	skip atomic.Int32  // requests left to hand to the workers before trying inline again
 	n    uint32        // inline requests tried, for sampling; the current reader's
 	seen uint64        // seq at the watcher's last look; the watcher's
+	// slab and msgs are the current reader's: the bytes and the messages
+	// of the small sends and events it decodes come from them, a fresh
+	// allocation per slab or per 32 messages instead of two per event
+	// (see wire.Slab for what that retains).
+	slab wire.Slab
+	msgs []message.Message
 }
 
 // errHandedOver tells a reader that another goroutine reads the link now.

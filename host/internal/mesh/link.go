@@ -226,7 +226,13 @@ func (l *link) handle(t wire.FrameType, body []byte, main bool) error {
 	switch t {
 	case wire.FrameMsg:
 		e := envelopes.Get().(*wire.Envelope)
-		if err := wire.DecodeEnvelope(body, e); err != nil {
+		// The main stream's reader (one goroutine at a time) decodes small
+		// sends and events from its slab; other streams allocate.
+		var slab *wire.Slab
+		if main {
+			slab = &l.rd.slab
+		}
+		if err := wire.DecodeEnvelopeSlab(body, e, slab); err != nil {
 			return &wire.ProtocolError{Code: wire.ErrProtocol, Msg: err.Error()}
 		}
 		l.msgsIn.Add(1)

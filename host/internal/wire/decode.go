@@ -31,7 +31,18 @@ import (
 // and reused when it is not nil, so it must not be shared with anyone who
 // still needs the previous message. After an error e is left partly
 // decoded.
-func DecodeEnvelope(body []byte, e *Envelope) error {
+func DecodeEnvelope(body []byte, e *Envelope) error { return decodeEnvelope(body, e, nil) }
+
+// DecodeEnvelopeSlab is DecodeEnvelope, except that the payload and texts
+// of a small send or event (payload at most 1 KiB) are carved from slab
+// instead of allocated: a link's reader decodes a stream of them, and one
+// allocation per slab instead of one per event is the difference. Anything
+// else decodes as with DecodeEnvelope. See [Slab] for what that costs.
+func DecodeEnvelopeSlab(body []byte, e *Envelope, slab *Slab) error {
+	return decodeEnvelope(body, e, slab)
+}
+
+func decodeEnvelope(body []byte, e *Envelope, slab *Slab) error {
 	h := e.Headers
 	if len(h) <= 8 {
 		// clear wipes every slot of the map's table; deleting the few
@@ -44,7 +55,7 @@ func DecodeEnvelope(body []byte, e *Envelope) error {
 	}
 	*e = Envelope{Headers: h}
 
-	d := decoder{b: body}
+	d := decoder{b: body, slab: slab}
 	major, n, p := d.head()
 	if p != "" {
 		return d.fail(noKey, "%s", p)
@@ -161,6 +172,32 @@ func DecodeEnvelope(body []byte, e *Envelope) error {
 // copy.
 type span struct{ lo, hi int }
 
+// Slab hands out small byte regions carved from one larger allocation,
+// for DecodeEnvelopeSlab. A region is never handed out twice nor written
+// by the slab afterwards, so strings cut from it stay immutable and a
+// payload (capped at its length) is its owner's. The price is retention:
+// whoever keeps one payload or text keeps its whole slab (16 KiB) alive,
+// which is why only small sends and events use it. A Slab is used by one
+// goroutine at a time.
+type Slab struct{ free []byte }
+
+// slabSize is the size of one slab's allocation; slabTake the most one
+// envelope takes from it (payload and texts).
+const (
+	slabSize = 16 << 10
+	slabTake = 2 << 10
+)
+
+// take returns n fresh bytes (n at most slabSize).
+func (s *Slab) take(n int) []byte {
+	if n > len(s.free) {
+		s.free = make([]byte, slabSize)
+	}
+	b := s.free[:n:n]
+	s.free = s.free[n:]
+	return b
+}
+
 // sharedPayload is the largest payload that shares its allocation with the
 // envelope's strings: a string kept (a subject in a log or a map) keeps
 // that allocation alive, which must not be a large payload.
@@ -196,6 +233,23 @@ func (d *decoder) strings(e *Envelope) error {
 	region := total > 0 && !t.each
 	e.Payload = nil
 	switch pl := d.payload.hi - d.payload.lo; {
+	case d.slab != nil && (e.Kind == KindEvent || e.Kind == KindSend) && (pl > 0 || region) && pl+max(hi-lo, 0) <= slabTake:
+		// As below, carved from the slab. The texts' region, when there
+		// is one, follows the payload.
+		n := pl
+		if region {
+			n += hi - lo
+		}
+		buf := d.slab.take(n)
+		copy(buf, d.b[d.payload.lo:d.payload.hi])
+		if pl > 0 {
+			e.Payload = buf[:pl:pl]
+		}
+		if region {
+			copy(buf[pl:], d.b[lo:hi])
+			t.region = unsafe.String(&buf[pl], hi-lo)
+			region = false
+		}
 	case pl > 0 && pl <= sharedPayload && region:
 		// One allocation for the payload and the texts: the payload
 		// first, capped so that appending to it reallocates, then the
@@ -255,8 +309,9 @@ const noKey = math.MaxUint64
 const maxSkipDepth = 4
 
 type decoder struct {
-	b   []byte
-	pos int
+	b    []byte
+	pos  int
+	slab *Slab // nil: allocate
 
 	from, to, subject, errText span
 	payload                    span

@@ -145,6 +145,9 @@ func FuzzReader(f *testing.F) {
 // must re-encode to exactly what fxamacker's deterministic encoder writes,
 // decode again to the same envelope, and be accepted by fxamacker with the
 // same values.
+// fuzzSlab is shared by the fuzz target's runs, so slabs fill and renew.
+var fuzzSlab Slab
+
 func FuzzDecodeEnvelope(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var e Envelope
@@ -154,6 +157,12 @@ func FuzzDecodeEnvelope(f *testing.F) {
 				t.Fatalf("error %v (%T) is not an envelope *ProtocolError", err, err)
 			}
 			return
+		}
+		// The slab variant decodes the same envelope, whatever the slab
+		// held before (a shared one across the fuzz run is the point).
+		var fromSlab Envelope
+		if err := DecodeEnvelopeSlab(body, &fromSlab, &fuzzSlab); err != nil || !equalEnvelopes(&e, &fromSlab) {
+			t.Fatalf("DecodeEnvelopeSlab: %v\n%+v\nwant %+v", err, fromSlab, e)
 		}
 		frame := AppendEnvelope(nil, &e)
 		want, err := fxDeterministic.Marshal(toFx(&e))
