@@ -79,7 +79,7 @@ func exportHandle(kind int32, ptr uint32, subjectLen, payloadLen, headersLen int
 		return fail(st, text)
 	}
 	if len(rh) > 0 && kind == int32(abi.KindRequest) {
-		return replyWithHeaders(reply, rh)
+		return replyHook(reply, rh)
 	}
 	if len(reply) == 0 || kind != int32(abi.KindRequest) {
 		// Replies to sends and events are dropped, so they are not sent.
@@ -93,6 +93,12 @@ func exportHandle(kind int32, ptr uint32, subjectLen, payloadLen, headersLen int
 	}
 	return int32(abi.StatusOK)
 }
+
+// replyHook is replyWithHeaders once a handler called SetReplyHeader. Only
+// SetReplyHeader refers to replyWithHeaders, so a plugin that never sets a
+// reply header does not link it, nor import reply_h: it loads on hosts
+// older than that import.
+var replyHook func(reply []byte, headers map[string]string) int32
 
 // replyWithHeaders sets a reply that has headers (Msg.SetReplyHeader),
 // away from the hot path.
@@ -185,3 +191,5 @@ func replyError(st abi.Status, n int) (abi.Status, string) {
 	}
 	return st, fmt.Sprintf("pycomms: reply of %d bytes refused: %s", n, st)
 }
+
+func setReplyHook() { replyHook = replyWithHeaders }

@@ -24,6 +24,7 @@ type Msg struct {
 // checked when the handler returns: bad ones fail the request with
 // StatusInvalid. A plugin that uses it needs a host that provides reply_h.
 func (m *Msg) SetReplyHeader(key, value string) {
+	setReplyHook()
 	if m.replyHeaders == nil {
 		m.replyHeaders = map[string]string{}
 	}

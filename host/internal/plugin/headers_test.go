@@ -61,9 +61,17 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// headersHost loads headers.wat serving "headers" in a real router, with
-// a sink serving "sink" and subscribed to "sink.>".
-func headersHost(t *testing.T) (*Version, *sink, *lockedBuffer) {
+// headersEnv is headers.wat serving "headers" in a real router, with a
+// sink serving "sink" and subscribed to "sink.>".
+type headersEnv struct {
+	v    *Version
+	s    *sink
+	logs *lockedBuffer
+	e    *Engine
+	r    *router.Router
+}
+
+func headersHost(t *testing.T) *headersEnv {
 	t.Helper()
 	logs := &lockedBuffer{}
 	e, err := NewEngine(EngineOptions{WatchdogTick: 5 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
@@ -85,7 +93,7 @@ func headersHost(t *testing.T) (*Version, *sink, *lockedBuffer) {
 	if err := r.SetRoutes("headers", v, []string{"headers"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	return v, s, logs
+	return &headersEnv{v: v, s: s, logs: logs, e: e, r: r}
 }
 
 func code(t *testing.T, reply []byte) int32 {
@@ -101,7 +109,7 @@ func code(t *testing.T, reply []byte) int32 {
 // back to the caller (result_header, result_headers). The old call
 // carries none but still sees the reply's.
 func TestCallCarriesHeadersBothWays(t *testing.T) {
-	v, _, _ := headersHost(t)
+	v := headersHost(t).v
 	cases := []struct{ payload, want string }{
 		{"Cheaders.r", "1yes"}, // body "1" is the callee's x-req, "yes" the reply's x-rep
 		{"Oheaders.r", "-yes"}, // call without headers: the callee saw none
@@ -125,7 +133,7 @@ func TestCallCarriesHeadersBothWays(t *testing.T) {
 // TestReplyHeadersReachAGoCaller: a caller that supplies ReplyHeaders gets
 // what the handler set with reply_h; one that does not loses nothing else.
 func TestReplyHeadersReachAGoCaller(t *testing.T) {
-	v, _, _ := headersHost(t)
+	v := headersHost(t).v
 	var h abi.Headers
 	m := &message.Message{Kind: abi.KindRequest, Subject: "headers.r", Payload: []byte("R"),
 		Headers: abi.Headers{"x-req": "7"}, Deadline: time.Now().Add(5 * time.Second), ReplyHeaders: &h}
@@ -141,7 +149,8 @@ func TestReplyHeadersReachAGoCaller(t *testing.T) {
 // TestSendAndPublishCarryHeaders: send_h and publish_h deliver their
 // headers with the message.
 func TestSendAndPublishCarryHeaders(t *testing.T) {
-	v, s, _ := headersHost(t)
+	env := headersHost(t)
+	v, s := env.v, env.s
 	for i, payload := range []string{"Ssink.one", "Psink.two"} {
 		got, err := request(v, "headers.x", payload, 5*time.Second)
 		if err != nil || code(t, got) != 0 {
@@ -160,7 +169,8 @@ func TestSendAndPublishCarryHeaders(t *testing.T) {
 // CBOR map of lower-case text keys to text are refused with -invalid,
 // named in the log, nothing is sent, and the instance keeps serving.
 func TestBadHeadersAreRefused(t *testing.T) {
-	v, s, logs := headersHost(t)
+	env := headersHost(t)
+	v, s, logs := env.v, env.s, env.logs
 	for _, c := range []struct{ payload, log string }{
 		{"Bsink.one", "call_h"},
 		{"Usink.one", "keys are lower-case"},
@@ -191,7 +201,7 @@ func TestBadHeadersAreRefused(t *testing.T) {
 // TestHeadersOutOfBoundsTrap: a headers range outside linear memory is an
 // ABI violation like any other out-of-bounds pointer.
 func TestHeadersOutOfBoundsTrap(t *testing.T) {
-	v, _, _ := headersHost(t)
+	v := headersHost(t).v
 	_, err := request(v, "headers.x", "Xsink.one", 5*time.Second)
 	if message.StatusOf(err) != abi.StatusTrap || !strings.Contains(err.Error(), "call_h headers") {
 		t.Fatalf("err %v (status %v), want trap naming call_h headers", err, message.StatusOf(err))
