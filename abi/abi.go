@@ -180,7 +180,7 @@ type Status int32
 const (
 	StatusOK           Status = 0  // success
 	StatusDenied       Status = 1  // the capability is not granted to this plugin
-	StatusInvalid      Status = 2  // bad argument: bad subject, unknown log level, call chain too deep, call loop
+	StatusInvalid      Status = 2  // bad argument: bad subject, bad headers, unknown log level, call chain too deep, call loop
 	StatusTooLarge     Status = 3  // a size limit was exceeded (reply, payload)
 	StatusNoHandler    Status = 4  // nobody serves the subject
 	StatusTimeout      Status = 5  // the deadline passed

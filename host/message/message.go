@@ -63,7 +63,10 @@ type Message struct {
 	// its reply's headers (only when it set any): the one field a callee
 	// writes, through a pointer its caller supplies, before the reply is
 	// returned. nil: the caller does not want them and they are dropped.
-	// It is never sent to another host.
+	// A plugin on this host writes it on the caller's goroutine; the mesh
+	// and transports do not carry reply headers yet and leave it alone (an
+	// endpoint that answers from another goroutine must never write it
+	// after its caller stopped waiting). It is never sent to another host.
 	ReplyHeaders *abi.Headers
 }
 
