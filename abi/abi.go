@@ -122,6 +122,31 @@ const (
 	// of one header of the message being handled, as ImportConfigGet does.
 	// No grant needed.
 	ImportHeader = "header"
+	// ImportPublishH: (topic_ptr, topic_len, data_ptr, data_len,
+	// headers_ptr, headers_len i32) -> i32. ImportPublish with headers: a
+	// CBOR Headers map at headers_ptr (headers_len 0: none), checked by
+	// the host (SPEC.md section 10). Grant: publish.
+	ImportPublishH = "publish_h"
+	// ImportSendH: ImportSend with headers, as ImportPublishH. Grant: send.
+	ImportSendH = "send_h"
+	// ImportCallH: (subject_ptr, subject_len, data_ptr, data_len,
+	// headers_ptr, headers_len, timeout_ms i32) -> i32. ImportCall with
+	// headers, as ImportPublishH; the reply's headers are read with
+	// ImportResultHeader and ImportResultHeaders. Grant: call.
+	ImportCallH = "call_h"
+	// ImportResultHeader: (key_ptr, key_len, ptr, cap i32) -> i32. Copies
+	// one header of the last call's reply, as ImportHeader does for the
+	// message being handled. No grant needed.
+	ImportResultHeader = "result_header"
+	// ImportResultHeaders: (ptr, cap i32) -> i32. Copies every header of
+	// the last call's reply as a CBOR Headers map when it fits in cap and
+	// returns its full length (0: none). No grant needed.
+	ImportResultHeaders = "result_headers"
+	// ImportReplyH: (ptr, len, headers_ptr, headers_len i32) -> i32.
+	// ImportReply that also sets the reply's headers (a CBOR Headers map,
+	// checked as for ImportPublishH); ImportReply clears them. No grant
+	// needed.
+	ImportReplyH = "reply_h"
 )
 
 // Kind says how a message was sent and whether a reply is expected.
@@ -155,7 +180,7 @@ type Status int32
 const (
 	StatusOK           Status = 0  // success
 	StatusDenied       Status = 1  // the capability is not granted to this plugin
-	StatusInvalid      Status = 2  // bad argument: bad subject, unknown log level, call chain too deep, call loop
+	StatusInvalid      Status = 2  // bad argument: bad subject, bad headers, unknown log level, call chain too deep, call loop
 	StatusTooLarge     Status = 3  // a size limit was exceeded (reply, payload)
 	StatusNoHandler    Status = 4  // nobody serves the subject
 	StatusTimeout      Status = 5  // the deadline passed
@@ -282,6 +307,12 @@ var imports = [...]Import{
 	{ImportConfig, []string{"ptr", "cap"}, ""},
 	{ImportConfigGet, []string{"key_ptr", "key_len", "ptr", "cap"}, ""},
 	{ImportHeader, []string{"key_ptr", "key_len", "ptr", "cap"}, ""},
+	{ImportPublishH, []string{"topic_ptr", "topic_len", "data_ptr", "data_len", "headers_ptr", "headers_len"}, CapPublish},
+	{ImportSendH, []string{"subject_ptr", "subject_len", "data_ptr", "data_len", "headers_ptr", "headers_len"}, CapSend},
+	{ImportCallH, []string{"subject_ptr", "subject_len", "data_ptr", "data_len", "headers_ptr", "headers_len", "timeout_ms"}, CapCall},
+	{ImportResultHeader, []string{"key_ptr", "key_len", "ptr", "cap"}, ""},
+	{ImportResultHeaders, []string{"ptr", "cap"}, ""},
+	{ImportReplyH, []string{"ptr", "len", "headers_ptr", "headers_len"}, ""},
 }
 
 // Imports returns every host import in ImportModule, in SPEC.md order. The
@@ -312,6 +343,12 @@ const (
 	MaxSubjectLen = 1024
 	// MaxHeadersLen is the largest encoded headers map, in bytes.
 	MaxHeadersLen = 64 << 10
+	// MaxHeaders is the most headers a plugin may put on one message it
+	// sends or replies with (SPEC.md section 10).
+	MaxHeaders = 256
+	// ReservedHeaderPrefix starts the names of the headers the host sets
+	// itself (HeaderOrigin, HeaderSeq); a handler may not set them.
+	ReservedHeaderPrefix = "pycomms-"
 )
 
 // Headers is the CBOR type of the headers region of a message: a map of

@@ -49,7 +49,7 @@ const (
 // wantFixtures are the WAT fixtures other packages' tests rely on.
 var wantFixtures = []string{
 	"echo", "echo_a", "echo_b", "loop", "memgrow", "biggrow", "status", "initloop", "badwrite", "trap", "badptr", "badalloc",
-	"nogrant", "bigreply", "wrongabi", "noexport", "caller", "publisher", "batch", "badbatch", "badbatchsig",
+	"nogrant", "bigreply", "wrongabi", "noexport", "caller", "publisher", "batch", "badbatch", "badbatchsig", "headers",
 	"transport_echo", "transport_loop", "transport_foreign", "transport_baddial", "transport_garbage", "transport_noread", "transport_frames",
 }
 
@@ -67,6 +67,13 @@ var importParams = map[string][]api.ValueType{
 	abi.ImportConfig:    {i32, i32},
 	abi.ImportConfigGet: {i32, i32, i32, i32},
 	abi.ImportHeader:    {i32, i32, i32, i32},
+	// headers on outgoing messages and replies (abi/SPEC.md section 10)
+	abi.ImportPublishH:      {i32, i32, i32, i32, i32, i32},
+	abi.ImportSendH:         {i32, i32, i32, i32, i32, i32},
+	abi.ImportCallH:         {i32, i32, i32, i32, i32, i32, i32},
+	abi.ImportResultHeader:  {i32, i32, i32, i32},
+	abi.ImportResultHeaders: {i32, i32},
+	abi.ImportReplyH:        {i32, i32, i32, i32},
 	// transport actions (abi/SPEC.md section 13.3)
 	abi.ImportConnWrite: {i32, i32, i32},
 	abi.ImportConnOpen:  {i32},

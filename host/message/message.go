@@ -59,6 +59,15 @@ type Message struct {
 	// with --node naming this node): the router serves it here or not at
 	// all and never hands it to the mesh, as for a message with a FromNode.
 	Local bool
+	// ReplyHeaders, when not nil, is where the handler of a request puts
+	// its reply's headers (only when it set any): the one field a callee
+	// writes, through a pointer its caller supplies, before the reply is
+	// returned. nil: the caller does not want them and they are dropped.
+	// A plugin on this host writes it on the caller's goroutine; the mesh
+	// and transports do not carry reply headers yet and leave it alone (an
+	// endpoint that answers from another goroutine must never write it
+	// after its caller stopped waiting). It is never sent to another host.
+	ReplyHeaders *abi.Headers
 }
 
 // Error is a failed message: a status class plus a human-readable text that

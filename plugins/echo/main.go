@@ -32,6 +32,10 @@ func init() {
 	pycomms.Handle("echo.call", call)
 	pycomms.Handle("echo.send", send)
 	pycomms.Handle("echo.publish", publish)
+	pycomms.Handle("echo.callh", callH)
+	pycomms.Handle("echo.sendh", sendH)
+	pycomms.Handle("echo.publishh", publishH)
+	pycomms.Handle("echo.replyh", replyH)
 	pycomms.Handle("echo.loop", loop)
 	pycomms.Handle("echo.headers", headers)
 	pycomms.Handle("echo.config", config)
@@ -112,6 +116,57 @@ func publish(m *pycomms.Msg) ([]byte, error) {
 		return nil, err
 	}
 	return []byte("ok"), nil
+}
+
+// callH is call with headers: the message's headers go with the call,
+// and the reply's headers come back as this reply's headers.
+func callH(m *pycomms.Msg) ([]byte, error) {
+	subject, data, err := splitTarget(m)
+	if err != nil {
+		return nil, err
+	}
+	reply, rh, err := pycomms.CallWith(subject, data, m.Headers(), 0)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range rh {
+		m.SetReplyHeader(k, v)
+	}
+	return reply, nil
+}
+
+// sendH is send with the message's headers.
+func sendH(m *pycomms.Msg) ([]byte, error) {
+	subject, data, err := splitTarget(m)
+	if err != nil {
+		return nil, err
+	}
+	if err := pycomms.SendWith(subject, data, m.Headers()); err != nil {
+		return nil, err
+	}
+	return []byte("ok"), nil
+}
+
+// publishH is publish with the message's headers.
+func publishH(m *pycomms.Msg) ([]byte, error) {
+	topic, data, err := splitTarget(m)
+	if err != nil {
+		return nil, err
+	}
+	if err := pycomms.PublishWith(topic, data, m.Headers()); err != nil {
+		return nil, err
+	}
+	return []byte("ok"), nil
+}
+
+// replyH replies with the payload, and with the message's headers plus
+// "replied: yes" as the reply's headers.
+func replyH(m *pycomms.Msg) ([]byte, error) {
+	for k, v := range m.Headers() {
+		m.SetReplyHeader(k, v)
+	}
+	m.SetReplyHeader("replied", "yes")
+	return m.Payload(), nil
 }
 
 // splitTarget splits a payload "TARGET DATA" at its first space; DATA may

@@ -289,16 +289,8 @@ int pc_send(const char *subject, const void *data, size_t len) {
 
 int32_t pc_result(void *buf, size_t cap) { return pc_host_result(buf, cap_i32(cap)); }
 
-int pc_call(const char *subject, const void *data, size_t len, int timeout_ms,
-            char **out, size_t *out_len) {
-	if (out)
-		*out = NULL;
-	if (out_len)
-		*out_len = 0;
-	if (!PC_FITS_I32(len))
-		return PC_TOO_LARGE;
-	int32_t r = pc_host_call(subject, (int32_t)strlen(subject), data, (int32_t)len,
-	                         timeout_ms);
+/* call_out finishes pc_call and pc_call_h: r is what the import returned. */
+static int call_out(int32_t r, char **out, size_t *out_len) {
 	int status = status_of(r);
 	int32_t n = r >= 0 ? r : pc_host_result(NULL, 0);
 	if (n < 0)
@@ -326,6 +318,168 @@ int pc_call(const char *subject, const void *data, size_t len, int timeout_ms,
 			*out_len = (size_t)got;
 		return status;
 	}
+}
+
+int pc_call(const char *subject, const void *data, size_t len, int timeout_ms,
+            char **out, size_t *out_len) {
+	if (out)
+		*out = NULL;
+	if (out_len)
+		*out_len = 0;
+	if (!PC_FITS_I32(len))
+		return PC_TOO_LARGE;
+	return call_out(pc_host_call(subject, (int32_t)strlen(subject), data, (int32_t)len,
+	                             timeout_ms),
+	                out, out_len);
+}
+
+/* ---- headers ---- */
+
+/* The map's head is 0xb9 and a big-endian u16 count, rewritten by every
+ * add: the count is not known until the last one, and a fixed-size head
+ * keeps the entries where they are. CBOR allows the longer form. */
+#define PC_HDR_HEAD 3
+#define PC_MAX_HEADERS 256
+#define PC_MAX_HEADERS_LEN (64 * 1024)
+
+void pc_headers_init(pc_headers *h, void *buf, size_t cap) {
+	h->buf = buf;
+	h->cap = cap;
+	h->len = PC_HDR_HEAD;
+	h->count = 0;
+	h->err = cap < PC_HDR_HEAD ? PC_TOO_LARGE : PC_OK;
+}
+
+/* text_head writes the head of a CBOR text string of n bytes to p (which
+ * has room for 3) and returns its size; 0 when n is too long for headers. */
+static size_t text_head(uint8_t *p, size_t n) {
+	if (n < 24) {
+		p[0] = (uint8_t)(0x60 | n);
+		return 1;
+	}
+	if (n < 256) {
+		p[0] = 0x78;
+		p[1] = (uint8_t)n;
+		return 2;
+	}
+	if (n < 65536) {
+		p[0] = 0x79;
+		p[1] = (uint8_t)(n >> 8);
+		p[2] = (uint8_t)n;
+		return 3;
+	}
+	return 0;
+}
+
+/* reserved_key reports a key that lower-cases to "pycomms-...". */
+static int reserved_key(const char *key, size_t kl) {
+	static const char prefix[] = "pycomms-";
+	if (kl < sizeof prefix - 1)
+		return 0;
+	for (size_t i = 0; i < sizeof prefix - 1; i++) {
+		char c = key[i];
+		if ((c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c) != prefix[i])
+			return 0;
+	}
+	return 1;
+}
+
+int pc_headers_add(pc_headers *h, const char *key, const char *value) {
+	if (h->err != PC_OK)
+		return h->err;
+	size_t kl = strlen(key), vl = strlen(value);
+	if (kl == 0 || reserved_key(key, kl))
+		return h->err = PC_INVALID;
+	if (h->count >= PC_MAX_HEADERS || kl >= 65536 || vl >= 65536)
+		return h->err = PC_TOO_LARGE;
+	size_t need = 3 + kl + 3 + vl;
+	if (h->len + need > h->cap || h->len + need > PC_MAX_HEADERS_LEN)
+		return h->err = PC_TOO_LARGE;
+	uint8_t *p = h->buf + h->len;
+	p += text_head(p, kl);
+	for (size_t i = 0; i < kl; i++) {
+		char c = key[i];
+		*p++ = (uint8_t)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+	}
+	p += text_head(p, vl);
+	memcpy(p, value, vl);
+	p += vl;
+	h->len = (size_t)(p - h->buf);
+	h->count++;
+	h->buf[0] = 0xb9;
+	h->buf[1] = (uint8_t)(h->count >> 8);
+	h->buf[2] = (uint8_t)h->count;
+	return PC_OK;
+}
+
+/* hdr_span gives the encoded headers of h, or none; PC_OK or h's failure. */
+static int hdr_span(const pc_headers *h, const void **p, int32_t *n) {
+	*p = NULL;
+	*n = 0;
+	if (!h)
+		return PC_OK;
+	if (h->err != PC_OK)
+		return h->err;
+	if (h->count > 0) {
+		*p = h->buf;
+		*n = (int32_t)h->len;
+	}
+	return PC_OK;
+}
+
+int pc_publish_h(const char *topic, const void *data, size_t len, const pc_headers *h) {
+	const void *hp;
+	int32_t hn;
+	int rc = hdr_span(h, &hp, &hn);
+	if (rc != PC_OK)
+		return rc;
+	if (!PC_FITS_I32(len))
+		return PC_TOO_LARGE;
+	return status_of(pc_host_publish_h(topic, (int32_t)strlen(topic), data, (int32_t)len, hp, hn));
+}
+
+int pc_send_h(const char *subject, const void *data, size_t len, const pc_headers *h) {
+	const void *hp;
+	int32_t hn;
+	int rc = hdr_span(h, &hp, &hn);
+	if (rc != PC_OK)
+		return rc;
+	if (!PC_FITS_I32(len))
+		return PC_TOO_LARGE;
+	return status_of(pc_host_send_h(subject, (int32_t)strlen(subject), data, (int32_t)len, hp, hn));
+}
+
+int pc_call_h(const char *subject, const void *data, size_t len, const pc_headers *h,
+              int timeout_ms, char **out, size_t *out_len) {
+	if (out)
+		*out = NULL;
+	if (out_len)
+		*out_len = 0;
+	const void *hp;
+	int32_t hn;
+	int rc = hdr_span(h, &hp, &hn);
+	if (rc != PC_OK)
+		return rc;
+	if (!PC_FITS_I32(len))
+		return PC_TOO_LARGE;
+	return call_out(pc_host_call_h(subject, (int32_t)strlen(subject), data, (int32_t)len, hp, hn,
+	                               timeout_ms),
+	                out, out_len);
+}
+
+int32_t pc_result_headers(void *buf, size_t cap) {
+	return pc_host_result_headers(buf, cap_i32(cap));
+}
+
+int pc_reply_h(const void *data, size_t len, const pc_headers *h) {
+	const void *hp;
+	int32_t hn;
+	int rc = hdr_span(h, &hp, &hn);
+	if (rc != PC_OK)
+		return rc;
+	if (!PC_FITS_I32(len))
+		return PC_TOO_LARGE;
+	return status_of(pc_host_reply_h(data, (int32_t)len, hp, hn));
 }
 
 int pc_log_n(int level, const char *msg, size_t len) {
@@ -364,6 +518,10 @@ int32_t pc_config_get(const char *key, char *buf, size_t cap) {
 
 int32_t pc_header(const char *key, char *buf, size_t cap) {
 	return get_string(pc_host_header, key, buf, cap);
+}
+
+int32_t pc_result_header(const char *key, char *buf, size_t cap) {
+	return get_string(pc_host_result_header, key, buf, cap);
 }
 
 char *pc_config_dup(const char *key) {

@@ -191,6 +191,59 @@ int pc_call(const char *subject, const void *data, size_t len, int timeout_ms,
  * does not fit. */
 int32_t pc_result(void *buf, size_t cap);
 
+/*
+ * Headers on outgoing messages and replies (abi/SPEC.md section 10).
+ *
+ * A pc_headers builds the CBOR map in a buffer the caller provides (no
+ * allocation): pc_headers_init, then pc_headers_add for each header, then
+ * pass it to pc_publish_h, pc_send_h, pc_call_h or pc_reply_h (NULL, or no
+ * header added: none). Keys are lower-cased (ASCII) as they are added.
+ *
+ *     uint8_t buf[256];
+ *     pc_headers h;
+ *     pc_headers_init(&h, buf, sizeof buf);
+ *     pc_headers_add(&h, "Content-Type", "application/cbor");
+ *     pc_call_h("inventory.reserve", data, len, &h, 0, &out, &out_len);
+ *
+ * pc_headers_add returns PC_TOO_LARGE when the entry does not fit in the
+ * buffer (or the map would exceed 256 entries or 64 KiB), PC_INVALID for an
+ * empty key or one starting with "pycomms-" (the host's own); the builder
+ * then remembers the failure and the _h functions return it without sending
+ * anything. The host also refuses (PC_INVALID, logged) a key added twice.
+ */
+typedef struct pc_headers {
+	uint8_t *buf;   /* the caller's buffer */
+	size_t cap;     /* its size */
+	size_t len;     /* bytes used: the encoded map when count > 0 */
+	uint32_t count; /* headers added */
+	int err;        /* first failure of pc_headers_add, PC_OK if none */
+} pc_headers;
+
+void pc_headers_init(pc_headers *h, void *buf, size_t cap);
+int pc_headers_add(pc_headers *h, const char *key, const char *value);
+
+/* pc_publish, pc_send and pc_call with headers (h may be NULL). Grants as
+ * for those; PC_INVALID also when the host refuses the headers (for
+ * pc_call_h the error text in *out says why). */
+int pc_publish_h(const char *topic, const void *data, size_t len, const pc_headers *h);
+int pc_send_h(const char *subject, const void *data, size_t len, const pc_headers *h);
+int pc_call_h(const char *subject, const void *data, size_t len, const pc_headers *h,
+              int timeout_ms, char **out, size_t *out_len);
+
+/* Looks up one header of the reply of the last pc_call or pc_call_h; same
+ * contract as pc_header (-PC_NOT_FOUND when absent, or after a failed
+ * call). */
+int32_t pc_result_header(const char *key, char *buf, size_t cap);
+
+/* Copies every header of the last call's reply, as a CBOR map, into buf
+ * when it fits in cap. Returns its full length (0: none). */
+int32_t pc_result_headers(void *buf, size_t cap);
+
+/* pc_reply that also sets the reply's headers (h may be NULL: none).
+ * Returns PC_OK, PC_TOO_LARGE or PC_INVALID (refused headers: the reply is
+ * then not changed). */
+int pc_reply_h(const void *data, size_t len, const pc_headers *h);
+
 /* Writes `msg` (NUL-terminated) to the host log at `level` (PC_LOG_*),
  * tagged with the plugin's name. Grant: log (granted by default).
  * Returns PC_OK, PC_DENIED or PC_INVALID. */
@@ -246,6 +299,21 @@ PC__IMPORT("config_get") int32_t pc_host_config_get(const void *key, int32_t key
                                                     void *ptr, int32_t cap);
 PC__IMPORT("header") int32_t pc_host_header(const void *key, int32_t key_len,
                                             void *ptr, int32_t cap);
+PC__IMPORT("publish_h") int32_t pc_host_publish_h(const void *topic, int32_t topic_len,
+                                                  const void *data, int32_t data_len,
+                                                  const void *headers, int32_t headers_len);
+PC__IMPORT("send_h") int32_t pc_host_send_h(const void *subject, int32_t subject_len,
+                                            const void *data, int32_t data_len,
+                                            const void *headers, int32_t headers_len);
+PC__IMPORT("call_h") int32_t pc_host_call_h(const void *subject, int32_t subject_len,
+                                            const void *data, int32_t data_len,
+                                            const void *headers, int32_t headers_len,
+                                            int32_t timeout_ms);
+PC__IMPORT("result_header") int32_t pc_host_result_header(const void *key, int32_t key_len,
+                                                          void *ptr, int32_t cap);
+PC__IMPORT("result_headers") int32_t pc_host_result_headers(void *ptr, int32_t cap);
+PC__IMPORT("reply_h") int32_t pc_host_reply_h(const void *ptr, int32_t len,
+                                              const void *headers, int32_t headers_len);
 #undef PC__IMPORT
 
 #ifdef __cplusplus

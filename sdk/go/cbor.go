@@ -1,7 +1,9 @@
 package pycomms
 
 import (
+	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 
 	"github.com/fxamacker/cbor/v2"
@@ -45,4 +47,59 @@ func decodeConfig(b []byte) (map[string]any, error) {
 		m = map[string]any{}
 	}
 	return m, nil
+}
+
+// encodeHeaders encodes the headers of an outgoing message or reply as the
+// host wants them (SPEC.md section 10): keys lower-cased here, so that
+// "Content-Type" works; empty keys, keys that collide once lower-cased,
+// keys starting with "pycomms-" (the host's own), more than
+// abi.MaxHeaders entries or more than abi.MaxHeadersLen bytes fail with
+// StatusInvalid before anything is sent. No headers encode to nothing.
+func encodeHeaders(op, target string, h map[string]string) ([]byte, error) {
+	if len(h) == 0 {
+		return nil, nil
+	}
+	bad := func(format string, args ...any) error {
+		where := op
+		if target != "" {
+			where += fmt.Sprintf(" %q", target)
+		}
+		return &Error{Status: abi.StatusInvalid, Msg: "pycomms: " + where + ": " + fmt.Sprintf(format, args...)}
+	}
+	if len(h) > abi.MaxHeaders {
+		return nil, bad("%d headers, more than %d", len(h), abi.MaxHeaders)
+	}
+	lower := h
+	for k := range h {
+		if k != strings.ToLower(k) {
+			lower = nil
+			break
+		}
+	}
+	if lower == nil {
+		lower = make(map[string]string, len(h))
+		for k, v := range h {
+			l := strings.ToLower(k)
+			if _, dup := lower[l]; dup {
+				return nil, bad("two header keys are %q once lower-cased", l)
+			}
+			lower[l] = v
+		}
+	}
+	for k := range lower {
+		if k == "" {
+			return nil, bad("a header key is empty")
+		}
+		if strings.HasPrefix(k, abi.ReservedHeaderPrefix) {
+			return nil, bad("header %q: keys starting with %q are set by the host", k, abi.ReservedHeaderPrefix)
+		}
+	}
+	b, err := cbor.Marshal(lower)
+	if err != nil {
+		return nil, bad("headers: %v", err)
+	}
+	if len(b) > abi.MaxHeadersLen {
+		return nil, bad("headers of %d bytes exceed %d", len(b), abi.MaxHeadersLen)
+	}
+	return b, nil
 }

@@ -71,11 +71,15 @@ func exportHandle(kind int32, ptr uint32, subjectLen, payloadLen, headersLen int
 	m.payload = buf[s : s+p : s+p]
 	m.rawHeaders = buf[s+p:]
 	reply, st, text := reg.dispatch(m)
+	rh := m.replyHeaders
 	// Drop the handler's data (headers map, subject) and make a Msg kept
 	// past its handler read as empty instead of as the next message.
 	*m = Msg{}
 	if st != abi.StatusOK {
 		return fail(st, text)
+	}
+	if len(rh) > 0 && kind == int32(abi.KindRequest) {
+		return replyHook(reply, rh)
 	}
 	if len(reply) == 0 || kind != int32(abi.KindRequest) {
 		// Replies to sends and events are dropped, so they are not sent.
@@ -85,6 +89,28 @@ func exportHandle(kind int32, ptr uint32, subjectLen, payloadLen, headersLen int
 		return fail(abi.StatusTooLarge, fmt.Sprintf("pycomms: reply of %d bytes is too large", len(reply)))
 	}
 	if r := hostReply(bytesPtr(reply), int32(len(reply))); r < 0 {
+		return fail(replyError(abi.Status(-r), len(reply)))
+	}
+	return int32(abi.StatusOK)
+}
+
+// replyHook is replyWithHeaders once a handler called SetReplyHeader. Only
+// SetReplyHeader refers to replyWithHeaders, so a plugin that never sets a
+// reply header does not link it, nor import reply_h: it loads on hosts
+// older than that import.
+var replyHook func(reply []byte, headers map[string]string) int32
+
+// replyWithHeaders sets a reply that has headers (Msg.SetReplyHeader),
+// away from the hot path.
+func replyWithHeaders(reply []byte, headers map[string]string) int32 {
+	h, err := encodeHeaders(abi.ImportReplyH, "", headers)
+	if err != nil {
+		return fail(abi.StatusInvalid, err.Error())
+	}
+	if len(reply) > math.MaxInt32 {
+		return fail(abi.StatusTooLarge, fmt.Sprintf("pycomms: reply of %d bytes is too large", len(reply)))
+	}
+	if r := hostReplyH(bytesPtr(reply), int32(len(reply)), bytesPtr(h), int32(len(h))); r < 0 {
 		return fail(replyError(abi.Status(-r), len(reply)))
 	}
 	return int32(abi.StatusOK)
@@ -165,3 +191,5 @@ func replyError(st abi.Status, n int) (abi.Status, string) {
 	}
 	return st, fmt.Sprintf("pycomms: reply of %d bytes refused: %s", n, st)
 }
+
+func setReplyHook() { replyHook = replyWithHeaders }

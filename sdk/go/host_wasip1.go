@@ -56,6 +56,30 @@ func hostConfigGet(keyPtr unsafe.Pointer, keyLen int32, ptr unsafe.Pointer, capa
 //go:noescape
 func hostHeader(keyPtr unsafe.Pointer, keyLen int32, ptr unsafe.Pointer, capacity int32) int32
 
+//go:wasmimport pycomms:host/v1 publish_h
+//go:noescape
+func hostPublishH(topicPtr unsafe.Pointer, topicLen int32, dataPtr unsafe.Pointer, dataLen int32, headersPtr unsafe.Pointer, headersLen int32) int32
+
+//go:wasmimport pycomms:host/v1 send_h
+//go:noescape
+func hostSendH(subjectPtr unsafe.Pointer, subjectLen int32, dataPtr unsafe.Pointer, dataLen int32, headersPtr unsafe.Pointer, headersLen int32) int32
+
+//go:wasmimport pycomms:host/v1 call_h
+//go:noescape
+func hostCallH(subjectPtr unsafe.Pointer, subjectLen int32, dataPtr unsafe.Pointer, dataLen int32, headersPtr unsafe.Pointer, headersLen int32, timeoutMillis int32) int32
+
+//go:wasmimport pycomms:host/v1 result_header
+//go:noescape
+func hostResultHeader(keyPtr unsafe.Pointer, keyLen int32, ptr unsafe.Pointer, capacity int32) int32
+
+//go:wasmimport pycomms:host/v1 result_headers
+//go:noescape
+func hostResultHeaders(ptr unsafe.Pointer, capacity int32) int32
+
+//go:wasmimport pycomms:host/v1 reply_h
+//go:noescape
+func hostReplyH(ptr unsafe.Pointer, n int32, headersPtr unsafe.Pointer, headersLen int32) int32
+
 // bytesPtr and strPtr give the address of the data of b or s for a host
 // call; nil for an empty one, which the host accepts with length 0.
 func bytesPtr(b []byte) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(b)) }
@@ -82,6 +106,23 @@ func Publish(topic string, data []byte) error {
 	return nil
 }
 
+// PublishWith is Publish with headers (keys are lower-cased; see
+// encodeHeaders for what the host refuses). A plugin that uses it needs a
+// host that provides publish_h.
+func PublishWith(topic string, data []byte, headers map[string]string) error {
+	h, err := encodeHeaders(abi.ImportPublishH, topic, headers)
+	if err != nil {
+		return err
+	}
+	if err := tooLong(abi.ImportPublishH, topic, len(data)); err != nil {
+		return err
+	}
+	if r := hostPublishH(strPtr(topic), int32(len(topic)), bytesPtr(data), int32(len(data)), bytesPtr(h), int32(len(h))); r < 0 {
+		return hostError(abi.ImportPublishH, topic, abi.Status(-r), "")
+	}
+	return nil
+}
+
 // Send sends data one way to whichever handler serves subject, without
 // waiting for it to be handled. Needs the "send" grant.
 func Send(subject string, data []byte) error {
@@ -90,6 +131,21 @@ func Send(subject string, data []byte) error {
 	}
 	if r := hostSend(strPtr(subject), int32(len(subject)), bytesPtr(data), int32(len(data))); r < 0 {
 		return hostError(abi.ImportSend, subject, abi.Status(-r), "")
+	}
+	return nil
+}
+
+// SendWith is Send with headers, as PublishWith.
+func SendWith(subject string, data []byte, headers map[string]string) error {
+	h, err := encodeHeaders(abi.ImportSendH, subject, headers)
+	if err != nil {
+		return err
+	}
+	if err := tooLong(abi.ImportSendH, subject, len(data)); err != nil {
+		return err
+	}
+	if r := hostSendH(strPtr(subject), int32(len(subject)), bytesPtr(data), int32(len(data)), bytesPtr(h), int32(len(h))); r < 0 {
+		return hostError(abi.ImportSendH, subject, abi.Status(-r), "")
 	}
 	return nil
 }
@@ -115,10 +171,49 @@ func Call(subject string, data []byte, timeout time.Duration) ([]byte, error) {
 	callMu.Lock()
 	defer callMu.Unlock()
 	n := hostCall(strPtr(subject), int32(len(subject)), bytesPtr(data), int32(len(data)), ms)
+	return callResult(abi.ImportCall, subject, n)
+}
+
+// CallWith is Call with headers on the request (as PublishWith), and it
+// also returns the reply's headers: those the called handler set (with
+// Msg.SetReplyHeader in this SDK), nil when it set none or the call
+// failed. A plugin that uses it needs a host that provides call_h.
+func CallWith(subject string, data []byte, headers map[string]string, timeout time.Duration) (reply []byte, replyHeaders map[string]string, err error) {
+	h, err := encodeHeaders(abi.ImportCallH, subject, headers)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := tooLong(abi.ImportCallH, subject, len(data)); err != nil {
+		return nil, nil, err
+	}
+	ms := timeoutMillis(timeout)
+
+	callMu.Lock()
+	defer callMu.Unlock()
+	n := hostCallH(strPtr(subject), int32(len(subject)), bytesPtr(data), int32(len(data)), bytesPtr(h), int32(len(h)), ms)
+	reply, err = callResult(abi.ImportCallH, subject, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	if size := hostResultHeaders(nil, 0); size > 0 {
+		buf := make([]byte, size)
+		if got := hostResultHeaders(bytesPtr(buf), size); got != size {
+			return nil, nil, &Error{Status: abi.StatusInternal, Msg: fmt.Sprintf("pycomms: %s %q: the reply's headers changed size from %d to %d bytes", abi.ImportCallH, subject, size, got)}
+		}
+		if replyHeaders, err = decodeHeaders(buf); err != nil {
+			return nil, nil, &Error{Status: abi.StatusInternal, Msg: fmt.Sprintf("pycomms: %s %q: reply headers: %v", abi.ImportCallH, subject, err)}
+		}
+	}
+	return reply, replyHeaders, nil
+}
+
+// callResult reads the outcome of the call import op that returned n,
+// with callMu held.
+func callResult(op, subject string, n int32) ([]byte, error) {
 	if n == -int32(abi.StatusDenied) {
 		// A refused import does nothing, so result would still hold the
 		// outcome of an earlier call: do not read it.
-		return nil, hostError(abi.ImportCall, subject, abi.StatusDenied, "")
+		return nil, hostError(op, subject, abi.StatusDenied, "")
 	}
 	size := n
 	if n < 0 {
@@ -127,11 +222,11 @@ func Call(subject string, data []byte, timeout time.Duration) ([]byte, error) {
 	buf := make([]byte, size)
 	if size > 0 {
 		if got := hostResult(bytesPtr(buf), size); got != size {
-			return nil, &Error{Status: abi.StatusInternal, Msg: fmt.Sprintf("pycomms: call %q: the host's result changed size from %d to %d bytes", subject, size, got)}
+			return nil, &Error{Status: abi.StatusInternal, Msg: fmt.Sprintf("pycomms: %s %q: the host's result changed size from %d to %d bytes", op, subject, size, got)}
 		}
 	}
 	if n < 0 {
-		return nil, hostError(abi.ImportCall, subject, abi.Status(-n), string(buf))
+		return nil, hostError(op, subject, abi.Status(-n), string(buf))
 	}
 	return buf, nil
 }

@@ -14,6 +14,21 @@ type Msg struct {
 
 	headers        map[string]string // decoded rawHeaders, once Headers ran
 	headersDecoded bool
+
+	replyHeaders map[string]string // set by SetReplyHeader
+}
+
+// SetReplyHeader adds a header to the reply of this request (keys are
+// lower-cased; see CallWith for how a caller reads them). It has no effect
+// on a send or an event, nor on a reply that is an error. The headers are
+// checked when the handler returns: bad ones fail the request with
+// StatusInvalid. A plugin that uses it needs a host that provides reply_h.
+func (m *Msg) SetReplyHeader(key, value string) {
+	setReplyHook()
+	if m.replyHeaders == nil {
+		m.replyHeaders = map[string]string{}
+	}
+	m.replyHeaders[key] = value
 }
 
 // Kind returns how the message was sent: KindRequest, KindSend or KindEvent.

@@ -136,7 +136,10 @@ func (w *instance) invokeBatch(b *batch) (failed int, text string, err error, br
 	w.msg, w.due = &w.batchMsg, b.due
 	defer w.clear()
 	w.growFailed = false
-	defer func() { w.reply, w.tooLarge, w.denied, w.callErr = w.reply[:0], 0, "", "" }()
+	defer func() {
+		w.reply, w.tooLarge, w.denied, w.callErr = w.reply[:0], 0, "", ""
+		w.replyHdr, w.callHdr = nil, nil
+	}()
 
 	m := &w.batchMsg
 	total := uint64(len(b.recs))

@@ -46,6 +46,13 @@ var hostImpls = map[string]api.GoModuleFunction{
 	abi.ImportConfig:    hostConfig,
 	abi.ImportConfigGet: hostConfigGet,
 	abi.ImportHeader:    hostHeader,
+
+	abi.ImportPublishH:      hostPublishH,
+	abi.ImportSendH:         hostSendH,
+	abi.ImportCallH:         hostCallH,
+	abi.ImportResultHeader:  hostResultHeader,
+	abi.ImportResultHeaders: hostResultHeaders,
+	abi.ImportReplyH:        hostReplyH,
 }
 
 func buildHostImports() map[string]hostImport {
@@ -161,17 +168,56 @@ func (w *instance) granted(c abi.Capability, stack []uint64) bool {
 
 var hostReply = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
 	w := instanceOf(ctx)
-	ptr, n := uint32(stack[0]), uint32(stack[1])
-	data := w.read("reply", ptr, n)
-	if uint64(n) > w.v.spec.MaxReply {
-		w.tooLarge = uint64(n)
+	w.setReply(w.read("reply", uint32(stack[0]), uint32(stack[1])), nil, stack)
+})
+
+// hostReplyH is reply with headers. Bad headers leave the reply as it was:
+// the handler gets -invalid and may still reply without them.
+var hostReplyH = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
+	w := instanceOf(ctx)
+	data := w.read("reply_h", uint32(stack[0]), uint32(stack[1]))
+	h, ok := w.headersAt(abi.ImportReplyH, uint32(stack[2]), uint32(stack[3]), stack)
+	if !ok {
+		return
+	}
+	w.setReply(data, h, stack)
+})
+
+// setReply replaces the reply and its headers (nil: none).
+func (w *instance) setReply(data []byte, h abi.Headers, stack []uint64) {
+	if n := uint64(len(data)); n > w.v.spec.MaxReply {
+		w.tooLarge = n
 		stack[0] = neg(abi.StatusTooLarge)
 		return
 	}
 	w.tooLarge = 0
 	w.reply = append(w.reply[:0], data...)
+	w.replyHdr = h
 	stack[0] = 0
-})
+}
+
+// headersAt reads and checks the headers a guest hands to import what
+// (n = 0: none). Headers that section 10 of SPEC.md refuses are logged
+// with the reason and answered with -invalid (ok false); the instance is
+// fine, only an out-of-bounds range is an ABI violation.
+func (w *instance) headersAt(what string, ptr, n uint32, stack []uint64) (abi.Headers, bool) {
+	if n == 0 {
+		return nil, true
+	}
+	h, err := message.DecodeHeaders(w.read(what+" headers", ptr, n))
+	if err != nil {
+		w.v.engine.logger.Warn("plugin handed invalid headers to a host function",
+			"plugin", w.v.spec.Name, "import", what, "err", err)
+		if what == abi.ImportCallH {
+			// A refused call is the last call: result tells why.
+			w.callRes = fmt.Appendf(w.callRes[:0], "%s: %v", what, err)
+			w.callHdr = nil
+		}
+		stack[0] = neg(abi.StatusInvalid)
+		return nil, false
+	}
+	return h, true
+}
 
 var hostLog = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
 	w := instanceOf(ctx)
@@ -199,15 +245,23 @@ var hostLog = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []u
 })
 
 // outgoing builds a message a handler sends; it inherits the remaining
-// budget and the hop count of the message in hand.
-func (w *instance) outgoing(kind abi.Kind, stack []uint64, what string) (*message.Message, bool) {
+// budget and the hop count of the message in hand. With headers, the
+// import's parameters 4 and 5 point at them (the _h imports).
+func (w *instance) outgoing(kind abi.Kind, stack []uint64, what string, headers bool) (*message.Message, bool) {
 	subject := string(w.read(what+" subject", uint32(stack[0]), uint32(stack[1])))
 	data := w.read(what+" data", uint32(stack[2]), uint32(stack[3]))
+	var h abi.Headers
+	if headers {
+		var ok bool
+		if h, ok = w.headersAt(what, uint32(stack[4]), uint32(stack[5]), stack); !ok {
+			return nil, false
+		}
+	}
 	if w.v.host == nil {
 		stack[0] = neg(abi.StatusInternal)
 		return nil, false
 	}
-	m := &message.Message{Kind: kind, Subject: subject, Payload: append([]byte(nil), data...), From: w.v.spec.Name}
+	m := &message.Message{Kind: kind, Subject: subject, Payload: append([]byte(nil), data...), Headers: h, From: w.v.spec.Name}
 	if in := w.msg; in != nil {
 		m.Hops = in.Hops + 1
 		m.Deadline = deadlineTime(w.due)
@@ -215,49 +269,74 @@ func (w *instance) outgoing(kind abi.Kind, stack []uint64, what string) (*messag
 	return m, true
 }
 
-var hostPublish = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
-	w := instanceOf(ctx)
-	if !w.granted(abi.CapPublish, stack) {
-		return
-	}
-	m, ok := w.outgoing(abi.KindEvent, stack, "publish")
-	if !ok {
-		return
-	}
-	m.Deadline = time.Time{}
-	if _, err := w.v.host.Publish(context.Background(), m); err != nil {
-		stack[0] = neg(message.StatusOf(err))
-		return
-	}
-	stack[0] = 0
-})
+var (
+	hostPublish  = publishImport(abi.ImportPublish, false)
+	hostPublishH = publishImport(abi.ImportPublishH, true)
+	hostSend     = sendImport(abi.ImportSend, false)
+	hostSendH    = sendImport(abi.ImportSendH, true)
+	hostCall     = callImport(abi.ImportCall, false)
+	hostCallH    = callImport(abi.ImportCallH, true)
+)
 
-var hostSend = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
-	w := instanceOf(ctx)
-	if !w.granted(abi.CapSend, stack) {
-		return
+func publishImport(name string, headers bool) api.GoModuleFunc {
+	return func(ctx context.Context, _ api.Module, stack []uint64) {
+		w := instanceOf(ctx)
+		if !w.granted(abi.CapPublish, stack) {
+			return
+		}
+		m, ok := w.outgoing(abi.KindEvent, stack, name, headers)
+		if !ok {
+			return
+		}
+		m.Deadline = time.Time{}
+		if _, err := w.v.host.Publish(context.Background(), m); err != nil {
+			stack[0] = neg(message.StatusOf(err))
+			return
+		}
+		stack[0] = 0
 	}
-	m, ok := w.outgoing(abi.KindSend, stack, "send")
-	if !ok {
-		return
-	}
-	m.Deadline = time.Time{}
-	if err := w.v.host.Send(context.Background(), m); err != nil {
-		stack[0] = neg(message.StatusOf(err))
-		return
-	}
-	stack[0] = 0
-})
+}
 
-var hostCall = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
-	w := instanceOf(ctx)
-	if !w.granted(abi.CapCall, stack) {
-		return
+func sendImport(name string, headers bool) api.GoModuleFunc {
+	return func(ctx context.Context, _ api.Module, stack []uint64) {
+		w := instanceOf(ctx)
+		if !w.granted(abi.CapSend, stack) {
+			return
+		}
+		m, ok := w.outgoing(abi.KindSend, stack, name, headers)
+		if !ok {
+			return
+		}
+		m.Deadline = time.Time{}
+		if err := w.v.host.Send(context.Background(), m); err != nil {
+			stack[0] = neg(message.StatusOf(err))
+			return
+		}
+		stack[0] = 0
 	}
-	m, ok := w.outgoing(abi.KindRequest, stack, "call")
-	if !ok {
-		return
+}
+
+// callImport is call, or call_h whose timeout_ms comes after the headers.
+func callImport(name string, headers bool) api.GoModuleFunc {
+	timeoutAt := 4
+	if headers {
+		timeoutAt = 6
 	}
+	return func(ctx context.Context, _ api.Module, stack []uint64) {
+		w := instanceOf(ctx)
+		if !w.granted(abi.CapCall, stack) {
+			return
+		}
+		ms := int32(stack[timeoutAt])
+		m, ok := w.outgoing(abi.KindRequest, stack, name, headers)
+		if !ok {
+			return
+		}
+		w.call(m, ms, stack)
+	}
+}
+
+func (w *instance) call(m *message.Message, ms int32, stack []uint64) {
 	// The nested request belongs to this handler's chain; the chain gets
 	// its id here, on its first call, so that a message that calls nothing
 	// costs nothing.
@@ -267,7 +346,7 @@ var hostCall = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []
 		w.held.Store(w.msg)
 		w.chain.Store(m.Chain)
 	}
-	if ms := int32(stack[4]); ms > 0 {
+	if ms > 0 {
 		if d := time.Now().Add(time.Duration(ms) * time.Millisecond); m.Deadline.IsZero() || d.Before(m.Deadline) {
 			m.Deadline = d
 		}
@@ -278,8 +357,14 @@ var hostCall = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []
 		cctx, cancel = context.WithDeadline(cctx, m.Deadline)
 		defer cancel()
 	}
+	// A local handler answers on this goroutine, before Call returns, so
+	// the reply's headers land in callHdr without a copy or an allocation
+	// (message.Message.ReplyHeaders).
+	w.callHdr = nil
+	m.ReplyHeaders = &w.callHdr
 	reply, err := w.v.host.Call(cctx, m)
 	if err != nil {
+		w.callHdr = nil
 		w.callErr = err.Error()
 		w.callRes = append(w.callRes[:0], w.callErr...)
 		stack[0] = neg(message.StatusOf(err))
@@ -287,7 +372,7 @@ var hostCall = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []
 	}
 	w.callRes = append(w.callRes[:0], reply...)
 	stack[0] = uint64(len(reply))
-})
+}
 
 // nextChain numbers call chains, from 1 (0 is "no chain yet").
 var nextChain atomic.Uint64
@@ -337,4 +422,24 @@ var hostHeader = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack 
 		return
 	}
 	w.copyOut("header", []byte(val), uint32(stack[2]), uint32(stack[3]), stack)
+})
+
+var hostResultHeader = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
+	w := instanceOf(ctx)
+	key := w.read("result_header key", uint32(stack[0]), uint32(stack[1]))
+	val, ok := w.callHdr[string(key)]
+	if !ok {
+		stack[0] = neg(abi.StatusNotFound)
+		return
+	}
+	w.copyOut("result_header", []byte(val), uint32(stack[2]), uint32(stack[3]), stack)
+})
+
+var hostResultHeaders = api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
+	w := instanceOf(ctx)
+	var b []byte
+	if len(w.callHdr) > 0 {
+		b, _ = headerEnc.Marshal(w.callHdr) // map[string]string always encodes
+	}
+	w.copyOut("result_headers", b, uint32(stack[0]), uint32(stack[1]), stack)
 })

@@ -74,6 +74,10 @@ type instance struct {
 	denied   abi.Capability
 	callRes  []byte
 	callErr  string // error text of the last failed call of this message
+	// replyHdr: the headers set with reply_h for the reply being built;
+	// callHdr: those of the last call's reply (result_header).
+	replyHdr abi.Headers
+	callHdr  abi.Headers
 	// growFailed: a memory.grow failed during this message (or, before
 	// the first message, during instantiation).
 	growFailed bool
@@ -200,7 +204,10 @@ func (w *instance) invoke(m *message.Message, deadline int64) (reply []byte, err
 	}
 	defer w.clear()
 	w.growFailed = false
-	defer func() { w.reply, w.tooLarge, w.denied, w.callErr = w.reply[:0], 0, "", "" }()
+	defer func() {
+		w.reply, w.tooLarge, w.denied, w.callErr = w.reply[:0], 0, "", ""
+		w.replyHdr, w.callHdr = nil, nil
+	}()
 
 	s, p, h := len(m.Subject), len(m.Payload), len(w.hdr)
 	total := uint64(s + p + h)
@@ -311,6 +318,9 @@ func (w *instance) complete(m *message.Message, status abi.Status) ([]byte, erro
 		// memory (in hostReply), none here; the next reply allocates.
 		r := w.reply
 		w.reply = nil
+		if w.replyHdr != nil && m.ReplyHeaders != nil {
+			*m.ReplyHeaders = w.replyHdr
+		}
 		if r == nil {
 			r = []byte{}
 		}
