@@ -3,8 +3,6 @@ package plugin
 import (
 	"context"
 	"maps"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
 // TestCSDKHeaders builds sdk/c/testdata/headers.c with the C SDK
@@ -22,24 +21,8 @@ import (
 // caller; a builder that overflowed sends nothing (PC_TOO_LARGE) and a
 // duplicate key is refused by the host (PC_INVALID).
 func TestCSDKHeaders(t *testing.T) {
-	clang, err := exec.LookPath("clang-14")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("clang-14 not found (required when CI=true): install it with scripts/install-toolchains.sh")
-		}
-		t.Skip("clang-14 not found")
-	}
 	sdk := filepath.Join("..", "..", "..", "sdk", "c")
-	out := filepath.Join(t.TempDir(), "headers.wasm")
-	cmd := exec.Command(clang, "--target=wasm32-wasi", "-mexec-model=reactor", "-O2", "-Wall", "-Wextra", "-Werror",
-		"-Wl,--strip-all", "-I", sdk, "-o", out, filepath.Join(sdk, "testdata", "headers.c"), filepath.Join(sdk, "pycomms.c"))
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%v: %v\n%s", cmd.Args, err, b)
-	}
-	wasm, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	wasm := hosttest.BuildWasmC(t, sdk, filepath.Join(sdk, "testdata", "headers.c"), filepath.Join(sdk, "pycomms.c"))
 	env := headersHost(t)
 	s := env.s
 	c, err := env.e.Load(context.Background(), Spec{Name: "ch", Wasm: wasm, Instances: 1,

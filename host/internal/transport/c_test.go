@@ -1,12 +1,11 @@
 package transport
 
 import (
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/pycomms/pycomms-host/host/internal/plugin"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
 // TestCTransport builds sdk/c/testdata/transport_lines.c with the C SDK's
@@ -14,24 +13,8 @@ import (
 // CI) and runs it: lines come back, a partial one waits, a routed request
 // is written and answered.
 func TestCTransport(t *testing.T) {
-	clang, err := exec.LookPath("clang-14")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("clang-14 not found (required when CI=true): install it with scripts/install-toolchains.sh")
-		}
-		t.Skip("clang-14 not found")
-	}
 	sdk := filepath.Join("..", "..", "..", "sdk", "c")
-	out := filepath.Join(t.TempDir(), "lines.wasm")
-	cmd := exec.Command(clang, "--target=wasm32-wasi", "-mexec-model=reactor", "-O2", "-Wall", "-Wextra", "-Werror",
-		"-Wl,--strip-all", "-I", sdk, "-o", out, filepath.Join(sdk, "testdata", "transport_lines.c"), filepath.Join(sdk, "pycomms_transport.c"))
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%v: %v\n%s", cmd.Args, err, b)
-	}
-	wasm, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	wasm := hosttest.BuildWasmC(t, sdk, filepath.Join(sdk, "testdata", "transport_lines.c"), filepath.Join(sdk, "pycomms_transport.c"))
 	engine, err := plugin.NewEngine(plugin.EngineOptions{})
 	if err != nil {
 		t.Fatal(err)
