@@ -2,17 +2,12 @@ package plugins
 
 import (
 	"bytes"
-	"context"
 	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/tetratelabs/wazero"
-
-	"github.com/pycomms/pycomms-host/abi"
 )
 
 const (
@@ -28,20 +23,7 @@ func TestMQTTIsFresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	r := wazero.NewRuntime(ctx)
-	defer r.Close(ctx)
-	cm, err := r.CompileModule(ctx, committed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for n := range cm.ExportedFunctions() {
-		names = append(names, n)
-	}
-	if k, err := abi.KindOf(names); k != abi.PluginTransport {
-		t.Errorf("mqtt.wasm is not a transport by its exports: %q, %v", k, err)
-	}
+	checkTransportExports(t, mqttWasmPath, committed)
 	if b, ok := Builtin("mqtt"); !ok || !bytes.Equal(b, committed) {
 		t.Errorf("builtin:mqtt is not plugins/mqtt/mqtt.wasm")
 	}

@@ -29,20 +29,7 @@ func checkGoTransportFresh(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	r := wazero.NewRuntime(ctx)
-	defer r.Close(ctx)
-	cm, err := r.CompileModule(ctx, committed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for n := range cm.ExportedFunctions() {
-		names = append(names, n)
-	}
-	if k, err := abi.KindOf(names); k != abi.PluginTransport {
-		t.Errorf("%s is not a transport by its exports: %q, %v", wasm, k, err)
-	}
+	checkTransportExports(t, wasm, committed)
 	if testing.Short() {
 		t.Skipf("rebuilds %s, which takes seconds: skipped with -short", wasm)
 	}
@@ -67,5 +54,25 @@ func checkGoTransportFresh(t *testing.T, dir string) {
 	}
 	if !bytes.Equal(fresh, committed) {
 		t.Errorf("%s is stale (%d bytes rebuilt, %d committed): run `go generate ./plugins/...` and commit it", wasm, len(fresh), len(committed))
+	}
+}
+
+// checkTransportExports fails t unless the module is a transport plugin by
+// its exports (abi.KindOf).
+func checkTransportExports(t *testing.T, name string, module []byte) {
+	t.Helper()
+	ctx := context.Background()
+	r := wazero.NewRuntime(ctx)
+	defer r.Close(ctx)
+	cm, err := r.CompileModule(ctx, module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for n := range cm.ExportedFunctions() {
+		names = append(names, n)
+	}
+	if k, err := abi.KindOf(names); k != abi.PluginTransport {
+		t.Errorf("%s is not a transport by its exports: %q, %v", name, k, err)
 	}
 }
