@@ -63,10 +63,12 @@ type Message struct {
 	// its reply's headers (only when it set any): the one field a callee
 	// writes, through a pointer its caller supplies, before the reply is
 	// returned. nil: the caller does not want them and they are dropped.
-	// A plugin on this host writes it on the caller's goroutine; the mesh
-	// and transports do not carry reply headers yet and leave it alone (an
-	// endpoint that answers from another goroutine must never write it
-	// after its caller stopped waiting). It is never sent to another host.
+	// Whoever answers writes it on the caller's goroutine: a plugin on
+	// this host as it returns, the mesh and a transport once the reply
+	// has come back (an endpoint that answers from another goroutine must
+	// never write it after its caller stopped waiting). The pointer is
+	// never sent to another host; the mesh carries the headers in its
+	// reply envelope.
 	ReplyHeaders *abi.Headers
 }
 

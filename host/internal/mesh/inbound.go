@@ -52,7 +52,7 @@ func (in *inbound) dispatch(l *link, e *wire.Envelope, main bool) error {
 		if n := l.inflight.Add(1); n > int64(m.inflight) {
 			l.inflight.Add(-1)
 			l.refused.Add(1)
-			in.reply(l, e, time.Time{}, nil, message.Errorf(abi.StatusBusy, "node %s is busy: %d requests from node %s in flight (limits.inflight)", m.name, m.inflight, l.name))
+			in.reply(l, e, time.Time{}, nil, nil, message.Errorf(abi.StatusBusy, "node %s is busy: %d requests from node %s in flight (limits.inflight)", m.name, m.inflight, l.name))
 			return nil
 		}
 		if !main {
@@ -137,34 +137,56 @@ func (in *inbound) fill(msg *message.Message, l *link, e *wire.Envelope) {
 	}
 }
 
+// served is a request from a peer as it runs on this host: its message
+// and the slot its handler's reply headers land in
+// (message.Message.ReplyHeaders). One allocation for both, of the size
+// class the message alone takes, so a reply without headers costs
+// nothing more.
+type served struct {
+	msg message.Message
+	hdr abi.Headers
+}
+
+// request is message for a request: the handler's reply headers are
+// collected in the message's own slot, to go back in the reply.
+func (in *inbound) request(l *link, e *wire.Envelope) *message.Message {
+	s := new(served)
+	in.fill(&s.msg, l, e)
+	s.msg.ReplyHeaders = &s.hdr
+	return &s.msg
+}
+
 // serve runs one request from a peer on this host and replies.
 func (in *inbound) serve(l *link, e *wire.Envelope) {
 	defer l.inflight.Add(-1)
 	// Without a deadline the plugin's own timeout bounds the call.
-	msg := in.message(l, e)
+	msg := in.request(l, e)
 	out, err := in.m.local.Call(l.ctx, msg)
 	in.answer(l, e, msg, out, err)
 }
 
-// answer replies to request e, which ran as msg on this host.
+// answer replies to request e, which ran as msg (from request) on this
+// host. The handler has returned, so its reply headers are final.
 func (in *inbound) answer(l *link, e *wire.Envelope, msg *message.Message, out []byte, err error) {
 	if err == nil && len(out) > l.maxOut {
 		err = message.Errorf(abi.StatusTooLarge, "reply of %d bytes to %q exceeds what node %s accepts (%d bytes, limits.max_frame)", len(out), e.Subject, l.name, l.maxOut)
 		out = nil
 	}
-	in.reply(l, e, msg.Deadline, out, err)
+	in.reply(l, e, msg.Deadline, out, *msg.ReplyHeaders, err)
 }
 
-// reply answers request e on l; dl is the request's deadline on this
-// host's clock (zero: none).
-func (in *inbound) reply(l *link, e *wire.Envelope, dl time.Time, out []byte, err error) {
+// reply answers request e on l with out and its headers h; dl is the
+// request's deadline on this host's clock (zero: none). An error reply
+// carries neither.
+func (in *inbound) reply(l *link, e *wire.Envelope, dl time.Time, out []byte, h abi.Headers, err error) {
 	m := in.m
 	// A reply goes back on the link its request came on: no from needed.
-	r := &wire.Envelope{Version: l.version, Kind: wire.KindReply, ReplyTo: e.ID, Payload: out}
+	r := &wire.Envelope{Version: l.version, Kind: wire.KindReply, ReplyTo: e.ID, Payload: out, Headers: h}
 	if err != nil {
 		r.Status = uint16(message.StatusOf(err))
 		r.Error = err.Error()
 		r.Payload = nil
+		r.Headers = nil
 	}
 	// A reply waits for room like a request does, until the requester's
 	// deadline: dropping it would leave the requester waiting for nothing.
@@ -181,7 +203,7 @@ func (ib *inbound) relay(in *link, e *wire.Envelope) error {
 	to := identity.ID(e.To)
 	fail := func(format string, args ...any) {
 		if e.Kind == wire.KindRequest {
-			ib.reply(in, e, time.Time{}, nil, message.Errorf(abi.StatusUnreachable, format, args...))
+			ib.reply(in, e, time.Time{}, nil, nil, message.Errorf(abi.StatusUnreachable, format, args...))
 		}
 	}
 	if e.Relays >= 1 {
@@ -204,7 +226,7 @@ func (ib *inbound) relay(in *link, e *wire.Envelope) error {
 	case wire.KindRequest:
 		if n := in.inflight.Add(1); n > int64(m.inflight) {
 			in.inflight.Add(-1)
-			ib.reply(in, e, time.Time{}, nil, message.Errorf(abi.StatusBusy, "relay %s is busy: %d requests in flight", m.name, m.inflight))
+			ib.reply(in, e, time.Time{}, nil, nil, message.Errorf(abi.StatusBusy, "relay %s is busy: %d requests in flight", m.name, m.inflight))
 			return nil
 		}
 		go func() {
@@ -217,15 +239,17 @@ func (ib *inbound) relay(in *link, e *wire.Envelope) error {
 			r, err := out.request(in.ctx, e, dl)
 			e.ID = id
 			if err != nil {
-				ib.reply(in, e, dl, nil, err)
+				ib.reply(in, e, dl, nil, nil, err)
 				return
 			}
 			defer done(r)
 			if r.Status != 0 {
-				ib.reply(in, e, dl, nil, &message.Error{Status: abi.Status(r.Status), Msg: r.Error})
+				ib.reply(in, e, dl, nil, nil, &message.Error{Status: abi.Status(r.Status), Msg: r.Error})
 				return
 			}
-			ib.reply(in, e, dl, r.Payload, nil)
+			// The reply is written before done(r) gives its headers'
+			// map back to the envelope pool.
+			ib.reply(in, e, dl, r.Payload, r.Headers, nil)
 		}()
 	case wire.KindSend:
 		if err := out.send(e, false, time.Time{}); err != nil {

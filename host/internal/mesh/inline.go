@@ -82,7 +82,7 @@ func (in *inbound) tryInline(l *link, e *wire.Envelope) error {
 		in.pool.run(job{l, e})
 		return nil
 	}
-	msg := in.message(l, e)
+	msg := in.request(l, e)
 	in.inline.active()
 	var start time.Time // rule 2: one request in inlineSample is timed
 	if l.rd.n%inlineSample == 0 {

@@ -167,6 +167,13 @@ func (m *Mesh) callNode(ctx context.Context, nd *node, msg *message.Message) ([]
 	if r.Status != uint16(abi.StatusOK) {
 		return nil, remoteError(nd.name, r)
 	}
+	if len(r.Headers) > 0 && msg.ReplyHeaders != nil {
+		// The caller waits on this goroutine, so it may have the map
+		// itself: the envelope goes back to the pool without it, and the
+		// next decode into that envelope makes a new one.
+		*msg.ReplyHeaders = abi.Headers(r.Headers)
+		r.Headers = nil
+	}
 	return r.Payload, nil
 }
 
