@@ -127,6 +127,11 @@ const (
 	// ImportRespond: (corr, status, ptr, len i32) -> i32. Answers the
 	// request the host handed over as EventMessage with corr.
 	ImportRespond = "respond"
+	// ImportRespondH: (corr, status, ptr, len, headers_ptr, headers_len
+	// i32) -> i32. ImportRespond that also sets the reply's headers (a
+	// CBOR map, SPEC.md section 10; headers_len 0: none), which an error
+	// reply drops.
+	ImportRespondH = "respond_h"
 )
 
 // transportImports is every transport action, in SPEC.md order; the
@@ -138,6 +143,7 @@ var transportImports = [...]Import{
 	{ImportTimerSet, []string{"timer", "ms"}, ""},
 	{ImportDeliver, []string{"kind", "corr", "ptr", "subject_len", "payload_len", "headers_len"}, ""},
 	{ImportRespond, []string{"corr", "status", "ptr", "len"}, ""},
+	{ImportRespondH, []string{"corr", "status", "ptr", "len", "headers_ptr", "headers_len"}, ""},
 }
 
 // TransportImports returns every transport action import, in SPEC.md
@@ -164,7 +170,8 @@ func IsTransportImport(name string) bool {
 // TransportMayImport lists the handler imports a transport plugin may
 // import as well: the others (reply, result, header, call, publish, send)
 // act on "the message being handled" or block the instance, which a state
-// machine has neither of; ImportDeliver and ImportRespond do their work.
+// machine has neither of; ImportDeliver, ImportRespond and ImportRespondH do
+// their work.
 func TransportMayImport() []string {
 	return []string{ImportLog, ImportConfig, ImportConfigGet}
 }

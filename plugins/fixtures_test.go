@@ -51,6 +51,7 @@ var wantFixtures = []string{
 	"echo", "echo_a", "echo_b", "loop", "memgrow", "biggrow", "status", "initloop", "badwrite", "trap", "badptr", "badalloc",
 	"nogrant", "bigreply", "wrongabi", "noexport", "caller", "publisher", "batch", "badbatch", "badbatchsig", "headers",
 	"transport_echo", "transport_loop", "transport_foreign", "transport_baddial", "transport_garbage", "transport_noread", "transport_frames",
+	"transport_replyh",
 }
 
 var i32 = api.ValueTypeI32
@@ -81,6 +82,7 @@ var importParams = map[string][]api.ValueType{
 	abi.ImportTimerSet:  {i32, i32},
 	abi.ImportDeliver:   {i32, i32, i32, i32, i32, i32},
 	abi.ImportRespond:   {i32, i32, i32, i32},
+	abi.ImportRespondH:  {i32, i32, i32, i32, i32, i32},
 }
 
 // exportSigs are the signatures of the guest exports (abi/SPEC.md section 3).

@@ -13,6 +13,8 @@ IMPORT("conn_close") int32_t pct_host_conn_close(int32_t conn);
 IMPORT("timer_set") int32_t pct_host_timer_set(int32_t id, int32_t ms);
 IMPORT("deliver") int32_t pct_host_deliver(int32_t kind, int32_t corr, const void *p, int32_t sl, int32_t pl, int32_t hl);
 IMPORT("respond") int32_t pct_host_respond(int32_t corr, int32_t status, const void *p, int32_t n);
+IMPORT("respond_h") int32_t pct_host_respond_h(int32_t corr, int32_t status, const void *p, int32_t n, const void *h,
+                                               int32_t hn);
 
 static const pct_handler *handler;
 static uint8_t *inbuf;
@@ -96,4 +98,9 @@ int32_t pct_deliver_parts(int32_t kind, uint32_t corr, const char *subject, uint
 
 int32_t pct_respond(uint32_t corr, int32_t status, const void *b, uint32_t n) {
     return pct_host_respond((int32_t)corr, status, b, (int32_t)n);
+}
+
+int32_t pct_respond_h(uint32_t corr, int32_t status, const void *b, uint32_t n, const void *headers,
+                      uint32_t headers_len) {
+    return pct_host_respond_h((int32_t)corr, status, b, (int32_t)n, headers, (int32_t)headers_len);
 }

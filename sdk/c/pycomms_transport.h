@@ -54,7 +54,8 @@ typedef struct pct_handler {
     /* A connection closed; why is a PC_* status (PC_OK: the peer closed). */
     void (*closed)(uint32_t conn, int32_t why);
     /* A message routed out through the transport; corr != 0 for a request
-     * (answer it with pct_respond). Return PC_OK, or a status that fails
+     * (answer it with pct_respond or pct_respond_h). Return PC_OK, or a
+     * status that fails
      * it. */
     int32_t (*message)(uint32_t corr, int32_t kind, const char *subject, uint32_t subject_len,
                        const uint8_t *payload, uint32_t payload_len,
@@ -84,6 +85,13 @@ int32_t pct_deliver(int32_t kind, uint32_t corr, const void *p, uint32_t subject
 int32_t pct_deliver_parts(int32_t kind, uint32_t corr, const char *subject, uint32_t subject_len,
                           const void *payload, uint32_t payload_len);
 int32_t pct_respond(uint32_t corr, int32_t status, const void *b, uint32_t n);
+/* pct_respond that also sets the reply's headers: a CBOR map of text to
+ * text (SPEC.md section 10) of headers_len bytes at headers, 0 for none.
+ * Headers the host refuses give -PC_INVALID and leave the request
+ * unanswered (respond again); an error reply's headers are dropped. A
+ * plugin that never calls it does not import respond_h. */
+int32_t pct_respond_h(uint32_t corr, int32_t status, const void *b, uint32_t n, const void *headers,
+                      uint32_t headers_len);
 
 #ifdef __cplusplus
 }

@@ -27,7 +27,9 @@ type Actions interface {
 	// Deliver takes m (which it may keep) into the host; for a request
 	// the reply comes back later as an EventReply with corr.
 	Deliver(slot int, corr uint32, m *message.Message) abi.Status
-	Respond(slot int, corr uint32, status abi.Status, b []byte) abi.Status
+	// Respond answers the request handed over with corr; h are the
+	// reply's headers (nil: none), already checked, which it may keep.
+	Respond(slot int, corr uint32, status abi.Status, b []byte, h abi.Headers) abi.Status
 }
 
 // LoadTransport loads a transport plugin (abi/SPEC.md section 13): the same
@@ -210,7 +212,7 @@ func (noActions) Open(int, int32) (uint32, abi.Status)             { return 0, a
 func (noActions) CloseConn(int, uint32) abi.Status                 { return abi.StatusInternal }
 func (noActions) SetTimer(int, uint32, int32) abi.Status           { return abi.StatusInternal }
 func (noActions) Deliver(int, uint32, *message.Message) abi.Status { return abi.StatusInternal }
-func (noActions) Respond(int, uint32, abi.Status, []byte) abi.Status {
+func (noActions) Respond(int, uint32, abi.Status, []byte, abi.Headers) abi.Status {
 	return abi.StatusInternal
 }
 
@@ -235,17 +237,35 @@ var transportImpls = map[string]api.GoModuleFunction{
 		w := instanceOf(ctx)
 		result(stack, w.v.actions.SetTimer(w.slot, uint32(stack[0]), int32(stack[1])), 0)
 	}),
-	abi.ImportDeliver: api.GoModuleFunc(hostDeliver),
-	abi.ImportRespond: api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
-		w := instanceOf(ctx)
-		b := w.read("respond", uint32(stack[2]), uint32(stack[3]))
-		st := abi.Status(int32(stack[1]))
-		if st < abi.StatusOK || st > abi.StatusInternal {
-			stack[0] = neg(abi.StatusInvalid)
+	abi.ImportDeliver:  api.GoModuleFunc(hostDeliver),
+	abi.ImportRespond:  api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) { hostRespond(ctx, stack, false) }),
+	abi.ImportRespondH: api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) { hostRespond(ctx, stack, true) }),
+}
+
+// hostRespond is the respond action, (corr, status, ptr, len), and with
+// headers respond_h, which adds (headers_ptr, headers_len). Headers that
+// SPEC.md section 10 refuses are answered with -invalid, like a bad
+// status, and the request stays unanswered: the plugin may respond again.
+func hostRespond(ctx context.Context, stack []uint64, headers bool) {
+	w := instanceOf(ctx)
+	what := abi.ImportRespond
+	if headers {
+		what = abi.ImportRespondH
+	}
+	b := w.read(what, uint32(stack[2]), uint32(stack[3]))
+	st := abi.Status(int32(stack[1]))
+	if st < abi.StatusOK || st > abi.StatusInternal {
+		stack[0] = neg(abi.StatusInvalid)
+		return
+	}
+	var h abi.Headers
+	if headers {
+		var ok bool
+		if h, ok = w.headersAt(what, uint32(stack[4]), uint32(stack[5]), stack); !ok {
 			return
 		}
-		result(stack, w.v.actions.Respond(w.slot, uint32(stack[0]), st, b), 0)
-	}),
+	}
+	result(stack, w.v.actions.Respond(w.slot, uint32(stack[0]), st, b, h), 0)
 }
 
 // result sets an import's result: ok on success, else the negated status.

@@ -170,7 +170,7 @@ func (t *Transport) Deliver(slotIdx int, corr uint32, m *message.Message) abi.St
 }
 
 // Respond implements plugin.Actions.
-func (t *Transport) Respond(slotIdx int, corr uint32, st abi.Status, b []byte) abi.Status {
+func (t *Transport) Respond(slotIdx int, corr uint32, st abi.Status, b []byte, h abi.Headers) abi.Status {
 	t.mu.Lock()
 	w, ok := t.pending[corr]
 	if ok && w.slot.i != slotIdx {
@@ -184,7 +184,7 @@ func (t *Transport) Respond(slotIdx int, corr uint32, st abi.Status, b []byte) a
 		return abi.StatusNotFound
 	}
 	if st == abi.StatusOK {
-		w.ch <- result{reply: append([]byte{}, b...)}
+		w.ch <- result{reply: append([]byte{}, b...), headers: h}
 	} else {
 		w.ch <- result{err: message.Errorf(st, "transport %q: %s", t.name, b)}
 	}

@@ -1,8 +1,13 @@
 package transport
 
 import (
+	"maps"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/pycomms/pycomms-host/abi"
+	"github.com/pycomms/pycomms-host/host/message"
 
 	"github.com/pycomms/pycomms-host/host/internal/plugin"
 	"github.com/pycomms/pycomms-host/internal/hosttest"
@@ -39,6 +44,16 @@ func TestCTransport(t *testing.T) {
 		t.Fatalf("request through the C transport: %q, %v", reply, err)
 	}
 	if got := readN(t, c, 3); got != "out" {
+		t.Fatalf("peer read %q", got)
+	}
+	// pct_respond_h: the reply carries the request's headers back.
+	var rh abi.Headers
+	reply, err = g.r.Call(t.Context(), &message.Message{Kind: abi.KindRequest, Subject: "c.h", Payload: []byte("hdr"),
+		Headers: abi.Headers{"trace-id": "7"}, Deadline: time.Now().Add(liveness), From: "test", ReplyHeaders: &rh})
+	if err != nil || string(reply) != "hdr" || !maps.Equal(rh, abi.Headers{"trace-id": "7"}) {
+		t.Fatalf("request with headers through the C transport: %q, headers %v, %v; want \"hdr\", {trace-id: 7}", reply, rh, err)
+	}
+	if got := readN(t, c, 3); got != "hdr" {
 		t.Fatalf("peer read %q", got)
 	}
 }

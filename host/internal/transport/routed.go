@@ -107,6 +107,11 @@ func (t *Transport) Request(ctx context.Context, m *message.Message) ([]byte, er
 		if errors.Is(r.err, errClosed) || errors.Is(r.err, errLost) {
 			return nil, message.Errorf(abi.StatusUnreachable, "transport %q: %s: %v", t.name, m.Subject, r.err)
 		}
+		if r.err == nil && len(r.headers) > 0 && m.ReplyHeaders != nil {
+			// Here, on the caller's goroutine: never after it stopped
+			// waiting (message.Message.ReplyHeaders).
+			*m.ReplyHeaders = r.headers
+		}
 		return r.reply, r.err
 	case <-timer.C:
 		t.unpend(corr)

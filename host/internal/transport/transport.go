@@ -149,8 +149,9 @@ type waiting struct {
 }
 
 type result struct {
-	reply []byte
-	err   error
+	reply   []byte
+	headers abi.Headers // the reply's (respond_h); nil with err
+	err     error
 }
 
 // New loads the plugin of cfg and returns the transport, not yet

@@ -1,7 +1,8 @@
 /* transport_lines.c - a transport plugin written with the C SDK
  * (pycomms_transport.h): it writes whole lines back on the connection they
  * came from, leaving a partial line with the host, and answers a request
- * routed out through it with its payload after writing it on the last
+ * routed out through it with its payload and, as the reply's headers, the
+ * request's own (pct_respond_h), after writing the payload on the last
  * connection that opened. host/internal/transport's TestCTransport builds
  * and runs it. */
 #include "pycomms_transport.h"
@@ -27,11 +28,9 @@ static int32_t message(uint32_t corr, int32_t kind, const char *subject, uint32_
     (void)kind;
     (void)subject;
     (void)subject_len;
-    (void)headers;
-    (void)headers_len;
     if (last == 0) return PC_UNREACHABLE;
     pct_write(last, payload, payload_len);
-    if (corr != 0) pct_respond(corr, PC_OK, payload, payload_len);
+    if (corr != 0) pct_respond_h(corr, PC_OK, payload, payload_len, headers, headers_len);
     return PC_OK;
 }
 

@@ -1,8 +1,9 @@
 // Package transport is the Go guest SDK for transport plugins (abi/SPEC.md
 // section 13): a wire protocol written as a state machine while the host
 // owns every socket. A plugin implements Handler, calls Set from an init
-// function, and acts with Write, Open, Close, SetTimer, Deliver and
-// Respond. plugins/linejson is a complete example.
+// function, and acts with Write, Open, Close, SetTimer, Deliver, Respond
+// and RespondH (a reply with headers). plugins/linejson is a complete
+// example.
 //
 // This package exports pycomms_alloc, pycomms_abi_version and
 // pycomms_transport_event; it must not be linked together with the handler
@@ -26,7 +27,8 @@ type Handler interface {
 	// Closed: conn closed, why says how (abi.StatusOK: the peer closed it).
 	Closed(conn uint32, why abi.Status)
 	// Message is a message the host routes out through this transport;
-	// corr is non-zero for a request, to be answered with Respond. The
+	// corr is non-zero for a request, to be answered with Respond (or
+	// RespondH, to give the reply headers). The
 	// returned status fails the request when it is not abi.StatusOK.
 	Message(corr uint32, kind abi.Kind, subject string, payload, headers []byte) abi.Status
 	// Reply is the answer to a request delivered with Deliver and corr.

@@ -81,6 +81,10 @@ func hostDeliver(kind, corr int32, ptr unsafe.Pointer, sl, pl, hl int32) int32
 //go:noescape
 func hostRespond(corr, status int32, ptr unsafe.Pointer, n int32) int32
 
+//go:wasmimport pycomms:host/v1 respond_h
+//go:noescape
+func hostRespondH(corr, status int32, ptr unsafe.Pointer, n int32, hptr unsafe.Pointer, hn int32) int32
+
 //go:wasmimport pycomms:host/v1 log
 //go:noescape
 func hostLog(level int32, ptr unsafe.Pointer, n int32) int32
@@ -130,6 +134,15 @@ func Deliver(kind abi.Kind, corr uint32, subject string, payload, headers []byte
 // Respond answers the request Message handed over with corr.
 func Respond(corr uint32, st abi.Status, b []byte) abi.Status {
 	return status(hostRespond(int32(corr), int32(st), ptr(b), int32(len(b))))
+}
+
+// RespondH is Respond that also sets the reply's headers: headers is a
+// CBOR map of text to text (SPEC.md section 10), nil for none. Headers the
+// host refuses give abi.StatusInvalid and leave the request unanswered, so
+// the plugin may Respond again; an error reply's headers are dropped. A
+// plugin that never calls it does not import respond_h.
+func RespondH(corr uint32, st abi.Status, b, headers []byte) abi.Status {
+	return status(hostRespondH(int32(corr), int32(st), ptr(b), int32(len(b)), ptr(headers), int32(len(headers))))
 }
 
 // Log writes a line to the host log at level (needs the log grant).
