@@ -36,6 +36,7 @@ func runCLI(t *testing.T, stdin string, args ...string) result {
 
 // node starts a control server over a test backend whose calls behave by
 // subject: "echo.*" echoes, "headers.*" replies with the headers as JSON,
+// "replyh.*" echoes with the request's headers as the reply's,
 // "fail.<status>" fails with that status.
 func node(t *testing.T) (*controltest.Backend, string) {
 	b := controltest.NewBackend()
@@ -46,6 +47,11 @@ func node(t *testing.T) (*controltest.Backend, string) {
 			return m.Payload, nil
 		case "headers":
 			return json.Marshal(m.Headers)
+		case "replyh":
+			if m.ReplyHeaders != nil {
+				*m.ReplyHeaders = m.Headers
+			}
+			return m.Payload, nil
 		case "deadline":
 			return []byte(time.Until(m.Deadline).Round(time.Hour).String()), nil
 		case "fail":
@@ -91,6 +97,10 @@ func TestCall(t *testing.T) {
 		{"headers", "", []string{"call", "headers.get", "--control", addr, "-H", "Trace-ID=7", "--header", "q=a=b", "-H", "empty="},
 			`{"empty":"","q":"a=b","trace-id":"7"}` + "\n"},
 		{"timeout", "", []string{"call", "deadline.x", "--timeout", "59m", "--control", addr}, "1h0m0s\n"},
+		{"include", "", []string{"call", "replyh.x", "hi", "-i", "-H", "b=2", "-H", "a=x: y", "--control", addr}, "a: x: y\nb: 2\n\nhi\n"},
+		{"include raw", "", []string{"call", "--include", "--raw", "replyh.x", "hi", "-H", "a=1", "--control", addr}, "a: 1\n\nhi"},
+		{"include none", "", []string{"call", "echo.say", "hi", "-i", "-H", "a=1", "--control", addr}, "\nhi\n"},
+		{"reply headers without include", "", []string{"call", "replyh.x", "hi", "-H", "a=1", "--control", addr}, "hi\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -29,6 +31,7 @@ func (a *cli) newCallCmd() *cobra.Command {
 		timeout time.Duration
 		headers []string
 		raw     bool
+		include bool
 		node    string
 	)
 	cmd := &cobra.Command{
@@ -39,13 +42,16 @@ the reply payload to stdout, followed by a newline unless --raw is given.
 With --node the request goes to that node of the mesh only (a node name, a
 node id or an id prefix of at least 6 characters; see 'pycomms-host peers'):
 exit 7 when the mesh knows no such node, 2 when the node is not part of a
-mesh.
+mesh. With -i (--include) the reply's headers come first, as curl -i shows
+a response's: one "name: value" line each, sorted by name, then an empty
+line (also when there are none), then the payload.
 
 ` + dataHelp,
 		Example: `  pycomms-host call inventory.reserve '{"sku":"a1","qty":2}'
   pycomms-host call inventory.reserve - --timeout 2s < request.json
   pycomms-host call echo.say hi -H trace-id=7 --raw > reply.bin
-  pycomms-host call inventory.count --node node-b`,
+  pycomms-host call inventory.count --node node-b
+  pycomms-host call echo.say hi -i`,
 		Args:              cobra.RangeArgs(1, 2),
 		ValidArgsFunction: a.completeSubjects(servicesOf),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -60,12 +66,15 @@ mesh.
 			if err != nil {
 				return err
 			}
-			reply, err := a.client().CallNode(cmd.Context(), node, args[0], payload, h, timeout)
+			reply, rh, err := a.client().CallNodeHeaders(cmd.Context(), node, args[0], payload, h, timeout)
 			if err != nil {
 				return err
 			}
 			if !raw {
 				reply = append(reply, '\n')
+			}
+			if include {
+				reply = append(formatHeaders(rh), reply...)
 			}
 			if _, err := a.stdout.Write(reply); err != nil {
 				return fmt.Errorf("write reply: %w", err)
@@ -77,9 +86,20 @@ mesh.
 	f.DurationVarP(&timeout, "timeout", "t", control.DefaultCallTimeout, "how long to wait for the reply (at most 1h)")
 	f.StringArrayVarP(&headers, "header", "H", nil, "message header key=value (repeatable)")
 	f.BoolVar(&raw, "raw", false, "print the reply exactly, without a trailing newline")
+	f.BoolVarP(&include, "include", "i", false, "print the reply's headers before it, then an empty line")
 	f.StringVar(&node, "node", "", nodeFlagHelp)
 	_ = cmd.RegisterFlagCompletionFunc("node", a.completeNodes)
 	return cmd
+}
+
+// formatHeaders is the header block call -i prints: "name: value" lines
+// sorted by name, and the empty line that ends it.
+func formatHeaders(h map[string]string) []byte {
+	var b []byte
+	for _, k := range slices.Sorted(maps.Keys(h)) {
+		b = fmt.Appendf(b, "%s: %s\n", k, h[k])
+	}
+	return append(b, '\n')
 }
 
 func (a *cli) newSendCmd() *cobra.Command {

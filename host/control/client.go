@@ -107,9 +107,18 @@ func (c *Client) Call(ctx context.Context, subject string, payload []byte, heade
 // is abi.StatusInvalid (the error lists their ids), and a node outside a
 // mesh answers abi.StatusNoHandler. node "" means any node, as Call.
 func (c *Client) CallNode(ctx context.Context, node, subject string, payload []byte, headers map[string]string, timeout time.Duration) ([]byte, error) {
+	reply, _, err := c.CallNodeHeaders(ctx, node, subject, payload, headers, timeout)
+	return reply, err
+}
+
+// CallNodeHeaders is CallNode that also returns the reply's headers: those
+// its handler set (reply_h, respond_h), on this node or another, read from
+// the response's Pycomms-H-<name> headers with names lower-cased (nil when
+// there are none). An error reply has none.
+func (c *Client) CallNodeHeaders(ctx context.Context, node, subject string, payload []byte, headers map[string]string, timeout time.Duration) ([]byte, map[string]string, error) {
 	op := "call " + subject
 	if timeout < 0 {
-		return nil, message.Errorf(abi.StatusInvalid, "%s: timeout %v must not be negative", op, timeout)
+		return nil, nil, message.Errorf(abi.StatusInvalid, "%s: timeout %v must not be negative", op, timeout)
 	}
 	q := url.Values{}
 	wait := DefaultCallTimeout
@@ -125,14 +134,14 @@ func (c *Client) CallNode(ctx context.Context, node, subject string, payload []b
 	defer cancel()
 	resp, err := c.do(ctx, op, http.MethodPost, "/v1/call/", subject, q, payload, headers)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	reply, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, c.transportError(ctx, op, err)
+		return nil, nil, c.transportError(ctx, op, err)
 	}
-	return reply, nil
+	return reply, messageHeaders(resp.Header), nil
 }
 
 // Send delivers a one-way message to subject.

@@ -276,13 +276,15 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 	deadline := time.Now().Add(timeout)
 	ctx, cancel := context.WithDeadline(r.Context(), deadline)
 	defer cancel()
+	var replyHeaders abi.Headers
 	m := &message.Message{
-		Kind:     abi.KindRequest,
-		Subject:  r.PathValue("subject"),
-		Payload:  payload,
-		Headers:  messageHeaders(r.Header),
-		Deadline: deadline,
-		From:     "control",
+		Kind:         abi.KindRequest,
+		Subject:      r.PathValue("subject"),
+		Payload:      payload,
+		Headers:      messageHeaders(r.Header),
+		Deadline:     deadline,
+		From:         "control",
+		ReplyHeaders: &replyHeaders,
 	}
 	var reply []byte
 	if node != "" {
@@ -304,10 +306,56 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	setReplyHeaders(w.Header(), replyHeaders)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.Itoa(len(reply)))
 	w.WriteHeader(http.StatusOK)
 	s.writeAll(w, reply)
+}
+
+// setReplyHeaders adds a reply's message headers to the response as
+// Pycomms-H-<name>, the way messageHeaders reads a request's. A header
+// whose name HTTP does not allow in a field name, or whose value holds a
+// control character, cannot be written as it is and is left out rather
+// than altered: the response shows a handler's headers exactly or not at
+// all.
+func setReplyHeaders(dst http.Header, h abi.Headers) {
+	for k, v := range h {
+		if !httpToken(k) || !httpFieldValue(v) {
+			continue
+		}
+		dst[http.CanonicalHeaderKey(HeaderPrefix+k)] = []string{v}
+	}
+}
+
+// httpToken reports whether s is a token (RFC 9110 section 5.6.2), what
+// a field name must be. (golang.org/x/net/http/httpguts has this, but
+// would pull in golang.org/x/text for its other functions.)
+func httpToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// httpFieldValue reports whether s can be a field value as it is: no
+// control character but tab (RFC 9110 section 5.5).
+func httpFieldValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
