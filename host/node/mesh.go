@@ -236,15 +236,12 @@ func (n *Node) startMDNS() error {
 	return nil
 }
 
+// closeMesh leaves the mesh with the usual grace for the links' requests
+// (after a Drain it is closed already, and this does nothing).
 func (n *Node) closeMesh() {
-	if n.mdns != nil {
-		n.mdns.Close()
-		n.mdns = nil
-	}
-	if n.mesh == nil {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	n.mesh.Close(ctx)
+	if err := n.leaveMesh(ctx); err != nil {
+		n.logger.Warn("mesh closed with requests in flight", "err", err)
+	}
 }
