@@ -2,7 +2,9 @@
 // (host/config), the plugin runtime, the in-host router, the file watcher
 // for hot reload, the mesh and mDNS discovery (all under host/internal/)
 // and the local control API (host/control). It owns their lifecycle: start,
-// hot reload of a plugin file, reload of the config, and graceful shutdown.
+// hot reload of a plugin file, reload of the config, and graceful shutdown
+// ([Node.Drain], then [Node.Close]), and reports it to systemd when asked
+// (Options.Systemd).
 //
 // # Embedding and what is stable
 //
