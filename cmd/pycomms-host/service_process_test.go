@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -382,5 +383,46 @@ func TestProcessSecondSignal(t *testing.T) {
 		}
 	case <-time.After(procRouteTimeout):
 		t.Fatal("the call cut off by the second signal did not end")
+	}
+}
+
+// TestProcessNotifySocketNotRead: a service manager that stops reading
+// its notify socket (its queue fills with watchdog pings, and a datagram
+// write then blocks) must not keep the node from stopping: SIGTERM still
+// drains and exits 0, within the bound. Before, the blocked watchdog ping
+// and then STOPPING=1 held the stop forever.
+func TestProcessNotifySocketNotRead(t *testing.T) {
+	dir, err := os.MkdirTemp("", "sdn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "notify")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	h := procCluster(t, cluster.Options{Hosts: 1,
+		Env: []string{"NOTIFY_SOCKET=" + path, "WATCHDOG_USEC=2000"}, // a ping every millisecond
+	}).Host("a")
+	h.SetPlugins(watPlugin(t, "echo", []string{"echo"}, nil))
+	if err := h.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Nobody reads: once the queue is full (net.unix.max_dgram_qlen
+	// datagrams, 512 by default), every write blocks, which the node logs
+	// (at debug level, which the cluster's hosts log).
+	procEventually(t, procRouteTimeout, "a notification blocked", func() error {
+		if !strings.Contains(h.Logs.String(), "systemd notification still blocked") {
+			return errors.New("no notification blocked yet")
+		}
+		return nil
+	})
+	if err := h.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := exitWithin(t, h, procRouteTimeout); code != exitOK {
+		t.Errorf("exit code %d, want 0\n%s", code, h.Logs.String())
 	}
 }

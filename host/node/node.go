@@ -141,6 +141,9 @@ type Node struct {
 	// watchdogStop ends the systemd watchdog pings, which close
 	// watchdogDone when they end (systemd.go); nil without a watchdog.
 	watchdogStop, watchdogDone chan struct{}
+	// notifying holds a token while a systemd notification is being
+	// written (systemd.go).
+	notifying chan struct{}
 }
 
 // managed is one configured plugin and its live state. It lives as long as
@@ -253,6 +256,7 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 		gen:        1,
 		digest:     cfg.Digest(),
 		name:       cfg.Node.Name,
+		notifying:  make(chan struct{}, 1),
 	}
 	// Every change of what this host serves is advertised to its peers.
 	n.router = router.New(router.Options{Logger: logger, OnChange: func() {

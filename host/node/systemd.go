@@ -30,9 +30,17 @@ const (
 	sdWatchdog  = daemon.SdNotifyWatchdog
 )
 
+// notifyWait bounds how long a notification may hold up the node. A
+// datagram write to the notify socket blocks while the socket's queue is
+// full (a service manager that stopped reading), and SdNotify sets no
+// deadline: the node must still start, reload and stop.
+const notifyWait = time.Second
+
 // notify sends state to the service manager when the node is a systemd
-// service; a failure is logged at debug level only, as a service manager
-// that stopped listening cannot be helped by the node.
+// service. A failure, or a write still blocked after notifyWait (it then
+// finishes or fails in the background, and notifications meanwhile are
+// skipped), is logged at debug level only: the node cannot help a service
+// manager that stopped listening.
 func (n *Node) notify(state string) {
 	if !n.opts.Systemd {
 		return
@@ -40,8 +48,30 @@ func (n *Node) notify(state string) {
 	if state == sdReloading {
 		state += "\n" + strings.TrimSpace(daemon.SdNotifyMonotonicUsec())
 	}
-	if _, err := daemon.SdNotify(false, state); err != nil {
-		n.logger.Debug("systemd notification not sent", "state", state, "err", err)
+	// One write at a time, in order: a later one waits for the one
+	// before, and is skipped when that stays blocked (it would block
+	// too), which keeps the goroutines blocked in a write to one.
+	timeout := time.NewTimer(notifyWait)
+	defer timeout.Stop()
+	select {
+	case n.notifying <- struct{}{}:
+	case <-timeout.C:
+		n.logger.Debug("systemd notification skipped: the one before is still blocked", "state", state)
+		return
+	}
+	sent := make(chan error, 1)
+	go func() {
+		_, err := daemon.SdNotify(false, state)
+		<-n.notifying
+		sent <- err
+	}()
+	select {
+	case err := <-sent:
+		if err != nil {
+			n.logger.Debug("systemd notification not sent", "state", state, "err", err)
+		}
+	case <-timeout.C:
+		n.logger.Debug("systemd notification still blocked; not waiting for it", "state", state, "after", notifyWait)
 	}
 }
 
