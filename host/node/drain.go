@@ -58,7 +58,8 @@ func (n *Node) DrainTimeout() time.Duration {
 // It then waits until the work in flight has finished or ctx ends. It
 // returns nil when everything finished, or an error saying what was still
 // in flight when ctx ended. Either way the node takes no new work
-// afterwards; Close stops it. A second Drain returns at once.
+// afterwards; Close stops it (a Close while Drain runs cuts the drain
+// short). A second Drain returns an error at once.
 func (n *Node) Drain(ctx context.Context) error {
 	if n.draining.Swap(true) {
 		return errors.New("node is draining already")
@@ -100,9 +101,12 @@ func (n *Node) Drain(ctx context.Context) error {
 // leaveMesh stops mDNS (which says goodbye) and closes the mesh, which
 // tells the peers and waits for the links' requests until ctx ends.
 func (n *Node) leaveMesh(ctx context.Context) error {
-	if n.mdns != nil {
-		n.mdns.Close()
-		n.mdns = nil
+	n.mdnsMu.Lock()
+	mdns := n.mdns
+	n.mdns = nil
+	n.mdnsMu.Unlock()
+	if mdns != nil {
+		mdns.Close()
 	}
 	if n.mesh == nil {
 		return nil

@@ -99,6 +99,12 @@ func TestDrainFinishesCallsInFlight(t *testing.T) {
 	if message.StatusOf(err) != abi.StatusBusy || !strings.Contains(err.Error(), "draining") {
 		t.Errorf("a new call on the draining node: %v, want busy naming the drain", err)
 	}
+	if _, err := a.Client.CallNode(context.Background(), "a", "slow.x", nil, nil, 5*time.Second); message.StatusOf(err) != abi.StatusBusy {
+		t.Errorf("a new call with node= on the draining node: %v, want busy", err)
+	}
+	if err := a.Client.Send(context.Background(), "slow.x", nil, nil); message.StatusOf(err) != abi.StatusBusy {
+		t.Errorf("a new send on the draining node: %v, want busy", err)
+	}
 	if _, err := a.Client.Publish(context.Background(), "news.x", nil, nil); message.StatusOf(err) != abi.StatusBusy {
 		t.Errorf("a new publish on the draining node: %v, want busy", err)
 	}

@@ -102,7 +102,8 @@ type Node struct {
 	engine  *plugin.Engine
 	router  *router.Router
 	mesh    *mesh.Mesh
-	mdns    *discovery.Service // nil unless discovery.mdns
+	mdns    *discovery.Service // nil unless discovery.mdns; guarded by mdnsMu after Start
+	mdnsMu  sync.Mutex
 	started time.Time
 
 	// reloadMu serialises config reloads (and Close against one). No
