@@ -390,14 +390,18 @@ func (n *Node) start(ctx context.Context, pc config.Plugin) (*managed, error) {
 }
 
 // Run listens on the control address, watches plugin files, and serves
-// until ctx ends; then it shuts down gracefully: the control API finishes
-// its requests and every plugin drains.
+// until ctx ends; then it shuts down gracefully, as `pycomms-host run`
+// does on SIGTERM: it drains for up to drain_timeout (Drain) and closes.
+// The error says when the drain did not finish.
 func (n *Node) Run(ctx context.Context) error {
 	if err := n.Start(); err != nil {
 		return err
 	}
 	<-ctx.Done()
-	return n.Close()
+	dctx, cancel := context.WithTimeout(context.Background(), n.DrainTimeout())
+	defer cancel()
+	drainErr := n.Drain(dctx)
+	return errors.Join(drainErr, n.Close())
 }
 
 // Start begins listening and watching without blocking.

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pycomms/pycomms-host/abi"
+	"github.com/pycomms/pycomms-host/host/message"
 	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
 
@@ -112,5 +114,64 @@ func TestDrainTimeoutIsLive(t *testing.T) {
 	}
 	if err := n.Drain(context.Background()); err == nil {
 		t.Error("a second Drain returned nil")
+	}
+}
+
+// TestRunDrains: Run, the embedder's loop, drains before it closes when
+// its context ends: a call in flight then finishes, and Run returns nil.
+// It closed at once before, cutting the call off with the node.
+func TestRunDrains(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pycomms.yaml")
+	cfg := "control: \"\"\nlisten: {tcp: \"\", quic: \"\"}\ndata_dir: " + filepath.Join(dir, "data") + "\ncache_dir: " + sharedCache + "\nplugins: []\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(context.Background(), Options{ConfigPath: path, Logger: (&hosttest.SyncBuffer{}).Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	if _, err := n.Serve("slow", []string{"slow"}, func(ctx context.Context, m *message.Message) ([]byte, error) {
+		close(entered)
+		<-release
+		return []byte("done"), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- n.Run(ctx) }()
+	called := make(chan error, 1)
+	go func() {
+		out, err := n.Call(context.Background(), &message.Message{Kind: abi.KindRequest, Subject: "slow.x", Deadline: time.Now().Add(time.Minute)})
+		if err == nil && string(out) != "done" {
+			err = fmt.Errorf("reply %q", out)
+		}
+		called <- err
+	}()
+	select {
+	case <-entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the call did not reach the handler")
+	}
+	cancel()
+	hosttest.CheckFor(t, 15*time.Second, func() error {
+		if !n.Draining() {
+			return fmt.Errorf("Run is not draining after its context ended")
+		}
+		return nil
+	})
+	close(release)
+	if err := <-called; err != nil {
+		t.Errorf("the call in flight: %v", err)
+	}
+	select {
+	case err := <-ran:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after the drain")
 	}
 }
