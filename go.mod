@@ -3,6 +3,7 @@ module github.com/pycomms/pycomms-host
 go 1.26.8
 
 require (
+	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/fsnotify/fsnotify v1.10.1
 	github.com/fxamacker/cbor/v2 v2.9.6
 	github.com/knadh/koanf/providers/confmap v1.0.1

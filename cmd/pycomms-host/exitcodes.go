@@ -26,6 +26,13 @@ const (
 	// Not a config error: the same config may work once the address is
 	// free, so a supervisor may retry it.
 	exitListen = 9
+	// exitNotReady is `health` reaching a node that is not ready (a
+	// plugin failed, the node drains, a peer not dialled yet).
+	exitNotReady = 10
+	// exitDrainIncomplete is `run` stopped by SIGTERM or SIGINT whose
+	// drain did not finish: drain_timeout passed with work in flight, or
+	// a second signal stopped it at once. A clean drain exits exitOK.
+	exitDrainIncomplete = 11
 	// exitInterrupted follows the shell convention 128+SIGINT for a command
 	// cut short by SIGINT or SIGTERM; `sub` exits exitOK on interrupt
 	// instead, because interrupting is how it is meant to end.
@@ -61,6 +68,8 @@ var exitCodes = []exitClass{
 	{exitOther, "other", "other error (denied, internal, local I/O)",
 		[]abi.Status{abi.StatusDenied, abi.StatusNotFound, abi.StatusInternal}},
 	{exitListen, "cannot listen", "run cannot listen on an address (control, listen.tcp, listen.quic)", nil},
+	{exitNotReady, "not ready", "health: the node answers but is not ready (the reasons are printed)", nil},
+	{exitDrainIncomplete, "drain incomplete", "run stopped with work in flight: drain_timeout passed, or a second signal", nil},
 	{exitInterrupted, "interrupted", "interrupted (sub exits 0 instead)", nil},
 }
 

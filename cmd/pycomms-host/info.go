@@ -232,19 +232,29 @@ func (a *cli) newHealthCmd() *cobra.Command {
 		Use:   "health",
 		Short: "Show the node's health",
 		Long: `Health prints the node's status, name, uptime, number of plugins and version,
-whether any plugin failed to load (the node is then not ready), the applied
+whether it is ready and if not why (a plugin failed to load, the node is
+draining, a configured peer has not been dialled once yet), the applied
 config's generation (it moves when a reload is applied) and digest, and for
-a node in a mesh its id and the number of peers that are up. It
-exits 0 whenever the node answers (check the status field for its verdict)
-and 7 when the node cannot be reached.`,
+a node in a mesh its id and the number of peers that are up. It exits 0
+when the node is ready, 10 when it answers but is not ready (after
+printing the reasons) and 7 when the node cannot be reached.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			h, err := a.client().Health(cmd.Context())
 			if err != nil {
 				return err
 			}
+			notReady := func() error {
+				if h.Ready {
+					return nil
+				}
+				return exitError{code: exitNotReady, err: fmt.Errorf("node %s is not ready: %s", h.Node, h.NotReady)}
+			}
 			if asJSON {
-				return writeJSON(a.stdout, h, true)
+				if err := writeJSON(a.stdout, h, true); err != nil {
+					return err
+				}
+				return notReady()
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 1, ' ', 0)
 			fmt.Fprintf(tw, "status:\t%s\n", h.Status)
@@ -268,7 +278,7 @@ and 7 when the node cannot be reached.`,
 			if err := tw.Flush(); err != nil {
 				return fmt.Errorf("write health: %w", err)
 			}
-			return nil
+			return notReady()
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")

@@ -394,7 +394,7 @@ func TestPluginsEmptyJSON(t *testing.T) {
 
 func TestHealth(t *testing.T) {
 	b, addr := node(t)
-	b.HealthInfo = control.Health{Status: "ok", Node: "node-a", Uptime: 3*time.Hour + 1500*time.Millisecond, Plugins: 2, Version: "v1.0.0"}
+	b.HealthInfo = control.Health{Status: "ok", Node: "node-a", Uptime: 3*time.Hour + 1500*time.Millisecond, Plugins: 2, Version: "v1.0.0", Ready: true}
 	r := runCLI(t, "", "health", "--control", addr)
 	want := "status:  ok\nnode:    node-a\nuptime:  3h0m2s\nplugins: 2\nversion: v1.0.0\n"
 	if r.code != 0 || r.stdout != want {
@@ -404,6 +404,26 @@ func TestHealth(t *testing.T) {
 	var h control.Health
 	if err := json.Unmarshal([]byte(r.stdout), &h); err != nil || h != b.HealthInfo {
 		t.Errorf("--json: %v %+v\n%s", err, h, r.stdout)
+	}
+}
+
+// TestHealthNotReady: a node that answers but is not ready makes health
+// print the reasons and exit exitNotReady (10), with and without --json.
+// It exited 0 whenever the node answered, so a script or a probe could
+// not tell a ready node from one that is not.
+func TestHealthNotReady(t *testing.T) {
+	b, addr := node(t)
+	reasons := "plugins failed: inventory; draining: the node is stopping"
+	b.HealthInfo = control.Health{Status: "ok", Node: "node-a", Uptime: time.Minute, Plugins: 2, Version: "v1.0.0", NotReady: reasons}
+	r := runCLI(t, "", "health", "--control", addr)
+	if r.code != exitNotReady || !strings.Contains(r.stdout, "ready:   no, "+reasons+"\n") ||
+		!strings.Contains(r.stderr, "pycomms-host: node node-a is not ready: "+reasons) {
+		t.Errorf("exit %d (want %d), stdout:\n%s\nstderr:\n%s", r.code, exitNotReady, r.stdout, r.stderr)
+	}
+	r = runCLI(t, "", "health", "--json", "--control", addr)
+	var h control.Health
+	if err := json.Unmarshal([]byte(r.stdout), &h); err != nil || h != b.HealthInfo || r.code != exitNotReady {
+		t.Errorf("--json: exit %d (want %d), %v %+v\n%s", r.code, exitNotReady, err, h, r.stdout)
 	}
 }
 
@@ -539,7 +559,7 @@ func TestEveryCommandHasShortHelp(t *testing.T) {
 func meshNode(t *testing.T) (*controltest.Backend, string) {
 	b, addr := node(t)
 	b.NodeID = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-	b.HealthInfo = control.Health{Status: "ok", Node: "node-a", Uptime: time.Hour, Plugins: 1, Version: "v1.0.0"}
+	b.HealthInfo = control.Health{Status: "ok", Node: "node-a", Uptime: time.Hour, Plugins: 1, Version: "v1.0.0", Ready: true}
 	b.PeerList = []control.PeerInfo{
 		{ID: "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", Name: "node-b", Addr: "10.0.0.2:7481", Transport: "quic",
 			State: "up", Found: "configured", Config: "quic://10.0.0.2:7481", Dialed: true, RTT: 412 * time.Microsecond,

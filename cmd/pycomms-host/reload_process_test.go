@@ -216,7 +216,7 @@ func TestProcessBrokenPluginStart(t *testing.T) {
 	if err != nil || hl.Ready || hl.NotReady != "plugins failed: br" {
 		t.Fatalf("health: %+v %v", hl, err)
 	}
-	if r := hostCLI(t, h, "health"); r.code != 0 || !strings.Contains(r.stdout, "no, plugins failed: br") {
+	if r := hostCLI(t, h, "health"); r.code != exitNotReady || !strings.Contains(r.stdout, "no, plugins failed: br") {
 		t.Fatalf("health: %+v", r)
 	}
 	if p := cliPlugin(t, h, "br"); p.State != control.PluginFailed || !strings.Contains(p.Error, "plugin ABI version 7") {

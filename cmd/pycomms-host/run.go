@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -42,7 +44,7 @@ func newRunCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run [-c FILE] [--strict]",
 		Short: "Run a node (built-in defaults and the bundled echo plugin when there is no config)",
-		Long: `Run a node until SIGINT or SIGTERM, then shut down gracefully.
+		Long: `Run a node until SIGTERM or SIGINT, then drain it and stop.
 
 Without -c, ./pycomms.yaml is used when it exists, and built-in defaults
 otherwise: the control API on 127.0.0.1:7480 and the bundled echo plugin.
@@ -51,6 +53,17 @@ SIGHUP (or 'pycomms-host reload') re-reads the config file; a changed plugin
 node cannot listen on (in use by another process, or not this host's)
 exits 9, naming its key (control, listen.tcp, listen.quic). SIGINT or
 SIGTERM while the config loads stops at once with exit code 130.
+
+The first SIGTERM or SIGINT after the start drains the node: new calls,
+sends, events and subscriptions are refused with busy ("draining"),
+/readyz answers 503, the mesh peers are told that the node leaves, and
+the work in flight gets up to drain_timeout (default 10s) to finish. The
+exit code is 0 when it did and 11 when the timeout cut work off; a second
+signal during the drain stops at once, with 11.
+
+Under systemd (Type=notify) the node reports READY=1 once it serves,
+RELOADING=1 and READY=1 around a reload, STOPPING=1 when it drains, and
+pings the watchdog when the unit sets WatchdogSec=.
 
 A plugin that cannot be loaded does not stop the node: it is listed in state
 "failed" with its error, loaded again when its file changes, and health says
@@ -65,6 +78,7 @@ the node is not ready. With --strict the node refuses to start instead
 				LogOutput:  cmd.ErrOrStderr(),
 				Version:    buildVersion(),
 				Strict:     strict,
+				Systemd:    true,
 			})
 			if err != nil {
 				return configError(err)
@@ -83,12 +97,19 @@ the node is not ready. With --strict the node refuses to start instead
 			for {
 				select {
 				case <-ctx.Done():
-					return n.Close()
+					// The first SIGTERM or SIGINT (main cancels ctx) or
+					// an embedder's cancel. The next signal is this
+					// command's own from here on: main restores the
+					// default action after the first, and the drain
+					// must see a second one to stop at once.
+					stop := make(chan os.Signal, 1)
+					signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+					defer signal.Stop(stop)
+					return drainAndStop(n, context.Cause(ctx), stop)
 				case <-hup:
 					// Reload logs its own outcome; a refused config keeps
-					// the running one, so the node goes on either way. A
-					// stop signal also ends a reload stuck reading its file.
-					_ = n.Reload(ctx)
+					// the running one, so the node goes on either way.
+					_ = n.Reload(ctx) // a stop signal ends a reload stuck reading its file
 				}
 			}
 		},
@@ -192,3 +213,46 @@ cannot be read or used is a config error, exit 1.`,
 	cmd.Flags().BoolVar(&create, "create", false, "create the key when it does not exist yet, as run would")
 	return cmd
 }
+
+// drainAndStop drains n, stopped because of why, and closes it: nil
+// (exit 0) when the work in flight finished within drain_timeout, an
+// exitDrainIncomplete error when it did not or when a second signal came
+// on stop first; then the process ends at once, without waiting for the
+// node to close.
+func drainAndStop(n *hostnode.Node, why error, stop <-chan os.Signal) error {
+	ctx, cancel := context.WithTimeout(context.Background(), n.DrainTimeout())
+	defer cancel()
+	drained := make(chan error, 1)
+	go func() { drained <- n.Drain(ctx) }()
+	var drainErr error
+	select {
+	case drainErr = <-drained:
+	case sig := <-stop:
+		return exitError{code: exitDrainIncomplete, err: fmt.Errorf("stopped at once by a second signal (%v) during the drain", sig)}
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- n.Close() }()
+	if drainErr == nil {
+		// Nothing is in flight: closing is quick, but a second signal
+		// still ends it.
+		select {
+		case err := <-closed:
+			return err
+		case sig := <-stop:
+			return exitError{code: exitDrainIncomplete, err: fmt.Errorf("stopped at once by a second signal (%v) while closing", sig)}
+		}
+	}
+	// The work still in flight is cut off: a plugin call that cannot be
+	// interrupted (a guest blocked in a host call such as a sleep) must
+	// not hold the process past its drain_timeout. Closing gets a short
+	// grace to flush logs and say goodbye, then the process ends.
+	select {
+	case <-closed:
+	case <-stop:
+	case <-time.After(closeGrace):
+	}
+	return exitError{code: exitDrainIncomplete, err: fmt.Errorf("stopping (%v): %w", why, drainErr)}
+}
+
+// closeGrace bounds closing a node whose drain did not finish.
+const closeGrace = 2 * time.Second

@@ -89,7 +89,10 @@ type Config struct {
 	Mesh MeshLimits
 	// Discovery says how this host finds other hosts beyond its peers.
 	Discovery Discovery
-	Plugins   []Plugin
+	// DrainTimeout (drain_timeout) bounds how long a stopping node waits
+	// for the work in flight to finish.
+	DrainTimeout time.Duration
+	Plugins      []Plugin
 
 	src *source // where each value came from, for At
 }
@@ -264,6 +267,14 @@ type Discovery struct {
 const (
 	defaultDeadAfter           = 5 * time.Second
 	minDeadAfter, maxDeadAfter = time.Second, 10 * time.Minute
+)
+
+// Default and bounds of drain_timeout. An hour is past any sensible
+// call deadline (the control API's longest is an hour too); 0 stops
+// without waiting.
+const (
+	DefaultDrainTimeout = 10 * time.Second
+	maxDrainTimeout     = time.Hour
 )
 
 func defaultMeshLimits() MeshLimits {

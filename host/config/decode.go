@@ -111,6 +111,8 @@ func (d *decoder) decode(raw map[string]any) *Config {
 		Mesh:      defaultMeshLimits(),
 		Discovery: Discovery{DeadAfter: defaultDeadAfter},
 		Plugins:   []Plugin{},
+
+		DrainTimeout: DefaultDrainTimeout,
 	}
 	d.unknownKeys("", raw, topKeys)
 
@@ -161,6 +163,10 @@ func (d *decoder) decode(raw map[string]any) *Config {
 				d.fail("log.format", "unknown format %s (use text or json)", quote(s))
 			}
 		}
+	}
+
+	if v, ok := d.duration("drain_timeout", raw["drain_timeout"], 0, maxDrainTimeout); ok {
+		cfg.DrainTimeout = v
 	}
 
 	d.mesh(cfg, raw)

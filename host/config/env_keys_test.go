@@ -119,6 +119,7 @@ func TestEveryKeyFromEnv(t *testing.T) {
 		"limits.send_buffer":   {{[]string{"PYCOMMS_LIMITS__SEND_BUFFER=16MiB"}, func(c *Config) bool { return c.Mesh.SendBuffer == 16<<20 }}},
 		"limits.inflight":      {{[]string{"PYCOMMS_LIMITS__INFLIGHT=7"}, func(c *Config) bool { return c.Mesh.Inflight == 7 }}},
 		"discovery.dead_after": {{[]string{"PYCOMMS_DISCOVERY__DEAD_AFTER=10s"}, func(c *Config) bool { return c.Discovery.DeadAfter == 10*time.Second }}},
+		"drain_timeout":        {{[]string{"PYCOMMS_DRAIN_TIMEOUT=90s"}, func(c *Config) bool { return c.DrainTimeout == 90*time.Second }}},
 		"discovery.mdns": {
 			// The example: false is the default, so this one only
 			// shows that the variable is accepted.

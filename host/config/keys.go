@@ -302,6 +302,12 @@ var keys = []Key{
 		node:    func(c *Config) any { return c.Discovery.DeadAfter },
 	},
 	{
+		Path: "drain_timeout", Type: TypeDuration, Reload: Live,
+		Default: "`10s`",
+		Doc:     "How long a stopping node (SIGTERM or SIGINT) waits for the work in flight to finish, 0s–1h: calls and sends that came in through the control API or a transport, and requests from peers. Meanwhile new ones are refused with `busy` (\"draining\"), `/readyz` answers `503`, and the peers are told the node leaves (abi/PROTOCOL.md section 9). `run` exits 0 when everything finished, 11 when this timeout cut work off (cmd/pycomms-host/EXITCODES.md). `0s` stops without waiting. A reload applies it to the next stop.",
+		node:    func(c *Config) any { return c.DrainTimeout },
+	},
+	{
 		Path: "plugins", Type: TypePlugins, Reload: Live,
 		Default: "`[]` (no plugins)",
 		Doc:     "The plugins this host runs, in order. Error messages count list indexes from 0: `plugins[0]`.",

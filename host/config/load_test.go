@@ -71,6 +71,7 @@ func TestLoadBuiltinDefaults(t *testing.T) {
 			Grants: []abi.Capability{abi.CapLog, abi.CapPublish, abi.CapCall, abi.CapSend},
 			Config: map[string]any{"prefix": ">> "},
 		}},
+		DrainTimeout: 10 * time.Second,
 	}
 	c.src = nil // compared separately: At is tested on its own
 	if !reflect.DeepEqual(c, want) {

@@ -211,6 +211,7 @@ func (s *Server) routes() http.Handler {
 	route(http.MethodGet, "/v1/health", s.handleHealth)
 	route(http.MethodGet, "/v1/version", s.handleVersion)
 	route(http.MethodPost, "/v1/reload", s.handleReload)
+	s.probeRoutes(route) // /healthz, /readyz: need no credentials (probes.go)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, message.Errorf(abi.StatusNoHandler, "no control API route %s %s", r.Method, r.URL.Path))
 	})

@@ -227,8 +227,11 @@ type Health struct {
 	// server fills it from Mesh.Peers when the Backend leaves it zero.
 	Members int    `json:"members,omitempty"`
 	Version string `json:"version"`
-	// Ready is false while any plugin is in state PluginFailed; NotReady
-	// then says which ("plugins failed: a, b").
+	// Ready is false while the node cannot take its full share of work:
+	// a plugin is in state PluginFailed, the node is draining (stopping),
+	// or a configured peer has not been dialled once yet. NotReady then
+	// gives the reasons, joined with "; " ("plugins failed: a, b;
+	// draining: ..."); GET /readyz lists them one by one (Readiness).
 	Ready    bool   `json:"ready"`
 	NotReady string `json:"not_ready,omitempty"`
 	// ConfigGeneration counts the configs applied since start (1 for the

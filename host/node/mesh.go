@@ -99,8 +99,14 @@ func (n *Node) InMesh() bool {
 	return n.meshOn || len(n.mesh.Peers()) > 0
 }
 
-// CallNode routes a request to the named node (control.Backend).
+// CallNode routes a request to the named node (control.Backend). While
+// the node drains it is refused with busy.
 func (n *Node) CallNode(ctx context.Context, ref string, m *message.Message) ([]byte, error) {
+	done, err := n.admit("calls", m.Subject)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	self, err := n.mesh.Target(ref)
 	if err != nil {
 		return nil, err
@@ -112,7 +118,13 @@ func (n *Node) CallNode(ctx context.Context, ref string, m *message.Message) ([]
 }
 
 // SendNode delivers a one-way message to the named node (control.Backend).
+// While the node drains it is refused with busy.
 func (n *Node) SendNode(ctx context.Context, ref string, m *message.Message) error {
+	done, err := n.admit("sends", m.Subject)
+	if err != nil {
+		return err
+	}
+	defer done()
 	self, err := n.mesh.Target(ref)
 	if err != nil {
 		return err
@@ -236,15 +248,12 @@ func (n *Node) startMDNS() error {
 	return nil
 }
 
+// closeMesh leaves the mesh with the usual grace for the links' requests
+// (after a Drain it is closed already, and this does nothing).
 func (n *Node) closeMesh() {
-	if n.mdns != nil {
-		n.mdns.Close()
-		n.mdns = nil
-	}
-	if n.mesh == nil {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	n.mesh.Close(ctx)
+	if err := n.leaveMesh(ctx); err != nil {
+		n.logger.Warn("mesh closed with requests in flight", "err", err)
+	}
 }

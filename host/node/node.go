@@ -2,7 +2,9 @@
 // (host/config), the plugin runtime, the in-host router, the file watcher
 // for hot reload, the mesh and mDNS discovery (all under host/internal/)
 // and the local control API (host/control). It owns their lifecycle: start,
-// hot reload of a plugin file, reload of the config, and graceful shutdown.
+// hot reload of a plugin file, reload of the config, and graceful shutdown
+// ([Node.Drain], then [Node.Close]), and reports it to systemd when asked
+// (Options.Systemd).
 //
 // # Embedding and what is stable
 //
@@ -86,6 +88,11 @@ type Options struct {
 	// state failed, is loaded again when its file changes, and the node
 	// reports not ready until it serves.
 	Strict bool
+	// Systemd makes the node a systemd service: when the process has a
+	// NOTIFY_SOCKET it reports READY, RELOADING, STOPPING and, when
+	// WATCHDOG_USEC is set, WATCHDOG pings there (systemd.go). These two
+	// variables are read from the process environment, not Env.
+	Systemd bool
 }
 
 // Node is a running (or ready to run) pycomms host.
@@ -95,7 +102,8 @@ type Node struct {
 	engine  *plugin.Engine
 	router  *router.Router
 	mesh    *mesh.Mesh
-	mdns    *discovery.Service // nil unless discovery.mdns
+	mdns    *discovery.Service // nil unless discovery.mdns; guarded by mdnsMu after Start
+	mdnsMu  sync.Mutex
 	started time.Time
 
 	// reloadMu serialises config reloads (and Close against one). No
@@ -122,6 +130,21 @@ type Node struct {
 	// meshOn is set by Start when the node accepts links or runs mDNS,
 	// which only a restart changes; see InMesh.
 	meshOn bool
+
+	// name is node.name, which only a restart changes.
+	name string
+	// draining is set by Drain; inflight counts the calls and sends from
+	// outside the node (control API, transports) that have not returned
+	// (drain.go).
+	draining atomic.Bool
+	inflight atomic.Int64
+
+	// watchdogStop ends the systemd watchdog pings, which close
+	// watchdogDone when they end (systemd.go); nil without a watchdog.
+	watchdogStop, watchdogDone chan struct{}
+	// notifying holds a token while a systemd notification is being
+	// written (systemd.go).
+	notifying chan struct{}
 }
 
 // managed is one configured plugin and its live state. It lives as long as
@@ -233,6 +256,8 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 		transports: map[string]*runningTransport{},
 		gen:        1,
 		digest:     cfg.Digest(),
+		name:       cfg.Node.Name,
+		notifying:  make(chan struct{}, 1),
 	}
 	// Every change of what this host serves is advertised to its peers.
 	n.router = router.New(router.Options{Logger: logger, OnChange: func() {
@@ -365,14 +390,18 @@ func (n *Node) start(ctx context.Context, pc config.Plugin) (*managed, error) {
 }
 
 // Run listens on the control address, watches plugin files, and serves
-// until ctx ends; then it shuts down gracefully: the control API finishes
-// its requests and every plugin drains.
+// until ctx ends; then it shuts down gracefully, as `pycomms-host run`
+// does on SIGTERM: it drains for up to drain_timeout (Drain) and closes.
+// The error says when the drain did not finish.
 func (n *Node) Run(ctx context.Context) error {
 	if err := n.Start(); err != nil {
 		return err
 	}
 	<-ctx.Done()
-	return n.Close()
+	dctx, cancel := context.WithTimeout(context.Background(), n.DrainTimeout())
+	defer cancel()
+	drainErr := n.Drain(dctx)
+	return errors.Join(drainErr, n.Close())
 }
 
 // Start begins listening and watching without blocking.
@@ -417,6 +446,11 @@ func (n *Node) Start() error {
 		}()
 	}
 	n.logger.Info("node started", "node", n.cfg.Node.Name, "control", n.ControlAddr(), "plugins", len(n.plugins), "config", n.cfg.File)
+	// Everything listens now (a connection is accepted as soon as the
+	// listener exists), so the service manager may start what depends on
+	// this node.
+	n.notify(sdReady)
+	n.startWatchdog()
 	return nil
 }
 
@@ -470,9 +504,18 @@ func (n *Node) Close() error {
 	// watches behind the shutdown.
 	n.reloadMu.Lock()
 	defer n.reloadMu.Unlock()
+	if !n.draining.Load() {
+		n.notify(sdStopping) // Drain said it already
+	}
 	n.closeMesh()
 	if n.server != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		// After a drain, what is still running had its drain_timeout:
+		// it is cut off, not waited for again.
+		grace := 10 * time.Second
+		if n.draining.Load() {
+			grace = 100 * time.Millisecond
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
 		if err := n.server.Shutdown(ctx); err != nil {
 			n.logger.Warn("control API shutdown", "err", err)
 		}
@@ -483,6 +526,7 @@ func (n *Node) Close() error {
 	}
 	n.closePlugins()
 	n.closeTransports()
+	n.stopWatchdog()
 	n.logger.Info("node stopped", "node", n.cfg.Node.Name)
 	return n.engine.Close()
 }
@@ -605,24 +649,49 @@ func short(hash string) string { return hash[:min(12, len(hash))] }
 
 // Call, Send, Publish and Subscribe implement control.Backend.
 
-// Call routes a request.
+// Call routes a request. While the node drains it is refused with busy.
 func (n *Node) Call(ctx context.Context, m *message.Message) ([]byte, error) {
+	done, err := n.admit("calls", m.Subject)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	return n.router.Call(ctx, m)
 }
 
-// Send routes a one-way message.
-func (n *Node) Send(ctx context.Context, m *message.Message) error { return n.router.Send(ctx, m) }
+// Send routes a one-way message. While the node drains it is refused
+// with busy.
+func (n *Node) Send(ctx context.Context, m *message.Message) error {
+	done, err := n.admit("sends", m.Subject)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return n.router.Send(ctx, m)
+}
 
 // Publish fans an event out to every subscriber. An event with a
 // Deadline waits for room on a congested link to another host until then
 // (flow control); without one it is dropped there at once. Local
-// subscribers never make the publisher wait.
+// subscribers never make the publisher wait. While the node drains it is
+// refused with busy.
 func (n *Node) Publish(ctx context.Context, m *message.Message) (int, error) {
+	done, err := n.admit("events", m.Subject)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
 	return n.router.Publish(ctx, m)
 }
 
-// Subscribe registers a local subscriber.
+// Subscribe registers a local subscriber. While the node drains it is
+// refused with busy; subscriptions open before go on until Close.
 func (n *Node) Subscribe(pattern string, buffer int) (control.Subscription, error) {
+	done, err := n.admit("subscriptions", pattern)
+	if err != nil {
+		return nil, err
+	}
+	done() // a subscription is not work the drain waits for
 	s, err := n.router.Subscribe(pattern, buffer)
 	if err != nil {
 		return nil, err
@@ -673,8 +742,16 @@ func (n *Node) Plugins() []control.PluginInfo {
 	return out
 }
 
-// Health summarises the node. It is ready when every plugin serves.
+// Health summarises the node. It is ready when every plugin serves, it is
+// not draining, and every configured peer has been dialled once
+// (connected or failed); Reasons says what is missing otherwise.
 func (n *Node) Health() control.Health {
+	h, _ := n.health()
+	return h
+}
+
+// health is Health and the reasons it is not ready, one by one.
+func (n *Node) health() (control.Health, []string) {
 	n.mu.Lock()
 	ms := slices.Collect(maps.Values(n.plugins))
 	name, digest, gen := n.cfg.Node.Name, n.digest, n.gen
@@ -694,19 +771,43 @@ func (n *Node) Health() control.Health {
 	nt := len(n.transports)
 	n.mu.Unlock()
 	slices.Sort(failed)
-	notReady := ""
-	if len(failed) > 0 {
-		notReady = "plugins failed: " + strings.Join(failed, ", ")
-	}
+	reasons := n.notReady(failed)
 	return control.Health{
 		Status: "ok", Node: name, Uptime: time.Since(n.started).Round(time.Second),
 		Plugins: len(ms) + nt, Version: n.opts.Version.Version,
-		Ready: len(failed) == 0, NotReady: notReady,
+		Ready: len(reasons) == 0, NotReady: strings.Join(reasons, "; "),
 		ConfigGeneration: gen, ConfigDigest: short(digest),
+	}, reasons
+}
+
+// notReady lists why the node is not ready, given its failed plugins
+// (sorted); none when it is.
+func (n *Node) notReady(failed []string) []string {
+	var reasons []string
+	if len(failed) > 0 {
+		reasons = append(reasons, "plugins failed: "+strings.Join(failed, ", "))
 	}
+	if n.draining.Load() {
+		reasons = append(reasons, "draining: the node is stopping")
+	}
+	if n.mesh != nil {
+		if untried := n.mesh.Untried(); len(untried) > 0 {
+			reasons = append(reasons, "peers not dialled yet: "+strings.Join(untried, ", "))
+		}
+	}
+	return reasons
+}
+
+// Readiness implements control.ReadinessReporter: Health's verdict with
+// its reasons one by one.
+func (n *Node) Readiness() control.Readiness {
+	_, reasons := n.health()
+	return control.Readiness{Ready: len(reasons) == 0, Reasons: reasons}
 }
 
 var (
 	_ control.Backend = (*Node)(nil)
 	_ control.Mesh    = (*Node)(nil)
+
+	_ control.ReadinessReporter = (*Node)(nil)
 )

@@ -10,10 +10,12 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/config"
 	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/internal/plugin"
 	"github.com/pycomms/pycomms-host/host/internal/router"
+	"github.com/pycomms/pycomms-host/host/message"
 )
 
 // Reload re-reads the config and applies it: new plugins start, removed
@@ -36,6 +38,13 @@ import (
 func (n *Node) Reload(ctx context.Context) error {
 	n.reloadMu.Lock()
 	defer n.reloadMu.Unlock()
+	if n.draining.Load() {
+		// A stopping node has no use for a new config, and a reload must
+		// not start plugins or links behind the drain.
+		return message.Errorf(abi.StatusBusy, "node %s is draining (stopping): reload refused", n.name)
+	}
+	n.notify(sdReloading)
+	defer n.notify(sdReady) // refused or applied, the node serves again
 	err := n.reload(ctx)
 	if err != nil {
 		n.logger.Error("config reload refused; the running config keeps serving", "err", err)

@@ -14,7 +14,9 @@ import (
 // refused, named by config.RestartKeysChanged; a key declared Live that
 // Reload does not apply would be accepted and silently ignored.
 func TestLiveKeysAreApplied(t *testing.T) {
-	applied := []string{"peers", "plugins"}
+	// drain_timeout is read from the applied config when a drain starts
+	// (Node.DrainTimeout; TestDrainTimeoutIsLive).
+	applied := []string{"peers", "plugins", "drain_timeout"}
 	for _, k := range config.Keys() {
 		if k.Reload == config.Live && !strings.HasPrefix(k.Path, "plugins[].") && !slices.Contains(applied, k.Path) {
 			t.Errorf("%s is declared Live, but Reload does not apply it: declare it Restart, or apply it in Reload", k.Path)

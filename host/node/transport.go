@@ -75,7 +75,7 @@ func (n *Node) loadTransport(ctx context.Context, pc config.Plugin) (*runningTra
 		rt.sum = sha256.Sum256(wasm)
 		var tc transport.Config
 		if tc, err = transportConfig(pc, wasm, n.ID()); err == nil {
-			rt.tr, err = transport.New(ctx, n.engine, tc, n.router, n.logger)
+			rt.tr, err = transport.New(ctx, n.engine, tc, gate{n}, n.logger)
 		}
 	}
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -95,6 +96,21 @@ func (ds *dialers) list() []*dialer {
 	return out
 }
 
+// untried returns the URLs of the configured peers whose first dial has
+// not ended yet, sorted.
+func (ds *dialers) untried() []string {
+	var out []string
+	for _, d := range ds.list() {
+		d.mu.Lock()
+		if !d.tried {
+			out = append(out, d.peer.URL())
+		}
+		d.mu.Unlock()
+	}
+	slices.Sort(out)
+	return out
+}
+
 // dialer keeps one configured peer connected.
 type dialer struct {
 	peer Peer
@@ -105,6 +121,9 @@ type dialer struct {
 	transport string
 	id        identity.ID
 	stop      chan struct{}
+	// tried is set once the first dial ended, in a link or an error:
+	// until then the node is not ready (Mesh.Untried).
+	tried bool
 }
 
 func (d *dialer) set(f func(d *dialer)) {
@@ -149,6 +168,7 @@ func (ds *dialers) loop(d *dialer) {
 			}
 		}
 		l, err := ds.dial(d.peer)
+		d.set(func(d *dialer) { d.tried = true })
 		if err != nil {
 			wait := jitter(backoff)
 			var re *RefusedError

@@ -130,6 +130,15 @@ func (s *linkSet) signal() {
 // closes l once its requests in both directions are answered, or after a
 // grace period.
 func (s *linkSet) retire(l *link, code wire.ErrorCode, reason string) {
+	s.retireWithin(l, code, reason, retireGrace)
+}
+
+// retireGrace is how long a retired link waits for its requests before
+// it closes anyway, unless a drain gives it longer (Mesh.Close).
+const retireGrace = 5 * time.Second
+
+// retireWithin is retire with a grace period of its own.
+func (s *linkSet) retireWithin(l *link, code wire.ErrorCode, reason string, grace time.Duration) {
 	if l.leaving.Swap(true) {
 		return
 	}
@@ -144,7 +153,7 @@ func (s *linkSet) retire(l *link, code wire.ErrorCode, reason string) {
 		l.enqueueControl(wire.FrameGoAway, &wire.ErrorFrame{Code: code, Msg: reason})
 	}
 	go func() {
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(grace)
 		for l.outstanding() > 0 && time.Now().Before(deadline) {
 			select {
 			case <-l.done:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -200,9 +201,13 @@ func (m *Mesh) Start() error {
 	return nil
 }
 
-// Close leaves the mesh cleanly: every peer is told (GoAway) so it drops
-// this host's routes at once, requests in flight get until ctx ends to
-// finish, then everything closes.
+// Close leaves the mesh cleanly: every peer is told (its last membership
+// record, marked left, then GoAway) so it drops this host's routes at
+// once and sends no new requests. Requests in flight in either direction
+// get until ctx ends to finish (a link closes as soon as it has none), then
+// everything closes. When ctx ended while links still had requests in
+// flight, the error says how many were cut off; the mesh is closed either
+// way. A second Close returns nil at once.
 func (m *Mesh) Close(ctx context.Context) error {
 	links, ok := m.links.shut()
 	if !ok {
@@ -210,13 +215,24 @@ func (m *Mesh) Close(ctx context.Context) error {
 	}
 	m.ln.stop()
 	m.members.leave(links)
-	for _, l := range links {
-		m.links.retire(l, wire.ErrShutdown, "node is shutting down")
+	// A drain longer than the usual grace keeps the links that long: a
+	// link must not be cut before the caller's deadline.
+	grace := retireGrace
+	if dl, ok := ctx.Deadline(); ok {
+		grace = max(grace, time.Until(dl))
 	}
+	for _, l := range links {
+		m.links.retireWithin(l, wire.ErrShutdown, "node is shutting down", grace)
+	}
+	cut, requests := 0, 0
 	for _, l := range links {
 		select {
 		case <-l.done:
 		case <-ctx.Done():
+			if n := l.outstanding(); n > 0 {
+				cut++
+				requests += n
+			}
 			l.close(errors.New("shutdown"))
 		}
 	}
@@ -228,6 +244,9 @@ func (m *Mesh) Close(ctx context.Context) error {
 	close(m.inbound.pool.idle)
 	m.inbound.pool.wg.Wait()
 	m.ln.close()
+	if cut > 0 {
+		return fmt.Errorf("mesh: %d link(s) closed with %d request(s) still in flight: %w", cut, requests, ctx.Err())
+	}
 	return nil
 }
 
@@ -248,6 +267,12 @@ func (m *Mesh) handshake(ctx context.Context, c conn, dialed bool) (*link, error
 	}
 	return newLink(m, c, dialed, g), nil
 }
+
+// Untried returns the URLs of the configured peers this host has not
+// finished dialling once yet (connected or failed), sorted: a node is not
+// ready before it knows whether its peers answer. A dial ends within the
+// handshake timeout.
+func (m *Mesh) Untried() []string { return m.dialers.untried() }
 
 // SetPeers changes the configured peers: new ones are dialled, removed
 // ones stop being redialled (their links stay until they fail).
