@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -263,5 +265,50 @@ func TestCodecBadPairsRefused(t *testing.T) {
 	err := Validate(context.Background(), Options{ConfigPath: path})
 	if err == nil || !strings.Contains(err.Error(), `line 2 "type text/plain"`) {
 		t.Fatalf("validate of a codec with bad pairs: %v", err)
+	}
+}
+
+// TestTransportAccepts: a transport that declares accepts gets what is
+// routed out through it converted, as a handler does.
+func TestTransportAccepts(t *testing.T) {
+	dir := t.TempDir()
+	n, c, _ := startNode(t, dir, fmt.Sprintf(`
+plugins:
+  - name: upper
+    path: %s
+    kind: codec
+  - name: wire
+    path: %s
+    kind: transport
+    services: [wire]
+    accept: [tcp://127.0.0.1:0]
+    accepts: [text/x-upper]
+`, wasmFixture("codec_upper.wasm"), wasmFixture("transport_echo.wasm")))
+	info := transportInfo(t, c)
+	if strings.Join(info.Accepts, ",") != "text/x-upper" {
+		t.Fatalf("transport accepts in /v1/plugins: %v", info.Accepts)
+	}
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(info.Transport.Listening[0], "tcp://"), eventuallyTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(eventuallyTimeout))
+	// The transport knows the connection once it has seen bytes from it.
+	conn.Write([]byte("hi\n"))
+	if _, err := io.ReadFull(conn, make([]byte, 3)); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	hosttest.CheckFor(t, eventuallyTimeout, func() error {
+		got, _, err = call(n, "wire.x", "out", abi.Headers{"content-type": "text/plain"})
+		return err
+	})
+	buf := make([]byte, 3)
+	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "OUT" || string(got) != "OUT" {
+		t.Fatalf("peer read %q (%v), caller got %q; want OUT converted for the transport", buf, err, got)
+	}
+	if _, _, err := call(n, "wire.x", "{}", abi.Headers{"content-type": "application/json"}); message.StatusOf(err) != abi.StatusUnsupportedType {
+		t.Fatalf("unconvertible call through the transport: %v", err)
 	}
 }
