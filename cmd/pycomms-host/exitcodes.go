@@ -33,6 +33,9 @@ const (
 	// drain did not finish: drain_timeout passed with work in flight, or
 	// a second signal stopped it at once. A clean drain exits exitOK.
 	exitDrainIncomplete = 11
+	// exitUnsupportedType: the payload's content type (or encoding) is
+	// not one the handler accepts and no codec converts it.
+	exitUnsupportedType = 12
 	// exitInterrupted follows the shell convention 128+SIGINT for a command
 	// cut short by SIGINT or SIGTERM; `sub` exits exitOK on interrupt
 	// instead, because interrupting is how it is meant to end.
@@ -70,6 +73,8 @@ var exitCodes = []exitClass{
 	{exitListen, "cannot listen", "run cannot listen on an address (control, listen.tcp, listen.quic)", nil},
 	{exitNotReady, "not ready", "health: the node answers but is not ready (the reasons are printed)", nil},
 	{exitDrainIncomplete, "drain incomplete", "run stopped with work in flight: drain_timeout passed, or a second signal", nil},
+	{exitUnsupportedType, "unsupported type", "unsupported type (no codec converts the payload to a type the handler accepts)",
+		[]abi.Status{abi.StatusUnsupportedType}},
 	{exitInterrupted, "interrupted", "interrupted (sub exits 0 instead)", nil},
 }
 
