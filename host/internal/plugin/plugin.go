@@ -31,7 +31,7 @@ type Plugin struct {
 }
 
 // counts are the counters of one or more versions.
-type counts struct{ calls, errors, restarts uint64 }
+type counts struct{ calls, errors, restarts, waits, refusedBusy uint64 }
 
 // New returns a plugin serving v.
 func New(name string, v *Version) *Plugin {
@@ -80,6 +80,8 @@ func (p *Plugin) Swap(v *Version) <-chan struct{} {
 		p.retired.calls += c.calls
 		p.retired.errors += c.errors
 		p.retired.restarts += c.restarts
+		p.retired.waits += c.waits
+		p.retired.refusedBusy += c.refusedBusy
 		p.draining = slices.DeleteFunc(p.draining, func(x *Version) bool { return x == old })
 		p.mu.Unlock()
 	}()
@@ -103,8 +105,12 @@ func (p *Plugin) SetError(err error) {
 // included, and Errors never exceeds Calls.
 type Stats struct {
 	Calls, Errors, Restarts uint64
-	Busy                    int
-	LastError               string
+	// Waits counts requests that found every instance busy and queued;
+	// RefusedBusy those refused because the queue was full too.
+	Waits, RefusedBusy uint64
+	Busy               int // instances running a message now
+	Waiting            int // requests waiting for an instance now
+	LastError          string
 }
 
 // Stats returns the plugin's counters: the retired versions', the draining
@@ -114,19 +120,23 @@ func (p *Plugin) Stats() Stats {
 	defer p.mu.Unlock()
 	v := p.cur.Load()
 	c := p.retired
-	busy := 0
+	busy, waiting := 0, 0
 	add := func(x *Version) {
 		xc := x.counts()
 		c.calls += xc.calls
 		c.errors += xc.errors
 		c.restarts += xc.restarts
+		c.waits += xc.waits
+		c.refusedBusy += xc.refusedBusy
 		busy += x.Busy()
+		waiting += int(x.waiting.Load())
 	}
 	for _, x := range p.draining {
 		add(x)
 	}
 	add(v)
-	return Stats{Calls: c.calls, Errors: c.errors, Restarts: c.restarts, Busy: busy, LastError: p.lastErr}
+	return Stats{Calls: c.calls, Errors: c.errors, Restarts: c.restarts, Waits: c.waits, RefusedBusy: c.refusedBusy,
+		Busy: busy, Waiting: waiting, LastError: p.lastErr}
 }
 
 // counts reads v's counters. Errors is read before calls: every error is
@@ -134,7 +144,7 @@ func (p *Plugin) Stats() Stats {
 func (v *Version) counts() counts {
 	e := v.errors.Load()
 	r := v.restarts.Load()
-	return counts{calls: v.calls.Load(), errors: e, restarts: r}
+	return counts{calls: v.calls.Load(), errors: e, restarts: r, waits: v.waits.Load(), refusedBusy: v.refusedBusy.Load()}
 }
 
 // Request delivers a request to the current version and waits for the reply.
