@@ -1,0 +1,52 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pycomms/pycomms-host/host/control"
+	"github.com/pycomms/pycomms-host/host/control/controltest"
+)
+
+// TestTokenFlagAndEnv: against a control API that requires a token, the
+// CLI without one exits 8 (other: denied) saying what is missing; with
+// --token-file or PYCOMMS_CONTROL_TOKEN it gets through; a token file
+// others can read is refused as a usage error naming the flag and the
+// mode, and no output shows the token.
+func TestTokenFlagAndEnv(t *testing.T) {
+	const tok = "cli-token-0123456789abcdef"
+	_, addr := controltest.Start(t, controltest.NewBackend(), control.WithToken(tok))
+	dir := t.TempDir()
+	good, wide := filepath.Join(dir, "good"), filepath.Join(dir, "wide")
+	for p, mode := range map[string]os.FileMode{good: 0o600, wide: 0o644} {
+		if err := os.WriteFile(p, []byte(tok+"\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv(control.EnvToken, "")
+
+	check := func(name string, r result, code int, want string) {
+		t.Helper()
+		if r.code != code || !strings.Contains(r.stderr, want) {
+			t.Errorf("%s: exit %d, stderr %q; want exit %d and %q", name, r.code, r.stderr, code, want)
+		}
+		if strings.Contains(r.stdout+r.stderr, tok) {
+			t.Errorf("%s: output shows the token", name)
+		}
+	}
+	check("no token", runCLI(t, "", "health", "--control", addr), exitOther, "needs a token")
+	check("token file", runCLI(t, "", "health", "--control", addr, "--token-file", good), exitOK, "")
+	check("wide file", runCLI(t, "", "health", "--control", addr, "--token-file", wide), exitUsage, "--token-file: "+wide+" has mode 0644")
+
+	t.Setenv(control.EnvToken, tok)
+	check("env", runCLI(t, "", "health", "--control", addr), exitOK, "")
+	t.Setenv(control.EnvToken, "wrong-token-0123456789")
+	check("wrong env", runCLI(t, "", "health", "--control", addr), exitOther, "does not match")
+	t.Setenv(control.EnvToken, "short")
+	check("short env", runCLI(t, "", "health", "--control", addr), exitUsage, "env "+control.EnvToken+": the token is 5 bytes")
+}
