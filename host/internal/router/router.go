@@ -224,6 +224,10 @@ func build(owners map[string]*entry, observe func(owner, service string) CallObs
 type served struct {
 	e   *entry
 	obs CallObserver
+	// start is when routing began, set by route when obs is set: derived
+	// from the deadline check's clock reading where there is one, so that
+	// observing costs no clock read of its own at the start.
+	start time.Time
 }
 
 // lookup returns the owner of the longest service that serves s, trying the
@@ -399,15 +403,11 @@ func (r *Router) Call(ctx context.Context, m *message.Message) ([]byte, error) {
 			r.calls.Add(1)
 			return rm.Call(ctx, m)
 		}
-		var start time.Time
-		if o.obs != nil {
-			start = time.Now()
-		}
 		reply, err := o.e.ep.Request(ctx, m)
 		if !errors.Is(err, ErrGone) {
 			r.calls.Add(1)
 			if o.obs != nil {
-				o.obs.Observe(start, err)
+				o.obs.Observe(o.start, err)
 			}
 			return reply, err
 		}
@@ -433,17 +433,13 @@ func (r *Router) TryCall(ctx context.Context, m *message.Message) (reply []byte,
 	if !can {
 		return nil, false, nil
 	}
-	var start time.Time
-	if o.obs != nil {
-		start = time.Now()
-	}
 	reply, ok, err = tr.TryRequest(ctx, m)
 	if !ok || errors.Is(err, ErrGone) {
 		return nil, false, nil
 	}
 	r.calls.Add(1)
 	if o.obs != nil {
-		o.obs.Observe(start, err)
+		o.obs.Observe(o.start, err)
 	}
 	return reply, true, err
 }
@@ -489,10 +485,11 @@ func (r *Router) route(ctx context.Context, m *message.Message, verb string) (se
 	if m.Hops > r.maxHops {
 		return served{}, nil, r.tooDeep(m)
 	}
+	var left time.Duration
 	if !m.Deadline.IsZero() {
 		// time.Until reads only the monotonic clock when the deadline has a
 		// monotonic reading, which halves the cost of the check.
-		if left := time.Until(m.Deadline); left <= 0 {
+		if left = time.Until(m.Deadline); left <= 0 {
 			return served{}, nil, message.Errorf(abi.StatusTimeout, "%s %q: deadline passed %v before it was routed",
 				verb, m.Subject, -left)
 		}
@@ -505,6 +502,15 @@ func (r *Router) route(ctx context.Context, m *message.Message, verb string) (se
 	}
 	t := r.tab.Load()
 	if o := t.lookup(m.Subject); o.e != nil {
+		if o.obs != nil {
+			if m.Deadline.IsZero() {
+				o.start = time.Now()
+			} else {
+				// The instant time.Until read, with its monotonic reading
+				// when the deadline has one.
+				o.start = m.Deadline.Add(-left)
+			}
+		}
 		return o, nil, nil
 	}
 	if rm := r.remoteFor(m); rm != nil {
