@@ -172,7 +172,7 @@ type entry struct {
 // table is one immutable routing snapshot.
 type table struct {
 	owners   map[string]*entry
-	services map[string]served
+	services map[string]*served
 	// depth is the most tokens any service has; lookup never probes a
 	// longer prefix, so a long subject costs no more probes than that.
 	depth int
@@ -199,10 +199,10 @@ func New(opts Options) *Router {
 // build indexes a set of owners into a snapshot. The map is owned by the
 // result afterwards.
 func build(owners map[string]*entry, observe func(owner, service string) CallObserver) *table {
-	t := &table{owners: owners, services: map[string]served{}}
+	t := &table{owners: owners, services: map[string]*served{}}
 	for _, o := range owners {
 		for _, s := range o.services {
-			sv := served{e: o}
+			sv := &served{e: o}
 			if observe != nil {
 				sv.obs = observe(o.name, s)
 			}
@@ -224,16 +224,11 @@ func build(owners map[string]*entry, observe func(owner, service string) CallObs
 type served struct {
 	e   *entry
 	obs CallObserver
-	// start is when routing began, set by route when obs is set: derived
-	// from the deadline check's clock reading where there is one, so that
-	// observing costs no clock read of its own at the start.
-	start time.Time
 }
 
 // lookup returns the owner of the longest service that serves s, trying the
-// proper prefixes of s that end at a '.', deepest first; its e is nil when
-// none does.
-func (t *table) lookup(s string) served {
+// proper prefixes of s that end at a '.', deepest first; nil when none does.
+func (t *table) lookup(s string) *served {
 	v, _ := abi.LongestService(t.services, t.depth, s)
 	return v
 }
@@ -395,7 +390,7 @@ func (r *Router) Routes() []Route {
 // Deadline and Hops.
 func (r *Router) Call(ctx context.Context, m *message.Message) ([]byte, error) {
 	for range maxGone {
-		o, rm, err := r.route(ctx, m, "call")
+		o, start, rm, err := r.route(ctx, m, "call")
 		if err != nil {
 			return nil, err
 		}
@@ -407,7 +402,7 @@ func (r *Router) Call(ctx context.Context, m *message.Message) ([]byte, error) {
 		if !errors.Is(err, ErrGone) {
 			r.calls.Add(1)
 			if o.obs != nil {
-				o.obs.Observe(o.start, err)
+				o.obs.Observe(start, err)
 			}
 			return reply, err
 		}
@@ -422,7 +417,7 @@ func (r *Router) Call(ctx context.Context, m *message.Message) ([]byte, error) {
 // error (invalid subject, no handler, deadline passed) is an answer too:
 // it comes with ok true.
 func (r *Router) TryCall(ctx context.Context, m *message.Message) (reply []byte, ok bool, err error) {
-	o, rm, err := r.route(ctx, m, "call")
+	o, start, rm, err := r.route(ctx, m, "call")
 	if err != nil {
 		return nil, true, err
 	}
@@ -439,7 +434,7 @@ func (r *Router) TryCall(ctx context.Context, m *message.Message) (reply []byte,
 	}
 	r.calls.Add(1)
 	if o.obs != nil {
-		o.obs.Observe(o.start, err)
+		o.obs.Observe(start, err)
 	}
 	return reply, true, err
 }
@@ -460,7 +455,7 @@ func (r *Router) goneTooOften(m *message.Message, verb string) error {
 // returns the endpoint's Post error (StatusBusy when its queue is full).
 func (r *Router) Send(ctx context.Context, m *message.Message) error {
 	for range maxGone {
-		o, rm, err := r.route(ctx, m, "send")
+		o, _, rm, err := r.route(ctx, m, "send")
 		if err != nil {
 			return err
 		}
@@ -478,51 +473,55 @@ func (r *Router) Send(ctx context.Context, m *message.Message) error {
 
 // route finds the local owner for a request or send, else the Remote to
 // hand it to, else the error to return.
-func (r *Router) route(ctx context.Context, m *message.Message, verb string) (served, Remote, error) {
+//
+// start is when routing began, set only when the owner has an observer:
+// the deadline check's clock reading where there is one, so that
+// observing costs no clock read of its own at the start.
+func (r *Router) route(ctx context.Context, m *message.Message, verb string) (o *served, start time.Time, rm Remote, err error) {
 	if err := abi.ValidateSubject(m.Subject); err != nil {
-		return served{}, nil, &message.Error{Status: abi.StatusInvalid, Msg: err.Error()}
+		return nil, time.Time{}, nil, &message.Error{Status: abi.StatusInvalid, Msg: err.Error()}
 	}
 	if m.Hops > r.maxHops {
-		return served{}, nil, r.tooDeep(m)
+		return nil, time.Time{}, nil, r.tooDeep(m)
 	}
 	var left time.Duration
 	if !m.Deadline.IsZero() {
 		// time.Until reads only the monotonic clock when the deadline has a
 		// monotonic reading, which halves the cost of the check.
 		if left = time.Until(m.Deadline); left <= 0 {
-			return served{}, nil, message.Errorf(abi.StatusTimeout, "%s %q: deadline passed %v before it was routed",
+			return nil, time.Time{}, nil, message.Errorf(abi.StatusTimeout, "%s %q: deadline passed %v before it was routed",
 				verb, m.Subject, -left)
 		}
 	}
 	// Done() is a lock-free load on the standard contexts, unlike Err().
 	select {
 	case <-ctx.Done():
-		return served{}, nil, message.Errorf(abi.StatusTimeout, "%s %q: %v before it was routed", verb, m.Subject, ctx.Err())
+		return nil, time.Time{}, nil, message.Errorf(abi.StatusTimeout, "%s %q: %v before it was routed", verb, m.Subject, ctx.Err())
 	default:
 	}
 	t := r.tab.Load()
-	if o := t.lookup(m.Subject); o.e != nil {
+	if o := t.lookup(m.Subject); o != nil {
 		if o.obs != nil {
 			if m.Deadline.IsZero() {
-				o.start = time.Now()
+				start = time.Now()
 			} else {
 				// The instant time.Until read, with its monotonic reading
 				// when the deadline has one.
-				o.start = m.Deadline.Add(-left)
+				start = m.Deadline.Add(-left)
 			}
 		}
-		return o, nil, nil
+		return o, start, nil, nil
 	}
 	if rm := r.remoteFor(m); rm != nil {
-		return served{}, rm, nil
+		return nil, time.Time{}, rm, nil
 	}
 	r.noHandler.Add(1)
-	if o := t.services[m.Subject]; o.e != nil {
-		return served{}, nil, message.Errorf(abi.StatusNoHandler,
+	if o := t.services[m.Subject]; o != nil {
+		return nil, time.Time{}, nil, message.Errorf(abi.StatusNoHandler,
 			"no handler for %q: it is a service of %q, a subject needs a method (%q)",
 			m.Subject, o.e.name, m.Subject+".<method>")
 	}
-	return served{}, nil, message.Errorf(abi.StatusNoHandler, "no handler for %q", m.Subject)
+	return nil, time.Time{}, nil, message.Errorf(abi.StatusNoHandler, "no handler for %q", m.Subject)
 }
 
 // remoteBox lets a Remote interface value sit behind an atomic pointer.
