@@ -2,8 +2,10 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -325,5 +327,59 @@ func TestControlBeyondLoopbackNeedsToken(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "control.token_file") {
 		t.Errorf("error does not name control.token_file: %v", err)
+	}
+}
+
+// TestControlUnixSocketStaleAndLive: a socket file left by a node that
+// died is replaced; one a live process listens on is not (the start fails
+// as a listen error naming control, and the file stays).
+func TestControlUnixSocketStaleAndLive(t *testing.T) {
+	sockDir, err := os.MkdirTemp("", "pyc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	sock := filepath.Join(sockDir, "control.sock")
+
+	// Stale: bound, closed without unlinking.
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	if _, err := os.Lstat(sock); err != nil {
+		t.Fatalf("no stale socket to test with: %v", err)
+	}
+	n, _ := startNodeControl(t, t.TempDir(), "'unix://"+sock+"'", "")
+	if _, err := control.NewClient(n.ControlAddr()).Version(context.Background()); err != nil {
+		t.Fatalf("node on a replaced stale socket: %v", err)
+	}
+	n.Close()
+
+	// Live: another listener holds it.
+	live, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pycomms.yaml")
+	cfg := "cache_dir: " + sharedCache + "\nlisten: {tcp: 127.0.0.1:0, quic: 127.0.0.1:0}\ndata_dir: " + filepath.Join(dir, "data") + "\ncontrol: 'unix://" + sock + "'\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n2, err := New(context.Background(), Options{ConfigPath: path, Logger: (&hosttest.SyncBuffer{}).Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n2.Close()
+	err = n2.Start()
+	var le *ListenError
+	if !errors.As(err, &le) || le.Key != "control" || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Start with a live socket: %v", err)
+	}
+	if _, err := os.Lstat(sock); err != nil {
+		t.Errorf("the live socket was removed: %v", err)
 	}
 }
