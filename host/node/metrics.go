@@ -26,11 +26,13 @@ package node
 // connections). Mesh links are not labelled per peer and transport
 // connections not per connection id: ids are new on every reconnect, so
 // such series would grow without bound over the life of the process.
-// Series of a plugin removed by a reload stay (frozen), so that counters
-// never go back; a plugin re-added under its name counts on from them.
+// Counter series of a plugin or transport removed by a reload stay,
+// frozen, so that no counter goes back or vanishes; one re-added under its
+// name counts on from them. Its gauges go.
 
 import (
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,9 +78,15 @@ type nodeMetrics struct {
 	// is a new object). Keyed by series. Taken before Node.mu.
 	scrapeMu sync.Mutex
 	mono     map[string]monoState
+	scrapes  uint64
 }
 
-type monoState struct{ last, base float64 }
+type monoState struct {
+	desc       *prometheus.Desc
+	labels     []string
+	last, base float64
+	scrape     uint64 // the scrape that last reported it
+}
 
 func newNodeMetrics(n *Node) *nodeMetrics {
 	nm := &nodeMetrics{
@@ -235,6 +243,17 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	n := nm.n
 	nm.scrapeMu.Lock()
 	defer nm.scrapeMu.Unlock()
+	nm.scrapes++
+	// A counter whose object is gone (a plugin or transport removed by a
+	// reload) is still reported, frozen at its last value, so that no
+	// series of a counter disappears or goes back.
+	defer func() {
+		for _, st := range nm.mono {
+			if st.scrape != nm.scrapes {
+				ch <- prometheus.MustNewConstMetric(st.desc, prometheus.CounterValue, st.base+st.last, st.labels...)
+			}
+		}
+	}()
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, nm.monotone(d, float64(v), labels), labels...)
 	}
@@ -348,11 +367,14 @@ func (nm *nodeMetrics) monotone(d *prometheus.Desc, v float64, labels []string) 
 	for _, l := range labels {
 		key += "\xff" + l
 	}
-	s := nm.mono[key]
+	s, ok := nm.mono[key]
+	if !ok {
+		s = monoState{desc: d, labels: slices.Clone(labels)}
+	}
 	if v < s.last {
 		s.base += s.last
 	}
-	s.last = v
+	s.last, s.scrape = v, nm.scrapes
 	nm.mono[key] = s
 	return s.base + v
 }

@@ -270,6 +270,28 @@ func TestMetricsScrape(t *testing.T) {
 			t.Errorf("after reload: %s%v = %v (present %v), want %v", c.name, c.labels, v, ok, c.want)
 		}
 	}
+
+	// A reload that removes a plugin: its counters stay, frozen, and its
+	// gauges go.
+	cfgNow := mustRead(t, path)
+	i := strings.Index(cfgNow, "  - {name: nocall")
+	if i < 0 {
+		t.Fatalf("config has no nocall line:\n%s", cfgNow)
+	}
+	if err := os.WriteFile(path, []byte(cfgNow[:i]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f4 := scrape(t, addr, metricsToken)
+	noneWentDown(t, "after removing a plugin", counters(f3), counters(f4))
+	if _, ok := sample(f4, "pycomms_plugin_up", map[string]string{"plugin": "nocall"}); ok {
+		t.Errorf("a removed plugin still has pycomms_plugin_up")
+	}
+	if v, ok := sample(f4, "pycomms_plugin_messages_total", map[string]string{"plugin": "nocall"}); !ok || v != 1 {
+		t.Errorf("removed plugin's messages = %v (present %v), want 1, frozen", v, ok)
+	}
 }
 
 // TestControlUnixSocket: control.listen unix:///path serves the API on a
