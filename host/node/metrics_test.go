@@ -404,4 +404,24 @@ func TestControlUnixSocketStaleAndLive(t *testing.T) {
 	if _, err := os.Lstat(sock); err != nil {
 		t.Errorf("the live socket was removed: %v", err)
 	}
+
+	// Not a socket: a file of the operator's is never replaced.
+	plain := filepath.Join(sockDir, "plain")
+	if err := os.WriteFile(plain, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(cfg, sock, plain, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n3, err := New(context.Background(), Options{ConfigPath: path, Logger: (&hosttest.SyncBuffer{}).Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n3.Close()
+	if err := n3.Start(); err == nil || !strings.Contains(err.Error(), "is not a socket") {
+		t.Errorf("Start on a plain file: %v", err)
+	}
+	if b, err := os.ReadFile(plain); err != nil || string(b) != "keep" {
+		t.Errorf("the plain file was changed: %q %v", b, err)
+	}
 }

@@ -43,6 +43,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -507,6 +508,10 @@ func (l *unixListener) Close() error {
 
 func (l *unixListener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
 
+// maxUnixPath is the longest socket path Linux binds (sun_path holds 108
+// bytes with the terminating NUL); config refuses a longer control path.
+const maxUnixPath = 107
+
 // listenControl listens on a control address: TCP, or a unix socket made
 // mode 0600, so that only the node's user can connect (the socket is the
 // control API's only access rule when it has no token). A socket file left
@@ -516,7 +521,10 @@ func listenControl(addr string) (net.Listener, error) {
 	if !unix {
 		return net.Listen("tcp", addr)
 	}
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("control: %s exists and is not a socket: remove it or choose another path", path)
+		}
 		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 			c.Close()
 			return nil, &net.OpError{Op: "listen", Net: "unix", Err: syscall.EADDRINUSE}
@@ -525,8 +533,21 @@ func listenControl(addr string) (net.Listener, error) {
 	}
 	// bind creates the socket with the umask's mode. Made under a
 	// temporary name, narrowed, then renamed into place, it is never
-	// reachable at its configured path with a wider mode.
-	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	// reachable at its configured path with a wider mode. A path too long
+	// for a temporary name beside it is bound in place and narrowed at
+	// once, which leaves the umask's mode for that instant.
+	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".pycomms-%d.sock", os.Getpid()))
+	if len(tmp) > maxUnixPath {
+		l, err := net.Listen("unix", path)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(path, 0o600); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("control: make socket %s owner-only: %w", path, err)
+		}
+		return l, nil
+	}
 	os.Remove(tmp)
 	l, err := net.Listen("unix", tmp)
 	if err != nil {
