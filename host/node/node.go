@@ -28,6 +28,15 @@
 // The data path is short on purpose: control API -> Node.Call ->
 // router.Call -> plugin.Plugin.Request -> an instance of the current version
 // -> the guest's pycomms_handle, and back.
+//
+// # Metrics
+//
+// The node serves Prometheus metrics on the control API's /metrics
+// (host/control/API.md, "Metrics") through
+// github.com/prometheus/client_golang, the reference implementation of
+// the format every scraper reads; metrics.go says why that library, which
+// values are read at scrape time and which are observed per call, and why
+// the labels stay bounded.
 package node
 
 import (
