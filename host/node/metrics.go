@@ -210,9 +210,9 @@ var (
 
 	descTrBytesIn   = desc("pycomms_transport_received_bytes_total", "Bytes received on a transport plugin's connections.", "plugin")
 	descTrBytesOut  = desc("pycomms_transport_sent_bytes_total", "Bytes sent on a transport plugin's connections.", "plugin")
-	descTrMsgsIn    = desc("pycomms_transport_received_messages_total", "Messages a transport plugin decoded from its connections.", "plugin")
-	descTrMsgsOut   = desc("pycomms_transport_sent_messages_total", "Messages a transport plugin encoded onto its connections.", "plugin")
-	descTrDropped   = desc("pycomms_transport_dropped_total", "Messages a transport plugin received and could not deliver.", "plugin")
+	descTrMsgsIn    = desc("pycomms_transport_received_messages_total", "Messages a transport plugin delivered into the host from its connections.", "plugin")
+	descTrMsgsOut   = desc("pycomms_transport_sent_messages_total", "Messages the host routed out through a transport plugin (events on its topics, requests for its services).", "plugin")
+	descTrDropped   = desc("pycomms_transport_dropped_total", "Messages routed to a transport plugin that it could not take (no connection open, queue full).", "plugin")
 	descTrAccepted  = desc("pycomms_transport_connections_accepted_total", "Connections a transport plugin accepted.", "plugin")
 	descTrDialed    = desc("pycomms_transport_connections_dialed_total", "Connections dialled for a transport plugin.", "plugin")
 	descTrRefused   = desc("pycomms_transport_connections_refused_total", "Accepted connections closed at once (allow_from, limits.max_conns).", "plugin")

@@ -425,3 +425,63 @@ func TestControlUnixSocketStaleAndLive(t *testing.T) {
 		t.Errorf("the plain file was changed: %q %v", b, err)
 	}
 }
+
+// TestMetricsTransportRestart: a transport plugin's counters, per plugin,
+// keep what its connections carried when a reload restarts it (a new
+// transport whose own counters start at zero), traffic since the last
+// scrape included.
+func TestMetricsTransportRestart(t *testing.T) {
+	dir := t.TempDir()
+	n, _ := startNodeControl(t, dir, "127.0.0.1:0", linejsonConfig)
+	addr := n.ControlAddr()
+	c := control.NewClient(addr)
+	conn, err := net.DialTimeout("tcp", gatewayAddr(t, c), eventuallyTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(eventuallyTimeout))
+	roundTrip := func(id int) {
+		t.Helper()
+		fmt.Fprintf(conn, `{"op":"call","id":%d,"subject":"echo.upper","data":"ok"}`+"\n", id)
+		line := make([]byte, 256)
+		if n, err := conn.Read(line); err != nil || !strings.Contains(string(line[:n]), `"data":"OK"`) {
+			t.Fatalf("gateway call %d: %q %v", id, line[:n], err)
+		}
+	}
+	roundTrip(1)
+	gw := map[string]string{"plugin": "gateway"}
+	hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("first call counted", func() error {
+		if v, _ := sample(scrape(t, addr, ""), "pycomms_transport_received_messages_total", gw); v != 1 {
+			return fmt.Errorf("received messages %v", v)
+		}
+		return nil
+	}))
+	f1 := scrape(t, addr, "")
+	if v, _ := sample(f1, "pycomms_transport_connections_open", gw); v != 1 {
+		t.Errorf("open connections %v, want 1", v)
+	}
+	roundTrip(2) // after the scrape: only folding keeps it
+
+	path := filepath.Join(dir, "pycomms.yaml")
+	if err := os.WriteFile(path, []byte(strings.Replace(mustRead(t, path), "read_buffer: 1KiB", "read_buffer: 2KiB", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f2 := scrape(t, addr, "")
+	noneWentDown(t, "after the transport restarted", counters(f1), counters(f2))
+	if v, _ := sample(f2, "pycomms_transport_received_messages_total", gw); v != 2 {
+		t.Errorf("received messages = %v after the restart, want 2", v)
+	}
+	for _, name := range []string{"pycomms_transport_received_bytes_total", "pycomms_transport_sent_bytes_total"} {
+		before, _ := sample(f1, name, gw)
+		if v, _ := sample(f2, name, gw); v <= before {
+			t.Errorf("%s = %v after the restart, want more than the %v of the last scrape", name, v, before)
+		}
+	}
+	if v, _ := sample(f2, "pycomms_transport_connections_accepted_total", gw); v != 1 {
+		t.Errorf("accepted connections %v, want 1", v)
+	}
+}
