@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/control/controltest"
@@ -49,4 +52,40 @@ func TestTokenFlagAndEnv(t *testing.T) {
 	check("wrong env", runCLI(t, "", "health", "--control", addr), exitOther, "does not match")
 	t.Setenv(control.EnvToken, "short")
 	check("short env", runCLI(t, "", "health", "--control", addr), exitUsage, "env "+control.EnvToken+": the token is 5 bytes")
+}
+
+// TestControlUnixFlag: --control unix:///path reaches a control API on a
+// unix socket, with the token from --token-file.
+func TestControlUnixFlag(t *testing.T) {
+	const tok = "cli-token-0123456789abcdef"
+	sockDir, err := os.MkdirTemp("", "pyc") // socket paths are limited to 107 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	sock := filepath.Join(sockDir, "c.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := control.NewServer(controltest.NewBackend(), controltest.Version, nil, control.WithToken(tok))
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-served
+	})
+	tokFile := filepath.Join(t.TempDir(), "tok")
+	if err := os.WriteFile(tokFile, []byte(tok), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(control.EnvToken, "")
+	if r := runCLI(t, "", "health", "--control", "unix://"+sock, "--token-file", tokFile); r.code != exitOK {
+		t.Errorf("health over the socket: exit %d: %s", r.code, r.stderr)
+	}
+	if r := runCLI(t, "", "health", "--control", "unix://"+sock); r.code != exitOther {
+		t.Errorf("health over the socket without the token: exit %d, want %d: %s", r.code, exitOther, r.stderr)
+	}
 }
