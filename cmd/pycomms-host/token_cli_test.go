@@ -89,3 +89,18 @@ func TestControlUnixFlag(t *testing.T) {
 		t.Errorf("health over the socket without the token: exit %d, want %d: %s", r.code, exitOther, r.stderr)
 	}
 }
+
+// TestRunRefusesOpenControlWithoutToken: `run` with the control API on
+// every interface and no token exits 1 (config error) naming
+// control.token_file, before it listens on anything.
+func TestRunRefusesOpenControlWithoutToken(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "pycomms.yaml")
+	if err := os.WriteFile(cfg, []byte("control: 0.0.0.0:0\nlisten: {tcp: '', quic: ''}\ndata_dir: data\ncache_dir: cache\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, "", "run", "-c", cfg)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "control.token_file is not set") {
+		t.Errorf("run: exit %d, stderr %q; want exit %d naming control.token_file", r.code, r.stderr, exitUsage)
+	}
+}
