@@ -24,13 +24,41 @@ type cli struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	control        string // --control
+	tokenFile      string // --token-file
+	token          string // from --token-file or PYCOMMS_CONTROL_TOKEN, read by loadToken
 	// ran is set when a command's own code starts; an error before that
 	// came from parsing the command line and is a usage error.
 	ran bool
 }
 
-// client returns a control API client for --control.
-func (a *cli) client() *control.Client { return control.NewClient(a.control) }
+// client returns a control API client for --control, sending the token
+// when one was given.
+func (a *cli) client() *control.Client {
+	return control.NewClient(a.control, control.WithBearerToken(a.token))
+}
+
+// loadToken reads the control API token from --token-file, else from
+// PYCOMMS_CONTROL_TOKEN. A file is held to the node's rules (owner-only
+// mode, 16 bytes at least), so a token is never read from a file others
+// can read. Errors never show the token.
+func (a *cli) loadToken(getenv func(string) string) error {
+	if a.tokenFile != "" {
+		tok, err := control.ReadTokenFile("--token-file", a.tokenFile)
+		if err != nil {
+			return usageError{err}
+		}
+		a.token = tok
+		return nil
+	}
+	if v := getenv(control.EnvToken); v != "" {
+		tok, err := control.CheckToken("env "+control.EnvToken, v)
+		if err != nil {
+			return usageError{err}
+		}
+		a.token = tok
+	}
+	return nil
+}
 
 // usageError is a command-line mistake found by a command itself (after
 // cobra's parsing), such as a malformed -H value. It exits exitUsage.
@@ -115,8 +143,16 @@ node's control API, selected with --control (env ` + envControl + `).
 		defControl = v
 	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.control, "control", defControl, "control API address of the node, host:port or http://host:port (env "+envControl+" or "+envControl+"__LISTEN)")
+	pf.StringVar(&a.control, "control", defControl, "control API address of the node, host:port, http://host:port or unix:///path (env "+envControl+" or "+envControl+"__LISTEN)")
 	pf.StringP("config", "c", "pycomms.yaml", "config file (run, validate, id)")
+	pf.StringVar(&a.tokenFile, "token-file", "", "file holding the control API token of a node with control.token_file, mode 0600 (env "+control.EnvToken+" holds the token itself)")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		switch cmd.Name() {
+		case "run", "validate", "id":
+			return nil // not clients: a token in the environment is not theirs
+		}
+		return a.loadToken(os.Getenv)
+	}
 
 	root.AddCommand(
 		newRunCmd(),

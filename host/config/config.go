@@ -63,9 +63,19 @@ import (
 // Config is a loaded, validated configuration. Treat it as immutable: a
 // reload produces a new Config, and Digest tells whether anything changed.
 type Config struct {
-	File    string // absolute path of the config file, "" for built-in defaults
-	Node    Node
-	Control string // host:port of the local control API (control.listen); "" disables it
+	File string // absolute path of the config file, "" for built-in defaults
+	Node Node
+	// Control is where the local control API listens (control.listen):
+	// host:port, or "unix://" and an absolute socket path; "" disables it.
+	Control string
+	// ControlTokenFile is the absolute path of the file holding the token
+	// the control API requires (control.token_file); "" when none. The
+	// token itself is not kept here, so that no Config dump can show it:
+	// the node reads it with control.ReadTokenFile when it starts.
+	ControlTokenFile string
+	// ControlPublicMetrics serves /metrics without the token
+	// (control.public_metrics).
+	ControlPublicMetrics bool
 	// ControlAllowHosts are the host names (lower-case, without port) the
 	// control API accepts in a request's Host header besides IP addresses
 	// and localhost (control.allow_hosts); nil when none.

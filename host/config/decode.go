@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pycomms/pycomms-host/abi"
+	"github.com/pycomms/pycomms-host/host/control"
 )
 
 // The schema: the known keys of every mapping, in the order KEYS.md
@@ -279,17 +280,25 @@ func (d *decoder) plugin(i int, m map[string]any) Plugin {
 	return p
 }
 
-// control decodes the control key: a mapping {listen, allow_hosts}, or
-// the shorthand of a bare address for {listen: ADDR}.
+// control decodes the control key: a mapping {listen, allow_hosts,
+// token_file, public_metrics}, or the shorthand of a bare address for
+// {listen: ADDR}.
 func (d *decoder) control(cfg *Config, v any) {
+	listenKey := ""
 	listen := func(key string, v any) {
 		if s, ok := d.str(key, v); ok {
-			if reason := checkAddr(s); s != "" && reason != "" {
-				d.fail(key, "%s is not a host:port address: %s (use e.g. 127.0.0.1:7480, or \"\" to disable the control API)", quote(s), reason)
+			listenKey = key
+			if reason := checkControlAddr(s); s != "" && reason != "" {
+				what := "a host:port address"
+				if _, unix := control.UnixPath(s); unix {
+					what = "a unix socket address"
+				}
+				d.fail(key, "%s is not %s: %s (use e.g. 127.0.0.1:7480 or unix:///run/pycomms/control.sock, or \"\" to disable the control API)", quote(s), what, reason)
 			}
 			cfg.Control = s
 		}
 	}
+	defer func() { d.controlExposure(cfg, listenKey) }()
 	m, isMap := v.(map[string]any)
 	if !isMap {
 		if _, isStr := v.(string); v != nil && !isStr {
@@ -305,6 +314,20 @@ func (d *decoder) control(cfg *Config, v any) {
 	}
 	d.unknownKeys("control", m, controlKeys)
 	listen("control.listen", m["listen"])
+	if s, ok := d.str("control.token_file", m["token_file"]); ok && s != "" {
+		if p, ok := d.absPath("control.token_file", s); ok {
+			// Read it now, so that validate and a reload report a bad
+			// file; the node reads it again when it starts.
+			if _, err := control.ReadTokenFile("control.token_file", p); err != nil {
+				d.failCause("control.token_file", err, "%s", strings.TrimPrefix(err.Error(), "control.token_file: "))
+			} else {
+				cfg.ControlTokenFile = p
+			}
+		}
+	}
+	if b, ok := d.boolean("control.public_metrics", m["public_metrics"]); ok {
+		cfg.ControlPublicMetrics = b
+	}
 	items, ok := d.strList("control.allow_hosts", m["allow_hosts"])
 	if !ok {
 		return
@@ -326,6 +349,44 @@ func (d *decoder) control(cfg *Config, v any) {
 		}
 	}
 }
+
+// controlExposure refuses a control API that other machines can reach
+// without a token: anyone who connects could call every service, publish,
+// and reload the node. A loopback address or a unix socket (guarded by
+// its file mode) is local to this machine.
+func (d *decoder) controlExposure(cfg *Config, listenKey string) {
+	if cfg.Control == "" || cfg.ControlTokenFile != "" || d.errs.has("control.token_file") || d.errs.has(listenKey) {
+		return
+	}
+	if _, unix := control.UnixPath(cfg.Control); unix || loopbackAddr(cfg.Control) {
+		return
+	}
+	if listenKey == "" {
+		listenKey = "control"
+	}
+	d.fail(listenKey, "%s accepts control API connections from other machines, and control.token_file is not set: anyone who reaches it could call every service and reload the node; set control.token_file to a file (mode 0600) holding a token, or listen on 127.0.0.1 or a unix socket (unix:///run/pycomms/control.sock)", quote(cfg.Control))
+}
+
+// checkControlAddr is checkAddr for the control API, which may also
+// listen on a unix socket: "unix://" and an absolute path short enough for
+// a socket address.
+func checkControlAddr(s string) string {
+	path, ok := control.UnixPath(s)
+	if !ok {
+		return checkAddr(s)
+	}
+	switch {
+	case !filepath.IsAbs(path):
+		return fmt.Sprintf("the socket path %q is not absolute (write unix:///run/pycomms/control.sock)", path)
+	case len(path) > maxUnixPath:
+		return fmt.Sprintf("the socket path is %d bytes, more than the %d a unix socket address holds", len(path), maxUnixPath)
+	}
+	return ""
+}
+
+// maxUnixPath is the longest socket path Linux accepts (sun_path is 108
+// bytes with its terminating NUL; macOS allows 103).
+const maxUnixPath = 107
 
 // pluginPath checks a plugin path and resolves a file path to an absolute
 // one. Only existence is checked here; whether the file is a usable module

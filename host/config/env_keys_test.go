@@ -59,6 +59,10 @@ func TestEveryKeyFromEnv(t *testing.T) {
 	if err := os.WriteFile(wasm, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	token := filepath.Join(dir, "control.token")
+	if err := os.WriteFile(token, []byte("0123456789abcdef0123\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	const id1, id2 = "mfrggzdfmztwq2lknnwg23tpobyxe43u", "gezdgnbvgy3tqojqgezdgnbvgy3tqojq"
 	const secret = "0123456789abcdef0123"
 
@@ -77,7 +81,17 @@ func TestEveryKeyFromEnv(t *testing.T) {
 				return c.Control == "127.0.0.1:7482" && slices.Equal(c.ControlAllowHosts, []string{"a.example"})
 			}},
 		},
-		"control.listen": {{[]string{"PYCOMMS_CONTROL__LISTEN=127.0.0.1:7483"}, func(c *Config) bool { return c.Control == "127.0.0.1:7483" }}},
+		"control.listen": {
+			{[]string{"PYCOMMS_CONTROL__LISTEN=127.0.0.1:7483"}, func(c *Config) bool { return c.Control == "127.0.0.1:7483" }},
+			{[]string{"PYCOMMS_CONTROL__LISTEN=unix:///run/p/c.sock"}, func(c *Config) bool { return c.Control == "unix:///run/p/c.sock" }},
+			{[]string{"PYCOMMS_CONTROL__LISTEN=0.0.0.0:7485", "PYCOMMS_CONTROL__TOKEN_FILE=" + token}, func(c *Config) bool {
+				return c.Control == "0.0.0.0:7485" && c.ControlTokenFile == token
+			}},
+		},
+		"control.token_file": {{[]string{"PYCOMMS_CONTROL__TOKEN_FILE=" + token}, func(c *Config) bool {
+			return c.Control == DefaultControl && c.ControlTokenFile == token
+		}}},
+		"control.public_metrics": {{[]string{"PYCOMMS_CONTROL__PUBLIC_METRICS=true"}, func(c *Config) bool { return c.ControlPublicMetrics }}},
 		"control.allow_hosts": {
 			{[]string{"PYCOMMS_CONTROL__ALLOW_HOSTS=a.example,B"}, func(c *Config) bool {
 				return c.Control == DefaultControl && slices.Equal(c.ControlAllowHosts, []string{"a.example", "b"})

@@ -140,3 +140,8 @@ func sortErrors(list []*Error) {
 		return strings.Compare(a.Key, b.Key)
 	})
 }
+
+// has reports whether a problem was recorded for key.
+func (e *Errors) has(key string) bool {
+	return slices.ContainsFunc(e.List, func(err *Error) bool { return err.Key == key })
+}

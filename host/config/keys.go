@@ -174,12 +174,12 @@ var keys = []Key{
 	{
 		Path: "control", Type: TypeControl, Reload: Restart,
 		Default: "`127.0.0.1:7480`",
-		Doc:     "The local control API, used by `pycomms-host call/pub/sub/reload`: a mapping of the two keys below, or a bare `host:port`, short for `{listen: host:port}`.",
+		Doc:     "The local control API, used by `pycomms-host call/pub/sub/reload`: a mapping of the keys below, or a bare address, short for `{listen: ADDR}`.",
 	},
 	{
 		Path: "control.listen", Type: TypeAddr, Reload: Restart,
 		Default: "`127.0.0.1:7480`",
-		Doc:     "`host:port` the control API listens on. `\"\"` disables it. It has no authentication: keep it on loopback unless the network is trusted (host/control/API.md, \"Security\").",
+		Doc:     "Where the control API listens: `host:port`, or `unix://` and an absolute socket path (`unix:///run/pycomms/control.sock`, at most 107 bytes; the socket is made mode 0600, owner only). `\"\"` disables it. An address other than loopback (`0.0.0.0:7480`, `:7480`, `10.0.0.1:7480`, a host name) is refused at start without `control.token_file` (host/control/API.md, \"Security\").",
 		node:    func(c *Config) any { return c.Control },
 	},
 	{
@@ -187,6 +187,18 @@ var keys = []Key{
 		Default: "`[]`",
 		Doc:     "Host names (without port) the control API accepts in a request's `Host` header, besides IP addresses and `localhost`, which it always accepts. Any other name is refused with `403 denied` naming this key, because a web page can make a browser send its own name to a local port (DNS rebinding). List the names the API is reached by, e.g. from a container network: `[pycomms.internal]`. Case does not matter; each name once.",
 		node:    func(c *Config) any { return c.ControlAllowHosts },
+	},
+	{
+		Path: "control.token_file", Type: TypePath, Reload: Restart,
+		Default: "none",
+		Doc:     "A file holding the token the control API requires, sent by clients as `Authorization: Bearer TOKEN` (the CLI: `--token-file FILE` or `PYCOMMS_CONTROL_TOKEN`). Required when `control.listen` is not loopback or a unix socket; when set, required on every listener. The file must be mode 0600 or stricter (refused if wider, naming its mode), hold 16–4096 bytes of printable ASCII (surrounding white space is ignored), and is read at start. Requests without it are answered `401 denied`; `/healthz` and `/readyz` need no token. A relative path is relative to the config file's directory.",
+		node:    func(c *Config) any { return c.ControlTokenFile },
+	},
+	{
+		Path: "control.public_metrics", Type: TypeBool, Reload: Restart,
+		Default: "`false`",
+		Doc:     "`true` serves `/metrics` without the token, for a scraper that cannot send one. The metrics show plugin and service names and traffic counts, nothing else.",
+		node:    func(c *Config) any { return c.ControlPublicMetrics },
 	},
 	{
 		Path: "cache_dir", Type: TypePath, Reload: Restart,

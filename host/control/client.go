@@ -39,24 +39,52 @@ type Client struct {
 	addr string // host:port, for error messages
 	err  error  // a bad address given to NewClient, returned by every method
 	hc   *http.Client
+	// auth is the Authorization header value, "" when no token is set.
+	auth string
+}
+
+// ClientOption configures a Client.
+type ClientOption func(*Client)
+
+// WithBearerToken makes the client send token as
+// "Authorization: Bearer TOKEN" on every request, as a node with
+// control.token_file requires; "" sends none.
+func WithBearerToken(token string) ClientOption {
+	return func(c *Client) {
+		if token != "" {
+			c.auth = "Bearer " + token
+		}
+	}
 }
 
 // NewClient returns a client for the control API at addr: "host:port",
-// "host" (port 7480) or "http://host:port"; "" means DefaultAddr. A bad
-// address is reported by the first method called, so that NewClient can be
-// used in an expression.
-func NewClient(addr string) *Client {
+// "host" (port 7480), "http://host:port" or "unix:///path/to/socket"; ""
+// means DefaultAddr. A bad address is reported by the first method called,
+// so that NewClient can be used in an expression.
+func NewClient(addr string, opts ...ClientOption) *Client {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	dial := dialer.DialContext
+	if path, ok := UnixPath(strings.TrimSpace(addr)); ok {
+		// Every request goes to the socket whatever the URL says; the URL's
+		// host is localhost, which the server accepts as Host.
+		dial = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, "unix", path)
+		}
+	}
 	c := &Client{
 		hc: &http.Client{Transport: &http.Transport{
 			// The control API is local: an HTTP_PROXY set for the user's
 			// internet traffic must not capture it.
 			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			DialContext:         dial,
 			MaxIdleConnsPerHost: 16,
 			IdleConnTimeout:     90 * time.Second,
 		}},
 	}
 	c.base, c.addr, c.err = parseAddr(addr)
+	for _, o := range opts {
+		o(c)
+	}
 	return c
 }
 
@@ -65,6 +93,12 @@ func parseAddr(addr string) (base, hostport string, err error) {
 	addr = strings.TrimSpace(addr)
 	if addr == "" {
 		addr = DefaultAddr
+	}
+	if path, ok := UnixPath(addr); ok {
+		if !strings.HasPrefix(path, "/") {
+			return "", addr, message.Errorf(abi.StatusInvalid, "control address %q: a unix socket needs an absolute path (unix:///run/pycomms/control.sock)", addr)
+		}
+		return "http://localhost", addr, nil
 	}
 	raw := addr
 	if !strings.Contains(raw, "://") {
@@ -75,7 +109,7 @@ func parseAddr(addr string) (base, hostport string, err error) {
 		return "", addr, message.Errorf(abi.StatusInvalid, "control address %q: %v", addr, err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", addr, message.Errorf(abi.StatusInvalid, "control address %q: scheme must be http or https", addr)
+		return "", addr, message.Errorf(abi.StatusInvalid, "control address %q: scheme must be http, https or unix", addr)
 	}
 	if u.Host == "" || u.Hostname() == "" {
 		return "", addr, message.Errorf(abi.StatusInvalid, "control address %q: no host", addr)
@@ -318,6 +352,9 @@ func (c *Client) do(ctx context.Context, op, method, path, name string, q url.Va
 	}
 	if method == http.MethodPost {
 		req.Header.Set("Content-Type", "application/octet-stream")
+	}
+	if c.auth != "" {
+		req.Header.Set("Authorization", c.auth)
 	}
 	for k, v := range headers {
 		if err := checkHeader(k, v); err != nil {

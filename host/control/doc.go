@@ -29,9 +29,13 @@
 // (a node-wide budget; over it, 503 busy). Each limit is a constant with an
 // Option.
 //
-// The API has no authentication: it listens on loopback by default and is as
-// trusted as the local machine. To keep web pages opened in a local browser
-// from using it, the server refuses requests that carry an Origin header
-// (cross-site request forgery) and requests whose Host is a name it was not
-// told about (DNS rebinding); see WithAllowedHosts.
+// The API listens on loopback or a unix socket by default. With a token
+// (WithToken; the node's control.token_file, required by the node for any
+// other address) every request but the health probes needs
+// "Authorization: Bearer TOKEN", compared in constant time and never
+// logged; see tokenExempt, the one place that decides which paths are
+// exempt. To keep web pages opened in a local browser from using it, the
+// server refuses requests that carry an Origin header (cross-site request
+// forgery) and requests whose Host is a name it was not told about (DNS
+// rebinding); see WithAllowedHosts.
 package control

@@ -277,3 +277,7 @@ func busyResponse(maxConns int64) []byte {
 		"Content-Length: %s\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s",
 		code, http.StatusText(code), strconv.Itoa(len(b)), b)
 }
+
+// RefusedConns is how many connections the server refused because the
+// connection cap was reached, since it started.
+func (s *Server) RefusedConns() uint64 { return uint64(s.refused.Load()) }

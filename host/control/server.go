@@ -78,6 +78,12 @@ type Server struct {
 	maxBody      int64
 	allowedHosts map[string]bool
 
+	// token, when set, is required on every request but those of
+	// tokenExempt; metrics serves GET /metrics when set.
+	token         *tokenGate
+	metrics       http.Handler
+	publicMetrics bool
+
 	// Limits on what clients hold; see limits.go.
 	headerTimeout time.Duration
 	readTimeout   time.Duration
@@ -124,6 +130,30 @@ func WithAllowedHosts(names ...string) Option {
 			s.allowedHosts[strings.ToLower(n)] = true
 		}
 	}
+}
+
+// WithToken makes the server require "Authorization: Bearer TOKEN" on
+// every request except the health probes (/healthz, /readyz) and, with
+// WithPublicMetrics, /metrics; others are answered 401 with status denied.
+// The comparison is constant-time and the token is never logged. "" keeps
+// the API open (the node allows that on loopback and unix sockets only).
+func WithToken(token string) Option {
+	return func(s *Server) {
+		if token != "" {
+			s.token = newTokenGate(token)
+		}
+	}
+}
+
+// WithMetrics serves h (a Prometheus text exposition) on GET /metrics.
+func WithMetrics(h http.Handler) Option {
+	return func(s *Server) { s.metrics = h }
+}
+
+// WithPublicMetrics lets GET /metrics through without the token
+// (control.public_metrics), for a scraper that cannot send one.
+func WithPublicMetrics(public bool) Option {
+	return func(s *Server) { s.publicMetrics = public }
 }
 
 // NewServer returns a control API server for b that reports v on
@@ -222,6 +252,9 @@ func (s *Server) routes() http.Handler {
 	route(http.MethodGet, "/v1/version", s.handleVersion)
 	route(http.MethodPost, "/v1/reload", s.handleReload)
 	s.probeRoutes(route) // /healthz, /readyz: need no credentials (probes.go)
+	if s.metrics != nil {
+		route(http.MethodGet, MetricsPath, s.metrics.ServeHTTP)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, message.Errorf(abi.StatusNoHandler, "no control API route %s %s", r.Method, r.URL.Path))
 	})
@@ -242,12 +275,37 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		case !s.hostAllowed(r.Host):
 			s.writeError(rec, r, message.Errorf(abi.StatusDenied,
 				"control API refuses Host %q: use an IP address or localhost, or add the name to control.allow_hosts in the node's config", r.Host))
+		case s.token != nil && !s.tokenExempt(r.URL.Path):
+			if why := s.token.check(r); why != "" {
+				rec.Header().Set("WWW-Authenticate", `Bearer realm="pycomms-host"`)
+				s.writeErrorCode(rec, r, http.StatusUnauthorized, message.Errorf(abi.StatusDenied, "%s", why))
+				break
+			}
+			next.ServeHTTP(rec, r)
 		default:
 			next.ServeHTTP(rec, r)
 		}
 		s.log.Debug("control request", "method", r.Method, "path", r.URL.Path,
 			"status", rec.status(), "duration", time.Since(start))
 	})
+}
+
+// MetricsPath is where the Prometheus metrics are served.
+const MetricsPath = "/metrics"
+
+// tokenExempt reports whether a path is served without the token: the
+// health probes, which a supervisor or load balancer polls without
+// credentials and which reveal only up/ready and why not, and /metrics
+// when control.public_metrics says so. This is the only place that
+// decides; every other path needs the token when one is configured.
+func (s *Server) tokenExempt(path string) bool {
+	switch path {
+	case "/healthz", "/readyz":
+		return true
+	case MetricsPath:
+		return s.publicMetrics
+	}
+	return false
 }
 
 // hostAllowed reports whether a Host header value is an IP literal, an

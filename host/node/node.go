@@ -30,6 +30,15 @@
 // The data path is short on purpose: control API -> Node.Call ->
 // router.Call -> plugin.Plugin.Request -> an instance of the current version
 // -> the guest's pycomms_handle, and back.
+//
+// # Metrics
+//
+// The node serves Prometheus metrics on the control API's /metrics
+// (host/control/API.md, "Metrics") through
+// github.com/prometheus/client_golang, the reference implementation of
+// the format every scraper reads; metrics.go says why that library, which
+// values are read at scrape time and which are observed per call, and why
+// the labels stay bounded.
 package node
 
 import (
@@ -45,6 +54,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -132,6 +142,10 @@ type Node struct {
 	// rebuildCodecs replaces (codecMu serialises that).
 	codecs  codec.Table
 	codecMu sync.Mutex
+	// counts are the node's own counters, exported as metrics.
+	counts nodeCounts
+	// metrics is the Prometheus registry /metrics serves (metrics.go).
+	metrics *nodeMetrics
 
 	// meshOn is set by Start when the node accepts links or runs mDNS,
 	// which only a restart changes; see InMesh.
@@ -272,11 +286,12 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 		notifying:  make(chan struct{}, 1),
 	}
 	// Every change of what this host serves is advertised to its peers.
+	n.metrics = newNodeMetrics(n)
 	n.router = router.New(router.Options{Logger: logger, OnChange: func() {
 		if m := n.mesh; m != nil {
 			m.LocalChanged()
 		}
-	}})
+	}, Observe: n.metrics.calls.observer})
 	if err := n.newMesh(); err != nil {
 		engine.Close()
 		return nil, err
@@ -437,6 +452,7 @@ func (n *Node) Start() error {
 	n.mu.Lock()
 	ms := slices.Collect(maps.Values(n.plugins))
 	addr, allowHosts := n.cfg.Control, n.cfg.ControlAllowHosts
+	tokenFile, publicMetrics := n.cfg.ControlTokenFile, n.cfg.ControlPublicMetrics
 	n.mu.Unlock()
 	for _, m := range ms {
 		n.watch(m)
@@ -448,15 +464,31 @@ func (n *Node) Start() error {
 		return err
 	}
 	if addr != "" {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
+		stop := func() {
 			n.watcher.Close()
 			n.closeMesh()
 			n.closeTransports()
+		}
+		token := ""
+		if tokenFile != "" {
+			// Read again at start: the file may have changed since the
+			// config was loaded. The error names the key, never the token.
+			if token, err = control.ReadTokenFile("control.token_file", tokenFile); err != nil {
+				stop()
+				return err
+			}
+		}
+		l, err := listenControl(addr)
+		if err != nil {
+			stop()
 			return listenError("control", addr, err)
 		}
 		n.listener = l
-		n.server = control.NewServer(n, n.opts.Version, n.logger, control.WithAllowedHosts(allowHosts...))
+		n.server = control.NewServer(n, n.opts.Version, n.logger,
+			control.WithAllowedHosts(allowHosts...),
+			control.WithToken(token),
+			control.WithMetrics(n.metricsHandler()),
+			control.WithPublicMetrics(publicMetrics))
 		go func() {
 			if err := n.server.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				n.logger.Error("control API stopped", "err", err)
@@ -507,12 +539,94 @@ func listenError(key, addr string, err error) error {
 	return &ListenError{Key: key, Addr: addr, Err: err}
 }
 
-// ControlAddr is the address the control API listens on ("" when disabled).
+// ControlAddr is the address the control API listens on ("" when
+// disabled): host:port, or unix:// and the socket path.
 func (n *Node) ControlAddr() string {
 	if n.listener == nil {
 		return ""
 	}
+	if a := n.listener.Addr(); a.Network() == "unix" {
+		return control.UnixScheme + a.String()
+	}
 	return n.listener.Addr().String()
+}
+
+// unixListener removes its socket file when closed (the file was renamed
+// after bind, so net's own unlink-on-close would miss it). Addr reports
+// the configured path rather than the temporary name bound.
+type unixListener struct {
+	*net.UnixListener
+	path string
+	once sync.Once
+}
+
+func (l *unixListener) Close() error {
+	err := l.UnixListener.Close()
+	l.once.Do(func() { os.Remove(l.path) })
+	return err
+}
+
+func (l *unixListener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
+
+// maxUnixPath is the longest socket path Linux binds (sun_path holds 108
+// bytes with the terminating NUL); config refuses a longer control path.
+const maxUnixPath = 107
+
+// listenControl listens on a control address: TCP, or a unix socket made
+// mode 0600, so that only the node's user can connect (the socket is the
+// control API's only access rule when it has no token). A socket file left
+// by a node that died is replaced; one a live node answers on is not.
+func listenControl(addr string) (net.Listener, error) {
+	path, unix := control.UnixPath(addr)
+	if !unix {
+		return net.Listen("tcp", addr)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("control: %s exists and is not a socket: remove it or choose another path", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, &net.OpError{Op: "listen", Net: "unix", Err: syscall.EADDRINUSE}
+		}
+		os.Remove(path)
+	}
+	// bind creates the socket with the umask's mode. Made under a
+	// temporary name, narrowed, then renamed into place, it is never
+	// reachable at its configured path with a wider mode. A path too long
+	// for a temporary name beside it is bound in place and narrowed at
+	// once, which leaves the umask's mode for that instant.
+	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".pycomms-%d.sock", os.Getpid()))
+	if len(tmp) > maxUnixPath {
+		l, err := net.Listen("unix", path)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(path, 0o600); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("control: make socket %s owner-only: %w", path, err)
+		}
+		return l, nil
+	}
+	os.Remove(tmp)
+	l, err := net.Listen("unix", tmp)
+	if err != nil {
+		return nil, err
+	}
+	ul := l.(*net.UnixListener)
+	ul.SetUnlinkOnClose(false)
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		l.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("control: make socket %s owner-only: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		l.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("control: put socket in place at %s: %w", path, err)
+	}
+	l = &unixListener{UnixListener: ul, path: path}
+	return l, nil
 }
 
 // Close leaves the mesh (peers are told, so they drop this node's routes at
@@ -618,6 +732,7 @@ func (n *Node) hotReload(m *managed, data []byte, sum [32]byte) {
 		}
 		err = fmt.Errorf("new version %s refused, %s keeps serving: %w", short(hex.EncodeToString(sum[:])), short(p.Current().Hash()), err)
 		p.SetError(err)
+		n.counts.swapsRefused.Add(1)
 		n.logger.Error("plugin reload failed", "plugin", m.name, "err", err)
 		return
 	}
@@ -627,6 +742,7 @@ func (n *Node) hotReload(m *managed, data []byte, sum [32]byte) {
 		m.sum = sum
 		m.mu.Unlock()
 		p.Swap(v)
+		n.counts.swaps.Add(1)
 		n.logger.Info("plugin reloaded", "plugin", m.name, "from", old, "to", short(v.Hash()))
 		if cfg.Kind == "codec" {
 			n.rebuildCodecs() // its pairs may have changed

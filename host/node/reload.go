@@ -48,9 +48,11 @@ func (n *Node) Reload(ctx context.Context) error {
 	defer n.notify(sdReady) // refused or applied, the node serves again
 	err := n.reload(ctx)
 	if err != nil {
+		n.counts.reloadsRefused.Add(1)
 		n.logger.Error("config reload refused; the running config keeps serving", "err", err)
 		return configFault(err)
 	}
+	n.counts.reloadsApplied.Add(1)
 	return nil
 }
 
@@ -250,6 +252,7 @@ func (n *Node) apply(ctx context.Context, cfg *config.Config, digest string, ms 
 		m.maxModule.Store(int64(min(st.pc.Limits.MaxModule, math.MaxInt64)))
 		if st.v != nil && st.oldP != nil {
 			st.oldP.Swap(st.v) // the old version drains in the background
+			n.counts.swaps.Add(1)
 		}
 		m.mu.Lock()
 		m.cfg = st.pc // unchanged ones may differ in Index only

@@ -142,7 +142,12 @@ func (n *Node) stopTransportRoutes(rt *runningTransport, routes bool) {
 		n.router.Remove(rt.cfg.Name)
 	}
 	rt.tr.Close()
+	final := rt.tr.Stats()
 	n.mu.Lock()
+	// Its counters are final: kept in the metrics under its name, so
+	// that a transport restarted by a reload counts on from them. Under
+	// n.mu with the nil, so a scrape sees them in one place only.
+	n.metrics.retireTransport(rt.cfg.Name, final)
 	rt.tr = nil
 	n.mu.Unlock()
 }

@@ -27,10 +27,17 @@ type linkSet struct {
 	closing bool
 
 	badFrames atomic.Uint64 // links closed for a malformed or oversized frame
+
+	// counted are the links from up to down, whose counters Traffic reads
+	// live; retired holds, per transport, the final counts of the links
+	// that went down (traffic.go). Both under mu.
+	counted map[*link]struct{}
+	retired map[string]Traffic
 }
 
 func (s *linkSet) init(m *Mesh) {
 	s.m, s.byID, s.changed = m, map[identity.ID]*link{}, make(chan struct{})
+	s.counted, s.retired = map[*link]struct{}{}, map[string]Traffic{}
 }
 
 // hold counts n goroutines in the mesh's WaitGroup unless the mesh is
@@ -82,6 +89,7 @@ func (s *linkSet) up(l *link) {
 	if loser != l {
 		s.byID[l.peer] = l
 	}
+	s.counted[l] = struct{}{}
 	s.signal()
 	// Counted under s.mu, where Close sets closing, so that Close's Wait
 	// always includes this link's loops.
@@ -179,6 +187,14 @@ func (s *linkSet) down(l *link, cause error) {
 	if was {
 		delete(s.byID, l.peer)
 		s.signal()
+	}
+	if _, ok := s.counted[l]; ok {
+		delete(s.counted, l)
+		t := s.retired[l.c.transport()]
+		final := linkTraffic(l)
+		final.LinksUp, final.LinksDown = 1, 1
+		t.add(final)
+		s.retired[l.c.transport()] = t
 	}
 	s.mu.Unlock()
 	s.m.members.forgetLink(l)

@@ -47,7 +47,8 @@ func (mb *member) addrs() []string {
 // sent; it signs this host's own record, applies and floods the others.
 type membership struct {
 	m          *Mesh
-	flushTimer coalescer // coalesces changes into one flush
+	events     memberEventCounts // for MemberEvents
+	flushTimer coalescer         // coalesces changes into one flush
 
 	mu   sync.Mutex
 	self *member
@@ -353,12 +354,15 @@ func (ms *membership) logEvents(found, lost []memberEvent) {
 		if m.links.get(ev.id) != nil {
 			continue
 		}
+		ms.events.found.Add(1)
 		m.log.Info("peer found", "source", FoundGossip, "node", ev.name, "id", ev.id.Short(), "hops", ev.hops)
 	}
 	for _, ev := range lost {
 		if ev.left {
+			ms.events.left.Add(1)
 			m.log.Info("peer left", "node", ev.name, "id", ev.id.Short())
 		} else {
+			ms.events.lost.Add(1)
 			m.log.Info("peer lost: no chain of live links reaches it", "node", ev.name, "id", ev.id.Short())
 		}
 	}

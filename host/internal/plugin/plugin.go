@@ -32,8 +32,8 @@ type Plugin struct {
 
 // counts are the counters of one or more versions.
 type counts struct {
-	calls, errors, restarts uint64
-	failures                [abi.MaxStatus + 1]uint64 // a codec's, by status
+	calls, errors, restarts, waits, refusedBusy uint64
+	failures                                    [abi.MaxStatus + 1]uint64 // a codec's, by status
 }
 
 // New returns a plugin serving v.
@@ -86,6 +86,8 @@ func (p *Plugin) Swap(v *Version) <-chan struct{} {
 		for i, n := range c.failures {
 			p.retired.failures[i] += n
 		}
+		p.retired.waits += c.waits
+		p.retired.refusedBusy += c.refusedBusy
 		p.draining = slices.DeleteFunc(p.draining, func(x *Version) bool { return x == old })
 		p.mu.Unlock()
 	}()
@@ -109,8 +111,12 @@ func (p *Plugin) SetError(err error) {
 // included, and Errors never exceeds Calls.
 type Stats struct {
 	Calls, Errors, Restarts uint64
-	Busy                    int
-	LastError               string
+	// Waits counts requests that found every instance busy and queued;
+	// RefusedBusy those refused because the queue was full too.
+	Waits, RefusedBusy uint64
+	Busy               int // instances running a message now
+	Waiting            int // requests waiting for an instance now
+	LastError          string
 	// Failures counts a codec's failed conversions by status (only the
 	// statuses that occurred); Calls counts its conversions.
 	Failures map[abi.Status]uint64
@@ -123,7 +129,7 @@ func (p *Plugin) Stats() Stats {
 	defer p.mu.Unlock()
 	v := p.cur.Load()
 	c := p.retired
-	busy := 0
+	busy, waiting := 0, 0
 	add := func(x *Version) {
 		xc := x.counts()
 		c.calls += xc.calls
@@ -132,13 +138,17 @@ func (p *Plugin) Stats() Stats {
 		for i, n := range xc.failures {
 			c.failures[i] += n
 		}
+		c.waits += xc.waits
+		c.refusedBusy += xc.refusedBusy
 		busy += x.Busy()
+		waiting += int(x.waiting.Load())
 	}
 	for _, x := range p.draining {
 		add(x)
 	}
 	add(v)
-	st := Stats{Calls: c.calls, Errors: c.errors, Restarts: c.restarts, Busy: busy, LastError: p.lastErr}
+	st := Stats{Calls: c.calls, Errors: c.errors, Restarts: c.restarts, Waits: c.waits, RefusedBusy: c.refusedBusy,
+		Busy: busy, Waiting: waiting, LastError: p.lastErr}
 	for i, n := range c.failures {
 		if n > 0 {
 			if st.Failures == nil {
@@ -159,6 +169,8 @@ func (v *Version) counts() counts {
 	}
 	c.errors = v.errors.Load()
 	c.restarts = v.restarts.Load()
+	c.waits = v.waits.Load()
+	c.refusedBusy = v.refusedBusy.Load()
 	c.calls = v.calls.Load()
 	return c
 }

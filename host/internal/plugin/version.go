@@ -65,7 +65,10 @@ type Version struct {
 	restarts atomic.Uint64
 	calls    atomic.Uint64
 	errors   atomic.Uint64
-	batches  atomic.Uint64 // pycomms_handle_batch calls, for tests
+	// waits counts requests that found no idle instance and queued for
+	// one; refusedBusy those refused because the queue was full.
+	waits, refusedBusy atomic.Uint64
+	batches            atomic.Uint64 // pycomms_handle_batch calls, for tests
 	// failures counts a codec's failed conversions by status.
 	failures [abi.MaxStatus + 1]atomic.Uint64
 
@@ -482,9 +485,11 @@ func (v *Version) checkout(ctx context.Context, m *message.Message, dl int64) (*
 	}
 	if n := v.waiting.Add(1); n > int64(v.spec.Queue) {
 		v.waiting.Add(-1)
+		v.refusedBusy.Add(1)
 		return nil, message.Errorf(abi.StatusBusy, "plugin %q is busy: %d instances in use and %d requests waiting", v.spec.Name, v.spec.Instances, v.spec.Queue)
 	}
 	defer v.waiting.Add(-1)
+	v.waits.Add(1) // off the fast path: take found no idle instance
 	if w := v.take(dl); w != nil {
 		return w, nil
 	}

@@ -79,6 +79,20 @@ type Options struct {
 	// visible, so it must not block (the mesh uses it to schedule an
 	// interest advertisement).
 	OnChange func()
+	// Observe, when set, returns the observer of the requests a local
+	// owner handles for one of its services; the router asks once per
+	// (owner, service) each time its routes are rebuilt, never per call,
+	// so the observer should be looked up or made there. Requests handed
+	// to a Remote are not observed: their subject is whatever a caller
+	// wrote, not a service this host declared.
+	Observe func(owner, service string) CallObserver
+}
+
+// CallObserver is told how each request a local owner handled ended: when
+// it started, and its error (nil for a reply). It runs on the caller's
+// goroutine, after the reply, so it must be cheap and must not block.
+type CallObserver interface {
+	Observe(start time.Time, err error)
 }
 
 // Remote reaches the owners on other hosts. The router hands it what no
@@ -135,6 +149,7 @@ type Router struct {
 	remote atomic.Pointer[remoteBox]
 
 	onChange func()
+	observe  func(owner, service string) CallObserver
 
 	// seq numbers the events that originate on this host (their
 	// identity, with this host's node id).
@@ -157,7 +172,7 @@ type entry struct {
 // table is one immutable routing snapshot.
 type table struct {
 	owners   map[string]*entry
-	services map[string]*entry
+	services map[string]*served
 	// depth is the most tokens any service has; lookup never probes a
 	// longer prefix, so a long subject costs no more probes than that.
 	depth int
@@ -168,7 +183,7 @@ type table struct {
 
 // New returns an empty Router.
 func New(opts Options) *Router {
-	r := &Router{maxHops: opts.MaxHops, log: opts.Logger, onChange: opts.OnChange}
+	r := &Router{maxHops: opts.MaxHops, log: opts.Logger, onChange: opts.OnChange, observe: opts.Observe}
 	r.seq.Store(randomStart())
 	if r.maxHops <= 0 {
 		r.maxHops = DefaultMaxHops
@@ -176,18 +191,22 @@ func New(opts Options) *Router {
 	if r.log == nil {
 		r.log = slog.Default()
 	}
-	r.tab.Store(build(map[string]*entry{}))
+	r.tab.Store(build(map[string]*entry{}, nil))
 	r.subs.Store(&[]*Subscription{})
 	return r
 }
 
 // build indexes a set of owners into a snapshot. The map is owned by the
 // result afterwards.
-func build(owners map[string]*entry) *table {
-	t := &table{owners: owners, services: map[string]*entry{}}
+func build(owners map[string]*entry, observe func(owner, service string) CallObserver) *table {
+	t := &table{owners: owners, services: map[string]*served{}}
 	for _, o := range owners {
 		for _, s := range o.services {
-			t.services[s] = o
+			sv := &served{e: o}
+			if observe != nil {
+				sv.obs = observe(o.name, s)
+			}
+			t.services[s] = sv
 			if n := strings.Count(s, ".") + 1; n > t.depth {
 				t.depth = n
 			}
@@ -200,9 +219,16 @@ func build(owners map[string]*entry) *table {
 	return t
 }
 
+// served is a service's owner and the observer of its requests (nil when
+// none).
+type served struct {
+	e   *entry
+	obs CallObserver
+}
+
 // lookup returns the owner of the longest service that serves s, trying the
-// proper prefixes of s that end at a '.', deepest first.
-func (t *table) lookup(s string) *entry {
+// proper prefixes of s that end at a '.', deepest first; nil when none does.
+func (t *table) lookup(s string) *served {
 	v, _ := abi.LongestService(t.services, t.depth, s)
 	return v
 }
@@ -314,7 +340,7 @@ func (r *Router) Update(changes ...Change) error {
 		r.mu.Unlock()
 		return nil
 	}
-	r.tab.Store(build(owners))
+	r.tab.Store(build(owners, r.observe))
 	r.mu.Unlock()
 	for _, c := range list {
 		if c.Endpoint == nil {
@@ -364,7 +390,7 @@ func (r *Router) Routes() []Route {
 // Deadline and Hops.
 func (r *Router) Call(ctx context.Context, m *message.Message) ([]byte, error) {
 	for range maxGone {
-		o, rm, err := r.route(ctx, m, "call")
+		o, start, rm, err := r.route(ctx, m, "call")
 		if err != nil {
 			return nil, err
 		}
@@ -372,9 +398,12 @@ func (r *Router) Call(ctx context.Context, m *message.Message) ([]byte, error) {
 			r.calls.Add(1)
 			return rm.Call(ctx, m)
 		}
-		reply, err := o.ep.Request(ctx, m)
+		reply, err := o.e.ep.Request(ctx, m)
 		if !errors.Is(err, ErrGone) {
 			r.calls.Add(1)
+			if o.obs != nil {
+				o.obs.Observe(start, err)
+			}
 			return reply, err
 		}
 	}
@@ -388,14 +417,14 @@ func (r *Router) Call(ctx context.Context, m *message.Message) ([]byte, error) {
 // error (invalid subject, no handler, deadline passed) is an answer too:
 // it comes with ok true.
 func (r *Router) TryCall(ctx context.Context, m *message.Message) (reply []byte, ok bool, err error) {
-	o, rm, err := r.route(ctx, m, "call")
+	o, start, rm, err := r.route(ctx, m, "call")
 	if err != nil {
 		return nil, true, err
 	}
 	if rm != nil {
 		return nil, false, nil
 	}
-	tr, can := o.ep.(TryRequester)
+	tr, can := o.e.ep.(TryRequester)
 	if !can {
 		return nil, false, nil
 	}
@@ -404,6 +433,9 @@ func (r *Router) TryCall(ctx context.Context, m *message.Message) (reply []byte,
 		return nil, false, nil
 	}
 	r.calls.Add(1)
+	if o.obs != nil {
+		o.obs.Observe(start, err)
+	}
 	return reply, true, err
 }
 
@@ -423,7 +455,7 @@ func (r *Router) goneTooOften(m *message.Message, verb string) error {
 // returns the endpoint's Post error (StatusBusy when its queue is full).
 func (r *Router) Send(ctx context.Context, m *message.Message) error {
 	for range maxGone {
-		o, rm, err := r.route(ctx, m, "send")
+		o, _, rm, err := r.route(ctx, m, "send")
 		if err != nil {
 			return err
 		}
@@ -431,7 +463,7 @@ func (r *Router) Send(ctx context.Context, m *message.Message) error {
 			r.sends.Add(1)
 			return rm.Send(ctx, m)
 		}
-		if err := o.ep.Post(m); !errors.Is(err, ErrGone) {
+		if err := o.e.ep.Post(m); !errors.Is(err, ErrGone) {
 			r.sends.Add(1)
 			return err
 		}
@@ -441,41 +473,55 @@ func (r *Router) Send(ctx context.Context, m *message.Message) error {
 
 // route finds the local owner for a request or send, else the Remote to
 // hand it to, else the error to return.
-func (r *Router) route(ctx context.Context, m *message.Message, verb string) (*entry, Remote, error) {
+//
+// start is when routing began, set only when the owner has an observer:
+// the deadline check's clock reading where there is one, so that
+// observing costs no clock read of its own at the start.
+func (r *Router) route(ctx context.Context, m *message.Message, verb string) (o *served, start time.Time, rm Remote, err error) {
 	if err := abi.ValidateSubject(m.Subject); err != nil {
-		return nil, nil, &message.Error{Status: abi.StatusInvalid, Msg: err.Error()}
+		return nil, time.Time{}, nil, &message.Error{Status: abi.StatusInvalid, Msg: err.Error()}
 	}
 	if m.Hops > r.maxHops {
-		return nil, nil, r.tooDeep(m)
+		return nil, time.Time{}, nil, r.tooDeep(m)
 	}
+	var left time.Duration
 	if !m.Deadline.IsZero() {
 		// time.Until reads only the monotonic clock when the deadline has a
 		// monotonic reading, which halves the cost of the check.
-		if left := time.Until(m.Deadline); left <= 0 {
-			return nil, nil, message.Errorf(abi.StatusTimeout, "%s %q: deadline passed %v before it was routed",
+		if left = time.Until(m.Deadline); left <= 0 {
+			return nil, time.Time{}, nil, message.Errorf(abi.StatusTimeout, "%s %q: deadline passed %v before it was routed",
 				verb, m.Subject, -left)
 		}
 	}
 	// Done() is a lock-free load on the standard contexts, unlike Err().
 	select {
 	case <-ctx.Done():
-		return nil, nil, message.Errorf(abi.StatusTimeout, "%s %q: %v before it was routed", verb, m.Subject, ctx.Err())
+		return nil, time.Time{}, nil, message.Errorf(abi.StatusTimeout, "%s %q: %v before it was routed", verb, m.Subject, ctx.Err())
 	default:
 	}
 	t := r.tab.Load()
 	if o := t.lookup(m.Subject); o != nil {
-		return o, nil, nil
+		if o.obs != nil {
+			if m.Deadline.IsZero() {
+				start = time.Now()
+			} else {
+				// The instant time.Until read, with its monotonic reading
+				// when the deadline has one.
+				start = m.Deadline.Add(-left)
+			}
+		}
+		return o, start, nil, nil
 	}
 	if rm := r.remoteFor(m); rm != nil {
-		return nil, rm, nil
+		return nil, time.Time{}, rm, nil
 	}
 	r.noHandler.Add(1)
 	if o := t.services[m.Subject]; o != nil {
-		return nil, nil, message.Errorf(abi.StatusNoHandler,
+		return nil, time.Time{}, nil, message.Errorf(abi.StatusNoHandler,
 			"no handler for %q: it is a service of %q, a subject needs a method (%q)",
-			m.Subject, o.name, m.Subject+".<method>")
+			m.Subject, o.e.name, m.Subject+".<method>")
 	}
-	return nil, nil, message.Errorf(abi.StatusNoHandler, "no handler for %q", m.Subject)
+	return nil, time.Time{}, nil, message.Errorf(abi.StatusNoHandler, "no handler for %q", m.Subject)
 }
 
 // remoteBox lets a Remote interface value sit behind an atomic pointer.
