@@ -299,13 +299,10 @@ const MetricsPath = "/metrics"
 // when control.public_metrics says so. This is the only place that
 // decides; every other path needs the token when one is configured.
 func (s *Server) tokenExempt(path string) bool {
-	switch path {
-	case "/healthz", "/readyz":
-		return true
-	case MetricsPath:
+	if path == MetricsPath {
 		return s.publicMetrics
 	}
-	return false
+	return slices.Contains(ProbePaths, path)
 }
 
 // hostAllowed reports whether a Host header value is an IP literal, an
