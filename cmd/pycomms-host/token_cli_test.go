@@ -42,16 +42,16 @@ func TestTokenFlagAndEnv(t *testing.T) {
 			t.Errorf("%s: output shows the token", name)
 		}
 	}
-	check("no token", runCLI(t, "", "health", "--control", addr), exitOther, "needs a token")
-	check("token file", runCLI(t, "", "health", "--control", addr, "--token-file", good), exitOK, "")
-	check("wide file", runCLI(t, "", "health", "--control", addr, "--token-file", wide), exitUsage, "--token-file: "+wide+" has mode 0644")
+	check("no token", runCLI(t, "", "plugins", "--control", addr), exitOther, "needs a token")
+	check("token file", runCLI(t, "", "plugins", "--control", addr, "--token-file", good), exitOK, "")
+	check("wide file", runCLI(t, "", "plugins", "--control", addr, "--token-file", wide), exitUsage, "--token-file: "+wide+" has mode 0644")
 
 	t.Setenv(control.EnvToken, tok)
-	check("env", runCLI(t, "", "health", "--control", addr), exitOK, "")
+	check("env", runCLI(t, "", "plugins", "--control", addr), exitOK, "")
 	t.Setenv(control.EnvToken, "wrong-token-0123456789")
-	check("wrong env", runCLI(t, "", "health", "--control", addr), exitOther, "does not match")
+	check("wrong env", runCLI(t, "", "plugins", "--control", addr), exitOther, "does not match")
 	t.Setenv(control.EnvToken, "short")
-	check("short env", runCLI(t, "", "health", "--control", addr), exitUsage, "env "+control.EnvToken+": the token is 5 bytes")
+	check("short env", runCLI(t, "", "plugins", "--control", addr), exitUsage, "env "+control.EnvToken+": the token is 5 bytes")
 }
 
 // TestControlUnixFlag: --control unix:///path reaches a control API on a
@@ -82,11 +82,11 @@ func TestControlUnixFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv(control.EnvToken, "")
-	if r := runCLI(t, "", "health", "--control", "unix://"+sock, "--token-file", tokFile); r.code != exitOK {
-		t.Errorf("health over the socket: exit %d: %s", r.code, r.stderr)
+	if r := runCLI(t, "", "plugins", "--control", "unix://"+sock, "--token-file", tokFile); r.code != exitOK {
+		t.Errorf("plugins over the socket: exit %d: %s", r.code, r.stderr)
 	}
-	if r := runCLI(t, "", "health", "--control", "unix://"+sock); r.code != exitOther {
-		t.Errorf("health over the socket without the token: exit %d, want %d: %s", r.code, exitOther, r.stderr)
+	if r := runCLI(t, "", "plugins", "--control", "unix://"+sock); r.code != exitOther {
+		t.Errorf("plugins over the socket without the token: exit %d, want %d: %s", r.code, exitOther, r.stderr)
 	}
 }
 
