@@ -30,6 +30,15 @@ func checkGoTransportFresh(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	checkTransportExports(t, wasm, committed)
+	checkGoBuildFresh(t, dir, committed)
+}
+
+// checkGoBuildFresh fails t unless committed is what mkwasm.go builds from
+// DIR today; it skips with -short and when the Go version differs from
+// the one recorded in DIR/DIR.wasm.go-version.
+func checkGoBuildFresh(t *testing.T, dir string, committed []byte) {
+	t.Helper()
+	wasm := filepath.Join(dir, dir+".wasm")
 	if testing.Short() {
 		t.Skipf("rebuilds %s, which takes seconds: skipped with -short", wasm)
 	}
@@ -74,5 +83,30 @@ func checkTransportExports(t *testing.T, name string, module []byte) {
 	}
 	if k, err := abi.KindOf(names); k != abi.PluginTransport {
 		t.Errorf("%s is not a transport by its exports: %q, %v", name, k, err)
+	}
+}
+
+// checkCodecExports fails t unless the module is a codec plugin by its
+// exports: pycomms_codec_convert and pycomms_codec_pairs, and neither
+// pycomms_handle nor pycomms_transport_event (abi/SPEC.md section 14).
+func checkCodecExports(t *testing.T, name string, module []byte) {
+	t.Helper()
+	ctx := context.Background()
+	r := wazero.NewRuntime(ctx)
+	defer r.Close(ctx)
+	cm, err := r.CompileModule(ctx, module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exports := cm.ExportedFunctions()
+	for _, want := range []string{"pycomms_codec_convert", "pycomms_codec_pairs", abi.ExportAlloc, abi.ExportABIVersion} {
+		if _, ok := exports[want]; !ok {
+			t.Errorf("%s does not export %s", name, want)
+		}
+	}
+	for _, not := range []string{abi.ExportHandle, abi.ExportTransportEvent} {
+		if _, ok := exports[not]; ok {
+			t.Errorf("%s exports %s: a codec exports neither pycomms_handle nor pycomms_transport_event", name, not)
+		}
 	}
 }
