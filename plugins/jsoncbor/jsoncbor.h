@@ -19,7 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The most arrays and maps (objects) open at once, in either direction. */
+/* The most arrays and maps (objects) open at once, in either direction;
+ * CBOR tags count as levels too. */
 #define JC_MAX_DEPTH 256
 /* The longest bignum (tags 2 and 3) converted, in bytes of magnitude: up
  * to 10^154, and keeps the quadratic decimal conversion trivial. */
@@ -600,6 +601,7 @@ static void jc_json_bignum(jc_ctx *c, const uint8_t *p, size_t n, int neg, int q
 
 typedef struct jc_cframe {
     int map, indef, want_key;
+    int levels; /* nesting levels this container takes: 1 + the tags around it */
     uint64_t left, idx;
     size_t span0, in_off;
 } jc_cframe;
@@ -656,7 +658,10 @@ static int jc_cbor_string(jc_ctx *c, const uint8_t *s, size_t n, size_t *pi, int
  * c->out. */
 static int jc_cbor_to_json(jc_ctx *c, const uint8_t *s, size_t n) {
     jc_cframe st[JC_MAX_DEPTH];
-    int d = 0, rc, hint = 0, big = 0;
+    /* Nesting counts tags as levels too, as fxamacker/cbor and other
+     * readers do: lvl is the levels of the open containers, tags those of
+     * the tags before the current item. */
+    int d = 0, rc, hint = 0, big = 0, lvl = 0, tags = 0;
     size_t i = 0, big_at = 0;
     c->out.n = 0;
     c->nspans = 0;
@@ -725,12 +730,15 @@ item:
         }
         case 4:
         case 5:
-            if (d == JC_MAX_DEPTH) return jc_fail(c, JC_INVALID, "nesting deeper than %d at byte %zu", JC_MAX_DEPTH, at);
-            st[d++] = (jc_cframe){major == 5, indef, 1, v, 0, c->nspans, at};
+            if (lvl + tags + 1 > JC_MAX_DEPTH) return jc_fail(c, JC_INVALID, "nesting deeper than %d at byte %zu", JC_MAX_DEPTH, at);
+            st[d++] = (jc_cframe){major == 5, indef, 1, tags + 1, v, 0, c->nspans, at};
+            lvl += tags + 1;
+            tags = 0;
             jc_putc(c, &c->out, major == 5 ? '{' : '[');
             hint = 0;
             goto next;
         case 6:
+            if (lvl + ++tags > JC_MAX_DEPTH) return jc_fail(c, JC_INVALID, "nesting deeper than %d at byte %zu (tags count as levels)", JC_MAX_DEPTH, at);
             if (v == 2 || v == 3) big = (int)v, big_at = at;
             else if (v >= 21 && v <= 23) hint = (int)v;
             goto item;
@@ -763,6 +771,7 @@ item:
         }
         big = 0;
         hint = 0;
+        tags = 0;
         if (key) {
             if (c->oom) return jc_oom(c);
             if (!jc_push_span(c, off, c->out.n - off, at)) return jc_oom(c);
@@ -798,6 +807,7 @@ next:
         }
         jc_putc(c, &c->out, f->map ? '}' : ']');
         if (f->map && (rc = jc_check_keys(c, f->span0, "member name after conversion", f->in_off))) return rc;
+        lvl -= f->levels;
         d--;
     }
     /* the container is the item just done */
