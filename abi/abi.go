@@ -191,7 +191,15 @@ const (
 	StatusNotFound     Status = 10 // a config key or header does not exist
 	StatusUnreachable  Status = 11 // the node that serves the subject cannot be reached
 	StatusInternal     Status = 12 // a host-side failure
+	// StatusUnsupportedType: a message's content-type (or
+	// content-encoding) is not one the receiving endpoint accepts and no
+	// codec plugin converts it (SPEC.md section 14).
+	StatusUnsupportedType Status = 13
 )
+
+// MaxStatus is the highest status of ABI v1: a status above it (or below
+// StatusOK) returned by a plugin breaks the ABI.
+const MaxStatus = StatusUnsupportedType
 
 var statusNames = map[Status]string{
 	StatusOK:           "ok",
@@ -207,6 +215,8 @@ var statusNames = map[Status]string{
 	StatusNotFound:     "not_found",
 	StatusUnreachable:  "unreachable",
 	StatusInternal:     "internal",
+
+	StatusUnsupportedType: "unsupported_type",
 }
 
 // String returns the stable snake_case name of a status, as used in SPEC.md
@@ -221,7 +231,7 @@ func (s Status) String() string {
 // Statuses returns every defined status in numeric order.
 func Statuses() []Status {
 	out := make([]Status, 0, len(statusNames))
-	for s := StatusOK; s <= StatusInternal; s++ {
+	for s := StatusOK; s <= MaxStatus; s++ {
 		out = append(out, s)
 	}
 	return out

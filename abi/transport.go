@@ -3,6 +3,7 @@ package abi
 import (
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Transport plugins (SPEC.md section 13): a wire protocol as a state
@@ -26,20 +27,29 @@ const (
 )
 
 // KindOf tells a module's kind from the names of its exported functions:
-// ExportHandle makes a handler, ExportTransportEvent a transport; a module
-// with both or neither is no pycomms plugin, and the error says why.
+// ExportHandle makes a handler, ExportTransportEvent a transport,
+// ExportCodecConvert a codec; a module with more than one of them, or none,
+// is no pycomms plugin, and the error says why.
 func KindOf(exports []string) (PluginKind, error) {
-	h := slices.Contains(exports, ExportHandle)
-	t := slices.Contains(exports, ExportTransportEvent)
-	switch {
-	case h && t:
-		return "", fmt.Errorf("exports both %q (handler) and %q (transport): a plugin is one kind", ExportHandle, ExportTransportEvent)
-	case h:
-		return PluginHandler, nil
-	case t:
-		return PluginTransport, nil
+	marks := []struct {
+		export string
+		kind   PluginKind
+	}{{ExportHandle, PluginHandler}, {ExportTransportEvent, PluginTransport}, {ExportCodecConvert, PluginCodec}}
+	var found []string
+	var kind PluginKind
+	for _, m := range marks {
+		if slices.Contains(exports, m.export) {
+			found = append(found, fmt.Sprintf("%q (%s)", m.export, m.kind))
+			kind = m.kind
+		}
 	}
-	return "", fmt.Errorf("exports neither %q (handler) nor %q (transport)", ExportHandle, ExportTransportEvent)
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("exports none of %q (handler), %q (transport), %q (codec)", ExportHandle, ExportTransportEvent, ExportCodecConvert)
+	case 1:
+		return kind, nil
+	}
+	return "", fmt.Errorf("exports %s: a plugin is one kind", strings.Join(found, " and "))
 }
 
 // TransportEvent is the first argument of ExportTransportEvent.

@@ -91,6 +91,9 @@ var exportSigs = map[string]struct{ params, results []api.ValueType }{
 	abi.ExportInitialize: {nil, nil},
 	// transport plugins (abi/SPEC.md section 13.1)
 	abi.ExportTransportEvent: {[]api.ValueType{i32, i32, i32, i32, i32, i32, i32}, []api.ValueType{i32}},
+	// codec plugins (abi/SPEC.md section 14.1)
+	abi.ExportCodecPairs:   {nil, []api.ValueType{i32}},
+	abi.ExportCodecConvert: {[]api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}},
 }
 
 func inRepo(rel string) string { return filepath.Join(repoRoot, filepath.FromSlash(rel)) }
@@ -268,6 +271,11 @@ func TestFixturesMatchABI(t *testing.T) {
 			}
 			if _, ok := cm.ExportedFunctions()[abi.ExportTransportEvent]; ok {
 				wantExports[2] = abi.ExportTransportEvent // a transport (SPEC section 13)
+			}
+			if _, ok := cm.ExportedFunctions()[abi.ExportCodecConvert]; ok {
+				// a codec (SPEC section 14); codec_both also exports
+				// pycomms_handle, which the host refuses
+				wantExports = append(wantExports[:2], abi.ExportCodecConvert, abi.ExportCodecPairs)
 			}
 			if rel == helloWasm { // a WASI reactor
 				wantExports = append(wantExports, abi.ExportInitialize)

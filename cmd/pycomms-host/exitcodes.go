@@ -26,6 +26,9 @@ const (
 	// Not a config error: the same config may work once the address is
 	// free, so a supervisor may retry it.
 	exitListen = 9
+	// exitUnsupportedType: the payload's content type (or encoding) is
+	// not one the handler accepts and no codec converts it.
+	exitUnsupportedType = 10
 	// exitInterrupted follows the shell convention 128+SIGINT for a command
 	// cut short by SIGINT or SIGTERM; `sub` exits exitOK on interrupt
 	// instead, because interrupting is how it is meant to end.
@@ -61,6 +64,8 @@ var exitCodes = []exitClass{
 	{exitOther, "other", "other error (denied, internal, local I/O)",
 		[]abi.Status{abi.StatusDenied, abi.StatusNotFound, abi.StatusInternal}},
 	{exitListen, "cannot listen", "run cannot listen on an address (control, listen.tcp, listen.quic)", nil},
+	{exitUnsupportedType, "unsupported type", "unsupported type (no codec converts the payload to a type the handler accepts)",
+		[]abi.Status{abi.StatusUnsupportedType}},
 	{exitInterrupted, "interrupted", "interrupted (sub exits 0 instead)", nil},
 }
 

@@ -162,7 +162,7 @@ type Plugin struct {
 	Index    int    // position in plugins[]
 	Name     string // unique among the plugins
 	Path     string // absolute path of the .wasm file, or "builtin:NAME"
-	Kind     string // "handler" or "transport"
+	Kind     string // "handler", "transport" or "codec"
 	Services []string
 	Topics   []string
 	// Instances is the size of the instance pool; Queue bounds the messages
@@ -183,6 +183,12 @@ type Plugin struct {
 	// Transport holds the keys of a transport plugin (kind: transport);
 	// zero for a handler.
 	Transport Transport
+	// Accepts are the media types (lower-case type/subtype) the plugin
+	// takes; nil: it takes payloads as they are and nothing is converted
+	// for it. Encodings are the content codings it takes besides
+	// identity. See abi/SPEC.md section 14.5.
+	Accepts   []string
+	Encodings []string
 }
 
 // Limits bound what one plugin instance may use.

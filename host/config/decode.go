@@ -61,8 +61,7 @@ const (
 	minSecretLen                 = 16
 )
 
-// knownKinds are the plugin kinds of the architecture, supported or not,
-// so that "codec" gets "not supported yet" rather than "unknown".
+// knownKinds are the plugin kinds.
 var knownKinds = []string{"handler", "codec", "transport"}
 
 // decoder turns the merged koanf map into a Config, reporting every
@@ -221,10 +220,8 @@ func (d *decoder) plugin(i int, m map[string]any) Plugin {
 
 	if s, ok := d.str(key("kind"), m["kind"]); ok {
 		switch {
-		case s == "handler" || s == "transport":
-			p.Kind = s
 		case slices.Contains(knownKinds, s):
-			d.fail(key("kind"), "kind %q is not supported yet (only %q and %q)", s, "handler", "transport")
+			p.Kind = s
 		default:
 			d.fail(key("kind"), "unknown kind %s (known: %s)", quote(s), strings.Join(knownKinds, ", "))
 		}
@@ -272,6 +269,7 @@ func (d *decoder) plugin(i int, m map[string]any) Plugin {
 		p.Config = normalize(cm).(map[string]any)
 	}
 	d.transport(&p, m, key)
+	d.contentTypes(&p, m, key)
 	return p
 }
 

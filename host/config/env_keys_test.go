@@ -141,6 +141,16 @@ func TestEveryKeyFromEnv(t *testing.T) {
 			{[]string{"PYCOMMS_PLUGINS__0__SERVICES=x,y.z"}, func(c *Config) bool { return slices.Equal(c.Plugins[0].Services, []string{"x", "y.z"}) }},
 			{[]string{"PYCOMMS_PLUGINS__0__SERVICES=[x]"}, func(c *Config) bool { return slices.Equal(c.Plugins[0].Services, []string{"x"}) }},
 		},
+		"plugins[].accepts": {
+			{[]string{"PYCOMMS_PLUGINS__0__ACCEPTS=application/cbor,Application/JSON"}, func(c *Config) bool {
+				return slices.Equal(c.Plugins[0].Accepts, []string{"application/cbor", "application/json"})
+			}},
+		},
+		"plugins[].encodings": {
+			{[]string{"PYCOMMS_PLUGINS__0__ACCEPTS=application/cbor", "PYCOMMS_PLUGINS__0__ENCODINGS=gzip"}, func(c *Config) bool {
+				return slices.Equal(c.Plugins[0].Encodings, []string{"gzip"})
+			}},
+		},
 		"plugins[].topics": {
 			{[]string{"PYCOMMS_PLUGINS__0__TOPICS=a.>,b.*"}, func(c *Config) bool { return slices.Equal(c.Plugins[0].Topics, []string{"a.>", "b.*"}) }},
 			{[]string{"PYCOMMS_PLUGINS__0__TOPICS=['a.>', b.*]"}, func(c *Config) bool { return slices.Equal(c.Plugins[0].Topics, []string{"a.>", "b.*"}) }},

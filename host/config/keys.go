@@ -321,8 +321,20 @@ var keys = []Key{
 	{
 		Path: "plugins[].kind", Type: TypeString, Reload: Live,
 		Default: "`handler`",
-		Doc:     "The plugin kind: `handler`, or `transport` (a wire protocol whose sockets the host owns, abi/SPEC.md section 13; it needs `dial` or `accept`). The module's exports must match it. `codec` is planned.",
+		Doc:     "The plugin kind: `handler`, `transport` (a wire protocol whose sockets the host owns, abi/SPEC.md section 13; it needs `dial` or `accept`) or `codec` (converts payloads between content types or encodings for the plugins that declare `accepts`, abi/SPEC.md section 14; it has no `services`, `topics`, `accepts` or `encodings`). The module's exports must match it.",
 		plugin:  func(p *Plugin) any { return p.Kind },
+	},
+	{
+		Path: "plugins[].accepts", Type: TypeStrings, Reload: Live,
+		Default: "none: payloads are delivered as they are",
+		Doc:     "Media types the plugin takes, in order of preference, lower-case `type/subtype` without parameters, e.g. `[application/cbor]`. A message whose `content-type` header is another type is converted for it by a codec plugin (to the first type listed that a codec reaches) before delivery, and the reply converted back to the caller's type or to what its `accept` header asks for; with no codec the caller gets `unsupported_type` (abi/SPEC.md section 14.5). A message without `content-type` is delivered as it is.",
+		plugin:  func(p *Plugin) any { return p.Accepts },
+	},
+	{
+		Path: "plugins[].encodings", Type: TypeStrings, Reload: Live,
+		Default: "`[]` (only `identity`)",
+		Doc:     "Content codings the plugin takes as they are, e.g. `[gzip]`, besides `identity` (none). A message with another `content-encoding` is decoded by a codec plugin first. Needs `accepts`.",
+		plugin:  func(p *Plugin) any { return p.Encodings },
 	},
 	{
 		Path: "plugins[].services", Type: TypeStrings, Reload: Live,

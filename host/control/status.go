@@ -22,6 +22,8 @@ func HTTPStatus(s abi.Status) int {
 		return http.StatusNotFound
 	case abi.StatusTooLarge:
 		return http.StatusRequestEntityTooLarge
+	case abi.StatusUnsupportedType:
+		return http.StatusUnsupportedMediaType
 	case abi.StatusHandlerError:
 		// 422, not 5xx: the handler ran and rejected the request, which is
 		// an application answer, unlike a trap.

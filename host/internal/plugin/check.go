@@ -29,8 +29,13 @@ func checkModule(mod wazero.CompiledModule, kind abi.PluginKind) error {
 		{abi.ExportAlloc, []api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}},
 		{abi.ExportHandle, slices.Repeat([]api.ValueType{api.ValueTypeI32}, 5), []api.ValueType{api.ValueTypeI32}},
 	}
-	if kind == abi.PluginTransport {
+	switch kind {
+	case abi.PluginTransport:
 		want[2].name, want[2].params = abi.ExportTransportEvent, slices.Repeat([]api.ValueType{api.ValueTypeI32}, 7)
+	case abi.PluginCodec:
+		want[2].name, want[2].params = abi.ExportCodecConvert, slices.Repeat([]api.ValueType{api.ValueTypeI32}, 4)
+		want = append(want, want[0])
+		want[3].name = abi.ExportCodecPairs
 	}
 	for _, w := range want {
 		def, ok := exports[w.name]

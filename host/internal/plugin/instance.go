@@ -90,6 +90,8 @@ type instance struct {
 	// handler), called with estack (see transport.go).
 	event  api.Function
 	estack [7]uint64
+	// convert is pycomms_codec_convert of a codec (nil otherwise).
+	convert api.Function
 	// lost is set when the instance could not be restarted: read by
 	// SlotAlive from any goroutine, where mod is its holder's alone.
 	lost atomic.Bool
@@ -132,6 +134,7 @@ func (w *instance) instantiate(ctx context.Context) error {
 	w.handle = mod.ExportedFunction(abi.ExportHandle)
 	w.handleBatch = mod.ExportedFunction(abi.ExportHandleBatch)
 	w.event = mod.ExportedFunction(abi.ExportTransportEvent)
+	w.convert = mod.ExportedFunction(abi.ExportCodecConvert)
 	ok = true
 	return nil
 }
@@ -334,7 +337,7 @@ func (w *instance) complete(m *message.Message, status abi.Status) ([]byte, erro
 	case abi.StatusNoMethod:
 		err = message.Errorf(abi.StatusNoMethod, "plugin %q does not implement %q", name, m.Subject)
 	default:
-		if status < abi.StatusOK || status > abi.StatusInternal {
+		if status < abi.StatusOK || status > abi.MaxStatus {
 			return nil, message.Errorf(abi.StatusTrap, "plugin %q: %s: ABI violation: %s returned unknown status %d",
 				name, m.Subject, abi.ExportHandle, int32(status)), true
 		}

@@ -31,7 +31,10 @@ type Plugin struct {
 }
 
 // counts are the counters of one or more versions.
-type counts struct{ calls, errors, restarts uint64 }
+type counts struct {
+	calls, errors, restarts uint64
+	failures                [abi.MaxStatus + 1]uint64 // a codec's, by status
+}
 
 // New returns a plugin serving v.
 func New(name string, v *Version) *Plugin {
@@ -80,6 +83,9 @@ func (p *Plugin) Swap(v *Version) <-chan struct{} {
 		p.retired.calls += c.calls
 		p.retired.errors += c.errors
 		p.retired.restarts += c.restarts
+		for i, n := range c.failures {
+			p.retired.failures[i] += n
+		}
 		p.draining = slices.DeleteFunc(p.draining, func(x *Version) bool { return x == old })
 		p.mu.Unlock()
 	}()
@@ -105,6 +111,9 @@ type Stats struct {
 	Calls, Errors, Restarts uint64
 	Busy                    int
 	LastError               string
+	// Failures counts a codec's failed conversions by status (only the
+	// statuses that occurred); Calls counts its conversions.
+	Failures map[abi.Status]uint64
 }
 
 // Stats returns the plugin's counters: the retired versions', the draining
@@ -120,21 +129,38 @@ func (p *Plugin) Stats() Stats {
 		c.calls += xc.calls
 		c.errors += xc.errors
 		c.restarts += xc.restarts
+		for i, n := range xc.failures {
+			c.failures[i] += n
+		}
 		busy += x.Busy()
 	}
 	for _, x := range p.draining {
 		add(x)
 	}
 	add(v)
-	return Stats{Calls: c.calls, Errors: c.errors, Restarts: c.restarts, Busy: busy, LastError: p.lastErr}
+	st := Stats{Calls: c.calls, Errors: c.errors, Restarts: c.restarts, Busy: busy, LastError: p.lastErr}
+	for i, n := range c.failures {
+		if n > 0 {
+			if st.Failures == nil {
+				st.Failures = map[abi.Status]uint64{}
+			}
+			st.Failures[abi.Status(i)] = n
+		}
+	}
+	return st
 }
 
 // counts reads v's counters. Errors is read before calls: every error is
 // counted after its call, so the pair never shows more errors than calls.
 func (v *Version) counts() counts {
-	e := v.errors.Load()
-	r := v.restarts.Load()
-	return counts{calls: v.calls.Load(), errors: e, restarts: r}
+	var c counts
+	for i := range v.failures {
+		c.failures[i] = v.failures[i].Load()
+	}
+	c.errors = v.errors.Load()
+	c.restarts = v.restarts.Load()
+	c.calls = v.calls.Load()
+	return c
 }
 
 // Request delivers a request to the current version and waits for the reply.

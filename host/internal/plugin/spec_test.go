@@ -28,7 +28,8 @@ func TestHandleStatus(t *testing.T) {
 	}{
 		{"\x09", abi.StatusNoMethod, `plugin "status" does not implement "status.x"`, 0},
 		{"\x05", abi.StatusTimeout, `plugin "status": status.x: text from the guest`, 0},
-		{"\x0d", abi.StatusTrap, `plugin "status": status.x: ABI violation: pycomms_handle returned unknown status 13`, 1},
+		{"\x0d", abi.StatusUnsupportedType, `plugin "status": status.x: text from the guest`, 0},
+		{"\x0e", abi.StatusTrap, `plugin "status": status.x: ABI violation: pycomms_handle returned unknown status 14`, 1},
 		{"\xff", abi.StatusTrap, `plugin "status": status.x: ABI violation: pycomms_handle returned unknown status 255`, 2},
 	} {
 		_, err := request(v, "status.x", tc.payload, 5*time.Second)

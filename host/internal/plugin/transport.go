@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -38,13 +39,13 @@ func (e *Engine) LoadTransport(ctx context.Context, spec Spec, actions Actions) 
 	if actions == nil {
 		return nil, fmt.Errorf("load transport %q: no actions", spec.Name)
 	}
-	return e.load(ctx, spec, nil, actions)
+	return e.load(ctx, spec, nil, actions, abi.PluginTransport)
 }
 
 // CheckTransport is Check for a transport plugin.
 func (e *Engine) CheckTransport(ctx context.Context, spec Spec) error {
 	spec.Instances = 1
-	v, err := e.load(ctx, spec, nil, noActions{})
+	v, err := e.load(ctx, spec, nil, noActions{}, abi.PluginTransport)
 	if err != nil {
 		return err
 	}
@@ -74,22 +75,28 @@ func exportNames(m map[string]api.FunctionDefinition) []string {
 }
 
 // kind is the kind of plugin v was loaded as.
-func (v *Version) kind() abi.PluginKind {
-	if v.actions != nil {
-		return abi.PluginTransport
-	}
-	return abi.PluginHandler
-}
+func (v *Version) kind() abi.PluginKind { return v.pluginKind }
 
 // kindMismatch refuses a module whose exports say it is of another kind
 // than the one it is loaded as, naming both.
 func kindMismatch(exports map[string]api.FunctionDefinition, want abi.PluginKind) error {
 	got, err := abi.KindOf(exportNames(exports))
-	if err != nil || got == want {
-		return nil // checkModule names the missing export
+	if err != nil {
+		_, h := exports[abi.ExportHandle]
+		_, t := exports[abi.ExportTransportEvent]
+		_, c := exports[abi.ExportCodecConvert]
+		if h || t || c {
+			// More than one kind's export: refused whatever it is
+			// configured as, naming them.
+			return fmt.Errorf("not a pycomms ABI v%d plugin: %w", abi.Version, err)
+		}
+		return nil // none: checkModule names the missing export
+	}
+	if got == want {
+		return nil
 	}
 	return fmt.Errorf("not a pycomms ABI v%d %s plugin: the module is a %s plugin (it exports %q): configure it with kind: %s",
-		abi.Version, want, got, map[abi.PluginKind]string{abi.PluginHandler: abi.ExportHandle, abi.PluginTransport: abi.ExportTransportEvent}[got], got)
+		abi.Version, want, got, map[abi.PluginKind]string{abi.PluginHandler: abi.ExportHandle, abi.PluginTransport: abi.ExportTransportEvent, abi.PluginCodec: abi.ExportCodecConvert}[got], got)
 }
 
 // importForKind says why a module of kind may not import the host
@@ -97,6 +104,8 @@ func kindMismatch(exports map[string]api.FunctionDefinition, want abi.PluginKind
 func importForKind(name string, kind abi.PluginKind) string {
 	transportOnly := abi.IsTransportImport(name)
 	switch {
+	case kind == abi.PluginCodec && !slices.Contains(abi.CodecMayImport(), name):
+		return fmt.Sprintf("imports %s.%s, which a codec plugin cannot use: a codec may import only %s (SPEC section 14.3)", abi.ImportModule, name, strings.Join(abi.CodecMayImport(), ", "))
 	case kind == abi.PluginHandler && transportOnly:
 		return fmt.Sprintf("imports %s.%s, an action of transport plugins (SPEC section 13.3), which a handler cannot use", abi.ImportModule, name)
 	case kind == abi.PluginTransport && !transportOnly && !slices.Contains(abi.TransportMayImport(), name):
@@ -189,7 +198,7 @@ func (w *instance) runEvent(ev *Event) (int32, error) {
 	switch {
 	case ev.Type == abi.EventData && res > int32(la):
 		return 0, message.Errorf(abi.StatusTrap, "plugin %q: %s: ABI violation: consumed %d bytes of %d", name, what, res, la)
-	case res < 0 && abi.Status(-res) > abi.StatusInternal:
+	case res < 0 && abi.Status(-res) > abi.MaxStatus:
 		return 0, message.Errorf(abi.StatusTrap, "plugin %q: %s: ABI violation: %s returned %d, neither a count nor a negated status",
 			name, what, abi.ExportTransportEvent, res)
 	}
@@ -240,7 +249,7 @@ var transportImpls = map[string]api.GoModuleFunction{
 		w := instanceOf(ctx)
 		b := w.read("respond", uint32(stack[2]), uint32(stack[3]))
 		st := abi.Status(int32(stack[1]))
-		if st < abi.StatusOK || st > abi.StatusInternal {
+		if st < abi.StatusOK || st > abi.MaxStatus {
 			stack[0] = neg(abi.StatusInvalid)
 			return
 		}

@@ -66,10 +66,16 @@ type Version struct {
 	calls    atomic.Uint64
 	errors   atomic.Uint64
 	batches  atomic.Uint64 // pycomms_handle_batch calls, for tests
+	// failures counts a codec's failed conversions by status.
+	failures [abi.MaxStatus + 1]atomic.Uint64
 
 	// actions is set for a transport version (LoadTransport): what its
 	// action imports act on. nil for a handler.
 	actions Actions
+	// pluginKind is what the version was loaded as.
+	pluginKind abi.PluginKind
+	// codec is the state of a codec version (LoadCodec), nil otherwise.
+	codec *codecState
 }
 
 // Hash is the sha256 of the module bytes, hex encoded.
@@ -121,11 +127,11 @@ func (e *Engine) Check(ctx context.Context, spec Spec) error {
 // Load compiles spec.Wasm, checks it against ABI v1, instantiates the pool
 // and starts serving. host may be nil for a plugin that is only checked.
 func (e *Engine) Load(ctx context.Context, spec Spec, host Host) (*Version, error) {
-	return e.load(ctx, spec, host, nil)
+	return e.load(ctx, spec, host, nil, abi.PluginHandler)
 }
 
-// load is Load, and LoadTransport when actions is set.
-func (e *Engine) load(ctx context.Context, spec Spec, host Host, actions Actions) (*Version, error) {
+// load is Load, LoadTransport (with actions) and LoadCodec, by kind.
+func (e *Engine) load(ctx context.Context, spec Spec, host Host, actions Actions, kind abi.PluginKind) (*Version, error) {
 	spec.defaults()
 	sum := sha256.Sum256(spec.Wasm)
 	v := &Version{
@@ -141,6 +147,8 @@ func (e *Engine) load(ctx context.Context, spec Spec, host Host, actions Actions
 		returned: make(chan struct{}, 1),
 		closed:   make(chan struct{}),
 		actions:  actions,
+
+		pluginKind: kind,
 	}
 	for _, g := range spec.Grants {
 		bit, ok := capBit(g)
@@ -220,11 +228,22 @@ func (e *Engine) load(ctx context.Context, spec Spec, host Host, actions Actions
 		w.deadline.Store(idle)
 	}
 	v.alive.Store(int64(spec.Instances))
+	if kind == abi.PluginCodec {
+		if err := v.loadPairs(); err != nil {
+			for _, w := range v.all {
+				w.close()
+			}
+			return nil, err
+		}
+	}
 	deliver := v.deliverPosts
 	if _, ok := mod.ExportedFunctions()[abi.ExportHandleBatch]; ok {
 		deliver = v.deliverBatches
 	}
 	for range min(spec.Instances, 4) {
+		if kind == abi.PluginCodec {
+			break // a codec gets no sends or events
+		}
 		v.wg.Add(1)
 		go deliver()
 	}
