@@ -81,6 +81,7 @@ func jcLongCases() []JCCase {
 		{Dir: "j", In: deep(257), Want: "! nesting deeper than 256 at byte 256"},
 		{Dir: "j", In: []byte(strings.Repeat(`{"a":`, 257) + "1" + strings.Repeat("}", 257)), Want: "! nesting deeper than 256 at byte 1280"},
 		{Dir: "j", In: []byte(strings.Repeat("[", 1<<20)), Want: "! nesting deeper than 256 at byte 256"},
+		{Dir: "j", In: []byte("[" + strings.Repeat("0,", 199_999) + "0]"), Want: "= 9a00030d40" + strings.Repeat("00", 200_000)},
 		{Dir: "c", In: cdeep(256), Want: "= " + strings.Repeat("[", 256) + "0" + strings.Repeat("]", 256)},
 		{Dir: "c", In: cdeep(257), Want: "! nesting deeper than 256 at byte 256"},
 		{Dir: "c", In: ideep(256), Want: "= " + strings.Repeat("[", 256) + strings.Repeat("]", 256)},
