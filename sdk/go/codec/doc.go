@@ -36,12 +36,6 @@ type Pair struct {
 	From, To string
 }
 
-// Limits of the pairs text (abi/SPEC.md section 14).
-const (
-	MaxPairs     = 64
-	MaxPairsText = 4 << 10
-)
-
 // String returns the pair as one line of the pairs text, without the
 // newline: "type application/json application/cbor".
 func (p Pair) String() string {
@@ -53,82 +47,22 @@ func (p Pair) String() string {
 }
 
 // PairsText returns the text pycomms_codec_pairs hands the host: one pair
-// per line. It checks the pairs as the host does, so that a plugin with a
-// bad pair list fails with a message naming the pair rather than being
-// refused at load with one naming a line.
+// per line. It checks the pairs with the host's own parser
+// (abi.ParseCodecPairs), so a plugin with a bad pair list fails with the
+// same message the host would give.
 func PairsText(pairs []Pair) (string, error) {
-	if len(pairs) == 0 {
-		return "", errors.New("codec: no pairs")
-	}
-	if len(pairs) > MaxPairs {
-		return "", fmt.Errorf("codec: %d pairs, at most %d", len(pairs), MaxPairs)
-	}
 	var b strings.Builder
-	seen := make(map[Pair]bool, len(pairs))
 	for i, p := range pairs {
-		if err := p.check(); err != nil {
-			return "", fmt.Errorf("codec: pair %d (%s): %w", i, p, err)
+		if p.Kind != Type && p.Kind != Encoding {
+			return "", fmt.Errorf("codec: pair %d: unknown kind %d (want codec.Type or codec.Encoding)", i, p.Kind)
 		}
-		if seen[p] {
-			return "", fmt.Errorf("codec: pair %d (%s) is listed twice", i, p)
-		}
-		seen[p] = true
 		b.WriteString(p.String())
 		b.WriteByte('\n')
 	}
-	if b.Len() > MaxPairsText {
-		return "", fmt.Errorf("codec: the pairs text is %d bytes, at most %d", b.Len(), MaxPairsText)
+	if _, err := abi.ParseCodecPairs([]byte(b.String())); err != nil {
+		return "", fmt.Errorf("codec: %w", err)
 	}
 	return b.String(), nil
-}
-
-func (p Pair) check() error {
-	if p.From == p.To {
-		return errors.New("from and to are the same")
-	}
-	switch p.Kind {
-	case Type:
-		for _, mt := range []string{p.From, p.To} {
-			if !mediaType(mt) {
-				return fmt.Errorf("%q is not a lower-case type/subtype media type without parameters or wildcards", mt)
-			}
-		}
-	case Encoding:
-		for _, c := range []string{p.From, p.To} {
-			if !token(c) {
-				return fmt.Errorf("%q is not a lower-case content-coding token", c)
-			}
-		}
-		if (p.From == "identity") == (p.To == "identity") {
-			return errors.New(`exactly one side of an encoding pair must be "identity"`)
-		}
-	default:
-		return fmt.Errorf("unknown kind %d (want codec.Type or codec.Encoding)", p.Kind)
-	}
-	return nil
-}
-
-func mediaType(s string) bool {
-	typ, sub, ok := strings.Cut(s, "/")
-	return ok && token(typ) && token(sub)
-}
-
-// token: an RFC 9110 token in lower case (no '*', which is a wildcard
-// here, and no '/').
-func token(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // Error is a conversion failure with the status the host reports it as.
