@@ -198,6 +198,25 @@ type PluginInfo struct {
 	// Transport is set for a transport plugin: its connections and
 	// counters.
 	Transport *TransportInfo `json:"transport,omitempty"`
+	// Accepts and Encodings are what a plugin that declares accepts takes
+	// (abi/SPEC.md section 14.5); Converted counts the messages and replies
+	// converted for it, Dropped the sends and events that could not be.
+	Accepts   []string `json:"accepts,omitempty"`
+	Encodings []string `json:"encodings,omitempty"`
+	Converted uint64   `json:"converted,omitempty"`
+	Dropped   uint64   `json:"dropped,omitempty"`
+	// Codec is set for a codec plugin.
+	Codec *CodecInfo `json:"codec,omitempty"`
+}
+
+// CodecInfo describes a codec plugin in PluginInfo: its pairs (as the
+// SPEC writes them, "type application/json application/cbor") and its
+// counters. Conversions counts every conversion asked of it (as Calls);
+// Failures counts the failed ones by status name.
+type CodecInfo struct {
+	Pairs       []string          `json:"pairs"`
+	Conversions uint64            `json:"conversions"`
+	Failures    map[string]uint64 `json:"failures"`
 }
 
 // The states of a plugin in PluginInfo.State: a closed set.

@@ -53,6 +53,7 @@ import (
 
 	"github.com/pycomms/pycomms-host/host/config"
 	"github.com/pycomms/pycomms-host/host/control"
+	"github.com/pycomms/pycomms-host/host/internal/codec"
 	"github.com/pycomms/pycomms-host/host/internal/discovery"
 	"github.com/pycomms/pycomms-host/host/internal/mesh"
 	"github.com/pycomms/pycomms-host/host/internal/plugin"
@@ -119,6 +120,11 @@ type Node struct {
 	server   *control.Server
 	listener net.Listener
 
+	// codecs is the registry of the codec plugins serving now, which
+	// rebuildCodecs replaces (codecMu serialises that).
+	codecs  codec.Table
+	codecMu sync.Mutex
+
 	// meshOn is set by Start when the node accepts links or runs mDNS,
 	// which only a restart changes; see InMesh.
 	meshOn bool
@@ -147,10 +153,14 @@ type managed struct {
 	sum  [32]byte       // sha256 of the bytes serving (or, while failed, last tried)
 	err  string         // while failed: why
 	gone bool           // removed by a config reload
+
+	// conv counts the conversions of a plugin that declares accepts,
+	// across its endpoints (a reload may make a new one).
+	conv *codec.Stats
 }
 
 func newManaged(pc config.Plugin) *managed {
-	m := &managed{name: pc.Name, cfg: pc}
+	m := &managed{name: pc.Name, cfg: pc, conv: &codec.Stats{}}
 	m.maxModule.Store(int64(min(pc.Limits.MaxModule, math.MaxInt64)))
 	return m
 }
@@ -197,6 +207,8 @@ func Validate(ctx context.Context, opts Options) error {
 		wasm, err := readPlugin(pc)
 		if err == nil && pc.Kind == "transport" {
 			err = engine.CheckTransport(ctx, spec(pc, wasm))
+		} else if err == nil && pc.Kind == "codec" {
+			err = engine.CheckCodec(ctx, spec(pc, wasm))
 		} else if err == nil {
 			err = engine.Check(ctx, spec(pc, wasm))
 		}
@@ -266,6 +278,7 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 			errs.Add(cfg.At(fmt.Sprintf("plugins[%d].path", pc.Index), "plugin %q: %v", pc.Name, err))
 		}
 	}
+	n.rebuildCodecs()
 	if len(errs.List) > 0 {
 		if opts.Strict {
 			n.closePlugins()
@@ -347,13 +360,18 @@ func (n *Node) start(ctx context.Context, pc config.Plugin) (*managed, error) {
 		return m, err
 	}
 	sum := sha256.Sum256(wasm)
-	v, err := n.engine.Load(ctx, spec(pc, wasm), n.router)
+	v, err := n.loadVersion(ctx, pc, wasm)
 	if err != nil {
 		m.setFailed(err, sum)
 		return m, err
 	}
 	p := plugin.New(pc.Name, v)
-	if err := n.router.SetRoutes(pc.Name, p, pc.Services, pc.Topics); err != nil {
+	if pc.Kind == "codec" {
+		m.p, m.sum = p, sum
+		n.logger.Info("codec loaded", "plugin", pc.Name, "version", short(v.Hash()), "instances", pc.Instances, "pairs", v.Pairs())
+		return m, nil
+	}
+	if err := n.router.SetRoutes(pc.Name, n.endpoint(pc, p, m.conv), pc.Services, pc.Topics); err != nil {
 		p.Close()
 		m.setFailed(err, sum)
 		return m, err
@@ -547,7 +565,7 @@ func (n *Node) hotReload(m *managed, data []byte, sum [32]byte) {
 		}
 		return
 	}
-	v, err := n.engine.Load(context.Background(), spec(cfg, data), n.router)
+	v, err := n.loadVersion(context.Background(), cfg, data)
 	if err != nil {
 		if p == nil {
 			m.setFailed(err, sum)
@@ -566,10 +584,21 @@ func (n *Node) hotReload(m *managed, data []byte, sum [32]byte) {
 		m.mu.Unlock()
 		p.Swap(v)
 		n.logger.Info("plugin reloaded", "plugin", m.name, "from", old, "to", short(v.Hash()))
+		if cfg.Kind == "codec" {
+			n.rebuildCodecs() // its pairs may have changed
+		}
 		return
 	}
 	np := plugin.New(m.name, v)
-	if err := n.router.SetRoutes(m.name, np, cfg.Services, cfg.Topics); err != nil {
+	if cfg.Kind == "codec" {
+		m.mu.Lock()
+		m.p, m.sum, m.err = np, sum, ""
+		m.mu.Unlock()
+		n.rebuildCodecs()
+		n.logger.Info("codec loaded; it had failed", "plugin", m.name, "version", short(v.Hash()))
+		return
+	}
+	if err := n.router.SetRoutes(m.name, n.endpoint(cfg, np, m.conv), cfg.Services, cfg.Topics); err != nil {
 		np.Close()
 		m.setFailed(err, sum)
 		n.logger.Error("plugin still fails to load", "plugin", m.name, "err", err)
@@ -650,7 +679,7 @@ func (n *Node) Plugins() []control.PluginInfo {
 	out := make([]control.PluginInfo, 0, len(ms))
 	for _, m := range ms {
 		m.mu.Lock()
-		cfg, p, failure := m.cfg, m.p, m.err
+		cfg, p, failure, conv := m.cfg, m.p, m.err, m.conv
 		m.mu.Unlock()
 		info := control.PluginInfo{
 			Name: cfg.Name, Kind: cfg.Kind, Path: cfg.Path, State: control.PluginFailed, Error: failure,
@@ -666,6 +695,7 @@ func (n *Node) Plugins() []control.PluginInfo {
 		for _, g := range cfg.Grants {
 			info.Grants = append(info.Grants, string(g))
 		}
+		codecInfo(&info, cfg, p, conv)
 		out = append(out, info)
 	}
 	out = append(out, n.transportInfos()...)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pycomms/pycomms-host/host/config"
 	"github.com/pycomms/pycomms-host/host/control"
+	"github.com/pycomms/pycomms-host/host/internal/codec"
 	"github.com/pycomms/pycomms-host/host/internal/plugin"
 	"github.com/pycomms/pycomms-host/host/internal/router"
 )
@@ -126,6 +127,7 @@ type step struct {
 	p      *plugin.Plugin // a new Plugin for v (new, or failed before)
 	sum    [32]byte
 	failed error // a failed plugin that still does not load
+	conv   *codec.Stats
 }
 
 // apply builds and commits cfg. The caller holds the build lock of every
@@ -147,9 +149,10 @@ func (n *Node) apply(ctx context.Context, cfg *config.Config, digest string, ms 
 		if pc.Kind == "transport" {
 			continue // reloadTransports, once the handlers are applied
 		}
-		st := &step{pc: pc, old: ms[pc.Name]}
+		st := &step{pc: pc, old: ms[pc.Name], conv: &codec.Stats{}}
 		if st.old != nil {
 			st.oldCfg, st.oldP, st.sum, _ = st.old.state()
+			st.conv = st.old.conv
 		}
 		same := st.old != nil && config.SamePlugin(st.oldCfg, pc)
 		if same && watched(pc) {
@@ -166,7 +169,7 @@ func (n *Node) apply(ctx context.Context, cfg *config.Config, digest string, ms 
 				steps = append(steps, st)
 				continue
 			}
-			st.v, err = n.engine.Load(ctx, spec(pc, wasm), n.router)
+			st.v, err = n.loadVersion(ctx, pc, wasm)
 		}
 		st.sum = sum
 		if err != nil {
@@ -190,15 +193,23 @@ func (n *Node) apply(ctx context.Context, cfg *config.Config, digest string, ms 
 	var changes []router.Change
 	for _, st := range steps {
 		keep[st.pc.Name] = true
+		codecNow := st.pc.Kind == "codec"
 		switch {
 		case st.v == nil:
+		case st.oldP != nil && codecNow:
+			if st.oldCfg.Kind != "codec" {
+				changes = append(changes, router.Change{Owner: st.pc.Name}) // a codec has no routes
+			}
 		case st.oldP != nil:
-			if !slices.Equal(st.oldCfg.Services, st.pc.Services) || !slices.Equal(st.oldCfg.Topics, st.pc.Topics) {
-				changes = append(changes, router.Change{Owner: st.pc.Name, Endpoint: st.oldP, Services: st.pc.Services, Topics: st.pc.Topics})
+			if !slices.Equal(st.oldCfg.Services, st.pc.Services) || !slices.Equal(st.oldCfg.Topics, st.pc.Topics) ||
+				st.oldCfg.Kind == "codec" || !sameContentTypes(st.oldCfg, st.pc) {
+				changes = append(changes, router.Change{Owner: st.pc.Name, Endpoint: n.endpoint(st.pc, st.oldP, st.conv), Services: st.pc.Services, Topics: st.pc.Topics})
 			}
 		default:
 			st.p = plugin.New(st.pc.Name, st.v)
-			changes = append(changes, router.Change{Owner: st.pc.Name, Endpoint: st.p, Services: st.pc.Services, Topics: st.pc.Topics})
+			if !codecNow {
+				changes = append(changes, router.Change{Owner: st.pc.Name, Endpoint: n.endpoint(st.pc, st.p, st.conv), Services: st.pc.Services, Topics: st.pc.Topics})
+			}
 		}
 	}
 	var removed []*managed
@@ -264,6 +275,7 @@ func (n *Node) apply(ctx context.Context, cfg *config.Config, digest string, ms 
 	n.gen++
 	plan.gen = n.gen
 	n.mu.Unlock()
+	n.rebuildCodecs()
 	return plan, nil
 }
 
