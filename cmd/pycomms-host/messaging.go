@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -26,10 +27,12 @@ const nodeFlagHelp = "deliver only to this node (name, id or id prefix)"
 
 func (a *cli) newCallCmd() *cobra.Command {
 	var (
-		timeout time.Duration
-		headers []string
-		raw     bool
-		node    string
+		timeout     time.Duration
+		headers     []string
+		raw         bool
+		node        string
+		contentType string
+		accept      string
 	)
 	cmd := &cobra.Command{
 		Use:   "call SUBJECT [DATA|-]",
@@ -45,7 +48,8 @@ mesh.
 		Example: `  pycomms-host call inventory.reserve '{"sku":"a1","qty":2}'
   pycomms-host call inventory.reserve - --timeout 2s < request.json
   pycomms-host call echo.say hi -H trace-id=7 --raw > reply.bin
-  pycomms-host call inventory.count --node node-b`,
+  pycomms-host call inventory.count --node node-b
+  pycomms-host call orders.add '{"id":1}' --content-type application/json --accept application/json`,
 		Args:              cobra.RangeArgs(1, 2),
 		ValidArgsFunction: a.completeSubjects(servicesOf),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -54,6 +58,9 @@ mesh.
 			}
 			h, err := parseHeaders(headers)
 			if err != nil {
+				return err
+			}
+			if h, err = typeHeaders(h, contentType, accept); err != nil {
 				return err
 			}
 			payload, err := a.payload(args[1:])
@@ -78,14 +85,17 @@ mesh.
 	f.StringArrayVarP(&headers, "header", "H", nil, "message header key=value (repeatable)")
 	f.BoolVar(&raw, "raw", false, "print the reply exactly, without a trailing newline")
 	f.StringVar(&node, "node", "", nodeFlagHelp)
+	f.StringVar(&contentType, "content-type", "", contentTypeHelp)
+	f.StringVar(&accept, "accept", "", "media types the reply should have, in order of preference (header accept, e.g. application/json); exit 10 when none can be had")
 	_ = cmd.RegisterFlagCompletionFunc("node", a.completeNodes)
 	return cmd
 }
 
 func (a *cli) newSendCmd() *cobra.Command {
 	var (
-		headers []string
-		node    string
+		headers     []string
+		node        string
+		contentType string
 	)
 	cmd := &cobra.Command{
 		Use:   "send SUBJECT [DATA|-]",
@@ -104,6 +114,9 @@ node of the mesh only, as with call.
 			if err != nil {
 				return err
 			}
+			if h, err = typeHeaders(h, contentType, ""); err != nil {
+				return err
+			}
 			payload, err := a.payload(args[1:])
 			if err != nil {
 				return err
@@ -113,14 +126,16 @@ node of the mesh only, as with call.
 	}
 	cmd.Flags().StringArrayVarP(&headers, "header", "H", nil, "message header key=value (repeatable)")
 	cmd.Flags().StringVar(&node, "node", "", nodeFlagHelp)
+	cmd.Flags().StringVar(&contentType, "content-type", "", contentTypeHelp)
 	_ = cmd.RegisterFlagCompletionFunc("node", a.completeNodes)
 	return cmd
 }
 
 func (a *cli) newPubCmd() *cobra.Command {
 	var (
-		headers []string
-		asJSON  bool
+		headers     []string
+		asJSON      bool
+		contentType string
 	)
 	cmd := &cobra.Command{
 		Use:   "pub TOPIC [DATA|-]",
@@ -139,6 +154,9 @@ is queued on its link, whatever its own subscribers then do).
 			if err != nil {
 				return err
 			}
+			if h, err = typeHeaders(h, contentType, ""); err != nil {
+				return err
+			}
 			payload, err := a.payload(args[1:])
 			if err != nil {
 				return err
@@ -155,6 +173,7 @@ is queued on its link, whatever its own subscribers then do).
 	}
 	cmd.Flags().StringArrayVarP(&headers, "header", "H", nil, "message header key=value (repeatable)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"receivers":N}`)
+	cmd.Flags().StringVar(&contentType, "content-type", "", contentTypeHelp)
 	return cmd
 }
 
@@ -171,6 +190,7 @@ func (a *cli) newSubCmd() *cobra.Command {
 	var (
 		asJSON bool
 		buffer int
+		accept string
 	)
 	cmd := &cobra.Command{
 		Use:   "sub PATTERN",
@@ -183,7 +203,12 @@ more) and prints each event's payload on its own line until interrupted
 
 The node buffers up to --buffer events for a slow reader and drops newer ones
 beyond that; sub warns on stderr when that happens. If the node ends the
-subscription (it shut down), sub exits 7 (node unreachable).`,
+subscription (it shut down), sub exits 7 (node unreachable).
+
+With --accept the node converts each event that has a content-type to the
+first of those media types a codec plugin reaches; an event it cannot
+convert is skipped (sub warns on stderr with the running count) and the
+stream goes on.`,
 		Example: `  pycomms-host sub 'orders.>'
   pycomms-host sub 'sensors.*.temp' --json | jq .payload`,
 		Args:              cobra.ExactArgs(1),
@@ -194,11 +219,15 @@ subscription (it shut down), sub exits 7 (node unreachable).`,
 			}
 			ctx := cmd.Context()
 			c := a.client()
-			var warned uint64
-			err := c.SubscribeBuffered(ctx, args[0], buffer, func(m *message.Message, dropped uint64) error {
-				if dropped > warned {
-					fmt.Fprintf(a.stderr, "pycomms-host: warning: %d events dropped so far (reading too slowly; try a larger --buffer)\n", dropped)
-					warned = dropped
+			var warned, warnedSkip uint64
+			err := c.SubscribeAccept(ctx, args[0], buffer, accept, func(m *message.Message, n control.StreamCounts) error {
+				if n.Dropped > warned {
+					fmt.Fprintf(a.stderr, "pycomms-host: warning: %d events dropped so far (reading too slowly; try a larger --buffer)\n", n.Dropped)
+					warned = n.Dropped
+				}
+				if n.Skipped > warnedSkip {
+					fmt.Fprintf(a.stderr, "pycomms-host: warning: %d events skipped so far: no codec converts them to --accept %s (the node logs why)\n", n.Skipped, accept)
+					warnedSkip = n.Skipped
 				}
 				if asJSON {
 					return writeJSON(a.stdout, newSubLine(m), false)
@@ -221,7 +250,41 @@ subscription (it shut down), sub exits 7 (node unreachable).`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per event")
 	cmd.Flags().IntVar(&buffer, "buffer", 0, "events the node buffers for this subscriber (0: node default, 256)")
+	cmd.Flags().StringVar(&accept, "accept", "", "convert events to these media types, in order of preference (e.g. application/json)")
 	return cmd
+}
+
+// contentTypeHelp documents --content-type of call, send and pub.
+const contentTypeHelp = "media type of DATA (header content-type, e.g. application/json): a plugin that accepts another type gets it converted by a codec; exit 10 when none can"
+
+// typeHeaders adds --content-type and --accept to the headers of -H,
+// refusing a media type that does not parse and a header given twice.
+func typeHeaders(h map[string]string, contentType, accept string) (map[string]string, error) {
+	add := func(flag, key, v string) error {
+		if v == "" {
+			return nil
+		}
+		if _, dup := h[key]; dup {
+			return usageErrorf("--%s and -H %s=...: give the %s once", flag, key, key)
+		}
+		if h == nil {
+			h = map[string]string{}
+		}
+		h[key] = v
+		return nil
+	}
+	if contentType != "" {
+		if _, _, err := mime.ParseMediaType(contentType); err != nil || !strings.Contains(contentType, "/") {
+			return nil, usageErrorf("--content-type %q: not a media type (type/subtype, e.g. application/json)", contentType)
+		}
+	}
+	if err := add("content-type", "content-type", contentType); err != nil {
+		return nil, err
+	}
+	if err := add("accept", "accept", accept); err != nil {
+		return nil, err
+	}
+	return h, nil
 }
 
 func newSubLine(m *message.Message) subLine {

@@ -182,10 +182,27 @@ func (c *Client) Subscribe(ctx context.Context, pattern string, fn func(*message
 // messages the node has dropped for this subscription because the client
 // read too slowly.
 func (c *Client) SubscribeBuffered(ctx context.Context, pattern string, buffer int, fn func(m *message.Message, dropped uint64) error) error {
+	return c.SubscribeAccept(ctx, pattern, buffer, "", func(m *message.Message, st StreamCounts) error { return fn(m, st.Dropped) })
+}
+
+// StreamCounts are the running counts of a subscription stream: events
+// dropped for a slow reader, and events skipped because they could not be
+// converted to the subscription's accept.
+type StreamCounts struct{ Dropped, Skipped uint64 }
+
+// SubscribeAccept is SubscribeBuffered with the events converted by the
+// node to the first media type of accept (a list as in an HTTP Accept
+// header) a codec reaches; an event that cannot be converted is skipped by
+// the node (and counted in the stream's skipped). accept "" converts
+// nothing.
+func (c *Client) SubscribeAccept(ctx context.Context, pattern string, buffer int, accept string, fn func(m *message.Message, counts StreamCounts) error) error {
 	op := "subscribe " + pattern
 	q := url.Values{}
 	if buffer > 0 {
 		q.Set("buffer", fmt.Sprint(buffer))
+	}
+	if accept != "" {
+		q.Set("accept", accept)
 	}
 	resp, err := c.do(ctx, op, http.MethodGet, "/v1/subscribe/", pattern, q, nil, nil)
 	if err != nil {
@@ -213,7 +230,7 @@ func (c *Client) SubscribeBuffered(ctx context.Context, pattern string, buffer i
 		if len(line.Headers) > 0 {
 			m.Headers = abi.Headers(line.Headers)
 		}
-		if err := fn(m, line.Dropped); err != nil {
+		if err := fn(m, StreamCounts{Dropped: line.Dropped, Skipped: line.Skipped}); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,6 +58,15 @@ type InterestConfirmer interface {
 	// acknowledged what it subscribes to now, or ctx ends; it returns how
 	// many did and how many other live hosts did not.
 	ConfirmInterest(ctx context.Context) (confirmed, unconfirmed int)
+}
+
+// Converter is implemented by a Backend that converts payloads between
+// content types (a node with codec plugins, abi/SPEC.md section 14): the
+// control API uses it for a subscription with ?accept=. ConvertTo returns
+// m, or a copy of it converted to the first type of accept that its
+// content-type is or a codec reaches; unsupported_type when none is.
+type Converter interface {
+	ConvertTo(ctx context.Context, m *message.Message, accept string) (*message.Message, error)
 }
 
 // Server serves the control API for one Backend. Create it with NewServer,
@@ -284,6 +294,10 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 		Deadline: deadline,
 		From:     "control",
 	}
+	// The reply's content-type (abi/SPEC.md section 14.5) becomes the
+	// HTTP Content-Type.
+	var rh abi.Headers
+	m.ReplyHeaders = &rh
 	var reply []byte
 	if node != "" {
 		reply, err = mesh.CallNode(ctx, node, m)
@@ -304,7 +318,11 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/octet-stream")
+	contentType := "application/octet-stream"
+	if ct := rh["content-type"]; ct != "" {
+		contentType = ct
+	}
+	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Content-Length", strconv.Itoa(len(reply)))
 	w.WriteHeader(http.StatusOK)
 	s.writeAll(w, reply)
@@ -372,6 +390,12 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	accept := r.URL.Query().Get("accept")
+	conv, canConvert := s.backend.(Converter)
+	if accept != "" && !canConvert {
+		s.writeError(w, r, message.Errorf(abi.StatusUnsupportedType, "this node converts no content types (accept=%s)", accept))
+		return
+	}
 	select {
 	case <-s.done:
 		s.writeError(w, r, message.Errorf(abi.StatusBusy, "control API is shutting down"))
@@ -404,10 +428,11 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Debug("subscription started", "pattern", pattern, "buffer", buffer)
 	delivered := 0
+	var skipped uint64
 	end := "client left"
 	defer func() {
 		s.log.Debug("subscription ended", "pattern", pattern, "reason", end,
-			"delivered", delivered, "dropped", sub.Dropped())
+			"delivered", delivered, "dropped", sub.Dropped(), "skipped", skipped)
 	}()
 	enc := json.NewEncoder(w)
 	for {
@@ -422,11 +447,24 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
 				end = "closed by node"
 				return
 			}
+			if accept != "" {
+				cm, err := conv.ConvertTo(r.Context(), m, accept)
+				if err != nil {
+					// One event that cannot be converted must not end
+					// the stream: it is skipped, counted and logged.
+					skipped++
+					s.log.Warn("event skipped: it cannot be converted to what the subscriber accepts",
+						"pattern", pattern, "subject", m.Subject, "accept", accept, "err", err)
+					continue
+				}
+				m = cm
+			}
 			line := StreamMessage{
 				Subject: m.Subject,
 				Headers: m.Headers,
 				Payload: m.Payload,
 				Dropped: sub.Dropped(),
+				Skipped: skipped,
 			}
 			// Stable JSON for consumers: {} and "" rather than null.
 			if line.Headers == nil {
@@ -671,20 +709,41 @@ func (s *Server) writeAll(w http.ResponseWriter, b []byte) {
 
 // messageHeaders collects the Pycomms-H-* request headers as message
 // headers with lower-cased names. Repeated headers are joined with ", ", as
-// HTTP itself combines repeated fields.
+// HTTP itself combines repeated fields. The plain HTTP Content-Type and
+// Accept become content-type and accept too (API.md, "Content types"),
+// unless a Pycomms-H- header sets them, and except for the values that
+// clients send by default and that say nothing about the payload:
+// application/octet-stream and application/x-www-form-urlencoded (curl
+// -d), and an Accept of */* alone.
 func messageHeaders(h http.Header) abi.Headers {
 	var out abi.Headers
+	set := func(k, v string) {
+		if out == nil {
+			out = abi.Headers{}
+		}
+		out[k] = v
+	}
 	for k, vs := range h {
 		if len(k) <= len(HeaderPrefix) || !strings.EqualFold(k[:len(HeaderPrefix)], HeaderPrefix) {
 			continue
 		}
-		if out == nil {
-			out = abi.Headers{}
+		set(strings.ToLower(k[len(HeaderPrefix):]), strings.Join(vs, ", "))
+	}
+	if ct := h.Get("Content-Type"); ct != "" && out["content-type"] == "" {
+		if mt, _, _ := strings.Cut(strings.ToLower(ct), ";"); !slices.Contains(untypedContentTypes, strings.TrimSpace(mt)) {
+			set("content-type", ct)
 		}
-		out[strings.ToLower(k[len(HeaderPrefix):])] = strings.Join(vs, ", ")
+	}
+	if acc := strings.Join(h.Values("Accept"), ", "); acc != "" && strings.TrimSpace(acc) != "*/*" && out["accept"] == "" {
+		set("accept", acc)
 	}
 	return out
 }
+
+// untypedContentTypes are the HTTP Content-Types that do not become a
+// message's content-type: they are what clients send when nobody chose a
+// type.
+var untypedContentTypes = []string{"application/octet-stream", "application/x-www-form-urlencoded"}
 
 // nodeParam reads ?node= of a call or send: "" when absent or empty (the
 // message goes wherever the subject is served), else the node reference and

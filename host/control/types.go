@@ -416,4 +416,7 @@ type StreamMessage struct {
 	// Dropped is the running count of messages this subscription has
 	// dropped because the client read too slowly; omitted while zero.
 	Dropped uint64 `json:"dropped,omitempty"`
+	// Skipped is the running count of events skipped because they could
+	// not be converted to the subscription's accept; omitted while zero.
+	Skipped uint64 `json:"skipped,omitempty"`
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/pycomms/pycomms-host/host/internal/codec"
 	"github.com/pycomms/pycomms-host/host/internal/plugin"
 	"github.com/pycomms/pycomms-host/host/internal/router"
+	"github.com/pycomms/pycomms-host/host/message"
 )
 
 // Codec plugins (abi/SPEC.md section 14) are managed plugins without
@@ -88,3 +89,11 @@ func codecInfo(info *control.PluginInfo, cfg config.Plugin, p *plugin.Plugin, st
 		info.Converted, info.Dropped = stats.Converted.Load(), stats.Dropped.Load()
 	}
 }
+
+// ConvertTo implements control.Converter: it converts an event for a
+// subscriber that asked for the types of accept (codec.ConvertTo).
+func (n *Node) ConvertTo(ctx context.Context, m *message.Message, accept string) (*message.Message, error) {
+	return codec.ConvertTo(ctx, n.codecs.Load(), m, accept)
+}
+
+var _ control.Converter = (*Node)(nil)

@@ -277,3 +277,56 @@ func (e *Endpoint) reply(ctx context.Context, reg *Registry, m *message.Message,
 func convertError(subject, what, codec string, err error) error {
 	return message.Errorf(message.StatusOf(err), "%s: %s (codec %q): %v", subject, what, codec, err)
 }
+
+// ConvertTo converts m, an event for a subscriber, to the first media type
+// of accept (a list as in an accept header; */* takes any type) that its
+// type is or a codec reaches, decoding a content-encoding first when that
+// is needed. A message without content-type, or already of an accepted
+// type, is returned as it is; otherwise a converted copy. No codec:
+// unsupported_type.
+func ConvertTo(ctx context.Context, reg *Registry, m *message.Message, accept string) (*message.Message, error) {
+	ct, ok := MediaType(m.Headers[HeaderContentType])
+	if !ok {
+		return nil, message.Errorf(abi.StatusInvalid, "%s: content-type %q is not a media type", m.Subject, m.Headers[HeaderContentType])
+	}
+	if ct == "" {
+		return m, nil
+	}
+	target := ""
+	for _, a := range List(accept) {
+		if a == "*/*" || a == ct {
+			return m, nil
+		}
+		if _, ok := reg.Type(ct, a); ok {
+			target = a
+			break
+		}
+	}
+	if target == "" {
+		return nil, message.Errorf(abi.StatusUnsupportedType, "%s: content-type %s: no codec converts it to any type of accept: %s", m.Subject, ct, accept)
+	}
+	payload := m.Payload
+	enc := strings.ToLower(strings.TrimSpace(m.Headers[HeaderContentEncoding]))
+	if enc != "" && enc != abi.Identity {
+		c, ok := reg.Decoder(enc)
+		if !ok {
+			return nil, message.Errorf(abi.StatusUnsupportedType, "%s: content-encoding %q: no codec decodes it", m.Subject, enc)
+		}
+		out, err := c.Conv.Convert(ctx, enc, abi.Identity, payload)
+		if err != nil {
+			return nil, convertError(m.Subject, "decode content-encoding "+enc, c.Name, err)
+		}
+		payload = out
+	}
+	c, _ := reg.Type(ct, target)
+	out, err := c.Conv.Convert(ctx, ct, target, payload)
+	if err != nil {
+		return nil, convertError(m.Subject, "convert "+ct+" to "+target, c.Name, err)
+	}
+	cp := *m
+	cp.Payload = out
+	cp.Headers = maps.Clone(m.Headers)
+	cp.Headers[HeaderContentType] = target
+	delete(cp.Headers, HeaderContentEncoding)
+	return &cp, nil
+}
