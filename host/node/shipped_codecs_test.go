@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,6 +66,18 @@ func TestJSONCallToCBORHandler(t *testing.T) {
 	got, err := call([]byte(`[1, 2, 3, -10, 9007199254740993]`), asJSON)
 	if err != nil || string(got) != `{"sum":9007199254740989,"n":5}` {
 		t.Fatalf("JSON call: %q, %v; want the CBOR reply as JSON", got, err)
+	}
+	// The same as curl sends it: plain HTTP Content-Type, and the reply's
+	// type back as the HTTP Content-Type.
+	resp, err := http.Post("http://"+c.Addr()+"/v1/call/sum.ints", "application/json", strings.NewReader(`[40,2]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || string(body) != `{"sum":42,"n":2}` || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("HTTP POST with Content-Type: application/json: %d %q (Content-Type %q), %v; want 200 {\"sum\":42,\"n\":2} as application/json",
+			resp.StatusCode, body, resp.Header.Get("Content-Type"), err)
 	}
 	// The same handler called in CBOR: nothing converted either way.
 	cborReply := []byte{0xa2, 0x63, 's', 'u', 'm', 0x06, 0x61, 'n', 0x03}
