@@ -26,13 +26,14 @@ func (n *Node) loadVersion(ctx context.Context, pc config.Plugin, wasm []byte) (
 	return n.engine.Load(ctx, spec(pc, wasm), n.router)
 }
 
-// endpoint is what the router gets for plugin p: p itself, or for a plugin
-// that declares accepts, p wrapped to convert what it gets and gives.
-func (n *Node) endpoint(pc config.Plugin, p *plugin.Plugin, stats *codec.Stats) router.Endpoint {
+// endpoint is what the router gets for the endpoint ep of plugin pc (a
+// handler or a transport): ep itself, or for a plugin that declares
+// accepts, ep wrapped to convert what it gets and gives.
+func (n *Node) endpoint(pc config.Plugin, ep router.Endpoint, stats *codec.Stats) router.Endpoint {
 	if pc.Accepts == nil {
-		return p
+		return ep
 	}
-	return codec.NewEndpoint(p, pc.Name, pc.Accepts, pc.Encodings, &n.codecs, stats, n.logger)
+	return codec.NewEndpoint(ep, pc.Name, pc.Accepts, pc.Encodings, &n.codecs, stats, n.logger)
 }
 
 // sameContentTypes reports whether a reload leaves a plugin's endpoint
@@ -84,6 +85,12 @@ func codecInfo(info *control.PluginInfo, cfg config.Plugin, p *plugin.Plugin, st
 		info.Codec = ci
 		return
 	}
+	acceptsInfo(info, cfg, stats)
+}
+
+// acceptsInfo fills what /v1/plugins shows of a plugin that declares
+// accepts.
+func acceptsInfo(info *control.PluginInfo, cfg config.Plugin, stats *codec.Stats) {
 	if cfg.Accepts != nil {
 		info.Accepts, info.Encodings = slices.Clone(cfg.Accepts), slices.Clone(cfg.Encodings)
 		info.Converted, info.Dropped = stats.Converted.Load(), stats.Dropped.Load()

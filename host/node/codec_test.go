@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -264,4 +266,122 @@ func TestCodecBadPairsRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `line 2 "type text/plain"`) {
 		t.Fatalf("validate of a codec with bad pairs: %v", err)
 	}
+}
+
+// TestTransportAccepts: a transport that declares accepts gets what is
+// routed out through it converted, as a handler does.
+func TestTransportAccepts(t *testing.T) {
+	dir := t.TempDir()
+	n, c, _ := startNode(t, dir, fmt.Sprintf(`
+plugins:
+  - name: upper
+    path: %s
+    kind: codec
+  - name: wire
+    path: %s
+    kind: transport
+    services: [wire]
+    accept: [tcp://127.0.0.1:0]
+    accepts: [text/x-upper]
+`, wasmFixture("codec_upper.wasm"), wasmFixture("transport_echo.wasm")))
+	info := transportInfo(t, c)
+	if strings.Join(info.Accepts, ",") != "text/x-upper" {
+		t.Fatalf("transport accepts in /v1/plugins: %v", info.Accepts)
+	}
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(info.Transport.Listening[0], "tcp://"), eventuallyTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(eventuallyTimeout))
+	// The transport knows the connection once it has seen bytes from it.
+	conn.Write([]byte("hi\n"))
+	if _, err := io.ReadFull(conn, make([]byte, 3)); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	hosttest.CheckFor(t, eventuallyTimeout, func() error {
+		got, _, err = call(n, "wire.x", "out", abi.Headers{"content-type": "text/plain"})
+		return err
+	})
+	buf := make([]byte, 3)
+	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "OUT" || string(got) != "OUT" {
+		t.Fatalf("peer read %q (%v), caller got %q; want OUT converted for the transport", buf, err, got)
+	}
+	if _, _, err := call(n, "wire.x", "{}", abi.Headers{"content-type": "application/json"}); message.StatusOf(err) != abi.StatusUnsupportedType {
+		t.Fatalf("unconvertible call through the transport: %v", err)
+	}
+}
+
+// TestCodecReload: a config reload that adds a codec, changes a plugin's
+// accepts or removes them takes effect at once, and a new codec file
+// (hot reload) brings its pairs into the registry.
+func TestCodecReload(t *testing.T) {
+	dir := t.TempDir()
+	codecFile := filepath.Join(dir, "codec.wasm")
+	copyFile(t, wasmFixture("codec_badpairs.wasm"), codecFile)
+	head := "control: 127.0.0.1:0\nlisten: {tcp: 127.0.0.1:0, quic: 127.0.0.1:0}\ncache_dir: " + sharedCache + "\ndata_dir: " + filepath.Join(dir, "data") + "\n"
+	handler := "plugins:\n  - {name: h, path: " + wasmFixture("echo_a.wasm") + ", services: [h], accepts: [text/x-upper]}\n"
+	withCodec := handler + "  - {name: upper, path: " + wasmFixture("codec_upper.wasm") + ", kind: codec}\n"
+	path := filepath.Join(dir, "pycomms.yaml")
+	write := func(cfg string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(head+cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(handler)
+	logs := &hosttest.SyncBuffer{}
+	n, err := New(context.Background(), Options{ConfigPath: path, Logger: logs.Logger(), WatchSettle: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	ctx := context.Background()
+	plain := abi.Headers{"content-type": "text/plain"}
+
+	if _, _, err := call(n, "h.x", "abc", plain); message.StatusOf(err) != abi.StatusUnsupportedType {
+		t.Fatalf("no codec yet: %v", err)
+	}
+	write(withCodec)
+	if err := n.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := call(n, "h.x", "abc", plain); err != nil || string(got) != "A:ABC" {
+		t.Fatalf("after a reload that added the codec: %q, %v", got, err)
+	}
+	// accepts removed: bytes as they are, whatever the type.
+	write(strings.Replace(withCodec, ", accepts: [text/x-upper]", "", 1))
+	if err := n.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := call(n, "h.x", "abc", plain); err != nil || string(got) != "A:abc" {
+		t.Fatalf("after a reload that removed accepts: %q, %v", got, err)
+	}
+	// A codec file with broken pairs is refused by the reload, naming the
+	// line; a good one loads, and a hot reload of the file brings the new
+	// version's pairs into the registry.
+	write(handler + "  - {name: upper, path: " + codecFile + ", kind: codec}\n")
+	if err := n.Reload(ctx); err == nil || !strings.Contains(err.Error(), `line 2 "type text/plain"`) {
+		t.Fatalf("reload to a codec with bad pairs: %v, want refused naming line 2", err)
+	}
+	write(handler + "  - {name: upper, path: " + codecFile + ", kind: codec}\n")
+	replaceFile(t, wasmFixture("codec_upper.wasm"), codecFile)
+	if err := n.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := call(n, "h.x", "abc", plain); err != nil || string(got) != "A:ABC" {
+		t.Fatalf("codec from a file: %q, %v", got, err)
+	}
+	replaceFile(t, wasmFixture("codec_hostile.wasm"), codecFile)
+	hosttest.CheckFor(t, eventuallyTimeout, func() error {
+		_, _, err := call(n, "h.x", "abc", plain)
+		if message.StatusOf(err) != abi.StatusUnsupportedType {
+			return fmt.Errorf("after the codec file changed to one without text/plain -> text/x-upper: %v", err)
+		}
+		return nil
+	})
 }

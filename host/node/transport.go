@@ -11,6 +11,7 @@ import (
 
 	"github.com/pycomms/pycomms-host/host/config"
 	"github.com/pycomms/pycomms-host/host/control"
+	"github.com/pycomms/pycomms-host/host/internal/codec"
 	"github.com/pycomms/pycomms-host/host/internal/identity"
 	"github.com/pycomms/pycomms-host/host/internal/plugin"
 	"github.com/pycomms/pycomms-host/host/internal/transport"
@@ -31,6 +32,8 @@ type runningTransport struct {
 	tr  *transport.Transport // nil while failed
 	sum [32]byte
 	err string // while failed: why
+	// conv counts conversions for a transport that declares accepts.
+	conv *codec.Stats
 }
 
 // transportConfig turns a plugin's config into the runtime's.
@@ -69,7 +72,7 @@ func transportConfig(pc config.Plugin, wasm []byte, origin string) (transport.Co
 
 // loadTransport loads (without starting) the transport of pc.
 func (n *Node) loadTransport(ctx context.Context, pc config.Plugin) (*runningTransport, error) {
-	rt := &runningTransport{cfg: pc}
+	rt := &runningTransport{cfg: pc, conv: &codec.Stats{}}
 	wasm, err := readPlugin(pc)
 	if err == nil {
 		rt.sum = sha256.Sum256(wasm)
@@ -102,7 +105,7 @@ func (n *Node) startTransport(rt *runningTransport) error {
 	if err := rt.tr.Start(); err != nil {
 		return fail(err)
 	}
-	if err := n.router.SetRoutes(rt.cfg.Name, rt.tr, rt.cfg.Services, rt.cfg.Topics); err != nil {
+	if err := n.router.SetRoutes(rt.cfg.Name, n.endpoint(rt.cfg, rt.tr, rt.conv), rt.cfg.Services, rt.cfg.Topics); err != nil {
 		rt.tr.Close()
 		return fail(err)
 	}
@@ -290,6 +293,7 @@ func (n *Node) transportInfos() []control.PluginInfo {
 		for _, g := range pc.Grants {
 			info.Grants = append(info.Grants, string(g))
 		}
+		acceptsInfo(&info, pc, rt.conv)
 		ti := &control.TransportInfo{}
 		for _, d := range pc.Transport.Dial {
 			ti.Dial = append(ti.Dial, d.Raw)

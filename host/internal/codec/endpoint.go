@@ -23,12 +23,6 @@ const (
 	HeaderAcceptEncoding  = "accept-encoding"
 )
 
-// Inner is what an Endpoint wraps: a plugin's router endpoint.
-type Inner interface {
-	router.Endpoint
-	router.TryRequester
-}
-
 // Stats counts an endpoint's conversions; it outlives the Endpoints of one
 // plugin across reloads.
 type Stats struct {
@@ -41,7 +35,7 @@ type Stats struct {
 
 // Endpoint converts what a plugin that declares accepts gets and gives.
 type Endpoint struct {
-	inner     Inner
+	inner     router.Endpoint
 	name      string
 	accepts   []string
 	encodings []string
@@ -50,10 +44,11 @@ type Endpoint struct {
 	logger    *slog.Logger
 }
 
-// NewEndpoint wraps inner, the endpoint of plugin name, which takes the
+// NewEndpoint wraps inner, the endpoint of plugin name (a handler or a
+// transport), which takes the
 // media types accepts and the content codings encodings (besides
 // identity); table supplies the codecs, stats the counters.
-func NewEndpoint(inner Inner, name string, accepts, encodings []string, table *Table, stats *Stats, logger *slog.Logger) *Endpoint {
+func NewEndpoint(inner router.Endpoint, name string, accepts, encodings []string, table *Table, stats *Stats, logger *slog.Logger) *Endpoint {
 	return &Endpoint{inner: inner, name: name, accepts: slices.Clone(accepts), encodings: slices.Clone(encodings),
 		table: table, stats: stats, logger: logger}
 }
@@ -73,12 +68,14 @@ func plain(m *message.Message) bool {
 }
 
 // TryRequest serves m at once only when it needs no conversion (the mesh
-// reader must never wait for a codec); ok false otherwise.
+// reader must never wait for a codec) and the wrapped endpoint can; ok
+// false otherwise.
 func (e *Endpoint) TryRequest(ctx context.Context, m *message.Message) ([]byte, bool, error) {
-	if !plain(m) {
+	tr, can := e.inner.(router.TryRequester)
+	if !can || !plain(m) {
 		return nil, false, nil
 	}
-	return e.inner.TryRequest(ctx, m)
+	return tr.TryRequest(ctx, m)
 }
 
 // Post converts a send or an event for the plugin and queues it. One that
