@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -72,5 +74,34 @@ func TestGzipAcrossTwoHosts(t *testing.T) {
 	// And b serves on.
 	if got, err := call(gz([]byte("again")), gzipped); err != nil || string(got) != "AGAIN" {
 		t.Fatalf("after the bomb: %q, %v", got, err)
+	}
+}
+
+// TestJSONCallToCBORHandlerAcrossHosts: the JSON call of
+// TestJSONCallToCBORHandler made on host a, which has no codec, to the
+// CBOR-only handler on host b, whose builtin:json-cbor converts the
+// request and the reply.
+func TestJSONCallToCBORHandlerAcrossHosts(t *testing.T) {
+	sdk := cluster.TestdataPath("..", "sdk", "c")
+	wasm := hosttest.BuildWasmC(t, sdk, cluster.TestdataPath("cbor", "cbor_sum.c"), filepath.Join(sdk, "pycomms.c"))
+	path := filepath.Join(t.TempDir(), "cbor_sum.wasm")
+	if err := os.WriteFile(path, wasm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cl := cluster.Start(t, cluster.Options{Names: []string{"b", "a"},
+		Plugins: map[string]string{"b": fmt.Sprintf(`  - {name: json-cbor, path: builtin:json-cbor, kind: codec, instances: 1}
+  - {name: sum, path: %q, services: [sum], accepts: [application/cbor], instances: 1, watch: false}
+`, path)}})
+	a := cl.Host("a")
+	hosttest.CheckFor(t, 15*time.Second, hosttest.Describe("a routes sum to b", func() error { return a.HasRoute("sum") }))
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	got, err := a.Client.Call(ctx, "sum.ints", []byte(`[1,2,3,4]`), map[string]string{"content-type": "application/json"}, 10*time.Second)
+	if err != nil || string(got) != `{"sum":10,"n":4}` {
+		t.Fatalf("JSON call on a: %q, %v; want b's CBOR reply as JSON", got, err)
+	}
+	_, err = a.Client.Call(ctx, "sum.ints", []byte(`{"a":1,"a":2}`), map[string]string{"content-type": "application/json"}, 10*time.Second)
+	if message.StatusOf(err) != abi.StatusInvalid || !strings.Contains(err.Error(), "duplicate member name at byte 7") {
+		t.Fatalf("duplicate keys through a: %v, want b's codec's invalid", err)
 	}
 }
