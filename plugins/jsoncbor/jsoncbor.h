@@ -42,13 +42,20 @@ typedef struct jc_span {
     size_t off, len, in_off;
 } jc_span;
 
+/* An array or object written with a one-byte placeholder head at off;
+ * count is its size once it closed (jc_json_heads). */
+typedef struct jc_cont {
+    size_t off;
+    uint64_t count;
+} jc_cont;
+
 typedef struct jc_ctx {
     jc_buf out;      /* the converted data */
     jc_buf scratch;  /* one string being decoded */
     jc_span *spans;  /* keys of the open maps, innermost last */
     size_t nspans, spans_cap;
-    uint64_t *counts; /* JSON -> CBOR: the size of each array and object, in order of opening */
-    size_t ncounts, counts_cap;
+    jc_cont *conts; /* JSON -> CBOR: every array and object, in order of opening */
+    size_t nconts, conts_cap;
     int oom;
     char err[256];
 } jc_ctx;
@@ -103,8 +110,8 @@ static void jc_trim(jc_ctx *c) {
     if (c->out.cap > keep) { free(c->out.p); c->out = (jc_buf){0}; }
     if (c->scratch.cap > keep) { free(c->scratch.p); c->scratch = (jc_buf){0}; }
     if (c->spans_cap > keep / sizeof(jc_span)) { free(c->spans); c->spans = NULL; c->spans_cap = 0; }
-    if (c->counts_cap > keep / sizeof(uint64_t)) { free(c->counts); c->counts = NULL; c->counts_cap = 0; }
-    c->out.n = c->scratch.n = c->nspans = c->ncounts = 0;
+    if (c->conts_cap > keep / sizeof(jc_cont)) { free(c->conts); c->conts = NULL; c->conts_cap = 0; }
+    c->out.n = c->scratch.n = c->nspans = c->nconts = 0;
     c->oom = 0;
 }
 
@@ -187,24 +194,37 @@ static size_t jc_utf8_bad(const uint8_t *p, size_t n) {
 
 /* A CBOR head with its argument in the shortest form (preferred
  * serialization, RFC 8949 section 4.1). */
-static void jc_cbor_head(jc_ctx *c, int major, uint64_t v) {
-    /* Written in place, not through jc_put: a memcpy call per head costs
-     * a quarter of the conversion of a list of numbers. */
-    if (!jc_reserve(c, &c->out, 9)) return;
-    uint8_t *h = c->out.p + c->out.n;
-    size_t n;
+/* Writes a CBOR head at h (room for 9 bytes) and returns its length: the
+ * argument in the shortest form (preferred serialization, RFC 8949
+ * section 4.1). */
+static size_t jc_head_at(uint8_t *h, int major, uint64_t v) {
     uint8_t m = (uint8_t)(major << 5);
-    if (v < 24) h[0] = m | (uint8_t)v, n = 1;
-    else if (v <= 0xff) h[0] = m | 24, h[1] = (uint8_t)v, n = 2;
-    else if (v <= 0xffff) h[0] = m | 25, h[1] = (uint8_t)(v >> 8), h[2] = (uint8_t)v, n = 3;
-    else if (v <= 0xffffffff) {
-        h[0] = m | 26, n = 5;
-        for (int i = 0; i < 4; i++) h[1 + i] = (uint8_t)(v >> (24 - 8 * i));
-    } else {
-        h[0] = m | 27, n = 9;
-        for (int i = 0; i < 8; i++) h[1 + i] = (uint8_t)(v >> (56 - 8 * i));
+    if (v < 24) {
+        h[0] = m | (uint8_t)v;
+        return 1;
     }
-    c->out.n += n;
+    if (v <= 0xff) {
+        h[0] = m | 24, h[1] = (uint8_t)v;
+        return 2;
+    }
+    if (v <= 0xffff) {
+        h[0] = m | 25, h[1] = (uint8_t)(v >> 8), h[2] = (uint8_t)v;
+        return 3;
+    }
+    if (v <= 0xffffffff) {
+        h[0] = m | 26;
+        for (int i = 0; i < 4; i++) h[1 + i] = (uint8_t)(v >> (24 - 8 * i));
+        return 5;
+    }
+    h[0] = m | 27;
+    for (int i = 0; i < 8; i++) h[1 + i] = (uint8_t)(v >> (56 - 8 * i));
+    return 9;
+}
+
+/* Written in place, not through jc_put: a memcpy call per head costs a
+ * quarter of the conversion of a list of numbers. */
+static void jc_cbor_head(jc_ctx *c, int major, uint64_t v) {
+    if (jc_reserve(c, &c->out, 9)) c->out.n += jc_head_at(c->out.p + c->out.n, major, v);
 }
 
 static size_t jc_ws(const uint8_t *s, size_t n, size_t i) {
@@ -284,7 +304,7 @@ static int jc_json_string(jc_ctx *c, const uint8_t *s, size_t n, size_t *pi) {
 
 /* The JSON number at s[*pi]: an integer literal in the int64/uint64 range
  * becomes a CBOR integer, any other number a float64. */
-static int jc_json_number(jc_ctx *c, const uint8_t *s, size_t n, size_t *pi, int emit) {
+static int jc_json_number(jc_ctx *c, const uint8_t *s, size_t n, size_t *pi) {
     size_t at = *pi, i = at;
     int neg = 0, integer = 1;
     if (s[i] == '-') neg = 1, i++;
@@ -317,10 +337,8 @@ static int jc_json_number(jc_ctx *c, const uint8_t *s, size_t n, size_t *pi, int
         }
         if (fits && neg && v > (uint64_t)1 << 63) fits = 0;
         if (fits) {
-            if (emit) {
-                if (neg && v > 0) jc_cbor_head(c, 1, v - 1);
-                else jc_cbor_head(c, 0, v);
-            }
+            if (neg && v > 0) jc_cbor_head(c, 1, v - 1);
+            else jc_cbor_head(c, 0, v);
             return JC_OK;
         }
     }
@@ -330,13 +348,11 @@ static int jc_json_number(jc_ctx *c, const uint8_t *s, size_t n, size_t *pi, int
     if (c->oom) return jc_oom(c);
     double d = strtod((const char *)c->scratch.p, NULL);
     if (isinf(d)) return jc_fail(c, JC_INVALID, "number at byte %zu is out of the float64 range", at);
-    if (emit) {
-        uint64_t bits;
-        memcpy(&bits, &d, 8);
-        uint8_t f[9] = {0xfb};
-        for (int k = 0; k < 8; k++) f[1 + k] = (uint8_t)(bits >> (56 - 8 * k));
-        jc_put(c, &c->out, f, 9);
-    }
+    uint64_t bits;
+    memcpy(&bits, &d, 8);
+    uint8_t f[9] = {0xfb};
+    for (int k = 0; k < 8; k++) f[1 + k] = (uint8_t)(bits >> (56 - 8 * k));
+    jc_put(c, &c->out, f, 9);
     return JC_OK;
 }
 
@@ -346,11 +362,11 @@ typedef struct jc_jframe {
     size_t ord, span0, in_off;
 } jc_jframe;
 
-/* One pass over the JSON text. Pass 0 (emit == 0) checks it and records
- * the size of every array and object in c->counts; pass 1 writes the CBOR
- * with those sizes in definite-length heads and checks member names for
- * duplicates. */
-static int jc_json_pass(jc_ctx *c, const uint8_t *s, size_t n, int emit) {
+/* Reads the JSON text once and writes the CBOR, each array and object
+ * with a one-byte placeholder head recorded in c->conts (its size is not
+ * known before it closes); jc_json_heads then writes the real heads.
+ * Member names are checked for duplicates as each object closes. */
+static int jc_json_pass(jc_ctx *c, const uint8_t *s, size_t n) {
     jc_jframe st[JC_MAX_DEPTH];
     int d = 0, rc;
     size_t i = 0, ord = 0;
@@ -363,18 +379,15 @@ value:
     case '[':
         if (d == JC_MAX_DEPTH) return jc_fail(c, JC_INVALID, "nesting deeper than %d at byte %zu", JC_MAX_DEPTH, i);
         st[d] = (jc_jframe){s[i] == '{', 0, ord, c->nspans, i};
-        if (!emit) {
-            if (c->ncounts == c->counts_cap) {
-                size_t cap = c->counts_cap ? c->counts_cap * 2 : 64;
-                uint64_t *p = realloc(c->counts, cap * sizeof *p);
-                if (!p) return jc_oom(c);
-                c->counts = p;
-                c->counts_cap = cap;
-            }
-            c->counts[c->ncounts++] = 0;
-        } else {
-            jc_cbor_head(c, st[d].obj ? 5 : 4, c->counts[ord]);
+        if (c->nconts == c->conts_cap) {
+            size_t cap = c->conts_cap ? c->conts_cap * 2 : 64;
+            jc_cont *p = realloc(c->conts, cap * sizeof *p);
+            if (!p) return jc_oom(c);
+            c->conts = p;
+            c->conts_cap = cap;
         }
+        c->conts[c->nconts++] = (jc_cont){c->out.n, 0};
+        jc_putc(c, &c->out, st[d].obj ? 0xa0 : 0x80);
         ord++;
         d++;
         i = jc_ws(s, n, i + 1);
@@ -387,10 +400,8 @@ value:
         goto value;
     case '"':
         if ((rc = jc_json_string(c, s, n, &i))) return rc;
-        if (emit) {
-            jc_cbor_head(c, 3, c->scratch.n);
-            jc_put(c, &c->out, c->scratch.p, c->scratch.n);
-        }
+        jc_cbor_head(c, 3, c->scratch.n);
+        jc_put(c, &c->out, c->scratch.p, c->scratch.n);
         break;
     case 't':
     case 'f':
@@ -400,13 +411,13 @@ value:
         int k = s[i] == 't' ? 0 : s[i] == 'f' ? 1 : 2;
         size_t l = strlen(lit[k]);
         if (n - i < l || memcmp(s + i, lit[k], l) != 0) return jc_fail(c, JC_INVALID, "invalid literal at byte %zu", i);
-        if (emit) jc_putc(c, &c->out, enc[k]);
+        jc_putc(c, &c->out, enc[k]);
         i += l;
         break;
     }
     default:
         if (s[i] == '-' || (s[i] >= '0' && s[i] <= '9')) {
-            if ((rc = jc_json_number(c, s, n, &i, emit))) return rc;
+            if ((rc = jc_json_number(c, s, n, &i))) return rc;
             break;
         }
         return jc_fail(c, JC_INVALID, "unexpected byte 0x%02x at byte %zu: want a value", s[i], i);
@@ -433,8 +444,8 @@ after:
     }
     return jc_fail(c, JC_INVALID, "unexpected byte 0x%02x at byte %zu: want ',' or '%c'", s[i], i, st[d - 1].obj ? '}' : ']');
 closed:
-    if (!emit) c->counts[st[d].ord] = st[d].count;
-    else if (st[d].obj && (rc = jc_check_keys(c, st[d].span0, "member name", st[d].in_off))) return rc;
+    c->conts[st[d].ord].count = st[d].count;
+    if (st[d].obj && (rc = jc_check_keys(c, st[d].span0, "member name", st[d].in_off))) return rc;
     goto after;
 key:
     i = jc_ws(s, n, i);
@@ -442,13 +453,11 @@ key:
     {
         size_t at = i;
         if ((rc = jc_json_string(c, s, n, &i))) return rc;
-        if (emit) {
-            size_t off = c->out.n;
-            jc_cbor_head(c, 3, c->scratch.n);
-            jc_put(c, &c->out, c->scratch.p, c->scratch.n);
-            if (c->oom) return jc_oom(c);
-            if (!jc_push_span(c, off, c->out.n - off, at)) return jc_oom(c);
-        }
+        size_t off = c->out.n;
+        jc_cbor_head(c, 3, c->scratch.n);
+        jc_put(c, &c->out, c->scratch.p, c->scratch.n);
+        if (c->oom) return jc_oom(c);
+        if (!jc_push_span(c, off, c->out.n - off, at)) return jc_oom(c);
     }
     i = jc_ws(s, n, i);
     if (i >= n || s[i] != ':') return jc_fail(c, JC_INVALID, "want ':' after the member name at byte %zu", i);
@@ -456,14 +465,41 @@ key:
     goto value;
 }
 
+static size_t jc_head_len(uint64_t v) { return v < 24 ? 1 : v <= 0xff ? 2 : v <= 0xffff ? 3 : v <= 0xffffffff ? 5 : 9; }
+
+/* Replaces the one-byte placeholder head of every array and object with
+ * its definite-length head (preferred serialization, RFC 8949 section
+ * 4.1), moving the bytes between them up from the end: each byte moves
+ * once, so this is linear, where reading the JSON twice (once to count)
+ * cost about as much again as the conversion. */
+static int jc_json_heads(jc_ctx *c) {
+    size_t extra = 0;
+    for (size_t k = 0; k < c->nconts; k++) extra += jc_head_len(c->conts[k].count) - 1;
+    if (extra && !jc_reserve(c, &c->out, extra)) return jc_oom(c);
+    uint8_t *p = c->out.p;
+    size_t src = c->out.n, dst = c->out.n + extra;
+    for (size_t k = c->nconts; k-- > 0;) {
+        size_t seg = c->conts[k].off + 1, len = src - seg;
+        dst -= len;
+        if (dst != seg) memmove(p + dst, p + seg, len);
+        uint8_t h[9];
+        size_t hl = jc_head_at(h, p[c->conts[k].off] >> 5, c->conts[k].count);
+        dst -= hl;
+        memcpy(p + dst, h, hl);
+        src = c->conts[k].off;
+    }
+    c->out.n += extra;
+    return JC_OK;
+}
+
 /* Converts JSON text (s, n) to one CBOR data item in c->out. */
 static int jc_json_to_cbor(jc_ctx *c, const uint8_t *s, size_t n) {
     int rc;
     c->out.n = 0;
-    c->ncounts = 0;
+    c->nconts = 0;
     c->oom = 0;
-    if ((rc = jc_json_pass(c, s, n, 0))) return rc;
-    return jc_json_pass(c, s, n, 1);
+    if ((rc = jc_json_pass(c, s, n))) return rc;
+    return jc_json_heads(c);
 }
 
 /* ======================= CBOR -> JSON ======================= */
