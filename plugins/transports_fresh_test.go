@@ -30,6 +30,15 @@ func checkGoTransportFresh(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	checkTransportExports(t, wasm, committed)
+	checkGoBuildFresh(t, dir, committed)
+}
+
+// checkGoBuildFresh fails t unless committed is what mkwasm.go builds from
+// DIR today; it skips with -short and when the Go version differs from
+// the one recorded in DIR/DIR.wasm.go-version.
+func checkGoBuildFresh(t *testing.T, dir string, committed []byte) {
+	t.Helper()
+	wasm := filepath.Join(dir, dir+".wasm")
 	if testing.Short() {
 		t.Skipf("rebuilds %s, which takes seconds: skipped with -short", wasm)
 	}
@@ -74,5 +83,25 @@ func checkTransportExports(t *testing.T, name string, module []byte) {
 	}
 	if k, err := abi.KindOf(names); k != abi.PluginTransport {
 		t.Errorf("%s is not a transport by its exports: %q, %v", name, k, err)
+	}
+}
+
+// checkCodecExports fails t unless the module is a codec plugin by its
+// exports (abi.KindOf).
+func checkCodecExports(t *testing.T, name string, module []byte) {
+	t.Helper()
+	ctx := context.Background()
+	r := wazero.NewRuntime(ctx)
+	defer r.Close(ctx)
+	cm, err := r.CompileModule(ctx, module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for n := range cm.ExportedFunctions() {
+		names = append(names, n)
+	}
+	if k, err := abi.KindOf(names); k != abi.PluginCodec {
+		t.Errorf("%s is not a codec by its exports: %q, %v", name, k, err)
 	}
 }

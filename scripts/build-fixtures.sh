@@ -6,6 +6,8 @@
 #                                 plugins/hello-c/hello.wasm.clang-version
 #   plugins/mqtt/mqtt.c        -> plugins/mqtt/mqtt.wasm       (clang-14, sdk/c transport half)
 #                                 plugins/mqtt/mqtt.wasm.clang-version
+#   plugins/jsoncbor/jsoncbor.c -> plugins/jsoncbor/jsoncbor.wasm (clang-14, sdk/c codec half)
+#                                 plugins/jsoncbor/jsoncbor.wasm.clang-version
 #
 # Usage: scripts/build-fixtures.sh [--out DIR] [all|wat|c]
 #
@@ -98,4 +100,11 @@ if [ "$what" = all ] || [ "$what" = c ]; then
 		plugins/mqtt/mqtt.c sdk/c/pycomms_transport.c
 	chmod 0644 "$dest/plugins/mqtt/mqtt.wasm"
 	toolchain_id >"$dest/plugins/mqtt/mqtt.wasm.clang-version"
+	mkdir -p "$dest/plugins/jsoncbor"
+	clang-14 --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Wextra -Werror \
+		-Wl,--strip-all -I sdk/c \
+		-o "$dest/plugins/jsoncbor/jsoncbor.wasm" \
+		plugins/jsoncbor/jsoncbor.c sdk/c/pycomms_codec.c
+	chmod 0644 "$dest/plugins/jsoncbor/jsoncbor.wasm"
+	toolchain_id >"$dest/plugins/jsoncbor/jsoncbor.wasm.clang-version"
 fi

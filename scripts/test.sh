@@ -16,7 +16,7 @@ if [ -n "$unformatted" ]; then
 fi
 echo "== go vet"
 go vet ./...
-GOOS=wasip1 GOARCH=wasm go vet ./sdk/... ./plugins/echo ./plugins/redis
+GOOS=wasip1 GOARCH=wasm go vet ./sdk/... ./plugins/echo ./plugins/redis ./plugins/gzip
 
 echo "== go test -race (concurrent packages)"
 go test -race -count=1 ./host/internal/plugin/ ./host/internal/transport/ ./host/internal/router/ ./abi/ ./host/internal/watch/ ./host/control/... ./host/internal/fuel/ ./host/internal/mesh/ ./host/internal/wire/ ./host/internal/identity/ ./internal/netbaseline/ ./internal/hosttest/...

@@ -60,7 +60,7 @@ func replaceFile(t *testing.T, from, to string) {
 
 // startNode writes cfg (with the control API on a free loopback port and a
 // private cache dir) to a temp dir and runs a node on it until the test ends.
-func startNode(t *testing.T, dir, cfg string) (*Node, *control.Client, *hosttest.SyncBuffer) {
+func startNode(t testing.TB, dir, cfg string) (*Node, *control.Client, *hosttest.SyncBuffer) {
 	t.Helper()
 	if !strings.Contains(cfg, "cache_dir:") {
 		// One cache for the package: the Go echo compiles once, not per test.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/fxamacker/cbor/v2"
@@ -153,6 +154,18 @@ func (v *Version) fail(err error) {
 	v.failures[message.StatusOf(err)].Add(1)
 }
 
+// cborOutput checks a codec's CBOR output for well-formedness only:
+// fxamacker's defaults (32 levels, 131,072 elements) would refuse valid
+// output such as 256 nested arrays or a long array, which json-cbor
+// writes; the output is already bounded by max_reply.
+var cborOutput = func() cbor.DecMode {
+	dm, err := cbor.DecOptions{MaxNestedLevels: 65535, MaxArrayElements: math.MaxInt32, MaxMapPairs: math.MaxInt32}.DecMode()
+	if err != nil {
+		panic("plugin: cbor output check options: " + err.Error())
+	}
+	return dm
+}()
+
 // checkOutput refuses output that is not valid data of a type the host
 // knows: a hostile or broken codec must not hand garbage on as JSON or
 // CBOR.
@@ -164,7 +177,7 @@ func (v *Version) checkOutput(to string, out []byte) error {
 			err = errors.New("not valid JSON")
 		}
 	case "application/cbor":
-		err = cbor.Wellformed(out)
+		err = cborOutput.Wellformed(out)
 	default:
 		return nil
 	}
