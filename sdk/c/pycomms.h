@@ -60,6 +60,7 @@ extern "C" {
 #define PC_NOT_FOUND 10    /* a config key or header does not exist */
 #define PC_UNREACHABLE 11  /* the node that serves the subject cannot be reached */
 #define PC_INTERNAL 12     /* a host-side failure */
+#define PC_UNSUPPORTED_TYPE 13 /* no codec converts the payload to a type the handler accepts */
 
 /* Message kinds (abi/SPEC.md, section 5). */
 #define PC_KIND_REQUEST 1 /* request/reply: the caller waits for the reply */

@@ -43,7 +43,7 @@ int32_t pcc_convert(uint8_t *p, int32_t from_len, int32_t to_len, int32_t data_l
                               p + from_len + to_len, (size_t)data_len);
     /* Statuses outside section 6 would be an ABI violation (trap): report
      * them as the plugin's internal failure instead. */
-    return rc >= PC_OK && rc <= PC_INTERNAL ? rc : pc_codec_fail(PC_INTERNAL, "codec: unknown status");
+    return rc >= PC_OK && rc <= PC_UNSUPPORTED_TYPE ? rc : pc_codec_fail(PC_INTERNAL, "codec: unknown status");
 }
 
 int pc_codec_fail(int status, const char *msg) {

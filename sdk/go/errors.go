@@ -62,7 +62,7 @@ func StatusOf(err error) abi.Status {
 
 // validFailure reports whether st is a status a handler may fail with.
 func validFailure(st abi.Status) bool {
-	return st > abi.StatusOK && st <= abi.StatusInternal
+	return st > abi.StatusOK && st <= abi.MaxStatus
 }
 
 // hostError builds the error for a host function that returned the negated

@@ -24,6 +24,8 @@ func TestStatusOf(t *testing.T) {
 		{"Errorf wrapping", Errorf(abi.StatusNotFound, "no item: %w", timeout), abi.StatusNotFound},
 		{"ok status is no failure", &Error{Status: abi.StatusOK, Msg: "?"}, abi.StatusHandlerError},
 		{"unknown status", &Error{Status: 99}, abi.StatusHandlerError},
+		{"newest status", Errorf(abi.StatusUnsupportedType, "no codec"), abi.StatusUnsupportedType},
+		{"one past the newest status", &Error{Status: abi.MaxStatus + 1}, abi.StatusHandlerError},
 		{"ok status wrapping a timeout", Errorf(abi.StatusOK, "x: %w", timeout), abi.StatusTimeout},
 	} {
 		if got := StatusOf(tc.err); got != tc.want {
