@@ -287,7 +287,7 @@ func (m *Mesh) SetPeers(peers []Peer) { m.dialers.set(peers) }
 
 // tick runs the periodic work of the mesh every ping interval: members
 // not alive for long are forgotten (and with them the traffic figures of
-// peers without a link, forgetPeers), and every link is checked for
+// peers without a link, linkSet.forgetPeers), and every link is checked for
 // liveness (linkSet.sweep).
 func (m *Mesh) tick() {
 	defer m.wg.Done()
@@ -299,7 +299,7 @@ func (m *Mesh) tick() {
 			return
 		case now := <-t.C:
 			m.members.gc(now)
-			m.forgetPeers()
+			m.links.forgetPeers()
 			m.links.sweep(now)
 		}
 	}

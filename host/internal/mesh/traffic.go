@@ -171,8 +171,8 @@ func (m *Mesh) PeerTraffic() []PeerTraffic {
 // the members' ttl). Run by the tick, after the members' gc. The two
 // locks are taken one after the other, never nested, and a peer that
 // linked again in between is kept.
-func (m *Mesh) forgetPeers() {
-	s := &m.links
+func (s *linkSet) forgetPeers() {
+	m := s.m
 	s.mu.Lock()
 	var idle []identity.ID
 	for id, p := range s.peers {
