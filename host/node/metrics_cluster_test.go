@@ -220,8 +220,8 @@ func TestMetricsPerPeer(t *testing.T) {
 		s    peerSeries
 		min  float64
 	}{{"b", sb, 11}, {"c", sc, 21}} {
-		if p.s.msgsIn < p.min || p.s.msgsOut < p.min || p.s.bytesIn <= 0 || p.s.bytesOut <= 0 || p.s.dropped != 0 || p.s.opened != 1 || p.s.open != 1 {
-			t.Errorf("a's series for %s: %+v; want at least %v messages each way, bytes, no drops, one link opened and open", p.name, p.s, p.min)
+		if p.s.msgsIn < p.min || p.s.msgsOut < p.min || p.s.bytesIn <= 0 || p.s.bytesOut <= 0 || p.s.dropped != 0 || p.s.opened < 1 || p.s.open < 1 {
+			t.Errorf("a's series for %s: %+v; want at least %v messages each way, bytes, no drops, a link opened and open", p.name, p.s, p.min)
 		}
 	}
 	// Each peer's own calls, not the sum: c carried twice b's.
@@ -256,8 +256,8 @@ func TestMetricsPerPeer(t *testing.T) {
 		t.Fatalf("a has no series for b (%s) after b restarted", idB)
 	case sb2.msgsIn < sb.msgsIn+11 || sb2.msgsOut < sb.msgsOut+11 || sb2.bytesIn <= sb.bytesIn || sb2.bytesOut <= sb.bytesOut:
 		t.Errorf("a's series for b after its restart: %+v; before: %+v; want them on from there, 11 calls more", sb2, sb)
-	case sb2.opened != 2 || sb2.open != 1:
-		t.Errorf("a's links to b: %v opened, %v open; want 2 and 1", sb2.opened, sb2.open)
+	case sb2.opened < sb.opened+1 || sb2.open < 1:
+		t.Errorf("a's links to b: %v opened, %v open; want at least %v and 1", sb2.opened, sb2.open, sb.opened+1)
 	}
 
 	// c leaves and is forgotten.
