@@ -48,7 +48,7 @@ func (n *Node) newMesh() error {
 		Identity: id, Policy: policy, Name: cfg.Node.Name, Local: n.router, Logger: n.logger,
 		ListenTCP: cfg.Listen.TCP, ListenQUIC: cfg.Listen.QUIC, Peers: peersOf(cfg.Peers),
 		MaxFrame: int(cfg.Mesh.MaxFrame), SendBuffer: int(cfg.Mesh.SendBuffer), Inflight: cfg.Mesh.Inflight,
-		PingInterval: ping, DeadAfter: dead,
+		PingInterval: ping, DeadAfter: dead, ForgetAfter: n.opts.ForgetAfter,
 	})
 	if err != nil {
 		return err

@@ -23,14 +23,26 @@ package node
 // the config declares; never the subject, whose method part is whatever a
 // caller writes), status (the 13 ABI status names), transport (tcp or
 // quic for mesh links; the transport plugin's name for transport
-// connections). Mesh links are not labelled per peer and transport
-// connections not per connection id: ids are new on every reconnect, so
-// such series would grow without bound over the life of the process.
-// Counter series of a plugin or transport removed by a reload stay,
-// frozen, so that no counter goes back or vanishes; one re-added under its
-// name counts on from them. Its gauges go.
+// connections). Link and transport connection ids are no labels: they are
+// new on every reconnect, so such series would grow without bound over the
+// life of the process. Counter series of a plugin or transport removed by
+// a reload stay, frozen, so that no counter goes back or vanishes; one
+// re-added under its name counts on from them. Its gauges go.
+//
+// Mesh links are counted twice: per transport (pycomms_link_*, every link
+// since the start) and per peer (pycomms_peer_*, labelled peer, peer_name
+// and transport). A peer's node id is its key's, the same across
+// reconnects and restarts, and the peers are bounded by the mesh's
+// membership, so a peer's series sums its successive links and never goes
+// down while the mesh remembers the peer (a link, or its membership
+// record: alive, lost or left until forgotten, mesh.PeerTraffic). A
+// forgotten peer's series are dropped, not frozen (peerMono), since peers
+// come and go for the life of the process; the per-transport series keep
+// its counts. At most mesh.MaxPeerSeries (256) peers have series of their
+// own; the others are summed under peer="other", which never goes down.
 
 import (
+	"maps"
 	"net/http"
 	"slices"
 	"sync"
@@ -78,6 +90,11 @@ type nodeMetrics struct {
 	// is a new object). Keyed by series. Taken before Node.mu.
 	scrapeMu sync.Mutex
 	mono     map[string]monoState
+	// peerMono does for the per-peer link series what mono does for the
+	// others, except that a series the mesh no longer reports (its peer
+	// was forgotten) is dropped, not kept frozen: peers come and go for
+	// the life of the process, and their series must not pile up.
+	peerMono map[string]monoState
 	scrapes  uint64
 }
 
@@ -95,6 +112,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		calls:             newCallMetrics(),
 		retiredTransports: map[string]transport.Stats{},
 		mono:              map[string]monoState{},
+		peerMono:          map[string]monoState{},
 	}
 	nm.reg.MustRegister(nm.calls.duration, nm.calls.errors, (*nodeCollector)(nm),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -204,6 +222,13 @@ var (
 	descLinkDropped   = desc("pycomms_link_dropped_total", "Events received on mesh links and dropped (the endpoint was busy), per transport.", "transport")
 	descLinksOpened   = desc("pycomms_links_opened_total", "Mesh links established, per transport.", "transport")
 	descLinksOpen     = desc("pycomms_links_open", "Mesh links open now, per transport.", "transport")
+	descPeerBytesIn   = desc("pycomms_peer_received_bytes_total", "Bytes received on mesh links, per peer node and transport, over the peer's successive links.", peerLabels...)
+	descPeerBytesOut  = desc("pycomms_peer_sent_bytes_total", "Bytes sent on mesh links, per peer node and transport, over the peer's successive links.", peerLabels...)
+	descPeerFramesIn  = desc("pycomms_peer_received_messages_total", "Messages received on mesh links, per peer node and transport.", peerLabels...)
+	descPeerFramesOut = desc("pycomms_peer_sent_messages_total", "Messages queued for sending on mesh links, per peer node and transport.", peerLabels...)
+	descPeerDropped   = desc("pycomms_peer_dropped_total", "Events received on mesh links and dropped (the endpoint was busy), per peer node and transport.", peerLabels...)
+	descPeerLinks     = desc("pycomms_peer_links_opened_total", "Mesh links established, per peer node and transport (reconnects included).", peerLabels...)
+	descPeerLinksOpen = desc("pycomms_peer_links_open", "Mesh links open now, per peer node and transport.", peerLabels...)
 	descMeshRefused   = desc("pycomms_mesh_connections_refused_total", "Inbound mesh connections that failed authentication or the handshake.")
 	descBadFrames     = desc("pycomms_mesh_bad_frames_total", "Mesh links closed for a malformed or oversized frame.")
 	descMembership    = desc("pycomms_membership_events_total", "Mesh membership changes seen: found (through gossip), left (on purpose), lost (unreachable).", "event")
@@ -219,6 +244,11 @@ var (
 	descTrDialErrs  = desc("pycomms_transport_dial_errors_total", "Failed dials for a transport plugin.", "plugin")
 	descTrConnsOpen = desc("pycomms_transport_connections_open", "Connections a transport plugin holds now.", "plugin")
 )
+
+// peerLabels label the per-peer link series: the node id (as GET
+// /v1/peers shows it, or mesh.OtherPeers), the name it announced, and the
+// transport.
+var peerLabels = []string{"peer", "peer_name", "transport"}
 
 func init() {
 	for _, n := range []struct{ name, help string }{
@@ -336,6 +366,22 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(descLinksOpened, tf.LinksUp, t)
 			gauge(descLinksOpen, float64(tf.LinksUp-tf.LinksDown), t)
 		}
+		// Per-peer series are reported while the mesh remembers the
+		// peer; peerMono forgets the rest after this scrape.
+		peerCounter := func(d *prometheus.Desc, v uint64, labels ...string) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, monotoneIn(nm.peerMono, nm.scrapes, d, float64(v), labels), labels...)
+		}
+		for _, p := range m.PeerTraffic() {
+			tf := p.Traffic
+			peerCounter(descPeerBytesIn, tf.BytesIn, p.ID, p.Name, p.Transport)
+			peerCounter(descPeerBytesOut, tf.BytesOut, p.ID, p.Name, p.Transport)
+			peerCounter(descPeerFramesIn, tf.FramesIn, p.ID, p.Name, p.Transport)
+			peerCounter(descPeerFramesOut, tf.FramesOut, p.ID, p.Name, p.Transport)
+			peerCounter(descPeerDropped, tf.Dropped, p.ID, p.Name, p.Transport)
+			peerCounter(descPeerLinks, tf.LinksUp, p.ID, p.Name, p.Transport)
+			gauge(descPeerLinksOpen, float64(tf.LinksUp-tf.LinksDown), p.ID, p.Name, p.Transport)
+		}
+		maps.DeleteFunc(nm.peerMono, func(_ string, st monoState) bool { return st.scrape != nm.scrapes })
 		counter(descMeshRefused, m.RefusedCount())
 		counter(descBadFrames, m.BadFrames())
 		ev := m.MemberEvents()
@@ -363,18 +409,24 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 // behind a series was replaced (its count restarted below the last one
 // seen), what was counted before is kept as a base. nm.scrapeMu is held.
 func (nm *nodeMetrics) monotone(d *prometheus.Desc, v float64, labels []string) float64 {
+	return monotoneIn(nm.mono, nm.scrapes, d, v, labels)
+}
+
+// monotoneIn is monotone over the series states in mono, at scrape
+// number scrape.
+func monotoneIn(mono map[string]monoState, scrape uint64, d *prometheus.Desc, v float64, labels []string) float64 {
 	key := d.String()
 	for _, l := range labels {
 		key += "\xff" + l
 	}
-	s, ok := nm.mono[key]
+	s, ok := mono[key]
 	if !ok {
 		s = monoState{desc: d, labels: slices.Clone(labels)}
 	}
 	if v < s.last {
 		s.base += s.last
 	}
-	s.last, s.scrape = v, nm.scrapes
-	nm.mono[key] = s
+	s.last, s.scrape = v, scrape
+	mono[key] = s
 	return s.base + v
 }

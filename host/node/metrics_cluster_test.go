@@ -126,3 +126,159 @@ func TestMetricsLinkTraffic(t *testing.T) {
 		t.Errorf("links opened = %v, want at least 1", v)
 	}
 }
+
+// peerSeries is what one peer's link series say on a scrape.
+type peerSeries struct {
+	bytesIn, bytesOut, msgsIn, msgsOut, dropped, opened, open float64
+}
+
+// peerSeriesOf reads the per-peer link series of the peer with id over
+// tcp; found is false when none of them is there.
+func peerSeriesOf(fams map[string]*dto.MetricFamily, id, name string) (s peerSeries, found bool) {
+	l := []string{"peer", id, "peer_name", name, "transport", "tcp"}
+	s = peerSeries{
+		bytesIn: value(fams, "pycomms_peer_received_bytes_total", l...), bytesOut: value(fams, "pycomms_peer_sent_bytes_total", l...),
+		msgsIn: value(fams, "pycomms_peer_received_messages_total", l...), msgsOut: value(fams, "pycomms_peer_sent_messages_total", l...),
+		dropped: value(fams, "pycomms_peer_dropped_total", l...), opened: value(fams, "pycomms_peer_links_opened_total", l...),
+		open: value(fams, "pycomms_peer_links_open", l...),
+	}
+	for _, v := range []float64{s.bytesIn, s.bytesOut, s.msgsIn, s.msgsOut, s.dropped, s.opened, s.open} {
+		if v >= 0 {
+			found = true
+		}
+	}
+	return s, found
+}
+
+// hasPeer reports whether any series of fams is labelled peer=id.
+func hasPeer(fams map[string]*dto.MetricFamily, id string) bool {
+	for _, f := range fams {
+		for _, m := range f.Metric {
+			for _, l := range m.Label {
+				if l.GetName() == "peer" && l.GetValue() == id {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// peerID is the id a's GET /v1/peers shows for the peer named name.
+func peerID(t *testing.T, a *cluster.Host, name string) string {
+	t.Helper()
+	ps, err := a.Peers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		if p.Name == name && p.ID != "" {
+			return p.ID
+		}
+	}
+	t.Fatalf("%s's peers do not list %s: %+v", a, name, ps)
+	return ""
+}
+
+// TestMetricsPerPeer: three real hosts, a linked to b and c over TCP.
+// Calls from a to each show on a as that peer's link series, labelled by
+// the id GET /v1/peers shows and the peer's name. b restarts (same key):
+// its series continue from where they were, the calls since the last
+// scrape included, and count a second link. c leaves: once a forgets it
+// (ForgetAfter), its series are gone, b's stay, and the tcp totals have
+// not gone down.
+func TestMetricsPerPeer(t *testing.T) {
+	cl := cluster.Start(t, cluster.Options{Names: []string{"b", "c", "a"}, Topology: cluster.Full, ForgetAfter: 2 * time.Second,
+		Plugins: map[string]string{"b": cluster.WatEcho("up", "echo"), "c": cluster.WatEcho("up", "shout")}})
+	a, b, c := cl.Host("a"), cl.Host("b"), cl.Host("c")
+	calls := func(subject string, n int) {
+		t.Helper()
+		for range n {
+			if err := a.CallOK(subject, "hi", "HI"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	hosttest.CheckFor(t, 30*time.Second, hosttest.Describe("a reaches echo on b and shout on c", func() error {
+		if err := a.CallOK("echo.x", "hi", "HI"); err != nil {
+			return err
+		}
+		return a.CallOK("shout.x", "hi", "HI")
+	}))
+	calls("echo.x", 10)
+	calls("shout.x", 20)
+	idB, idC := peerID(t, a, "b"), peerID(t, a, "c")
+
+	fa := scrapeHost(t, a)
+	sb, okB := peerSeriesOf(fa, idB, "b")
+	sc, okC := peerSeriesOf(fa, idC, "c")
+	if !okB || !okC {
+		t.Fatalf("a's /metrics has no link series for peer b (%s: %v) or c (%s: %v)", idB, okB, idC, okC)
+	}
+	for _, p := range []struct {
+		name string
+		s    peerSeries
+		min  float64
+	}{{"b", sb, 11}, {"c", sc, 21}} {
+		if p.s.msgsIn < p.min || p.s.msgsOut < p.min || p.s.bytesIn <= 0 || p.s.bytesOut <= 0 || p.s.dropped != 0 || p.s.opened < 1 || p.s.open < 1 {
+			t.Errorf("a's series for %s: %+v; want at least %v messages each way, bytes, no drops, a link opened and open", p.name, p.s, p.min)
+		}
+	}
+	// Each peer's own calls, not the sum: c carried twice b's.
+	if sc.msgsIn <= sb.msgsIn+5 {
+		t.Errorf("a received %v messages from c and %v from b; c answered 10 more calls", sc.msgsIn, sb.msgsIn)
+	}
+	// The per-transport totals are kept, and hold at least the peers' sum.
+	for _, f := range []struct {
+		total, peer string
+	}{
+		{"pycomms_link_received_bytes_total", "pycomms_peer_received_bytes_total"},
+		{"pycomms_link_sent_bytes_total", "pycomms_peer_sent_bytes_total"},
+		{"pycomms_link_received_messages_total", "pycomms_peer_received_messages_total"},
+		{"pycomms_link_sent_messages_total", "pycomms_peer_sent_messages_total"},
+	} {
+		sum := value(fa, f.peer, "peer", idB, "transport", "tcp") + value(fa, f.peer, "peer", idC, "transport", "tcp")
+		if tot := value(fa, f.total, "transport", "tcp"); tot < sum {
+			t.Errorf("%s{tcp} = %v, below the sum over peers of %s, %v", f.total, tot, f.peer, sum)
+		}
+	}
+
+	// b restarts, after 10 calls the last scrape did not see.
+	calls("echo.x", 10)
+	if err := b.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	hosttest.CheckFor(t, 30*time.Second, hosttest.Describe("a reaches echo on the restarted b", func() error { return a.CallOK("echo.x", "hi", "HI") }))
+	fa2 := scrapeHost(t, a)
+	sb2, ok := peerSeriesOf(fa2, idB, "b")
+	switch {
+	case !ok:
+		t.Fatalf("a has no series for b (%s) after b restarted", idB)
+	case sb2.msgsIn < sb.msgsIn+11 || sb2.msgsOut < sb.msgsOut+11 || sb2.bytesIn <= sb.bytesIn || sb2.bytesOut <= sb.bytesOut:
+		t.Errorf("a's series for b after its restart: %+v; before: %+v; want them on from there, 11 calls more", sb2, sb)
+	case sb2.opened < sb.opened+1 || sb2.open < 1:
+		t.Errorf("a's links to b: %v opened, %v open; want at least %v and 1", sb2.opened, sb2.open, sb.opened+1)
+	}
+
+	// c leaves and is forgotten.
+	totals := map[string]float64{}
+	for _, name := range []string{"pycomms_link_received_bytes_total", "pycomms_link_sent_bytes_total", "pycomms_link_received_messages_total", "pycomms_link_sent_messages_total"} {
+		totals[name] = value(scrapeHost(t, a), name, "transport", "tcp")
+	}
+	c.Kill()
+	hosttest.CheckFor(t, 30*time.Second, hosttest.Describe("a forgets c's series", func() error {
+		if hasPeer(scrapeHost(t, a), idC) {
+			return fmt.Errorf("series for peer %s still there", idC)
+		}
+		return nil
+	}))
+	fa3 := scrapeHost(t, a)
+	for name, before := range totals {
+		if v := value(fa3, name, "transport", "tcp"); v < before {
+			t.Errorf("%s{tcp} went down when c was forgotten: %v, was %v", name, v, before)
+		}
+	}
+	if s, ok := peerSeriesOf(fa3, idB, "b"); !ok || s.msgsIn < sb2.msgsIn {
+		t.Errorf("b's series after c was forgotten: %+v (there: %v); want them kept, not below %v messages in", s, ok, sb2.msgsIn)
+	}
+}

@@ -94,6 +94,11 @@ type Options struct {
 	// PingInterval and DeadAfter tune how fast a silent peer's link is
 	// closed; zero means the mesh defaults (1s, 5s).
 	PingInterval, DeadAfter time.Duration
+	// ForgetAfter is how long a peer that left or was lost stays known
+	// (in GET /v1/peers and in the per-peer link metrics) before it is
+	// forgotten; zero means the mesh default (12 dead_after, at least a
+	// minute).
+	ForgetAfter time.Duration
 	// Strict makes New fail when a plugin cannot be loaded (`run
 	// --strict`). Otherwise the node starts without it: the plugin is in
 	// state failed, is loaded again when its file changes, and the node

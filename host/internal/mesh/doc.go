@@ -55,7 +55,7 @@
 //	inline.go     requests served on the link's reader, and the watcher that bounds it
 //	workers.go    workers: the goroutines that run peer requests
 //	peers.go      Peers: what this host knows of the mesh, for the control API
-//	traffic.go    Traffic, MemberEvents: counters that only grow, closed links included, for metrics
+//	traffic.go    Traffic, PeerTraffic, MemberEvents: counters that only grow, closed links included, for metrics
 //
 // # Lock order
 //

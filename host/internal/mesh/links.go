@@ -33,11 +33,21 @@ type linkSet struct {
 	// that went down (traffic.go). Both under mu.
 	counted map[*link]struct{}
 	retired map[string]Traffic
+	// peers holds each remembered peer's counts for PeerTraffic; named
+	// is how many of them are counted apart (at most peerCap, which is
+	// MaxPeerSeries but for tests), and otherRetired the closed links'
+	// final counts of the others, per transport, kept for ever so that
+	// OtherPeers' figures never go back. All under mu.
+	peers        map[identity.ID]*peerCount
+	named        int
+	peerCap      int
+	otherRetired map[string]Traffic
 }
 
 func (s *linkSet) init(m *Mesh) {
 	s.m, s.byID, s.changed = m, map[identity.ID]*link{}, make(chan struct{})
 	s.counted, s.retired = map[*link]struct{}{}, map[string]Traffic{}
+	s.peers, s.peerCap, s.otherRetired = map[identity.ID]*peerCount{}, MaxPeerSeries, map[string]Traffic{}
 }
 
 // hold counts n goroutines in the mesh's WaitGroup unless the mesh is
@@ -90,6 +100,7 @@ func (s *linkSet) up(l *link) {
 		s.byID[l.peer] = l
 	}
 	s.counted[l] = struct{}{}
+	s.countUp(l)
 	s.signal()
 	// Counted under s.mu, where Close sets closing, so that Close's Wait
 	// always includes this link's loops.
@@ -195,6 +206,7 @@ func (s *linkSet) down(l *link, cause error) {
 		final.LinksUp, final.LinksDown = 1, 1
 		t.add(final)
 		s.retired[l.c.transport()] = t
+		s.countDown(l, final)
 	}
 	s.mu.Unlock()
 	s.m.members.forgetLink(l)

@@ -66,6 +66,10 @@ type Options struct {
 	// Backoff bounds the delay between dial attempts to one peer; each
 	// failure doubles it, with jitter. Defaults 100ms and 5s.
 	BackoffMin, BackoffMax time.Duration
+	// ForgetAfter is how long a member that is lost or left stays known
+	// (listed by Members and Peers, its figures kept by PeerTraffic)
+	// before it is forgotten. Default: 12 DeadAfter, at least a minute.
+	ForgetAfter time.Duration
 }
 
 // Mesh is this host's links to other hosts and the routing table built
@@ -158,6 +162,9 @@ func New(o Options) (*Mesh, error) {
 	m.members.byID = map[identity.ID]*member{}
 	m.members.known = map[*link]map[identity.ID]uint64{}
 	m.members.ttl = memberTTL(o.DeadAfter)
+	if o.ForgetAfter > 0 {
+		m.members.ttl = o.ForgetAfter
+	}
 	m.inbound.m, m.inbound.pool.m, m.inbound.pool.idle = m, m, make(chan job)
 	m.inbound.inline.wake = make(chan struct{}, 1)
 	m.deadlines.m, m.deadlines.wake, m.deadlines.links = m, make(chan struct{}, 1), map[*link]struct{}{}
@@ -279,7 +286,8 @@ func (m *Mesh) Untried() []string { return m.dialers.untried() }
 func (m *Mesh) SetPeers(peers []Peer) { m.dialers.set(peers) }
 
 // tick runs the periodic work of the mesh every ping interval: members
-// not alive for long are forgotten, and every link is checked for
+// not alive for long are forgotten (and with them the traffic figures of
+// peers without a link, linkSet.forgetPeers), and every link is checked for
 // liveness (linkSet.sweep).
 func (m *Mesh) tick() {
 	defer m.wg.Done()
@@ -291,6 +299,7 @@ func (m *Mesh) tick() {
 			return
 		case now := <-t.C:
 			m.members.gc(now)
+			m.links.forgetPeers()
 			m.links.sweep(now)
 		}
 	}

@@ -95,6 +95,10 @@ type Options struct {
 	Proxied bool
 	// DeadAfter is discovery.dead_after (default: the mesh's 5s).
 	DeadAfter time.Duration
+	// ForgetAfter is node.Options.ForgetAfter, how long a host keeps a
+	// peer that left or was lost (default: the mesh's, at least a
+	// minute). InProcess only: it is no config key.
+	ForgetAfter time.Duration
 	// Secret is trust.secret (default: a fixed test secret).
 	Secret string
 	// Trust holds, by host name, the value of the host's trust: key (YAML,
@@ -169,6 +173,9 @@ func New(t testing.TB, opts Options) *Cluster {
 		if tr != "tcp" && tr != "quic" {
 			t.Fatalf("cluster: transport %q, want tcp or quic", tr)
 		}
+	}
+	if opts.ForgetAfter > 0 && opts.Mode == Process {
+		t.Fatalf("cluster: ForgetAfter is a node.Options field, which a Process host cannot take")
 	}
 	if opts.Secret == "" {
 		opts.Secret = DefaultSecret

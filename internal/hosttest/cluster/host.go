@@ -280,7 +280,8 @@ func (h *Host) start(keep bool) error {
 
 func (h *Host) startInProcess(path string, from int) error {
 	logger := slog.New(slog.NewJSONHandler(io.MultiWriter(h.Logs, h.Records), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	n, err := node.New(context.Background(), node.Options{ConfigPath: path, Logger: logger, WatchSettle: 50 * time.Millisecond})
+	n, err := node.New(context.Background(), node.Options{ConfigPath: path, Logger: logger, WatchSettle: 50 * time.Millisecond,
+		ForgetAfter: h.c.opts.ForgetAfter})
 	if err != nil {
 		return fmt.Errorf("host %q: new node: %w", h, err)
 	}
