@@ -73,7 +73,14 @@ func TestDeliveredRequestReplyHeaders(t *testing.T) {
 	serveHeaders(t, g)
 	c := dialTo(t, g.tr)
 	waitFor(t, "the accepted connection", func() bool { return len(g.tr.Stats().Conns) == 1 })
+	checkReplyEvents(t, c)
+}
 
+// checkReplyEvents asks, on c, a transport plugin that frames reply
+// events as transport_callh.wat does for three requests to headers.wat,
+// and checks the replies and their headers.
+func checkReplyEvents(t *testing.T, c net.Conn) {
+	t.Helper()
 	f := askLine(t, c, "R")
 	var h abi.Headers
 	if err := cbor.Unmarshal(f.headers, &h); err != nil || f.status != abi.StatusOK || f.reply != "-" {
