@@ -49,10 +49,10 @@ func (l *lazy) Opened(conn uint32, dialed bool, index int) { l.get().Opened(conn
 func (l *lazy) Data(conn uint32, b []byte) int             { return l.get().Data(conn, b) }
 func (l *lazy) Closed(conn uint32, why abi.Status)         { l.get().Closed(conn, why) }
 func (l *lazy) Reply(corr uint32, st abi.Status, b []byte) { l.get().ReplyH(corr, st, b, nil) }
+func (l *lazy) Timer(id uint32)                            { l.get().Timer(id) }
 func (l *lazy) ReplyH(corr uint32, st abi.Status, b, headers []byte) {
 	l.get().ReplyH(corr, st, b, headers)
 }
-func (l *lazy) Timer(id uint32)                            { l.get().Timer(id) }
 func (l *lazy) Message(corr uint32, kind abi.Kind, subject string, payload, headers []byte) abi.Status {
 	return l.get().Message(corr, kind, subject, payload, headers)
 }
