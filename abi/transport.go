@@ -76,7 +76,10 @@ const (
 	EventMessage TransportEvent = 5
 	// EventReply: the reply to a request the plugin delivered with
 	// ImportDeliver: id = the plugin's correlation id, arg = Status, the
-	// reply (or error text) at ptr (len_a).
+	// reply (or error text) at ptr (len_a), then the reply's headers as a
+	// CBOR map (len_b; 0 when it has none, always for an error reply).
+	// Added in ABI v1 without a version change: a plugin that ignores
+	// len_b sees the reply as before.
 	EventReply TransportEvent = 6
 	// EventTimer: id = the timer the plugin set with ImportTimerSet.
 	EventTimer TransportEvent = 7
@@ -132,7 +135,8 @@ const (
 	ImportTimerSet = "timer_set"
 	// ImportDeliver: (kind, corr, ptr, subject_len, payload_len, headers_len i32) -> i32.
 	// Delivers a message into the host; the reply to a request comes back
-	// as EventReply with corr. Grant: call, send or publish, by kind.
+	// as EventReply with corr, with its headers. Grant: call, send or
+	// publish, by kind.
 	ImportDeliver = "deliver"
 	// ImportRespond: (corr, status, ptr, len i32) -> i32. Answers the
 	// request the host handed over as EventMessage with corr.

@@ -48,8 +48,11 @@ func (l *lazy) get() *plugin {
 func (l *lazy) Opened(conn uint32, dialed bool, index int) { l.get().Opened(conn, dialed, index) }
 func (l *lazy) Data(conn uint32, b []byte) int             { return l.get().Data(conn, b) }
 func (l *lazy) Closed(conn uint32, why abi.Status)         { l.get().Closed(conn, why) }
-func (l *lazy) Reply(corr uint32, st abi.Status, b []byte) { l.get().Reply(corr, st, b) }
+func (l *lazy) Reply(corr uint32, st abi.Status, b []byte) { l.get().ReplyH(corr, st, b, nil) }
 func (l *lazy) Timer(id uint32)                            { l.get().Timer(id) }
+func (l *lazy) ReplyH(corr uint32, st abi.Status, b, headers []byte) {
+	l.get().ReplyH(corr, st, b, headers)
+}
 func (l *lazy) Message(corr uint32, kind abi.Kind, subject string, payload, headers []byte) abi.Status {
 	return l.get().Message(corr, kind, subject, payload, headers)
 }
@@ -63,6 +66,11 @@ const (
 	markAuth uint64 = 1<<64 - 1
 	markPing uint64 = 1<<64 - 2
 )
+
+// inboxH follows the prefix in the inbox of a plugin that reads reply_h
+// frames (a reply with headers); an older plugin's inbox is ":inbox:"
+// and then hex digits, never an "h".
+const inboxH = ":inbox:h"
 
 // Requests routed out whose reply has not come are at most maxOut (more
 // fail with busy) and forgotten after maxWait, the longest a caller waits
@@ -140,7 +148,7 @@ func newPlugin() *plugin {
 	rand.Read(id[:])
 	return &plugin{
 		cfg:      cfg,
-		inbox:    cfg.prefix + ":inbox:" + hex.EncodeToString(id[:]),
+		inbox:    cfg.prefix + inboxH + hex.EncodeToString(id[:]),
 		evPrefix: cfg.prefix + ":ev:",
 		rqPrefix: cfg.prefix + ":rq:",
 		sessions: map[uint32]*session{},
@@ -476,12 +484,16 @@ func (p *plugin) received(channel, data []byte) {
 	}
 	switch {
 	case ch == p.inbox:
-		if f.typ != frameReply {
+		if f.typ != frameReply && f.typ != frameReplyH {
 			return
 		}
 		if r, ok := p.out[f.id]; ok {
 			delete(p.out, f.id)
-			transport.Respond(r.corr, abi.Status(f.status), f.payload)
+			if len(f.headers) == 0 || transport.RespondH(r.corr, abi.Status(f.status), f.payload, f.headers) == abi.StatusInvalid {
+				// No headers, or headers the host refuses (a peer
+				// that broke SPEC.md section 10): the reply alone.
+				transport.Respond(r.corr, abi.Status(f.status), f.payload)
+			}
 		}
 	case strings.HasPrefix(ch, p.evPrefix):
 		subject := ch[len(p.evPrefix):]
@@ -525,22 +537,34 @@ func (p *plugin) serves(subject string) bool {
 	return false
 }
 
-// Reply is the host's answer to a request taken in from Redis.
-func (p *plugin) Reply(corr uint32, st abi.Status, b []byte) {
+// ReplyH is the host's answer to a request taken in from Redis, with the
+// reply's headers (transport.ReplyHeadersHandler).
+func (p *plugin) ReplyH(corr uint32, st abi.Status, b, headers []byte) {
 	r, ok := p.in[corr]
 	if !ok {
 		return
 	}
 	delete(p.in, corr)
-	p.reply(r.inbox, r.id, st, b)
+	p.replyH(r.inbox, r.id, st, b, headers)
 }
 
 func (p *plugin) reply(inbox string, id uint64, st abi.Status, b []byte) {
+	p.replyH(inbox, id, st, b, nil)
+}
+
+// replyH publishes a reply on the caller's inbox; its headers go only
+// in a reply_h frame, to a caller that reads those (inboxH), and are
+// dropped for an older one.
+func (p *plugin) replyH(inbox string, id uint64, st abi.Status, b, headers []byte) {
 	s := p.readySession()
 	if s == nil {
 		return // the caller's deadline answers it
 	}
-	p.frame = appendFrame(p.frame[:0], &frame{typ: frameReply, id: id, status: byte(st), payload: b})
+	f := frame{typ: frameReply, id: id, status: byte(st), payload: b}
+	if len(headers) > 0 && strings.HasPrefix(inbox, p.cfg.prefix+inboxH) {
+		f.typ, f.headers = frameReplyH, headers
+	}
+	p.frame = appendFrame(p.frame[:0], &f)
 	p.publish(s, inbox, markNone)
 }
 

@@ -153,6 +153,12 @@ func appendCommand(dst []byte, args ...[]byte) []byte {
 //	event, send: magic type uvarint(len headers) headers payload
 //	request:     magic type uvarint(id) uvarint(len inbox) inbox uvarint(len headers) headers payload
 //	reply:       magic type uvarint(id) status(1 byte) body
+//	reply_h:     magic type uvarint(id) status(1 byte) uvarint(len headers) headers body
+//
+// reply_h is a reply with headers. It came after the others: it goes only
+// to a caller whose inbox says it reads it (inboxH), so that a plugin
+// built before it, which ignores a frame type it does not know, still
+// gets every reply (without their headers).
 const frameMagic = 0xB7
 
 const (
@@ -160,6 +166,7 @@ const (
 	frameSend    = 2
 	frameRequest = 3
 	frameReply   = 4
+	frameReplyH  = 5
 )
 
 // frame is one decoded frame; slices alias the input.
@@ -208,10 +215,13 @@ func decodeFrame(b []byte) (frame, error) {
 				f.headers, ok = field()
 			}
 		}
-	case frameReply:
+	case frameReply, frameReplyH:
 		if f.id, ok = uv(); ok {
 			if ok = len(b) >= 1; ok {
 				f.status, b = b[0], b[1:]
+				if f.typ == frameReplyH {
+					f.headers, ok = field()
+				}
 			}
 		}
 	default:
@@ -239,6 +249,11 @@ func appendFrame(dst []byte, f *frame) []byte {
 	case frameReply:
 		dst = binary.AppendUvarint(dst, f.id)
 		dst = append(dst, f.status)
+	case frameReplyH:
+		dst = binary.AppendUvarint(dst, f.id)
+		dst = append(dst, f.status)
+		dst = binary.AppendUvarint(dst, uint64(len(f.headers)))
+		dst = append(dst, f.headers...)
 	}
 	return append(dst, f.payload...)
 }

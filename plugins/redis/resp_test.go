@@ -39,6 +39,8 @@ func TestFrameRoundTrip(t *testing.T) {
 		{typ: frameSend, payload: []byte("p")},
 		{typ: frameRequest, id: 1 << 40, inbox: []byte("x:inbox:1"), headers: []byte("h"), payload: []byte("p")},
 		{typ: frameReply, id: 7, status: 4, payload: []byte("no")},
+		{typ: frameReplyH, id: 8, headers: []byte{0xa1, 0x61, 'k', 0x61, 'v'}, payload: []byte("yes")},
+		{typ: frameReplyH, id: 9, payload: []byte("none")},
 	} {
 		got, err := decodeFrame(appendFrame(nil, &f))
 		if err != nil || got.typ != f.typ || got.id != f.id || got.status != f.status ||
@@ -46,7 +48,7 @@ func TestFrameRoundTrip(t *testing.T) {
 			t.Errorf("%+v came back as %+v, %v", f, got, err)
 		}
 	}
-	for _, bad := range []string{"", "\xb7", "x\x01", "\xb7\x09", "\xb7\x03\x01\x50ab", "\xb7\x04\x01"} {
+	for _, bad := range []string{"", "\xb7", "x\x01", "\xb7\x09", "\xb7\x03\x01\x50ab", "\xb7\x04\x01", "\xb7\x05\x01\x00", "\xb7\x05\x01\x00\x05ab"} {
 		if _, err := decodeFrame([]byte(bad)); !errors.Is(err, errFrame) {
 			t.Errorf("decodeFrame(%q): %v", bad, err)
 		}

@@ -68,7 +68,11 @@ int32_t pct_event(int32_t ev, int32_t id, int32_t arg, uint8_t *p, int32_t la, i
         return st == PC_OK ? 0 : -st;
     }
     case 6:
-        if (handler->reply) handler->reply(conn, arg, p, (uint32_t)la);
+        /* len_b: the reply's headers (SPEC.md 13.2); an older host passes 0. */
+        if (handler->reply_h)
+            handler->reply_h(conn, arg, p, (uint32_t)la, p + la, (uint32_t)lb);
+        else if (handler->reply)
+            handler->reply(conn, arg, p, (uint32_t)la);
         return 0;
     case 7:
         if (handler->timer) handler->timer(conn);

@@ -60,10 +60,19 @@ typedef struct pct_handler {
     int32_t (*message)(uint32_t corr, int32_t kind, const char *subject, uint32_t subject_len,
                        const uint8_t *payload, uint32_t payload_len,
                        const uint8_t *headers, uint32_t headers_len);
-    /* The reply to a request delivered with pct_deliver and corr. */
+    /* The reply to a request delivered with pct_deliver and corr (not
+     * called when reply_h is set). */
     void (*reply)(uint32_t corr, int32_t status, const uint8_t *b, uint32_t n);
     /* A timer set with pct_timer_set fired. */
     void (*timer)(uint32_t id);
+    /* The reply to a request delivered with pct_deliver and corr, with the
+     * reply's headers: a CBOR map of text to text (SPEC.md section 10) of
+     * headers_len bytes, 0 when the reply has none and always for an error
+     * reply (status != PC_OK, b its error text). When set, it is called
+     * instead of reply. Last in the struct, so that handlers written
+     * before it compile and run unchanged. */
+    void (*reply_h)(uint32_t corr, int32_t status, const uint8_t *b, uint32_t n, const uint8_t *headers,
+                    uint32_t headers_len);
 } pct_handler;
 
 /* Defined by the plugin: called once per instance, before any event. */

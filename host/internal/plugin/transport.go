@@ -26,7 +26,9 @@ type Actions interface {
 	CloseConn(slot int, conn uint32) abi.Status
 	SetTimer(slot int, timer uint32, ms int32) abi.Status
 	// Deliver takes m (which it may keep) into the host; for a request
-	// the reply comes back later as an EventReply with corr.
+	// the reply comes back later as an EventReply with corr, and
+	// m.ReplyHeaders (never nil then) is where the reply's headers land,
+	// for that event's len_b.
 	Deliver(slot int, corr uint32, m *message.Message) abi.Status
 	// Respond answers the request handed over with corr; h are the
 	// reply's headers (nil: none), already checked, which it may keep.
@@ -286,6 +288,26 @@ func result(stack []uint64, st abi.Status, ok uint64) {
 	stack[0] = ok
 }
 
+// delivered is a request a transport plugin delivers, with the slot its
+// reply's headers land in (message.Message.ReplyHeaders), for the reply
+// event. One allocation for both, of the size class the message alone
+// takes (160 bytes), so a reply without headers costs nothing more.
+type delivered struct {
+	msg message.Message
+	hdr abi.Headers
+}
+
+// newDelivered returns the message for a deliver of kind: a request's
+// ReplyHeaders point into the same allocation.
+func newDelivered(kind abi.Kind) *message.Message {
+	if kind != abi.KindRequest {
+		return new(message.Message)
+	}
+	d := new(delivered)
+	d.msg.ReplyHeaders = &d.hdr
+	return &d.msg
+}
+
 // hostDeliver is the deliver action: (kind, corr, ptr, subject_len,
 // payload_len, headers_len).
 func hostDeliver(ctx context.Context, _ api.Module, stack []uint64) {
@@ -305,12 +327,11 @@ func hostDeliver(ctx context.Context, _ api.Module, stack []uint64) {
 	if !w.granted(c, stack) {
 		return
 	}
-	m := &message.Message{
-		Kind:    kind,
-		Subject: string(region[:sl]),
-		Payload: append([]byte(nil), region[sl:sl+pl]...),
-		From:    w.v.spec.Name,
-	}
+	m := newDelivered(kind)
+	m.Kind = kind
+	m.Subject = string(region[:sl])
+	m.Payload = append([]byte(nil), region[sl:sl+pl]...)
+	m.From = w.v.spec.Name
 	if hl > 0 {
 		if hl > abi.MaxHeadersLen {
 			stack[0] = neg(abi.StatusTooLarge)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/pycomms/pycomms-host/abi"
+	"github.com/pycomms/pycomms-host/host/message"
 )
 
 // TestKindFromExports: a module's kind is read from its exports, and a
@@ -33,5 +34,22 @@ func TestKindFromExports(t *testing.T) {
 	}
 	if err := e.CheckTransport(ctx, Spec{Name: "t", Wasm: fixture(t, "transport_echo.wasm")}); err != nil {
 		t.Errorf("transport_echo does not load as a transport: %v", err)
+	}
+}
+
+var deliveredSink *message.Message
+
+// TestDeliveredRequestOneAllocation: the message of a delivered request
+// and the slot its reply's headers land in are one allocation, so a
+// reply without headers costs nothing more than before.
+func TestDeliveredRequestOneAllocation(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() { deliveredSink = newDelivered(abi.KindRequest) }); n != 1 {
+		t.Fatalf("newDelivered(request): %v allocations, want 1", n)
+	}
+	if m := newDelivered(abi.KindRequest); m.ReplyHeaders == nil || *m.ReplyHeaders != nil {
+		t.Fatalf("a delivered request's ReplyHeaders: %v; want an empty slot", m.ReplyHeaders)
+	}
+	if m := newDelivered(abi.KindEvent); m.ReplyHeaders != nil {
+		t.Fatal("a delivered event has a reply headers slot")
 	}
 }

@@ -161,8 +161,14 @@ func (t *Transport) Deliver(slotIdx int, corr uint32, m *message.Message) abi.St
 		s.calls--
 		s.mu.Unlock()
 		ev := plugin.Event{Type: abi.EventReply, ID: corr, Arg: int32(abi.StatusOK), A: reply}
-		if err != nil {
+		switch {
+		case err != nil:
+			// An error reply has no headers (SPEC.md section 10).
 			ev.Arg, ev.A = int32(message.StatusOf(err)), []byte(err.Error())
+		case m.ReplyHeaders != nil && len(*m.ReplyHeaders) > 0:
+			// Call has returned: whoever answered has written them
+			// (message.Message.ReplyHeaders), on this goroutine's behalf.
+			ev.B, _ = headerEnc.Marshal(*m.ReplyHeaders) // map[string]string always encodes
 		}
 		t.post(s, &job{ev: ev, gen: gen})
 	}()

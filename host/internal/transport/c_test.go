@@ -57,3 +57,17 @@ func TestCTransport(t *testing.T) {
 		t.Fatalf("peer read %q", got)
 	}
 }
+
+// TestCTransportReplyHeaders builds sdk/c/testdata/transport_callh.c: a
+// request it delivers into the host comes back to its reply_h callback
+// with the headers its handler (headers.wat) set, and with none for a
+// reply without them or an error reply.
+func TestCTransportReplyHeaders(t *testing.T) {
+	sdk := filepath.Join("..", "..", "..", "sdk", "c")
+	wasm := hosttest.BuildWasmC(t, sdk, filepath.Join(sdk, "testdata", "transport_callh.c"), filepath.Join(sdk, "pycomms_transport.c"))
+	g := startWasm(t, wasm, Config{Accept: []string{"127.0.0.1:0"}}, nil, nil)
+	serveHeaders(t, g)
+	c := dialTo(t, g.tr)
+	waitFor(t, "the accepted connection", func() bool { return len(g.tr.Stats().Conns) == 1 })
+	checkReplyEvents(t, c)
+}

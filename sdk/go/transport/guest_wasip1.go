@@ -53,7 +53,13 @@ func exportEvent(ev, id, arg int32, ptr uint32, la, lb, lc int32) int32 {
 			return -int32(st)
 		}
 	case abi.EventReply:
-		h.Reply(conn, abi.Status(arg), a)
+		// len_b: the reply's headers (SPEC.md 13.2); an older host
+		// passes 0.
+		if rh != nil {
+			rh.ReplyH(conn, abi.Status(arg), a, b)
+		} else {
+			h.Reply(conn, abi.Status(arg), a)
+		}
 	case abi.EventTimer:
 		h.Timer(conn)
 	}
@@ -124,7 +130,8 @@ func Close(conn uint32) abi.Status { return status(hostConnClose(int32(conn))) }
 func SetTimer(id uint32, ms int) abi.Status { return status(hostTimerSet(int32(id), int32(ms))) }
 
 // Deliver hands a message into the host; for abi.KindRequest the reply
-// comes back as Reply(corr, ...). headers is a CBOR map or nil.
+// comes back as Reply(corr, ...), or ReplyH(corr, ...) with its headers
+// (ReplyHeadersHandler). headers is a CBOR map or nil.
 func Deliver(kind abi.Kind, corr uint32, subject string, payload, headers []byte) abi.Status {
 	buf := make([]byte, 0, len(subject)+len(payload)+len(headers))
 	buf = append(append(append(buf, subject...), payload...), headers...)
