@@ -221,6 +221,7 @@ func TestProcessSoak(t *testing.T) {
 			}
 			return nil
 		})
+		t.Logf("%s: %d goroutines at rest after the load (baseline %d)", h.Name, n, base[h.Name])
 	}
 	for _, name := range []string{"a", "b"} {
 		h := c.Host(name)
