@@ -254,19 +254,7 @@ static int32_t deliver(int32_t kind, char *ptr, uint32_t subject_len,
 
 /* ---- host functions ------------------------------------------------------ */
 
-static int status_of(int32_t r) { return r < 0 ? -r : PC_OK; }
-
-/* Lengths passed to the host are i32; anything larger cannot be valid. */
-#define PC_FITS_I32(n) ((n) <= (size_t)INT32_MAX)
-static int32_t cap_i32(size_t cap) { return PC_FITS_I32(cap) ? (int32_t)cap : INT32_MAX; }
-
-int pc_reply(const void *data, size_t len) {
-	if (!PC_FITS_I32(len))
-		return PC_TOO_LARGE;
-	return status_of(pc_host_reply(data, (int32_t)len));
-}
-
-int pc_reply_str(const char *s) { return pc_reply(s, strlen(s)); }
+#include "pycomms_calls.inc"
 
 int pc_error(const char *msg) {
 	pc_reply_str(msg);
@@ -482,40 +470,6 @@ int pc_reply_h(const void *data, size_t len, const pc_headers *h) {
 	return status_of(pc_host_reply_h(data, (int32_t)len, hp, hn));
 }
 
-int pc_log_n(int level, const char *msg, size_t len) {
-	return status_of(pc_host_log(level, msg, cap_i32(len)));
-}
-
-int pc_log(int level, const char *msg) { return pc_log_n(level, msg, strlen(msg)); }
-
-int pc_logf(int level, const char *fmt, ...) {
-	char line[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return PC_INVALID;
-	if ((size_t)n >= sizeof line)
-		n = sizeof line - 1;
-	return pc_log_n(level, line, (size_t)n);
-}
-
-/* Shared by pc_config_get and pc_header: asks for cap-1 bytes so that a
- * value that fits always leaves room for the NUL. */
-static int32_t get_string(int32_t (*get)(const void *, int32_t, void *, int32_t),
-                          const char *key, char *buf, size_t cap) {
-	int32_t c = cap ? cap_i32(cap - 1) : 0;
-	int32_t n = get(key, (int32_t)strlen(key), cap ? buf : NULL, c);
-	if (n >= 0 && (size_t)n < cap)
-		buf[n] = 0;
-	return n;
-}
-
-int32_t pc_config_get(const char *key, char *buf, size_t cap) {
-	return get_string(pc_host_config_get, key, buf, cap);
-}
-
 int32_t pc_header(const char *key, char *buf, size_t cap) {
 	return get_string(pc_host_header, key, buf, cap);
 }
@@ -524,19 +478,3 @@ int32_t pc_result_header(const char *key, char *buf, size_t cap) {
 	return get_string(pc_host_result_header, key, buf, cap);
 }
 
-char *pc_config_dup(const char *key) {
-	int32_t n = pc_config_get(key, NULL, 0);
-	if (n < 0)
-		return NULL;
-	char *b = malloc((size_t)n + 1);
-	if (!b)
-		return NULL;
-	int32_t got = pc_config_get(key, b, (size_t)n + 1);
-	if (got < 0 || got > n) {
-		free(b);
-		return NULL;
-	}
-	return b;
-}
-
-int32_t pc_config_raw(void *buf, size_t cap) { return pc_host_config(buf, cap_i32(cap)); }
