@@ -65,6 +65,7 @@ const (
 	markNone uint64 = 0
 	markAuth uint64 = 1<<64 - 1
 	markPing uint64 = 1<<64 - 2
+	markOpen uint64 = 1<<64 - 3 // the PING that opens a command connection without AUTH
 )
 
 // inboxH follows the prefix in the inbox of a plugin that reads reply_h
@@ -79,6 +80,14 @@ const inboxH = ":inbox:h"
 const (
 	maxOut  = 1 << 16
 	maxWait = time.Hour
+)
+
+// Replies held for a command connection are at most maxHeld and
+// maxHeldBytes; beyond that one is dropped (logged) and its caller gets
+// its deadline, as it would have had no reply been held at all.
+const (
+	maxHeld      = 1024
+	maxHeldBytes = 4 << 20
 )
 
 const (
@@ -102,12 +111,17 @@ type session struct {
 	acks     int // subscription acknowledgements received
 	want     int // ... expected
 	cmdOpen  bool
+	cmdUp    bool     // ... and its AUTH or first PING answered: the broker took it
 	waiting  []uint64 // per command sent on cmd, in order: a request id or a mark
 	pingOut  bool
 	backoff  int
 }
 
-func (s *session) ready() bool { return s.cmdOpen && s.acks >= s.want }
+// ready: a broker can refuse a connection after accepting it (maxclients
+// writes an error and closes), so the command connection counts once its
+// first command is answered, and nothing is written to one that is about
+// to close.
+func (s *session) ready() bool { return s.cmdUp && s.acks >= s.want }
 
 // outReq is a request routed out through Redis, waiting for its reply on
 // the inbox.
@@ -140,6 +154,19 @@ type plugin struct {
 	nextCorr uint32
 	frame    []byte // reused encoding buffers
 	cmdBuf   []byte
+	// held are replies to requests taken in while no session could
+	// publish them: a new subscriber connection takes in requests before
+	// its command connection is open, and a command connection can drop
+	// and redial under a live subscriber. They go out, in order, once a
+	// session is ready; heldBytes bounds them with maxHeld.
+	held      []heldReply
+	heldBytes int
+}
+
+// heldReply is a reply frame waiting for a command connection.
+type heldReply struct {
+	inbox string
+	frame []byte
 }
 
 func newPlugin() *plugin {
@@ -210,6 +237,10 @@ func (p *plugin) Opened(conn uint32, dialed bool, index int) {
 		if p.cfg.password != "" {
 			p.auth(conn)
 			s.waiting = append(s.waiting, markAuth)
+		} else {
+			p.cmdBuf = appendCommand(p.cmdBuf[:0], []byte("PING"))
+			transport.Write(conn, p.cmdBuf)
+			s.waiting = append(s.waiting, markOpen)
 		}
 		return
 	}
@@ -286,7 +317,7 @@ func (p *plugin) Closed(conn uint32, why abi.Status) {
 	}
 	if s := p.byCmd[conn]; s != nil {
 		delete(p.byCmd, conn)
-		s.cmd, s.cmdOpen, s.waiting, s.pingOut = 0, false, s.waiting[:0], false
+		s.cmd, s.cmdOpen, s.cmdUp, s.waiting, s.pingOut = 0, false, false, s.waiting[:0], false
 		p.failOut(s, fmt.Sprintf("the command connection to dial[%d] closed (%s)", s.index, closeReason(why)))
 		p.retryCmd(s)
 	}
@@ -350,6 +381,7 @@ func (p *plugin) Timer(id uint32) {
 		return
 	}
 	p.sweep()
+	p.flushHeld()
 	p.cmdBuf = appendCommand(p.cmdBuf[:0], []byte("PING"))
 	if transport.Write(s.cmd, p.cmdBuf) == abi.StatusOK {
 		s.waiting = append(s.waiting, markPing)
@@ -414,6 +446,7 @@ func (p *plugin) subValue(s *session, v *value) abi.Status {
 	switch kind := string(v.items[0].str); kind {
 	case "subscribe", "psubscribe":
 		s.acks++
+		p.flushHeld()
 	case "message":
 		if len(v.items) != 3 {
 			return p.badPush(s, v)
@@ -445,8 +478,12 @@ func (p *plugin) cmdValue(s *session, v *value) abi.Status {
 	w := s.waiting[0]
 	s.waiting = s.waiting[1:]
 	if v.typ == '-' {
-		if w == markAuth {
-			transport.Log(abi.LevelError, fmt.Sprintf("redis: dial[%d] refused AUTH: %s", s.index, v.str))
+		switch w {
+		case markAuth:
+			transport.Log(abi.LevelError, fmt.Sprintf("redis: dial[%d] refused AUTH on the command connection: %s", s.index, v.str))
+			return abi.StatusDenied
+		case markOpen:
+			transport.Log(abi.LevelError, fmt.Sprintf("redis: dial[%d] refused the command connection: %s", s.index, v.str))
 			return abi.StatusDenied
 		}
 		transport.Log(abi.LevelWarn, fmt.Sprintf("redis: dial[%d]: command refused: %s", s.index, v.str))
@@ -460,7 +497,10 @@ func (p *plugin) cmdValue(s *session, v *value) abi.Status {
 	switch w {
 	case markPing:
 		s.pingOut = false
-	case markAuth, markNone:
+	case markAuth, markOpen:
+		s.cmdUp = true
+		p.flushHeld()
+	case markNone:
 	default:
 		// A request PUBLISHed to nobody fails now rather than at its deadline.
 		if v.typ == ':' && v.num == 0 {
@@ -556,16 +596,50 @@ func (p *plugin) reply(inbox string, id uint64, st abi.Status, b []byte) {
 // in a reply_h frame, to a caller that reads those (inboxH), and are
 // dropped for an older one.
 func (p *plugin) replyH(inbox string, id uint64, st abi.Status, b, headers []byte) {
-	s := p.readySession()
-	if s == nil {
-		return // the caller's deadline answers it
-	}
 	f := frame{typ: frameReply, id: id, status: byte(st), payload: b}
 	if len(headers) > 0 && strings.HasPrefix(inbox, p.cfg.prefix+inboxH) {
 		f.typ, f.headers = frameReplyH, headers
 	}
 	p.frame = appendFrame(p.frame[:0], &f)
-	p.publish(s, inbox, markNone)
+	// A command connection the broker has just closed refuses the write
+	// before the plugin hears of the close: the reply is held then too.
+	if s := p.readySession(); s != nil && len(p.held) == 0 && p.publish(s, inbox, markNone) == abi.StatusOK {
+		return
+	}
+	p.hold(inbox, p.frame)
+	p.flushHeld()
+}
+
+// hold keeps a reply frame until a session can publish it.
+func (p *plugin) hold(inbox string, f []byte) {
+	if len(p.held) >= maxHeld || p.heldBytes+len(f) > maxHeldBytes {
+		transport.Log(abi.LevelWarn, fmt.Sprintf("redis: no command connection is up and %d replies (%d bytes) already wait for one: a reply to %s is dropped; its caller gets its deadline", len(p.held), p.heldBytes, inbox))
+		return
+	}
+	p.held = append(p.held, heldReply{inbox: inbox, frame: append([]byte(nil), f...)})
+	p.heldBytes += len(f)
+}
+
+// flushHeld publishes the held replies once a session is ready; what its
+// command connection does not take stays held, in order.
+func (p *plugin) flushHeld() {
+	if len(p.held) == 0 {
+		return
+	}
+	s := p.readySession()
+	if s == nil {
+		return
+	}
+	sent := 0
+	for _, h := range p.held {
+		if p.publishFrame(s, h.inbox, h.frame, markNone) != abi.StatusOK {
+			break
+		}
+		p.heldBytes -= len(h.frame)
+		sent++
+	}
+	p.held = append(p.held[:0], p.held[sent:]...)
+	clear(p.held[len(p.held):cap(p.held)]) // let the sent frames go
 }
 
 // readySession is a session whose connections are both up.
@@ -580,7 +654,12 @@ func (p *plugin) readySession() *session {
 
 // publish writes PUBLISH channel p.frame on s's command connection.
 func (p *plugin) publish(s *session, channel string, mark uint64) abi.Status {
-	p.cmdBuf = appendCommand(p.cmdBuf[:0], []byte("PUBLISH"), []byte(channel), p.frame)
+	return p.publishFrame(s, channel, p.frame, mark)
+}
+
+// publishFrame writes PUBLISH channel f on s's command connection.
+func (p *plugin) publishFrame(s *session, channel string, f []byte, mark uint64) abi.Status {
+	p.cmdBuf = appendCommand(p.cmdBuf[:0], []byte("PUBLISH"), []byte(channel), f)
 	st := transport.Write(s.cmd, p.cmdBuf)
 	if st == abi.StatusOK {
 		s.waiting = append(s.waiting, mark)
@@ -609,7 +688,7 @@ func (p *plugin) Message(corr uint32, kind abi.Kind, subject string, payload, he
 			}
 		}
 		p.nextID++
-		if p.nextID >= markPing {
+		if p.nextID >= markOpen {
 			p.nextID = 1
 		}
 		id := p.nextID
