@@ -12,10 +12,12 @@
 ;;   type text/plain application/cbor  replies "{not json" (a CBOR text
 ;;                                     string head promising 27 bytes, 8 follow)
 ;;                                     -> internal (the host's output check), instance kept
+;;   type text/plain text/x-status     returns status 99 (none in section 6)
+;;                                     -> trap naming pycomms_codec_convert, instance replaced
 (module
   (import "pycomms:host/v1" "reply" (func $reply (param i32 i32) (result i32)))
   (memory (export "memory") 1)
-  (data (i32.const 16) "type text/plain text/x-loop\ntype text/plain text/x-trap\ntype text/plain text/x-big\ntype text/plain application/json\ntype text/plain application/cbor\n")
+  (data (i32.const 16) "type text/plain text/x-loop\ntype text/plain text/x-trap\ntype text/plain text/x-big\ntype text/plain application/json\ntype text/plain application/cbor\ntype text/plain text/x-status\n")
   (data (i32.const 512) "{not json")
   (global $spins (mut i64) (i64.const 0))
 
@@ -31,7 +33,7 @@
     (i32.const 65536))
 
   (func (export "pycomms_codec_pairs") (result i32)
-    (drop (call $reply (i32.const 16) (i32.const 149)))
+    (drop (call $reply (i32.const 16) (i32.const 179)))
     (i32.const 0))
 
   (func (export "pycomms_codec_convert")
@@ -54,6 +56,9 @@
         (if (i32.lt_s (local.get $r) (i32.const 0))
           (then (return (i32.sub (i32.const 0) (local.get $r)))))
         (return (i32.const 0))))
+    ;; "text/x-status": 13 bytes
+    (if (i32.eq (local.get $tlen) (i32.const 13))
+      (then (return (i32.const 99))))
     ;; application/json and application/cbor: garbage
     (drop (call $reply (i32.const 512) (i32.const 9)))
     (i32.const 0))

@@ -230,7 +230,7 @@ func (w *instance) invokeConvert(m *message.Message, deadline int64, from, to st
 		// Whatever the codec returned after reply refused its output.
 		return nil, message.Errorf(abi.StatusTooLarge, "codec %q: %s: output of %d bytes exceeds max_reply (%d bytes)", w.v.spec.Name, m.Subject, w.tooLarge, w.v.spec.MaxReply), false
 	}
-	return w.complete(m, abi.Status(int32(w.stack[0])))
+	return w.complete(m, abi.ExportCodecConvert, abi.Status(int32(w.stack[0])))
 }
 
 // Convert runs a conversion on the current version (Version.Convert);

@@ -121,6 +121,14 @@ func TestCodecHostileWAT(t *testing.T) {
 			t.Fatalf("after the hostile conversions: %v", err)
 		}
 	}
+	// A status outside SPEC section 6 is an ABI violation of the export
+	// that returned it.
+	before := v.Restarts()
+	_, err = v.Convert(ctx, "text/plain", "text/x-status", in)
+	wantStatus(t, err, abi.StatusTrap, "ABI violation: pycomms_codec_convert returned unknown status 99")
+	if v.Restarts() != before+1 {
+		t.Fatalf("restarts %d after an unknown status, want %d: the instance is replaced", v.Restarts(), before+1)
+	}
 }
 
 func TestCodecRefusedAtLoad(t *testing.T) {

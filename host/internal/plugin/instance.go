@@ -247,7 +247,7 @@ func (w *instance) invoke(m *message.Message, deadline int64) (reply []byte, err
 	if cerr := w.handle.CallWithStack(w.ctx, w.stack[:5]); cerr != nil {
 		return nil, w.failure(m, cerr), true
 	}
-	return w.complete(m, abi.Status(int32(w.stack[0])))
+	return w.complete(m, abi.ExportHandle, abi.Status(int32(w.stack[0])))
 }
 
 // failure turns a failed guest call into the caller's error.
@@ -303,8 +303,9 @@ func (w *instance) cause(err error) error {
 	return firstLine(err)
 }
 
-// complete turns the status pycomms_handle returned into the result.
-func (w *instance) complete(m *message.Message, status abi.Status) ([]byte, error, bool) {
+// complete turns the status export (pycomms_handle or
+// pycomms_codec_convert) returned into the result.
+func (w *instance) complete(m *message.Message, export string, status abi.Status) ([]byte, error, bool) {
 	name := w.v.spec.Name
 	request := m.Kind == abi.KindRequest
 	var err *message.Error
@@ -339,7 +340,7 @@ func (w *instance) complete(m *message.Message, status abi.Status) ([]byte, erro
 	default:
 		if status < abi.StatusOK || status > abi.MaxStatus {
 			return nil, message.Errorf(abi.StatusTrap, "plugin %q: %s: ABI violation: %s returned unknown status %d",
-				name, m.Subject, abi.ExportHandle, int32(status)), true
+				name, m.Subject, export, int32(status)), true
 		}
 		text := string(w.reply)
 		if text == "" {
