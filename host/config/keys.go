@@ -189,13 +189,13 @@ var keys = []Key{
 		node:    func(c *Config) any { return c.ControlAllowHosts },
 	},
 	{
-		Path: "control.token_file", Type: TypePath, Reload: Restart,
+		Path: "control.token_file", Type: TypePath, Reload: Live,
 		Default: "none",
-		Doc:     "A file holding the token the control API requires, sent by clients as `Authorization: Bearer TOKEN` (the CLI: `--token-file FILE` or `PYCOMMS_CONTROL_TOKEN`). Required when `control.listen` is not loopback or a unix socket; when set, required on every listener. The file must be mode 0600 or stricter (refused if wider, naming its mode), hold 16–4096 bytes of printable ASCII (surrounding white space is ignored), and is read at start. Requests without it are answered `401 denied`; `/healthz` and `/readyz` need no token. A relative path is relative to the config file's directory.",
+		Doc:     "A file holding the token the control API requires, sent by clients as `Authorization: Bearer TOKEN` (the CLI: `--token-file FILE` or `PYCOMMS_CONTROL_TOKEN`). Required when `control.listen` is not loopback or a unix socket; when set, required on every listener. The file must be mode 0600 or stricter (refused if wider, naming its mode), hold 16–4096 bytes of printable ASCII (surrounding white space is ignored), and is read at start and again at every reload, whether or not the path changed: write a new token into the file (or point the key at another) and reload to rotate it. Requests already admitted finish; later ones need the new token, the CLI's next command included. Requests without it are answered `401 denied`; `/healthz` and `/readyz` need no token. A relative path is relative to the config file's directory.",
 		node:    func(c *Config) any { return c.ControlTokenFile },
 	},
 	{
-		Path: "control.public_metrics", Type: TypeBool, Reload: Restart,
+		Path: "control.public_metrics", Type: TypeBool, Reload: Live,
 		Default: "`false`",
 		Doc:     "`true` serves `/metrics` without the token, for a scraper that cannot send one. The metrics show plugin and service names and traffic counts, nothing else.",
 		node:    func(c *Config) any { return c.ControlPublicMetrics },

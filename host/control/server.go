@@ -80,9 +80,9 @@ type Server struct {
 
 	// token, when set, is required on every request but those of
 	// tokenExempt; metrics serves GET /metrics when set.
-	token         *tokenGate
+	token         atomic.Pointer[tokenGate]
 	metrics       http.Handler
-	publicMetrics bool
+	publicMetrics atomic.Bool
 
 	// Limits on what clients hold; see limits.go.
 	headerTimeout time.Duration
@@ -139,9 +139,7 @@ func WithAllowedHosts(names ...string) Option {
 // the API open (the node allows that on loopback and unix sockets only).
 func WithToken(token string) Option {
 	return func(s *Server) {
-		if token != "" {
-			s.token = newTokenGate(token)
-		}
+		s.SetToken(token)
 	}
 }
 
@@ -153,8 +151,22 @@ func WithMetrics(h http.Handler) Option {
 // WithPublicMetrics lets GET /metrics through without the token
 // (control.public_metrics), for a scraper that cannot send one.
 func WithPublicMetrics(public bool) Option {
-	return func(s *Server) { s.publicMetrics = public }
+	return func(s *Server) { s.publicMetrics.Store(public) }
 }
+
+// SetToken replaces the token a running server requires ("" opens it, as
+// WithToken): a reload that rotates control.token_file. A request already
+// admitted finishes; every later one is checked against the new token.
+func (s *Server) SetToken(token string) {
+	if token == "" {
+		s.token.Store(nil)
+		return
+	}
+	s.token.Store(newTokenGate(token))
+}
+
+// SetPublicMetrics changes WithPublicMetrics on a running server.
+func (s *Server) SetPublicMetrics(public bool) { s.publicMetrics.Store(public) }
 
 // NewServer returns a control API server for b that reports v on
 // GET /v1/version and logs to logger (nil discards logs).
@@ -266,6 +278,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
+		gate := s.token.Load()
 		switch {
 		case r.Header.Get("Origin") != "":
 			// Browsers send Origin on cross-site POSTs and fetches; no
@@ -275,8 +288,8 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		case !s.hostAllowed(r.Host):
 			s.writeError(rec, r, message.Errorf(abi.StatusDenied,
 				"control API refuses Host %q: use an IP address or localhost, or add the name to control.allow_hosts in the node's config", r.Host))
-		case s.token != nil && !s.tokenExempt(r.URL.Path):
-			if why := s.token.check(r); why != "" {
+		case gate != nil && !s.tokenExempt(r.URL.Path):
+			if why := gate.check(r); why != "" {
 				rec.Header().Set("WWW-Authenticate", `Bearer realm="pycomms-host"`)
 				s.writeErrorCode(rec, r, http.StatusUnauthorized, message.Errorf(abi.StatusDenied, "%s", why))
 				break
@@ -300,7 +313,7 @@ const MetricsPath = "/metrics"
 // decides; every other path needs the token when one is configured.
 func (s *Server) tokenExempt(path string) bool {
 	if path == MetricsPath {
-		return s.publicMetrics
+		return s.publicMetrics.Load()
 	}
 	return slices.Contains(ProbePaths, path)
 }

@@ -112,3 +112,15 @@ func (g *tokenGate) check(r *http.Request) string {
 	}
 	return ""
 }
+
+// TokenMatches reports whether token is the one the server requires
+// ("" for none), in constant time: a reload tells a rotated token from
+// an unchanged one without keeping the token.
+func (s *Server) TokenMatches(token string) bool {
+	g := s.token.Load()
+	if g == nil || token == "" {
+		return g == nil && token == ""
+	}
+	sum := sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(sum[:], g.sum[:]) == 1
+}

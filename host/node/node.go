@@ -474,14 +474,12 @@ func (n *Node) Start() error {
 			n.closeMesh()
 			n.closeTransports()
 		}
-		token := ""
-		if tokenFile != "" {
-			// Read again at start: the file may have changed since the
-			// config was loaded. The error names the key, never the token.
-			if token, err = control.ReadTokenFile("control.token_file", tokenFile); err != nil {
-				stop()
-				return err
-			}
+		// Read again at start: the file may have changed since the config
+		// was loaded. The error names the key, never the token.
+		token, err := readControlToken(tokenFile)
+		if err != nil {
+			stop()
+			return err
 		}
 		l, err := listenControl(addr)
 		if err != nil {

@@ -76,8 +76,18 @@ func (n *Node) reload(ctx context.Context) error {
 	cur, curDigest := n.cfg, n.digest
 	ms := maps.Clone(n.plugins)
 	n.mu.Unlock()
+	// The token file is read again whether or not its path changed: a
+	// reload is how an operator rotates the token.
+	token, err := readControlToken(cfg.ControlTokenFile)
+	if err != nil {
+		return &control.ConfigError{Err: err}
+	}
 	digest := cfg.Digest()
 	if digest == curDigest {
+		if n.setControlAuth(cfg, token) {
+			n.logger.Info("config reload: control token replaced (control.token_file)")
+			return nil
+		}
 		n.logger.Info("config reload: nothing changed")
 		return nil
 	}
@@ -115,8 +125,35 @@ func (n *Node) reload(ctx context.Context) error {
 		n.mesh.SetPeers(peersOf(cfg.Peers))
 	}
 	n.reloadTransports(cfg)
-	n.logger.Info("config reloaded", "changed", plan.changed, "removed", len(plan.drain), "generation", plan.gen)
+	tokenReplaced := n.setControlAuth(cfg, token)
+	n.logger.Info("config reloaded", "changed", plan.changed, "removed", len(plan.drain), "generation", plan.gen,
+		"control_token_replaced", tokenReplaced)
 	return nil
+}
+
+// readControlToken reads control.token_file; "" when none is set. Errors
+// name the key and the file, never the token.
+func readControlToken(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	return control.ReadTokenFile("control.token_file", path)
+}
+
+// setControlAuth gives the running control API cfg's token (read from
+// control.token_file by the caller) and control.public_metrics, and
+// reports whether the token changed. The API's listener is a restart key;
+// who may use it is not.
+func (n *Node) setControlAuth(cfg *config.Config, token string) bool {
+	if n.server == nil { // before Start, or no control API
+		return false
+	}
+	n.server.SetPublicMetrics(cfg.ControlPublicMetrics)
+	if n.server.TokenMatches(token) {
+		return false
+	}
+	n.server.SetToken(token)
+	return true
 }
 
 // reloadPlan is what a reload does after its build locks are released.
