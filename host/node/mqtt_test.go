@@ -398,3 +398,85 @@ func TestMQTTNoLoop(t *testing.T) {
 		t.Errorf("%d messages delivered, want 2 (ready, out/x)", ti.MessagesIn)
 	}
 }
+
+// TestMQTTQoS1ResentAfterDrop: at qos 1 the plugin keeps what it
+// published until the broker's PUBACK. Here the PUBLISH packets are held
+// on their way to the broker (a proxy delaying them) when the connection
+// drops, so the broker never gets them; the host dials again, and the
+// plugin writes them again on the new connection, DUP set: the
+// subscriber gets every one. Before, they were lost with the connection.
+func TestMQTTQoS1ResentAfterDrop(t *testing.T) {
+	b := hosttest.StartMosquitto(t, hosttest.MosquittoOptions{Verbose: true})
+	px := hosttest.NewTCPProxy(t, b.Addr)
+	c, logs := mqttNode(t, "tcp://"+px.Addr(), `{qos: 1, keepalive: 5, client_id: host-r}`)
+	lines := hosttest.MosquittoSub(t, b.Addr, "out/#", "-q", "1")
+	// The plugin is connected once a publish of its reaches the subscriber.
+	hosttest.CheckFor(t, eventuallyTimeout, func() error {
+		if _, err := c.Publish(t.Context(), "out.warm", []byte("w"), nil); err != nil {
+			return err
+		}
+		select {
+		case l := <-lines:
+			if l == "1 out/warm w" {
+				return nil
+			}
+			return fmt.Errorf("subscriber read %q", l)
+		case <-time.After(300 * time.Millisecond):
+			return fmt.Errorf("out.warm has not reached the subscriber")
+		}
+	})
+	drain := func() {
+		for {
+			select {
+			case <-lines:
+			case <-time.After(200 * time.Millisecond):
+				return
+			}
+		}
+	}
+	drain()
+
+	px.SetDelay(hosttest.ToServer, time.Minute)
+	out := transportNamed(t, c, "mqtt").Transport.MessagesOut
+	const n = 5
+	for i := range n {
+		if _, err := c.Publish(t.Context(), "out.m", fmt.Appendf(nil, "m%d", i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hosttest.CheckFor(t, eventuallyTimeout, func() error {
+		if got := transportNamed(t, c, "mqtt").Transport.MessagesOut; got < out+n {
+			return fmt.Errorf("the plugin has taken %d of the %d publishes", got-out, n)
+		}
+		return nil
+	})
+	px.Drop() // the held PUBLISH packets go with the connection
+	px.SetDelay(hosttest.ToServer, 0)
+
+	got := map[string]bool{}
+	timeout := time.After(eventuallyTimeout)
+	for len(got) < n {
+		select {
+		case l := <-lines:
+			if strings.HasPrefix(l, "1 out/m ") { // not a warm-up's, sent again
+				got[l] = true
+			}
+		case <-timeout:
+			t.Fatalf("after the drop the subscriber read %v; want m0..m%d\nnode log:\n%s\nbroker log:\n%s", got, n-1, logs, b.Log())
+		}
+	}
+	for i := range n {
+		if want := fmt.Sprintf("1 out/m m%d", i); !got[want] {
+			t.Errorf("subscriber did not read %q (read %v)", want, got)
+		}
+	}
+	hosttest.CheckFor(t, eventuallyTimeout, func() error { // mosquitto's log comes in bursts
+		if !strings.Contains(b.Log(), "Received PUBLISH from host-r (d1, q1") {
+			return fmt.Errorf("the broker logged no PUBLISH with DUP set")
+		}
+		return nil
+	})
+	if !logs.Contains("written again") {
+		t.Errorf("the plugin did not log the resend:\n%s", logs)
+	}
+}

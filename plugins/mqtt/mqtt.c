@@ -12,6 +12,11 @@
  *     when deliver accepted it;
  *   - an event or send the host routes out (the plugin's `topics` and
  *     `services`) is published on the mapped topic at the configured QoS;
+ *   - at QoS 1 each PUBLISH written is kept until the broker's PUBACK; a
+ *     connection to the same dial entry that comes up after a drop writes
+ *     the ones not acknowledged again (DUP set, same packet identifier,
+ *     MQTT 3.1.1 section 4.4), so a drop loses none (at most MAX_UNACKED
+ *     and UNACKED_BYTES kept: beyond, a publish is refused with busy);
  *   - every keepalive period a timer writes PINGREQ; a broker that sent
  *     nothing since the last one is dead: the connection is closed, and the
  *     host dials it again with backoff (SPEC 13.2).
@@ -47,13 +52,35 @@ static const uint8_t origin_hdr[] = {0xa1, 0x6e, 'p', 'y', 'c', 'o', 'm', 'm', '
 
 typedef struct {
     uint32_t id;    /* 0: a free entry */
+    int32_t index;  /* its dial entry */
     int connected;  /* CONNACK accepted */
     int waiting;    /* a CONNACK or PINGRESP is due: set when CONNECT or PINGREQ is written,
                        cleared by any packet from the broker */
-    uint16_t next_pid;
 } mconn;
 
 static mconn conns[MAX_CONNS];
+
+/* QoS 1 PUBLISH packets written and not yet acknowledged, by dial entry
+ * (a broker): written again on that entry's next connection. */
+#define MAX_UNACKED 256
+#define UNACKED_BYTES (1u << 20)
+
+typedef struct {
+    uint8_t *pkt; /* the whole packet, fixed header included; 0: a free entry */
+    uint32_t len;
+    uint32_t conn; /* the connection it was last written on */
+    int32_t index;
+    uint16_t pid;
+} unacked;
+
+static unacked outq[MAX_UNACKED];
+static uint32_t outq_n, outq_bytes;
+static uint64_t outq_refused;
+
+/* Packet identifiers come from one counter for every connection (MQTT
+ * scopes them per session, so that is allowed) and skip those still
+ * waiting for a PUBACK: one resent after a reconnect keeps its own. */
+static uint16_t last_pid;
 
 static struct {
     int loaded;
@@ -202,9 +229,9 @@ static void putstr(pkt *p, const char *s, size_t n) {
     put(p, s, n);
 }
 
-/* pkt_send fills in the fixed header in front of the body and writes the
- * packet on conn. */
-static int32_t pkt_send(pkt *p, uint8_t first, uint32_t conn) {
+/* pkt_frame fills in the fixed header in front of the body; *out and
+ * *len are then the whole packet. */
+static int32_t pkt_frame(pkt *p, uint8_t first, const uint8_t **out, uint32_t *len) {
     if (p->oom) return -PC_TOO_LARGE;
     size_t rem = p->n - 5;
     if (rem > 268435455) return -PC_TOO_LARGE;
@@ -219,12 +246,78 @@ static int32_t pkt_send(pkt *p, uint8_t first, uint32_t conn) {
     } while (rem);
     uint8_t *start = p->b + 5 - h;
     memcpy(start, hdr, h);
-    return pct_write(conn, start, (uint32_t)(p->n - 5 + h));
+    *out = start;
+    *len = (uint32_t)(p->n - 5 + h);
+    return 0;
 }
 
-static uint16_t next_pid(mconn *c) {
-    if (++c->next_pid == 0) c->next_pid = 1;
-    return c->next_pid;
+/* pkt_send writes the packet on conn. */
+static int32_t pkt_send(pkt *p, uint8_t first, uint32_t conn) {
+    const uint8_t *b;
+    uint32_t len;
+    int32_t st = pkt_frame(p, first, &b, &len);
+    return st < 0 ? st : pct_write(conn, b, len);
+}
+
+static int pid_in_use(uint16_t pid) {
+    for (int i = 0; i < MAX_UNACKED; i++)
+        if (outq[i].pkt && outq[i].pid == pid) return 1;
+    return 0;
+}
+
+static uint16_t next_pid(void) {
+    do {
+        if (++last_pid == 0) last_pid = 1;
+    } while (outq_n && pid_in_use(last_pid));
+    return last_pid;
+}
+
+/* keep stores a copy of a QoS 1 PUBLISH written on a connection of dial
+ * entry index; 0 when it cannot (no room), and the caller refuses it. */
+static int keep(mconn *c, uint16_t pid, const uint8_t *b, uint32_t len) {
+    if (outq_n >= MAX_UNACKED || outq_bytes + len > UNACKED_BYTES) return 0;
+    for (int i = 0; i < MAX_UNACKED; i++) {
+        if (outq[i].pkt) continue;
+        uint8_t *copy = malloc(len);
+        if (!copy) return 0;
+        memcpy(copy, b, len);
+        outq[i] = (unacked){.pkt = copy, .len = len, .conn = c->id, .index = c->index, .pid = pid};
+        outq_n++;
+        outq_bytes += len;
+        return 1;
+    }
+    return 0;
+}
+
+static void forget(unacked *u) {
+    free(u->pkt);
+    outq_n--;
+    outq_bytes -= u->len;
+    *u = (unacked){0};
+}
+
+/* acked drops what a PUBACK on c acknowledges. */
+static void acked(mconn *c, uint16_t pid) {
+    for (int i = 0; i < MAX_UNACKED; i++)
+        if (outq[i].pkt && outq[i].pid == pid && outq[i].index == c->index) {
+            forget(&outq[i]);
+            return;
+        }
+}
+
+/* resend writes again, DUP set, what c's dial entry has not had
+ * acknowledged on an earlier connection: c is a new one to that broker
+ * (what c itself carried before its CONNACK is not written twice). */
+static void resend(mconn *c) {
+    int n = 0;
+    for (int i = 0; i < MAX_UNACKED; i++) {
+        unacked *u = &outq[i];
+        if (!u->pkt || u->index != c->index || u->conn == c->id) continue;
+        u->conn = c->id;
+        u->pkt[0] |= 0x08;
+        if (pct_write(c->id, u->pkt, u->len) >= 0) n++;
+    }
+    if (n) logf_(PC_LOG_INFO, "mqtt: connection %u: %d QoS 1 publish(es) not acknowledged before the last drop written again", c->id, n);
 }
 
 /* --- events --- */
@@ -239,7 +332,7 @@ static void subscribe(mconn *c) {
     for (int i = 0; i < cfg.nfilters; i++) body += 3 + strlen(cfg.filters[i]);
     pkt p;
     pkt_start(&p, body);
-    put16(&p, next_pid(c));
+    put16(&p, next_pid());
     for (int i = 0; i < cfg.nfilters; i++) {
         putstr(&p, cfg.filters[i], strlen(cfg.filters[i]));
         uint8_t q = (uint8_t)cfg.qos;
@@ -261,6 +354,7 @@ static void opened(uint32_t id, int dialed, int32_t index) {
     }
     memset(c, 0, sizeof *c);
     c->id = id;
+    c->index = index;
     size_t cl = strlen(cfg.client_id), ul = strlen(cfg.username), pl = strlen(cfg.password);
     pkt p;
     pkt_start(&p, 12 + 2 + cl + 2 + ul + 2 + pl);
@@ -377,6 +471,7 @@ static int32_t packet(mconn *c, uint8_t first, const uint8_t *b, uint32_t n) {
         c->connected = 1;
         c->waiting = 0;
         subscribe(c);
+        resend(c);
         logf_(PC_LOG_INFO, "mqtt: connection %u: connected, %d subscription(s)", c->id, cfg.nfilters);
         return 0;
     }
@@ -385,6 +480,8 @@ static int32_t packet(mconn *c, uint8_t first, const uint8_t *b, uint32_t n) {
     case PUBLISH:
         return inbound(c, first & 0x0f, b, n);
     case PUBACK:
+        if (n == 2) acked(c, (uint16_t)(b[0] << 8 | b[1]));
+        return 0;
     case PINGRESP:
         return 0;
     case SUBACK:
@@ -443,19 +540,40 @@ static int32_t message(uint32_t corr, int32_t kind, const char *subject, uint32_
               (int)(sl > 200 ? 200 : sl), subject, why, (unsigned long long)refused);
         return PC_INVALID;
     }
-    int sent = 0;
+    int sent = 0, full = 0;
     for (int i = 0; i < MAX_CONNS; i++) {
         mconn *c = &conns[i];
         if (!c->id) continue;
         pkt p;
         pkt_start(&p, 2 + (size_t)tl + 2 + pl);
         putstr(&p, topic, (size_t)tl);
-        if (cfg.qos) put16(&p, next_pid(c));
+        uint16_t pid = 0;
+        if (cfg.qos) put16(&p, pid = next_pid());
         put(&p, payload, pl);
-        if (pkt_send(&p, (uint8_t)(PUBLISH << 4 | cfg.qos << 1), c->id) >= 0) sent++;
+        const uint8_t *b;
+        uint32_t len;
+        if (pkt_frame(&p, (uint8_t)(PUBLISH << 4 | cfg.qos << 1), &b, &len) < 0) continue;
+        if (cfg.qos) {
+            if (!keep(c, pid, b, len)) {
+                full = 1;
+                continue;
+            }
+            /* Kept: a write that fails (the connection just closed) is
+             * made good on the next connection to this broker. */
+            pct_write(c->id, b, len);
+            sent++;
+        } else if (pct_write(c->id, b, len) >= 0) {
+            sent++;
+        }
         if (kind == PCT_SEND) break;
     }
-    return sent ? PC_OK : PC_UNREACHABLE;
+    if (full) {
+        outq_refused++;
+        logf_(PC_LOG_WARN, "mqtt: %.*s refused: %u QoS 1 publishes (%u bytes) wait for the broker's PUBACK, the most "
+                           "this plugin keeps (refused so far: %llu)",
+              (int)(sl > 200 ? 200 : sl), subject, outq_n, outq_bytes, (unsigned long long)outq_refused);
+    }
+    return sent ? PC_OK : full ? PC_BUSY : PC_UNREACHABLE;
 }
 
 static const pct_handler handler = {

@@ -252,7 +252,7 @@ func (t *Transport) keepDialled(i int) {
 	backoff := t.cfg.MinBackoff
 	connected := false
 	for t.ctx.Err() == nil {
-		if s := t.pick(false); s != nil {
+		if s := t.home(i); s != nil {
 			start := time.Now()
 			c, err := t.dial(i, t.ids.Add(1), s)
 			if err == nil {
@@ -279,6 +279,18 @@ func (t *Transport) keepDialled(i int) {
 		}
 		backoff = min(2*backoff, MaxBackoff)
 	}
+}
+
+// home is the instance dial entry i's connections go to: entry i on
+// instance i mod instances, the same on every redial, so that what the
+// plugin keeps for that peer (a session, messages it has not had
+// acknowledged) is there when the connection comes back (SPEC 13.2).
+// Another live instance when that one is not alive.
+func (t *Transport) home(i int) *slot {
+	if s := t.slots[i%len(t.slots)]; t.v.SlotAlive(s.i) {
+		return s
+	}
+	return t.pick(false)
 }
 
 // acceptLoop accepts connections on accept entry i.
