@@ -140,6 +140,33 @@ func (t *Transport) settle(corr uint32, r result) bool {
 	return ok
 }
 
+// enqueue puts j on s's queue. When the queue is full, a message whose
+// sender on this host gave it a deadline waits for room until then, as
+// on a congested mesh link (flow control: the publisher slows down
+// instead of losing it); with a zero deadline it is refused at once. Post
+// passes zero for a message that came over the mesh: its link's reader
+// must not stall behind this queue.
+func (t *Transport) enqueue(s *slot, j *job, deadline time.Time) bool {
+	select {
+	case s.jobs <- j:
+		return true
+	default:
+	}
+	if deadline.IsZero() {
+		return false
+	}
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case s.jobs <- j:
+		return true
+	case <-timer.C:
+		return false
+	case <-t.ctx.Done():
+		return false
+	}
+}
+
 // Post hands a send to one instance that owns a connection and an event
 // to every such instance; with none, the message is dropped and counted.
 func (t *Transport) Post(m *message.Message) error {
@@ -170,18 +197,29 @@ func (t *Transport) Post(m *message.Message) error {
 		return message.Errorf(abi.StatusUnreachable, "transport %q: %s: no connection is open", t.name, m.Subject)
 	}
 	ev := t.messageEvent(m, 0)
+	wait := m.Deadline
+	if m.FromNode != "" {
+		wait = time.Time{}
+	}
 	queued := 0
 	for _, s := range targets {
-		select {
-		case s.jobs <- &job{ev: ev}:
+		if t.enqueue(s, &job{ev: ev}, wait) {
 			t.stats.messagesOut.Add(1)
 			queued++
-		default:
+		} else {
 			t.stats.dropped.Add(1)
 		}
 	}
 	if queued == 0 || (queued < len(targets) && m.Kind == abi.KindSend) {
-		return message.Errorf(abi.StatusBusy, "transport %q is busy: %d messages queued", t.name, slotQueue)
+		return message.Errorf(abi.StatusBusy, "transport %q is busy: %d messages queued for an instance%s", t.name, slotQueue, untilDeadline(wait))
 	}
 	return nil
+}
+
+// untilDeadline says, in a busy error, that the message waited for room.
+func untilDeadline(deadline time.Time) string {
+	if deadline.IsZero() {
+		return ""
+	}
+	return " until the sender's deadline"
 }
