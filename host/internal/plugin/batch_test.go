@@ -293,6 +293,15 @@ func TestCSDKBatch(t *testing.T) {
 	if b := sdkBatch(t, v, count); b < 2 || b > count/2 {
 		t.Fatalf("%d batches for %d events held back: want them to come in a few", b, count)
 	}
+	// Calls are counted as a batch starts: its last greeting is logged
+	// once the batch has run.
+	last := fmt.Sprintf("msg=\"greeting on greetings.%d: g%d\"", count-1, count-1)
+	hosttest.CheckFor(t, 20*time.Second, func() error {
+		if !strings.Contains(logs.String(), last) {
+			return fmt.Errorf("the log lacks %s", last)
+		}
+		return nil
+	})
 	text := logs.String()
 	at := 0
 	for i := range count {
