@@ -72,6 +72,12 @@ the node is not ready. With --strict the node refuses to start instead
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			// Before anything listens: Start tells systemd READY=1 and a
+			// reload may follow at once, and SIGHUP's default action would
+			// end the process. One that comes during Start is taken after.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
 			n, err := hostnode.New(ctx, hostnode.Options{
 				ConfigPath: configPath(cmd),
 				Env:        os.Environ(),
@@ -91,9 +97,6 @@ the node is not ready. With --strict the node refuses to start instead
 				}
 				return err
 			}
-			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
-			defer signal.Stop(hup)
 			for {
 				select {
 				case <-ctx.Done():

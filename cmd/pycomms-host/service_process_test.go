@@ -155,11 +155,11 @@ func nextState(t *testing.T, states <-chan string, pings *int, what string) stri
 }
 
 // TestProcessSystemdNotify: a node started with NOTIFY_SOCKET and
-// WATCHDOG_USEC sends READY=1 once its control API answers (GET /readyz
-// at the moment READY=1 arrives succeeds without a retry), pings the
-// watchdog again and again, sends RELOADING=1 with MONOTONIC_USEC and
-// then READY=1 around a SIGHUP reload, and STOPPING=1 on SIGTERM, then
-// exits 0. Before, it sent nothing, and systemd with Type=notify would
+// WATCHDOG_USEC sends READY=1 once its control API answers, takes a
+// SIGHUP sent the moment READY=1 arrives (RELOADING=1 with MONOTONIC_USEC,
+// then READY=1; before, that SIGHUP could come before the node listened
+// for it and end the process), answers GET /readyz, pings the watchdog
+// again and again, and sends STOPPING=1 on SIGTERM, then exits 0. Before, it sent nothing, and systemd with Type=notify would
 // have killed it for never getting ready.
 func TestProcessSystemdNotify(t *testing.T) {
 	sock, states := notifySocket(t)
@@ -179,13 +179,30 @@ func TestProcessSystemdNotify(t *testing.T) {
 	if s := nextState(t, states, &pings, "READY=1 at start"); s != "READY=1" {
 		t.Fatalf("first notification %q, want READY=1", s)
 	}
+	// A reload right after READY=1, as systemctl reload may send it: the
+	// node takes SIGHUP from before it is ready (its default action would
+	// end the process).
+	if err := h.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	s := nextState(t, states, &pings, "RELOADING=1 after SIGHUP")
+	lines := strings.Split(s, "\n")
+	if lines[0] != "RELOADING=1" || len(lines) != 2 || !strings.HasPrefix(lines[1], "MONOTONIC_USEC=") {
+		t.Fatalf("after SIGHUP: %q, want RELOADING=1 and MONOTONIC_USEC=\n%s", s, h.Logs.String())
+	}
+	if usec, err := strconv.ParseUint(strings.TrimPrefix(lines[1], "MONOTONIC_USEC="), 10, 64); err != nil || usec == 0 {
+		t.Errorf("MONOTONIC_USEC: %q", lines[1])
+	}
+	if s := nextState(t, states, &pings, "READY=1 after the reload"); s != "READY=1" {
+		t.Fatalf("after RELOADING=1: %q, want READY=1", s)
+	}
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", port))
 	if err != nil {
-		t.Fatalf("GET /readyz right after READY=1: %v", err)
+		t.Fatalf("GET /readyz after READY=1: %v", err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Errorf("GET /readyz right after READY=1: %s", resp.Status)
+		t.Errorf("GET /readyz after READY=1: %s", resp.Status)
 	}
 
 	// The watchdog: pings keep coming (at least 5, whatever the load).
@@ -200,21 +217,6 @@ func TestProcessSystemdNotify(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("%d watchdog pings within %v (WATCHDOG_USEC %v)", pings, procRouteTimeout, watchdog)
 		}
-	}
-
-	if err := h.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	s := nextState(t, states, &pings, "RELOADING=1 after SIGHUP")
-	lines := strings.Split(s, "\n")
-	if lines[0] != "RELOADING=1" || len(lines) != 2 || !strings.HasPrefix(lines[1], "MONOTONIC_USEC=") {
-		t.Fatalf("after SIGHUP: %q, want RELOADING=1 and MONOTONIC_USEC=", s)
-	}
-	if usec, err := strconv.ParseUint(strings.TrimPrefix(lines[1], "MONOTONIC_USEC="), 10, 64); err != nil || usec == 0 {
-		t.Errorf("MONOTONIC_USEC: %q", lines[1])
-	}
-	if s := nextState(t, states, &pings, "READY=1 after the reload"); s != "READY=1" {
-		t.Fatalf("after RELOADING=1: %q, want READY=1", s)
 	}
 
 	if err := h.Signal(syscall.SIGTERM); err != nil {
