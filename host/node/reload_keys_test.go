@@ -16,7 +16,9 @@ import (
 func TestLiveKeysAreApplied(t *testing.T) {
 	// drain_timeout is read from the applied config when a drain starts
 	// (Node.DrainTimeout; TestDrainTimeoutIsLive).
-	applied := []string{"peers", "plugins", "drain_timeout"}
+	// control.token_file and control.public_metrics are applied to the
+	// running control API (setControlAuth; TestControlTokenRotatedByReload).
+	applied := []string{"peers", "plugins", "drain_timeout", "control.token_file", "control.public_metrics"}
 	for _, k := range config.Keys() {
 		if k.Reload == config.Live && !strings.HasPrefix(k.Path, "plugins[].") && !slices.Contains(applied, k.Path) {
 			t.Errorf("%s is declared Live, but Reload does not apply it: declare it Restart, or apply it in Reload", k.Path)
