@@ -114,7 +114,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		mono:              map[string]monoState{},
 		peerMono:          map[string]monoState{},
 	}
-	nm.reg.MustRegister(nm.calls.duration, nm.calls.errors, (*nodeCollector)(nm),
+	nm.reg.MustRegister(nm.calls.duration, nm.calls.errors, nm.calls.remote, nm.calls.remoteErrors, (*nodeCollector)(nm),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return nm
 }
@@ -151,6 +151,10 @@ func addTransport(r *transport.Stats, st transport.Stats) {
 type callMetrics struct {
 	duration *prometheus.HistogramVec
 	errors   *prometheus.CounterVec
+	// remote is the requests this host's callers sent to other hosts:
+	// one series, since their subjects are the callers' to choose.
+	remote       prometheus.Histogram
+	remoteErrors *prometheus.CounterVec
 }
 
 func newCallMetrics() *callMetrics {
@@ -164,7 +168,21 @@ func newCallMetrics() *callMetrics {
 			Name: "pycomms_call_errors_total",
 			Help: "Requests a local plugin (or Go handler) answered with an error, per plugin, service and ABI status name.",
 		}, []string{"plugin", "service", "status"}),
+		remote: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pycomms_remote_call_duration_seconds",
+			Help:    "Time from routing a request to another host (no local handler) until its reply or error, as the caller on this host saw it; all services together.",
+			Buckets: callBuckets,
+		}),
+		remoteErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pycomms_remote_call_errors_total",
+			Help: "Requests sent to another host that ended in an error, per ABI status name (unreachable, timeout, the remote handler's status, ...).",
+		}, []string{"status"}),
 	}
+}
+
+// remoteObserver is router.Options.ObserveRemote.
+func (cm *callMetrics) remoteObserver() router.CallObserver {
+	return &callObserver{h: cm.remote, errs: cm.remoteErrors}
 }
 
 // observer is router.Options.Observe: the router asks once per route

@@ -93,6 +93,14 @@ func TestMetricsLinkTraffic(t *testing.T) {
 	if v := value(fa, "pycomms_links_open", "transport", "tcp"); v != 1 {
 		t.Errorf("a's open tcp links = %v, want 1", v)
 	}
+	// a, the caller, times its calls to b too: one series for all remote
+	// calls (a caller's subjects are not labels).
+	if v := value(fa, "pycomms_remote_call_duration_seconds"); v < 11 {
+		t.Errorf("a observed %v remote calls, want at least 11", v)
+	}
+	if v := value(fa, "pycomms_call_duration_seconds"); v != -1 {
+		t.Errorf("a, which serves nothing, has a local call series (%v)", v)
+	}
 
 	// Traffic after the last scrape, then the link closes: only folding
 	// the closed link's final counts into the total shows it (a counter
@@ -124,6 +132,20 @@ func TestMetricsLinkTraffic(t *testing.T) {
 	}
 	if v := value(fa2, "pycomms_links_opened_total", "transport", "tcp"); v < 1 {
 		t.Errorf("links opened = %v, want at least 1", v)
+	}
+	// A call with nobody left to serve it is a remote call that failed.
+	if _, err := a.Call("echo.upper", "hi", 2*time.Second); err == nil {
+		t.Fatal("a call to echo with b gone succeeded")
+	}
+	fa3 := scrapeHost(t, a)
+	errs := 0.0
+	if f := fa3["pycomms_remote_call_errors_total"]; f != nil {
+		for _, m := range f.Metric {
+			errs += m.Counter.GetValue()
+		}
+	}
+	if errs < 1 {
+		t.Errorf("remote call errors after a failed call to a gone host: %v, want at least 1", errs)
 	}
 }
 

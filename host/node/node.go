@@ -296,7 +296,7 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 		if m := n.mesh; m != nil {
 			m.LocalChanged()
 		}
-	}, Observe: n.metrics.calls.observer})
+	}, Observe: n.metrics.calls.observer, ObserveRemote: n.metrics.calls.remoteObserver()})
 	if err := n.newMesh(); err != nil {
 		engine.Close()
 		return nil, err

@@ -83,9 +83,13 @@ type Options struct {
 	// owner handles for one of its services; the router asks once per
 	// (owner, service) each time its routes are rebuilt, never per call,
 	// so the observer should be looked up or made there. Requests handed
-	// to a Remote are not observed: their subject is whatever a caller
-	// wrote, not a service this host declared.
+	// to a Remote go to ObserveRemote instead: their subject is whatever
+	// a caller wrote, not a service this host declared.
 	Observe func(owner, service string) CallObserver
+	// ObserveRemote, when set, is told how each request handed to the
+	// Remote ended: all of them together, as their subjects are the
+	// callers' to choose.
+	ObserveRemote CallObserver
 }
 
 // CallObserver is told how each request a local owner handled ended: when
@@ -148,8 +152,9 @@ type Router struct {
 	subs   atomic.Pointer[[]*Subscription]
 	remote atomic.Pointer[remoteBox]
 
-	onChange func()
-	observe  func(owner, service string) CallObserver
+	onChange      func()
+	observe       func(owner, service string) CallObserver
+	observeRemote CallObserver
 
 	// seq numbers the events that originate on this host (their
 	// identity, with this host's node id).
@@ -183,7 +188,7 @@ type table struct {
 
 // New returns an empty Router.
 func New(opts Options) *Router {
-	r := &Router{maxHops: opts.MaxHops, log: opts.Logger, onChange: opts.OnChange, observe: opts.Observe}
+	r := &Router{maxHops: opts.MaxHops, log: opts.Logger, onChange: opts.OnChange, observe: opts.Observe, observeRemote: opts.ObserveRemote}
 	r.seq.Store(randomStart())
 	if r.maxHops <= 0 {
 		r.maxHops = DefaultMaxHops
@@ -396,7 +401,13 @@ func (r *Router) Call(ctx context.Context, m *message.Message) ([]byte, error) {
 		}
 		if rm != nil {
 			r.calls.Add(1)
-			return rm.Call(ctx, m)
+			if r.observeRemote == nil {
+				return rm.Call(ctx, m)
+			}
+			start := time.Now()
+			reply, err := rm.Call(ctx, m)
+			r.observeRemote.Observe(start, err)
+			return reply, err
 		}
 		reply, err := o.e.ep.Request(ctx, m)
 		if !errors.Is(err, ErrGone) {
