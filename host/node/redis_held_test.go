@@ -115,8 +115,12 @@ func testRedisReplyHeld(t *testing.T, password string) {
 	}
 	ownID = ownID[1:]
 
-	// b's command connection: the one client that is neither ours nor
-	// subscribed. Its session is up once it has answered a PUBLISH.
+	// b's session is up once its subscriber connection has its pattern
+	// subscription (psub; the test's own subscriber has none) and its
+	// command connection, the one client that is neither the test's nor
+	// subscribed, has run its first command (AUTH or PING; before any,
+	// Redis lists cmd=NULL, and a subscriber connection not yet
+	// subscribed looks the same).
 	var cmdID string
 	hosttest.CheckFor(t, eventuallyTimeout, func() error {
 		list, err := ctl.do("CLIENT", "LIST")
@@ -124,18 +128,23 @@ func testRedisReplyHeld(t *testing.T, password string) {
 			return err
 		}
 		var ids []string
+		subscribed := false
 		for _, line := range strings.Split(strings.TrimSpace(list), "\n") {
 			f := map[string]string{}
 			for _, kv := range strings.Fields(line) {
 				k, v, _ := strings.Cut(kv, "=")
 				f[k] = v
 			}
-			if f["id"] != ownID && f["sub"] == "0" && f["psub"] == "0" {
+			switch {
+			case f["id"] == ownID:
+			case f["psub"] != "0":
+				subscribed = true
+			case f["sub"] == "0" && f["cmd"] != "NULL":
 				ids = append(ids, f["id"])
 			}
 		}
-		if len(ids) != 1 {
-			return fmt.Errorf("command connections of b: %v; want one", ids)
+		if !subscribed || len(ids) != 1 {
+			return fmt.Errorf("b's subscriber subscribed: %v; its command connections: %v, want one", subscribed, ids)
 		}
 		cmdID = ids[0]
 		return nil
