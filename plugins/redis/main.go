@@ -158,7 +158,7 @@ type plugin struct {
 	// publish them: a new subscriber connection takes in requests before
 	// its command connection is open, and a command connection can drop
 	// and redial under a live subscriber. They go out, in order, once a
-	// session is ready; heldBytes bounds them with maxHeld.
+	// session is ready, at most maxHeld of them and maxHeldBytes.
 	held      []heldReply
 	heldBytes int
 }

@@ -211,15 +211,11 @@ func (t *Transport) Post(m *message.Message) error {
 		}
 	}
 	if queued == 0 || (queued < len(targets) && m.Kind == abi.KindSend) {
-		return message.Errorf(abi.StatusBusy, "transport %q is busy: %d messages queued for an instance%s", t.name, slotQueue, untilDeadline(wait))
+		waited := ""
+		if !wait.IsZero() {
+			waited = " until the sender's deadline"
+		}
+		return message.Errorf(abi.StatusBusy, "transport %q is busy: %d messages queued for an instance%s", t.name, slotQueue, waited)
 	}
 	return nil
-}
-
-// untilDeadline says, in a busy error, that the message waited for room.
-func untilDeadline(deadline time.Time) string {
-	if deadline.IsZero() {
-		return ""
-	}
-	return " until the sender's deadline"
 }
