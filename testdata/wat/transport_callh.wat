@@ -29,7 +29,7 @@
     (local $pages i32)
     (local.set $pages (i32.wrap_i64 (i64.shr_u
       (i64.add (i64.extend_i32_u (global.get $base))
-               (i64.add (i64.shl (i64.extend_i32_u (local.get $size)) (i64.const 1)) (i64.const 65542)))
+               (i64.add (i64.shl (i64.extend_i32_u (local.get $size)) (i64.const 1)) (i64.const 65544)))
       (i64.const 16))))
     (if (i32.gt_u (local.get $pages) (memory.size))
       (then (if (i32.eq (memory.grow (i32.sub (local.get $pages) (memory.size))) (i32.const -1))

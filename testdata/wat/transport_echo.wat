@@ -28,12 +28,14 @@
 
   (func (export "pycomms_abi_version") (result i32) (i32.const 1))
 
-  ;; one buffer at $base, grown to hold 2*size (room for the event built after it)
+  ;; one buffer at $base, grown to hold 2*size+7: room for the event built
+  ;; after it, its 7-byte subject included (without the 7, a 32 KiB data
+  ;; event of whole lines ran off the end of memory)
   (func (export "pycomms_alloc") (param $size i32) (result i32)
     (local $pages i32)
     (local.set $pages (i32.wrap_i64 (i64.shr_u
       (i64.add (i64.extend_i32_u (global.get $base))
-               (i64.add (i64.shl (i64.extend_i32_u (local.get $size)) (i64.const 1)) (i64.const 65535)))
+               (i64.add (i64.shl (i64.extend_i32_u (local.get $size)) (i64.const 1)) (i64.const 65542)))
       (i64.const 16))))
     (if (i32.gt_u (local.get $pages) (memory.size))
       (then (if (i32.eq (memory.grow (i32.sub (local.get $pages) (memory.size))) (i32.const -1))

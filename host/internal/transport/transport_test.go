@@ -109,8 +109,8 @@ func dialTo(t *testing.T, tr *Transport) net.Conn {
 func readN(t *testing.T, c net.Conn, n int) string {
 	t.Helper()
 	b := make([]byte, n)
-	if _, err := io.ReadFull(c, b); err != nil {
-		t.Fatalf("reading %d bytes: %v (got %q)", n, err, b)
+	if k, err := io.ReadFull(c, b); err != nil {
+		t.Fatalf("reading %d bytes: %v (got %d: %.64q)", n, err, k, b[:k])
 	}
 	return string(b)
 }
@@ -349,5 +349,25 @@ func TestWritesKeepOrder(t *testing.T) {
 		if want := fmt.Sprintf("line-%d-%s\n", i, pad); line != want {
 			t.Fatalf("line %d is %q, want %q", i, line, want)
 		}
+	}
+}
+
+// TestDataEventFillingItsPages: a data event whose bytes, doubled by the
+// fixture's alloc, end exactly on a page boundary (32 KiB of whole lines in
+// one read) is echoed; the fixture once built its event 7 bytes past the
+// memory it had grown and trapped, closing the connection mid-stream.
+func TestDataEventFillingItsPages(t *testing.T) {
+	g := start(t, "transport_echo", Config{Accept: []string{"127.0.0.1:0"}}, nil, nil)
+	c := dialTo(t, g.tr)
+	line := strings.Repeat("y", 127) + "\n"
+	block := strings.Repeat(line, 32<<10/len(line))
+	if _, err := io.WriteString(c, block); err != nil {
+		t.Fatal(err)
+	}
+	if got := readN(t, c, len(block)); got != block {
+		t.Fatalf("echoed %d bytes, not the %d written", len(got), len(block))
+	}
+	if n := g.tr.Stats().Closes["plugin error"]; n != 0 {
+		t.Fatalf("%d connections closed by a plugin error", n)
 	}
 }
