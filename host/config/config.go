@@ -102,7 +102,9 @@ type Config struct {
 	// DrainTimeout (drain_timeout) bounds how long a stopping node waits
 	// for the work in flight to finish.
 	DrainTimeout time.Duration
-	Plugins      []Plugin
+	// Queues tunes the delivery of durable queues (queues.*).
+	Queues  Queues
+	Plugins []Plugin
 
 	src *source // where each value came from, for At
 }
@@ -202,6 +204,8 @@ type Plugin struct {
 	// identity. See abi/SPEC.md section 14.5.
 	Accepts   []string
 	Encodings []string
+	// Queues are the durable queues the plugin consumes (handler only).
+	Queues []string
 }
 
 // Limits bound what one plugin instance may use.
@@ -831,3 +835,21 @@ func (w digestWriter) value(v any) {
 		w.str(fmt.Sprintf("%T:%#v", v, v))
 	}
 }
+
+// Queues is the queues section: how durable queues are delivered.
+type Queues struct {
+	MaxAttempts int
+	Backoff     time.Duration
+	MaxBackoff  time.Duration
+	MaxDepth    int
+}
+
+// Defaults and bounds of the queues section.
+const (
+	DefaultQueueMaxAttempts = 5
+	DefaultQueueBackoff     = time.Second
+	DefaultQueueMaxBackoff  = time.Minute
+	DefaultQueueMaxDepth    = 100_000
+	maxQueueAttempts        = 1000
+	maxQueueDepth           = 100_000_000
+)

@@ -139,6 +139,7 @@ func dump(t *testing.T, c *Config) string {
 		MaxReply  string         `json:"limits.max_reply"`
 		Grants    []string       `json:"grants"`
 		Config    map[string]any `json:"config"`
+		Queues    []string       `json:"queues,omitempty"`
 	}
 	type peer struct {
 		Index     int    `json:"index"`
@@ -171,10 +172,14 @@ func dump(t *testing.T, c *Config) string {
 		DeadAfter  string   `json:"discovery.dead_after"`
 		Warnings   []string `json:"warnings"`
 		Plugins    []plugin `json:"plugins"`
+		Queues     *Queues  `json:"queues,omitempty"` // when not the defaults
 	}{c.File, c.Node.Name, c.Control, c.ControlAllowHosts, c.CacheDir, c.DataDir, c.Log.Level.String(), c.Log.Format,
 		c.Listen.TCP, c.Listen.QUIC, []peer{}, c.Identity.Key, c.Identity.Cert, c.Trust.Secret, c.Trust.Nodes, c.Trust.CA, c.Trust.AllowOpen,
 		FormatSize(c.Mesh.MaxFrame), FormatSize(c.Mesh.SendBuffer), c.Mesh.Inflight,
-		c.Discovery.MDNS, formatDuration(c.Discovery.DeadAfter), c.Warnings(), []plugin{}}
+		c.Discovery.MDNS, formatDuration(c.Discovery.DeadAfter), c.Warnings(), []plugin{}, nil}
+	if c.Queues != (Queues{DefaultQueueMaxAttempts, DefaultQueueBackoff, DefaultQueueMaxBackoff, DefaultQueueMaxDepth}) {
+		out.Queues = &c.Queues
+	}
 	for _, p := range c.Peers {
 		out.Peers = append(out.Peers, peer(p))
 	}
@@ -185,7 +190,7 @@ func dump(t *testing.T, c *Config) string {
 		}
 		out.Plugins = append(out.Plugins, plugin{p.Index, p.Name, p.Path, p.Kind, p.Services, p.Topics,
 			p.Instances, p.Queue, p.Watch, FormatSize(p.Limits.Memory), formatDuration(p.Limits.Timeout),
-			FormatSize(p.Limits.MaxReply), grants, p.Config})
+			FormatSize(p.Limits.MaxReply), grants, p.Config, p.Queues})
 	}
 	var b strings.Builder
 	enc := json.NewEncoder(&b)

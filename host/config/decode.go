@@ -73,6 +73,7 @@ type decoder struct {
 	dir  string // directory of the config file; "" when there is none
 
 	services []serviceRef // every valid service, for the cross-plugin check
+	consumed []serviceRef // every valid consumed queue, likewise
 	// trustGiven says that the config sets a trust rule, valid or not: an
 	// invalid one is reported on its own, not as a missing one.
 	trustGiven bool
@@ -113,6 +114,8 @@ func (d *decoder) decode(raw map[string]any) *Config {
 		Plugins:   []Plugin{},
 
 		DrainTimeout: DefaultDrainTimeout,
+		Queues: Queues{MaxAttempts: DefaultQueueMaxAttempts, Backoff: DefaultQueueBackoff,
+			MaxBackoff: DefaultQueueMaxBackoff, MaxDepth: DefaultQueueMaxDepth},
 	}
 	d.unknownKeys("", raw, topKeys)
 
@@ -169,6 +172,7 @@ func (d *decoder) decode(raw map[string]any) *Config {
 		cfg.DrainTimeout = v
 	}
 
+	d.queues(cfg, raw["queues"])
 	d.mesh(cfg, raw)
 	d.discovery(cfg, raw)
 	d.exposure(cfg)
@@ -239,6 +243,13 @@ func (d *decoder) plugin(i int, m map[string]any) Plugin {
 	}
 	if items, ok := d.strList(key("topics"), m["topics"]); ok {
 		p.Topics = d.subjects(i, "topics", items, true)
+	}
+	if items, ok := d.strList(key("queues"), m["queues"]); ok {
+		if p.Kind != "handler" {
+			d.fail(key("queues"), "only a plugin of kind handler consumes queues (this one is kind %s)", p.Kind)
+		} else {
+			p.Queues = d.queueNames(i, items)
+		}
 	}
 	if n, ok := d.integer(key("instances"), m["instances"], minInstances, maxInstances); ok {
 		p.Instances = n
@@ -462,6 +473,11 @@ func (d *decoder) subjects(plugin int, field string, items []listItem, wildcards
 			d.fail(key, "%s is not a valid %s: %s", quote(it.s), what, reason)
 			continue
 		}
+		if strings.HasPrefix(it.s, "$") {
+			// The host routes $queue.NAME to its durable queues.
+			d.fail(key, "%s is not a valid %s: subjects starting with '$' are reserved for the host (queues are declared with plugins[].queues)", quote(it.s), what)
+			continue
+		}
 		if j, dup := first[it.s]; dup {
 			d.fail(key, "%s %q is listed twice (first at %s[%d])", what, it.s, field, j)
 			continue
@@ -531,6 +547,71 @@ func (d *decoder) crossCheck(plugins []Plugin) {
 		key := indexKey(joinKey(indexKey("plugins", s.plugin), "services"), s.item)
 		d.fail(key, "service %q is already served by %s", s.name, by)
 	}
+	consumer := map[string]serviceRef{}
+	for _, q := range d.consumed {
+		o, taken := consumer[q.name]
+		if !taken {
+			consumer[q.name] = q
+			continue
+		}
+		by := indexKey(joinKey(indexKey("plugins", o.plugin), "queues"), o.item)
+		if n, ok := names[o.plugin]; ok {
+			by += fmt.Sprintf(" (plugin %q)", n)
+		}
+		key := indexKey(joinKey(indexKey("plugins", q.plugin), "queues"), q.item)
+		d.fail(key, "queue %q is already consumed by %s: a queue has one consuming plugin per host", q.name, by)
+	}
+}
+
+// queues decodes the queues section.
+func (d *decoder) queues(cfg *Config, v any) {
+	m, ok := d.mapping("queues", v)
+	if !ok {
+		return
+	}
+	d.unknownKeys("queues", m, childKeys("queues"))
+	if n, ok := d.integer("queues.max_attempts", m["max_attempts"], 1, maxQueueAttempts); ok {
+		cfg.Queues.MaxAttempts = n
+	}
+	if t, ok := d.duration("queues.backoff", m["backoff"], time.Millisecond, time.Hour); ok {
+		cfg.Queues.Backoff = t
+	}
+	if t, ok := d.duration("queues.max_backoff", m["max_backoff"], time.Millisecond, 24*time.Hour); ok {
+		cfg.Queues.MaxBackoff = t
+	}
+	if cfg.Queues.MaxBackoff < cfg.Queues.Backoff {
+		d.fail("queues.max_backoff", "%v is shorter than queues.backoff (%v): the wait between deliveries only grows", cfg.Queues.MaxBackoff, cfg.Queues.Backoff)
+	}
+	if n, ok := d.integer("queues.max_depth", m["max_depth"], 1, maxQueueDepth); ok {
+		cfg.Queues.MaxDepth = n
+	}
+}
+
+// queueNames decodes plugins[i].queues: subjects without wildcards, each
+// once.
+func (d *decoder) queueNames(plugin int, items []listItem) []string {
+	listKey := joinKey(indexKey("plugins", plugin), "queues")
+	out := []string{}
+	first := map[string]int{}
+	for _, it := range items {
+		key := indexKey(listKey, it.index)
+		if reason := checkSubject(it.s, false); reason != "" {
+			d.fail(key, "%s is not a valid queue name: %s", quote(it.s), reason)
+			continue
+		}
+		if strings.HasPrefix(it.s, "$") {
+			d.fail(key, "%s is not a valid queue name: names starting with '$' are reserved (write the name alone: orders, not $queue.orders)", quote(it.s))
+			continue
+		}
+		if j, dup := first[it.s]; dup {
+			d.fail(key, "queue %q is listed twice (first at queues[%d])", it.s, j)
+			continue
+		}
+		first[it.s] = it.index
+		out = append(out, it.s)
+		d.consumed = append(d.consumed, serviceRef{plugin: plugin, item: it.index, name: it.s})
+	}
+	return out
 }
 
 func (d *decoder) unknownKeys(path string, m map[string]any, known []string) {

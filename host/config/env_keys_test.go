@@ -134,6 +134,10 @@ func TestEveryKeyFromEnv(t *testing.T) {
 		"limits.inflight":      {{[]string{"PYCOMMS_LIMITS__INFLIGHT=7"}, func(c *Config) bool { return c.Mesh.Inflight == 7 }}},
 		"discovery.dead_after": {{[]string{"PYCOMMS_DISCOVERY__DEAD_AFTER=10s"}, func(c *Config) bool { return c.Discovery.DeadAfter == 10*time.Second }}},
 		"drain_timeout":        {{[]string{"PYCOMMS_DRAIN_TIMEOUT=90s"}, func(c *Config) bool { return c.DrainTimeout == 90*time.Second }}},
+		"queues.max_attempts":  {{[]string{"PYCOMMS_QUEUES__MAX_ATTEMPTS=9"}, func(c *Config) bool { return c.Queues.MaxAttempts == 9 }}},
+		"queues.backoff":       {{[]string{"PYCOMMS_QUEUES__BACKOFF=250ms"}, func(c *Config) bool { return c.Queues.Backoff == 250*time.Millisecond }}},
+		"queues.max_backoff":   {{[]string{"PYCOMMS_QUEUES__MAX_BACKOFF=2h"}, func(c *Config) bool { return c.Queues.MaxBackoff == 2*time.Hour }}},
+		"queues.max_depth":     {{[]string{"PYCOMMS_QUEUES__MAX_DEPTH=7"}, func(c *Config) bool { return c.Queues.MaxDepth == 7 }}},
 		"discovery.mdns": {
 			// The example: false is the default, so this one only
 			// shows that the variable is accepted.
@@ -155,6 +159,11 @@ func TestEveryKeyFromEnv(t *testing.T) {
 		"plugins[].services": {
 			{[]string{"PYCOMMS_PLUGINS__0__SERVICES=x,y.z"}, func(c *Config) bool { return slices.Equal(c.Plugins[0].Services, []string{"x", "y.z"}) }},
 			{[]string{"PYCOMMS_PLUGINS__0__SERVICES=[x]"}, func(c *Config) bool { return slices.Equal(c.Plugins[0].Services, []string{"x"}) }},
+		},
+		"plugins[].queues": {
+			{[]string{"PYCOMMS_PLUGINS__0__QUEUES=orders,billing.v1"}, func(c *Config) bool {
+				return slices.Equal(c.Plugins[0].Queues, []string{"orders", "billing.v1"})
+			}},
 		},
 		"plugins[].accepts": {
 			{[]string{"PYCOMMS_PLUGINS__0__ACCEPTS=application/cbor,Application/JSON"}, func(c *Config) bool {

@@ -320,6 +320,30 @@ var keys = []Key{
 		node:    func(c *Config) any { return c.DrainTimeout },
 	},
 	{
+		Path: "queues.max_attempts", Type: TypeInt, Reload: Live,
+		Default: "`5`",
+		Doc:     "Durable queues (abi/SPEC.md section 15) keep their messages in `queues.db` in `data_dir` until acknowledged; `queues.*` says how they are delivered. This key: deliveries of one message, 1–1000, before it is moved to its queue's dead letters (`pycomms-host queues dead NAME`). A delivery fails when the handler returns any status but `ok`; one the consumer never ran (`busy`, a plugin being replaced) is not counted.",
+		node:    func(c *Config) any { return c.Queues.MaxAttempts },
+	},
+	{
+		Path: "queues.backoff", Type: TypeDuration, Reload: Live,
+		Default: "`1s`",
+		Doc:     "The wait before a failed message is delivered again, 1ms–1h; it doubles with each failed attempt, up to `queues.max_backoff`. Other messages of the queue are delivered meanwhile.",
+		node:    func(c *Config) any { return c.Queues.Backoff },
+	},
+	{
+		Path: "queues.max_backoff", Type: TypeDuration, Reload: Live,
+		Default: "`1m`",
+		Doc:     "The longest wait between two deliveries of a failing message, 1ms–24h; at least `queues.backoff`.",
+		node:    func(c *Config) any { return c.Queues.MaxBackoff },
+	},
+	{
+		Path: "queues.max_depth", Type: TypeInt, Reload: Live,
+		Default: "`100000`",
+		Doc:     "The most messages one queue holds on this host (dead letters aside), 1–100000000. An enqueue beyond it fails with `busy`.",
+		node:    func(c *Config) any { return c.Queues.MaxDepth },
+	},
+	{
 		Path: "plugins", Type: TypePlugins, Reload: Live,
 		Default: "`[]` (no plugins)",
 		Doc:     "The plugins this host runs, in order. Error messages count list indexes from 0: `plugins[0]`.",
@@ -353,6 +377,12 @@ var keys = []Key{
 		Default: "`[]` (only `identity`)",
 		Doc:     "Content codings the plugin takes as they are, e.g. `[gzip]`, besides `identity` (none). A message with another `content-encoding` is decoded by a codec plugin first. Needs `accepts`.",
 		plugin:  func(p *Plugin) any { return p.Encodings },
+	},
+	{
+		Path: "plugins[].queues", Type: TypeStrings, Reload: Live,
+		Default: "`[]`",
+		Doc:     "Handler only: durable queues the plugin consumes (abi/SPEC.md section 15), names such as `orders` (subject syntax, no wildcards). This host then keeps those queues: an enqueue (`pycomms-host enqueue orders ...`, or a call to `$queue.orders` from anywhere in the mesh) is stored on disk before it is acknowledged, and delivered to the plugin as a send on subject `$queue.orders` until the handler returns `ok` (at least once; see `queues.*` for retries and dead letters). A queue has one consuming plugin per host.",
+		plugin:  func(p *Plugin) any { return p.Queues },
 	},
 	{
 		Path: "plugins[].services", Type: TypeStrings, Reload: Live,

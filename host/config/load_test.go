@@ -72,6 +72,7 @@ func TestLoadBuiltinDefaults(t *testing.T) {
 			Config: map[string]any{"prefix": ">> "},
 		}},
 		DrainTimeout: 10 * time.Second,
+		Queues:       Queues{MaxAttempts: 5, Backoff: time.Second, MaxBackoff: time.Minute, MaxDepth: 100_000},
 	}
 	c.src = nil // compared separately: At is tested on its own
 	if !reflect.DeepEqual(c, want) {
