@@ -51,7 +51,7 @@ var wantFixtures = []string{
 	"echo", "echo_a", "echo_b", "loop", "memgrow", "biggrow", "status", "initloop", "badwrite", "trap", "badptr", "badalloc",
 	"nogrant", "bigreply", "wrongabi", "noexport", "caller", "publisher", "batch", "badbatch", "badbatchsig", "headers",
 	"transport_echo", "transport_loop", "transport_foreign", "transport_baddial", "transport_garbage", "transport_noread", "transport_frames",
-	"transport_replyh",
+	"transport_replyh", "queue_worker",
 }
 
 var i32 = api.ValueTypeI32

@@ -69,6 +69,7 @@ import (
 	"github.com/pycomms/pycomms-host/host/internal/discovery"
 	"github.com/pycomms/pycomms-host/host/internal/mesh"
 	"github.com/pycomms/pycomms-host/host/internal/plugin"
+	"github.com/pycomms/pycomms-host/host/internal/queue"
 	"github.com/pycomms/pycomms-host/host/internal/router"
 	"github.com/pycomms/pycomms-host/host/internal/watch"
 	"github.com/pycomms/pycomms-host/host/message"
@@ -142,6 +143,11 @@ type Node struct {
 	watcher  *watch.Watcher
 	server   *control.Server
 	listener net.Listener
+
+	// queues is the store of the durable queues, open once a plugin
+	// consumes one (queues.go); queueEP takes the enqueues routed here.
+	queues  *queue.Store
+	queueEP *queue.Endpoint
 
 	// codecs is the registry of the codec plugins serving now, which
 	// rebuildCodecs replaces (codecMu serialises that).
@@ -324,8 +330,16 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 		}
 	}
 	n.rebuildCodecs()
+	if err := n.openQueues(cfg); err != nil {
+		n.closePlugins()
+		n.closeTransports()
+		engine.Close()
+		return nil, err
+	}
+	n.applyQueues()
 	if len(errs.List) > 0 {
 		if opts.Strict {
+			n.closeQueues()
 			n.closePlugins()
 			n.closeTransports()
 			engine.Close()
@@ -659,6 +673,7 @@ func (n *Node) Close() error {
 	if n.watcher != nil {
 		n.watcher.Close()
 	}
+	n.closeQueues() // before the plugins: deliveries under way finish
 	n.closePlugins()
 	n.closeTransports()
 	n.stopWatchdog()

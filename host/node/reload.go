@@ -98,6 +98,9 @@ func (n *Node) reload(ctx context.Context) error {
 	// The watcher's callbacks take a plugin's build lock, so it is held
 	// only while building and committing, and released before the watcher
 	// is told anything (Remove waits for a running callback).
+	if err := n.openQueues(cfg); err != nil {
+		return err
+	}
 	names := slices.Sorted(maps.Keys(ms))
 	for _, name := range names {
 		ms[name].build.Lock()
@@ -124,6 +127,7 @@ func (n *Node) reload(ctx context.Context) error {
 	if !slices.Equal(cfg.Peers, cur.Peers) {
 		n.mesh.SetPeers(peersOf(cfg.Peers))
 	}
+	n.applyQueues()
 	n.reloadTransports(cfg)
 	tokenReplaced := n.setControlAuth(cfg, token)
 	n.logger.Info("config reloaded", "changed", plan.changed, "removed", len(plan.drain), "generation", plan.gen,

@@ -15,48 +15,59 @@ import (
 const Owner = "$queues"
 
 // Endpoint takes enqueues routed to this host (router.Endpoint): a request
-// to "$queue.NAME" stores its payload and headers in queue NAME and is
+// to "$queue.NAME.METHOD" (METHOD: one or more tokens the producer
+// chooses, kept as the subject the consumer is handed, as a call names a
+// method of a service) stores its subject, payload and headers in queue
+// NAME and is
 // answered, once the message is on disk, with the message's id in decimal;
 // a one-way send to it is stored without an answer. Only the queues set
 // with SetServed are taken: those this host has a consumer for, which are
 // also the routes it advertises.
 type Endpoint struct {
 	s      *Store
-	served atomic.Pointer[map[string]*Queue]
+	served atomic.Pointer[servedQueues]
+}
+
+// servedQueues maps "$queue.NAME" to its queue; depth is the most tokens
+// of a key (abi.LongestService).
+type servedQueues struct {
+	m     map[string]*Queue
+	depth int
 }
 
 // NewEndpoint returns the Endpoint for the queues of s.
 func NewEndpoint(s *Store) *Endpoint {
 	e := &Endpoint{s: s}
-	e.served.Store(&map[string]*Queue{})
+	e.served.Store(&servedQueues{m: map[string]*Queue{}})
 	return e
 }
 
 // SetServed sets which queues this host takes enqueues for.
 func (e *Endpoint) SetServed(qs []*Queue) {
-	m := make(map[string]*Queue, len(qs))
+	sq := &servedQueues{m: make(map[string]*Queue, len(qs))}
 	for _, q := range qs {
-		m[q.subj] = q
+		sq.m[q.subj] = q
+		sq.depth = max(sq.depth, strings.Count(q.subj, ".")+1)
 	}
-	e.served.Store(&m)
+	e.served.Store(sq)
 }
 
-// Subjects are the subjects the served queues are enqueued on, for the
-// router.
+// Subjects are the services ("$queue.NAME") of the served queues, for
+// the router.
 func (e *Endpoint) Subjects() []string {
 	var out []string
-	for s := range *e.served.Load() {
+	for s := range e.served.Load().m {
 		out = append(out, s)
 	}
 	return out
 }
 
 func (e *Endpoint) queue(m *message.Message) (*Queue, error) {
-	if q := (*e.served.Load())[m.Subject]; q != nil {
+	sq := e.served.Load()
+	if q, ok := abi.LongestService(sq.m, sq.depth, m.Subject); ok {
 		return q, nil
 	}
-	name := strings.TrimPrefix(m.Subject, SubjectPrefix)
-	return nil, message.Errorf(abi.StatusNoHandler, "no queue %q on this host (a queue is served where a plugin lists it under queues)", name)
+	return nil, message.Errorf(abi.StatusNoHandler, "no queue on this host takes %q (a queue is kept where a plugin lists it under queues, and enqueued to as $queue.NAME.METHOD)", m.Subject)
 }
 
 // Request stores m and answers with its id once it is on disk.

@@ -12,8 +12,8 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/pycomms/pycomms-host/abi"
-	"github.com/pycomms/pycomms-host/host/message"
 	"github.com/pycomms/pycomms-host/host/internal/router"
+	"github.com/pycomms/pycomms-host/host/message"
 )
 
 // Headers the host sets on a queued message it delivers.
@@ -61,13 +61,14 @@ func newQueue(s *Store, name string) *Queue {
 // Name is the queue's name.
 func (q *Queue) Name() string { return q.name }
 
-// Enqueue stores m (its payload and headers) as a new message of q. With
+// Enqueue stores m (its subject, payload and headers) as a new message
+// of q. With
 // wait it returns once the message is on disk, with its id; without, once
 // the write is queued (a send: nobody is told whether the commit
 // succeeded, though a failure is logged). It fails with busy when the
 // queue holds Options.MaxDepth messages or the writer is that far behind.
 func (q *Queue) Enqueue(m *message.Message, wait bool) (uint64, error) {
-	rec, err := cbor.Marshal(record{Enqueued: time.Now().UnixNano(), Headers: m.Headers, Payload: m.Payload})
+	rec, err := cbor.Marshal(record{Enqueued: time.Now().UnixNano(), Subject: m.Subject, Headers: m.Headers, Payload: m.Payload})
 	if err != nil {
 		return 0, message.Errorf(abi.StatusInternal, "queue %q: encode message: %v", q.name, err)
 	}
@@ -210,7 +211,11 @@ func (q *Queue) deliver(c Consumer, seq uint64, attempt uint32) {
 	}
 	h[HeaderID] = strconv.FormatUint(seq, 10)
 	h[HeaderAttempt] = strconv.FormatUint(uint64(attempt), 10)
-	m := &message.Message{Kind: abi.KindSend, Subject: q.subj, Payload: r.Payload, Headers: h, From: "queue:" + q.name}
+	subject := r.Subject
+	if subject == "" {
+		subject = q.subj
+	}
+	m := &message.Message{Kind: abi.KindSend, Subject: subject, Payload: r.Payload, Headers: h, From: "queue:" + q.name}
 	q.delivered.Add(1)
 	err = c.Deliver(context.Background(), m)
 	opts := q.s.opts.Load()
@@ -231,7 +236,6 @@ func (q *Queue) deliver(c Consumer, seq uint64, attempt uint32) {
 		q.mu.Unlock()
 	case attempt >= uint32(opts.MaxAttempts):
 		q.depth--
-		q.dead++
 		delete(q.attempts, seq)
 		q.mu.Unlock()
 		q.deadLettered.Add(1)

@@ -173,10 +173,15 @@ func TestRetriedThenDeadLettered(t *testing.T) {
 	if st := q.Stats(); st.Retried != 2+3 || st.DeadLettered != 1 {
 		t.Errorf("stats: %+v", st)
 	}
-	dead, err := s.DeadLetters("jobs", 10)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var dead []DeadLetter
+	waitFor(t, "the dead letter written", func() bool {
+		var err error
+		dead, err = s.DeadLetters("jobs", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(dead) > 0
+	})
 	if len(dead) != 1 || dead[0].ID != poison || dead[0].Attempts != 4 || string(dead[0].Payload) != "poison" ||
 		dead[0].LastError != `cannot take "poison"` {
 		t.Fatalf("dead letters: %+v", dead)
@@ -292,19 +297,25 @@ func TestEndpoint(t *testing.T) {
 	if got := e.Subjects(); !slices.Equal(got, []string{"$queue.orders"}) {
 		t.Fatalf("subjects %v", got)
 	}
-	reply, err := e.Request(context.Background(), &message.Message{Kind: abi.KindRequest, Subject: "$queue.orders", Payload: []byte("a")})
+	reply, err := e.Request(context.Background(), &message.Message{Kind: abi.KindRequest, Subject: "$queue.orders.new", Payload: []byte("a")})
 	if err != nil || string(reply) != "1" {
 		t.Fatalf("request: %q, %v", reply, err)
 	}
-	if err := e.Post(&message.Message{Kind: abi.KindSend, Subject: "$queue.orders", Payload: []byte("b")}); err != nil {
+	if err := e.Post(&message.Message{Kind: abi.KindSend, Subject: "$queue.orders.new", Payload: []byte("b")}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.Request(context.Background(), &message.Message{Kind: abi.KindRequest, Subject: "$queue.other"})
+	_, err = e.Request(context.Background(), &message.Message{Kind: abi.KindRequest, Subject: "$queue.other.new"})
 	var me *message.Error
 	if !errors.As(err, &me) || me.Status != abi.StatusNoHandler {
 		t.Fatalf("unserved queue: %v, want no_handler", err)
 	}
 	waitFor(t, "both stored", func() bool { return q.Stats().Depth == 2 })
+	rec := &recorder{}
+	q.SetConsumer(rec, 1)
+	waitFor(t, "both delivered", func() bool { return q.Stats().Acked == 2 })
+	if got := rec.deliveries(); got[0].Subject != "$queue.orders.new" || string(got[1].Payload) != "b" {
+		t.Fatalf("delivered %q %q, %q %q", got[0].Subject, got[0].Payload, got[1].Subject, got[1].Payload)
+	}
 }
 
 // TestLockedFile: a second store on the same file is refused with a

@@ -105,6 +105,7 @@ type record struct {
 	Payload   []byte      `cbor:"4,keyasint,omitempty"`
 	LastError string      `cbor:"5,keyasint,omitempty"` // set on a dead letter
 	DeadAt    int64       `cbor:"6,keyasint,omitempty"`
+	Subject   string      `cbor:"7,keyasint,omitempty"` // as enqueued: $queue.NAME.METHOD
 }
 
 // Store is one queue file and the queues in it. Its methods are safe for
@@ -380,8 +381,17 @@ func (s *Store) commit(batch []*op) {
 		s.log.Error("queue: writing to the queue file failed", "file", s.path, "writes", len(batch), "err", err)
 	}
 	for _, o := range batch {
-		if o.kind == opPut {
+		switch o.kind {
+		case opPut:
 			o.q.committed(o.seq, err)
+		case opDead:
+			if err == nil {
+				// Counted once listed: Stats never shows a dead letter
+				// that DeadLetters cannot yet read.
+				o.q.mu.Lock()
+				o.q.dead++
+				o.q.mu.Unlock()
+			}
 		}
 		if o.done != nil {
 			o.done <- err
@@ -437,6 +447,7 @@ func (s *Store) read(name string, seq uint64) (record, error) {
 // DeadLetter is a message that failed Options.MaxAttempts deliveries.
 type DeadLetter struct {
 	ID        uint64
+	Subject   string
 	Enqueued  time.Time
 	Died      time.Time
 	Attempts  uint32
@@ -460,7 +471,7 @@ func (s *Store) DeadLetters(name string, limit int) ([]DeadLetter, error) {
 			if err := cbor.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("dead letter %x: %w", k, err)
 			}
-			out = append(out, DeadLetter{ID: binary.BigEndian.Uint64(k), Enqueued: time.Unix(0, r.Enqueued),
+			out = append(out, DeadLetter{ID: binary.BigEndian.Uint64(k), Subject: r.Subject, Enqueued: time.Unix(0, r.Enqueued),
 				Died: time.Unix(0, r.DeadAt), Attempts: r.Attempts, LastError: r.LastError, Headers: r.Headers,
 				Payload: slices.Clone(r.Payload)})
 		}

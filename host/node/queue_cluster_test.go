@@ -1,0 +1,88 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pycomms/pycomms-host/host/control"
+	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/internal/hosttest"
+	"github.com/pycomms/pycomms-host/internal/hosttest/cluster"
+)
+
+// TestQueueAcrossHosts: an enqueue on a host with no consumer is routed
+// to the host that consumes the queue, stored there and delivered.
+func TestQueueAcrossHosts(t *testing.T) {
+	item := fmt.Sprintf("  - {name: worker, path: %q, queues: [orders], grants: [publish], instances: 1, watch: false}\n",
+		cluster.TestdataPath("wat", "queue_worker.wasm"))
+	cl := cluster.Start(t, cluster.Options{Plugins: map[string]string{"b": item}})
+	hosttest.CheckFor(t, 15*time.Second, func() error { return cl.Host("a").HasRoute("$queue.orders") })
+	b := control.NewClient(cl.Host("b").ControlAddr())
+	w := subscribeCollect(t, b, "worked")
+	a := control.NewClient(cl.Host("a").ControlAddr())
+	for i := range 10 {
+		if _, err := a.Call(context.Background(), "$queue.orders.new", []byte(fmt.Sprintf("job-%d", i)), nil, 10*time.Second); err != nil {
+			t.Fatalf("enqueue on a: %v", err)
+		}
+	}
+	hosttest.CheckFor(t, 15*time.Second, hosttest.Describe("every job worked on b", func() error {
+		got := w.list()
+		for i := range 10 {
+			if !slices.Contains(got, fmt.Sprintf("job-%d", i)) {
+				return fmt.Errorf("worked: %v", got)
+			}
+		}
+		return nil
+	}))
+	if st := cl.Host("b").Node().QueueStats(); len(st) != 1 || st[0].Enqueued != 10 || st[0].Acked != 10 {
+		t.Fatalf("b's queues: %+v", st)
+	}
+	if len(cl.Host("a").Node().QueueStats()) != 0 {
+		t.Fatalf("a keeps queues: %+v", cl.Host("a").Node().QueueStats())
+	}
+}
+
+// collected is what subscribeCollect received.
+type collected struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (c *collected) list() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.got)
+}
+
+// subscribeCollect subscribes to topic on c until the test ends, once the
+// subscription is live (a probe published on topic came back).
+func subscribeCollect(t *testing.T, c *control.Client, topic string) *collected {
+	t.Helper()
+	w := &collected{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Subscribe(ctx, topic, func(m *message.Message) error {
+			w.mu.Lock()
+			w.got = append(w.got, string(m.Payload))
+			w.mu.Unlock()
+			return nil
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	hosttest.CheckFor(t, 15*time.Second, hosttest.Describe("subscription live", func() error {
+		if _, err := c.Publish(ctx, topic, []byte("probe"), nil); err != nil {
+			return err
+		}
+		if !slices.Contains(w.list(), "probe") {
+			return fmt.Errorf("no probe yet")
+		}
+		return nil
+	}))
+	return w
+}

@@ -1,0 +1,159 @@
+package node
+
+import (
+	"context"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/pycomms/pycomms-host/abi"
+	"github.com/pycomms/pycomms-host/host/config"
+	"github.com/pycomms/pycomms-host/host/internal/queue"
+	"github.com/pycomms/pycomms-host/host/internal/router"
+	"github.com/pycomms/pycomms-host/host/message"
+)
+
+// queueFile is the name of the queue store in data_dir.
+const queueFile = "queues.db"
+
+// openQueues opens the queue store in cfg's data_dir when a plugin of cfg
+// consumes a queue and the store is not open yet: at start, and on a
+// reload that adds the first consumer (which it fails, naming data_dir,
+// when the file cannot be opened). A store once open stays open until
+// Close, so the messages of a queue whose consumer a reload removed keep
+// their place on disk and are counted in /v1/queues.
+func (n *Node) openQueues(cfg *config.Config) error {
+	if n.queues != nil || !slices.ContainsFunc(cfg.Plugins, func(p config.Plugin) bool { return len(p.Queues) > 0 }) {
+		return nil
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return &config.Errors{List: []*config.Error{cfg.At("data_dir", "create it for the queue store: %v", err)}}
+	}
+	s, err := queue.Open(filepath.Join(cfg.DataDir, queueFile), queueOptions(cfg), n.logger)
+	if err != nil {
+		return &config.Errors{List: []*config.Error{cfg.At("data_dir", "%v", err)}}
+	}
+	n.queues = s
+	n.queueEP = queue.NewEndpoint(s)
+	return nil
+}
+
+func queueOptions(cfg *config.Config) queue.Options {
+	return queue.Options{MaxAttempts: cfg.Queues.MaxAttempts, Backoff: cfg.Queues.Backoff,
+		MaxBackoff: cfg.Queues.MaxBackoff, MaxDepth: cfg.Queues.MaxDepth}
+}
+
+// applyQueues makes the queues the config's plugins consume those this
+// host takes enqueues for (the routes $queue.NAME), and gives each its
+// consumer; a queue no plugin consumes any more stops being delivered.
+// It runs after New and after every applied reload.
+func (n *Node) applyQueues() {
+	if n.queues == nil {
+		return
+	}
+	n.mu.Lock()
+	cfg := n.cfg
+	n.mu.Unlock()
+	n.queues.SetOptions(queueOptions(cfg))
+	consumer := map[string]config.Plugin{}
+	for _, pc := range cfg.Plugins {
+		for _, q := range pc.Queues {
+			consumer[q] = pc
+		}
+	}
+	var served []*queue.Queue
+	for _, name := range n.queues.Names() {
+		q, err := n.queues.Queue(name)
+		if err != nil {
+			n.logger.Error("queue cannot be loaded", "queue", name, "err", err)
+			continue
+		}
+		if _, ok := consumer[name]; !ok {
+			q.SetConsumer(nil, 0)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(consumer)) {
+		pc := consumer[name]
+		q, err := n.queues.Queue(name)
+		if err != nil {
+			n.logger.Error("queue cannot be loaded", "queue", name, "plugin", pc.Name, "err", err)
+			continue
+		}
+		q.SetConsumer(&pluginConsumer{n: n, name: pc.Name}, pc.Instances)
+		served = append(served, q)
+	}
+	n.queueEP.SetServed(served)
+	subjects := n.queueEP.Subjects()
+	var err error
+	if len(subjects) == 0 {
+		err = n.router.Update(router.Change{Owner: queue.Owner})
+	} else {
+		err = n.router.SetRoutes(queue.Owner, n.queueEP, subjects, nil)
+	}
+	if err != nil {
+		n.logger.Error("queue routes cannot be set", "err", err)
+	}
+}
+
+// closeQueues stops the deliveries (waiting for those under way) and
+// closes the store; what is not acknowledged stays on disk.
+func (n *Node) closeQueues() {
+	if n.queues == nil {
+		return
+	}
+	n.router.Remove(queue.Owner)
+	if err := n.queues.Close(); err != nil {
+		n.logger.Error("closing the queue store", "file", n.queues.Path(), "err", err)
+	}
+}
+
+// pluginConsumer delivers a queue's messages to the plugin of that name
+// serving now: a swap or a reload between deliveries needs no rewiring.
+type pluginConsumer struct {
+	n    *Node
+	name string
+}
+
+func (c *pluginConsumer) Deliver(ctx context.Context, m *message.Message) error {
+	c.n.mu.Lock()
+	mp := c.n.plugins[c.name]
+	c.n.mu.Unlock()
+	if mp == nil {
+		return router.ErrGone
+	}
+	_, p, _, gone := mp.state()
+	if p == nil || gone {
+		// Failed to load, or removed: the message waits (not an attempt).
+		return message.Errorf(abi.StatusBusy, "plugin %q is not serving", c.name)
+	}
+	_, err := p.Request(ctx, m)
+	return err
+}
+
+// QueueStats reports every queue of this host's store (control.Backend).
+func (n *Node) QueueStats() []queue.Stats {
+	if n.queues == nil {
+		return nil
+	}
+	var out []queue.Stats
+	for _, name := range n.queues.Names() {
+		q, err := n.queues.Queue(name)
+		if err != nil {
+			continue
+		}
+		out = append(out, q.Stats())
+	}
+	return out
+}
+
+// DeadLetters lists up to limit dead letters of queue name.
+func (n *Node) DeadLetters(name string, limit int) ([]queue.DeadLetter, error) {
+	if n.queues == nil {
+		return nil, message.Errorf(abi.StatusNoHandler, "no queue %q on this host: no plugin consumes a queue", name)
+	}
+	if !slices.Contains(n.queues.Names(), name) {
+		return nil, message.Errorf(abi.StatusNoHandler, "no queue %q on this host", name)
+	}
+	return n.queues.DeadLetters(name, limit)
+}
