@@ -260,6 +260,8 @@ func (s *Server) routes() http.Handler {
 	route(http.MethodGet, "/v1/subscribe/{pattern}", s.handleSubscribe)
 	route(http.MethodGet, "/v1/plugins", s.handlePlugins)
 	route(http.MethodGet, "/v1/peers", s.handlePeers)
+	route(http.MethodGet, "/v1/queues", s.handleQueues)
+	route(http.MethodGet, "/v1/queues/{name}/dead", s.handleDeadLetters)
 	route(http.MethodGet, "/v1/health", s.handleHealth)
 	route(http.MethodGet, "/v1/version", s.handleVersion)
 	route(http.MethodPost, "/v1/reload", s.handleReload)

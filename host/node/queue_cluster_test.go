@@ -38,11 +38,11 @@ func TestQueueAcrossHosts(t *testing.T) {
 		}
 		return nil
 	}))
-	if st := cl.Host("b").Node().QueueStats(); len(st) != 1 || st[0].Enqueued != 10 || st[0].Acked != 10 {
+	if st := cl.Host("b").Node().Queues(); len(st) != 1 || st[0].Enqueued != 10 || st[0].Acked != 10 {
 		t.Fatalf("b's queues: %+v", st)
 	}
-	if len(cl.Host("a").Node().QueueStats()) != 0 {
-		t.Fatalf("a keeps queues: %+v", cl.Host("a").Node().QueueStats())
+	if len(cl.Host("a").Node().Queues()) != 0 {
+		t.Fatalf("a keeps queues: %+v", cl.Host("a").Node().Queues())
 	}
 }
 

@@ -80,13 +80,13 @@ func enqueueOn(t *testing.T, c *control.Client, queueName, payload string) strin
 	return string(reply)
 }
 
-func queueStats(n *Node, name string) queue.Stats {
-	for _, st := range n.QueueStats() {
+func queueStats(n *Node, name string) control.QueueInfo {
+	for _, st := range n.Queues() {
 		if st.Name == name {
 			return st
 		}
 	}
-	return queue.Stats{}
+	return control.QueueInfo{}
 }
 
 // TestQueueDeliversRetriesAndDeadLetters: messages enqueued through the
@@ -118,14 +118,21 @@ func TestQueueDeliversRetriesAndDeadLetters(t *testing.T) {
 	if got := w.list(); slices.Contains(got, "poison") {
 		t.Fatalf("poison was acknowledged: %v", got)
 	}
-	if st := queueStats(n, "orders"); st.Delivered != 1+2+3 || st.Retried != 1+2 || !st.Consumer {
+	if st := queueStats(n, "orders"); st.Delivered != 1+2+3 || st.Retried != 1+2 || st.Consumer != "worker" {
 		t.Fatalf("stats %+v: want 6 deliveries (1 + flaky 2 + poison 3), 3 retries", st)
 	}
-	dead, err := n.DeadLetters("orders", 10)
+	dead, err := c.DeadLetters(context.Background(), "orders", 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(dead) != 1 || string(dead[0].Payload) != "poison" || dead[0].Attempts != 3 || dead[0].LastError == "" {
+	if list, err := c.Queues(context.Background()); err != nil || len(list) != 1 || list[0].Dead != 1 || list[0].Acked != 2 {
+		t.Fatalf("GET /v1/queues: %+v, %v", list, err)
+	}
+	if _, err := c.DeadLetters(context.Background(), "nope", 0); err == nil {
+		t.Fatal("dead letters of an unknown queue: no error")
+	}
+	if len(dead) != 1 || string(dead[0].Payload) != "poison" || dead[0].Attempts != 3 || dead[0].LastError == "" ||
+		dead[0].Subject != "$queue.orders.new" {
 		t.Fatalf("dead letters: %+v", dead)
 	}
 	// An unknown queue is no_handler, with its name.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/config"
+	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/internal/queue"
 	"github.com/pycomms/pycomms-host/host/internal/router"
 	"github.com/pycomms/pycomms-host/host/message"
@@ -131,29 +132,48 @@ func (c *pluginConsumer) Deliver(ctx context.Context, m *message.Message) error 
 	return err
 }
 
-// QueueStats reports every queue of this host's store (control.Backend).
-func (n *Node) QueueStats() []queue.Stats {
+// Queues describes every queue of this host's store (control.Queuer).
+func (n *Node) Queues() []control.QueueInfo {
 	if n.queues == nil {
 		return nil
 	}
-	var out []queue.Stats
+	n.mu.Lock()
+	cfg := n.cfg
+	n.mu.Unlock()
+	consumer := map[string]string{}
+	for _, pc := range cfg.Plugins {
+		for _, q := range pc.Queues {
+			consumer[q] = pc.Name
+		}
+	}
+	var out []control.QueueInfo
 	for _, name := range n.queues.Names() {
 		q, err := n.queues.Queue(name)
 		if err != nil {
 			continue
 		}
-		out = append(out, q.Stats())
+		st := q.Stats()
+		out = append(out, control.QueueInfo{Name: name, Consumer: consumer[name], Depth: st.Depth, Ready: st.Ready,
+			Delayed: st.Delayed, InFlight: st.InFlight, Dead: st.Dead, Enqueued: st.Enqueued, Delivered: st.Delivered,
+			Acked: st.Acked, Retried: st.Retried, DeadLettered: st.DeadLettered})
 	}
 	return out
 }
 
-// DeadLetters lists up to limit dead letters of queue name.
-func (n *Node) DeadLetters(name string, limit int) ([]queue.DeadLetter, error) {
-	if n.queues == nil {
-		return nil, message.Errorf(abi.StatusNoHandler, "no queue %q on this host: no plugin consumes a queue", name)
-	}
-	if !slices.Contains(n.queues.Names(), name) {
+// DeadLetters lists up to limit dead letters of queue name, oldest first
+// (control.Queuer).
+func (n *Node) DeadLetters(name string, limit int) ([]control.DeadLetter, error) {
+	if n.queues == nil || !slices.Contains(n.queues.Names(), name) {
 		return nil, message.Errorf(abi.StatusNoHandler, "no queue %q on this host", name)
 	}
-	return n.queues.DeadLetters(name, limit)
+	list, err := n.queues.DeadLetters(name, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]control.DeadLetter, 0, len(list))
+	for _, d := range list {
+		out = append(out, control.DeadLetter{ID: d.ID, Subject: d.Subject, Enqueued: d.Enqueued, Died: d.Died,
+			Attempts: d.Attempts, LastError: d.LastError, Headers: d.Headers, Payload: d.Payload})
+	}
+	return out, nil
 }
