@@ -8,12 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/control"
 )
-
-// queueSubjectPrefix is what enqueue puts before QUEUE.METHOD (the
-// subject a durable queue is enqueued on, abi/SPEC.md section 15).
-const queueSubjectPrefix = "$queue."
 
 func (a *cli) newEnqueueCmd() *cobra.Command {
 	var (
@@ -59,7 +56,7 @@ get it twice, as with any at-least-once delivery).
 			if err != nil {
 				return err
 			}
-			id, err := a.client().Call(cmd.Context(), queueSubjectPrefix+args[0], payload, h, timeout)
+			id, err := a.client().Call(cmd.Context(), abi.QueueSubjectPrefix+args[0], payload, h, timeout)
 			if err != nil {
 				return err
 			}

@@ -261,6 +261,15 @@ var (
 	descTrRefused   = desc("pycomms_transport_connections_refused_total", "Accepted connections closed at once (allow_from, limits.max_conns).", "plugin")
 	descTrDialErrs  = desc("pycomms_transport_dial_errors_total", "Failed dials for a transport plugin.", "plugin")
 	descTrConnsOpen = desc("pycomms_transport_connections_open", "Connections a transport plugin holds now.", "plugin")
+
+	descQueueDepth     = desc("pycomms_queue_messages", "Messages a durable queue holds on this host (due, waiting out a back-off, or being delivered).", "queue")
+	descQueueInFlight  = desc("pycomms_queue_messages_in_flight", "Messages of a durable queue being delivered now.", "queue")
+	descQueueDead      = desc("pycomms_queue_dead_letters", "Dead letters a durable queue keeps.", "queue")
+	descQueueEnqueued  = desc("pycomms_queue_enqueued_total", "Messages stored in a durable queue.", "queue")
+	descQueueDelivered = desc("pycomms_queue_deliveries_total", "Deliveries of a durable queue's messages to its consumer (retries included).", "queue")
+	descQueueAcked     = desc("pycomms_queue_acked_total", "Messages of a durable queue its consumer acknowledged (removed from the queue).", "queue")
+	descQueueRetried   = desc("pycomms_queue_retries_total", "Failed deliveries of a durable queue's messages that were scheduled again.", "queue")
+	descQueueDeadTotal = desc("pycomms_queue_dead_lettered_total", "Messages of a durable queue moved to its dead letters.", "queue")
 )
 
 // peerLabels label the per-peer link series: the node id (as GET
@@ -406,6 +415,19 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descMembership, ev.Found, "found")
 		counter(descMembership, ev.Left, "left")
 		counter(descMembership, ev.Lost, "lost")
+	}
+
+	// Queue names come from the config (plugins[].queues) or the queue
+	// file, so their number is bounded by what an operator set up.
+	for _, q := range n.Queues() {
+		gauge(descQueueDepth, float64(q.Depth), q.Name)
+		gauge(descQueueInFlight, float64(q.InFlight), q.Name)
+		gauge(descQueueDead, float64(q.Dead), q.Name)
+		counter(descQueueEnqueued, q.Enqueued, q.Name)
+		counter(descQueueDelivered, q.Delivered, q.Name)
+		counter(descQueueAcked, q.Acked, q.Name)
+		counter(descQueueRetried, q.Retried, q.Name)
+		counter(descQueueDeadTotal, q.DeadLettered, q.Name)
 	}
 
 	for _, t := range trs {

@@ -135,6 +135,15 @@ func TestQueueDeliversRetriesAndDeadLetters(t *testing.T) {
 		dead[0].Subject != "$queue.orders.new" {
 		t.Fatalf("dead letters: %+v", dead)
 	}
+	// The same figures in /metrics (a loopback node needs no token).
+	fams := scrape(t, n.ControlAddr(), "")
+	for name, want := range map[string]float64{"pycomms_queue_enqueued_total": 3, "pycomms_queue_acked_total": 2,
+		"pycomms_queue_deliveries_total": 6, "pycomms_queue_retries_total": 3, "pycomms_queue_dead_lettered_total": 1,
+		"pycomms_queue_dead_letters": 1, "pycomms_queue_messages": 0} {
+		if v, ok := sample(fams, name, map[string]string{"queue": "orders"}); !ok || v != want {
+			t.Errorf("%s{queue=orders} = %v (present %v), want %v", name, v, ok, want)
+		}
+	}
 	// An unknown queue is no_handler, with its name.
 	if _, err := c.Call(context.Background(), "$queue.other.new", []byte("x"), nil, 5*time.Second); err == nil {
 		t.Fatal("an enqueue to a queue nobody consumes succeeded")

@@ -18,8 +18,8 @@ import (
 
 // Headers the host sets on a queued message it delivers.
 const (
-	HeaderID      = "pycomms-queue-id" // the message's id in its queue, decimal
-	HeaderAttempt = "pycomms-attempt"  // 1 on the first delivery
+	HeaderID      = abi.HeaderQueueID // the message's id in its queue, decimal
+	HeaderAttempt = abi.HeaderAttempt // 1 on the first delivery
 )
 
 // Consumer takes queued messages: a handler plugin. Deliver returns nil

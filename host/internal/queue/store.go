@@ -47,7 +47,7 @@ const (
 
 // SubjectPrefix starts the subject an enqueue is addressed to and the
 // subject a consumer is handed a queued message under: "$queue.orders".
-const SubjectPrefix = "$queue."
+const SubjectPrefix = abi.QueueSubjectPrefix
 
 // Options tune delivery; the zero value of a field means its default.
 type Options struct {
