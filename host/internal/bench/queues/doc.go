@@ -18,7 +18,7 @@
 // request to $queue.orders.new with a 64-byte payload, answered with the
 // message's id once the bbolt commit holding it has been fsync'ed; the
 // worker publishes each message on topic "worked" and returns ok, which
-// removes it. Done: the queue's Acked count (node.QueueStats) has grown
+// removes it. Done: the queue's Acked count (node.Queues) has grown
 // by msgs.
 //
 // Theirs: an embedded nats-server with JetStream (file storage in a

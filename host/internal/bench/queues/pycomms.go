@@ -145,7 +145,7 @@ func (p *Pycomms) enqueue() error {
 // stats returns the queue's counters; ok is false when there is no
 // such queue.
 func (p *Pycomms) stats() (enqueued, acked uint64, depth int, ok bool) {
-	for _, st := range p.Node.QueueStats() {
+	for _, st := range p.Node.Queues() {
 		if st.Name == queueName {
 			return st.Enqueued, st.Acked, st.Depth, true
 		}
