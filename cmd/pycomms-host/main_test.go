@@ -548,7 +548,7 @@ func TestEveryCommandHasShortHelp(t *testing.T) {
 		names = append(names, c.Name())
 	}
 	sort.Strings(names)
-	want := []string{"call", "health", "id", "peers", "plugins", "pub", "reload", "run", "send", "sub", "validate", "version"}
+	want := []string{"call", "enqueue", "health", "id", "peers", "plugins", "pub", "queues", "reload", "run", "send", "sub", "validate", "version"}
 	if !reflect.DeepEqual(names, want) {
 		t.Errorf("commands %v, want %v", names, want)
 	}

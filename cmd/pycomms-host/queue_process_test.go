@@ -110,9 +110,15 @@ func TestProcessQueueSurvivesSIGKILL(t *testing.T) {
 			t.Errorf("message %d (%q), acknowledged before the kill, came back as %q", id, payload, got[id])
 		}
 	}
-	// The table prints too.
+	// The table prints too; then the dead letters are purged.
 	if r := hostCLI(t, h, "queues"); r.code != 0 {
 		t.Fatalf("queues: %+v", r)
+	}
+	if r := hostCLI(t, h, "queues", "purge", "orders"); r.code != 0 || r.stdout != fmt.Sprintf("%d dead letters of orders deleted\n", len(dead)) {
+		t.Fatalf("queues purge: %+v", r)
+	}
+	if r := hostCLI(t, h, "queues", "dead", "orders", "--json"); r.code != 0 || r.stdout != "[]\n" {
+		t.Fatalf("dead letters after the purge: %+v", r)
 	}
 }
 
@@ -134,5 +140,8 @@ func TestCLIEnqueue(t *testing.T) {
 	}
 	if r := hostCLI(t, h, "queues", "dead", "nobody"); r.code != exitNoHandler {
 		t.Fatalf("dead letters of an unknown queue: %+v", r)
+	}
+	if r := hostCLI(t, h, "queues", "redrive", "orders"); r.code != 0 || r.stdout != "0 dead letters of orders moved back into the queue\n" {
+		t.Fatalf("queues redrive: %+v", r)
 	}
 }

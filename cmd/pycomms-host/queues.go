@@ -106,8 +106,47 @@ field.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	cmd.AddCommand(a.newQueuesDeadCmd())
+	cmd.AddCommand(a.newQueuesDeadCmd(), a.newQueuesRedriveCmd(), a.newQueuesPurgeCmd())
 	return cmd
+}
+
+func (a *cli) newQueuesRedriveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "redrive QUEUE",
+		Short: "Put a queue's dead letters back in the queue",
+		Long: `Redrive moves every dead letter of QUEUE back into the queue, behind the
+messages waiting there, with its attempts counted from 0 again: for when
+the consumer's fault is fixed. It prints how many it moved. Exit 2 when the
+node keeps no such queue.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := a.client().Redrive(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(a.stdout, "%d dead letters of %s moved back into the queue\n", n, args[0])
+			return err
+		},
+	}
+}
+
+func (a *cli) newQueuesPurgeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "purge QUEUE",
+		Short: "Delete a queue's dead letters",
+		Long: `Purge deletes every dead letter of QUEUE (messages still waiting for
+delivery are kept) and prints how many it deleted. Exit 2 when the node
+keeps no such queue.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := a.client().PurgeDead(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(a.stdout, "%d dead letters of %s deleted\n", n, args[0])
+			return err
+		},
+	}
 }
 
 func (a *cli) newQueuesDeadCmd() *cobra.Command {

@@ -576,11 +576,15 @@ func (d *decoder) queues(cfg *Config, v any) {
 	if t, ok := d.duration("queues.backoff", m["backoff"], time.Millisecond, time.Hour); ok {
 		cfg.Queues.Backoff = t
 	}
-	if t, ok := d.duration("queues.max_backoff", m["max_backoff"], time.Millisecond, 24*time.Hour); ok {
+	t, ok := d.duration("queues.max_backoff", m["max_backoff"], time.Millisecond, 24*time.Hour)
+	switch {
+	case ok && t < cfg.Queues.Backoff:
+		d.fail("queues.max_backoff", "%v is shorter than queues.backoff (%v): the wait between deliveries only grows", t, cfg.Queues.Backoff)
+	case ok:
 		cfg.Queues.MaxBackoff = t
-	}
-	if cfg.Queues.MaxBackoff < cfg.Queues.Backoff {
-		d.fail("queues.max_backoff", "%v is shorter than queues.backoff (%v): the wait between deliveries only grows", cfg.Queues.MaxBackoff, cfg.Queues.Backoff)
+	default:
+		// Left out: the default, or backoff when that is longer.
+		cfg.Queues.MaxBackoff = max(cfg.Queues.MaxBackoff, cfg.Queues.Backoff)
 	}
 	if n, ok := d.integer("queues.max_depth", m["max_depth"], 1, maxQueueDepth); ok {
 		cfg.Queues.MaxDepth = n

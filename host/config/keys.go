@@ -334,7 +334,7 @@ var keys = []Key{
 	{
 		Path: "queues.max_backoff", Type: TypeDuration, Reload: Live,
 		Default: "`1m`",
-		Doc:     "The longest wait between two deliveries of a failing message, 1ms–24h; at least `queues.backoff`.",
+		Doc:     "The longest wait between two deliveries of a failing message, 1ms–24h; at least `queues.backoff`. Left out, it is `1m` or `queues.backoff` when that is longer.",
 		node:    func(c *Config) any { return c.Queues.MaxBackoff },
 	},
 	{

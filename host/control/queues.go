@@ -22,6 +22,18 @@ type Queuer interface {
 	// DeadLetters returns up to limit dead letters of queue name, oldest
 	// first; no_handler when the node keeps no such queue.
 	DeadLetters(name string, limit int) ([]DeadLetter, error)
+	// Redrive moves every dead letter of queue name back into the queue
+	// with its attempts reset, and PurgeDead deletes them; both return how
+	// many, and no_handler when the node keeps no such queue.
+	Redrive(name string) (int, error)
+	PurgeDead(name string) (int, error)
+}
+
+// DeadLettersResult answers POST /v1/queues/{name}/redrive (Moved) and
+// DELETE /v1/queues/{name}/dead (Deleted).
+type DeadLettersResult struct {
+	Moved   int `json:"moved,omitempty"`
+	Deleted int `json:"deleted,omitempty"`
 }
 
 // QueueInfo describes one durable queue on a node, as listed by GET
@@ -101,6 +113,64 @@ func (s *Server) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
 		list = []DeadLetter{}
 	}
 	s.writeJSON(w, r, http.StatusOK, list)
+}
+
+func (s *Server) handleRedrive(w http.ResponseWriter, r *http.Request) {
+	s.deadLettersOp(w, r, func(q Queuer, name string) (DeadLettersResult, error) {
+		n, err := q.Redrive(name)
+		return DeadLettersResult{Moved: n}, err
+	})
+}
+
+func (s *Server) handlePurgeDead(w http.ResponseWriter, r *http.Request) {
+	s.deadLettersOp(w, r, func(q Queuer, name string) (DeadLettersResult, error) {
+		n, err := q.PurgeDead(name)
+		return DeadLettersResult{Deleted: n}, err
+	})
+}
+
+func (s *Server) deadLettersOp(w http.ResponseWriter, r *http.Request, op func(Queuer, string) (DeadLettersResult, error)) {
+	q, ok := s.backend.(Queuer)
+	if !ok {
+		s.writeError(w, r, message.Errorf(abi.StatusNoHandler, "this node keeps no queues"))
+		return
+	}
+	res, err := op(q, r.PathValue("name"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, res)
+}
+
+// Redrive moves every dead letter of queue name back into the queue and
+// returns how many it moved.
+func (c *Client) Redrive(ctx context.Context, name string) (int, error) {
+	var out DeadLettersResult
+	op := fmt.Sprintf("redrive %q", name)
+	resp, err := c.do(ctx, op, http.MethodPost, "/v1/queues/"+url.PathEscape(name)+"/redrive", "", nil, nil, nil)
+	if err != nil {
+		return 0, err
+	}
+	if err := c.decode(ctx, op, resp, &out); err != nil {
+		return 0, err
+	}
+	return out.Moved, nil
+}
+
+// PurgeDead deletes every dead letter of queue name and returns how many
+// it deleted.
+func (c *Client) PurgeDead(ctx context.Context, name string) (int, error) {
+	var out DeadLettersResult
+	op := fmt.Sprintf("purge the dead letters of %q", name)
+	resp, err := c.do(ctx, op, http.MethodDelete, "/v1/queues/"+url.PathEscape(name)+"/dead", "", nil, nil, nil)
+	if err != nil {
+		return 0, err
+	}
+	if err := c.decode(ctx, op, resp, &out); err != nil {
+		return 0, err
+	}
+	return out.Deleted, nil
 }
 
 // Queues lists the durable queues the node keeps.

@@ -262,6 +262,8 @@ func (s *Server) routes() http.Handler {
 	route(http.MethodGet, "/v1/peers", s.handlePeers)
 	route(http.MethodGet, "/v1/queues", s.handleQueues)
 	route(http.MethodGet, "/v1/queues/{name}/dead", s.handleDeadLetters)
+	mux.HandleFunc("DELETE /v1/queues/{name}/dead", s.handlePurgeDead)
+	route(http.MethodPost, "/v1/queues/{name}/redrive", s.handleRedrive)
 	route(http.MethodGet, "/v1/health", s.handleHealth)
 	route(http.MethodGet, "/v1/version", s.handleVersion)
 	route(http.MethodPost, "/v1/reload", s.handleReload)

@@ -6,10 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/control"
 	"github.com/pycomms/pycomms-host/host/internal/queue"
 	"github.com/pycomms/pycomms-host/host/message"
@@ -144,6 +146,22 @@ func TestQueueDeliversRetriesAndDeadLetters(t *testing.T) {
 			t.Errorf("%s{queue=orders} = %v (present %v), want %v", name, v, ok, want)
 		}
 	}
+	// Redriven, poison is delivered max_attempts more times and dies again.
+	if moved, err := c.Redrive(context.Background(), "orders"); err != nil || moved != 1 {
+		t.Fatalf("redrive: %d, %v", moved, err)
+	}
+	hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("poison dead again", func() error {
+		if st := queueStats(n, "orders"); st.Delivered != 6+3 || st.Dead != 1 || st.Depth != 0 {
+			return fmt.Errorf("stats %+v", st)
+		}
+		return nil
+	}))
+	if deleted, err := c.PurgeDead(context.Background(), "orders"); err != nil || deleted != 1 {
+		t.Fatalf("purge: %d, %v", deleted, err)
+	}
+	if dead, err := c.DeadLetters(context.Background(), "orders", 0); err != nil || len(dead) != 0 {
+		t.Fatalf("dead letters after the purge: %+v, %v", dead, err)
+	}
 	// An unknown queue is no_handler, with its name.
 	if _, err := c.Call(context.Background(), "$queue.other.new", []byte("x"), nil, 5*time.Second); err == nil {
 		t.Fatal("an enqueue to a queue nobody consumes succeeded")
@@ -192,5 +210,52 @@ func TestQueueKeptAcrossRestart(t *testing.T) {
 	}
 	if id := enqueueOn(t, c2, "orders", "job-2"); id != "2" {
 		t.Fatalf("an enqueue after the restart got id %s, want 2", id)
+	}
+}
+
+// TestQueueOptionsAreLive: a reload that lowers queues.max_attempts
+// applies to the next failure (poison dies after one delivery), and one
+// that lowers queues.max_depth to the next enqueue.
+func TestQueueOptionsAreLive(t *testing.T) {
+	dir := t.TempDir()
+	n, c, _ := startNode(t, dir, fmt.Sprintf(queueConfig, "1h", "1h", abs(t, "queue_worker.wasm")))
+	path := filepath.Join(dir, "pycomms.yaml")
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reload := func(queues string) {
+		t.Helper()
+		cfg := strings.Replace(string(orig), "queues: {max_attempts: 3, backoff: 1h, max_backoff: 1h}", "queues: "+queues, 1)
+		if cfg == string(orig) {
+			t.Fatal("the test's config edit did not apply")
+		}
+		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Reload(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reload("{max_attempts: 1, backoff: 1h}")
+	enqueueOn(t, c, "orders", "poison")
+	hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("poison dead after one delivery", func() error {
+		if st := queueStats(n, "orders"); st.Dead != 1 || st.Delivered != 1 {
+			return fmt.Errorf("stats %+v", st)
+		}
+		return nil
+	}))
+	reload("{max_attempts: 3, backoff: 1h, max_depth: 1}")
+	// flaky fails its first delivery and waits an hour: the queue is full.
+	enqueueOn(t, c, "orders", "flaky")
+	hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("flaky failed once", func() error {
+		if st := queueStats(n, "orders"); st.Delayed != 1 {
+			return fmt.Errorf("stats %+v", st)
+		}
+		return nil
+	}))
+	_, err = c.Call(context.Background(), "$queue.orders.new", []byte("job"), nil, 5*time.Second)
+	if message.StatusOf(err) != abi.StatusBusy {
+		t.Fatalf("an enqueue beyond max_depth: %v, want busy", err)
 	}
 }

@@ -177,3 +177,20 @@ func (n *Node) DeadLetters(name string, limit int) ([]control.DeadLetter, error)
 	}
 	return out, nil
 }
+
+// Redrive moves every dead letter of queue name back into the queue
+// (control.Queuer).
+func (n *Node) Redrive(name string) (int, error) {
+	if n.queues == nil {
+		return 0, message.Errorf(abi.StatusNoHandler, "no queue %q on this host", name)
+	}
+	return n.queues.Redrive(name)
+}
+
+// PurgeDead deletes every dead letter of queue name (control.Queuer).
+func (n *Node) PurgeDead(name string) (int, error) {
+	if n.queues == nil {
+		return 0, message.Errorf(abi.StatusNoHandler, "no queue %q on this host", name)
+	}
+	return n.queues.PurgeDead(name)
+}

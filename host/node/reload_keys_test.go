@@ -18,7 +18,10 @@ func TestLiveKeysAreApplied(t *testing.T) {
 	// (Node.DrainTimeout; TestDrainTimeoutIsLive).
 	// control.token_file and control.public_metrics are applied to the
 	// running control API (setControlAuth; TestControlTokenRotatedByReload).
-	applied := []string{"peers", "plugins", "drain_timeout", "control.token_file", "control.public_metrics"}
+	// queues.* are handed to the queue store by applyQueues after every
+	// applied reload (TestQueueOptionsAreLive).
+	applied := []string{"peers", "plugins", "drain_timeout", "control.token_file", "control.public_metrics",
+		"queues.max_attempts", "queues.backoff", "queues.max_backoff", "queues.max_depth"}
 	for _, k := range config.Keys() {
 		if k.Reload == config.Live && !strings.HasPrefix(k.Path, "plugins[].") && !slices.Contains(applied, k.Path) {
 			t.Errorf("%s is declared Live, but Reload does not apply it: declare it Restart, or apply it in Reload", k.Path)

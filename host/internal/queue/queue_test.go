@@ -328,3 +328,61 @@ func TestLockedFile(t *testing.T) {
 		t.Fatalf("second open: %v", err)
 	}
 }
+
+// TestRedriveAndPurge: dead letters go back into the queue with their
+// attempts reset (and are delivered, now that the consumer takes them),
+// or are deleted; the counts follow, and both survive a reopen.
+func TestRedriveAndPurge(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	s := open(t, path, Options{MaxAttempts: 2, Backoff: time.Millisecond})
+	q := queueOf(t, s, "jobs")
+	var refuse sync.Mutex // held: every delivery fails
+	refuse.Lock()
+	rec := &recorder{answer: func(m *message.Message) error {
+		if refuse.TryLock() {
+			refuse.Unlock()
+			return nil
+		}
+		return errors.New("not today")
+	}}
+	q.SetConsumer(rec, 1)
+	for i := range 3 {
+		enqueue(t, q, fmt.Sprint(i), nil)
+	}
+	waitFor(t, "three dead letters", func() bool { return q.Stats().Dead == 3 })
+	if n, err := s.Redrive("nope"); n != 0 || err == nil {
+		t.Fatalf("redrive of an unknown queue: %d, %v", n, err)
+	}
+	refuse.Unlock()
+	n, err := s.Redrive("jobs")
+	if err != nil || n != 3 {
+		t.Fatalf("redrive: %d, %v", n, err)
+	}
+	waitFor(t, "the redriven messages acknowledged", func() bool { return q.Stats().Acked == 3 })
+	for _, m := range rec.deliveries()[6:] {
+		if m.Headers[HeaderAttempt] != "1" {
+			t.Fatalf("a redriven message was delivered as attempt %s, want 1", m.Headers[HeaderAttempt])
+		}
+	}
+	if st := q.Stats(); st.Dead != 0 || st.Depth != 0 {
+		t.Fatalf("after the redrive: %+v", st)
+	}
+	if dead, _ := s.DeadLetters("jobs", 10); len(dead) != 0 {
+		t.Fatalf("dead letters left: %+v", dead)
+	}
+
+	refuse.Lock()
+	enqueue(t, q, "again", nil)
+	waitFor(t, "one more dead letter", func() bool { return q.Stats().Dead == 1 })
+	if n, err := s.PurgeDead("jobs"); err != nil || n != 1 {
+		t.Fatalf("purge: %d, %v", n, err)
+	}
+	if st := q.Stats(); st.Dead != 0 {
+		t.Fatalf("after the purge: %+v", st)
+	}
+	s.Close()
+	s2 := open(t, path, Options{})
+	if st := queueOf(t, s2, "jobs").Stats(); st.Dead != 0 || st.Depth != 0 {
+		t.Fatalf("after reopening: %+v", st)
+	}
+}
