@@ -46,9 +46,13 @@ type Queue struct {
 	consumer Consumer
 	limit    int // deliveries at once
 	inflight int
-	wake     chan struct{}
-	quit     chan struct{} // closed by shut
-	running  bool
+	// pausedUntil holds deliveries back after the consumer did not run
+	// one (busy, being replaced, failed to load): trying every waiting
+	// message against a consumer that is down would only burn CPU.
+	pausedUntil time.Time
+	wake        chan struct{}
+	quit        chan struct{} // closed by shut
+	running     bool
 
 	enqueued, delivered, acked, retried, deadLettered atomic.Uint64
 }
@@ -167,7 +171,8 @@ func (q *Queue) dispatch() {
 		for q.delayed.Len() > 0 && !q.delayed[0].at.After(now) {
 			q.ready.push(heap.Pop(&q.delayed).(delay).seq)
 		}
-		for q.consumer != nil && q.inflight < q.limit && q.ready.len() > 0 {
+		paused := now.Before(q.pausedUntil)
+		for !paused && q.consumer != nil && q.inflight < q.limit && q.ready.len() > 0 {
 			seq := q.ready.pop()
 			q.inflight++
 			q.s.wg.Add(1)
@@ -176,6 +181,9 @@ func (q *Queue) dispatch() {
 		wait := time.Hour
 		if q.delayed.Len() > 0 {
 			wait = time.Until(q.delayed[0].at)
+		}
+		if paused {
+			wait = min(wait, q.pausedUntil.Sub(now))
 		}
 		q.mu.Unlock()
 		timer.Reset(max(wait, time.Millisecond))
@@ -230,9 +238,12 @@ func (q *Queue) deliver(c Consumer, seq uint64, attempt uint32) {
 		q.acked.Add(1)
 		q.s.writeWait(&op{q: q, kind: opAck, seq: seq})
 	case notAnAttempt(err):
-		// The consumer did not run it (being replaced, or every instance
-		// busy): not the message's fault, so no attempt is counted.
-		heap.Push(&q.delayed, delay{at: time.Now().Add(min(opts.Backoff, 100*time.Millisecond)), seq: seq})
+		// The consumer did not run it (being replaced, failed, or every
+		// instance busy): not the message's fault, so no attempt is
+		// counted, and the queue pauses rather than try the next one.
+		pause := min(opts.Backoff, notRunPause)
+		q.pausedUntil = time.Now().Add(pause)
+		heap.Push(&q.delayed, delay{at: q.pausedUntil, seq: seq})
 		q.mu.Unlock()
 	case attempt >= uint32(opts.MaxAttempts):
 		q.depth--
@@ -254,6 +265,10 @@ func (q *Queue) deliver(c Consumer, seq uint64, attempt uint32) {
 	}
 	q.poke()
 }
+
+// notRunPause is the longest pause after a delivery the consumer did not
+// run: short, since the cause (a busy pool, a swap) usually passes fast.
+const notRunPause = 100 * time.Millisecond
 
 // notAnAttempt says err means the consumer never ran the message.
 func notAnAttempt(err error) bool {

@@ -386,3 +386,43 @@ func TestRedriveAndPurge(t *testing.T) {
 		t.Fatalf("after reopening: %+v", st)
 	}
 }
+
+// TestConsumerDownPausesTheQueue: while the consumer does not run
+// deliveries (a plugin that failed to load answers busy), the queue tries
+// one at a time per pause instead of every waiting message, and counts no
+// attempt; once it serves again, everything is delivered.
+func TestConsumerDownPausesTheQueue(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "q.db"), Options{})
+	q := queueOf(t, s, "jobs")
+	for i := range 50 {
+		enqueue(t, q, fmt.Sprint(i), nil)
+	}
+	var mu sync.Mutex
+	down, refused := true, 0
+	start := time.Now()
+	q.SetConsumer(consumerFunc(func(m *message.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			refused++
+			return message.Errorf(abi.StatusBusy, "plugin is not serving")
+		}
+		return nil
+	}), 4)
+	time.Sleep(350 * time.Millisecond) // about three pauses
+	mu.Lock()
+	n := refused
+	down = false
+	elapsed := time.Since(start)
+	mu.Unlock()
+	// Each pause lets through at most the consumer's limit (4), however
+	// long the machine made the sleep; without pauses every one of the 50
+	// messages would be tried each time.
+	if allowed := 4 * (int(elapsed/notRunPause) + 2); n > allowed {
+		t.Fatalf("%d deliveries tried against a consumer that was down for %v: at most %d expected", n, elapsed, allowed)
+	}
+	waitFor(t, "every message delivered once the consumer serves", func() bool { return q.Stats().Acked == 50 })
+	if st := q.Stats(); st.Retried != 0 || st.Dead != 0 {
+		t.Fatalf("attempts were counted against the messages: %+v", st)
+	}
+}
