@@ -518,7 +518,8 @@ func (d *decoder) grants(listKey string, items []listItem) []abi.Capability {
 }
 
 // crossCheck finds problems between plugins: a name used twice, and a
-// service served by two plugins (the router would not know which to call).
+// service served by two plugins (the router would not know which to call),
+// a queue consumed by two.
 func (d *decoder) crossCheck(plugins []Plugin) {
 	byName := map[string]int{}
 	names := map[int]string{}
@@ -533,33 +534,27 @@ func (d *decoder) crossCheck(plugins []Plugin) {
 		}
 		byName[p.Name] = p.Index
 	}
+	d.oneOwner(d.services, names, "services", "service %q is already served by %s")
+	d.oneOwner(d.consumed, names, "queues", "queue %q is already consumed by %s: a queue has one consuming plugin per host")
+}
+
+// oneOwner fails every ref whose name an earlier ref (of another plugin,
+// or of the same one) already took, naming the first: a service served
+// twice, a queue consumed twice. format takes the name and the first
+// ref's key.
+func (d *decoder) oneOwner(refs []serviceRef, names map[int]string, field, format string) {
 	owner := map[string]serviceRef{}
-	for _, s := range d.services {
-		o, taken := owner[s.name]
+	for _, r := range refs {
+		o, taken := owner[r.name]
 		if !taken {
-			owner[s.name] = s
+			owner[r.name] = r
 			continue
 		}
-		by := indexKey(joinKey(indexKey("plugins", o.plugin), "services"), o.item)
+		by := indexKey(joinKey(indexKey("plugins", o.plugin), field), o.item)
 		if n, ok := names[o.plugin]; ok {
 			by += fmt.Sprintf(" (plugin %q)", n)
 		}
-		key := indexKey(joinKey(indexKey("plugins", s.plugin), "services"), s.item)
-		d.fail(key, "service %q is already served by %s", s.name, by)
-	}
-	consumer := map[string]serviceRef{}
-	for _, q := range d.consumed {
-		o, taken := consumer[q.name]
-		if !taken {
-			consumer[q.name] = q
-			continue
-		}
-		by := indexKey(joinKey(indexKey("plugins", o.plugin), "queues"), o.item)
-		if n, ok := names[o.plugin]; ok {
-			by += fmt.Sprintf(" (plugin %q)", n)
-		}
-		key := indexKey(joinKey(indexKey("plugins", q.plugin), "queues"), q.item)
-		d.fail(key, "queue %q is already consumed by %s: a queue has one consuming plugin per host", q.name, by)
+		d.fail(indexKey(joinKey(indexKey("plugins", r.plugin), field), r.item), format, r.name, by)
 	}
 }
 
