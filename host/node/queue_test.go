@@ -259,3 +259,46 @@ func TestQueueOptionsAreLive(t *testing.T) {
 		t.Fatalf("an enqueue beyond max_depth: %v, want busy", err)
 	}
 }
+
+// TestQueueConvertsForAccepts: a consumer that declares accepts gets a
+// queued message converted as a send would be: JSON enqueued, CBOR
+// delivered (queue_worker.wat publishes what it got). A message no codec
+// converts fails its deliveries and ends a dead letter naming the type.
+func TestQueueConvertsForAccepts(t *testing.T) {
+	dir := t.TempDir()
+	n, c, _ := startNode(t, dir, fmt.Sprintf(`
+queues: {max_attempts: 2, backoff: 10ms}
+plugins:
+  - {name: json-cbor, path: builtin:json-cbor, kind: codec}
+  - name: worker
+    path: %s
+    queues: [orders]
+    accepts: [application/cbor]
+    grants: [publish]
+    instances: 1
+    watch: false
+`, abs(t, "queue_worker.wasm")))
+	w := watchWorked(t, c)
+	if _, err := c.Call(context.Background(), "$queue.orders.new", []byte("[1,2]"), map[string]string{"content-type": "application/json"}, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Call(context.Background(), "$queue.orders.new", []byte("x"), map[string]string{"content-type": "text/x-nothing"}, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("the CBOR delivered", func() error {
+		if !slices.Contains(w.list(), "\x82\x01\x02") {
+			return fmt.Errorf("worked: %q", w.list())
+		}
+		return nil
+	}))
+	hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("the unconvertible one dead", func() error {
+		if st := queueStats(n, "orders"); st.Dead != 1 {
+			return fmt.Errorf("stats %+v", st)
+		}
+		return nil
+	}))
+	dead, err := c.DeadLetters(context.Background(), "orders", 0)
+	if err != nil || len(dead) != 1 || !strings.Contains(dead[0].LastError, "text/x-nothing") {
+		t.Fatalf("dead letters: %+v, %v", dead, err)
+	}
+}

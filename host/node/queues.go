@@ -10,6 +10,7 @@ import (
 	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/config"
 	"github.com/pycomms/pycomms-host/host/control"
+	"github.com/pycomms/pycomms-host/host/internal/codec"
 	"github.com/pycomms/pycomms-host/host/internal/queue"
 	"github.com/pycomms/pycomms-host/host/internal/router"
 	"github.com/pycomms/pycomms-host/host/message"
@@ -123,10 +124,20 @@ func (c *pluginConsumer) Deliver(ctx context.Context, m *message.Message) error 
 	if mp == nil {
 		return router.ErrGone
 	}
-	_, p, _, gone := mp.state()
+	cfg, p, _, gone := mp.state()
 	if p == nil || gone {
 		// Failed to load, or removed: the message waits (not an attempt).
 		return message.Errorf(abi.StatusBusy, "plugin %q is not serving", c.name)
+	}
+	if cfg.Accepts != nil {
+		// Converted as a send to the plugin would be (abi/SPEC.md
+		// section 14.5); one no codec converts fails the delivery, so it
+		// ends a dead letter that says why.
+		in, err := codec.NewEndpoint(p, cfg.Name, cfg.Accepts, cfg.Encodings, &c.n.codecs, mp.conv, c.n.logger).Convert(ctx, m)
+		if err != nil {
+			return err
+		}
+		m = in
 	}
 	_, err := p.Request(ctx, m)
 	return err

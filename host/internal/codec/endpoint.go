@@ -95,6 +95,18 @@ func (e *Endpoint) Post(m *message.Message) error {
 	return e.inner.Post(in)
 }
 
+// Convert returns m converted for the plugin (m itself when it needs
+// nothing), for a caller that runs the plugin itself and waits for its
+// status: a durable queue delivering a message. unsupported_type when no
+// codec reaches a type the plugin accepts.
+func (e *Endpoint) Convert(ctx context.Context, m *message.Message) (*message.Message, error) {
+	if plain(m) {
+		return m, nil
+	}
+	in, _, err := e.prepare(ctx, e.table.Load(), m)
+	return in, err
+}
+
 // Request converts m for the plugin, runs it, and converts the reply to
 // what the caller wants (its accept header, else its own content-type).
 func (e *Endpoint) Request(ctx context.Context, m *message.Message) ([]byte, error) {
