@@ -125,8 +125,8 @@ func newRootCmd(a *cli) *cobra.Command {
 		Use:   "pycomms-host",
 		Short: "Run a pycomms node, and talk to a running one",
 		Long: `pycomms-host runs a pycomms node: a host for sandboxed WebAssembly plugins
-that exchange messages (request/reply, one-way sends, publish/subscribe)
-locally and with other nodes. The other commands are clients of a running
+that exchange messages (request/reply, one-way sends, publish/subscribe,
+durable queues) locally and with other nodes. The other commands are clients of a running
 node's control API, selected with --control (env ` + envControl + `).
 
 ` + exitCodesHelp(),
