@@ -69,7 +69,6 @@ import (
 	"github.com/pycomms/pycomms-host/host/internal/discovery"
 	"github.com/pycomms/pycomms-host/host/internal/mesh"
 	"github.com/pycomms/pycomms-host/host/internal/plugin"
-	"github.com/pycomms/pycomms-host/host/internal/queue"
 	"github.com/pycomms/pycomms-host/host/internal/router"
 	"github.com/pycomms/pycomms-host/host/internal/watch"
 	"github.com/pycomms/pycomms-host/host/message"
@@ -144,10 +143,10 @@ type Node struct {
 	server   *control.Server
 	listener net.Listener
 
-	// queues is the store of the durable queues, open once a plugin
-	// consumes one (queues.go); queueEP takes the enqueues routed here.
-	queues  *queue.Store
-	queueEP *queue.Endpoint
+	// queues is the store of the durable queues and the endpoint of the
+	// enqueues routed here, set once a plugin consumes a queue (at start
+	// or by a reload, while the control API may read it: queues.go).
+	queues atomic.Pointer[queueSet]
 
 	// codecs is the registry of the codec plugins serving now, which
 	// rebuildCodecs replaces (codecMu serialises that).

@@ -26,7 +26,7 @@ const queueFile = "queues.db"
 // Close, so the messages of a queue whose consumer a reload removed keep
 // their place on disk and are counted in /v1/queues.
 func (n *Node) openQueues(cfg *config.Config) error {
-	if n.queues != nil || !slices.ContainsFunc(cfg.Plugins, func(p config.Plugin) bool { return len(p.Queues) > 0 }) {
+	if n.queues.Load() != nil || !slices.ContainsFunc(cfg.Plugins, func(p config.Plugin) bool { return len(p.Queues) > 0 }) {
 		return nil
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -36,8 +36,7 @@ func (n *Node) openQueues(cfg *config.Config) error {
 	if err != nil {
 		return &config.Errors{List: []*config.Error{cfg.At("data_dir", "%v", err)}}
 	}
-	n.queues = s
-	n.queueEP = queue.NewEndpoint(s)
+	n.queues.Store(&queueSet{store: s, ep: queue.NewEndpoint(s)})
 	return nil
 }
 
@@ -51,13 +50,14 @@ func queueOptions(cfg *config.Config) queue.Options {
 // consumer; a queue no plugin consumes any more stops being delivered.
 // It runs after New and after every applied reload.
 func (n *Node) applyQueues() {
-	if n.queues == nil {
+	qs := n.queues.Load()
+	if qs == nil {
 		return
 	}
 	n.mu.Lock()
 	cfg := n.cfg
 	n.mu.Unlock()
-	n.queues.SetOptions(queueOptions(cfg))
+	qs.store.SetOptions(queueOptions(cfg))
 	consumer := map[string]config.Plugin{}
 	for _, pc := range cfg.Plugins {
 		for _, q := range pc.Queues {
@@ -65,8 +65,8 @@ func (n *Node) applyQueues() {
 		}
 	}
 	var served []*queue.Queue
-	for _, name := range n.queues.Names() {
-		q, err := n.queues.Queue(name)
+	for _, name := range qs.store.Names() {
+		q, err := qs.store.Queue(name)
 		if err != nil {
 			n.logger.Error("queue cannot be loaded", "queue", name, "err", err)
 			continue
@@ -77,7 +77,7 @@ func (n *Node) applyQueues() {
 	}
 	for _, name := range slices.Sorted(maps.Keys(consumer)) {
 		pc := consumer[name]
-		q, err := n.queues.Queue(name)
+		q, err := qs.store.Queue(name)
 		if err != nil {
 			n.logger.Error("queue cannot be loaded", "queue", name, "plugin", pc.Name, "err", err)
 			continue
@@ -85,13 +85,13 @@ func (n *Node) applyQueues() {
 		q.SetConsumer(&pluginConsumer{n: n, name: pc.Name}, pc.Instances)
 		served = append(served, q)
 	}
-	n.queueEP.SetServed(served)
-	subjects := n.queueEP.Subjects()
+	qs.ep.SetServed(served)
+	subjects := qs.ep.Subjects()
 	var err error
 	if len(subjects) == 0 {
 		err = n.router.Update(router.Change{Owner: queue.Owner})
 	} else {
-		err = n.router.SetRoutes(queue.Owner, n.queueEP, subjects, nil)
+		err = n.router.SetRoutes(queue.Owner, qs.ep, subjects, nil)
 	}
 	if err != nil {
 		n.logger.Error("queue routes cannot be set", "err", err)
@@ -101,13 +101,30 @@ func (n *Node) applyQueues() {
 // closeQueues stops the deliveries (waiting for those under way) and
 // closes the store; what is not acknowledged stays on disk.
 func (n *Node) closeQueues() {
-	if n.queues == nil {
+	qs := n.queues.Load()
+	if qs == nil {
 		return
 	}
 	n.router.Remove(queue.Owner)
-	if err := n.queues.Close(); err != nil {
-		n.logger.Error("closing the queue store", "file", n.queues.Path(), "err", err)
+	if err := qs.store.Close(); err != nil {
+		n.logger.Error("closing the queue store", "file", qs.store.Path(), "err", err)
 	}
+}
+
+// queueSet is the queue store and the endpoint that takes enqueues for
+// it, set once by openQueues.
+type queueSet struct {
+	store *queue.Store
+	ep    *queue.Endpoint
+}
+
+// queueStore returns the queue store; nil while no plugin consumed a
+// queue.
+func (n *Node) queueStore() *queue.Store {
+	if qs := n.queues.Load(); qs != nil {
+		return qs.store
+	}
+	return nil
 }
 
 // pluginConsumer delivers a queue's messages to the plugin of that name
@@ -145,7 +162,8 @@ func (c *pluginConsumer) Deliver(ctx context.Context, m *message.Message) error 
 
 // Queues describes every queue of this host's store (control.Queuer).
 func (n *Node) Queues() []control.QueueInfo {
-	if n.queues == nil {
+	store := n.queueStore()
+	if store == nil {
 		return nil
 	}
 	n.mu.Lock()
@@ -158,8 +176,8 @@ func (n *Node) Queues() []control.QueueInfo {
 		}
 	}
 	var out []control.QueueInfo
-	for _, name := range n.queues.Names() {
-		q, err := n.queues.Queue(name)
+	for _, name := range store.Names() {
+		q, err := store.Queue(name)
 		if err != nil {
 			continue
 		}
@@ -174,10 +192,11 @@ func (n *Node) Queues() []control.QueueInfo {
 // DeadLetters lists up to limit dead letters of queue name, oldest first
 // (control.Queuer).
 func (n *Node) DeadLetters(name string, limit int) ([]control.DeadLetter, error) {
-	if n.queues == nil || !slices.Contains(n.queues.Names(), name) {
+	store := n.queueStore()
+	if store == nil || !slices.Contains(store.Names(), name) {
 		return nil, message.Errorf(abi.StatusNoHandler, "no queue %q on this host", name)
 	}
-	list, err := n.queues.DeadLetters(name, limit)
+	list, err := store.DeadLetters(name, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -192,16 +211,18 @@ func (n *Node) DeadLetters(name string, limit int) ([]control.DeadLetter, error)
 // Redrive moves every dead letter of queue name back into the queue
 // (control.Queuer).
 func (n *Node) Redrive(name string) (int, error) {
-	if n.queues == nil {
+	store := n.queueStore()
+	if store == nil {
 		return 0, message.Errorf(abi.StatusNoHandler, "no queue %q on this host", name)
 	}
-	return n.queues.Redrive(name)
+	return store.Redrive(name)
 }
 
 // PurgeDead deletes every dead letter of queue name (control.Queuer).
 func (n *Node) PurgeDead(name string) (int, error) {
-	if n.queues == nil {
+	store := n.queueStore()
+	if store == nil {
 		return 0, message.Errorf(abi.StatusNoHandler, "no queue %q on this host", name)
 	}
-	return n.queues.PurgeDead(name)
+	return store.PurgeDead(name)
 }
