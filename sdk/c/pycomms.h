@@ -77,6 +77,17 @@ extern "C" {
 #define PC_MAX_SUBJECT_LEN 1024
 
 /*
+ * Durable queues (abi/SPEC.md, section 15): enqueue with pc_call on
+ * PC_QUEUE_SUBJECT_PREFIX "orders.created" (the reply is the message's id,
+ * once it is on disk); a plugin that consumes a queue gets each message as a
+ * send under that subject with these two headers, and acknowledges it by
+ * returning PC_OK.
+ */
+#define PC_QUEUE_SUBJECT_PREFIX "$queue."
+#define PC_HEADER_QUEUE_ID "pycomms-queue-id" /* the message's id, decimal, the same on every delivery */
+#define PC_HEADER_ATTEMPT "pycomms-attempt"   /* 1 on the first delivery, 2 on the first retry, ... */
+
+/*
  * One message, valid only while its handler runs: the SDK reuses the memory
  * for the next message. Copy anything you want to keep.
  */

@@ -35,6 +35,24 @@ const (
 	StatusNotFound     = abi.StatusNotFound
 	StatusUnreachable  = abi.StatusUnreachable
 	StatusInternal     = abi.StatusInternal
+	// StatusUnsupportedType: no codec converts the payload to a type the
+	// handler accepts (SPEC section 14.5).
+	StatusUnsupportedType = abi.StatusUnsupportedType
+)
+
+// Durable queues (SPEC section 15). A plugin enqueues with
+// Call(QueueSubjectPrefix+"orders.created", ...), answered with the
+// message's id once it is on disk; a plugin that consumes a queue
+// (plugins[].queues in the host's config) gets each message as a send
+// under that subject, with the headers below, and acknowledges it by
+// returning nil.
+const (
+	QueueSubjectPrefix = abi.QueueSubjectPrefix
+	// HeaderQueueID is the message's id in its queue (decimal), the same
+	// on every delivery: the key for a handler that must not act twice.
+	HeaderQueueID = abi.HeaderQueueID
+	// HeaderAttempt is 1 on the first delivery, 2 on the first retry, ...
+	HeaderAttempt = abi.HeaderAttempt
 )
 
 // Level is a log level for Log.
