@@ -72,6 +72,10 @@ func TestChainMembership(t *testing.T) {
 		t.Errorf("h0's peers entry for h4 before any message: %+v", far)
 	}
 
+	// The routing table is rebuilt just after the membership it is built
+	// from changes (membership.apply unlocks, then rebuilds): in between,
+	// Peers lists h4's services and a call does not find them yet.
+	hosttest.CheckFor(t, 5*time.Second, func() error { return routeErr(a, "svc4.x", 0) })
 	got, err := call(a, "svc4.x", "hi", 5*time.Second)
 	if err != nil || got != "h4:hi" {
 		t.Fatalf("h0 -> h4, four links away: %q %v", got, err)
@@ -361,6 +365,8 @@ func TestFarMemberThatCannotBeDialled(t *testing.T) {
 	hosts := startChain(t, 4, TCP, func(o *Options) { o.ListenQUIC = "" })
 	a, d := hosts[0], hosts[3]
 	hosttest.CheckFor(t, 10*time.Second, func() error { return allAliveErr(hosts) })
+	// The route follows the membership a moment later (TestChainMembership).
+	hosttest.CheckFor(t, 5*time.Second, func() error { return routeErr(a, "svc3.x", 0) })
 	d.mesh.ln.tcp.Close()
 	for range 2 {
 		start := time.Now()
