@@ -4,12 +4,11 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pycomms/pycomms-host/host/control"
-	"github.com/pycomms/pycomms-host/host/message"
+	"github.com/pycomms/pycomms-host/host/node"
 	"github.com/pycomms/pycomms-host/internal/hosttest"
 	"github.com/pycomms/pycomms-host/internal/hosttest/cluster"
 )
@@ -22,7 +21,7 @@ func TestQueueAcrossHosts(t *testing.T) {
 	cl := cluster.Start(t, cluster.Options{Plugins: map[string]string{"b": item}})
 	hosttest.CheckFor(t, 15*time.Second, func() error { return cl.Host("a").HasRoute("$queue.orders") })
 	b := control.NewClient(cl.Host("b").ControlAddr())
-	w := subscribeCollect(t, b, "worked")
+	w := node.SubscribeCollect(t, b, "worked")
 	a := control.NewClient(cl.Host("a").ControlAddr())
 	for i := range 10 {
 		if _, err := a.Call(context.Background(), "$queue.orders.new", []byte(fmt.Sprintf("job-%d", i)), nil, 10*time.Second); err != nil {
@@ -30,7 +29,7 @@ func TestQueueAcrossHosts(t *testing.T) {
 		}
 	}
 	hosttest.CheckFor(t, 15*time.Second, hosttest.Describe("every job worked on b", func() error {
-		got := w.list()
+		got := w.List()
 		for i := range 10 {
 			if !slices.Contains(got, fmt.Sprintf("job-%d", i)) {
 				return fmt.Errorf("worked: %v", got)
@@ -44,45 +43,4 @@ func TestQueueAcrossHosts(t *testing.T) {
 	if len(cl.Host("a").Node().Queues()) != 0 {
 		t.Fatalf("a keeps queues: %+v", cl.Host("a").Node().Queues())
 	}
-}
-
-// collected is what subscribeCollect received.
-type collected struct {
-	mu  sync.Mutex
-	got []string
-}
-
-func (c *collected) list() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.got)
-}
-
-// subscribeCollect subscribes to topic on c until the test ends, once the
-// subscription is live (a probe published on topic came back).
-func subscribeCollect(t *testing.T, c *control.Client, topic string) *collected {
-	t.Helper()
-	w := &collected{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.Subscribe(ctx, topic, func(m *message.Message) error {
-			w.mu.Lock()
-			w.got = append(w.got, string(m.Payload))
-			w.mu.Unlock()
-			return nil
-		})
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	hosttest.CheckFor(t, 15*time.Second, hosttest.Describe("subscription live", func() error {
-		if _, err := c.Publish(ctx, topic, []byte("probe"), nil); err != nil {
-			return err
-		}
-		if !slices.Contains(w.list(), "probe") {
-			return fmt.Errorf("no probe yet")
-		}
-		return nil
-	}))
-	return w
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/pycomms/pycomms-host/abi"
 	"github.com/pycomms/pycomms-host/host/control"
-	"github.com/pycomms/pycomms-host/host/internal/queue"
 	"github.com/pycomms/pycomms-host/host/message"
 	"github.com/pycomms/pycomms-host/internal/hosttest"
 )
@@ -31,29 +30,29 @@ plugins:
     watch: false
 `
 
-// worked collects the payloads queue_worker.wat publishes on "worked",
-// one per acknowledged delivery.
-type worked struct {
+// Collected is what SubscribeCollect received.
+type Collected struct {
 	mu  sync.Mutex
 	got []string
 }
 
-func (w *worked) list() []string {
+// List is the payloads received so far, in order.
+func (w *Collected) List() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return slices.Clone(w.got)
 }
 
-// watchWorked subscribes to "worked" on c until the test ends, and waits
-// until the subscription is live.
-func watchWorked(t *testing.T, c *control.Client) *worked {
+// subscribeCollect subscribes to topic on c until the test ends, once the
+// subscription is live (a probe published on topic came back).
+func subscribeCollect(t *testing.T, c *control.Client, topic string) *Collected {
 	t.Helper()
-	w := &worked{}
+	w := &Collected{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		c.Subscribe(ctx, "worked", func(m *message.Message) error {
+		c.Subscribe(ctx, topic, func(m *message.Message) error {
 			w.mu.Lock()
 			w.got = append(w.got, string(m.Payload))
 			w.mu.Unlock()
@@ -62,10 +61,10 @@ func watchWorked(t *testing.T, c *control.Client) *worked {
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("subscription live", func() error {
-		if _, err := c.Publish(ctx, "worked", []byte("probe"), nil); err != nil {
+		if _, err := c.Publish(ctx, topic, []byte("probe"), nil); err != nil {
 			return err
 		}
-		if !slices.Contains(w.list(), "probe") {
+		if !slices.Contains(w.List(), "probe") {
 			return fmt.Errorf("no probe yet")
 		}
 		return nil
@@ -73,9 +72,16 @@ func watchWorked(t *testing.T, c *control.Client) *worked {
 	return w
 }
 
+// watchWorked collects what queue_worker.wat publishes on "worked", one
+// payload per acknowledged delivery.
+func watchWorked(t *testing.T, c *control.Client) *Collected {
+	t.Helper()
+	return subscribeCollect(t, c, "worked")
+}
+
 func enqueueOn(t *testing.T, c *control.Client, queueName, payload string) string {
 	t.Helper()
-	reply, err := c.Call(context.Background(), queue.SubjectPrefix+queueName+".new", []byte(payload), nil, 10*time.Second)
+	reply, err := c.Call(context.Background(), abi.QueueSubjectPrefix+queueName+".new", []byte(payload), nil, 10*time.Second)
 	if err != nil {
 		t.Fatalf("enqueue %q on %s: %v", payload, queueName, err)
 	}
@@ -112,12 +118,12 @@ func TestQueueDeliversRetriesAndDeadLetters(t *testing.T) {
 		return nil
 	}))
 	hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("both events", func() error {
-		if got := w.list(); !slices.Contains(got, "job-1") || !slices.Contains(got, "flaky") {
+		if got := w.List(); !slices.Contains(got, "job-1") || !slices.Contains(got, "flaky") {
 			return fmt.Errorf("worked: %v", got)
 		}
 		return nil
 	}))
-	if got := w.list(); slices.Contains(got, "poison") {
+	if got := w.List(); slices.Contains(got, "poison") {
 		t.Fatalf("poison was acknowledged: %v", got)
 	}
 	if st := queueStats(n, "orders"); st.Delivered != 1+2+3 || st.Retried != 1+2 || st.Consumer != "worker" {
@@ -197,8 +203,8 @@ func TestQueueKeptAcrossRestart(t *testing.T) {
 	n2, c2, _ := startNode(t, filepath.Join(dir, "2"), cfg("10ms"))
 	w := watchWorked(t, c2)
 	hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("flaky-1 acknowledged after the restart", func() error {
-		if !slices.Contains(w.list(), "flaky-1") {
-			return fmt.Errorf("worked: %v, stats %+v", w.list(), queueStats(n2, "orders"))
+		if !slices.Contains(w.List(), "flaky-1") {
+			return fmt.Errorf("worked: %v, stats %+v", w.List(), queueStats(n2, "orders"))
 		}
 		return nil
 	}))
@@ -286,8 +292,8 @@ plugins:
 		t.Fatal(err)
 	}
 	hosttest.CheckFor(t, eventuallyTimeout, hosttest.Describe("the CBOR delivered", func() error {
-		if !slices.Contains(w.list(), "\x82\x01\x02") {
-			return fmt.Errorf("worked: %q", w.list())
+		if !slices.Contains(w.List(), "\x82\x01\x02") {
+			return fmt.Errorf("worked: %q", w.List())
 		}
 		return nil
 	}))

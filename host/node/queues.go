@@ -193,7 +193,7 @@ func (n *Node) Queues() []control.QueueInfo {
 // (control.Queuer).
 func (n *Node) DeadLetters(name string, limit int) ([]control.DeadLetter, error) {
 	store := n.queueStore()
-	if store == nil || !slices.Contains(store.Names(), name) {
+	if store == nil {
 		return nil, message.Errorf(abi.StatusNoHandler, "no queue %q on this host", name)
 	}
 	list, err := store.DeadLetters(name, limit)

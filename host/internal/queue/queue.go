@@ -16,12 +16,6 @@ import (
 	"github.com/pycomms/pycomms-host/host/message"
 )
 
-// Headers the host sets on a queued message it delivers.
-const (
-	HeaderID      = abi.HeaderQueueID // the message's id in its queue, decimal
-	HeaderAttempt = abi.HeaderAttempt // 1 on the first delivery
-)
-
 // Consumer takes queued messages: a handler plugin. Deliver returns nil
 // when the consumer acknowledged the message (its handler returned ok).
 type Consumer interface {
@@ -33,7 +27,7 @@ type Consumer interface {
 type Queue struct {
 	s    *Store
 	name string
-	subj string // SubjectPrefix + name
+	subj string // abi.QueueSubjectPrefix + name
 
 	mu       sync.Mutex
 	next     uint64            // the last sequence number given out
@@ -58,7 +52,7 @@ type Queue struct {
 }
 
 func newQueue(s *Store, name string) *Queue {
-	return &Queue{s: s, name: name, subj: SubjectPrefix + name, attempts: map[uint64]uint32{},
+	return &Queue{s: s, name: name, subj: abi.QueueSubjectPrefix + name, attempts: map[uint64]uint32{},
 		wake: make(chan struct{}, 1), quit: make(chan struct{})}
 }
 
@@ -217,8 +211,8 @@ func (q *Queue) deliver(c Consumer, seq uint64, attempt uint32) {
 	for k, v := range r.Headers {
 		h[k] = v
 	}
-	h[HeaderID] = strconv.FormatUint(seq, 10)
-	h[HeaderAttempt] = strconv.FormatUint(uint64(attempt), 10)
+	h[abi.HeaderQueueID] = strconv.FormatUint(seq, 10)
+	h[abi.HeaderAttempt] = strconv.FormatUint(uint64(attempt), 10)
 	subject := r.Subject
 	if subject == "" {
 		subject = q.subj

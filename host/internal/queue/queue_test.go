@@ -107,7 +107,7 @@ func TestDeliveredInOrderAndAcknowledged(t *testing.T) {
 	waitFor(t, "every message acknowledged", func() bool { return q.Stats().Acked == n })
 	for i, m := range rec.deliveries() {
 		if string(m.Payload) != fmt.Sprint(i) || m.Subject != "$queue.orders" || m.Kind != abi.KindSend ||
-			m.Headers["k"] != "v" || m.Headers[HeaderID] != fmt.Sprint(i+1) || m.Headers[HeaderAttempt] != "1" {
+			m.Headers["k"] != "v" || m.Headers[abi.HeaderQueueID] != fmt.Sprint(i+1) || m.Headers[abi.HeaderAttempt] != "1" {
 			t.Fatalf("delivery %d: kind %v subject %q payload %q headers %v", i, m.Kind, m.Subject, m.Payload, m.Headers)
 		}
 	}
@@ -130,7 +130,7 @@ func TestRetriedThenDeadLettered(t *testing.T) {
 	q := queueOf(t, s, "jobs")
 	busyOnce, goneOnce := true, true
 	rec := &recorder{answer: func(m *message.Message) error {
-		attempt, _ := strconv.Atoi(m.Headers[HeaderAttempt])
+		attempt, _ := strconv.Atoi(m.Headers[abi.HeaderAttempt])
 		switch string(m.Payload) {
 		case "flaky":
 			if attempt < 3 {
@@ -162,7 +162,7 @@ func TestRetriedThenDeadLettered(t *testing.T) {
 	})
 	attempts := map[string][]string{}
 	for _, m := range rec.deliveries() {
-		attempts[string(m.Payload)] = append(attempts[string(m.Payload)], m.Headers[HeaderAttempt])
+		attempts[string(m.Payload)] = append(attempts[string(m.Payload)], m.Headers[abi.HeaderAttempt])
 	}
 	want := map[string][]string{"flaky": {"1", "2", "3"}, "poison": {"1", "2", "3", "4"}, "busy": {"1", "1"}, "gone": {"1", "1"}}
 	for p, w := range want {
@@ -222,12 +222,12 @@ func TestKeptAcrossRestart(t *testing.T) {
 	q2.SetConsumer(rec, 1)
 	waitFor(t, "every message delivered", func() bool { return q2.Stats().Acked == 21 })
 	got := rec.deliveries()
-	if string(got[0].Payload) != "first" || got[0].Headers[HeaderAttempt] != "2" {
-		t.Fatalf("first delivery after the restart: %q attempt %s", got[0].Payload, got[0].Headers[HeaderAttempt])
+	if string(got[0].Payload) != "first" || got[0].Headers[abi.HeaderAttempt] != "2" {
+		t.Fatalf("first delivery after the restart: %q attempt %s", got[0].Payload, got[0].Headers[abi.HeaderAttempt])
 	}
 	for i, m := range got[1:] {
-		if string(m.Payload) != fmt.Sprint(i) || m.Headers[HeaderAttempt] != "1" {
-			t.Fatalf("delivery %d: %q attempt %s", i+1, m.Payload, m.Headers[HeaderAttempt])
+		if string(m.Payload) != fmt.Sprint(i) || m.Headers[abi.HeaderAttempt] != "1" {
+			t.Fatalf("delivery %d: %q attempt %s", i+1, m.Payload, m.Headers[abi.HeaderAttempt])
 		}
 	}
 	if id := enqueue(t, q2, "after", nil); id != 22 {
@@ -360,8 +360,8 @@ func TestRedriveAndPurge(t *testing.T) {
 	}
 	waitFor(t, "the redriven messages acknowledged", func() bool { return q.Stats().Acked == 3 })
 	for _, m := range rec.deliveries()[6:] {
-		if m.Headers[HeaderAttempt] != "1" {
-			t.Fatalf("a redriven message was delivered as attempt %s, want 1", m.Headers[HeaderAttempt])
+		if m.Headers[abi.HeaderAttempt] != "1" {
+			t.Fatalf("a redriven message was delivered as attempt %s, want 1", m.Headers[abi.HeaderAttempt])
 		}
 	}
 	if st := q.Stats(); st.Dead != 0 || st.Depth != 0 {

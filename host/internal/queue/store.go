@@ -45,10 +45,6 @@ const (
 	DefaultMaxDepth    = 100_000
 )
 
-// SubjectPrefix starts the subject an enqueue is addressed to and the
-// subject a consumer is handed a queued message under: "$queue.orders".
-const SubjectPrefix = abi.QueueSubjectPrefix
-
 // Options tune delivery; the zero value of a field means its default.
 type Options struct {
 	// MaxAttempts is how many failed deliveries move a message to the
@@ -231,13 +227,6 @@ func (s *Store) Queue(name string) (*Queue, error) {
 	}
 	s.queues[name] = q
 	return q, nil
-}
-
-// lookup returns the queue called name if it is loaded.
-func (s *Store) lookup(name string) *Queue {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.queues[name]
 }
 
 // Names lists every queue the file holds messages or dead letters for,
